@@ -1,0 +1,3 @@
+from mediasync.cli import main
+
+raise SystemExit(main())
