@@ -1,0 +1,26 @@
+"""The HTTP boundary to the Gemini File API (asyncio + httpx, no SDK)."""
+
+from .client import GeminiClient, ProgressCallback
+from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
+from .limits import Limiter, RateLimiter
+from .models import File, Generation, UploadSession, UploadStatus, Usage
+from .retry import RetryPolicy
+from .upload import FileChanged
+
+__all__ = [
+    "ApiError",
+    "File",
+    "FileChanged",
+    "GeminiClient",
+    "Generation",
+    "Limiter",
+    "ProgressCallback",
+    "ProtocolError",
+    "RateLimiter",
+    "RetryPolicy",
+    "TransportError",
+    "UploadSession",
+    "UploadSessionLost",
+    "UploadStatus",
+    "Usage",
+]

@@ -1,0 +1,389 @@
+"""GeminiClient: the asyncio HTTP boundary to the Gemini File API.
+
+Knows the wire protocol only — nothing of folders, sidecars or the database.
+The API key travels in ``x-goog-api-key`` on API requests, never on upload
+chunk/query requests (the upload URL authorises those), and never appears in
+repr(), exception text or log lines.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
+from .limits import Limiter
+from .models import File, Generation, UploadSession, UploadStatus
+from .retry import RetryPolicy
+from .upload import FileChanged, chunk_size, file_body, granularity_of
+
+log = logging.getLogger("mediasync.gemini")
+
+ProgressCallback = Callable[[UploadSession, int], Awaitable[None] | None]
+
+
+class _Secret:
+    """Holds the key so that no repr() or vars() dump can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+async def _notify(callback: ProgressCallback | None, session: UploadSession, offset: int) -> None:
+    if callback is not None:
+        result = callback(session, offset)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _file_name(name: str) -> str:
+    return name if name.startswith("files/") else f"files/{name}"
+
+
+class GeminiClient:
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://generativelanguage.googleapis.com",
+        api_version: str = "v1beta",
+        *,
+        retry: RetryPolicy | None = None,
+        limiter: Limiter | None = None,
+        timeout: float = 60.0,
+        chunk_size: int = 8 * 1024 * 1024,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        self._key = _Secret(api_key)
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version.strip("/")
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self.chunk_size = chunk_size
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout))
+
+    def __repr__(self) -> str:
+        return f"GeminiClient(base_url={self.base_url!r}, api_version={self.api_version!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> GeminiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- transport ------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{self.api_version}/{path}"
+
+    def _error(self, response: httpx.Response) -> ApiError:
+        return ApiError.from_body(response.status_code, response.content, secret=self._key.get())
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        api: bool,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One HTTP exchange; transport failures become TransportError."""
+        headers = dict(headers or {})
+        if api:
+            headers["x-goog-api-key"] = self._key.get()
+        try:
+            return await self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.TimeoutException as e:
+            raise TransportError("DEADLINE_EXCEEDED", self._describe(e)) from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
+            raise TransportError("UNAVAILABLE", self._describe(e)) from None
+
+    def _describe(self, e: Exception) -> str:
+        return f"{type(e).__name__}: {e}".replace(self._key.get(), "***")
+
+    async def _backoff(self, op: str, error: ApiError, attempt: int) -> None:
+        """Wait before the next try, or re-raise when the policy says stop."""
+        if error.code == 429 and self.limiter is not None:
+            # Everyone sharing the limiter slows down, not only this caller.
+            self.limiter.penalize(error.retry_delay or self.retry.delay(error, attempt))
+        if not self.retry.should_retry(error, attempt):
+            raise error
+        wait = self.retry.delay(error, attempt)
+        log.info("%s failed (%s); retry %d in %.2fs", op, error, attempt, wait)
+        await self.retry.sleep(wait)
+
+    async def _call(self, op: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """An API request (key, limiter, retries); returns only a 200 answer."""
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            try:
+                response = await self._send(method, url, api=True, **kwargs)
+                if response.status_code == 200:
+                    return response
+                error = self._error(response)
+            except TransportError as e:
+                error = e
+            await self._backoff(op, error, attempt)
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        if not response.content:
+            return {}
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProtocolError("answer is not JSON") from None
+        if not isinstance(data, dict):
+            raise ProtocolError("answer is not a JSON object")
+        return data
+
+    # -- files ----------------------------------------------------------------
+    async def get_file(self, name: str) -> File:
+        response = await self._call("files.get", "GET", self._url(_file_name(name)))
+        return File.from_json(self._json(response))
+
+    async def list_files(self, page_size: int = 100) -> list[File]:
+        """Every page; the service answers ``{}`` when there are no files."""
+        files: list[File] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"pageSize": page_size}
+            if token:
+                params["pageToken"] = token
+            response = await self._call("files.list", "GET", self._url("files"), params=params)
+            data = self._json(response)
+            files.extend(File.from_json(f) for f in data.get("files") or [] if isinstance(f, dict))
+            token = data.get("nextPageToken")
+            if not token:
+                return files
+
+    async def delete_file(self, name: str) -> None:
+        """Delete a file. If a retried delete lost its first answer, the retry may
+        raise ApiError with ``file_gone``: callers should treat that as done."""
+        await self._call("files.delete", "DELETE", self._url(_file_name(name)))
+
+    # -- generation -----------------------------------------------------------
+    async def generate(
+        self,
+        model: str,
+        *,
+        file_uri: str,
+        mime_type: str,
+        prompt: str,
+        generation_config: dict[str, Any] | None = None,
+    ) -> Generation:
+        model = model.removeprefix("models/")
+        body: dict[str, Any] = {
+            "contents": [
+                {
+                    "role": "user",
+                    "parts": [
+                        {"file_data": {"mime_type": mime_type, "file_uri": file_uri}},
+                        {"text": prompt},
+                    ],
+                }
+            ]
+        }
+        if generation_config:
+            body["generationConfig"] = generation_config
+        url = self._url(f"models/{model}:generateContent")
+        response = await self._call("generateContent", "POST", url, json=body)
+        return Generation.from_json(self._json(response))
+
+    # -- resumable upload -----------------------------------------------------
+    async def start_upload(
+        self,
+        *,
+        size: int,
+        mime_type: str,
+        display_name: str | None = None,
+        name: str | None = None,
+    ) -> UploadSession:
+        meta: dict[str, str] = {}
+        if display_name is not None:
+            meta["displayName"] = display_name
+        if name is not None:
+            meta["name"] = _file_name(name)
+        headers = {
+            "X-Goog-Upload-Protocol": "resumable",
+            "X-Goog-Upload-Command": "start",
+            "X-Goog-Upload-Header-Content-Length": str(size),
+            "X-Goog-Upload-Header-Content-Type": mime_type,
+        }
+        url = f"{self.base_url}/upload/{self.api_version}/files"
+        body = {"file": meta}
+        response = await self._call("upload.start", "POST", url, headers=headers, json=body)
+        upload_url = response.headers.get("x-goog-upload-url")
+        if not upload_url:
+            raise ProtocolError("upload start answered without X-Goog-Upload-URL")
+        state = response.headers.get("x-goog-upload-status", "active")
+        if state != "active":
+            raise ProtocolError(f"upload start answered X-Goog-Upload-Status {state!r}")
+        granularity = granularity_of(response.headers)
+        return UploadSession(url=upload_url, size=size, granularity=granularity)
+
+    async def query_upload(self, url: str) -> UploadStatus:
+        """Ask the server how far an upload got. Raises UploadSessionLost if it
+        no longer knows the URL (any non-retryable error answer)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._send(
+                    "POST", url, api=False, headers={"X-Goog-Upload-Command": "query"}
+                )
+                if response.status_code == 200:
+                    return self._upload_status(response)
+                error = self._error(response)
+            except TransportError as e:
+                error = e
+            if not error.retryable:
+                raise UploadSessionLost(error.code, error.status, error.message, error.details)
+            await self._backoff("upload.query", error, attempt)
+
+    def _upload_status(self, response: httpx.Response) -> UploadStatus:
+        state = response.headers.get("x-goog-upload-status", "")
+        if state == "final":
+            data = self._json(response)
+            file = data.get("file")
+            received = response.headers.get("x-goog-upload-size-received", "")
+            return UploadStatus(
+                "final",
+                int(received) if received.isdigit() else 0,
+                File.from_json(file) if isinstance(file, dict) else None,
+            )
+        if state == "active":
+            received = response.headers.get("x-goog-upload-size-received", "")
+            if not received.isdigit():
+                raise ProtocolError("query answered without X-Goog-Upload-Size-Received")
+            return UploadStatus("active", int(received))
+        # e.g. "cancelled": the session is over without a file.
+        raise UploadSessionLost(404, "NOT_FOUND", f"upload session is {state or 'unknown'}")
+
+    async def upload(
+        self,
+        path: str | os.PathLike[str],
+        mime_type: str,
+        display_name: str | None = None,
+        *,
+        session: UploadSession | None = None,
+        on_progress: ProgressCallback | None = None,
+        name: str | None = None,
+    ) -> File:
+        """Upload a file, streaming from disk; resume ``session`` when given.
+
+        ``on_progress(session, offset)`` runs right after start (offset 0), so
+        the caller can persist the URL before any byte, after a resume query,
+        and after every acknowledged chunk.
+        """
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if session is None:
+                session = await self.start_upload(
+                    size=size, mime_type=mime_type, display_name=display_name, name=name
+                )
+                offset = 0
+            else:
+                status = await self.query_upload(session.url)
+                if status.state == "final":
+                    return self._adopt(status)
+                offset = status.received
+            if size != session.size:
+                raise FileChanged(f"file is {size} bytes, upload session expects {session.size}")
+            await _notify(on_progress, session, offset)
+            return await self._send_chunks(fd, session, offset, on_progress)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _adopt(status: UploadStatus) -> File:
+        # A finalize whose answer was lost: the file exists; never upload twice.
+        if status.file is None:
+            raise ProtocolError("upload is final but the server returned no file")
+        return status.file
+
+    async def _send_chunks(
+        self, fd: int, session: UploadSession, offset: int, on_progress: ProgressCallback | None
+    ) -> File:
+        step = chunk_size(session.granularity, self.chunk_size)
+        failures = 0
+        while True:
+            end = min(offset + step, session.size)
+            last = end == session.size
+            command = "upload, finalize" if last else "upload"
+            try:
+                response = await self._send(
+                    "POST",
+                    session.url,
+                    api=False,
+                    headers={
+                        "X-Goog-Upload-Command": command,
+                        "X-Goog-Upload-Offset": str(offset),
+                        "Content-Length": str(end - offset),
+                    },
+                    content=self._body(fd, offset, end - offset),
+                )
+                error = None if response.status_code == 200 else self._error(response)
+            except TransportError as e:
+                error, response = e, None
+            if error is None:
+                assert response is not None
+                state = response.headers.get("x-goog-upload-status")
+                if state == "final":
+                    return await self._finished(response, session, on_progress)
+                if state == "active" and not last:
+                    # Trust the server's count when it gives one (it may keep less).
+                    received = response.headers.get("x-goog-upload-size-received", "")
+                    offset = int(received) if received.isdigit() else end
+                    failures = 0
+                    await _notify(on_progress, session, offset)
+                    continue
+                raise ProtocolError(f"{command!r} answered X-Goog-Upload-Status {state!r}")
+            if not error.retryable:
+                raise error  # e.g. 400 unsupported MIME type on finalize: session is over
+            failures += 1
+            await self._backoff(f"upload.{command}", error, failures)
+            # The connection broke or the server failed: ask what it kept.
+            status = await self.query_upload(session.url)
+            if status.state == "final":
+                file = self._adopt(status)
+                await _notify(on_progress, session, session.size)
+                return file
+            if status.received != offset:
+                failures = 0 if status.received > offset else failures
+                offset = status.received
+                await _notify(on_progress, session, offset)
+
+    @staticmethod
+    def _body(fd: int, offset: int, length: int) -> bytes | AsyncIterator[bytes]:
+        return b"" if length == 0 else file_body(fd, offset, length)
+
+    async def _finished(
+        self, response: httpx.Response, session: UploadSession, on_progress: ProgressCallback | None
+    ) -> File:
+        file = self._json(response).get("file")
+        if not isinstance(file, dict):
+            raise ProtocolError("final upload answer has no file")
+        await _notify(on_progress, session, session.size)
+        return File.from_json(file)

@@ -1,0 +1,137 @@
+"""Plain frozen values parsed from the service's camelCase JSON."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from .errors import parse_duration
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 with up to 9 fractional digits (Python keeps 6) → aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("z", "Z")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # fromisoformat rejects more than 6 fractional digits: truncate nanoseconds.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class File:
+    name: str
+    display_name: str | None = None
+    mime_type: str | None = None
+    size_bytes: int | None = None
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    expiration_time: datetime | None = None
+    sha256_hash: str | None = None
+    uri: str | None = None
+    state: str = "STATE_UNSPECIFIED"
+    error_message: str | None = None
+    video_duration: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> File:
+        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        video = data.get("videoMetadata") if isinstance(data.get("videoMetadata"), dict) else {}
+        return cls(
+            name=str(data.get("name") or ""),
+            display_name=data.get("displayName"),
+            mime_type=data.get("mimeType"),
+            size_bytes=_int(data.get("sizeBytes")),
+            create_time=parse_time(data.get("createTime")),
+            update_time=parse_time(data.get("updateTime")),
+            expiration_time=parse_time(data.get("expirationTime")),
+            sha256_hash=data.get("sha256Hash"),
+            uri=data.get("uri"),
+            state=str(data.get("state") or "STATE_UNSPECIFIED"),
+            error_message=(error or {}).get("message"),
+            video_duration=parse_duration((video or {}).get("videoDuration")),
+        )
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A resumable upload: plain values the caller may persist and hand back."""
+
+    url: str
+    size: int
+    granularity: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    state: Literal["active", "final"]
+    received: int
+    file: File | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    candidates_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generateContent answer; a blocked answer is a result with no text."""
+
+    text: str | None
+    finish_reason: str | None
+    block_reason: str | None
+    usage: Usage
+    model_version: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def blocked(self) -> bool:
+        return self.block_reason is not None or (
+            self.text is None and self.finish_reason not in (None, "STOP", "MAX_TOKENS")
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Generation:
+        candidates = data.get("candidates") or []
+        first = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
+        parts = ((first.get("content") or {}).get("parts")) or []
+        # Thought summaries are not the answer; join the plain text parts only.
+        texts = [
+            p["text"]
+            for p in parts
+            if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+        ]
+        meta = data.get("usageMetadata") or {}
+        feedback = data.get("promptFeedback") or {}
+        return cls(
+            text="".join(texts) if texts else None,
+            finish_reason=first.get("finishReason"),
+            block_reason=feedback.get("blockReason"),
+            usage=Usage(
+                prompt_tokens=_int(meta.get("promptTokenCount")) or 0,
+                candidates_tokens=_int(meta.get("candidatesTokenCount")) or 0,
+                total_tokens=_int(meta.get("totalTokenCount")) or 0,
+            ),
+            model_version=data.get("modelVersion"),
+            raw=data,
+        )
