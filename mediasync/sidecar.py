@@ -1,0 +1,216 @@
+"""Sidecar files: naming, atomic writes, and never overwriting the owner's edits.
+
+A sidecar belongs to mediasync only while its bytes hash to what mediasync
+last wrote (recorded by the caller in the store). Anything else — edited by
+the owner, or there before mediasync ever wrote one — is the owner's and is
+kept. No HTTP here.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Literal
+
+TEMP_PREFIX = ".mediasync-tmp-"  # a dotfile: the watcher ignores it
+
+State = Literal["missing", "ours", "edited", "foreign"]
+
+# Filesystems without hard links (vfat, some FUSE/SMB mounts) answer these.
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def sidecar_path(source: Path, suffix: str) -> Path:
+    """photo.jpg + .caption.md → photo.jpg.caption.md, in the same directory."""
+    if not suffix.startswith(".") or "/" in suffix or len(suffix) < 2:
+        raise ValueError(f"bad sidecar suffix {suffix!r}")
+    return source.with_name(source.name + suffix)
+
+
+def text_hash(data: bytes | str) -> str:
+    """SHA-256 hex of the bytes (str is hashed as UTF-8)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_hash(path: Path) -> str | None:
+    """Hash of a regular file's bytes; None when it is missing."""
+    h = hashlib.sha256()
+    try:
+        # O_NOFOLLOW: a symlink put there is never ours to read through or replace.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        while chunk := f.read(1 << 16):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inspect(path: Path, recorded_hash: str | None) -> State:
+    """Who owns the sidecar at ``path``, given the hash of what we last wrote there.
+
+    missing: nothing there. ours: its bytes are what we wrote. edited: we wrote
+    one and the owner changed it. foreign: we never wrote one; the owner's.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISREG(st.st_mode):
+        try:
+            digest = _file_hash(path)
+        except OSError:
+            digest = "unreadable"  # never matches: an unreadable file is not ours to replace
+        if digest is None:
+            return "missing"  # removed between lstat and open
+        if recorded_hash is None:
+            return "foreign"
+        return "ours" if digest == recorded_hash else "edited"
+    # A directory, symlink or device there: we only ever write regular files.
+    return "foreign" if recorded_hash is None else "edited"
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (and network shares) refuse fsync on a directory
+    finally:
+        os.close(fd)
+
+
+def _make_temp(directory: Path, data: bytes) -> Path:
+    while True:
+        tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            # 0o644 through the umask, like any new file the owner would create.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                         0o644)
+        except FileExistsError:
+            continue
+        break
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
+    """Write ``text`` to ``path`` atomically unless the file there is the owner's.
+
+    ``expected`` is the hash we recorded for our last write (None: never wrote).
+    Returns the hash of the bytes written, or None when the owner's file was kept.
+    Readers see the old file or the new one, never a partial one.
+    """
+    path = Path(path)
+    if not text.endswith("\n"):
+        text += "\n"
+    data = text.encode("utf-8")
+    if inspect(path, expected) not in ("missing", "ours"):
+        return None
+    tmp = _make_temp(path.parent, data)
+    try:
+        for _ in range(3):
+            # Re-check just before the swap: the owner may have edited meanwhile.
+            state = inspect(path, expected)
+            if state == "ours":
+                os.replace(tmp, path)
+                break
+            if state != "missing":
+                _unlink_quietly(tmp)
+                return None
+            # link() refuses to clobber, so a file created since is never lost.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                continue  # someone created it just now: look again
+            except OSError as e:
+                if e.errno not in _NO_LINK:
+                    raise
+                os.replace(tmp, path)
+                break
+            os.unlink(tmp)
+            break
+        else:
+            raise OSError(errno.EAGAIN, "sidecar keeps appearing and vanishing", str(path))
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return text_hash(data)
+
+
+def move_sidecar(old: Path, new: Path) -> bool:
+    """Move a sidecar after its source was renamed; never clobbers ``new``.
+
+    Returns whether it moved. A missing ``old`` or an existing ``new`` is False.
+    """
+    old, new = Path(old), Path(new)
+    if not os.path.lexists(old) or os.path.lexists(new):
+        return False
+    try:
+        # link() fails if new exists: no window in which a file there is replaced.
+        os.link(old, new, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        return False  # old vanished meanwhile
+    except OSError as e:
+        if e.errno not in _NO_LINK:
+            raise
+        # No hard links here: the check above is the best this filesystem allows.
+        if os.path.lexists(new):
+            return False
+        os.rename(old, new)
+    else:
+        os.unlink(old)
+    _fsync_dir(new.parent)
+    if old.parent != new.parent:
+        _fsync_dir(old.parent)
+    return True
+
+
+def clean_stale_temps(directory: Path, older_than: float, now: float) -> int:
+    """Remove our temp files older than ``older_than`` seconds (left by a crash)."""
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime > now - older_than:
+                continue  # young: a write may be in progress
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
