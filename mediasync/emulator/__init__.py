@@ -1,0 +1,124 @@
+"""A local emulator of the Gemini File API (resumable upload, files, generateContent).
+
+Part of the product: tests, the demo and the benchmarks run against it, and the
+official google-genai SDK works against it. It imports nothing from the daemon
+but :mod:`mediasync.media`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from mediasync.media import FILE_TTL_SECONDS
+
+from .app import Emulator, EmulatorConfig
+from .faults import Fault, parse_duration, parse_fault_spec
+
+__all__ = [
+    "Emulator",
+    "EmulatorConfig",
+    "Fault",
+    "add_arguments",
+    "parse_duration",
+    "parse_fault_spec",
+    "run_from_args",
+]
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return parse_fault_spec(text)
+    except (ValueError, TypeError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``mediasync emulator`` flags."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
+    parser.add_argument("--key", default=None, help="the only API key accepted (default: any)")
+    parser.add_argument(
+        "--ttl", type=_duration, default=float(FILE_TTL_SECONDS), help="file lifetime, e.g. 48h"
+    )
+    parser.add_argument(
+        "--processing-delay",
+        type=_duration,
+        default=0.0,
+        help="PROCESSING time of images and audio, e.g. 500ms",
+    )
+    parser.add_argument(
+        "--video-processing-delay",
+        type=_duration,
+        default=0.0,
+        help="PROCESSING time of video, e.g. 10s",
+    )
+    parser.add_argument(
+        "--generate-latency",
+        type=_duration,
+        default=0.0,
+        help="added to each generateContent, e.g. 2s",
+    )
+    parser.add_argument(
+        "--granularity", type=int, default=8 * 1024 * 1024, help="upload chunk granularity in bytes"
+    )
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault, repeatable: 503:match=chunk:times=2, "
+        "429:retry_delay=1s, cut:after_bytes=1000, lost_finalize, "
+        "slow:delay=2, blocked",
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM; 0 on a clean stop."""
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        key=args.key,
+        ttl=args.ttl,
+        processing_delay=args.processing_delay,
+        video_processing_delay=args.video_processing_delay,
+        generate_latency=args.generate_latency,
+        granularity=args.granularity,
+    )
+    emu = Emulator(config)
+    for fault in args.fault:
+        emu.add_fault(fault)
+    try:
+        emu.start()
+    except OSError as e:
+        print(f"mediasync emulator: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    print(f"mediasync emulator listening on {emu.base_url} (api versions v1beta, v1)", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mediasync.emulator")
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))

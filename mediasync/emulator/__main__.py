@@ -1,0 +1,7 @@
+"""``python -m mediasync.emulator``: the same as ``mediasync emulator``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""Injected faults: what goes wrong, on which endpoint, how many times."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+KINDS = ("status", "slow", "cut", "lost_finalize", "blocked")
+ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate", "any")
+_DEFAULT_MATCH = {"cut": "chunk", "lost_finalize": "finalize", "blocked": "generate"}
+
+
+@dataclass
+class Fault:
+    """One fault rule.
+
+    kind: "status" (answer ``status`` with an error, a RetryInfo detail when
+    ``retry_delay`` is set), "slow" (wait ``delay`` seconds, then answer
+    normally), "cut" (chunk: commit ``after_bytes`` of the body, then drop the
+    connection), "lost_finalize" (commit the finalize, then drop the
+    connection), "blocked" (generateContent answers with a SAFETY block).
+    match: an endpoint name or "any"; "chunk" also hits finalizing chunks.
+    Defaults: "chunk" for cut, "finalize" for lost_finalize, "generate" for
+    blocked, else "any". times: how many requests it hits; None = all.
+    """
+
+    kind: str = "status"
+    status: int = 503
+    retry_delay: str | None = None
+    match: str | None = None
+    times: int | None = 1
+    after_bytes: int = 0
+    delay: float = 0.0
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r} (one of {', '.join(KINDS)})")
+        if self.match is None:
+            self.match = _DEFAULT_MATCH.get(self.kind, "any")
+        if self.match not in ENDPOINTS:
+            raise ValueError(f"unknown fault match {self.match!r} (one of {', '.join(ENDPOINTS)})")
+
+    def hits(self, endpoint: str) -> bool:
+        return (
+            self.match == "any"
+            or self.match == endpoint
+            or (self.match == "chunk" and endpoint == "finalize")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fault:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+class FaultSet:
+    """Thread-safe list of rules; each request takes at most one matching rule."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self.fired = 0
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def take(self, endpoint: str, kinds: tuple[str, ...] = KINDS) -> Fault | None:
+        with self._lock:
+            for f in self._faults:
+                if f.kind in kinds and f.hits(endpoint):
+                    if f.times is not None:
+                        f.times -= 1
+                        if f.times <= 0:
+                            self._faults.remove(f)
+                    self.fired += 1
+                    return f
+        return None
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from "500ms", "2s", "10m", "48h", "1d" or a plain number."""
+    if isinstance(text, int | float):
+        return float(text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*", text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (e.g. 500ms, 2s, 10m, 48h)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def parse_fault_spec(spec: str) -> Fault:
+    """``503:match=chunk:times=2``, ``429:retry_delay=1s``, ``cut:after_bytes=1000``,
+    ``lost_finalize``, ``slow:delay=2`` (``times=all`` hits every request)."""
+    head, *opts = spec.split(":")
+    data: dict[str, Any] = {}
+    if head.isdigit():
+        data["kind"], data["status"] = "status", int(head)
+    else:
+        data["kind"] = head
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            raise ValueError(f"fault option {opt!r} is not key=value")
+        key = key.strip().replace("-", "_")
+        if key in ("status", "after_bytes"):
+            data[key] = int(value)
+        elif key == "times":
+            data[key] = None if value in ("all", "inf", "0") else int(value)
+        elif key == "delay":
+            data[key] = parse_duration(value)
+        elif key == "retry_delay":
+            data[key] = f"{parse_duration(value):g}s"
+        elif key in ("match", "message"):
+            data[key] = value
+        else:
+            raise ValueError(f"unknown fault option {key!r}")
+    return Fault.from_dict(data)

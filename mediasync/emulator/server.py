@@ -1,0 +1,492 @@
+"""HTTP handling: routes, keys, streaming upload bodies, fault injection."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import json
+import socket
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import generate
+from .errors import ApiError, file_not_found, not_active, retry_info
+from .faults import Fault
+from .store import Upload, valid_file_id
+
+if TYPE_CHECKING:
+    from .app import Emulator
+
+VERSIONS = ("v1beta", "v1")
+BLOCK = 1024 * 1024  # body read size: large enough for >500 MB/s, small enough to stay flat
+MAX_JSON_BODY = 128 * 1024 * 1024
+_ALL_KINDS = ("status", "slow", "cut")
+_NO_KEY = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+
+
+class _Dropped(Exception):
+    """Close the connection without answering (cut / lost_finalize faults)."""
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: Emulator) -> None:
+        self.app = app
+        self.connections: set[socket.socket] = set()
+        super().__init__(address, Handler)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        self.connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.discard(request)
+
+    def drop_connections(self) -> None:
+        # Idle keep-alive connections would otherwise outlive stop().
+        for conn in list(self.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mediasync-emulator"
+    sys_version = ""
+    timeout = 300  # a stalled client must not hold a thread forever
+    server: Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # quiet, and request lines could carry ?key=
+
+    # -- plumbing --------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def _dispatch(self, method: str) -> None:
+        self.app = self.server.app
+        self._body_left: int | None = None  # bytes still unread; None = chunked not started
+        self._body_done = False
+        self._chunk_left = 0
+        url = urlsplit(self.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self.endpoint = "other"
+        te = self.headers.get("Transfer-Encoding", "").lower()
+        self._chunked = "chunked" in te
+        if not self._chunked:
+            self._body_left = int(self.headers.get("Content-Length") or 0)
+            self._body_done = self._body_left == 0
+        try:
+            try:
+                self._route(method, url.path)
+            except ApiError as e:
+                self._send(e.code, e.body(), e.headers)
+        except _Dropped:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        except (ConnectionError, TimeoutError, OSError):
+            self.close_connection = True
+        except Exception as e:  # a bug must still answer in the service's shape
+            self._send(500, ApiError(500, f"Internal emulator error: {e!r}").body(), {})
+        finally:
+            self.app.count(self.endpoint)
+
+    def _send(self, code: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
+        self._drain()
+        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else b""
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _blocks(self, limit: int | None = None) -> Iterator[memoryview]:
+        """The request body in ≤1 MiB blocks (Content-Length or chunked)."""
+        buf = bytearray(BLOCK)
+        view = memoryview(buf)
+        got = 0
+        while not self._body_done and (limit is None or got < limit):
+            if self._chunked:
+                if self._chunk_left == 0:
+                    line = self.rfile.readline(1024)
+                    if not line:
+                        raise ConnectionError("body ended early")
+                    size = int(line.split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        self._body_done = True
+                        return
+                    self._chunk_left = size
+                want = self._chunk_left
+            else:
+                want = self._body_left or 0
+            want = min(want, BLOCK)
+            if limit is not None:
+                want = min(want, limit - got)
+            n = self.rfile.readinto(view[:want])
+            if not n:
+                raise ConnectionError("body ended early")
+            got += n
+            if self._chunked:
+                self._chunk_left -= n
+                if self._chunk_left == 0:
+                    self.rfile.readline(16)  # CRLF after chunk data
+            else:
+                self._body_left = (self._body_left or 0) - n
+                self._body_done = self._body_left == 0
+            yield view[:n]
+
+    def _drain(self) -> None:
+        for _ in self._blocks():
+            pass
+
+    def _json_body(self) -> Any:
+        data = bytearray()
+        for block in self._blocks():
+            data += block
+            if len(data) > MAX_JSON_BODY:
+                raise ApiError(400, "Request payload size exceeds the limit.")
+        text = data.decode("utf-8", "replace").strip()
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+        try:  # the REST samples send single-quoted pseudo-JSON
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ApiError(
+                400, f"Invalid JSON payload received. Unexpected token: {text[:40]!r}"
+            ) from None
+
+    def _base(self) -> str:
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        return f"http://{host}"
+
+    def _check_key(self) -> None:
+        key = self.headers.get("x-goog-api-key") or self.query.get("key")
+        if not key:
+            raise ApiError(403, _NO_KEY, "PERMISSION_DENIED")
+        want = self.app.config.key
+        if want is not None and key != want:
+            raise ApiError(
+                400,
+                "API key not valid. Please pass a valid API key.",
+                "INVALID_ARGUMENT",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": "generativelanguage.googleapis.com"},
+                    }
+                ],
+            )
+
+    def _fault(self, kinds: tuple[str, ...] = _ALL_KINDS) -> Fault | None:
+        """Apply a pending fault: status answers, slow waits, cut drops; others returned."""
+        fault = self.app.faults.take(self.endpoint, kinds)
+        if fault is None:
+            return None
+        if fault.kind == "slow":
+            time.sleep(fault.delay)
+            return None
+        if fault.kind == "status":
+            details = [retry_info(fault.retry_delay)] if fault.retry_delay else []
+            msg = fault.message if fault.message is not None else "Injected fault."
+            raise ApiError(fault.status, msg, details=details)
+        if fault.kind == "cut" and self.endpoint not in ("chunk", "finalize"):
+            raise _Dropped
+        return fault
+
+    # -- routes ----------------------------------------------------------
+    def _route(self, method: str, path: str) -> None:
+        parts = path.strip("/").split("/")
+        if parts[0] == "_emulator":
+            self.endpoint = "control"
+            return self._control(method, parts[1:])
+        if len(parts) == 3 and parts[0] == "upload" and parts[1] in VERSIONS:
+            if parts[2] == "files" and method == "POST":
+                if "upload_id" in self.query:
+                    return self._upload_op(parts[1], self.query["upload_id"])
+                self.endpoint = "start"
+                return self._start(parts[1])
+        elif len(parts) >= 2 and parts[0] in VERSIONS:
+            ver = parts[1:]
+            if ver == ["files"] and method == "GET":
+                self.endpoint = "list"
+                return self._list(parts[0])
+            if len(ver) == 2 and ver[0] == "files" and method in ("GET", "DELETE"):
+                self.endpoint = "get" if method == "GET" else "delete"
+                return self._file(parts[0], ver[1], method)
+            if len(ver) == 2 and ver[0] == "models" and method == "POST":
+                model, _, verb = ver[1].partition(":")
+                if verb == "generateContent":
+                    self.endpoint = "generate"
+                    return self._generate(model)
+        raise ApiError(404, f"Method not found: {method} {path}", "NOT_FOUND")
+
+    def _control(self, method: str, rest: list[str]) -> None:
+        app = self.app
+        if rest == ["stats"] and method == "GET":
+            return self._send(200, app.stats(), {})
+        if rest == ["files"] and method == "GET":
+            return self._send(200, {"files": app.list_files()}, {})
+        if rest == ["faults"] and method == "POST":
+            body = self._json_body()
+            try:
+                for item in body if isinstance(body, list) else [body]:
+                    app.add_fault(Fault.from_dict(item))
+            except (TypeError, ValueError) as e:
+                raise ApiError(400, f"Bad fault: {e}") from None
+            return self._send(200, {"faults": [f.to_dict() for f in app.faults.pending()]}, {})
+        if rest == ["faults"] and method == "DELETE":
+            app.faults.clear()
+            return self._send(200, {}, {})
+        if rest == ["advance"] and method == "POST":
+            body = self._json_body()
+            app.clock.advance(float(body.get("seconds", 0)))
+            return self._send(200, {"now": app.clock.now()}, {})
+        raise ApiError(404, f"Unknown control endpoint {'/'.join(rest)}", "NOT_FOUND")
+
+    def _start(self, ver: str) -> None:
+        self._fault()
+        self._check_key()
+        h = self.headers
+        if (h.get("X-Goog-Upload-Protocol") or "").lower() != "resumable":
+            raise ApiError(400, "This emulator only supports X-Goog-Upload-Protocol: resumable.")
+        if (h.get("X-Goog-Upload-Command") or "").lower() != "start":
+            raise ApiError(400, "The first request of a resumable upload must be 'start'.")
+        body = self._json_body()
+        meta = body.get("file") if isinstance(body, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        name = meta.get("name") or None
+        file_id = name.removeprefix("files/") if isinstance(name, str) else None
+        display = meta.get("display_name", meta.get("displayName"))
+        mime = (
+            h.get("X-Goog-Upload-Header-Content-Type")
+            or meta.get("mime_type")
+            or meta.get("mimeType")
+            or "application/octet-stream"
+        )
+        raw_size = h.get("X-Goog-Upload-Header-Content-Length") or meta.get(
+            "size_bytes", meta.get("sizeBytes")
+        )
+        try:
+            declared = int(raw_size) if raw_size not in (None, "") else None
+        except (TypeError, ValueError):
+            raise ApiError(
+                400, f"Invalid X-Goog-Upload-Header-Content-Length: {raw_size!r}"
+            ) from None
+        if declared is not None and declared < 0:
+            raise ApiError(400, f"Invalid X-Goog-Upload-Header-Content-Length: {raw_size!r}")
+        upload = self.app.store.start_upload(
+            ver, file_id, display if isinstance(display, str) else None, mime, declared
+        )
+        url = f"{self._base()}/upload/{ver}/files?upload_id={upload.id}&upload_protocol=resumable"
+        self._send(
+            200,
+            {},
+            {
+                "X-Goog-Upload-URL": url,
+                "X-Goog-Upload-Status": "active",
+                "X-Goog-Upload-Chunk-Granularity": str(self.app.config.granularity),
+            },
+        )
+
+    def _upload_op(self, ver: str, upload_id: str) -> None:
+        raw = self.headers.get("X-Goog-Upload-Command") or ""
+        command = {c.strip() for c in raw.lower().split(",")}
+        if "query" in command:
+            self.endpoint = "query"
+        elif "finalize" in command:
+            self.endpoint = "finalize"
+        elif "upload" in command:
+            self.endpoint = "chunk"
+        elif "cancel" in command:
+            self.endpoint = "cancel"
+        else:
+            raise ApiError(400, "Missing or unknown X-Goog-Upload-Command.")
+        kinds = (*_ALL_KINDS, "lost_finalize") if self.endpoint == "finalize" else _ALL_KINDS
+        fault = self._fault(kinds)
+        upload = self.app.store.upload(upload_id)
+        if self.endpoint == "query":
+            # No lock: a stalled chunk must not hold up the client's recovery.
+            return self._answer_final_or_status(upload, ver)
+        if not upload.lock.acquire(timeout=30):
+            raise ApiError(503, "Another request is writing to this upload session; retry.")
+        try:
+            if self.endpoint == "cancel":
+                upload.cancelled = upload.file is None and upload.error is None
+                return self._send(200, {}, {"X-Goog-Upload-Status": "cancelled"})
+            if upload.final:
+                # A retried finalize after a lost answer gets the same outcome.
+                return self._answer_final_or_status(upload, ver)
+            self._chunk(upload, ver, fault)
+        finally:
+            upload.lock.release()
+
+    def _status_headers(self, upload: Upload, status: str) -> dict[str, str]:
+        return {
+            "X-Goog-Upload-Status": status,
+            "X-Goog-Upload-Size-Received": str(upload.progress.received),
+            "X-Goog-Upload-Chunk-Granularity": str(self.app.config.granularity),
+        }
+
+    def _answer_final_or_status(self, upload: Upload, ver: str) -> None:
+        if upload.error is not None:
+            raise upload.error
+        if upload.cancelled:
+            cancelled = {"X-Goog-Upload-Status": "cancelled"}
+            raise ApiError(400, "The upload session was cancelled.", headers=cancelled)
+        if upload.file is not None:
+            res = upload.file.resource(self.app.clock.now(), self._base(), ver)
+            return self._send(200, {"file": res}, self._status_headers(upload, "final"))
+        self._send(200, {}, self._status_headers(upload, "active"))
+
+    def _chunk(self, upload: Upload, ver: str, fault: Fault | None) -> None:
+        finalize = self.endpoint == "finalize"
+        gran = self.app.config.granularity
+        received = upload.progress.received
+        active = self._status_headers(upload, "active")
+        try:
+            offset = int(self.headers.get("X-Goog-Upload-Offset", ""))
+        except ValueError:
+            raise ApiError(
+                400, "Missing or invalid X-Goog-Upload-Offset.", headers=active
+            ) from None
+        if offset != received:
+            raise ApiError(
+                400,
+                f"Invalid upload offset {offset}: the server has received {received} bytes; "
+                f"resume at offset {received}.",
+                headers=active,
+            )
+        length = None if self._chunked else self._body_left
+        self._check_chunk(upload, length, finalize, gran, active)
+        progress = upload.progress.copy()
+        limit = fault.after_bytes if fault is not None and fault.kind == "cut" else None
+        for block in self._blocks(limit):
+            progress.feed(block)
+        added = progress.received - received
+        if limit is not None:
+            # Cut: keep what arrived, then vanish as a broken connection would.
+            self.app.store.commit(upload, progress, added)
+            raise _Dropped
+        self._check_chunk(upload, added, finalize, gran, active)
+        self.app.store.commit(upload, progress, added)
+        if not finalize:
+            return self._send(200, {}, self._status_headers(upload, "active"))
+        rec = self.app.store.finalize(upload)
+        if fault is not None and fault.kind == "lost_finalize":
+            raise _Dropped
+        res = rec.resource(self.app.clock.now(), self._base(), ver)
+        self._send(200, {"file": res}, self._status_headers(upload, "final"))
+
+    @staticmethod
+    def _check_chunk(
+        upload: Upload, length: int | None, finalize: bool, gran: int, headers: dict[str, str]
+    ) -> None:
+        if length is None:
+            return  # chunked body: checked once its length is known
+        total = upload.progress.received + length
+        if not finalize and length % gran:
+            raise ApiError(
+                400,
+                f"Chunk size {length} is not a multiple of the upload granularity {gran}; "
+                "only the final chunk may be smaller.",
+                headers=headers,
+            )
+        if upload.declared is not None:
+            if total > upload.declared or (finalize and total != upload.declared):
+                raise ApiError(
+                    400,
+                    f"Upload size mismatch: {total} bytes {'finalized' if finalize else 'sent'} "
+                    f"but X-Goog-Upload-Header-Content-Length declared {upload.declared}.",
+                    headers=headers,
+                )
+
+    def _file(self, ver: str, file_id: str, method: str) -> None:
+        self._fault()
+        self._check_key()
+        if method == "GET":
+            rec = self.app.store.get(file_id)
+            return self._send(200, rec.resource(self.app.clock.now(), self._base(), ver), {})
+        self.app.store.delete(file_id)
+        self._send(200, {}, {})
+
+    def _list(self, ver: str) -> None:
+        self._fault()
+        self._check_key()
+        try:
+            size = int(self.query.get("pageSize") or self.query.get("page_size") or 10)
+        except ValueError:
+            raise ApiError(400, "Invalid pageSize.") from None
+        size = 10 if size <= 0 else min(size, 100)
+        token = self.query.get("pageToken") or self.query.get("page_token") or ""
+        after = 0
+        if token:
+            try:
+                after = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("seq:"))
+            except (ValueError, binascii.Error):
+                raise ApiError(400, "Invalid page token.") from None
+        files, last = self.app.store.page(size, after)
+        now, base = self.app.clock.now(), self._base()
+        body: dict[str, Any] = {}
+        if files:
+            body["files"] = [f.resource(now, base, ver) for f in files]
+        if last is not None:
+            body["nextPageToken"] = base64.urlsafe_b64encode(f"seq:{last}".encode()).decode()
+        self._send(200, body, {})
+
+    def _generate(self, model: str) -> None:
+        fault = self._fault((*_ALL_KINDS, "blocked"))
+        self._check_key()
+        body = self._json_body()
+        if not isinstance(body, dict):
+            raise ApiError(400, "Invalid JSON payload: expected an object.")
+        uris, prompt = generate.file_parts(body)
+        store, now = self.app.store, self.app.clock.now()
+        records = []
+        for uri, _mime in uris:
+            file_id = generate.file_id_of(uri)
+            if not valid_file_id(file_id):
+                raise file_not_found(file_id)
+            rec = store.get(file_id)
+            if rec.state(now) != "ACTIVE":
+                raise not_active(file_id)
+            records.append(rec)
+        if self.app.config.generate_latency > 0:
+            time.sleep(self.app.config.generate_latency)
+        blocked = fault is not None and fault.kind == "blocked"
+        self._send(200, generate.answer(model, records, prompt, blocked), {})

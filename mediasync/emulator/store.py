@@ -1,0 +1,307 @@
+"""Files, upload sessions, quota and the virtual clock: the emulator's state.
+
+All methods are thread-safe (one lock for the tables, one per upload so a
+chunk's bytes stream without holding the table lock).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mediasync.media import kind_of_mime
+
+from .errors import NAME_RULE_MESSAGE, ApiError, file_not_found, quota_exceeded
+from .probe import KEEP_BYTES, Probe, probe, sniff
+
+_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class Clock:
+    """Wall clock plus an offset tests can advance (TTL, processing delays)."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += float(seconds)
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def valid_file_id(file_id: str) -> bool:
+    return bool(_NAME_RE.fullmatch(file_id))
+
+
+@dataclass
+class FileRecord:
+    id: str
+    display_name: str | None
+    mime: str
+    size: int
+    sha256: bytes
+    create_time: float
+    ready_time: float  # end of PROCESSING
+    expire_time: float
+    seq: int  # stable list order
+    probe: Probe
+    failure: str | None  # why processing will end FAILED, if it will
+
+    def state(self, now: float) -> str:
+        if now < self.ready_time:
+            return "PROCESSING"
+        return "FAILED" if self.failure else "ACTIVE"
+
+    def resource(self, now: float, base: str, ver: str) -> dict[str, Any]:
+        state = self.state(now)
+        out: dict[str, Any] = {"name": f"files/{self.id}"}
+        if self.display_name is not None:
+            out["displayName"] = self.display_name
+        out.update(
+            mimeType=self.mime,
+            sizeBytes=str(self.size),
+            createTime=rfc3339(self.create_time),
+            updateTime=rfc3339(self.create_time if state == "PROCESSING" else self.ready_time),
+            expirationTime=rfc3339(self.expire_time),
+            sha256Hash=base64.b64encode(self.sha256).decode(),
+            uri=f"{base}/{ver}/files/{self.id}",
+            state=state,
+            source="UPLOADED",
+        )
+        if state == "FAILED":
+            out["error"] = {"code": 3, "message": self.failure}
+        if kind_of_mime(self.mime) == "video" and state != "FAILED":
+            dur = self.probe.duration
+            out["videoMetadata"] = {"videoDuration": _duration(dur)} if dur is not None else {}
+        return out
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+@dataclass
+class Progress:
+    """Bytes of one upload so far: count, running hash, kept head and tail."""
+
+    received: int = 0
+    hasher: Any = field(default_factory=hashlib.sha256)
+    head: bytearray = field(default_factory=bytearray)
+    tail: bytes = b""
+
+    def copy(self) -> Progress:
+        return Progress(self.received, self.hasher.copy(), bytearray(self.head), self.tail)
+
+    def feed(self, block: memoryview) -> None:
+        n = len(block)
+        self.hasher.update(block)
+        if len(self.head) < KEEP_BYTES:
+            self.head += block[: KEEP_BYTES - len(self.head)]
+        if n >= KEEP_BYTES:
+            self.tail = bytes(block[-KEEP_BYTES:])
+        else:
+            self.tail = (self.tail + bytes(block))[-KEEP_BYTES:]
+        self.received += n
+
+
+@dataclass
+class Upload:
+    id: str
+    ver: str
+    file_id: str | None  # chosen at start, or None for a server-made id
+    display_name: str | None
+    mime: str
+    declared: int | None
+    progress: Progress = field(default_factory=Progress)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    file: FileRecord | None = None  # set once finalized
+    error: ApiError | None = None  # set when finalize ended the session with an error
+    cancelled: bool = False
+
+    @property
+    def final(self) -> bool:
+        return self.file is not None or self.error is not None or self.cancelled
+
+
+class Store:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        ttl: float,
+        processing_delay: float,
+        video_processing_delay: float,
+        max_file_bytes: int,
+        max_project_bytes: int,
+    ) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self.processing_delay = processing_delay
+        self.video_processing_delay = video_processing_delay
+        self.max_file_bytes = max_file_bytes
+        self.max_project_bytes = max_project_bytes
+        self._lock = threading.Lock()
+        self._files: dict[str, FileRecord] = {}
+        self._uploads: dict[str, Upload] = {}
+        self._seq = 0
+        self.counters = {"uploads_started": 0, "uploads_finalized": 0, "deletes": 0}
+        self.bytes_received = 0
+
+    # -- files -----------------------------------------------------------
+    def _purge(self, now: float) -> None:
+        # Expired files vanish: from get, list and the quota.
+        for fid in [f.id for f in self._files.values() if now >= f.expire_time]:
+            del self._files[fid]
+
+    def live_bytes(self) -> int:
+        with self._lock:
+            self._purge(self.clock.now())
+            return sum(f.size for f in self._files.values())
+
+    def files(self) -> list[FileRecord]:
+        with self._lock:
+            self._purge(self.clock.now())
+            return sorted(self._files.values(), key=lambda f: f.seq)
+
+    def get(self, file_id: str) -> FileRecord:
+        with self._lock:
+            self._purge(self.clock.now())
+            rec = self._files.get(file_id)
+        if rec is None:
+            raise file_not_found(file_id)
+        return rec
+
+    def delete(self, file_id: str) -> None:
+        with self._lock:
+            self._purge(self.clock.now())
+            if self._files.pop(file_id, None) is None:
+                raise file_not_found(file_id)
+            self.counters["deletes"] += 1
+
+    def page(self, page_size: int, after_seq: int) -> tuple[list[FileRecord], int | None]:
+        files = [f for f in self.files() if f.seq > after_seq]
+        chunk = files[:page_size]
+        more = len(files) > page_size
+        return chunk, (chunk[-1].seq if more else None)
+
+    # -- uploads ---------------------------------------------------------
+    def start_upload(
+        self,
+        ver: str,
+        file_id: str | None,
+        display_name: str | None,
+        mime: str,
+        declared: int | None,
+    ) -> Upload:
+        if file_id is not None and not valid_file_id(file_id):
+            raise ApiError(400, NAME_RULE_MESSAGE)
+        if display_name is not None and len(display_name) > 512:
+            raise ApiError(400, "The display name must be no more than 512 characters long.")
+        if declared is not None and declared > self.max_file_bytes:
+            raise ApiError(
+                400,
+                f"Request size {declared} bytes exceeds the maximum file size of "
+                f"{self.max_file_bytes} bytes.",
+            )
+        with self._lock:
+            now = self.clock.now()
+            self._purge(now)
+            if file_id is not None and (
+                file_id in self._files
+                or any(u.file_id == file_id and not u.final for u in self._uploads.values())
+            ):
+                raise ApiError(409, f"File files/{file_id} already exists.", "ALREADY_EXISTS")
+            self._check_quota(declared or 0)
+            upload = Upload(secrets.token_urlsafe(24), ver, file_id, display_name, mime, declared)
+            self._uploads[upload.id] = upload
+            self.counters["uploads_started"] += 1
+            return upload
+
+    def _check_quota(self, wanted: int) -> None:
+        used = sum(f.size for f in self._files.values())
+        if used + wanted > self.max_project_bytes:
+            raise quota_exceeded(used, wanted, self.max_project_bytes)
+
+    def upload(self, upload_id: str) -> Upload:
+        with self._lock:
+            upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise ApiError(404, f"No upload session with id {upload_id}.", "NOT_FOUND")
+        return upload
+
+    def commit(self, upload: Upload, progress: Progress, added: int) -> None:
+        """Adopt a chunk's bytes (caller holds ``upload.lock``)."""
+        upload.progress = progress
+        with self._lock:
+            self.bytes_received += added
+
+    def finalize(self, upload: Upload) -> FileRecord:
+        """Turn a complete upload into a file (caller holds ``upload.lock``)."""
+        prog = upload.progress
+        final = {"X-Goog-Upload-Status": "final"}
+        kind = kind_of_mime(upload.mime)
+        if kind is None:
+            upload.error = ApiError(400, f"Unsupported MIME type: {upload.mime}", headers=final)
+            raise upload.error
+        with self._lock:
+            now = self.clock.now()
+            self._purge(now)
+            try:
+                self._check_quota(prog.received)
+            except ApiError as e:
+                e.headers.update(final)
+                upload.error = e
+                raise
+            file_id = upload.file_id or self._new_id()
+            if file_id in self._files:
+                upload.error = ApiError(
+                    409, f"File files/{file_id} already exists.", "ALREADY_EXISTS", headers=final
+                )
+                raise upload.error
+            head, tail = bytes(prog.head), prog.tail
+            failure = None
+            if prog.received == 0:
+                failure = "The file is empty."
+            elif not sniff(upload.mime, head):
+                failure = f"The file's contents are not valid {upload.mime} media."
+            delay = self.video_processing_delay if kind == "video" else self.processing_delay
+            self._seq += 1
+            rec = FileRecord(
+                id=file_id,
+                display_name=upload.display_name,
+                mime=upload.mime,
+                size=prog.received,
+                sha256=prog.hasher.digest(),
+                create_time=now,
+                ready_time=now + delay,
+                expire_time=now + self.ttl,
+                seq=self._seq,
+                probe=probe(upload.mime, head, tail, prog.received) if not failure else Probe(),
+                failure=failure,
+            )
+            self._files[file_id] = rec
+            upload.file = rec
+            upload.progress = Progress(prog.received)  # drop kept bytes and hasher
+            self.counters["uploads_finalized"] += 1
+            return rec
+
+    def _new_id(self) -> str:
+        while True:
+            fid = "".join(secrets.choice(_ALPHABET) for _ in range(12))
+            if fid not in self._files:
+                return fid
