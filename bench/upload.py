@@ -1,0 +1,194 @@
+"""Upload throughput and peak memory: our client vs the google-genai SDK vs curl.
+
+    .venv/bin/python bench/upload.py --size 1G
+
+The emulator runs in a child process (multiprocessing), so the uploader under
+test shares no GIL with the server. Each uploader runs in its own subprocess;
+its peak RSS comes from os.wait4's rusage (ru_maxrss) for that process alone,
+interpreter and imports included. Throughput counts the upload only (start to
+final answer), not interpreter start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"(\d+)([KMG]?)i?B?", text.strip(), re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 256M, 1G)")
+    return int(m.group(1)) * {"": 1, "K": 1024, "M": MIB, "G": 1024 * MIB}[m.group(2).upper()]
+
+
+# -- emulator process ---------------------------------------------------------
+
+
+def _serve(conn: Any, granularity: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from mediasync.emulator import Emulator, EmulatorConfig
+
+    emu = Emulator(EmulatorConfig(port=0, granularity=granularity)).start()
+    conn.send(emu.base_url)
+    conn.recv()  # any message: stop
+    emu.stop()
+
+
+# -- uploaders (each runs in its own subprocess) --------------------------------
+
+
+def child_ours(base_url: str, path: str, chunk: int) -> dict[str, Any]:
+    import asyncio
+
+    from mediasync.gemini import GeminiClient
+
+    async def go() -> tuple[float, int | None]:
+        async with GeminiClient("bench-key", base_url, chunk_size=chunk) as client:
+            t0 = time.perf_counter()
+            f = await client.upload(path, "video/mp4", "bench")
+            return time.perf_counter() - t0, f.size_bytes
+
+    seconds, size = asyncio.run(go())
+    return {"seconds": seconds, "size": size}
+
+
+def child_sdk(base_url: str, path: str, chunk: int) -> dict[str, Any]:
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(
+        api_key="bench-key",
+        http_options=types.HttpOptions(base_url=base_url, api_version="v1beta"),
+    )
+    t0 = time.perf_counter()
+    f = client.files.upload(file=path, config={"mime_type": "video/mp4", "display_name": "bench"})
+    return {"seconds": time.perf_counter() - t0, "size": f.size_bytes}
+
+
+def run_child(kind: str, base_url: str, path: str, chunk: int) -> dict[str, Any]:
+    """Run one uploader; return its result plus its own peak RSS."""
+    with tempfile.TemporaryFile("w+") as out:
+        if kind == "curl":
+            return run_curl(base_url, path)
+        cmd = [sys.executable, __file__, "--child", kind, base_url, path, str(chunk)]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen(cmd, stdout=out, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"{kind} uploader failed ({proc.returncode})")
+        out.seek(0)
+        result = json.loads(out.read())
+    result["rss"] = usage.ru_maxrss / 1024  # KiB on Linux
+    return result
+
+
+def run_curl(base_url: str, path: str) -> dict[str, Any]:
+    """curl speaks the resumable protocol: start, then one `upload, finalize`
+    streaming the whole file with -T (curl reads it in small buffers)."""
+    size = os.path.getsize(path)
+    start = subprocess.run(
+        [
+            "curl", "-sS", "-D", "-", "-o", "/dev/null", "-X", "POST",
+            f"{base_url}/upload/v1beta/files",
+            "-H", "x-goog-api-key: bench-key",
+            "-H", "X-Goog-Upload-Protocol: resumable",
+            "-H", "X-Goog-Upload-Command: start",
+            "-H", f"X-Goog-Upload-Header-Content-Length: {size}",
+            "-H", "X-Goog-Upload-Header-Content-Type: video/mp4",
+            "-H", "Content-Type: application/json",
+            "--data", '{"file": {"display_name": "bench"}}',
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    m = re.search(r"(?im)^x-goog-upload-url:\s*(\S+)", start.stdout)
+    if not m:
+        raise SystemExit(f"curl start: no upload URL in\n{start.stdout}")
+    with tempfile.TemporaryFile("w+") as out:
+        cmd = [
+            "curl", "-sS", "-X", "POST", m.group(1), "-T", path, "-H", "Expect:",
+            "-H", "X-Goog-Upload-Command: upload, finalize", "-H", "X-Goog-Upload-Offset: 0",
+        ]  # fmt: skip
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        body = out.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"curl upload failed ({proc.returncode}): {body[:300]}")
+    size_bytes = int(json.loads(body)["file"]["sizeBytes"])
+    return {"seconds": seconds, "size": size_bytes, "rss": usage.ru_maxrss / 1024}
+
+
+# -- main -----------------------------------------------------------------------
+
+
+def make_file(path: Path, size: int) -> None:
+    block = MP4_HEAD + os.urandom(MIB - len(MP4_HEAD))
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(left, MIB)
+            f.write(block[:n])
+            left -= n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=parse_size, default=parse_size("1G"))
+    ap.add_argument("--chunk", type=parse_size, default=parse_size("8M"), help="our chunk target")
+    ap.add_argument("--granularity", type=parse_size, default=parse_size("8M"))
+    ap.add_argument("--runs", type=int, default=1, help="best of N per uploader")
+    ap.add_argument("--only", default="ours,sdk,curl")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        kind, base_url, path, chunk = args.child
+        fn = {"ours": child_ours, "sdk": child_sdk}[kind]
+        print(json.dumps(fn(base_url, path, int(chunk))))
+        return
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(child, args.granularity), daemon=True)
+    server.start()
+    base_url = parent.recv()
+    try:
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+            path = Path(tmp) / "bench.mp4"
+            make_file(path, args.size)
+            print(f"file {args.size / MIB:.0f} MiB, emulator {base_url}, runs {args.runs}")
+            print(f"{'uploader':<10} {'MiB/s':>8} {'peak RSS MiB':>13} {'seconds':>8}")
+            for kind in args.only.split(","):
+                runs = [run_child(kind, base_url, str(path), args.chunk) for _ in range(args.runs)]
+                for r in runs:
+                    if r["size"] != args.size:
+                        raise SystemExit(f"{kind}: server holds {r['size']} bytes")
+                best = min(runs, key=lambda r: r["seconds"])
+                rss = max(r["rss"] for r in runs)
+                mibs = args.size / MIB / best["seconds"]
+                print(f"{kind:<10} {mibs:>8.1f} {rss:>13.1f} {best['seconds']:>8.2f}", flush=True)
+    finally:
+        parent.send("stop")
+        server.join(10)
+
+
+if __name__ == "__main__":
+    main()
