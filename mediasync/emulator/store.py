@@ -103,19 +103,23 @@ class Progress:
     hasher: Any = field(default_factory=hashlib.sha256)
     head: bytearray = field(default_factory=bytearray)
     tail: bytes = b""
+    tail_from: int = 0  # blocks ending before this offset cannot reach the final tail
 
     def copy(self) -> Progress:
-        return Progress(self.received, self.hasher.copy(), bytearray(self.head), self.tail)
+        return Progress(
+            self.received, self.hasher.copy(), bytearray(self.head), self.tail, self.tail_from
+        )
 
     def feed(self, block: memoryview) -> None:
         n = len(block)
         self.hasher.update(block)
         if len(self.head) < KEEP_BYTES:
             self.head += block[: KEEP_BYTES - len(self.head)]
-        if n >= KEEP_BYTES:
-            self.tail = bytes(block[-KEEP_BYTES:])
-        else:
-            self.tail = (self.tail + bytes(block))[-KEEP_BYTES:]
+        if self.received + n > self.tail_from:  # skip copies far from the end
+            if n >= KEEP_BYTES:
+                self.tail = bytes(block[-KEEP_BYTES:])
+            else:
+                self.tail = (self.tail + bytes(block))[-KEEP_BYTES:]
         self.received += n
 
 
@@ -228,6 +232,8 @@ class Store:
                 raise ApiError(409, f"File files/{file_id} already exists.", "ALREADY_EXISTS")
             self._check_quota(declared or 0)
             upload = Upload(secrets.token_urlsafe(24), ver, file_id, display_name, mime, declared)
+            if declared is not None:
+                upload.progress.tail_from = declared - KEEP_BYTES
             self._uploads[upload.id] = upload
             self.counters["uploads_started"] += 1
             return upload
