@@ -1,7 +1,147 @@
-"""Command-line entry point (placeholder until the daemon lands)."""
+"""Argument parsing and exit codes. A user's mistake gets one clear line, not a traceback.
+
+Exit codes:
+  0  success
+  1  `sync` finished, but some files failed (the summary says which and why)
+  2  bad command line or configuration
+  3  the API key was refused, or the service could not be reached
+  4  another mediasync is using the state directory
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-def main(argv: list[str] | None = None) -> int:
-    return 0
+from mediasync import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_LOCKED = 0, 1, 2, 3, 4
+
+log = logging.getLogger("mediasync")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mediasync",
+        description="Mirror media folders to the Gemini File API and write captions and "
+        "transcripts next to the files.",
+        epilog="Exit codes: 0 ok, 1 some files failed, 2 bad usage or config, "
+        "3 API key refused or service unreachable, 4 another instance running.",
+    )
+    p.add_argument("-c", "--config", type=Path,
+                   help="config file (default: $MEDIASYNC_CONFIG, then "
+                   "~/.config/mediasync/config.toml)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="overrides daemon.log_level")
+    p.add_argument("--version", action="version", version=f"mediasync {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    sub.add_parser("run", help="run the daemon in the foreground (what systemd starts)")
+    sub.add_parser("sync", help="one pass: upload, prompt, write sidecars; exit 1 if any failed")
+    st = sub.add_parser("status", help="what is mirrored, processing, expiring, failed")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--brief", action="store_true", help="one line per folder")
+
+    from mediasync import emulator, tools
+
+    em = sub.add_parser("emulator", help="serve a local emulator of the Gemini File API")
+    emulator.add_arguments(em)
+    tools.add_commands(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from mediasync.logs import setup_logging
+
+    if args.command == "emulator":
+        setup_logging(args.log_level or "info")
+        from mediasync import emulator
+
+        return emulator.run_from_args(args)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def load(args: argparse.Namespace):  # noqa: ANN201 - Config, imported lazily
+    from mediasync.config import default_config_path, load_config
+
+    path = args.config or default_config_path(os.environ)
+    return path, load_config(path)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from mediasync import tools
+    from mediasync.config import ConfigError
+    from mediasync.daemon import InstanceLocked
+    from mediasync.logs import setup_logging
+    from mediasync.store import StoreError
+
+    try:
+        if args.command in tools.COMMANDS:
+            setup_logging(args.log_level or "info")
+            return tools.COMMANDS[args.command](args)
+        path, config = load(args)
+        setup_logging(args.log_level or config.daemon.log_level)
+        if args.command == "run":
+            from mediasync.daemon import Daemon
+
+            return asyncio.run(Daemon(config, path, os.environ).run())
+        if args.command == "sync":
+            from mediasync import daemon
+
+            progress = _progress if sys.stderr.isatty() else None
+            return asyncio.run(daemon.sync(config, os.environ, progress=progress))
+        if args.command == "status":
+            return status(config, as_json=args.json, brief=args.brief)
+    except ConfigError as e:
+        print(f"mediasync: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except InstanceLocked as e:
+        print(f"mediasync: {e}", file=sys.stderr)
+        return EXIT_LOCKED
+    except StoreError as e:
+        print(f"mediasync: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    raise AssertionError(args.command)
+
+
+def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
+    from mediasync import report
+    from mediasync.daemon import STATE_FILE, state_dir
+    from mediasync.store import Store
+
+    db = state_dir(config, os.environ) / STATE_FILE
+    if not db.exists():
+        print(f"mediasync: nothing synced yet ({db} does not exist)", file=sys.stderr)
+        return EXIT_OK if not as_json else (print(json.dumps({"files": []})) or EXIT_OK)
+    store = Store(db, readonly=True)
+    try:
+        reports = report.build(store, config)
+        halted = store.get_meta("halted")
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(report.render_json(reports, halted), indent=2))
+    else:
+        print(report.render_text(reports, config, time.time(), halted, verbose=not brief))
+    return EXIT_OK
+
+
+def _progress(engine) -> None:  # noqa: ANN001
+    counts = engine.store.counts()
+    sys.stderr.write(
+        f"\r{counts['files']} files · {counts['mirrored']} mirrored · "
+        f"{counts['uploading']} uploading · {len(engine._running)} in progress   "
+    )
+    sys.stderr.flush()

@@ -1,0 +1,250 @@
+"""Wiring: the engine, the watcher, the scheduler's jobs, signals and sd_notify.
+
+No business logic here: ``run`` keeps the engine fed until SIGTERM, ``sync``
+makes one pass and reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from mediasync import plan, report
+from mediasync.config import Config, load_config, resolve_api_key
+from mediasync.engine import Engine
+from mediasync.gemini import GeminiClient, RateLimiter
+from mediasync.logs import register_secret
+from mediasync.notify import Notifier
+from mediasync.store import Store
+from mediasync.watch import Watcher
+
+log = logging.getLogger("mediasync")
+
+STATE_FILE = "state.db"
+
+
+class InstanceLocked(Exception):
+    """Another mediasync holds this state directory."""
+
+
+def state_dir(config: Config, env: Mapping[str, str]) -> Path:
+    # systemd's StateDirectory= hands the path in; it wins over the config file.
+    override = env.get("MEDIASYNC_STATE_DIR")
+    return Path(override) if override else config.daemon.state_dir
+
+
+@contextlib.contextmanager
+def instance_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise InstanceLocked(
+                f"another mediasync (pid {pid}) is using {directory}; stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def make_client(config: Config, env: Mapping[str, str]) -> GeminiClient:
+    key = resolve_api_key(config.api, env)
+    register_secret(key)
+    return GeminiClient(
+        key,
+        config.api.base_url,
+        config.api.api_version,
+        limiter=RateLimiter(config.daemon.requests_per_minute),
+        timeout=config.api.timeout,
+    )
+
+
+async def sync(config: Config, env: Mapping[str, str], *,
+               progress: Callable[[Engine], None] | None = None) -> int:
+    """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
+    directory = state_dir(config, env)
+    with instance_lock(directory):
+        store = Store(directory / STATE_FILE)
+        client = make_client(config, env)
+        engine = Engine(config, store, client, once=True)
+        try:
+            await engine.refresh()
+            found = await engine.scan()
+            log.info("found %d media file(s) in %d folder(s)", found, len(config.folders))
+            ticker = None
+            if progress is not None:
+                ticker = asyncio.create_task(_tick(engine, progress))
+            await engine.run(until_idle=True)
+            await engine.sweep()
+            if ticker:
+                ticker.cancel()
+            reports = report.build(store, config)
+            bad = report.failures(reports)
+            halted = engine.halted
+            if halted:
+                log.error("%s", halted)
+            done = len(reports) - len(bad)
+            log.info("%d of %d file(s) synced", done, len(reports))
+            for r in bad:
+                log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
+            if halted:
+                return 3
+            return 1 if bad else 0
+        finally:
+            await client.aclose()
+            store.close()
+
+
+async def _tick(engine: Engine, progress: Callable[[Engine], None]) -> None:
+    while True:
+        progress(engine)
+        await asyncio.sleep(0.5)
+
+
+class Daemon:
+    """`mediasync run`: watch, reconcile, renew, until SIGTERM."""
+
+    def __init__(self, config: Config, config_path: Path | None, env: Mapping[str, str]) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.env = env
+        self.notifier = Notifier.from_env(env)
+        self._stop = asyncio.Event()
+        self._rescan_pending = False
+
+    async def run(self) -> int:
+        directory = state_dir(self.config, self.env)
+        with instance_lock(directory):
+            self.store = Store(directory / STATE_FILE)
+            self.engine = Engine(self.config, self.store, make_client(self.config, self.env))
+            try:
+                return await self._serve()
+            finally:
+                await self.engine.client.aclose()
+                self.store.close()
+
+    async def _serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        self._start_watcher()
+        await self.engine.refresh()
+        found = await self.engine.scan()
+        log.info("watching %d folder(s), %d media file(s)", len(self.config.folders), found)
+        dispatcher = asyncio.create_task(self.engine.run(), name="engine")
+        self.scheduler = AsyncIOScheduler(event_loop=loop)
+        self._schedule_jobs()
+        self.scheduler.start()
+        self.notifier.ready(self.status_line())
+        await self._stop.wait()
+        log.info("stopping: finishing nothing new, recording upload offsets")
+        self.notifier.stopping()
+        self.scheduler.shutdown(wait=False)
+        self.watcher.stop()
+        await self.engine.stop()
+        dispatcher.cancel()
+        await asyncio.gather(dispatcher, return_exceptions=True)
+        return 0
+
+    def _start_watcher(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.watcher = Watcher(
+            self.config.folders,
+            self.config.sidecar_suffixes(),
+            loop,
+            self.engine.mark_dirty,
+            self.request_rescan,
+        )
+        for problem in self.watcher.start():
+            log.error("%s; relying on the periodic rescan", problem)
+
+    def _schedule_jobs(self) -> None:
+        d = self.config.daemon
+        opts = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        self.scheduler.add_job(self._rescan, "interval", seconds=d.rescan_every, id="rescan",
+                               replace_existing=True, **opts)
+        self.scheduler.add_job(self._refresh, "interval", seconds=d.refresh_every, id="refresh",
+                               replace_existing=True, **opts)
+        self.scheduler.add_job(self._health, "interval", seconds=5, id="health",
+                               replace_existing=True, **opts)
+        if self.notifier.watchdog_interval:
+            self.scheduler.add_job(self.notifier.watchdog, "interval",
+                                   seconds=self.notifier.watchdog_interval, id="watchdog",
+                                   replace_existing=True, **opts)
+
+    # -- jobs (each bounded so a stuck request cannot block the scheduler) ------
+    async def _rescan(self) -> None:
+        self._rescan_pending = False
+        timeout = max(60.0, self.config.daemon.rescan_every)
+        await asyncio.wait_for(self.engine.scan(), timeout=timeout)
+
+    async def _refresh(self) -> None:
+        if self.engine.halted:
+            self._retry_key()
+        try:
+            await asyncio.wait_for(self.engine.refresh(), timeout=300)
+        except TimeoutError:
+            log.warning("listing the remote files timed out; will try again")
+
+    async def _health(self) -> None:
+        if not self.watcher.healthy():
+            log.error("a folder watcher stopped; restarting it and rescanning")
+            self.watcher.stop()
+            self._start_watcher()
+            self.request_rescan("watcher restarted")
+        self.notifier.status(self.status_line())
+
+    def request_rescan(self, why: str) -> None:
+        if self._rescan_pending:
+            return
+        self._rescan_pending = True
+        log.info("rescanning: %s", why)
+        # A short delay lets a burst of directory events collapse into one scan.
+        asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self._rescan()))
+
+    def _retry_key(self) -> None:
+        try:
+            self.engine.set_client(make_client(self.config, self.env))
+        except Exception as e:  # a still-missing key: stay halted, say why
+            log.error("%s", e)
+
+    async def reload(self) -> None:
+        """SIGHUP: read the config again without a restart; keep the old one if it is bad."""
+        self.notifier.reloading(time.monotonic_ns() // 1000)
+        try:
+            if self.config_path is None:
+                raise ValueError("no config file to reload")
+            config = load_config(self.config_path)
+            client = make_client(config, self.env)
+        except Exception as e:
+            log.error("reload failed, keeping the running config: %s", e)
+            self.notifier.ready(self.status_line())
+            return
+        old = self.engine.client
+        self.config = config
+        self.engine.reconfigure(config, client)
+        await old.aclose()
+        self.watcher.stop()
+        self._start_watcher()
+        self._schedule_jobs()
+        await self.engine.scan()
+        log.info("reloaded %s", self.config_path)
+        self.notifier.ready(self.status_line())
+
+    def status_line(self) -> str:
+        return plan.status_line(len(self.config.folders), self.store.counts(), self.engine.halted)

@@ -1,0 +1,373 @@
+"""The remote side of a content: upload (resumable, across restarts), wait for
+ACTIVE, renew before expiry, reconcile with the server's listing, delete.
+
+Every step is recorded in the store before and after it runs, so a crash at any
+point resumes from the database (DESIGN.md, "Remote lifecycle").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Literal
+
+from mediasync import plan
+from mediasync.gemini import (
+    ApiError,
+    File,
+    FileChanged,
+    GeminiClient,
+    UploadSession,
+    UploadSessionLost,
+)
+from mediasync.scan import local_facts
+from mediasync.store import ContentRow, Store
+
+log = logging.getLogger("mediasync")
+
+Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
+
+# Polling a PROCESSING file: quick at first (images are ready in a second or
+# two), then slower for long videos.
+POLL_FIRST = 0.25
+POLL_MAX = 10.0
+POLL_LIMIT = 3600.0
+
+
+def classify(error: ApiError) -> Failure:
+    """What an API error means for the file it happened to (pure)."""
+    if error.key_invalid or (error.code == 403 and not error.file_gone):
+        return "auth"
+    if error.storage_full:
+        return "storage"
+    if error.file_gone:
+        return "gone"
+    if error.retryable:
+        return "transient"
+    return "permanent"
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value else None
+
+
+def _b64_sha(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+class ContentUnavailable(Exception):
+    """No usable remote copy now; ``message`` says why, ``retry_at`` when to look again."""
+
+    def __init__(self, message: str, retry_at: float | None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class Mirror:
+    def __init__(
+        self,
+        client: GeminiClient,
+        store: Store,
+        *,
+        renew_before: float,
+        upload_slots: asyncio.Semaphore,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.renew_before = renew_before
+        self.upload_slots = upload_slots
+        self.clock = clock
+        self.sleep = sleep
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._renewals: dict[str, asyncio.Task[None]] = {}
+
+    def _lock(self, sha: str) -> asyncio.Lock:
+        lock = self._locks.get(sha)
+        if lock is None:
+            lock = self._locks[sha] = asyncio.Lock()
+        return lock
+
+    # -- the copy a generation uses --------------------------------------------
+    async def ensure(self, sha: str) -> ContentRow:
+        """A content with a usable ACTIVE remote copy; uploads it when needed.
+
+        Raises ContentUnavailable when there is none now (failed, or waiting to
+        retry), and lets ApiError of kind "auth" through to the engine.
+        """
+        for _ in range(4):
+            c = self.store.get_content(sha)
+            assert c is not None
+            step = plan.remote_step(c, self.clock(), self.renew_before)
+            if step in ("ready", "renew"):
+                if step == "renew":
+                    self.start_renewal(sha)
+                return c
+            if step == "failed":
+                raise ContentUnavailable(c.error or "failed", None)
+            if step == "wait":
+                raise ContentUnavailable(c.error or "waiting to retry", c.retry_at)
+            async with self._lock(sha):
+                c = self.store.get_content(sha)
+                assert c is not None
+                if plan.remote_step(c, self.clock(), self.renew_before) in ("ready", "renew"):
+                    continue
+                await self._make_copy(c, renewal=False)
+        raise ContentUnavailable("the remote copy keeps disappearing; will retry", None)
+
+    def start_renewal(self, sha: str) -> None:
+        task = self._renewals.get(sha)
+        if task is None or task.done():
+            self._renewals[sha] = asyncio.create_task(self._renew(sha), name=f"renew {sha[:12]}")
+
+    async def _renew(self, sha: str) -> None:
+        async with self._lock(sha):
+            c = self.store.get_content(sha)
+            if c is None or not self.store.live_paths_for(sha):
+                return
+            if plan.remote_step(c, self.clock(), self.renew_before) != "renew":
+                return
+            if c.retry_at is not None and c.retry_at > self.clock():
+                return
+            try:
+                await self._make_copy(c, renewal=True)
+            except ContentUnavailable:
+                pass  # recorded on the row; the current copy still serves
+            except ApiError as e:
+                log.error("renewing %s failed: %s", self._label(sha), e)
+
+    async def wait_renewals(self) -> None:
+        tasks = [t for t in self._renewals.values() if not t.done()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def cancel_renewals(self) -> None:
+        for t in self._renewals.values():
+            t.cancel()
+
+    # -- upload, poll, promote -------------------------------------------------
+    def _label(self, sha: str) -> str:
+        paths = self.store.live_paths_for(sha)
+        return os.path.basename(paths[0]) if paths else sha[:12]
+
+    def _source(self, sha: str) -> str:
+        """A live local path that still holds these bytes (by its recorded stat)."""
+        for p in self.store.live_paths_for(sha):
+            row = self.store.get_path(p)
+            try:
+                facts = local_facts(p)
+            except Exception:  # vanished, replaced by a FIFO…: try the next path
+                continue
+            if row and (facts.size, facts.mtime_ns, facts.inode) == (
+                row.size,
+                row.mtime_ns,
+                row.inode,
+            ):
+                return p
+        raise ContentUnavailable("no local file holds these bytes any more", None)
+
+    async def _make_copy(self, c: ContentRow, *, renewal: bool) -> None:
+        sha = c.sha256
+        now = self.clock()
+        try:
+            if not c.next_name:
+                await self._upload(c)
+            await self._await_active(sha, renewal=renewal)
+        except ApiError as e:
+            kind = classify(e)
+            if kind == "auth":
+                raise
+            attempts = c.attempts + 1
+            if kind == "storage":
+                msg = "the project's 20 GB of file storage is full; waiting for space"
+                retry = now + 600.0
+            elif kind in ("transient", "gone"):
+                msg = f"upload failed, will retry: {e}"
+                retry = now + plan.retry_delay(attempts)
+            else:
+                msg = f"the service refused the file: {e.message or e}"
+                retry = None
+                self.store.update_content(sha, now, next_url=None, next_offset=None)
+            self.store.update_content(sha, now, error=msg, retry_at=retry, attempts=attempts)
+            log.error("%s: %s", self._label(sha), msg)
+            raise ContentUnavailable(msg, retry) from e
+        except (FileChanged, FileNotFoundError, PermissionError) as e:
+            self.store.update_content(sha, now, next_url=None, next_offset=None)
+            msg = f"the file changed or vanished during upload: {e}"
+            raise ContentUnavailable(msg, None) from e
+
+    async def _upload(self, c: ContentRow) -> None:
+        sha = c.sha256
+        path = self._source(sha)
+        session = None
+        if c.next_url:
+            session = UploadSession(
+                url=c.next_url, size=c.size, granularity=c.next_granularity or 8 * 1024 * 1024
+            )
+
+        def progress(s: UploadSession, offset: int) -> None:
+            # Recorded before the first byte and after every acknowledged chunk,
+            # so kill -9 resumes from here.
+            self.store.update_content(
+                sha, self.clock(), next_url=s.url, next_offset=offset,
+                next_granularity=s.granularity,
+            )
+
+        async with self.upload_slots:
+            try:
+                file = await self.client.upload(
+                    path,
+                    c.mime,
+                    plan.display_name(sha, os.path.basename(path)),
+                    session=session,
+                    on_progress=progress,
+                )
+            except UploadSessionLost:
+                log.info("%s: upload session expired; starting over", os.path.basename(path))
+                self.store.update_content(sha, self.clock(), next_url=None, next_offset=None)
+                file = await self.client.upload(
+                    path,
+                    c.mime,
+                    plan.display_name(sha, os.path.basename(path)),
+                    on_progress=progress,
+                )
+        if file.sha256_hash and file.sha256_hash != _b64_sha(sha):
+            # The bytes that arrived are not the bytes we hashed: never keep them.
+            self.store.doom(file.name, "content mismatch", self.clock())
+            self.store.update_content(sha, self.clock(), next_url=None, next_offset=None)
+            raise FileChanged("the uploaded bytes differ from the file's hash")
+        self.store.update_content(
+            sha,
+            self.clock(),
+            next_url=None,
+            next_offset=None,
+            next_name=file.name,
+            next_uri=file.uri,
+            next_expires_at=_ts(file.expiration_time),
+            uploads=c.uploads + 1,
+        )
+        log.info(
+            "uploaded %s (%s) as %s",
+            os.path.basename(path),
+            plan.human_bytes(c.size),
+            file.name,
+        )
+        if file.state in ("ACTIVE", "FAILED"):
+            self._settle_state(sha, file)
+
+    async def _await_active(self, sha: str, *, renewal: bool) -> None:
+        delay = POLL_FIRST
+        waited = 0.0
+        while True:
+            c = self.store.get_content(sha)
+            assert c is not None
+            if not c.next_name:
+                return
+            file = await self.client.get_file(c.next_name)
+            if file.state in ("ACTIVE", "FAILED"):
+                self._settle_state(sha, file, renewal=renewal)
+                return
+            if waited >= POLL_LIMIT:
+                raise ApiError(504, "DEADLINE_EXCEEDED", "still PROCESSING after an hour")
+            await self.sleep(delay)
+            waited += delay
+            delay = min(POLL_MAX, delay * 1.6)
+
+    def _settle_state(self, sha: str, file: File, *, renewal: bool = False) -> None:
+        now = self.clock()
+        c = self.store.get_content(sha)
+        assert c is not None
+        if file.state == "FAILED":
+            msg = f"the service could not process it: {file.error_message or 'FAILED'}"
+            self.store.doom(file.name, "processing failed", now)
+            self.store.update_content(
+                sha, now, next_name=None, next_uri=None, next_expires_at=None,
+                error=msg, retry_at=None,
+            )
+            log.error("%s: %s", self._label(sha), msg)
+            return
+        old = c.remote_name
+        with self.store.transaction():
+            self.store.update_content(
+                sha,
+                now,
+                remote_name=file.name,
+                uri=file.uri or c.next_uri,
+                expires_at=_ts(file.expiration_time) or c.next_expires_at,
+                next_name=None,
+                next_uri=None,
+                next_expires_at=None,
+                error=None,
+                retry_at=None,
+                attempts=0,
+            )
+            if old and old != file.name:
+                self.store.doom(old, "renewed", now)
+        if old and old != file.name:
+            log.info("renewed %s: %s replaces %s", self._label(sha), file.name, old)
+
+    # -- the server's listing is the truth -------------------------------------
+    async def refresh(self) -> list[str]:
+        """List every remote file once and reconcile; returns contents to upload again."""
+        files = await self.client.list_files()
+        now = self.clock()
+        listing = [
+            plan.RemoteListing(f.name, f.display_name, _ts(f.create_time), _ts(f.expiration_time))
+            for f in files
+        ]
+        contents = self.store.all_contents()
+        uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
+        result = plan.plan_refresh(
+            listing, contents, self.store.known_remote_names(), uploading, now
+        )
+        with self.store.transaction():
+            for sha in result.vanished:
+                self.store.update_content(sha, now, remote_name=None, uri=None, expires_at=None)
+            for sha, expires in result.expiries:
+                self.store.update_content(sha, now, expires_at=expires)
+            for name in result.delete:
+                self.store.doom(name, "left behind", now)
+        for sha in result.vanished:
+            log.warning("the remote copy of %s is gone; uploading again", self._label(sha))
+        for c in contents:
+            if (
+                c.remote_name
+                and c.sha256 not in result.vanished
+                and self.store.live_paths_for(c.sha256)
+                and plan.remote_step(
+                    self.store.get_content(c.sha256) or c, now, self.renew_before
+                ) == "renew"
+            ):
+                self.start_renewal(c.sha256)
+        return list(result.vanished)
+
+    def forget_copy(self, sha: str) -> None:
+        """The server says the copy is gone (403 on use): upload again."""
+        self.store.update_content(sha, self.clock(), remote_name=None, uri=None, expires_at=None)
+
+    async def delete_doomed(self) -> None:
+        for name in self.store.doomed():
+            try:
+                await self.client.delete_file(name)
+            except ApiError as e:
+                if classify(e) == "auth":
+                    raise
+                if not e.file_gone:
+                    log.warning("could not delete %s yet: %s", name, e)
+                    continue
+            self.store.undoom(name)
+            log.debug("deleted remote %s", name)
+
+    def retire(self, c: ContentRow) -> None:
+        """No path needs this content any more: delete its remote copies."""
+        now = self.clock()
+        with self.store.transaction():
+            for name in (c.remote_name, c.next_name):
+                if name:
+                    self.store.doom(name, "no longer needed", now)
+            self.store.delete_content(c.sha256)

@@ -1,0 +1,233 @@
+"""Pure decisions: (local facts, store rows, now, config) → the next step.
+
+Nothing here reads a clock, a file or the network; the engine passes all of it
+in. That keeps every rule of the reconciler testable in microseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from mediasync.media import MAX_FILE_BYTES
+from mediasync.store import ContentRow, OutputRow
+
+DISPLAY_PREFIX = "mediasync:"
+# A copy this close to expiry is not handed to a generation: it could die mid-call.
+MIN_USABLE_SECONDS = 120.0
+# An unknown remote file of ours younger than this may belong to an upload whose
+# finalize answer we have not recorded yet; leave it for the next refresh.
+ORPHAN_GRACE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class LocalFacts:
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+# -- local files ---------------------------------------------------------------
+def settle_wait(
+    facts: LocalFacts,
+    previous: LocalFacts | None,
+    last_event: float | None,
+    now_wall: float,
+    now_mono: float,
+    settle: float,
+) -> float:
+    """Seconds to wait before the file counts as still; 0 when it may be taken now.
+
+    A file is still when nothing touched it for ``settle``: its mtime is that old
+    (every write moves it) and no watcher event arrived since. A file whose stat
+    changed since we last looked is not still whatever its mtime says.
+    """
+    if previous is not None and previous != facts:
+        return settle
+    age = now_wall - facts.mtime_ns / 1e9
+    wait = settle - age
+    if last_event is not None:
+        wait = max(wait, settle - (now_mono - last_event))
+    return max(0.0, wait)
+
+
+def local_problem(size: int) -> str | None:
+    """Why a file cannot be mirrored at all, or None."""
+    if size == 0:
+        return "empty file (0 bytes): nothing to upload"
+    if size > MAX_FILE_BYTES:
+        return (
+            f"too large: {human_bytes(size)}; the File API takes at most "
+            f"{human_bytes(MAX_FILE_BYTES)} per file"
+        )
+    return None
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+# -- remote copy ---------------------------------------------------------------
+RemoteStep = Literal["ready", "renew", "upload", "resume", "poll", "wait", "failed"]
+
+
+def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
+    """What the remote copy of a content needs next.
+
+    ``renew`` means the current copy is still usable while a fresh one is made.
+    """
+    if c.error and c.retry_at is None:
+        return "failed"
+    usable = (
+        c.remote_name is not None
+        and c.expires_at is not None
+        and now < c.expires_at - MIN_USABLE_SECONDS
+    )
+    if c.retry_at is not None and c.retry_at > now:
+        return "renew" if usable else "wait"
+    if c.next_name:
+        return "poll"
+    if c.next_url:
+        return "resume"
+    if usable:
+        assert c.expires_at is not None
+        return "ready" if now < c.expires_at - renew_before else "renew"
+    return "upload"
+
+
+def retry_delay(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
+    """When a file that failed transiently is tried again: 30 s doubling to 1 h."""
+    return min(cap, base * 2 ** max(0, attempts - 1))
+
+
+def display_name(sha256: str, file_name: str) -> str:
+    """Marks the remote file as ours (we only ever delete our own) and names it for humans."""
+    return f"{DISPLAY_PREFIX}{sha256[:16]}:{file_name}"[:512]
+
+
+def sha_prefix_of(display: str | None) -> str | None:
+    if not display or not display.startswith(DISPLAY_PREFIX):
+        return None
+    return display[len(DISPLAY_PREFIX) :].split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class RemoteListing:
+    name: str
+    display_name: str | None
+    create_time: float | None
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    vanished: tuple[str, ...]  # contents whose live copy is gone: upload again
+    expiries: tuple[tuple[str, float], ...]  # (sha256, server expiration) to record
+    delete: tuple[str, ...]  # remote files of ours that nothing refers to
+
+
+def plan_refresh(
+    listing: Iterable[RemoteListing],
+    contents: Iterable[ContentRow],
+    known_names: set[str],
+    uploading_prefixes: set[str],
+    now: float,
+) -> RefreshPlan:
+    """Reconcile the remote listing with the database (the server is the truth)."""
+    by_name = {f.name: f for f in listing}
+    vanished: list[str] = []
+    expiries: list[tuple[str, float]] = []
+    for c in contents:
+        if not c.remote_name:
+            continue
+        listed = by_name.get(c.remote_name)
+        if listed is None:
+            vanished.append(c.sha256)
+        elif listed.expires_at is not None and listed.expires_at != c.expires_at:
+            expiries.append((c.sha256, listed.expires_at))
+    delete = []
+    for f in by_name.values():
+        prefix = sha_prefix_of(f.display_name)
+        if prefix is None or f.name in known_names or prefix in uploading_prefixes:
+            continue
+        if f.create_time is not None and now - f.create_time < ORPHAN_GRACE_SECONDS:
+            continue
+        delete.append(f.name)
+    return RefreshPlan(tuple(vanished), tuple(expiries), tuple(sorted(delete)))
+
+
+# -- outputs -------------------------------------------------------------------
+def prompt_hash(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Desired:
+    suffix: str
+    prompt: str
+    model: str
+    prompt_hash: str
+    sidecar: str
+
+
+SidecarState = Literal["missing", "ours", "edited", "foreign"]
+OutputStep = Literal["skip", "generate", "keep_edit", "wait"]
+
+
+def output_step(
+    row: OutputRow | None, want: Desired, sha256: str, sidecar: SidecarState, now: float
+) -> OutputStep:
+    """Whether a sidecar needs generating.
+
+    A sidecar its owner edited, or one we never wrote, is never overwritten. One we
+    wrote is regenerated when the content, the prompt or the model changes, or when
+    it was deleted.
+    """
+    current = (
+        row is not None
+        and row.sha256 == sha256
+        and row.prompt_hash == want.prompt_hash
+        and row.model == want.model
+        and row.sidecar == want.sidecar
+    )
+    if sidecar in ("edited", "foreign"):
+        if current and row is not None and row.outcome == "kept_edit":
+            return "skip"
+        return "keep_edit"
+    if not current or row is None:
+        return "generate"
+    if row.outcome in ("written", "writing", "kept_edit"):
+        return "skip" if sidecar == "ours" else "generate"
+    if row.outcome == "blocked":
+        return "skip"  # an answer the service refused is an outcome, not a retry loop
+    if row.outcome == "failed":
+        if row.retry_at is None:
+            return "skip"
+        return "wait" if row.retry_at > now else "generate"
+    return "generate"
+
+
+def sidecar_text(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+# -- removal -------------------------------------------------------------------
+def removable(gone_at: Mapping[str, float], now: float, grace: float) -> list[str]:
+    """Vanished paths old enough that they were not a rename in progress."""
+    return sorted(p for p, t in gone_at.items() if now - t >= grace)
+
+
+def status_line(folders: int, counts: Mapping[str, int], halted: str | None = None) -> str:
+    """The one-line summary for systemd's STATUS= and the log."""
+    line = (
+        f"watching {folders} folder{'s' if folders != 1 else ''} · "
+        f"{counts.get('mirrored', 0)} mirrored · {counts.get('uploading', 0)} uploading · "
+        f"{counts.get('failed', 0)} failed"
+    )
+    return f"{line} · {halted}" if halted else line

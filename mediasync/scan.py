@@ -1,0 +1,111 @@
+"""Local file I/O for the engine: walking folders, stat and hashing.
+
+Blocking functions: the engine runs them in a worker thread so a slow disk or a
+hung network share never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path, PurePath
+
+from mediasync.config import FolderConfig
+from mediasync.plan import LocalFacts
+from mediasync.select import ignored_dir, is_candidate
+
+_BLOCK = 1024 * 1024
+
+
+def walk_folder(folder: FolderConfig, suffixes: Iterable[str]) -> list[str]:
+    """Every candidate media file under a folder (absolute paths, sorted).
+
+    Directories are pruned by name before descending, so NAS metadata trees and
+    dot-directories are never read. Symlinks are not followed: a link loop or a
+    link out of the folder must not drag the daemon elsewhere.
+    """
+    suffixes = frozenset(suffixes)
+    root = str(folder.path)
+    found: list[str] = []
+
+    def onerror(exc: OSError) -> None:
+        # An unreadable subfolder must not end the scan of the rest.
+        pass
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
+        if folder.recursive:
+            dirnames[:] = [d for d in dirnames if not ignored_dir(d)]
+        else:
+            dirnames[:] = []
+        rel_dir = PurePath(os.path.relpath(dirpath, root))
+        for name in filenames:
+            rel = rel_dir / name if str(rel_dir) != "." else PurePath(name)
+            if is_candidate(rel, folder, suffixes) is not None:
+                found.append(os.path.join(dirpath, name))
+    found.sort()
+    return found
+
+
+class NotRegular(Exception):
+    """The path exists but is no regular file (FIFO, socket, device, directory)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def _describe(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "not a regular file"
+
+
+def local_facts(path: str) -> LocalFacts:
+    """lstat a path; FileNotFoundError when gone, NotRegular for anything not a file."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegular(_describe(st.st_mode))
+    return LocalFacts(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
+class ChangedWhileHashing(Exception):
+    """The file was written to while we read it; try again once it settles."""
+
+
+def hash_file(path: str, expect: LocalFacts) -> str:
+    """SHA-256 of a file, checked to be the same file before and after reading."""
+    h = hashlib.sha256()
+    # O_NONBLOCK: should a FIFO replace the file after our stat, open must not hang.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(_describe(st.st_mode))
+        before = LocalFacts(st.st_size, st.st_mtime_ns, st.st_ino)
+        if before != expect:
+            raise ChangedWhileHashing(path)
+        buf = bytearray(_BLOCK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+        st = os.fstat(f.fileno())
+    if LocalFacts(st.st_size, st.st_mtime_ns, st.st_ino) != expect:
+        raise ChangedWhileHashing(path)
+    return h.hexdigest()
+
+
+def relative_name(path: str, folder: Path) -> str:
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:
+        return path

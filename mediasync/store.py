@@ -1,0 +1,370 @@
+"""Every durable fact, in SQLite (WAL, one writer: the daemon's event loop).
+
+Three tables carry the state DESIGN.md names:
+- ``paths``: what is on disk, per path (stat cache + content hash);
+- ``contents``: per SHA-256, the live remote copy and any copy being uploaded;
+- ``outputs``: per (path, sidecar suffix), what was generated and written.
+``doomed`` holds remote files we created and must delete (crash-safe removal).
+Readers (``mediasync status``) open the same file read-only while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE paths (
+    path TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    sha256 TEXT,
+    kind TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    problem TEXT,
+    gone_at REAL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX paths_sha ON paths(sha256);
+CREATE TABLE contents (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mime TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    remote_name TEXT,
+    uri TEXT,
+    expires_at REAL,
+    next_url TEXT,
+    next_offset INTEGER,
+    next_granularity INTEGER,
+    next_name TEXT,
+    next_uri TEXT,
+    next_expires_at REAL,
+    error TEXT,
+    retry_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    uploads INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE outputs (
+    path TEXT NOT NULL,
+    suffix TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    sidecar TEXT NOT NULL,
+    written_hash TEXT,
+    pending_hash TEXT,
+    outcome TEXT NOT NULL,
+    message TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    retry_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    at REAL NOT NULL,
+    PRIMARY KEY (path, suffix)
+);
+CREATE TABLE doomed (
+    remote_name TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    since REAL NOT NULL
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1}
+
+
+@dataclass(frozen=True)
+class PathRow:
+    path: str
+    folder: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None
+    kind: str
+    mime: str
+    problem: str | None
+    gone_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ContentRow:
+    sha256: str
+    size: int
+    mime: str
+    kind: str
+    remote_name: str | None
+    uri: str | None
+    expires_at: float | None
+    next_url: str | None
+    next_offset: int | None
+    next_granularity: int | None
+    next_name: str | None
+    next_uri: str | None
+    next_expires_at: float | None
+    error: str | None
+    retry_at: float | None
+    attempts: int
+    uploads: int
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    path: str
+    suffix: str
+    sha256: str
+    prompt_hash: str
+    model: str
+    sidecar: str
+    written_hash: str | None
+    pending_hash: str | None
+    outcome: str
+    message: str | None
+    prompt_tokens: int
+    output_tokens: int
+    retry_at: float | None
+    attempts: int
+    at: float
+
+
+def _columns(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+class StoreError(Exception):
+    """The state database cannot be opened or is from a newer mediasync."""
+
+
+class Store:
+    """A thin typed layer over the state database. Every write commits at once."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            if readonly:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+                self._db.row_factory = sqlite3.Row
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, timeout=5, isolation_level=None)
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode survives a process crash; only an OS crash
+                # can lose the last commits, which the next rescan repairs.
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the state database: {exc}") from exc
+
+    # -- schema ---------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer mediasync (schema {version} > {SCHEMA_VERSION})"
+            )
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx():
+                for stmt in _MIGRATIONS[v].split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+                self._db.execute(f"PRAGMA user_version={v}")
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: Any, *_: Any) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> Store._Tx:
+        return Store._Tx(self._db)
+
+    def transaction(self) -> Store._Tx:
+        """Group several writes into one commit (used by bulk scans)."""
+        return self._tx()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- paths ----------------------------------------------------------------
+    def get_path(self, path: str) -> PathRow | None:
+        row = self._db.execute("SELECT * FROM paths WHERE path=?", (path,)).fetchone()
+        return PathRow(**row) if row else None
+
+    def all_paths(self) -> Iterator[PathRow]:
+        for row in self._db.execute("SELECT * FROM paths ORDER BY path"):
+            yield PathRow(**row)
+
+    def put_path(self, row: PathRow) -> None:
+        cols = _columns(PathRow)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO paths ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+            [getattr(row, c) for c in cols],
+        )
+
+    def mark_gone(self, path: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE paths SET gone_at=? WHERE path=? AND gone_at IS NULL", (now, path)
+        )
+
+    def delete_path(self, path: str) -> None:
+        self._db.execute("DELETE FROM paths WHERE path=?", (path,))
+        self._db.execute("DELETE FROM outputs WHERE path=?", (path,))
+
+    def gone_paths(self) -> list[PathRow]:
+        rows = self._db.execute("SELECT * FROM paths WHERE gone_at IS NOT NULL")
+        return [PathRow(**r) for r in rows]
+
+    def find_twin(self, path: str, inode: int, size: int, mtime_ns: int) -> PathRow | None:
+        """Another recorded path with the same stat identity (a rename keeps all three)."""
+        row = self._db.execute(
+            "SELECT * FROM paths WHERE path<>? AND inode=? AND size=? AND mtime_ns=?"
+            " AND sha256 IS NOT NULL ORDER BY gone_at IS NULL LIMIT 1",
+            (path, inode, size, mtime_ns),
+        ).fetchone()
+        return PathRow(**row) if row else None
+
+    def paths_with_sha(self, sha256: str, *, exclude: str) -> list[PathRow]:
+        rows = self._db.execute(
+            "SELECT * FROM paths WHERE sha256=? AND path<>? ORDER BY gone_at IS NULL, path",
+            (sha256, exclude),
+        )
+        return [PathRow(**r) for r in rows]
+
+    def live_paths_for(self, sha256: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT path FROM paths WHERE sha256=? AND gone_at IS NULL ORDER BY path", (sha256,)
+        )
+        return [r[0] for r in rows]
+
+    # -- contents -------------------------------------------------------------
+    def get_content(self, sha256: str) -> ContentRow | None:
+        row = self._db.execute("SELECT * FROM contents WHERE sha256=?", (sha256,)).fetchone()
+        return ContentRow(**row) if row else None
+
+    def all_contents(self) -> list[ContentRow]:
+        return [ContentRow(**r) for r in self._db.execute("SELECT * FROM contents")]
+
+    def ensure_content(
+        self, sha256: str, size: int, mime: str, kind: str, now: float
+    ) -> ContentRow:
+        self._db.execute(
+            "INSERT OR IGNORE INTO contents (sha256, size, mime, kind, updated_at)"
+            " VALUES (?,?,?,?,?)",
+            (sha256, size, mime, kind, now),
+        )
+        row = self.get_content(sha256)
+        assert row is not None
+        return row
+
+    def update_content(self, sha256: str, now: float, **values: Any) -> None:
+        if not values:
+            return
+        cols = ", ".join(f"{k}=?" for k in values)
+        self._db.execute(
+            f"UPDATE contents SET {cols}, updated_at=? WHERE sha256=?",
+            [*values.values(), now, sha256],
+        )
+
+    def delete_content(self, sha256: str) -> None:
+        self._db.execute("DELETE FROM contents WHERE sha256=?", (sha256,))
+
+    def unreferenced_contents(self) -> list[ContentRow]:
+        # Vanished paths still inside their grace period keep their content:
+        # they may be a rename whose new name has not settled yet.
+        rows = self._db.execute(
+            "SELECT * FROM contents c WHERE NOT EXISTS"
+            " (SELECT 1 FROM paths p WHERE p.sha256=c.sha256)"
+        )
+        return [ContentRow(**r) for r in rows]
+
+    # -- outputs --------------------------------------------------------------
+    def get_outputs(self, path: str) -> dict[str, OutputRow]:
+        rows = self._db.execute("SELECT * FROM outputs WHERE path=?", (path,))
+        return {r["suffix"]: OutputRow(**r) for r in rows}
+
+    def all_outputs(self) -> list[OutputRow]:
+        return [OutputRow(**r) for r in self._db.execute("SELECT * FROM outputs")]
+
+    def put_output(self, row: OutputRow) -> None:
+        cols = _columns(OutputRow)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO outputs ({','.join(cols)})"
+            f" VALUES ({','.join('?' * len(cols))})",
+            [getattr(row, c) for c in cols],
+        )
+
+    def delete_output(self, path: str, suffix: str) -> None:
+        self._db.execute("DELETE FROM outputs WHERE path=? AND suffix=?", (path, suffix))
+
+    def move_outputs(self, old: str, new: str, sidecars: dict[str, str]) -> None:
+        """Re-key a renamed file's outputs; ``sidecars`` maps suffix → new sidecar path."""
+        with self._tx():
+            self._db.execute("DELETE FROM outputs WHERE path=?", (new,))
+            for suffix, sidecar in sidecars.items():
+                self._db.execute(
+                    "UPDATE outputs SET path=?, sidecar=? WHERE path=? AND suffix=?",
+                    (new, sidecar, old, suffix),
+                )
+            self._db.execute("DELETE FROM outputs WHERE path=?", (old,))
+
+    # -- doomed remote files --------------------------------------------------
+    def doom(self, remote_name: str, reason: str, now: float) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO doomed (remote_name, reason, since) VALUES (?,?,?)",
+            (remote_name, reason, now),
+        )
+
+    def doomed(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT remote_name FROM doomed ORDER BY since")]
+
+    def undoom(self, remote_name: str) -> None:
+        self._db.execute("DELETE FROM doomed WHERE remote_name=?", (remote_name,))
+
+    def known_remote_names(self) -> set[str]:
+        names: set[str] = set()
+        for a, b in self._db.execute("SELECT remote_name, next_name FROM contents"):
+            names.update(n for n in (a, b) if n)
+        names.update(self.doomed())
+        return names
+
+    # -- meta -----------------------------------------------------------------
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        q = self._db.execute
+        return {
+            "files": q("SELECT COUNT(*) FROM paths WHERE gone_at IS NULL").fetchone()[0],
+            "mirrored": q(
+                    "SELECT COUNT(*) FROM contents WHERE remote_name IS NOT NULL"
+            ).fetchone()[0],
+            "uploading": q(
+                "SELECT COUNT(*) FROM contents WHERE next_url IS NOT NULL OR next_name IS NOT NULL"
+            ).fetchone()[0],
+            "failed": q(
+                "SELECT COUNT(*) FROM paths p WHERE gone_at IS NULL AND (problem IS NOT NULL OR"
+                " EXISTS (SELECT 1 FROM contents c WHERE c.sha256=p.sha256 AND c.error IS NOT NULL)"
+                " OR EXISTS (SELECT 1 FROM outputs o WHERE o.path=p.path AND o.outcome='failed'))"
+            ).fetchone()[0],
+        }
+
