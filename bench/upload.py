@@ -38,9 +38,18 @@ def parse_size(text: str) -> int:
 # -- emulator process ---------------------------------------------------------
 
 
-def _serve(conn: Any, granularity: int) -> None:
+def _serve(conn: Any, granularity: int, nodelay: bool) -> None:
     sys.path.insert(0, str(ROOT))
     from mediasync.emulator import Emulator, EmulatorConfig
+
+    if nodelay:
+        # http.server writes the headers and the body of an answer in two
+        # send()s; with Nagle on, the body waits for the client's delayed ACK
+        # (~40 ms on Linux) on *every* request. That is a server artefact the
+        # live service doesn't have, and it would hide the clients' own speed.
+        from mediasync.emulator import server
+
+        server.Handler.disable_nagle_algorithm = True
 
     emu = Emulator(EmulatorConfig(port=0, granularity=granularity)).start()
     conn.send(emu.base_url)
@@ -84,6 +93,8 @@ def run_child(kind: str, base_url: str, path: str, chunk: int) -> dict[str, Any]
     with tempfile.TemporaryFile("w+") as out:
         if kind == "curl":
             return run_curl(base_url, path)
+        if kind == "curl-chunked":
+            return run_curl_chunked(base_url, path, chunk)
         cmd = [sys.executable, __file__, "--child", kind, base_url, path, str(chunk)]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = subprocess.Popen(cmd, stdout=out, env=env)
@@ -97,10 +108,7 @@ def run_child(kind: str, base_url: str, path: str, chunk: int) -> dict[str, Any]
     return result
 
 
-def run_curl(base_url: str, path: str) -> dict[str, Any]:
-    """curl speaks the resumable protocol: start, then one `upload, finalize`
-    streaming the whole file with -T (curl reads it in small buffers)."""
-    size = os.path.getsize(path)
+def _curl_start(base_url: str, size: int) -> str:
     start = subprocess.run(
         [
             "curl", "-sS", "-D", "-", "-o", "/dev/null", "-X", "POST",
@@ -118,22 +126,60 @@ def run_curl(base_url: str, path: str) -> dict[str, Any]:
     m = re.search(r"(?im)^x-goog-upload-url:\s*(\S+)", start.stdout)
     if not m:
         raise SystemExit(f"curl start: no upload URL in\n{start.stdout}")
+    return m.group(1)
+
+
+def _curl_chunk(url: str, command: str, offset: int, source: list[str], data: bytes | None) -> Any:
+    """One chunk request in its own curl process: (body, its rusage)."""
+    cmd = [
+        "curl", "-sS", "-X", "POST", url, *source, "-H", "Expect:",
+        "-H", f"X-Goog-Upload-Command: {command}", "-H", f"X-Goog-Upload-Offset: {offset}",
+    ]  # fmt: skip
     with tempfile.TemporaryFile("w+") as out:
-        cmd = [
-            "curl", "-sS", "-X", "POST", m.group(1), "-T", path, "-H", "Expect:",
-            "-H", "X-Goog-Upload-Command: upload, finalize", "-H", "X-Goog-Upload-Offset: 0",
-        ]  # fmt: skip
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out)
+        proc = subprocess.Popen(cmd, stdout=out, stdin=subprocess.PIPE if data else None)
+        if data is not None and proc.stdin is not None:
+            proc.stdin.write(data)
+            proc.stdin.close()
         _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         body = out.read()
     if proc.returncode != 0:
         raise SystemExit(f"curl upload failed ({proc.returncode}): {body[:300]}")
-    size_bytes = int(json.loads(body)["file"]["sizeBytes"])
-    return {"seconds": seconds, "size": size_bytes, "rss": usage.ru_maxrss / 1024}
+    return body, usage
+
+
+def run_curl(base_url: str, path: str) -> dict[str, Any]:
+    """curl speaks the resumable protocol: start, then one `upload, finalize`
+    streaming the whole file with -T (curl reads it in small buffers)."""
+    url = _curl_start(base_url, os.path.getsize(path))
+    t0 = time.perf_counter()
+    body, usage = _curl_chunk(url, "upload, finalize", 0, ["-T", path], None)
+    seconds = time.perf_counter() - t0
+    size = int(json.loads(body)["file"]["sizeBytes"])
+    return {"seconds": seconds, "size": size, "rss": usage.ru_maxrss / 1024}
+
+
+def run_curl_chunked(base_url: str, path: str, chunk: int) -> dict[str, Any]:
+    """curl in `chunk`-sized requests like the SDK: one curl process per chunk
+    (process start-up included), each body piped in with --data-binary @-."""
+    size = os.path.getsize(path)
+    url = _curl_start(base_url, size)
+    rss = 0.0
+    t0 = time.perf_counter()
+    with open(path, "rb") as f:
+        offset = 0
+        while True:
+            data = f.read(chunk)
+            last = offset + len(data) >= size
+            command = "upload, finalize" if last else "upload"
+            body, usage = _curl_chunk(url, command, offset, ["--data-binary", "@-"], data)
+            rss = max(rss, usage.ru_maxrss / 1024)
+            offset += len(data)
+            if last:
+                break
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "size": int(json.loads(body)["file"]["sizeBytes"]), "rss": rss}
 
 
 # -- main -----------------------------------------------------------------------
@@ -155,7 +201,13 @@ def main() -> None:
     ap.add_argument("--chunk", type=parse_size, default=parse_size("8M"), help="our chunk target")
     ap.add_argument("--granularity", type=parse_size, default=parse_size("8M"))
     ap.add_argument("--runs", type=int, default=1, help="best of N per uploader")
-    ap.add_argument("--only", default="ours,sdk,curl")
+    ap.add_argument("--only", default="ours,sdk,curl,curl-chunked")
+    ap.add_argument(
+        "--nagle",
+        dest="nodelay",
+        action="store_false",
+        help="leave Nagle on in the emulator (adds ~40 ms per request)",
+    )
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -167,7 +219,7 @@ def main() -> None:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child, args.granularity), daemon=True)
+    server = ctx.Process(target=_serve, args=(child, args.granularity, args.nodelay), daemon=True)
     server.start()
     base_url = parent.recv()
     try:
@@ -175,7 +227,7 @@ def main() -> None:
             path = Path(tmp) / "bench.mp4"
             make_file(path, args.size)
             print(f"file {args.size / MIB:.0f} MiB, emulator {base_url}, runs {args.runs}")
-            print(f"{'uploader':<10} {'MiB/s':>8} {'peak RSS MiB':>13} {'seconds':>8}")
+            print(f"{'uploader':<13} {'MiB/s':>8} {'peak RSS MiB':>13} {'seconds':>8}")
             for kind in args.only.split(","):
                 runs = [run_child(kind, base_url, str(path), args.chunk) for _ in range(args.runs)]
                 for r in runs:
@@ -184,7 +236,7 @@ def main() -> None:
                 best = min(runs, key=lambda r: r["seconds"])
                 rss = max(r["rss"] for r in runs)
                 mibs = args.size / MIB / best["seconds"]
-                print(f"{kind:<10} {mibs:>8.1f} {rss:>13.1f} {best['seconds']:>8.2f}", flush=True)
+                print(f"{kind:<13} {mibs:>8.1f} {rss:>13.1f} {best['seconds']:>8.2f}", flush=True)
     finally:
         parent.send("stop")
         server.join(10)

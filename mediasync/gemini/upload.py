@@ -33,11 +33,25 @@ async def file_body(fd: int, offset: int, length: int) -> AsyncIterator[bytes]:
 
     ``os.pread`` runs in a worker thread so the event loop never waits on the
     disk, and being positional it needs no shared file offset between retries.
+    The next block is read while the current one is being sent (two blocks in
+    memory at most): without that overlap the socket idles during every read.
     """
     end = offset + length
-    while offset < end:
-        data = await asyncio.to_thread(os.pread, fd, min(READ_BLOCK, end - offset), offset)
-        if not data:
-            raise FileChanged(f"file shrank during upload (at byte {offset})")
-        offset += len(data)
-        yield data
+
+    def read(at: int) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(asyncio.to_thread(os.pread, fd, min(READ_BLOCK, end - at), at))
+
+    pending = read(offset)
+    try:
+        while True:
+            data = await pending
+            if not data:
+                raise FileChanged(f"file shrank during upload (at byte {offset})")
+            offset += len(data)
+            if offset >= end:
+                yield data
+                return
+            pending = read(offset)
+            yield data
+    finally:
+        pending.cancel()  # the body was abandoned (broken connection): drop the read-ahead
