@@ -1,0 +1,120 @@
+"""Helpers for end-to-end tests: the real CLI in a subprocess against an in-process emulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+KEY = "e2e-test-key-0123456789"
+
+
+def write_config(
+    root: Path,
+    base_url: str,
+    *,
+    folder: Path | None = None,
+    daemon: dict[str, Any] | None = None,
+    prompts: str = "",
+    folder_extra: str = "",
+) -> Path:
+    folder = folder or root / "inbox"
+    folder.mkdir(parents=True, exist_ok=True)
+    d = {
+        "state_dir": str(root / "state"),
+        "settle": "0s",
+        "refresh_every": "1s",
+        "rescan_every": "10m",
+        "requests_per_minute": 6000,
+        **(daemon or {}),
+    }
+    lines = ["[api]", f'base_url = "{base_url}"', "", "[daemon]"]
+    for k, v in d.items():
+        lines.append(f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else f"{k} = {v}")
+    lines += ["", "[[folders]]", f'path = "{folder}"', folder_extra, prompts]
+    cfg = root / "config.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    return cfg
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    e.update({"GEMINI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}, **extra)
+    e.pop("NOTIFY_SOCKET", None)
+    e.pop("JOURNAL_STREAM", None)
+    return e
+
+
+def cli(cfg: Path, *args: str, timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mediasync", "-c", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env(**env_extra),
+    )
+
+
+class Running:
+    """`mediasync run` in the background, with its log captured to a file."""
+
+    def __init__(self, cfg: Path, **env_extra: str) -> None:
+        self.log_path = cfg.parent / "daemon.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mediasync", "-c", str(cfg), "--log-level", "debug", "run"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env(**env_extra),
+        )
+        wait_for(lambda: "watching" in self.log(), what="daemon start", proc=self.proc)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=20)
+        finally:
+            self._log.close()
+        return code
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = 30, what: str = "condition",
+    proc: subprocess.Popen | None = None,
+) -> Any:
+    """Poll a condition the system under test will make true (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def db_rows(cfg: Path, sql: str) -> list[tuple]:
+    db = cfg.parent / "state" / "state.db"
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
