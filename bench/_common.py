@@ -1,0 +1,253 @@
+"""Shared helpers for the daemon benchmarks (pipeline, noop, latency, memory).
+
+The emulator always runs in its own process (``mediasync emulator --port 0``),
+the daemon under test always runs as the real CLI in another one, with
+GEMINI_API_KEY=bench. Everything talks to 127.0.0.1 only; every wait here is
+bounded by a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from mediasync.samples import png_bytes  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+def mediasync_cmd() -> list[str]:
+    """The real CLI: the console script next to this interpreter, else ``-m mediasync``."""
+    script = Path(sys.executable).parent / "mediasync"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "mediasync"]
+
+
+def bench_env() -> dict[str, str]:
+    env = dict(os.environ, GEMINI_API_KEY="bench", PYTHONPATH=str(ROOT))
+    for var in ("GOOGLE_API_KEY", "MEDIASYNC_CONFIG", "MEDIASYNC_STATE_DIR", "NOTIFY_SOCKET",
+                "CREDENTIALS_DIRECTORY"):
+        env.pop(var, None)
+    return env
+
+
+def command_line() -> str:
+    """The exact command that produced a run, for the report."""
+    exe = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else \
+        sys.executable
+    script = os.path.relpath(sys.argv[0], ROOT)
+    return shlex.join([exe, script, *sys.argv[1:]])
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))})"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cores}{', ' + cpu if cpu else ''}; Python {platform.python_version()}; {system}"
+
+
+# -- emulator -----------------------------------------------------------------
+
+
+class EmulatorProcess:
+    """``mediasync emulator`` in a child process; ``url`` is its base URL."""
+
+    def __init__(self, workdir: Path, *, generate_latency: float = 0.0,
+                 processing_delay: float | None = None, name: str = "emulator") -> None:
+        cmd = [*mediasync_cmd(), "emulator", "--host", "127.0.0.1", "--port", "0"]
+        if generate_latency:
+            cmd += ["--generate-latency", f"{generate_latency}s"]
+        if processing_delay is not None:
+            cmd += ["--processing-delay", f"{processing_delay}s"]
+        self.log_path = workdir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log,
+                                     env=bench_env(), text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # the emulator prints one line, then nothing
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if not m:
+            self.stop()
+            raise SystemExit(f"emulator did not start: {line!r}; see {self.log_path}")
+        self.url = m.group(1)
+        self.cmd = cmd
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_emulator/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def requests(self) -> dict[str, int]:
+        return dict(self.stats()["requests"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def request_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Requests per endpoint between two stats snapshots, the stats call itself excluded."""
+    out = {}
+    for k in sorted(set(before) | set(after)):
+        n = after.get(k, 0) - before.get(k, 0)
+        if k == "control":
+            n -= 1  # the "before" stats request is counted after it answered
+        if n:
+            out[k] = n
+    return out
+
+
+# -- files and config ---------------------------------------------------------
+
+
+def write_pngs(folder: Path, count: int, *, first_seed: int = 0, width: int = 64,
+               height: int = 48, subdirs: int = 0) -> list[Path]:
+    """``count`` distinct valid PNGs; with ``subdirs``, spread over that many folders."""
+    paths = []
+    for i in range(count):
+        d = folder / f"d{i % subdirs:03d}" if subdirs else folder
+        d.mkdir(parents=True, exist_ok=True)
+        p = d / f"img{first_seed + i:05d}.png"
+        p.write_bytes(png_bytes(width, height, seed=first_seed + i))
+        paths.append(p)
+    return paths
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+
+def write_config(workdir: Path, base_url: str, folder: Path, *, name: str = "config.toml",
+                 **daemon: Any) -> Path:
+    """A TOML config: one folder (default prompts), state_dir inside ``workdir``."""
+    d = {"state_dir": str(workdir / "state"), "log_level": "info", **daemon}
+    lines = ["[api]", f"base_url = {_toml_value(base_url)}", 'api_version = "v1beta"', "",
+             "[daemon]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
+    lines += ["", "[[folders]]", f"path = {_toml_value(folder)}", ""]
+    path = workdir / name
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_cli(config: Path, *args: str, log: Path | None = None,
+            timeout: float = 1800) -> tuple[int, float]:
+    """Run ``mediasync -c CONFIG ARGS`` to completion; (exit code, wall seconds from spawn)."""
+    cmd = [*mediasync_cmd(), "-c", str(config), *args]
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                              env=bench_env(), timeout=timeout, check=False)
+        return proc.returncode, time.perf_counter() - t0
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def count_sidecars(folder: Path, suffix: str = ".caption.md") -> int:
+    return sum(1 for _ in folder.rglob(f"*{suffix}"))
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM … in KiB from /proc/<pid>/status."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Vm") or line.startswith("Rss"):
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if parts and parts[0].isdigit():
+                out[key] = int(parts[0])
+    return out
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def wait_cpu_quiet(pid: int, *, quiet_for: float = 2.0, max_share: float = 0.05,
+                   timeout: float = 300, step: float = 0.1) -> float:
+    """Wait until a process used under ``max_share`` of one CPU over the last
+    ``quiet_for`` seconds (a daemon pacing list pages at 1/s never reaches zero);
+    returns seconds waited."""
+    hz = os.sysconf("SC_CLK_TCK")
+    t0 = time.monotonic()
+    window: list[tuple[float, int]] = [(t0, cpu_ticks(pid))]
+    while time.monotonic() - t0 < timeout:
+        time.sleep(step)
+        now = time.monotonic()
+        window.append((now, cpu_ticks(pid)))
+        while len(window) > 2 and now - window[1][0] >= quiet_for:
+            window.pop(0)
+        span = now - window[0][0]
+        if span >= quiet_for and (window[-1][1] - window[0][1]) / hz <= max_share * span:
+            return now - t0
+    raise SystemExit(f"process {pid} stayed busy for {timeout:.0f}s")
+
+
+def wait_for_log(path: Path, pattern: str, *, timeout: float = 120, offset: int = 0) -> str:
+    """The first log line at or after ``offset`` matching ``pattern`` (bounded wait)."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = path.read_bytes()[offset:].decode(errors="replace")
+        except FileNotFoundError:
+            text = ""
+        for line in text.splitlines():
+            if rx.search(line):
+                return line
+        time.sleep(0.05)
+    raise SystemExit(f"no log line matching {pattern!r} in {path} after {timeout:.0f}s")
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)
