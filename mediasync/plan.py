@@ -89,15 +89,17 @@ def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
         and c.expires_at is not None
         and now < c.expires_at - MIN_USABLE_SECONDS
     )
+    if usable:
+        assert c.expires_at is not None
+        due = now >= c.expires_at - renew_before
+        # A copy being made (e.g. after a restart mid-renewal) finishes in the background.
+        return "renew" if due or c.next_url or c.next_name else "ready"
     if c.retry_at is not None and c.retry_at > now:
-        return "renew" if usable else "wait"
+        return "wait"
     if c.next_name:
         return "poll"
     if c.next_url:
         return "resume"
-    if usable:
-        assert c.expires_at is not None
-        return "ready" if now < c.expires_at - renew_before else "renew"
     return "upload"
 
 

@@ -51,7 +51,9 @@ def env(**extra: str) -> dict[str, str]:
     return e
 
 
-def cli(cfg: Path, *args: str, timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess:
+def cli(
+    cfg: Path, *args: str, timeout: float = 120, **env_extra: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mediasync", "-c", str(cfg), *args],
         capture_output=True,

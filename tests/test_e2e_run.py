@@ -1,0 +1,100 @@
+"""End-to-end: the real `mediasync run` daemon, fed by the file watcher."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.samples import png_bytes, wav_bytes
+from tests.e2e import Running, wait_for, write_config
+
+
+@pytest.fixture
+def emu():
+    e = Emulator(EmulatorConfig(port=0, processing_delay=0.05)).start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def daemon(tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"settle": "300ms"})
+    d = Running(cfg)
+    yield d
+    assert d.stop() == 0, d.log()
+
+
+def _inbox(d: Running) -> Path:
+    return d.log_path.parent / "inbox"
+
+
+def test_files_dropped_by_copy_rename_and_slow_writing(daemon, emu, tmp_path):
+    inbox = _inbox(daemon)
+    src = tmp_path / "src.png"
+    src.write_bytes(png_bytes(seed=31))
+    shutil.copy(src, inbox / "copied.png")
+    tmp = inbox / ".incoming.png.part"
+    tmp.write_bytes(png_bytes(seed=32))
+    os.rename(tmp, inbox / "renamed.png")
+    # A slow writer pausing less than `settle` for over three times `settle`: taking
+    # the file early would upload a partial copy (a second finalize, below).
+    data = wav_bytes(1.0)
+    with open(inbox / "slow.wav", "wb") as f:
+        for i in range(0, len(data), 4096):
+            f.write(data[i : i + 4096])
+            f.flush()
+            time.sleep(0.12)
+    for name in ("copied.png.caption.md", "renamed.png.caption.md", "slow.wav.transcript.txt"):
+        wait_for(lambda n=name: (inbox / n).exists(), what=name, proc=daemon.proc)
+    # The slow file was uploaded once, whole: the emulator holds 3 files, none FAILED.
+    assert emu.stats()["uploads_finalized"] == 3
+    assert "audio/wav, 1.0 s" in (inbox / "slow.wav.transcript.txt").read_text()
+    assert not list(inbox.glob(".mediasync-tmp-*"))
+
+
+def test_rename_and_delete_while_running(daemon, emu):
+    inbox = _inbox(daemon)
+    (inbox / "a.png").write_bytes(png_bytes(seed=33))
+    wait_for(lambda: (inbox / "a.png.caption.md").exists(), what="caption", proc=daemon.proc)
+    gens = emu.stats()["requests"]["generate"]
+    os.rename(inbox / "a.png", inbox / "b.png")
+    wait_for(lambda: (inbox / "b.png.caption.md").exists(), what="moved caption", proc=daemon.proc)
+    assert not (inbox / "a.png.caption.md").exists()
+    assert emu.stats()["requests"]["generate"] == gens
+    assert emu.stats()["uploads_started"] == 1
+    (inbox / "b.png").unlink()
+    wait_for(lambda: emu.stats()["live_files"] == 0, what="remote delete", proc=daemon.proc)
+    assert (inbox / "b.png.caption.md").exists()
+
+
+def test_sighup_reloads_config_without_restart(tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"settle": "200ms"})
+    d = Running(cfg)
+    try:
+        other = tmp_path / "other"
+        other.mkdir()
+        text = cfg.read_text().replace(str(tmp_path / "inbox"), str(other))
+        cfg.write_text(text)
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded" in d.log(), what="reload", proc=d.proc)
+        (other / "x.png").write_bytes(png_bytes(seed=34))
+        wait_for(lambda: (other / "x.png.caption.md").exists(), what="caption", proc=d.proc)
+        # A broken config on reload is refused and the daemon keeps running.
+        cfg.write_text(text + "\n[daemon.nope]\n")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload failed" in d.log(), what="refused reload", proc=d.proc)
+        assert d.proc.poll() is None
+    finally:
+        assert d.stop() == 0, d.log()
+
+
+def test_sigint_exits_zero(tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url)
+    d = Running(cfg)
+    assert d.stop(signal.SIGINT) == 0

@@ -1,0 +1,86 @@
+"""The engine in-process with an injected clock: renewal and expiry without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from mediasync.config import parse_config
+from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.engine import Engine
+from mediasync.gemini import GeminiClient
+from mediasync.samples import png_bytes
+from mediasync.store import Store
+
+HOUR = 3600.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def _engine(tmp_path: Path, emu: Emulator, clock: Clock) -> tuple[Engine, Store]:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    config = parse_config(
+        {
+            "api": {"base_url": emu.base_url},
+            "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                       "requests_per_minute": 6000},
+            "folders": [{"path": str(inbox)}],
+        }
+    )
+    store = Store(tmp_path / "state" / "state.db")
+    client = GeminiClient("k", emu.base_url)
+    return Engine(config, store, client, once=True, clock=clock), store
+
+
+async def _pass(engine: Engine) -> None:
+    await engine.refresh()
+    await engine.scan()
+    await engine.run(until_idle=True)
+    await engine.sweep()
+
+
+def test_renewal_before_expiry_and_reupload_after_expiry(tmp_path):
+    clock = Clock()
+    with Emulator(EmulatorConfig(port=0)) as emu:
+        engine, store = _engine(tmp_path, emu, clock)
+        (tmp_path / "inbox" / "photo.png").write_bytes(png_bytes(seed=41))
+        sidecar = tmp_path / "inbox" / "photo.png.caption.md"
+
+        async def scenario() -> None:
+            await _pass(engine)
+            first = store.all_contents()[0].remote_name
+            written = sidecar.read_text()
+            gens = emu.stats()["requests"]["generate"]
+
+            # 43 h later: inside renew_before (6 h) of the 48 h expiry.
+            clock.offset += 43 * HOUR
+            emu.clock.advance(43 * HOUR)
+            await _pass(engine)
+            await engine.refresh()  # deletes the replaced copy
+            renewed = store.all_contents()[0]
+            assert renewed.remote_name != first
+            assert renewed.expires_at > clock() + 47 * HOUR
+            assert [f["name"] for f in emu.list_files()] == [renewed.remote_name]
+            assert emu.stats()["requests"]["generate"] == gens  # a renewal never reruns prompts
+            assert sidecar.read_text() == written
+
+            # The daemon was down past expiry: the copy vanished; upload it again.
+            clock.offset += 49 * HOUR
+            emu.clock.advance(49 * HOUR)
+            await _pass(engine)
+            again = store.all_contents()[0]
+            assert again.remote_name not in (first, renewed.remote_name)
+            assert len(emu.list_files()) == 1
+            assert emu.stats()["requests"]["generate"] == gens
+            await engine.client.aclose()
+
+        asyncio.run(scenario())
+        store.close()

@@ -1,0 +1,147 @@
+"""Pure decisions of the reconciler."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mediasync import plan
+from mediasync.plan import Desired, LocalFacts, RemoteListing
+from mediasync.store import ContentRow, OutputRow
+
+NOW = 1_800_000_000.0
+F = LocalFacts(size=10, mtime_ns=int((NOW - 100) * 1e9), inode=7)
+
+
+def content(**kw) -> ContentRow:
+    base = dict(sha256="ab" * 32, size=10, mime="image/png", kind="image", remote_name=None,
+                uri=None, expires_at=None, next_url=None, next_offset=None,
+                next_granularity=None, next_name=None, next_uri=None, next_expires_at=None,
+                error=None, retry_at=None, attempts=0, uploads=0, updated_at=NOW)
+    return ContentRow(**{**base, **kw})
+
+
+WANT = Desired(
+    ".caption.md", "Caption it.", "m", plan.prompt_hash("Caption it."), "/x.png.caption.md"
+)
+
+
+def output(**kw) -> OutputRow:
+    base = dict(path="/x.png", suffix=".caption.md", sha256="s", prompt_hash=WANT.prompt_hash,
+                model="m", sidecar=WANT.sidecar, written_hash="h", pending_hash=None,
+                outcome="written", message=None, prompt_tokens=1, output_tokens=1,
+                retry_at=None, attempts=0, at=NOW)
+    return OutputRow(**{**base, **kw})
+
+
+# -- settle --------------------------------------------------------------------
+def test_old_untouched_file_is_taken_at_once():
+    assert plan.settle_wait(F, None, None, NOW, 50.0, 2.0) == 0
+
+
+def test_recent_mtime_waits_for_the_rest_of_settle():
+    fresh = dataclasses.replace(F, mtime_ns=int((NOW - 0.5) * 1e9))
+    assert plan.settle_wait(fresh, None, None, NOW, 50.0, 2.0) == pytest.approx(1.5)
+
+
+def test_recent_event_waits_even_with_an_old_mtime():
+    # cp -p / rsync keep an old mtime while the file is still being written
+    assert plan.settle_wait(F, None, 49.0, NOW, 50.0, 2.0) == pytest.approx(1.0)
+
+
+def test_changed_stat_since_last_look_restarts_settle():
+    grown = dataclasses.replace(F, size=20)
+    assert plan.settle_wait(grown, F, None, NOW, 50.0, 2.0) == 2.0
+
+
+# -- local problems ------------------------------------------------------------
+def test_local_problems():
+    assert "empty" in plan.local_problem(0)
+    assert plan.local_problem(1) is None
+    assert plan.local_problem(2 * 1000**3) is None
+    assert "too large" in plan.local_problem(2 * 1000**3 + 1)
+
+
+# -- remote steps --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "row, step",
+    [
+        (content(), "upload"),
+        (content(next_url="u", next_offset=5), "resume"),
+        (content(next_name="files/n"), "poll"),
+        (content(remote_name="files/a", expires_at=NOW + 40 * 3600), "ready"),
+        (content(remote_name="files/a", expires_at=NOW + 5 * 3600), "renew"),
+        (content(remote_name="files/a", expires_at=NOW + 60), "upload"),  # too close to use
+        (content(remote_name="files/a", expires_at=NOW + 40 * 3600, next_url="u"), "renew"),
+        (content(error="bad", retry_at=None), "failed"),
+        (content(error="503", retry_at=NOW + 30), "wait"),
+        (content(error="503", retry_at=NOW - 1), "upload"),
+    ],
+)
+def test_remote_step(row, step):
+    assert plan.remote_step(row, NOW, 6 * 3600) == step
+
+
+def test_retry_delay_doubles_and_caps():
+    assert [plan.retry_delay(n) for n in (1, 2, 3)] == [30, 60, 120]
+    assert plan.retry_delay(50) == 3600
+
+
+# -- refresh -------------------------------------------------------------------
+def test_refresh_finds_vanished_updates_expiry_and_deletes_only_our_old_orphans():
+    sha_a, sha_b = "a" * 64, "b" * 64
+    rows = [content(sha256=sha_a, remote_name="files/a", expires_at=1.0),
+            content(sha256=sha_b, remote_name="files/b", expires_at=2.0)]
+    listing = [
+        RemoteListing("files/a", plan.display_name(sha_a, "a.png"), NOW - 9999, 5.0),
+        RemoteListing("files/orphan", plan.display_name("c" * 64, "c.png"), NOW - 9999, 9.0),
+        RemoteListing("files/young", plan.display_name("d" * 64, "d.png"), NOW - 5, 9.0),
+        RemoteListing("files/busy", plan.display_name("e" * 64, "e.png"), NOW - 9999, 9.0),
+        RemoteListing("files/theirs", "holiday.jpg", NOW - 9999, 9.0),
+    ]
+    p = plan.plan_refresh(listing, rows, {"files/a", "files/b"}, {("e" * 64)[:16]}, NOW)
+    assert p.vanished == (sha_b,)
+    assert p.expiries == ((sha_a, 5.0),)
+    assert p.delete == ("files/orphan",)
+
+
+def test_display_name_round_trip_and_length():
+    name = plan.display_name("f" * 64, "x" * 600)
+    assert len(name) == 512
+    assert plan.sha_prefix_of(name) == "f" * 16
+    assert plan.sha_prefix_of("someone else's") is None
+
+
+# -- outputs -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "row, state, step",
+    [
+        (None, "missing", "generate"),
+        (None, "foreign", "keep_edit"),
+        (output(), "ours", "skip"),
+        (output(), "missing", "generate"),  # deleted by the owner: make it again
+        (output(), "edited", "keep_edit"),
+        (output(outcome="kept_edit"), "edited", "skip"),
+        (output(sha256="old"), "ours", "generate"),
+        (output(sha256="old"), "edited", "keep_edit"),
+        (output(prompt_hash="old"), "ours", "generate"),
+        (output(model="other"), "ours", "generate"),
+        (output(outcome="blocked"), "missing", "skip"),
+        (output(outcome="failed", retry_at=None), "missing", "skip"),
+        (output(outcome="failed", retry_at=NOW + 5), "missing", "wait"),
+        (output(outcome="failed", retry_at=NOW - 5), "missing", "generate"),
+    ],
+)
+def test_output_step(row, state, step):
+    assert plan.output_step(row, WANT, "s", state, NOW) == step
+
+
+def test_removable_waits_for_grace():
+    assert plan.removable({"/a": NOW - 10, "/b": NOW - 1}, NOW, 5) == ["/a"]
+
+
+def test_status_line():
+    line = plan.status_line(3, {"mirrored": 1204, "uploading": 2, "failed": 0})
+    assert line == "watching 3 folders · 1204 mirrored · 2 uploading · 0 failed"
+    assert plan.status_line(1, {}, "key refused").endswith("· key refused")
