@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mediasync.gemini import (
@@ -101,6 +102,23 @@ def b64sha(path: Path) -> str:
     return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
 
 
+class Recorder:
+    """Sees every request the client really sends (an httpx event hook)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []  # (upload command or path, key sent)
+
+    async def __call__(self, request: httpx.Request) -> None:
+        what = request.headers.get("x-goog-upload-command") or request.url.path
+        self.seen.append((what, "x-goog-api-key" in request.headers))
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(event_hooks={"request": [self]})
+
+    def commands(self) -> list[str]:
+        return [what for what, _ in self.seen]
+
+
 def remote_count(emu: Any) -> int:
     return len(emu.list_files())
 
@@ -132,18 +150,20 @@ def test_multi_chunk_upload_progress_per_chunk(emu: Any, sleeps: Sleeps, tmp_pat
     size = 3 * G + 1000
     path = media(tmp_path, size)
     offsets: list[int] = []
+    rec = Recorder()
 
     async def progress(session: UploadSession, offset: int) -> None:  # async callbacks work too
         offsets.append(offset)
 
     async def go() -> File:
-        async with make_client(emu, sleeps) as c:
+        async with make_client(emu, sleeps, http=rec.http()) as c:
             return await c.upload(path, "video/mp4", on_progress=progress)
 
     f = run(go())
     assert offsets == [0, G, 2 * G, 3 * G, size]
     assert f.size_bytes == size and f.sha256_hash == b64sha(path)
-    assert emu.stats()["requests"] == {"start": 1, "chunk": 3, "finalize": 1}
+    assert rec.commands() == ["start"] + ["upload"] * 3 + ["upload, finalize"]
+    assert emu.stats()["uploads_started"] == 1 and emu.stats()["uploads_finalized"] == 1
 
 
 def test_chunk_size_is_largest_granularity_multiple_under_target(
@@ -167,28 +187,30 @@ def test_zero_byte_file_is_one_finalize(emu: Any, sleeps: Sleeps, tmp_path: Path
     path = tmp_path / "empty.png"
     path.write_bytes(b"")
     offsets: list[int] = []
+    rec = Recorder()
 
     async def go() -> File:
-        async with make_client(emu, sleeps) as c:
+        async with make_client(emu, sleeps, http=rec.http()) as c:
             return await c.upload(path, "image/png", on_progress=lambda s, o: offsets.append(o))
 
     f = run(go())
     assert f.size_bytes == 0 and offsets == [0, 0]
-    assert emu.stats()["requests"] == {"start": 1, "finalize": 1}
+    assert rec.commands() == ["start", "upload, finalize"]
 
 
 def test_resume_after_cut_connection(emu: Any, sleeps: Sleeps, tmp_path: Path) -> None:
     size = 4 * G + 123
     path = media(tmp_path, size)
+    rec = Recorder()
     emu.add_fault(Fault(kind="cut", after_bytes=G // 2, match="chunk", times=2))
 
     async def go() -> File:
-        async with make_client(emu, sleeps) as c:
+        async with make_client(emu, sleeps, http=rec.http()) as c:
             return await c.upload(path, "video/mp4")
 
     f = run(go())
     assert f.size_bytes == size and f.sha256_hash == b64sha(path)
-    assert remote_count(emu) == 1 and emu.stats()["requests"]["query"] == 2
+    assert remote_count(emu) == 1 and rec.commands().count("query") == 2
 
 
 def test_resume_in_fresh_client_from_persisted_session(
@@ -540,3 +562,47 @@ def test_rate_limiter_token_bucket_and_penalty() -> None:
         assert now[0] == pytest.approx(12.0)  # held 10 s, then one token's wait
 
     run(go())
+
+
+def test_key_only_on_api_requests(emu: Any, sleeps: Sleeps, tmp_path: Path) -> None:
+    path = media(tmp_path, 2 * G + 1)
+    emu.add_fault(Fault(kind="cut", after_bytes=100, match="chunk"))  # forces a query too
+    rec = Recorder()
+
+    async def go() -> None:
+        async with make_client(emu, sleeps, http=rec.http()) as c:
+            f = await c.upload(path, "video/mp4")
+            await c.get_file(f.name)
+
+    run(go())
+    data = [key for what, key in rec.seen if what in ("upload", "upload, finalize", "query")]
+    api = [key for what, key in rec.seen if what not in ("upload", "upload, finalize", "query")]
+    assert "query" in rec.commands() and len(data) >= 4 and not any(data)
+    assert len(api) == 2 and all(api)  # start and files.get
+
+
+def test_timeout_is_retried(emu: Any, sleeps: Sleeps) -> None:
+    emu.add_fault(Fault(kind="slow", delay=1.0, match="list"))
+
+    async def go() -> list[File]:
+        async with make_client(emu, sleeps, timeout=0.3) as c:
+            return await c.list_files()
+
+    assert run(go()) == []
+    assert len(sleeps.delays) == 1
+
+
+def test_forgotten_session_raises_upload_session_lost(
+    emu: Any, sleeps: Sleeps, tmp_path: Path
+) -> None:
+    path = media(tmp_path, 1000)
+
+    async def go() -> None:
+        async with make_client(emu, sleeps) as c:
+            s = await c.start_upload(size=1000, mime_type="video/mp4")
+            gone = UploadSession(s.url.replace("upload_id=", "upload_id=zz"), 1000, G)
+            await c.upload(path, "video/mp4", session=gone)
+
+    with pytest.raises(UploadSessionLost) as info:
+        run(go())
+    assert isinstance(info.value, ApiError) and not info.value.retryable
