@@ -19,7 +19,7 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mediasync import plan, report
-from mediasync.config import Config, load_config, resolve_api_key
+from mediasync.config import Config, ConfigError, load_config, resolve_api_key
 from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient, RateLimiter
 from mediasync.logs import register_secret
@@ -195,7 +195,7 @@ class Daemon:
 
     async def _refresh(self) -> None:
         if self.engine.halted:
-            self._retry_key()
+            await self._retry_key()
         try:
             await asyncio.wait_for(self.engine.refresh(), timeout=300)
         except TimeoutError:
@@ -217,11 +217,16 @@ class Daemon:
         # A short delay lets a burst of directory events collapse into one scan.
         asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self._rescan()))
 
-    def _retry_key(self) -> None:
+    async def _retry_key(self) -> None:
+        """Re-read the key (the key file may have been fixed) before the next try."""
         try:
-            self.engine.set_client(make_client(self.config, self.env))
-        except Exception as e:  # a still-missing key: stay halted, say why
-            log.error("%s", e)
+            client = make_client(self.config, self.env)
+        except ConfigError as e:
+            log.debug("%s", e)  # still missing: stay halted; already said why
+            return
+        old = self.engine.client
+        self.engine.set_client(client)
+        await old.aclose()
 
     async def reload(self) -> None:
         """SIGHUP: read the config again without a restart; keep the old one if it is bad."""
@@ -238,6 +243,7 @@ class Daemon:
         old = self.engine.client
         self.config = config
         self.engine.reconfigure(config, client)
+        self.engine.halted = None  # a new config deserves a fresh try
         await old.aclose()
         self.watcher.stop()
         self._start_watcher()

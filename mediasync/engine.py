@@ -83,9 +83,9 @@ class Engine:
             self.set_client(client)
 
     def set_client(self, client: GeminiClient) -> None:
+        # `halted` stays until a call succeeds, so a still-bad key is logged once.
         self.client = client
         self.mirror.client = client
-        self.halted = None
 
     # -- the queue ------------------------------------------------------------
     def mark_dirty(self, path: str, *, event: bool = True) -> None:
