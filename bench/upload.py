@@ -4,8 +4,10 @@
 
 The emulator runs in a child process (multiprocessing), so the uploader under
 test shares no GIL with the server. Each uploader runs in its own subprocess;
-its peak RSS comes from os.wait4's rusage (ru_maxrss) for that process alone,
-interpreter and imports included. Throughput counts the upload only (start to
+its peak RSS is VmHWM of that process alone (polled from /proc/<pid>/status,
+and reported by the Python uploaders themselves at the end), interpreter and
+imports included. (ru_maxrss from wait4 is not used: it inherits the forking
+parent's high-water mark across exec.) Throughput counts the upload only (start to
 final answer), not interpreter start-up.
 """
 
@@ -60,6 +62,26 @@ def _serve(conn: Any, granularity: int, nodelay: bool) -> None:
 # -- uploaders (each runs in its own subprocess) --------------------------------
 
 
+def vm_hwm_mib(pid: int | str = "self") -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def wait_hwm(proc: subprocess.Popen[Any]) -> tuple[int, float]:
+    """Wait for ``proc``, polling its peak RSS; (exit code, MiB)."""
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, vm_hwm_mib(proc.pid))
+        time.sleep(0.005)
+    return proc.returncode, peak
+
+
 def child_ours(base_url: str, path: str, chunk: int) -> dict[str, Any]:
     import asyncio
 
@@ -72,7 +94,7 @@ def child_ours(base_url: str, path: str, chunk: int) -> dict[str, Any]:
             return time.perf_counter() - t0, f.size_bytes
 
     seconds, size = asyncio.run(go())
-    return {"seconds": seconds, "size": size}
+    return {"seconds": seconds, "size": size, "rss": vm_hwm_mib()}
 
 
 def child_sdk(base_url: str, path: str, chunk: int) -> dict[str, Any]:
@@ -85,7 +107,8 @@ def child_sdk(base_url: str, path: str, chunk: int) -> dict[str, Any]:
     )
     t0 = time.perf_counter()
     f = client.files.upload(file=path, config={"mime_type": "video/mp4", "display_name": "bench"})
-    return {"seconds": time.perf_counter() - t0, "size": f.size_bytes}
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "size": f.size_bytes, "rss": vm_hwm_mib()}
 
 
 def run_child(kind: str, base_url: str, path: str, chunk: int) -> dict[str, Any]:
@@ -98,13 +121,12 @@ def run_child(kind: str, base_url: str, path: str, chunk: int) -> dict[str, Any]
         cmd = [sys.executable, __file__, "--child", kind, base_url, path, str(chunk)]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = subprocess.Popen(cmd, stdout=out, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"{kind} uploader failed ({proc.returncode})")
+        code, peak = wait_hwm(proc)
+        if code != 0:
+            raise SystemExit(f"{kind} uploader failed ({code})")
         out.seek(0)
         result = json.loads(out.read())
-    result["rss"] = usage.ru_maxrss / 1024  # KiB on Linux
+    result["rss"] = max(result["rss"], peak)
     return result
 
 
@@ -130,7 +152,7 @@ def _curl_start(base_url: str, size: int) -> str:
 
 
 def _curl_chunk(url: str, command: str, offset: int, source: list[str], data: bytes | None) -> Any:
-    """One chunk request in its own curl process: (body, its rusage)."""
+    """One chunk request in its own curl process: (body, its peak RSS MiB)."""
     cmd = [
         "curl", "-sS", "-X", "POST", url, *source, "-H", "Expect:",
         "-H", f"X-Goog-Upload-Command: {command}", "-H", f"X-Goog-Upload-Offset: {offset}",
@@ -140,13 +162,12 @@ def _curl_chunk(url: str, command: str, offset: int, source: list[str], data: by
         if data is not None and proc.stdin is not None:
             proc.stdin.write(data)
             proc.stdin.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        code, peak = wait_hwm(proc)
         out.seek(0)
         body = out.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"curl upload failed ({proc.returncode}): {body[:300]}")
-    return body, usage
+    if code != 0:
+        raise SystemExit(f"curl upload failed ({code}): {body[:300]}")
+    return body, peak
 
 
 def run_curl(base_url: str, path: str) -> dict[str, Any]:
@@ -154,10 +175,10 @@ def run_curl(base_url: str, path: str) -> dict[str, Any]:
     streaming the whole file with -T (curl reads it in small buffers)."""
     url = _curl_start(base_url, os.path.getsize(path))
     t0 = time.perf_counter()
-    body, usage = _curl_chunk(url, "upload, finalize", 0, ["-T", path], None)
+    body, rss = _curl_chunk(url, "upload, finalize", 0, ["-T", path], None)
     seconds = time.perf_counter() - t0
     size = int(json.loads(body)["file"]["sizeBytes"])
-    return {"seconds": seconds, "size": size, "rss": usage.ru_maxrss / 1024}
+    return {"seconds": seconds, "size": size, "rss": rss}
 
 
 def run_curl_chunked(base_url: str, path: str, chunk: int) -> dict[str, Any]:
@@ -173,8 +194,8 @@ def run_curl_chunked(base_url: str, path: str, chunk: int) -> dict[str, Any]:
             data = f.read(chunk)
             last = offset + len(data) >= size
             command = "upload, finalize" if last else "upload"
-            body, usage = _curl_chunk(url, command, offset, ["--data-binary", "@-"], data)
-            rss = max(rss, usage.ru_maxrss / 1024)
+            body, peak = _curl_chunk(url, command, offset, ["--data-binary", "@-"], data)
+            rss = max(rss, peak)
             offset += len(data)
             if last:
                 break
@@ -200,7 +221,7 @@ def main() -> None:
     ap.add_argument("--size", type=parse_size, default=parse_size("1G"))
     ap.add_argument("--chunk", type=parse_size, default=parse_size("8M"), help="our chunk target")
     ap.add_argument("--granularity", type=parse_size, default=parse_size("8M"))
-    ap.add_argument("--runs", type=int, default=1, help="best of N per uploader")
+    ap.add_argument("--runs", type=int, default=3, help="runs per uploader (interleaved)")
     ap.add_argument("--only", default="ours,sdk,curl,curl-chunked")
     ap.add_argument(
         "--nagle",
@@ -227,16 +248,20 @@ def main() -> None:
             path = Path(tmp) / "bench.mp4"
             make_file(path, args.size)
             print(f"file {args.size / MIB:.0f} MiB, emulator {base_url}, runs {args.runs}")
-            print(f"{'uploader':<13} {'MiB/s':>8} {'peak RSS MiB':>13} {'seconds':>8}")
-            for kind in args.only.split(","):
-                runs = [run_child(kind, base_url, str(path), args.chunk) for _ in range(args.runs)]
-                for r in runs:
+            kinds = args.only.split(",")
+            results: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+            for _ in range(args.runs):  # interleaved, so a busy moment hits everyone
+                for kind in kinds:
+                    r = run_child(kind, base_url, str(path), args.chunk)
                     if r["size"] != args.size:
                         raise SystemExit(f"{kind}: server holds {r['size']} bytes")
-                best = min(runs, key=lambda r: r["seconds"])
+                    results[kind].append(r)
+            print(f"{'uploader':<13} {'best MiB/s':>10} {'median MiB/s':>12} {'peak RSS MiB':>13}")
+            for kind, runs in results.items():
+                speeds = sorted(args.size / MIB / r["seconds"] for r in runs)
                 rss = max(r["rss"] for r in runs)
-                mibs = args.size / MIB / best["seconds"]
-                print(f"{kind:<13} {mibs:>8.1f} {rss:>13.1f} {best['seconds']:>8.2f}", flush=True)
+                median = speeds[len(speeds) // 2]
+                print(f"{kind:<13} {speeds[-1]:>10.1f} {median:>12.1f} {rss:>13.1f}")
     finally:
         parent.send("stop")
         server.join(10)
