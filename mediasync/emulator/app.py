@@ -55,7 +55,7 @@ class Emulator:
         self._server = Server((self.config.host, self.config.port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.02},
             name="mediasync-emulator",
             daemon=True,
         )

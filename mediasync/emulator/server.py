@@ -67,6 +67,10 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 300  # a stalled client must not hold a thread forever
     server: Server
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # quiet, and request lines could carry ?key=
 
@@ -94,6 +98,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self.endpoint = "other"
+        self._counted = False
         te = self.headers.get("Transfer-Encoding", "").lower()
         self._chunked = "chunked" in te
         if not self._chunked:
@@ -115,7 +120,14 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug must still answer in the service's shape
             self._send(500, ApiError(500, f"Internal emulator error: {e!r}").body(), {})
         finally:
-            self.app.count(self.endpoint)
+            if not self._counted:
+                self.app.count(self.endpoint)
+
+    def _at(self, endpoint: str) -> None:
+        # Count on arrival: a client may read stats() as soon as it has the answer.
+        self.endpoint = endpoint
+        self._counted = True
+        self.app.count(endpoint)
 
     def _send(self, code: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
         self._drain()
@@ -125,8 +137,9 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in headers.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        # Headers and body in one write: two small writes meet Nagle + delayed ACK (40 ms).
+        self._headers_buffer.append(b"\r\n" + data)
+        self.flush_headers()
 
     def _blocks(self, limit: int | None = None) -> Iterator[memoryview]:
         """The request body in ≤1 MiB blocks (Content-Length or chunked)."""
@@ -233,26 +246,26 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str) -> None:
         parts = path.strip("/").split("/")
         if parts[0] == "_emulator":
-            self.endpoint = "control"
+            self._at("control")
             return self._control(method, parts[1:])
         if len(parts) == 3 and parts[0] == "upload" and parts[1] in VERSIONS:
             if parts[2] == "files" and method == "POST":
                 if "upload_id" in self.query:
                     return self._upload_op(parts[1], self.query["upload_id"])
-                self.endpoint = "start"
+                self._at("start")
                 return self._start(parts[1])
         elif len(parts) >= 2 and parts[0] in VERSIONS:
             ver = parts[1:]
             if ver == ["files"] and method == "GET":
-                self.endpoint = "list"
+                self._at("list")
                 return self._list(parts[0])
             if len(ver) == 2 and ver[0] == "files" and method in ("GET", "DELETE"):
-                self.endpoint = "get" if method == "GET" else "delete"
+                self._at("get" if method == "GET" else "delete")
                 return self._file(parts[0], ver[1], method)
             if len(ver) == 2 and ver[0] == "models" and method == "POST":
                 model, _, verb = ver[1].partition(":")
                 if verb == "generateContent":
-                    self.endpoint = "generate"
+                    self._at("generate")
                     return self._generate(model)
         raise ApiError(404, f"Method not found: {method} {path}", "NOT_FOUND")
 
@@ -328,13 +341,13 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.headers.get("X-Goog-Upload-Command") or ""
         command = {c.strip() for c in raw.lower().split(",")}
         if "query" in command:
-            self.endpoint = "query"
+            self._at("query")
         elif "finalize" in command:
-            self.endpoint = "finalize"
+            self._at("finalize")
         elif "upload" in command:
-            self.endpoint = "chunk"
+            self._at("chunk")
         elif "cancel" in command:
-            self.endpoint = "cancel"
+            self._at("cancel")
         else:
             raise ApiError(400, "Missing or unknown X-Goog-Upload-Command.")
         kinds = (*_ALL_KINDS, "lost_finalize") if self.endpoint == "finalize" else _ALL_KINDS
