@@ -1,0 +1,134 @@
+"""The official google-genai SDK as a real client of the emulator (v1 and v1beta)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+
+import pytest
+
+from mediasync.emulator import Emulator, EmulatorConfig
+
+genai = pytest.importorskip("google.genai")
+from google.genai import errors, types  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+def png(w: int, h: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    raw = b"".join(b"\x00" + bytes(w * 3) for _ in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def mp4(seconds: float, payload: int) -> bytes:
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    mvhd = box(b"mvhd", bytes(4) + struct.pack(">IIII", 0, 0, 600, int(seconds * 600)) + bytes(80))
+    ftyp = box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2mp41")
+    return ftyp + box(b"mdat", bytes(payload)) + box(b"moov", mvhd)  # moov at the end
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(processing_delay=0.2, video_processing_delay=0.4)) as e:
+        yield e
+
+
+def sdk(emu: Emulator, ver: str):  # -> genai.Client
+    return genai.Client(
+        api_key="k", http_options=types.HttpOptions(base_url=emu.base_url, api_version=ver)
+    )
+
+
+def wait_active(client, name: str) -> types.File:  # noqa: ANN001
+    deadline = time.monotonic() + 10
+    while True:
+        f = client.files.get(name=name)
+        if f.state != types.FileState.PROCESSING or time.monotonic() > deadline:
+            return f
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("ver", ["v1", "v1beta"])
+def test_sdk_round_trip(emu: Emulator, ver: str) -> None:
+    client = sdk(emu, ver)
+    before = emu.stats()["requests"].get("chunk", 0)
+
+    small = client.files.upload(
+        file=io.BytesIO(png(640, 480)), config={"mime_type": "image/png", "display_name": "small"}
+    )
+    assert small.display_name == "small" and small.size_bytes == len(png(640, 480))
+    assert small.uri == f"{emu.base_url}/{ver}/files/{small.name.removeprefix('files/')}"
+
+    # > 8 MiB: the SDK sends 8 MiB chunks, then a finalizing remainder.
+    video = mp4(3.0, 17 * MIB)
+    big = client.files.upload(file=io.BytesIO(video), config={"mime_type": "video/mp4"})
+    assert big.size_bytes == len(video)
+    assert emu.stats()["requests"]["chunk"] - before == 2  # 2 × 8 MiB + the final chunk
+
+    small = wait_active(client, small.name)
+    big = wait_active(client, big.name)
+    assert small.state == types.FileState.ACTIVE and big.state == types.FileState.ACTIVE
+    assert big.video_metadata == {"videoDuration": "3s"}
+
+    r = client.models.generate_content(
+        model="gemini-2.5-flash", contents=[small, "Caption this image in one sentence."]
+    )
+    assert r.text.startswith("[mediasync emulator] image/png, 640×480 px")
+    assert r.candidates[0].finish_reason == types.FinishReason.STOP
+    assert (
+        r.usage_metadata.prompt_token_count == 258 + len("Caption this image in one sentence.") // 4
+    )
+
+    listed = [f.name for f in client.files.list(config={"page_size": 2})]
+    assert small.name in listed and big.name in listed and len(listed) == len(set(listed))
+    pager = client.files.list(config={"page_size": 2})
+    assert len(pager.page) <= 2
+
+    client.files.delete(name=small.name)
+    with pytest.raises(errors.ClientError) as info:
+        client.files.get(name=small.name)
+    assert info.value.code == 403 and info.value.status == "PERMISSION_DENIED"
+    client.files.delete(name=big.name)
+
+
+def test_sdk_lists_across_pages(emu: Emulator) -> None:
+    client = sdk(emu, "v1beta")
+    names = [
+        client.files.upload(file=io.BytesIO(png(2, 2)), config={"mime_type": "image/png"}).name
+        for _ in range(5)
+    ]
+    pager = client.files.list(config={"page_size": 2})
+    assert len(pager.page) == 2
+    listed = [f.name for f in pager]  # the pager fetches the further pages
+    assert [n for n in listed if n in names] == names
+    for n in names:
+        client.files.delete(name=n)
+
+
+def test_sdk_sees_failed_precondition_and_bad_key() -> None:
+    with Emulator(EmulatorConfig(key="right", processing_delay=60)) as e:
+        good = genai.Client(api_key="right", http_options=types.HttpOptions(base_url=e.base_url))
+        f = good.files.upload(file=io.BytesIO(png(2, 2)), config={"mime_type": "image/png"})
+        assert f.state == types.FileState.PROCESSING
+        with pytest.raises(errors.ClientError) as info:
+            good.models.generate_content(model="gemini-2.5-flash", contents=[f, "hi"])
+        assert info.value.code == 400 and info.value.status == "FAILED_PRECONDITION"
+        bad = genai.Client(api_key="wrong", http_options=types.HttpOptions(base_url=e.base_url))
+        with pytest.raises(errors.ClientError) as info:
+            bad.files.get(name=f.name)
+        assert info.value.code == 400 and "API key not valid" in info.value.message
