@@ -124,7 +124,7 @@ def request_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, in
     for k in sorted(set(before) | set(after)):
         n = after.get(k, 0) - before.get(k, 0)
         if k == "control":
-            n -= 1  # the "before" stats request is counted after it answered
+            n -= 1  # one of the two stats requests themselves
         if n:
             out[k] = n
     return out
