@@ -44,10 +44,10 @@ def write_config(
 
 
 def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    drop = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NOTIFY_SOCKET", "JOURNAL_STREAM",
+            "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY", "MEDIASYNC_CONFIG")
+    e = {k: v for k, v in os.environ.items() if k not in drop}
     e.update({"GEMINI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}, **extra)
-    e.pop("NOTIFY_SOCKET", None)
-    e.pop("JOURNAL_STREAM", None)
     return e
 
 

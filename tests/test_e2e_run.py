@@ -12,7 +12,7 @@ import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.samples import png_bytes, wav_bytes
-from tests.e2e import Running, wait_for, write_config
+from tests.e2e import Running, cli, wait_for, write_config
 
 
 @pytest.fixture
@@ -98,3 +98,42 @@ def test_sigint_exits_zero(tmp_path, emu):
     cfg = write_config(tmp_path, emu.base_url)
     d = Running(cfg)
     assert d.stop(signal.SIGINT) == 0
+
+
+def test_sd_notify_protocol_and_status_while_running(tmp_path, emu):
+    import socket
+
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.1)
+    got: list[str] = []
+
+    def received(text: str) -> bool:
+        try:
+            while True:
+                got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+        return any(text in m for m in got)
+
+    cfg = write_config(tmp_path, emu.base_url, daemon={"settle": "100ms"})
+    (tmp_path / "inbox" / "photo.png").write_bytes(png_bytes(seed=35))
+    d = Running(cfg, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="400000")
+    try:
+        wait_for(lambda: received("READY=1"), what="READY=1", proc=d.proc)
+        ready = next(m for m in got if "READY=1" in m)
+        assert "STATUS=watching 1 folder" in ready
+        wait_for(lambda: received("WATCHDOG=1"), what="WATCHDOG=1", proc=d.proc)
+        wait_for(lambda: (tmp_path / "inbox" / "photo.png.caption.md").exists(), what="caption")
+        wait_for(lambda: received("1 mirrored"), what="STATUS update", proc=d.proc)
+        # status reads the state while the daemon holds it
+        r = cli(cfg, "status")
+        assert r.returncode == 0 and "photo.png: synced" in r.stdout
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: received("RELOADING=1"), what="RELOADING=1", proc=d.proc)
+        assert d.stop() == 0
+        assert received("STOPPING=1")
+    finally:
+        d.stop()
+        sock.close()
