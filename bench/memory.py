@@ -1,0 +1,130 @@
+"""Peak memory of the daemon (`mediasync run`) holding N already-synced files.
+
+    .venv/bin/python bench/memory.py                  # 5,000 files
+    .venv/bin/python bench/memory.py --count 1000
+
+Setup (not measured): N tiny distinct PNGs spread over sub-folders, synced once
+with `mediasync sync` against a fast emulator (requests_per_minute raised for
+that run only). Then `mediasync -c CFG run` (the real CLI, a child process)
+with the default config except rescan_every, which is shortened so a periodic
+rescan happens during the benchmark:
+
+1. start-up: wait for the log line "watching … media file(s)" (the remote
+   listing and the walk are done), then until the daemon is idle (under 5% of
+   a CPU for 2 s; it keeps paging the remote listing at the default 60/min, so
+   it never reaches zero);
+2. rescan: the scheduler starts right after that line, so the first periodic
+   rescan is due rescan_every later; wait until then, then until idle again.
+
+VmRSS and VmHWM (peak RSS since start) come from /proc/<pid>/status after each
+step; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (
+    EmulatorProcess,
+    bench_env,
+    command_line,
+    count_sidecars,
+    cpu_ticks,
+    machine,
+    mediasync_cmd,
+    proc_status,
+    run_cli,
+    table,
+    wait_cpu_quiet,
+    wait_for_log,
+    write_config,
+    write_pngs,
+)
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=5000, help="files (default 5000)")
+    ap.add_argument("--subdirs", type=int, default=50, help="sub-folders to spread them over")
+    ap.add_argument("--rescan-every", type=float, default=20.0,
+                    help="daemon.rescan_every for the measured daemon, s")
+    args = ap.parse_args()
+
+    print(f"$ {command_line()}")
+    print(f"machine: {machine()}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        work = Path(tmp)
+        folder = work / "media"
+        write_pngs(folder, args.count, width=4, height=4, subdirs=args.subdirs)
+        with EmulatorProcess(work) as emu:
+            setup = write_config(work, emu.url, folder, name="setup.toml", settle="0s",
+                                 requests_per_minute=1_000_000, max_uploads=8,
+                                 max_generations=16, log_level="warning")
+            code, seconds = run_cli(setup, "sync", log=work / "setup.log", timeout=1800)
+            done = count_sidecars(folder)
+            print(f"setup sync: exit {code}, {seconds:.1f}s, {done} sidecars", flush=True)
+            if code != 0 or done != args.count:
+                raise SystemExit(f"setup failed; see {work / 'setup.log'}")
+
+            cfg = write_config(work, emu.url, folder, name="run.toml",
+                               rescan_every=f"{args.rescan_every}s")
+            log = work / "run.log"
+            with open(log, "wb") as out:
+                t0 = time.monotonic()
+                daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
+                                          stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                          env=bench_env())
+            try:
+                line = wait_for_log(log, r"watching \d+ folder", timeout=300)
+                t_ready = time.monotonic()
+                t_scan = t_ready - t0
+                wait_cpu_quiet(daemon.pid, timeout=300)
+                t_idle = time.monotonic() - t0
+                s = proc_status(daemon.pid)
+                print(f"  start-up: {line.strip()}", flush=True)
+                rows.append(["after start-up scan", f"{t_scan:.1f} / {t_idle:.1f}",
+                             mib(s["VmRSS"]), mib(s["VmHWM"])])
+                # The scheduler starts right after that log line; its first
+                # rescan is due rescan_every later.
+                rescan_at = t_ready + args.rescan_every
+                time.sleep(max(0.0, rescan_at - 0.5 - time.monotonic()))
+                base = cpu_ticks(daemon.pid)
+                time.sleep(1.0)
+                t_rescan = time.monotonic() - t0
+                wait_cpu_quiet(daemon.pid, timeout=300)
+                s = proc_status(daemon.pid)
+                cpu = (cpu_ticks(daemon.pid) - base) / os.sysconf("SC_CLK_TCK")
+                print(f"  rescan: {cpu:.2f} s of CPU from its start to idle", flush=True)
+                rows.append(["after a periodic rescan",
+                             f"{t_rescan:.1f} / {time.monotonic() - t0:.1f}",
+                             mib(s["VmRSS"]), mib(s["VmHWM"])])
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                try:
+                    daemon.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+                    daemon.wait(timeout=10)
+    peak = float(rows[-1][3])
+    print()
+    print(table(rows, ["moment", "s since spawn (started / idle)", "VmRSS MiB",
+                       "VmHWM (peak) MiB"]))
+    print(f"peak RSS {peak:.1f} MiB holding {args.count} files; target: under 100 MiB -> "
+          f"{'met' if peak < 100 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
