@@ -108,7 +108,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     placeholder = not folders
     if placeholder:
         folders = [Path("~/Media/inbox")]
-    text = render_init_config(folders)
+    state = Path(os.path.abspath(os.path.expanduser(args.state_dir))) if args.state_dir else None
+    text = render_init_config(folders, state_dir=state)
     # Refuse a config that would not load (e.g. nested --folder values) before writing.
     parse_config(tomllib.loads(text), source=path)
     try:
@@ -586,6 +587,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "~/.config/mediasync/config.toml)")
     p.add_argument("--folder", action="append", default=[], metavar="PATH",
                    help="a folder to mirror; repeat for several (default: ~/Media/inbox)")
+    p.add_argument("--state-dir", metavar="PATH",
+                   help="daemon.state_dir (default: ~/.local/state/mediasync)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     sub.add_parser("check", help="check the config, the API key and the folders; exit 0 if ready")

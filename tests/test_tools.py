@@ -82,9 +82,13 @@ def test_init_writes_a_config_that_loads_and_refuses_to_overwrite(tmp_path: Path
     no_traceback(r)
     assert target.read_bytes() == first
 
-    r = cli("init", "--force", "--folder", str(tmp_path / "other"), str(target), key=None)
+    r = cli("init", "--force", "--folder", str(tmp_path / "other"), "--state-dir",
+            str(tmp_path / "state"), str(target), key=None)
     assert r.returncode == 0, r.stderr
-    assert load_config(target).folders[0].path == tmp_path / "other"
+    config = load_config(target)
+    assert config.folders[0].path == tmp_path / "other"
+    assert config.daemon.state_dir == tmp_path / "state"
+    assert "does not exist yet" in r.stdout
 
 
 def test_init_default_path_under_xdg_config_home(tmp_path: Path) -> None:
