@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from mediasync import __version__
 
@@ -100,7 +101,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "sync":
             from mediasync import daemon
 
-            progress = _progress if sys.stderr.isatty() else None
+            progress = None
+            if sys.stderr.isatty():
+                progress = _progress
+                setup_logging(args.log_level or config.daemon.log_level,
+                              stream=_ClearsProgress(sys.stderr))
             return asyncio.run(daemon.sync(config, os.environ, progress=progress))
         if args.command == "status":
             return status(config, as_json=args.json, brief=args.brief)
@@ -138,10 +143,35 @@ def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
     return EXIT_OK
 
 
+class _ClearsProgress:
+    """A terminal stream for log lines that first wipes the progress line under them."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self._line_start = True
+
+    def write(self, text: str) -> int:
+        if self._line_start and text:
+            self.inner.write("\r\033[K")
+        self.inner.write(text)
+        self._line_start = text.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+
 def _progress(engine) -> None:  # noqa: ANN001
-    counts = engine.store.counts()
+    """One self-overwriting line on a terminal: files and bytes."""
+    from mediasync.plan import human_bytes
+
+    c = engine.store.counts()
     sys.stderr.write(
-        f"\r{counts['files']} files · {counts['mirrored']} mirrored · "
-        f"{counts['uploading']} uploading · {len(engine._running)} in progress   "
+        f"\r\033[K{c['mirrored']}/{c['files']} files mirrored "
+        f"({human_bytes(c['bytes_mirrored'])}) · {c['uploading']} uploading "
+        f"({human_bytes(c['bytes_uploading'])} sent) · {c['sidecars']} sidecars written"
     )
     sys.stderr.flush()

@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -90,8 +91,10 @@ async def sync(config: Config, env: Mapping[str, str], *,
                 ticker = asyncio.create_task(_tick(engine, progress))
             await engine.run(until_idle=True)
             await engine.sweep()
-            if ticker:
+            if ticker and progress is not None:
                 ticker.cancel()
+                progress(engine)
+                print(file=sys.stderr)  # end the progress line before the summary
             reports = report.build(store, config)
             bad = report.failures(reports)
             halted = engine.halted

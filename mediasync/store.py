@@ -361,6 +361,13 @@ class Store:
             "uploading": q(
                 "SELECT COUNT(*) FROM contents WHERE next_url IS NOT NULL OR next_name IS NOT NULL"
             ).fetchone()[0],
+            "bytes_mirrored": q(
+                "SELECT COALESCE(SUM(size), 0) FROM contents WHERE remote_name IS NOT NULL"
+            ).fetchone()[0],
+            "bytes_uploading": q(
+                "SELECT COALESCE(SUM(next_offset), 0) FROM contents WHERE next_url IS NOT NULL"
+            ).fetchone()[0],
+            "sidecars": q("SELECT COUNT(*) FROM outputs WHERE outcome='written'").fetchone()[0],
             "failed": q(
                 "SELECT COUNT(*) FROM paths p WHERE gone_at IS NULL AND (problem IS NOT NULL OR"
                 " EXISTS (SELECT 1 FROM contents c WHERE c.sha256=p.sha256 AND c.error IS NOT NULL)"
