@@ -129,7 +129,9 @@ def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
     db = state_dir(config, os.environ) / STATE_FILE
     if not db.exists():
         print(f"mediasync: nothing synced yet ({db} does not exist)", file=sys.stderr)
-        return EXIT_OK if not as_json else (print(json.dumps({"files": []})) or EXIT_OK)
+        if as_json:
+            print(json.dumps({"halted": None, "files": []}))
+        return EXIT_OK
     store = Store(db, readonly=True)
     try:
         reports = report.build(store, config)
