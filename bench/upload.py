@@ -206,6 +206,17 @@ def run_curl_chunked(base_url: str, path: str, chunk: int) -> dict[str, Any]:
 # -- main -----------------------------------------------------------------------
 
 
+def clear_remote(base_url: str) -> None:
+    """Delete every file between runs, or 1 GiB runs fill the 20 GB quota."""
+    import httpx
+
+    headers = {"x-goog-api-key": "bench-key"}
+    with httpx.Client(base_url=base_url, headers=headers) as http:
+        while names := [f["name"] for f in http.get("/v1beta/files").json().get("files", [])]:
+            for name in names:
+                http.delete(f"/v1beta/{name}").raise_for_status()
+
+
 def make_file(path: Path, size: int) -> None:
     block = MP4_HEAD + os.urandom(MIB - len(MP4_HEAD))
     with open(path, "wb") as f:
@@ -256,6 +267,7 @@ def main() -> None:
                     if r["size"] != args.size:
                         raise SystemExit(f"{kind}: server holds {r['size']} bytes")
                     results[kind].append(r)
+                    clear_remote(base_url)
             print(f"{'uploader':<13} {'best MiB/s':>10} {'median MiB/s':>12} {'peak RSS MiB':>13}")
             for kind, runs in results.items():
                 speeds = sorted(args.size / MIB / r["seconds"] for r in runs)
