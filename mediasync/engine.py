@@ -28,6 +28,7 @@ from mediasync.store import OutputRow, PathRow, Store
 log = logging.getLogger("mediasync")
 
 MAX_TASKS = 64  # paths reconciled at once; uploads/generations have their own bounds
+STALE_TEMP = 600.0  # seconds before a leftover sidecar temp file is removed
 GENERATE_ATTEMPTS = 5  # a generation that keeps failing waits for a change of file or prompt
 
 
@@ -175,6 +176,7 @@ class Engine:
     async def scan(self) -> int:
         """Queue every candidate file and every recorded path; returns files found."""
         found: set[str] = set()
+        temp_dirs: set[str] = set()
         reachable: list[FolderConfig] = []
         for folder in self.config.folders:
             if not await asyncio.to_thread(os.path.isdir, folder.path):
@@ -182,7 +184,12 @@ class Engine:
                            "directory; watching the others", folder.path)
                 continue
             reachable.append(folder)
-            found.update(await asyncio.to_thread(walk_folder, folder, self._suffixes))
+            found.update(
+                await asyncio.to_thread(walk_folder, folder, self._suffixes, temp_dirs)
+            )
+        for d in temp_dirs:
+            # Temp files of a write a crash interrupted; young ones may be in flight.
+            await asyncio.to_thread(sidecar.clean_stale_temps, Path(d), STALE_TEMP, self.clock())
         known = {r.path for r in self.store.all_paths() if r.gone_at is None}
         # Vanished paths first: a rename's old path must be seen gone before its new one.
         for p in sorted(known - found):

@@ -15,12 +15,18 @@ from pathlib import Path, PurePath
 from mediasync.config import FolderConfig
 from mediasync.plan import LocalFacts
 from mediasync.select import ignored_dir, is_candidate
+from mediasync.sidecar import TEMP_PREFIX
 
 _BLOCK = 1024 * 1024
 
 
-def walk_folder(folder: FolderConfig, suffixes: Iterable[str]) -> list[str]:
+def walk_folder(
+    folder: FolderConfig, suffixes: Iterable[str], temp_dirs: set[str] | None = None
+) -> list[str]:
     """Every candidate media file under a folder (absolute paths, sorted).
+
+    ``temp_dirs`` collects the directories holding our sidecar temp files, so
+    the caller can clean those a crash left behind.
 
     Directories are pruned by name before descending, so NAS metadata trees and
     dot-directories are never read. Symlinks are not followed: a link loop or a
@@ -41,6 +47,8 @@ def walk_folder(folder: FolderConfig, suffixes: Iterable[str]) -> list[str]:
             dirnames[:] = []
         rel_dir = PurePath(os.path.relpath(dirpath, root))
         for name in filenames:
+            if temp_dirs is not None and name.startswith(TEMP_PREFIX):
+                temp_dirs.add(dirpath)
             rel = rel_dir / name if str(rel_dir) != "." else PurePath(name)
             if is_candidate(rel, folder, suffixes) is not None:
                 found.append(os.path.join(dirpath, name))

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 
@@ -258,3 +259,13 @@ def test_missing_folder_is_reported_and_others_still_sync(tmp_path, emu):
     r = cli(cfg, "sync")
     assert r.returncode == 0
     assert "does not exist" in r.stderr
+
+
+def test_temp_files_left_by_a_crash_are_cleaned_but_young_ones_kept(tmp_path, emu):
+    cfg, inbox = _setup(tmp_path, emu)
+    old, young = inbox / ".mediasync-tmp-0123456789abcdef", inbox / ".mediasync-tmp-young"
+    old.write_text("half a caption")
+    young.write_text("being written")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert cli(cfg, "sync").returncode == 0
+    assert not old.exists() and young.exists()
