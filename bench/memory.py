@@ -40,6 +40,7 @@ from _common import (
     machine,
     mediasync_cmd,
     proc_status,
+    request_delta,
     run_cli,
     table,
     wait_cpu_quiet,
@@ -81,6 +82,7 @@ def main() -> int:
             cfg = write_config(work, emu.url, folder, name="run.toml",
                                rescan_every=f"{args.rescan_every}s")
             log = work / "run.log"
+            before = emu.requests()
             with open(log, "wb") as out:
                 t0 = time.monotonic()
                 daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
@@ -110,6 +112,10 @@ def main() -> int:
                 rows.append(["after a periodic rescan",
                              f"{t_rescan:.1f} / {time.monotonic() - t0:.1f}",
                              mib(s["VmRSS"]), mib(s["VmHWM"])])
+                reqs = request_delta(before, emu.requests())
+                reqs.pop("control", None)
+                print(f"  API requests while the daemon ran ({time.monotonic() - t0:.0f}s): "
+                      f"{reqs}", flush=True)
             finally:
                 daemon.send_signal(signal.SIGTERM)
                 try:
