@@ -69,7 +69,11 @@ def make_client(config: Config, env: Mapping[str, str]) -> GeminiClient:
         key,
         config.api.base_url,
         config.api.api_version,
-        limiter=RateLimiter(config.daemon.requests_per_minute),
+        # A minute's allowance may go at once (then it refills evenly): a burst of
+        # new files starts at full speed while the average stays at the limit.
+        limiter=RateLimiter(
+            config.daemon.requests_per_minute, burst=config.daemon.requests_per_minute
+        ),
         timeout=config.api.timeout,
     )
 
@@ -83,8 +87,8 @@ async def sync(config: Config, env: Mapping[str, str], *,
         client = make_client(config, env)
         engine = Engine(config, store, client, once=True)
         try:
-            await engine.refresh()
-            found = await engine.scan()
+            # List the remote side while the disk is walked: both before any step.
+            _, found = await asyncio.gather(engine.refresh(), engine.scan())
             log.info("found %d media file(s) in %d folder(s)", found, len(config.folders))
             ticker = None
             if progress is not None:
@@ -146,8 +150,7 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self._start_watcher()
-        await self.engine.refresh()
-        found = await self.engine.scan()
+        _, found = await asyncio.gather(self.engine.refresh(), self.engine.scan())
         log.info("watching %d folder(s), %d media file(s)", len(self.config.folders), found)
         dispatcher = asyncio.create_task(self.engine.run(), name="engine")
         self.scheduler = AsyncIOScheduler(event_loop=loop)

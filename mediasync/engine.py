@@ -21,7 +21,14 @@ from mediasync.config import Config, FolderConfig
 from mediasync.gemini import ApiError, GeminiClient
 from mediasync.mirror import ContentUnavailable, Mirror, classify
 from mediasync.plan import Desired, LocalFacts
-from mediasync.scan import ChangedWhileHashing, NotRegular, hash_file, local_facts, walk_folder
+from mediasync.scan import (
+    ChangedWhileHashing,
+    NotRegular,
+    hash_file,
+    local_facts,
+    stat_all,
+    walk_folder,
+)
 from mediasync.select import is_candidate
 from mediasync.store import OutputRow, PathRow, Store
 
@@ -67,6 +74,7 @@ class Engine:
         self._seq = 0
         self._last_event: dict[str, float] = {}
         self._previous: dict[str, LocalFacts] = {}
+        self._scanned: dict[str, LocalFacts] = {}  # stat taken by the last scan
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._wake = asyncio.Event()
@@ -94,6 +102,7 @@ class Engine:
         now = self.monotonic()
         if event:
             self._last_event[path] = now
+            self._scanned.pop(path, None)  # the scan's stat is stale now
         self.schedule(path, now)
 
     def schedule(self, path: str, due: float) -> None:
@@ -190,6 +199,7 @@ class Engine:
         for d in temp_dirs:
             # Temp files of a write a crash interrupted; young ones may be in flight.
             await asyncio.to_thread(sidecar.clean_stale_temps, Path(d), STALE_TEMP, self.clock())
+        self._scanned.update(await asyncio.to_thread(stat_all, sorted(found)))
         known = {r.path for r in self.store.all_paths() if r.gone_at is None}
         # Vanished paths first: a rename's old path must be seen gone before its new one.
         for p in sorted(known - found):
@@ -251,7 +261,7 @@ class Engine:
             self._gone(path, folder)
             return
         try:
-            facts = await asyncio.to_thread(local_facts, path)
+            facts = self._scanned.pop(path, None) or await asyncio.to_thread(local_facts, path)
         except FileNotFoundError:
             self._gone(path, folder)
             return
@@ -421,6 +431,15 @@ class Engine:
     # -- outputs --------------------------------------------------------------
     async def _output(self, path: str, rel: PurePath, sha: str, want: Desired) -> None:
         row = self.store.get_outputs(path).get(want.suffix)
+        if (
+            row is not None
+            and row.outcome in ("written", "kept_edit")
+            and plan.is_current(row, want, sha)
+            and os.path.lexists(want.sidecar)
+        ):
+            # Nothing would be written either way; hashing the sidecar to tell
+            # "ours" from "edited" waits until a write is wanted.
+            return
         target = Path(want.sidecar)
         state, on_disk = await asyncio.to_thread(_sidecar_state, target, row)
         step = plan.output_step(row, want, sha, state, self.clock())

@@ -33,7 +33,7 @@ Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
 
 # Polling a PROCESSING file: quick at first (images are ready in a second or
 # two), then slower for long videos.
-POLL_FIRST = 0.25
+POLL_FIRST = 0.1
 POLL_MAX = 10.0
 POLL_LIMIT = 3600.0
 
@@ -276,7 +276,7 @@ class Mirror:
                 raise ApiError(504, "DEADLINE_EXCEEDED", "still PROCESSING after an hour")
             await self.sleep(delay)
             waited += delay
-            delay = min(POLL_MAX, delay * 1.6)
+            delay = min(POLL_MAX, delay * 1.5)
 
     def _settle_state(self, sha: str, file: File, *, renewal: bool = False) -> None:
         now = self.clock()

@@ -182,6 +182,17 @@ SidecarState = Literal["missing", "ours", "edited", "foreign"]
 OutputStep = Literal["skip", "generate", "keep_edit", "wait"]
 
 
+def is_current(row: OutputRow | None, want: Desired, sha256: str) -> bool:
+    """The recorded output answers this prompt and model for these bytes."""
+    return (
+        row is not None
+        and row.sha256 == sha256
+        and row.prompt_hash == want.prompt_hash
+        and row.model == want.model
+        and row.sidecar == want.sidecar
+    )
+
+
 def output_step(
     row: OutputRow | None, want: Desired, sha256: str, sidecar: SidecarState, now: float
 ) -> OutputStep:
@@ -191,13 +202,7 @@ def output_step(
     wrote is regenerated when the content, the prompt or the model changes, or when
     it was deleted.
     """
-    current = (
-        row is not None
-        and row.sha256 == sha256
-        and row.prompt_hash == want.prompt_hash
-        and row.model == want.model
-        and row.sidecar == want.sidecar
-    )
+    current = is_current(row, want, sha256)
     if sidecar in ("edited", "foreign"):
         if current and row is not None and row.outcome == "kept_edit":
             return "skip"

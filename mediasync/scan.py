@@ -86,6 +86,17 @@ def local_facts(path: str) -> LocalFacts:
     return LocalFacts(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
 
 
+def stat_all(paths: Iterable[str]) -> dict[str, LocalFacts]:
+    """lstat many paths in one go (one thread hop per scan, not one per file)."""
+    out: dict[str, LocalFacts] = {}
+    for p in paths:
+        try:
+            out[p] = local_facts(p)
+        except (OSError, NotRegular):
+            continue  # reconcile looks again and reports it
+    return out
+
+
 class ChangedWhileHashing(Exception):
     """The file was written to while we read it; try again once it settles."""
 

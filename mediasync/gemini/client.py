@@ -129,12 +129,14 @@ class GeminiClient:
         log.info("%s failed (%s); retry %d in %.2fs", op, error, attempt, wait)
         await self.retry.sleep(wait)
 
-    async def _call(self, op: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _call(
+        self, op: str, method: str, url: str, *, limited: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         """An API request (key, limiter, retries); returns only a 200 answer."""
         attempt = 0
         while True:
             attempt += 1
-            if self.limiter is not None:
+            if self.limiter is not None and (limited or attempt > 1):
                 await self.limiter.acquire()
             try:
                 response = await self._send(method, url, api=True, **kwargs)
@@ -170,7 +172,11 @@ class GeminiClient:
             params: dict[str, Any] = {"pageSize": page_size}
             if token:
                 params["pageToken"] = token
-            response = await self._call("files.list", "GET", self._url("files"), params=params)
+            # One listing is one use of the budget, however many pages it takes:
+            # a periodic refresh of thousands of files must not starve generation.
+            response = await self._call(
+                "files.list", "GET", self._url("files"), limited=token is None, params=params
+            )
             data = self._json(response)
             files.extend(File.from_json(f) for f in data.get("files") or [] if isinstance(f, dict))
             token = data.get("nextPageToken")
