@@ -12,7 +12,6 @@ import struct
 import subprocess
 import sys
 import wave
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from mediasync.emulator import (
     parse_fault_spec,
 )
 from mediasync.emulator.probe import probe, sniff
+from mediasync.samples import png_bytes as png
 
 KEY = "test-key"
 G = 4096  # a small granularity keeps multi-chunk tests fast
@@ -39,21 +39,6 @@ NAME_RULE = (
 
 
 # -- sample media --------------------------------------------------------
-def png(w: int = 640, h: int = 480) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    raw = b"".join(b"\x00" + bytes(w * 3) for _ in range(h))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
 def jpeg(w: int, h: int) -> bytes:
     app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
     sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, h, w, 1) + b"\x01\x11\x00"
@@ -218,7 +203,7 @@ def test_start_body_shapes(emu: Emulator, body: Any) -> None:
 
 
 def test_multi_chunk_upload_file_resource(emu: Emulator) -> None:
-    data = png(64, 64) + os.urandom(2 * G + 100)
+    data = png(4, 4) + os.urandom(2 * G + 100)
     with client(emu) as c:
         f = upload(c, data)
         got = c.get(f"/v1/files/{fid(f)}").json()

@@ -5,32 +5,17 @@ from __future__ import annotations
 import io
 import struct
 import time
-import zlib
 from collections.abc import Iterator
 
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.samples import png_bytes as png
 
 genai = pytest.importorskip("google.genai")
 from google.genai import errors, types  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-def png(w: int, h: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    raw = b"".join(b"\x00" + bytes(w * 3) for _ in range(h))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 def mp4(seconds: float, payload: int) -> bytes:
