@@ -84,3 +84,28 @@ def test_renewal_before_expiry_and_reupload_after_expiry(tmp_path):
 
         asyncio.run(scenario())
         store.close()
+
+
+def test_file_vanishing_between_scan_and_upload_is_no_error(tmp_path, caplog):
+    clock = Clock()
+    with Emulator(EmulatorConfig(port=0)) as emu:
+        engine, store = _engine(tmp_path, emu, clock)
+        keep = tmp_path / "inbox" / "keep.png"
+        gone = tmp_path / "inbox" / "gone.png"
+        keep.write_bytes(png_bytes(seed=42))
+        gone.write_bytes(png_bytes(seed=43))
+
+        async def scenario() -> None:
+            await engine.scan()
+            gone.unlink()  # after the scan saw it, before anything read it
+            await engine.run(until_idle=True)
+            await engine.sweep()
+            await engine.client.aclose()
+
+        asyncio.run(scenario())
+        assert (tmp_path / "inbox" / "keep.png.caption.md").exists()
+        assert not (tmp_path / "inbox" / "gone.png.caption.md").exists()
+        assert [r.path for r in store.all_paths()] == [str(keep)]
+        assert emu.stats()["uploads_started"] == 1
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        store.close()
