@@ -14,6 +14,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -251,3 +252,26 @@ def table(rows: list[list[Any]], header: list[str]) -> str:
 
 def which(name: str) -> str | None:
     return shutil.which(name)
+
+
+def stop_daemon(proc: subprocess.Popen) -> None:
+    """SIGTERM as systemctl stop would; kill it if it does not exit in time."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def sync_once(work: Path, base_url: str, folder: Path, count: int) -> None:
+    """The unmeasured setup: sync ``count`` files fast (rate and slots raised)."""
+    setup = write_config(work, base_url, folder, name="setup.toml", settle="0s",
+                         requests_per_minute=1_000_000, max_uploads=8,
+                         max_generations=16, log_level="warning")
+    code, seconds = run_cli(setup, "sync", log=work / "setup.log", timeout=1800)
+    done = count_sidecars(folder)
+    print(f"setup sync: exit {code}, {seconds:.1f}s, {done} sidecars", flush=True)
+    if code != 0 or done != count:
+        raise SystemExit(f"setup failed; see {work / 'setup.log'}")
+

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from _common import (
     machine,
     mediasync_cmd,
     png_bytes,
+    stop_daemon,
     table,
     wait_cpu_quiet,
     wait_for_log,
@@ -89,12 +89,7 @@ def run_row(work: Path, label: str, *, count: int, settle: float, rpm: int, gap:
                 times.append(time.perf_counter() - t0)
                 time.sleep(gap)
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait(timeout=10)
+            stop_daemon(daemon)
     return times
 
 

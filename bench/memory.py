@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,13 @@ from _common import (
     EmulatorProcess,
     bench_env,
     command_line,
-    count_sidecars,
     cpu_ticks,
     machine,
     mediasync_cmd,
     proc_status,
     request_delta,
-    run_cli,
+    stop_daemon,
+    sync_once,
     table,
     wait_cpu_quiet,
     wait_for_log,
@@ -70,14 +69,7 @@ def main() -> int:
         folder = work / "media"
         write_pngs(folder, args.count, width=4, height=4, subdirs=args.subdirs)
         with EmulatorProcess(work) as emu:
-            setup = write_config(work, emu.url, folder, name="setup.toml", settle="0s",
-                                 requests_per_minute=1_000_000, max_uploads=8,
-                                 max_generations=16, log_level="warning")
-            code, seconds = run_cli(setup, "sync", log=work / "setup.log", timeout=1800)
-            done = count_sidecars(folder)
-            print(f"setup sync: exit {code}, {seconds:.1f}s, {done} sidecars", flush=True)
-            if code != 0 or done != args.count:
-                raise SystemExit(f"setup failed; see {work / 'setup.log'}")
+            sync_once(work, emu.url, folder, args.count)
 
             cfg = write_config(work, emu.url, folder, name="run.toml",
                                rescan_every=f"{args.rescan_every}s")
@@ -117,12 +109,7 @@ def main() -> int:
                 print(f"  API requests while the daemon ran ({time.monotonic() - t0:.0f}s): "
                       f"{reqs}", flush=True)
             finally:
-                daemon.send_signal(signal.SIGTERM)
-                try:
-                    daemon.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait(timeout=10)
+                stop_daemon(daemon)
     peak = float(rows[-1][3])
     print()
     print(table(rows, ["moment", "s since spawn (started / idle)", "VmRSS MiB",

@@ -34,11 +34,11 @@ from _common import (
     EmulatorProcess,
     bench_env,
     command_line,
-    count_sidecars,
     machine,
     mediasync_cmd,
     request_delta,
     run_cli,
+    sync_once,
     table,
     write_config,
     write_pngs,
@@ -63,14 +63,7 @@ def main() -> int:
         print(f"wrote {args.count} PNGs in {args.subdirs} folders "
               f"({time.perf_counter() - t0:.1f}s)", flush=True)
         with EmulatorProcess(work) as emu:
-            setup = write_config(work, emu.url, folder, name="setup.toml", settle="0s",
-                                 requests_per_minute=1_000_000, max_uploads=8,
-                                 max_generations=16, log_level="warning")
-            code, seconds = run_cli(setup, "sync", log=work / "setup.log", timeout=1800)
-            done = count_sidecars(folder)
-            print(f"setup sync: exit {code}, {seconds:.1f}s, {done} sidecars", flush=True)
-            if code != 0 or done != args.count:
-                raise SystemExit(f"setup failed; see {work / 'setup.log'}")
+            sync_once(work, emu.url, folder, args.count)
 
             configs = {
                 "default (60/min)": write_config(work, emu.url, folder, name="default.toml"),
