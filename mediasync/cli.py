@@ -74,16 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def load(args: argparse.Namespace):  # noqa: ANN201 - Config, imported lazily
-    from mediasync.config import default_config_path, load_config
-
-    path = args.config or default_config_path(os.environ)
-    return path, load_config(path)
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     from mediasync import tools
-    from mediasync.config import ConfigError
+    from mediasync.config import ConfigError, load_config_or_default
     from mediasync.daemon import InstanceLocked
     from mediasync.logs import setup_logging
     from mediasync.store import StoreError
@@ -92,7 +85,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command in tools.COMMANDS:
             setup_logging(args.log_level or "info")
             return tools.COMMANDS[args.command](args)
-        path, config = load(args)
+        path, config = load_config_or_default(args.config, os.environ)
         setup_logging(args.log_level or config.daemon.log_level)
         if args.command == "run":
             from mediasync.daemon import Daemon

@@ -491,6 +491,12 @@ def load_config(path: Path) -> Config:
     return parse_config(data, source=path)
 
 
+def load_config_or_default(path: Path | None, env: Mapping[str, str]) -> tuple[Path, Config]:
+    """The config named on the command line, else the default location; and its path."""
+    path = path or default_config_path(env)
+    return path, load_config(path)
+
+
 def default_config_path(env: Mapping[str, str]) -> Path:
     """$MEDIASYNC_CONFIG, else $XDG_CONFIG_HOME/mediasync/config.toml, else ~/.config/…."""
     explicit = env.get("MEDIASYNC_CONFIG")

@@ -95,7 +95,7 @@ async def sync(config: Config, env: Mapping[str, str], *,
                 ticker = asyncio.create_task(_tick(engine, progress))
             await engine.run(until_idle=True)
             await engine.sweep()
-            if ticker and progress is not None:
+            if ticker is not None and progress is not None:
                 ticker.cancel()
                 progress(engine)
                 print(file=sys.stderr)  # end the progress line before the summary

@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 
 from mediasync import plan, sidecar
 from mediasync.config import Config, FolderConfig
-from mediasync.gemini import ApiError, GeminiClient
+from mediasync.gemini import ApiError, GeminiClient, Usage
 from mediasync.mirror import ContentUnavailable, Mirror, classify
 from mediasync.plan import Desired, LocalFacts
 from mediasync.scan import (
@@ -234,13 +234,14 @@ class Engine:
         """Forget paths gone for longer than a rename takes; retire unneeded contents."""
         grace = 0.0 if self.once else self.remove_grace
         gone = {r.path: r.gone_at or 0.0 for r in self.store.gone_paths()}
-        for p in plan.removable(gone, self.clock(), grace):
+        expired = plan.removable(gone, self.clock(), grace)
+        for p in expired:
             self.store.delete_path(p)
         for c in self.store.unreferenced_contents():
             log.info("no file needs %s any more; deleting its remote copy", c.remote_name or
                      c.sha256[:12])
             self.mirror.retire(c)
-        if len(gone) > len(plan.removable(gone, self.clock(), grace)):
+        if len(gone) > len(expired):
             self._sweep_at = self.monotonic() + grace
         try:
             await self.mirror.delete_doomed()
@@ -299,7 +300,7 @@ class Engine:
         except ApiError as e:
             self._halt(e)
             return
-        for want in self._desired(folder, path, row.kind):
+        for want in plan.desired(folder, path, row.kind, self.config.api.model):
             await self._output(path, rel, content.sha256, want)
 
     def _note(self, key: str, what: str, msg: str, *args: object) -> None:
@@ -414,20 +415,6 @@ class Engine:
                 )
             return
 
-    def _desired(self, folder: FolderConfig, path: str, kind: str) -> list[Desired]:
-        out = []
-        for p in folder.prompts_for(kind):
-            out.append(
-                Desired(
-                    suffix=p.sidecar,
-                    prompt=p.prompt,
-                    model=p.effective_model(self.config.api.model),
-                    prompt_hash=plan.prompt_hash(p.prompt),
-                    sidecar=str(sidecar.sidecar_path(Path(path), p.sidecar)),
-                )
-            )
-        return out
-
     # -- outputs --------------------------------------------------------------
     async def _output(self, path: str, rel: PurePath, sha: str, want: Desired) -> None:
         row = self.store.get_outputs(path).get(want.suffix)
@@ -534,7 +521,7 @@ class Engine:
         written_hash: str | None,
         message: str | None = None,
         pending: str | None = None,
-        usage: object | None = None,
+        usage: Usage | None = None,
         retry_at: float | None = None,
         attempts: int = 0,
     ) -> None:
@@ -550,8 +537,10 @@ class Engine:
                 pending_hash=pending,
                 outcome=outcome,
                 message=message,
-                prompt_tokens=getattr(usage, "prompt_tokens", row.prompt_tokens if row else 0),
-                output_tokens=getattr(usage, "candidates_tokens", row.output_tokens if row else 0),
+                prompt_tokens=usage.prompt_tokens if usage else (row.prompt_tokens if row else 0),
+                output_tokens=(
+                    usage.candidates_tokens if usage else (row.output_tokens if row else 0)
+                ),
                 retry_at=retry_at,
                 attempts=attempts,
                 at=self.clock(),

@@ -31,12 +31,6 @@ log = logging.getLogger("mediasync")
 
 Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
 
-# Polling a PROCESSING file: quick at first (images are ready in a second or
-# two), then slower for long videos.
-POLL_FIRST = 0.1
-POLL_MAX = 10.0
-POLL_LIMIT = 3600.0
-
 
 def classify(error: ApiError) -> Failure:
     """What an API error means for the file it happened to (pure)."""
@@ -117,7 +111,7 @@ class Mirror:
                 assert c is not None
                 if plan.remote_step(c, self.clock(), self.renew_before) in ("ready", "renew"):
                     continue
-                await self._make_copy(c, renewal=False)
+                await self._make_copy(c)
         raise ContentUnavailable("the remote copy keeps disappearing; will retry", None)
 
     def start_renewal(self, sha: str) -> None:
@@ -135,7 +129,7 @@ class Mirror:
             if c.retry_at is not None and c.retry_at > self.clock():
                 return
             try:
-                await self._make_copy(c, renewal=True)
+                await self._make_copy(c)
             except ContentUnavailable:
                 pass  # recorded on the row; the current copy still serves
             except ApiError as e:
@@ -171,13 +165,13 @@ class Mirror:
                 return p
         raise ContentUnavailable("no local file holds these bytes any more", None)
 
-    async def _make_copy(self, c: ContentRow, *, renewal: bool) -> None:
+    async def _make_copy(self, c: ContentRow) -> None:
         sha = c.sha256
         now = self.clock()
         try:
             if not c.next_name:
                 await self._upload(c)
-            await self._await_active(sha, renewal=renewal)
+            await self._await_active(sha)
         except ApiError as e:
             kind = classify(e)
             if kind == "auth":
@@ -260,25 +254,13 @@ class Mirror:
         if file.state in ("ACTIVE", "FAILED"):
             self._settle_state(sha, file)
 
-    async def _await_active(self, sha: str, *, renewal: bool) -> None:
-        delay = POLL_FIRST
-        waited = 0.0
-        while True:
-            c = self.store.get_content(sha)
-            assert c is not None
-            if not c.next_name:
-                return
-            file = await self.client.get_file(c.next_name)
-            if file.state in ("ACTIVE", "FAILED"):
-                self._settle_state(sha, file, renewal=renewal)
-                return
-            if waited >= POLL_LIMIT:
-                raise ApiError(504, "DEADLINE_EXCEEDED", "still PROCESSING after an hour")
-            await self.sleep(delay)
-            waited += delay
-            delay = min(POLL_MAX, delay * 1.5)
+    async def _await_active(self, sha: str) -> None:
+        c = self.store.get_content(sha)
+        assert c is not None
+        if c.next_name:
+            self._settle_state(sha, await self.client.wait_processed(c.next_name, sleep=self.sleep))
 
-    def _settle_state(self, sha: str, file: File, *, renewal: bool = False) -> None:
+    def _settle_state(self, sha: str, file: File) -> None:
         now = self.clock()
         c = self.store.get_content(sha)
         assert c is not None
@@ -334,14 +316,12 @@ class Mirror:
                 self.store.doom(name, "left behind", now)
         for sha in result.vanished:
             log.warning("the remote copy of %s is gone; uploading again", self._label(sha))
-        for c in contents:
+        for c in self.store.all_contents():
+            # Cheap test first: only a copy due for renewal needs its paths looked up.
             if (
                 c.remote_name
-                and c.sha256 not in result.vanished
+                and plan.remote_step(c, now, self.renew_before) == "renew"
                 and self.store.live_paths_for(c.sha256)
-                and plan.remote_step(
-                    self.store.get_content(c.sha256) or c, now, self.renew_before
-                ) == "renew"
             ):
                 self.start_renewal(c.sha256)
         return list(result.vanished)

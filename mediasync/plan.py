@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from mediasync.config import FolderConfig
 from mediasync.media import MAX_FILE_BYTES
+from mediasync.sidecar import sidecar_path
 from mediasync.store import ContentRow, OutputRow
 
 DISPLAY_PREFIX = "mediasync:"
@@ -77,6 +80,15 @@ def human_bytes(n: float) -> str:
 RemoteStep = Literal["ready", "renew", "upload", "resume", "poll", "wait", "failed"]
 
 
+def usable(c: ContentRow, now: float) -> bool:
+    """The content has a remote copy a generation can use now."""
+    return (
+        c.remote_name is not None
+        and c.expires_at is not None
+        and now < c.expires_at - MIN_USABLE_SECONDS
+    )
+
+
 def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
     """What the remote copy of a content needs next.
 
@@ -84,12 +96,7 @@ def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
     """
     if c.error and c.retry_at is None:
         return "failed"
-    usable = (
-        c.remote_name is not None
-        and c.expires_at is not None
-        and now < c.expires_at - MIN_USABLE_SECONDS
-    )
-    if usable:
+    if usable(c, now):
         assert c.expires_at is not None
         due = now >= c.expires_at - renew_before
         # A copy being made (e.g. after a restart mid-renewal) finishes in the background.
@@ -180,6 +187,20 @@ class Desired:
 
 SidecarState = Literal["missing", "ours", "edited", "foreign"]
 OutputStep = Literal["skip", "generate", "keep_edit", "wait"]
+
+
+def desired(folder: FolderConfig, path: str, kind: str, default_model: str) -> list[Desired]:
+    """The outputs a file should have: one per prompt of its folder for its kind."""
+    return [
+        Desired(
+            suffix=p.sidecar,
+            prompt=p.prompt,
+            model=p.effective_model(default_model),
+            prompt_hash=prompt_hash(p.prompt),
+            sidecar=str(sidecar_path(Path(path), p.sidecar)),
+        )
+        for p in folder.prompts_for(kind)
+    ]
 
 
 def is_current(row: OutputRow | None, want: Desired, sha256: str) -> bool:

@@ -14,7 +14,6 @@ from typing import Any
 
 from mediasync import plan
 from mediasync.config import Config
-from mediasync.sidecar import sidecar_path
 from mediasync.store import Store
 
 
@@ -78,15 +77,12 @@ def build(store: Store, config: Config) -> list[FileReport]:
         folder = config.folder_for(Path(row.path))
         mine = outputs.get(row.path, {})
         complete = c.remote_name is not None
-        for p in folder.prompts_for(row.kind) if folder else ():
-            o = mine.get(p.sidecar)
-            name = sidecar_path(Path(row.path), p.sidecar).name
-            fresh = (
-                o is not None
-                and o.sha256 == row.sha256
-                and o.prompt_hash == plan.prompt_hash(p.prompt)
-            )
-            if o is None or not fresh:
+        wants = plan.desired(folder, row.path, row.kind, config.api.model) if folder else []
+        for want in wants:
+            o = mine.get(want.suffix)
+            name = Path(want.sidecar).name
+            # Same rule as the engine: a model change makes an output pending too.
+            if o is None or not plan.is_current(o, want, row.sha256 or ""):
                 r.sidecars.append(SidecarReport(name, "pending"))
                 complete = False
                 continue

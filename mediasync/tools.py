@@ -29,6 +29,7 @@ from mediasync.config import (
     ConfigError,
     default_config_path,
     load_config,
+    load_config_or_default,
     parse_config,
     render_init_config,
     resolve_api_key,
@@ -63,11 +64,6 @@ def _describe_api_error(e: ApiError) -> str:
     if e.code == 0:
         return f"the service could not be reached ({e.message or e.status})"
     return str(e)
-
-
-def _config(args: argparse.Namespace) -> tuple[Path, Config]:
-    path = args.config or default_config_path(os.environ)
-    return path, load_config(path)
 
 
 def _client(config: Config, *, quick: bool = False) -> GeminiClient:
@@ -342,7 +338,7 @@ def _check_inotify(dirs: int, r: _Report) -> None:
 
 
 def cmd_files(args: argparse.Namespace) -> int:
-    _, config = _config(args)
+    _, config = load_config_or_default(args.config, os.environ)
     action = {
         "list": _files_list,
         "delete": _files_delete,
@@ -440,7 +436,7 @@ async def _files_purge(client: GeminiClient, args: argparse.Namespace, config: C
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    _, config = _config(args)
+    _, config = load_config_or_default(args.config, os.environ)
     path = Path(os.path.abspath(os.path.expanduser(args.path)))
     mt = media_type(path)
     if mt is None:
@@ -470,7 +466,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def _mirrored_copy(config: Config, path: Path) -> tuple[str, str] | None:
     """(uri, mime) of the daemon's live remote copy of this file's current bytes."""
-    from mediasync.plan import MIN_USABLE_SECONDS
+    from mediasync.plan import usable
     from mediasync.store import Store, StoreError
 
     db = _state_db(config)
@@ -491,8 +487,7 @@ def _mirrored_copy(config: Config, path: Path) -> tuple[str, str] | None:
             if (row.size, row.mtime_ns, row.inode) != (st.st_size, st.st_mtime_ns, st.st_ino):
                 continue
             c = store.get_content(row.sha256)
-            if (c and c.remote_name and c.uri and c.expires_at
-                    and c.expires_at > time.time() + MIN_USABLE_SECONDS):
+            if c and c.uri and usable(c, time.time()):
                 return c.uri, c.mime
     except Exception as e:  # a busy or odd database: fall back to an upload
         log.debug("cannot read %s: %s", db, e)
@@ -527,7 +522,7 @@ async def _ask(config: Config, path: Path, mime: str, model: str,
             # clean: the daemon's refresh deletes it, and so does `files purge`.
             file = await client.upload(path, mime, plan.display_name(sha, path.name))
             try:
-                file = await _until_active(client, file)
+                file = await client.wait_processed(file.name)
                 if file.state == "FAILED":
                     raise ApiError(400, "FAILED_PRECONDITION", "the service could not process "
                                    f"the file: {file.error_message or 'FAILED'}")
@@ -545,18 +540,6 @@ async def _ask(config: Config, path: Path, mime: str, model: str,
     if gen.text is None:
         return None, f"no text in the answer (finish reason {gen.finish_reason or 'none'})"
     return gen.text, None
-
-
-async def _until_active(client: GeminiClient, file: File, limit: float = 3600.0) -> File:
-    delay, waited = 0.2, 0.0
-    while file.state not in ("ACTIVE", "FAILED"):
-        if waited >= limit:
-            raise ApiError(504, "DEADLINE_EXCEEDED", f"{file.name} still PROCESSING")
-        await asyncio.sleep(delay)
-        waited += delay
-        delay = min(5.0, delay * 1.6)
-        file = await client.get_file(file.name)
-    return file
 
 
 # --- demo ----------------------------------------------------------------------

@@ -145,3 +145,24 @@ def test_status_line():
     line = plan.status_line(3, {"mirrored": 1204, "uploading": 2, "failed": 0})
     assert line == "watching 3 folders · 1204 mirrored · 2 uploading · 0 failed"
     assert plan.status_line(1, {}, "key refused").endswith("· key refused")
+
+
+def test_desired_outputs_carry_the_effective_model_and_sidecar_path():
+    from pathlib import Path
+
+    from mediasync.config import FolderConfig, PromptConfig
+
+    folder = FolderConfig(
+        path=Path("/m"),
+        prompts=(
+            PromptConfig(("image",), "Caption it.", ".caption.md"),
+            PromptConfig(("image", "video"), "Tags.", ".tags.txt", model="pro"),
+            PromptConfig(("audio",), "Transcribe.", ".transcript.txt"),
+        ),
+    )
+    wants = plan.desired(folder, "/m/a b.jpg", "image", "flash")
+    assert [(w.suffix, w.model, w.sidecar) for w in wants] == [
+        (".caption.md", "flash", "/m/a b.jpg.caption.md"),
+        (".tags.txt", "pro", "/m/a b.jpg.tags.txt"),
+    ]
+    assert not plan.is_current(output(model="flash"), dataclasses.replace(WANT, model="pro"), "s")

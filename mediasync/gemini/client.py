@@ -8,6 +8,7 @@ repr(), exception text or log lines.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
@@ -163,6 +164,32 @@ class GeminiClient:
     async def get_file(self, name: str) -> File:
         response = await self._call("files.get", "GET", self._url(_file_name(name)))
         return File.from_json(self._json(response))
+
+    async def wait_processed(
+        self,
+        name: str,
+        *,
+        first: float = 0.1,
+        cap: float = 10.0,
+        limit: float = 3600.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> File:
+        """Poll ``files.get`` until the file leaves PROCESSING (ACTIVE or FAILED).
+
+        Quick at first (images are ready within a second), then ×1.5 up to
+        ``cap`` for long videos; gives up with DEADLINE_EXCEEDED after ``limit``.
+        """
+        sleep = sleep or asyncio.sleep
+        delay, waited = first, 0.0
+        while True:
+            file = await self.get_file(name)
+            if file.state in ("ACTIVE", "FAILED"):
+                return file
+            if waited >= limit:
+                raise ApiError(504, "DEADLINE_EXCEEDED", f"{file.name} still PROCESSING")
+            await sleep(delay)
+            waited += delay
+            delay = min(cap, delay * 1.5)
 
     async def list_files(self, page_size: int = 100) -> list[File]:
         """Every page; the service answers ``{}`` when there are no files."""
