@@ -8,7 +8,6 @@ point resumes from the database (DESIGN.md, "Remote lifecycle").
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,7 @@ from mediasync.gemini import (
     UploadSession,
     UploadSessionLost,
 )
-from mediasync.scan import local_facts
+from mediasync.scan import digest, local_facts
 from mediasync.store import ContentRow, Store
 
 log = logging.getLogger("mediasync")
@@ -47,10 +46,6 @@ def classify(error: ApiError) -> Failure:
 
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value else None
-
-
-def _b64_sha(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 class ContentUnavailable(Exception):
@@ -80,6 +75,7 @@ class Mirror:
         self.sleep = sleep
         self._locks: dict[str, asyncio.Lock] = {}
         self._renewals: dict[str, asyncio.Task[None]] = {}
+        self._warned: set[str] = set()  # answers we could not read: said once per run
 
     def _lock(self, sha: str) -> asyncio.Lock:
         lock = self._locks.get(sha)
@@ -230,11 +226,11 @@ class Mirror:
                     plan.display_name(sha, os.path.basename(path)),
                     on_progress=progress,
                 )
-        if file.sha256_hash and file.sha256_hash != _b64_sha(sha):
-            # The bytes that arrived are not the bytes we hashed: never keep them.
+        if not await self._hash_holds(sha, path, file):
+            # The file changed under the upload: the copy holds other bytes.
             self.store.doom(file.name, "content mismatch", self.clock())
             self.store.update_content(sha, self.clock(), next_url=None, next_offset=None)
-            raise FileChanged("the uploaded bytes differ from the file's hash")
+            raise FileChanged("the file changed while it was uploaded")
         self.store.update_content(
             sha,
             self.clock(),
@@ -253,6 +249,42 @@ class Mirror:
         )
         if file.state in ("ACTIVE", "FAILED"):
             self._settle_state(sha, file)
+
+    async def _hash_holds(self, sha: str, path: str, file: File) -> bool:
+        """Whether the upload carries our bytes. Only proof that the *local* file
+        changed throws an upload away: a hash we cannot read, or one that differs
+        while the file still holds what we hashed, keeps the copy with one warning.
+        """
+        reported = file.sha256_hex
+        if reported == sha:
+            return True
+        if reported is None:
+            self._warn_once(
+                "nohash",
+                "the service's upload answers carry no sha256Hash that mediasync can read "
+                f"(got {file.sha256_hash!r}); keeping uploads without checking them",
+            )
+            return True
+        try:
+            now_sha = await asyncio.to_thread(digest, path)
+        except OSError:
+            now_sha = None  # vanished: the next look at the path decides
+        if now_sha is not None and now_sha != sha:
+            log.info("%s changed while it was uploaded; uploading it again",
+                     os.path.basename(path))
+            return False
+        self._warn_once(
+            "hashform",
+            "the service reports hashes in a form mediasync does not understand "
+            f"({file.sha256_hash!r} for a file whose SHA-256 is {sha}); "
+            "the local file is unchanged, so the upload is kept",
+        )
+        return True
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)
 
     async def _await_active(self, sha: str) -> None:
         c = self.store.get_content(sha)

@@ -123,6 +123,20 @@ def hash_file(path: str, expect: LocalFacts) -> str:
     return h.hexdigest()
 
 
+def digest(path: str) -> str:
+    """SHA-256 of whatever the file holds now (no stat check: the caller compares)."""
+    h = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise NotRegular(_describe(os.fstat(f.fileno()).st_mode))
+        buf = bytearray(_BLOCK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
 def relative_name(path: str, folder: Path) -> str:
     try:
         return os.path.relpath(path, folder)

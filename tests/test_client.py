@@ -99,7 +99,8 @@ def media(tmp_path: Path, size: int, name: str = "clip.mp4") -> Path:
 
 
 def b64sha(path: Path) -> str:
-    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+    # The live form (wire/11): base64 of the lowercase hex digest string.
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).hexdigest().encode()).decode()
 
 
 class Recorder:

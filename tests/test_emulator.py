@@ -208,7 +208,7 @@ def test_multi_chunk_upload_file_resource(emu: Emulator) -> None:
         f = upload(c, data)
         got = c.get(f"/v1/files/{fid(f)}").json()
     assert f["sizeBytes"] == str(len(data)) and f["mimeType"] == "image/png"
-    assert base64.b64decode(f["sha256Hash"]) == hashlib.sha256(data).digest()
+    assert base64.b64decode(f["sha256Hash"]).decode() == hashlib.sha256(data).hexdigest()
     assert f["state"] == "ACTIVE" and f["source"] == "UPLOADED"
     assert f["uri"] == f"{emu.base_url}/v1beta/files/{fid(f)}"
     assert got["uri"] == f"{emu.base_url}/v1/files/{fid(f)}"
@@ -288,7 +288,7 @@ def test_chunked_transfer_encoding_body(emu: Emulator) -> None:
     )
     assert r.status_code == 200, r.text
     f = r.json()["file"]
-    assert base64.b64decode(f["sha256Hash"]) == hashlib.sha256(data).digest()
+    assert base64.b64decode(f["sha256Hash"]).decode() == hashlib.sha256(data).hexdigest()
 
 
 def test_zero_byte_file_is_one_finalize_and_failed(emu: Emulator) -> None:
@@ -542,7 +542,7 @@ def test_cut_commits_partial_then_resume(emu: Emulator) -> None:
     assert r.headers["x-goog-upload-status"] == "active"
     assert r.headers["x-goog-upload-size-received"] == str(G)
     f = chunk(url, data[G:], G, final=True).json()["file"]
-    assert base64.b64decode(f["sha256Hash"]) == hashlib.sha256(data).digest()
+    assert base64.b64decode(f["sha256Hash"]).decode() == hashlib.sha256(data).hexdigest()
 
 
 def test_lost_finalize_is_adopted_by_query(emu: Emulator) -> None:

@@ -72,6 +72,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--granularity", type=int, default=8 * 1024 * 1024, help="upload chunk granularity in bytes"
     )
     parser.add_argument(
+        "--hash-form",
+        choices=("hex", "raw", "none"),
+        default="hex",
+        help="sha256Hash as the live service writes it (hex: base64 of the hex digest), "
+        "as base64 of the raw digest, or absent",
+    )
+    parser.add_argument(
+        "--omit-field",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="leave this key out of every File resource (repeatable), e.g. expirationTime",
+    )
+    parser.add_argument(
+        "--relative-upload-url",
+        action="store_true",
+        help="answer upload start with a relative X-Goog-Upload-URL (the live one is absolute)",
+    )
+    parser.add_argument(
         "--fault",
         type=_fault,
         action="append",
@@ -94,6 +113,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         video_processing_delay=args.video_processing_delay,
         generate_latency=args.generate_latency,
         granularity=args.granularity,
+        hash_form=args.hash_form,
+        omit_fields=tuple(args.omit_field),
+        relative_upload_url=args.relative_upload_url,
     )
     emu = Emulator(config)
     for fault in args.fault:

@@ -11,7 +11,7 @@ from mediasync.media import FILE_TTL_SECONDS, MAX_FILE_BYTES, MAX_PROJECT_BYTES
 
 from .faults import Fault, FaultSet
 from .server import Server
-from .store import Clock, Store
+from .store import Clock, Quirks, Store
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,14 @@ class EmulatorConfig:
     granularity: int = 8 * 1024 * 1024
     max_file_bytes: int = MAX_FILE_BYTES
     max_project_bytes: int = MAX_PROJECT_BYTES
+    # Answer unlike the live service (see store.Quirks), for client robustness tests.
+    hash_form: str = "hex"
+    omit_fields: tuple[str, ...] = ()
+    relative_upload_url: bool = False
+
+    @property
+    def quirks(self) -> Quirks:
+        return Quirks(self.hash_form, tuple(self.omit_fields))
 
 
 class Emulator:
@@ -33,6 +41,7 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
+        self.quirks = self.config.quirks  # validated once, used per answer
         self.clock = Clock()
         self.faults = FaultSet()
         self.store = Store(
@@ -120,4 +129,4 @@ class Emulator:
         """Snapshot of the live File resources, oldest first."""
         now = self.clock.now()
         base = self.base_url if self._server is not None else "http://emulator"
-        return [f.resource(now, base, ver) for f in self.store.files()]
+        return [f.resource(now, base, ver, self.quirks) for f in self.store.files()]

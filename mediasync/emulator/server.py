@@ -326,7 +326,9 @@ class Handler(BaseHTTPRequestHandler):
         upload = self.app.store.start_upload(
             ver, file_id, display if isinstance(display, str) else None, mime, declared
         )
-        url = f"{self._base()}/upload/{ver}/files?upload_id={upload.id}&upload_protocol=resumable"
+        url = f"/upload/{ver}/files?upload_id={upload.id}&upload_protocol=resumable"
+        if not self.app.config.relative_upload_url:
+            url = self._base() + url
         self._send(
             200,
             {},
@@ -383,7 +385,7 @@ class Handler(BaseHTTPRequestHandler):
             cancelled = {"X-Goog-Upload-Status": "cancelled"}
             raise ApiError(400, "The upload session was cancelled.", headers=cancelled)
         if upload.file is not None:
-            res = upload.file.resource(self.app.clock.now(), self._base(), ver)
+            res = upload.file.resource(self.app.clock.now(), self._base(), ver, self.app.quirks)
             return self._send(200, {"file": res}, self._status_headers(upload, "final"))
         self._send(200, {}, self._status_headers(upload, "active"))
 
@@ -423,7 +425,7 @@ class Handler(BaseHTTPRequestHandler):
         rec = self.app.store.finalize(upload)
         if fault is not None and fault.kind == "lost_finalize":
             raise _Dropped
-        res = rec.resource(self.app.clock.now(), self._base(), ver)
+        res = rec.resource(self.app.clock.now(), self._base(), ver, self.app.quirks)
         self._send(200, {"file": res}, self._status_headers(upload, "final"))
 
     @staticmethod
@@ -454,7 +456,8 @@ class Handler(BaseHTTPRequestHandler):
         self._check_key()
         if method == "GET":
             rec = self.app.store.get(file_id)
-            return self._send(200, rec.resource(self.app.clock.now(), self._base(), ver), {})
+            res = rec.resource(self.app.clock.now(), self._base(), ver, self.app.quirks)
+            return self._send(200, res, {})
         self.app.store.delete(file_id)
         self._send(200, {}, {})
 
@@ -477,7 +480,7 @@ class Handler(BaseHTTPRequestHandler):
         now, base = self.app.clock.now(), self._base()
         body: dict[str, Any] = {}
         if files:
-            body["files"] = [f.resource(now, base, ver) for f in files]
+            body["files"] = [f.resource(now, base, ver, self.app.quirks) for f in files]
         if last is not None:
             body["nextPageToken"] = base64.urlsafe_b64encode(f"seq:{last}".encode()).decode()
         self._send(200, body, {})

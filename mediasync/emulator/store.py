@@ -48,6 +48,33 @@ def valid_file_id(file_id: str) -> bool:
     return bool(_NAME_RE.fullmatch(file_id))
 
 
+HASH_FORMS = ("hex", "raw", "none")
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """Ways to answer unlike the live service, to prove a client copes or reports it.
+
+    hash_form: "hex" (the live form: base64 of the lowercase hex digest, wire/11),
+    "raw" (base64 of the 32 raw bytes), "none" (no sha256Hash at all).
+    omit_fields: File resource keys to leave out (e.g. "expirationTime").
+    """
+
+    hash_form: str = "hex"
+    omit_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.hash_form not in HASH_FORMS:
+            raise ValueError(f"hash_form must be one of {', '.join(HASH_FORMS)}")
+        if self.hash_form == "none" and "sha256Hash" not in self.omit_fields:
+            object.__setattr__(self, "omit_fields", (*self.omit_fields, "sha256Hash"))
+
+    def hash_text(self, digest: bytes) -> str:
+        if self.hash_form == "raw":
+            return base64.b64encode(digest).decode()
+        return base64.b64encode(digest.hex().encode()).decode()
+
+
 @dataclass
 class FileRecord:
     id: str
@@ -67,7 +94,10 @@ class FileRecord:
             return "PROCESSING"
         return "FAILED" if self.failure else "ACTIVE"
 
-    def resource(self, now: float, base: str, ver: str) -> dict[str, Any]:
+    def resource(
+        self, now: float, base: str, ver: str, quirks: Quirks | None = None
+    ) -> dict[str, Any]:
+        quirks = quirks or Quirks()
         state = self.state(now)
         out: dict[str, Any] = {"name": f"files/{self.id}"}
         if self.display_name is not None:
@@ -78,7 +108,7 @@ class FileRecord:
             createTime=rfc3339(self.create_time),
             updateTime=rfc3339(self.create_time if state == "PROCESSING" else self.ready_time),
             expirationTime=rfc3339(self.expire_time),
-            sha256Hash=base64.b64encode(self.sha256).decode(),
+            sha256Hash=quirks.hash_text(self.sha256),
             uri=f"{base}/{ver}/files/{self.id}",
             state=state,
             source="UPLOADED",
@@ -88,6 +118,8 @@ class FileRecord:
         if kind_of_mime(self.mime) == "video" and state != "FAILED":
             dur = self.probe.duration
             out["videoMetadata"] = {"videoDuration": _duration(dur)} if dur is not None else {}
+        for key in quirks.omit_fields:
+            out.pop(key, None)
         return out
 
 

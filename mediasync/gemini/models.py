@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +30,36 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def sha256_hex(value: Any) -> str | None:
+    """The lowercase hex SHA-256 in a ``sha256Hash``, whichever plausible form it has.
+
+    The live service writes base64 of the hex digest *string* (88 characters,
+    wire/11); base64 of the raw 32 bytes and plain hex are accepted too, since
+    a form change must not make every upload look corrupt. None: absent or
+    unreadable, which callers treat as "cannot check", never as a mismatch.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if _HEX64.fullmatch(text):
+        return text.lower()
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        raw = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            raw = base64.urlsafe_b64decode(padded)
+        except (binascii.Error, ValueError):
+            return None
+    if len(raw) == 32:
+        return raw.hex()
+    decoded = raw.decode("ascii", "replace")
+    return decoded.lower() if _HEX64.fullmatch(decoded) else None
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -49,6 +81,11 @@ class File:
     state: str = "STATE_UNSPECIFIED"
     error_message: str | None = None
     video_duration: float | None = None
+
+    @property
+    def sha256_hex(self) -> str | None:
+        """The digest the service reports, in hex; None when absent or unreadable."""
+        return sha256_hex(self.sha256_hash)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> File:
