@@ -123,12 +123,12 @@ def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
     if not db.exists():
         print(f"mediasync: nothing synced yet ({db} does not exist)", file=sys.stderr)
         if as_json:
-            print(json.dumps({"halted": None, "files": []}))
+            print(json.dumps(report.render_json([], None)))
         return EXIT_OK
     store = Store(db, readonly=True)
     try:
-        reports = report.build(store, config)
-        halted = store.get_meta("halted")
+        halted = store.get_meta("halted") or None
+        reports = report.build(store, config, halted=halted)
     finally:
         store.close()
     if as_json:

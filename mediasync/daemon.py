@@ -99,9 +99,9 @@ async def sync(config: Config, env: Mapping[str, str], *,
                 ticker.cancel()
                 progress(engine)
                 print(file=sys.stderr)  # end the progress line before the summary
-            reports = report.build(store, config)
-            bad = report.failures(reports)
             halted = engine.halted
+            reports = report.build(store, config, halted=halted)
+            bad = report.failures(reports)
             if halted:
                 log.error("%s", halted)
             done = len(reports) - len(bad)
@@ -259,4 +259,6 @@ class Daemon:
         self.notifier.ready(self.status_line())
 
     def status_line(self) -> str:
-        return plan.status_line(len(self.config.folders), self.store.counts(), self.engine.halted)
+        halted = self.engine.halted
+        states = report.counts(report.build(self.store, self.config, halted=halted))
+        return plan.status_line(len(self.config.folders), states, halted)

@@ -67,7 +67,10 @@ class Engine:
             clock=clock,
             sleep=sleep,
         )
-        self.halted: str | None = None
+        self._halted: str | None = None
+        # A new process tries the key afresh; a key still refused halts again on its
+        # first call. Without this, `status` would show a halt an earlier run left.
+        store.set_meta("halted", "")
         self._suffixes = config.sidecar_suffixes()
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, float] = {}
@@ -83,6 +86,18 @@ class Engine:
         self._noted: set[tuple[str, str]] = set()
 
     # -- configuration --------------------------------------------------------
+    @property
+    def halted(self) -> str | None:
+        """Why API calls are halted (the key was refused), or None."""
+        return self._halted
+
+    @halted.setter
+    def halted(self, value: str | None) -> None:
+        # One truth: every change writes through to the store `status` reads, so a
+        # reload that clears the halt clears it there too.
+        self._halted = value or None
+        self.store.set_meta("halted", value or "")
+
     def reconfigure(self, config: Config, client: GeminiClient | None = None) -> None:
         """Take a reloaded config (SIGHUP); the caller rescans afterwards."""
         self.config = config
@@ -224,7 +239,6 @@ class Engine:
         if self.halted:
             log.info("the API key works again; resuming")
             self.halted = None
-            self.store.set_meta("halted", "")
             await self.scan()
         for sha in vanished:
             for p in self.store.live_paths_for(sha):
@@ -295,7 +309,10 @@ class Engine:
         try:
             content = await self.mirror.ensure(row.sha256)
         except ContentUnavailable as e:
-            self._later(path, e.retry_at)
+            if e.changed:  # not a retry: the new bytes need hashing (in `sync` too)
+                self.schedule(path, self.monotonic() + self.config.daemon.settle)
+            else:
+                self._later(path, e.retry_at)
             return
         except ApiError as e:
             self._halt(e)
@@ -544,6 +561,9 @@ class Engine:
                 retry_at=retry_at,
                 attempts=attempts,
                 at=self.clock(),
+                thoughts_tokens=(
+                    usage.thoughts_tokens if usage else (row.thoughts_tokens if row else 0)
+                ),
             )
         )
 
@@ -557,7 +577,6 @@ class Engine:
                 "fix it and reload (systemctl reload mediasync)"
             )
             log.error("%s", self.halted)
-            self.store.set_meta("halted", self.halted)
 
 
 def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, str | None]:

@@ -22,6 +22,7 @@ from mediasync.gemini import (
     GeminiClient,
     UploadSession,
     UploadSessionLost,
+    parse_sha256,
 )
 from mediasync.scan import digest, local_facts
 from mediasync.store import ContentRow, Store
@@ -51,9 +52,10 @@ def _ts(value: datetime | None) -> float | None:
 class ContentUnavailable(Exception):
     """No usable remote copy now; ``message`` says why, ``retry_at`` when to look again."""
 
-    def __init__(self, message: str, retry_at: float | None) -> None:
+    def __init__(self, message: str, retry_at: float | None, *, changed: bool = False) -> None:
         super().__init__(message)
         self.retry_at = retry_at
+        self.changed = changed  # the local file changed: identify it again, now
 
 
 class Mirror:
@@ -189,7 +191,7 @@ class Mirror:
         except (FileChanged, FileNotFoundError, PermissionError) as e:
             self.store.update_content(sha, now, next_url=None, next_offset=None)
             msg = f"the file changed or vanished during upload: {e}"
-            raise ContentUnavailable(msg, None) from e
+            raise ContentUnavailable(msg, None, changed=True) from e
 
     async def _upload(self, c: ContentRow) -> None:
         sha = c.sha256
@@ -255,15 +257,21 @@ class Mirror:
         changed throws an upload away: a hash we cannot read, or one that differs
         while the file still holds what we hashed, keeps the copy with one warning.
         """
-        reported = file.sha256_hex
-        if reported == sha:
-            return True
+        reported, form = parse_sha256(file.sha256_hash)
         if reported is None:
             self._warn_once(
                 "nohash",
                 "the service's upload answers carry no sha256Hash that mediasync can read "
                 f"(got {file.sha256_hash!r}); keeping uploads without checking them",
             )
+            return True
+        if form != "hex":
+            self._warn_once(
+                "hashform",
+                f"the service reports sha256Hash in the {form} form, not as base64 of the "
+                "hex digest (the documented live form); accepted",
+            )
+        if reported == sha:
             return True
         try:
             now_sha = await asyncio.to_thread(digest, path)
@@ -274,8 +282,8 @@ class Mirror:
                      os.path.basename(path))
             return False
         self._warn_once(
-            "hashform",
-            "the service reports hashes in a form mediasync does not understand "
+            "hashdiff",
+            "the service reports hashes mediasync does not understand "
             f"({file.sha256_hash!r} for a file whose SHA-256 is {sha}); "
             "the local file is unchanged, so the upload is kept",
         )

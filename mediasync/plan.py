@@ -251,11 +251,14 @@ def removable(gone_at: Mapping[str, float], now: float, grace: float) -> list[st
     return sorted(p for p, t in gone_at.items() if now - t >= grace)
 
 
-def status_line(folders: int, counts: Mapping[str, int], halted: str | None = None) -> str:
-    """The one-line summary for systemd's STATUS= and the log."""
+def status_line(folders: int, states: Mapping[str, int], halted: str | None = None) -> str:
+    """The one-line summary for systemd's STATUS= and the log, from `status`'s own
+    per-file states (report.counts), so both always agree."""
+    busy = states.get("uploading", 0) + states.get("processing", 0)
     line = (
         f"watching {folders} folder{'s' if folders != 1 else ''} · "
-        f"{counts.get('mirrored', 0)} mirrored · {counts.get('uploading', 0)} uploading · "
-        f"{counts.get('failed', 0)} failed"
+        f"{states.get('synced', 0)} synced · {busy} uploading · "
+        f"{states.get('pending', 0)} pending · {states.get('waiting', 0)} waiting · "
+        f"{states.get('failed', 0)} failed"
     )
     return f"{line} · {halted}" if halted else line

@@ -7,6 +7,7 @@ each file should have; renders text or JSON.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,15 +15,18 @@ from typing import Any
 
 from mediasync import plan
 from mediasync.config import Config
-from mediasync.store import Store
+from mediasync.store import ContentRow, OutputRow, PathRow, Store
 
 
 @dataclass
 class SidecarReport:
     name: str
-    outcome: str  # written, kept_edit, blocked, failed, pending
+    outcome: str  # written, kept_edit, blocked, failed, waiting, writing, pending
     message: str | None = None
     tokens: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    thoughts_tokens: int = 0
 
 
 @dataclass
@@ -30,10 +34,11 @@ class FileReport:
     path: str
     folder: str
     state: str  # synced, pending, uploading, processing, waiting, failed
-    message: str | None = None
+    message: str | None = None  # why it is not synced: never empty unless synced
     remote_name: str | None = None
     expires_at: float | None = None
     upload_progress: str | None = None
+    next_try: float | None = None  # when a waiting file is tried again (epoch seconds)
     sidecars: list[SidecarReport] = field(default_factory=list)
 
     @property
@@ -44,58 +49,123 @@ class FileReport:
     def tokens(self) -> int:
         return sum(s.tokens for s in self.sidecars)
 
+    def tokens_by_kind(self) -> dict[str, int]:
+        return {
+            "prompt": sum(s.prompt_tokens for s in self.sidecars),
+            "output": sum(s.output_tokens for s in self.sidecars),
+            "thoughts": sum(s.thoughts_tokens for s in self.sidecars),
+        }
 
-def build(store: Store, config: Config) -> list[FileReport]:
-    reports = []
+
+def _at(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S UTC")
+
+
+def _remote_state(r: FileReport, c: ContentRow, now: float) -> bool:
+    """Fill the file's state from its remote copy; True when a copy serves now."""
+    r.remote_name, r.expires_at = c.remote_name, c.expires_at
+    if c.error and c.retry_at is None:
+        r.state, r.message = "failed", c.error
+        return False
+    serving = plan.usable(c, now)
+    if serving:
+        return True
+    if c.error:
+        r.state, r.next_try = "waiting", c.retry_at
+        r.message = f"{c.error} (next try at {_at(c.retry_at)})" if c.retry_at else c.error
+    elif c.next_url:
+        r.state = "uploading"
+        sent = plan.human_bytes(c.next_offset or 0)
+        r.upload_progress = f"{sent} of {plan.human_bytes(c.size)}"
+        r.message = (f"uploading: {r.upload_progress} sent; an interrupted upload resumes "
+                     "where it stopped")
+    elif c.next_name:
+        r.state = "processing"
+        r.message = f"the service is still processing the upload ({c.next_name})"
+    elif c.remote_name:
+        r.message = "the remote copy expired; it will be uploaded again"
+    else:
+        r.message = "not uploaded yet"
+    return False
+
+
+def _sidecar(o: OutputRow | None, want: plan.Desired, sha: str, now: float) -> SidecarReport:
+    name = Path(want.sidecar).name
+    # Same rule as the engine: a model change makes an output pending too.
+    if o is None:
+        return SidecarReport(name, "pending", "not generated yet")
+    if not plan.is_current(o, want, sha):
+        return SidecarReport(name, "pending",
+                             "the file, the prompt or the model changed; to be generated again")
+    s = SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens
+                      + o.thoughts_tokens, o.prompt_tokens, o.output_tokens, o.thoughts_tokens)
+    if o.outcome == "failed" and o.retry_at is not None:
+        s.outcome = "waiting"
+        s.message = f"{o.message or 'failed'} (next try at {_at(o.retry_at)})"
+    elif o.outcome == "writing":
+        s.message = "a write was interrupted; it will be written again"
+    elif o.outcome in ("failed", "blocked") and not o.message:
+        s.message = o.outcome
+    return s
+
+
+# What a sidecar's outcome makes of its file, when the remote copy is fine.
+_FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
+
+
+def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
+          halted: str | None, now: float) -> FileReport:
+    r = FileReport(path=row.path, folder=row.folder, state="pending")
+    if row.problem:
+        r.state, r.message = "failed", row.problem
+        return r
+    serving = _remote_state(r, c, now) if c is not None else False
+    if c is None:
+        r.message = "not uploaded yet"
+    if r.state == "failed":
+        return r
+    folder = config.folder_for(Path(row.path))
+    wants = plan.desired(folder, row.path, row.kind, config.api.model) if folder else []
+    complete = serving
+    for want in wants:
+        s = _sidecar(mine.get(want.suffix), want, row.sha256 or "", now)
+        r.sidecars.append(s)
+        if s.outcome in ("written", "kept_edit"):
+            continue
+        complete = False
+        if serving and r.message is None:  # else the remote copy's reason comes first
+            r.state = _FILE_STATE.get(s.outcome, "pending")
+            r.message = f"{s.name}: {s.message}"
+            if s.outcome == "waiting":
+                r.next_try = mine[want.suffix].retry_at
+    if complete and r.state == "pending":
+        r.state, r.message = "synced", None
+    elif halted and r.state in ("pending", "uploading", "processing", "waiting"):
+        r.message = f"waiting: {halted}" + (f"; {r.message}" if r.message else "")
+    return r
+
+
+def build(store: Store, config: Config, now: float | None = None,
+          halted: str | None = None) -> list[FileReport]:
+    """Every live path's state, with the reason for each one that is not synced."""
+    now = time.time() if now is None else now
     contents = {c.sha256: c for c in store.all_contents()}
-    outputs: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, dict[str, OutputRow]] = {}
     for o in store.all_outputs():
         outputs.setdefault(o.path, {})[o.suffix] = o
-    for row in store.all_paths():
-        if row.gone_at is not None:
-            continue
-        r = FileReport(path=row.path, folder=row.folder, state="pending")
-        reports.append(r)
-        if row.problem:
-            r.state, r.message = "failed", row.problem
-            continue
-        c = contents.get(row.sha256 or "")
-        if c is None:
-            continue
-        r.remote_name, r.expires_at = c.remote_name, c.expires_at
-        if c.error and c.retry_at is None:
-            r.state, r.message = "failed", c.error
-            continue
-        if c.next_url and not c.remote_name:
-            r.state = "uploading"
-            sent = plan.human_bytes(c.next_offset or 0)
-            r.upload_progress = f"{sent} of {plan.human_bytes(c.size)}"
-        elif c.next_name and not c.remote_name:
-            r.state = "processing"
-        elif c.error:
-            r.state, r.message = "waiting", c.error
-        folder = config.folder_for(Path(row.path))
-        mine = outputs.get(row.path, {})
-        complete = c.remote_name is not None
-        wants = plan.desired(folder, row.path, row.kind, config.api.model) if folder else []
-        for want in wants:
-            o = mine.get(want.suffix)
-            name = Path(want.sidecar).name
-            # Same rule as the engine: a model change makes an output pending too.
-            if o is None or not plan.is_current(o, want, row.sha256 or ""):
-                r.sidecars.append(SidecarReport(name, "pending"))
-                complete = False
-                continue
-            r.sidecars.append(
-                SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens)
-            )
-            if o.outcome not in ("written", "kept_edit"):
-                complete = False
-                if o.outcome in ("failed", "blocked") and r.state == "pending":
-                    r.state, r.message = "failed", f"{name}: {o.message}"
-        if complete and r.state == "pending":
-            r.state = "synced"
-    return reports
+    return [
+        _file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}), config, halted, now)
+        for row in store.all_paths()
+        if row.gone_at is None
+    ]
+
+
+def counts(reports: list[FileReport]) -> dict[str, int]:
+    """Files per state (the STATUS line and `status` read the same decoder)."""
+    out: dict[str, int] = {}
+    for r in reports:
+        out[r.state] = out.get(r.state, 0) + 1
+    return out
 
 
 def _when(ts: float | None, now: float) -> str:
@@ -116,9 +186,12 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
         counts: dict[str, int] = {}
         for r in mine:
             counts[r.state] = counts.get(r.state, 0) + 1
-        tokens = sum(r.tokens for r in mine)
+        t = token_totals(mine)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no media files"
-        lines.append(f"{folder.path}: {summary}; {tokens} tokens used")
+        lines.append(
+            f"{folder.path}: {summary}; {sum(t.values())} tokens used "
+            f"({t['prompt']} prompt, {t['output']} output, {t['thoughts']} thoughts)"
+        )
         if not verbose:
             continue
         for r in mine:
@@ -143,7 +216,16 @@ def render_json(reports: list[FileReport], halted: str | None = None) -> dict[st
         d = asdict(r)
         d["tokens"] = r.tokens
         files.append(d)
-    return {"halted": halted, "files": files}
+    return {"halted": halted, "tokens": token_totals(reports), "files": files}
+
+
+def token_totals(reports: list[FileReport]) -> dict[str, int]:
+    """Prompt, output and thought tokens (thoughts are billed as output)."""
+    total = {"prompt": 0, "output": 0, "thoughts": 0}
+    for r in reports:
+        for k, v in r.tokens_by_kind().items():
+            total[k] += v
+    return total
 
 
 def failures(reports: list[FileReport]) -> list[FileReport]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -79,7 +79,12 @@ CREATE TABLE doomed (
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1}
+# Thought tokens (2.5 models think by default; billed as output) apart from output.
+_SCHEMA_V2 = """
+ALTER TABLE outputs ADD COLUMN thoughts_tokens INTEGER NOT NULL DEFAULT 0;
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class OutputRow:
     retry_at: float | None
     attempts: int
     at: float
+    thoughts_tokens: int = 0
 
 
 def _columns(cls: type) -> list[str]:

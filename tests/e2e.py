@@ -107,12 +107,21 @@ def wait_for(
 
 
 def db_rows(cfg: Path, sql: str) -> list[tuple]:
+    """Rows of the daemon's state database; [] until it exists with its tables.
+
+    A process that was just started may have created the file but not yet its
+    schema: callers poll with wait_for, so "not yet" must read as no rows.
+    """
     db = cfg.parent / "state" / "state.db"
     if not db.exists():
         return []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         return con.execute(sql).fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e) or "no such column" in str(e):
+            return []
+        raise
     finally:
         con.close()
 

@@ -126,7 +126,7 @@ def test_sd_notify_protocol_and_status_while_running(tmp_path, emu):
         assert "STATUS=watching 1 folder" in ready
         wait_for(lambda: received("WATCHDOG=1"), what="WATCHDOG=1", proc=d.proc)
         wait_for(lambda: (tmp_path / "inbox" / "photo.png.caption.md").exists(), what="caption")
-        wait_for(lambda: received("1 mirrored"), what="STATUS update", proc=d.proc)
+        wait_for(lambda: received("1 synced"), what="STATUS update", proc=d.proc)
         # status reads the state while the daemon holds it
         r = cli(cfg, "status")
         assert r.returncode == 0 and "photo.png: synced" in r.stdout

@@ -142,8 +142,10 @@ def test_removable_waits_for_grace():
 
 
 def test_status_line():
-    line = plan.status_line(3, {"mirrored": 1204, "uploading": 2, "failed": 0})
-    assert line == "watching 3 folders · 1204 mirrored · 2 uploading · 0 failed"
+    line = plan.status_line(3, {"synced": 1204, "uploading": 2, "processing": 1, "waiting": 4})
+    assert line == (
+        "watching 3 folders · 1204 synced · 3 uploading · 0 pending · 4 waiting · 0 failed"
+    )
     assert plan.status_line(1, {}, "key refused").endswith("· key refused")
 
 

@@ -3,7 +3,7 @@
 from .client import GeminiClient, ProgressCallback
 from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
 from .limits import Limiter, RateLimiter
-from .models import File, Generation, UploadSession, UploadStatus, Usage
+from .models import File, Generation, UploadSession, UploadStatus, Usage, parse_sha256
 from .retry import RetryPolicy
 from .upload import FileChanged
 
@@ -23,4 +23,5 @@ __all__ = [
     "UploadSessionLost",
     "UploadStatus",
     "Usage",
+    "parse_sha256",
 ]

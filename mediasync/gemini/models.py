@@ -33,19 +33,23 @@ def parse_time(value: Any) -> datetime | None:
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def sha256_hex(value: Any) -> str | None:
-    """The lowercase hex SHA-256 in a ``sha256Hash``, whichever plausible form it has.
+HashForm = Literal["hex", "raw", "plain", "absent", "unreadable"]
+
+
+def parse_sha256(value: Any) -> tuple[str | None, HashForm]:
+    """The lowercase hex SHA-256 in a ``sha256Hash`` and the form it came in.
 
     The live service writes base64 of the hex digest *string* (88 characters,
-    wire/11); base64 of the raw 32 bytes and plain hex are accepted too, since
-    a form change must not make every upload look corrupt. None: absent or
-    unreadable, which callers treat as "cannot check", never as a mismatch.
+    wire/11): form "hex". Base64 of the raw 32 bytes ("raw") and plain hex
+    ("plain") are read too, since a change of form must not make every upload
+    look corrupt. No digest for "absent" and "unreadable": callers treat that as
+    "cannot check", never as a mismatch.
     """
     if not isinstance(value, str) or not value.strip():
-        return None
+        return None, "absent"
     text = value.strip()
     if _HEX64.fullmatch(text):
-        return text.lower()
+        return text.lower(), "plain"
     padded = text + "=" * (-len(text) % 4)
     try:
         raw = base64.b64decode(padded, validate=True)
@@ -53,11 +57,16 @@ def sha256_hex(value: Any) -> str | None:
         try:
             raw = base64.urlsafe_b64decode(padded)
         except (binascii.Error, ValueError):
-            return None
+            return None, "unreadable"
     if len(raw) == 32:
-        return raw.hex()
+        return raw.hex(), "raw"
     decoded = raw.decode("ascii", "replace")
-    return decoded.lower() if _HEX64.fullmatch(decoded) else None
+    return (decoded.lower(), "hex") if _HEX64.fullmatch(decoded) else (None, "unreadable")
+
+
+def sha256_hex(value: Any) -> str | None:
+    """The hex digest in a ``sha256Hash`` of any plausible form (see parse_sha256)."""
+    return parse_sha256(value)[0]
 
 
 def _int(value: Any) -> int | None:
@@ -128,6 +137,7 @@ class Usage:
     prompt_tokens: int = 0
     candidates_tokens: int = 0
     total_tokens: int = 0
+    thoughts_tokens: int = 0  # absent (0) without thinking; billed as output
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,7 @@ class Generation:
                 prompt_tokens=_int(meta.get("promptTokenCount")) or 0,
                 candidates_tokens=_int(meta.get("candidatesTokenCount")) or 0,
                 total_tokens=_int(meta.get("totalTokenCount")) or 0,
+                thoughts_tokens=_int(meta.get("thoughtsTokenCount")) or 0,
             ),
             model_version=data.get("modelVersion"),
             raw=data,

@@ -1,0 +1,124 @@
+"""`status` decodes every recorded state, and no unfinished file is without a reason."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from mediasync import plan, report
+from mediasync.config import parse_config
+from mediasync.store import OutputRow, PathRow, Store
+
+NOW = 1_000_000.0
+HOUR = 3600.0
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    return parse_config({"folders": [{"path": str(tmp_path / "f")}]}, source=tmp_path / "c.toml")
+
+
+def _path(folder: Path, name: str, sha: str | None, problem: str | None = None) -> PathRow:
+    return PathRow(path=str(folder / name), folder=str(folder), size=10, mtime_ns=1, inode=1,
+                   sha256=sha, kind="image", mime="image/png", problem=problem, gone_at=None,
+                   updated_at=0.0)
+
+
+# Every shape a content row takes (see mirror.py): the fields that decide its state.
+CONTENT_SHAPES = {
+    "none": None,
+    "fresh": {},
+    "live": {"remote_name": "files/a", "uri": "u", "expires_at": NOW + 40 * HOUR},
+    "expiring": {"remote_name": "files/a", "uri": "u", "expires_at": NOW + 60},
+    "expired": {"remote_name": "files/a", "uri": "u", "expires_at": NOW - 60},
+    "uploading": {"next_url": "http://x/up", "next_offset": 4},
+    "processing": {"next_name": "files/b"},
+    "renewing": {"remote_name": "files/a", "uri": "u", "expires_at": NOW + HOUR,
+                 "next_name": "files/b"},
+    "waiting": {"error": "upload failed, will retry: 503", "retry_at": NOW + 30},
+    "waiting_over": {"error": "upload failed, will retry: 503", "retry_at": NOW - 30},
+    "failed": {"error": "the service refused the file: bad", "retry_at": None},
+}
+OUTCOMES = [None, "written", "kept_edit", "writing", "blocked", "failed", "failed_retry", "stale"]
+
+
+def _store_with(tmp_path: Path, config, shape: str, outcome: str | None, halted: bool) -> Store:
+    folder = config.folders[0].path
+    store = Store(tmp_path / f"{shape}-{outcome}-{halted}.db")
+    row = _path(folder, "a.png", "s1")
+    store.put_path(row)
+    fields = CONTENT_SHAPES[shape]
+    if fields is not None:
+        store.ensure_content("s1", 10, "image/png", "image", NOW)
+        store.update_content("s1", NOW, **fields)
+    if outcome is not None:
+        (want,) = plan.desired(config.folders[0], row.path, "image", config.api.model)
+        store.put_output(OutputRow(
+            path=row.path, suffix=want.suffix, sha256="s1",
+            prompt_hash="old" if outcome == "stale" else want.prompt_hash, model=want.model,
+            sidecar=want.sidecar, written_hash="h", pending_hash=None,
+            outcome="failed" if outcome == "failed_retry" else
+            ("written" if outcome == "stale" else outcome),
+            message="503 UNAVAILABLE: overloaded" if outcome.startswith("failed") else None,
+            prompt_tokens=5, output_tokens=3, thoughts_tokens=7,
+            retry_at=NOW + 60 if outcome == "failed_retry" else None, attempts=1, at=NOW,
+        ))
+    return store
+
+
+@pytest.mark.parametrize("halted", [False, True])
+def test_every_unfinished_file_says_why(tmp_path, config, halted):
+    """Fails if any combination of recorded facts decodes to a state with no reason."""
+    seen = set()
+    for shape, outcome in itertools.product(CONTENT_SHAPES, OUTCOMES):
+        store = _store_with(tmp_path, config, shape, outcome, halted)
+        (r,) = report.build(store, config, NOW, halted="the API key was refused" if halted
+                            else None)
+        seen.add(r.state)
+        if r.state != "synced":
+            assert r.message, (shape, outcome, r)
+        if halted and r.state not in ("synced", "failed"):
+            assert "API key was refused" in r.message
+        for s in r.sidecars:
+            if s.outcome not in ("written", "kept_edit"):
+                assert s.message, (shape, outcome, s)
+        store.close()
+    assert {"synced", "pending", "uploading", "processing", "waiting", "failed"} <= seen
+
+
+def test_synced_only_with_a_serving_copy_and_current_sidecars(tmp_path, config):
+    store = _store_with(tmp_path, config, "live", "written", False)
+    (r,) = report.build(store, config, NOW)
+    assert r.state == "synced" and r.message is None
+    store = _store_with(tmp_path, config, "expired", "written", False)
+    (r,) = report.build(store, config, NOW)
+    assert r.state == "pending" and "expired" in r.message
+
+
+def test_waiting_is_waiting_everywhere_with_the_next_try(tmp_path, config):
+    """The STATUS line and `status` read one decoder: a retry is never counted as failed."""
+    store = _store_with(tmp_path, config, "live", "failed_retry", False)
+    reports = report.build(store, config, NOW)
+    (r,) = reports
+    assert r.state == "waiting" and r.next_try == NOW + 60
+    assert "next try at" in r.message and "overloaded" in r.message
+    line = plan.status_line(1, report.counts(reports))
+    assert "1 waiting" in line and "0 failed" in line
+
+
+def test_thought_tokens_are_counted_apart(tmp_path, config):
+    store = _store_with(tmp_path, config, "live", "written", False)
+    reports = report.build(store, config, NOW)
+    assert report.token_totals(reports) == {"prompt": 5, "output": 3, "thoughts": 7}
+    text = report.render_text(reports, config, NOW)
+    assert "15 tokens used (5 prompt, 3 output, 7 thoughts)" in text
+    assert report.render_json(reports)["tokens"]["thoughts"] == 7
+
+
+def test_a_local_problem_is_a_failure_with_its_reason(tmp_path, config):
+    store = Store(tmp_path / "p.db")
+    store.put_path(_path(config.folders[0].path, "e.png", None, "empty file (0 bytes)"))
+    (r,) = report.build(store, config, NOW)
+    assert r.state == "failed" and r.message == "empty file (0 bytes)"
