@@ -24,6 +24,7 @@ from mediasync.gemini import (
     UploadSessionLost,
     parse_sha256,
 )
+from mediasync.media import FILE_TTL_SECONDS
 from mediasync.scan import digest, local_facts
 from mediasync.store import ContentRow, Store
 
@@ -239,8 +240,8 @@ class Mirror:
             next_url=None,
             next_offset=None,
             next_name=file.name,
-            next_uri=file.uri,
-            next_expires_at=_ts(file.expiration_time),
+            next_uri=self._uri(file),
+            next_expires_at=self._expiry(file),
             uploads=c.uploads + 1,
         )
         log.info(
@@ -289,6 +290,23 @@ class Mirror:
         )
         return True
 
+    def _uri(self, file: File) -> str:
+        if file.uri:
+            return file.uri
+        self._warn_once("nouri", f"the service's answer for {file.name} has no uri; "
+                        "using the one its name implies")
+        return self.client.file_uri(file.name)
+
+    def _expiry(self, file: File) -> float:
+        """The server's expirationTime; if it is missing or unreadable, 48 h from the
+        upload, so the copy is used and renewed in time rather than thrown away."""
+        expires = _ts(file.expiration_time)
+        if expires is not None:
+            return expires
+        self._warn_once("noexpiry", f"the service's answer for {file.name} has no readable "
+                        "expirationTime; assuming 48 hours from the upload")
+        return (_ts(file.create_time) or self.clock()) + FILE_TTL_SECONDS
+
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -313,14 +331,18 @@ class Mirror:
             )
             log.error("%s: %s", self._label(sha), msg)
             return
+        if file.state != "ACTIVE":
+            self._warn_once("nostate", f"the service's answer for {file.name} names no state "
+                            f"({file.state}); using the copy as ACTIVE")
         old = c.remote_name
         with self.store.transaction():
             self.store.update_content(
                 sha,
                 now,
                 remote_name=file.name,
-                uri=file.uri or c.next_uri,
-                expires_at=_ts(file.expiration_time) or c.next_expires_at,
+                uri=file.uri or c.next_uri or self.client.file_uri(file.name),
+                expires_at=_ts(file.expiration_time) or c.next_expires_at
+                or self._expiry(file),
                 next_name=None,
                 next_uri=None,
                 next_expires_at=None,

@@ -136,3 +136,25 @@ def test_reload_after_fixing_the_key_file_clears_halted(tmp_path):
             assert "HALTED" not in out and "photo.png: synced" in out
         finally:
             assert d.stop() == 0, d.log()
+
+
+def test_answers_missing_fields_keep_the_work(tmp_path):
+    """No expirationTime, uri or state: assumed (48 h, the name's URI, usable), each said once."""
+    omit = ("expirationTime", "uri", "state", "createTime")
+    with Emulator(EmulatorConfig(port=0, omit_fields=omit)) as emu:
+        cfg = write_config(tmp_path, emu.base_url)
+        inbox = tmp_path / "inbox"
+        _media(inbox)
+        r = cli(cfg, "sync")
+        assert r.returncode == 0, r.stderr
+        for name in SIDECARS:
+            assert (inbox / name).exists(), name
+        assert emu.stats()["uploads_started"] == 3 and emu.stats()["live_files"] == 3
+        # A second pass finds every copy usable: nothing is uploaded again.
+        assert cli(cfg, "sync").returncode == 0
+        assert emu.stats()["uploads_started"] == 3
+        out = cli(cfg, "status").stdout
+    assert out.count("synced") >= 3 and "expires" in out
+    warnings = [line for line in r.stderr.splitlines() if "WARNING" in line]
+    for field in ("expirationTime", "no uri", "no state"):
+        assert sum(field in w for w in warnings) == 1, (field, r.stderr)

@@ -161,6 +161,10 @@ class GeminiClient:
         return data
 
     # -- files ----------------------------------------------------------------
+    def file_uri(self, name: str) -> str:
+        """The URI the service would give a file (for answers that left ``uri`` out)."""
+        return self._url(_file_name(name))
+
     async def get_file(self, name: str) -> File:
         response = await self._call("files.get", "GET", self._url(_file_name(name)))
         return File.from_json(self._json(response))
@@ -174,7 +178,8 @@ class GeminiClient:
         limit: float = 3600.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> File:
-        """Poll ``files.get`` until the file leaves PROCESSING (ACTIVE or FAILED).
+        """Poll ``files.get`` until the file leaves PROCESSING (ACTIVE, FAILED, or a
+        state the answer did not name, which the caller judges).
 
         Quick at first (images are ready within a second), then ×1.5 up to
         ``cap`` for long videos; gives up with DEADLINE_EXCEEDED after ``limit``.
@@ -183,7 +188,7 @@ class GeminiClient:
         delay, waited = first, 0.0
         while True:
             file = await self.get_file(name)
-            if file.state in ("ACTIVE", "FAILED"):
+            if file.state != "PROCESSING":
                 return file
             if waited >= limit:
                 raise ApiError(504, "DEADLINE_EXCEEDED", f"{file.name} still PROCESSING")
