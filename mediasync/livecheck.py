@@ -352,11 +352,13 @@ class RoundTrip:
         if not outcome.differences:
             self.report.ok(outcome.summary)
 
-    def _failed(self, step: str, e: ApiError) -> _Stop:
-        if _fatal(e):
+    def _failed(self, step: str, e: Exception) -> _Stop:
+        if isinstance(e, ApiError) and _fatal(e):
             self.report.fail(f"{step}: {_describe(e)}", api=True)
-        else:
+        elif isinstance(e, ApiError):
             self.report.differ(f"{step}: {e}")
+        else:  # the client itself broke on the answer: say so, clean up, no traceback
+            self.report.differ(f"{step}: mediasync's client failed: {type(e).__name__}: {e}")
         return _Stop()
 
     async def run(self) -> None:
@@ -378,6 +380,8 @@ class RoundTrip:
                 await self._generate(uri)
             except _Stop:
                 pass
+            except Exception as e:  # noqa: BLE001 - reported, and the clean-up below runs
+                self._failed("the round trip", e)
             finally:
                 # Even when the client gave up on the answer, a committed finalize
                 # left a file behind: its name is in the raw answer, or, if that
@@ -390,10 +394,10 @@ class RoundTrip:
                     await self._delete(name)
 
     async def _upload(self, path: Path, data: bytes, display: str) -> str:
-        error: ApiError | None = None
+        error: Exception | None = None
         try:
             await self.client.upload(path, MIME, display)
-        except ApiError as e:
+        except Exception as e:  # noqa: BLE001 - the raw answers below tell what went wrong
             error = e
         start = self.answers.last("start")
         if start is None or start.status != 200:
