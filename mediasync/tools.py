@@ -144,6 +144,7 @@ class _Report:
     def __init__(self) -> None:
         self.failed = False
         self.api_failed = False
+        self.differed = False
         self.warnings = 0
 
     def ok(self, what: str) -> None:
@@ -155,6 +156,11 @@ class _Report:
             self.api_failed = True
         else:
             self.failed = True
+
+    def differ(self, what: str) -> None:
+        """The live service answered unlike mediasync expects (check --live)."""
+        print(f"FAIL {what}", flush=True)
+        self.differed = True
 
     def warn(self, what: str) -> None:
         print(f"warn {what}", flush=True)
@@ -170,17 +176,32 @@ def cmd_check(args: argparse.Namespace) -> int:
         r.fail(f"config {e}")
         return _verdict(r)
     r.ok(f"config {path}: {len(config.folders)} folder(s), model {config.api.model}")
-    _check_key(config, r)
+    key_ok = _check_key(config, r)
     _check_state(config, r)
     _check_folders(config, r)
-    return _verdict(r)
+    live = getattr(args, "live", False)
+    if not live:
+        return _verdict(r)
+    if not key_ok:
+        return _verdict(r, live="the live round trip did not run")
+    from mediasync import livecheck
+
+    return _verdict(r, live=livecheck.run(config, os.environ, r))
 
 
-def _verdict(r: _Report) -> int:
+def _verdict(r: _Report, *, live: str | None = None) -> int:
+    """``live``: None without --live, else what the live round trip took or why it did not run."""
     if r.failed or r.api_failed:
-        print("verdict: not ready; fix the FAIL lines above")
+        extra = f" ({live})" if live and not r.differed else ""
+        print(f"verdict: not ready; fix the FAIL lines above{extra}")
         return EXIT_USAGE if r.failed else EXIT_API
+    if r.differed:
+        print(f"verdict: the live service differs from what mediasync expects ({live}); "
+              "see the FAIL lines above")
+        return EXIT_FAILED
     extra = f" ({r.warnings} warning(s) above)" if r.warnings else ""
+    if live:
+        extra += f"; the live service answered as mediasync expects ({live})"
     print(f"verdict: ready{extra}; start it with `mediasync run` or under systemd")
     return EXIT_OK
 
@@ -198,12 +219,13 @@ def _key_origin(config: Config, env: Mapping[str, str]) -> str:
     return "?"
 
 
-def _check_key(config: Config, r: _Report) -> None:
+def _check_key(config: Config, r: _Report) -> bool:
+    """True when a key was found and the service accepted it."""
     try:
         resolve_api_key(config.api, os.environ)
     except ConfigError as e:
         r.fail(f"api key: {e.message}")
-        return
+        return False
     r.ok(f"api key found in {_key_origin(config, os.environ)}")
 
     async def probe() -> list[File]:
@@ -216,7 +238,7 @@ def _check_key(config: Config, r: _Report) -> None:
         files = asyncio.run(probe())
     except ApiError as e:
         r.fail(f"api {where}: {_describe_api_error(e)}", api=_api_exit(e) == EXIT_API)
-        return
+        return False
     from mediasync.plan import DISPLAY_PREFIX
 
     used = sum(f.size_bytes or 0 for f in files)
@@ -227,6 +249,7 @@ def _check_key(config: Config, r: _Report) -> None:
         r.warn(line + "; nearly full: see `mediasync files purge`")
     else:
         r.ok(line)
+    return True
 
 
 def _check_state(config: Config, r: _Report) -> None:
@@ -574,7 +597,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="daemon.state_dir (default: ~/.local/state/mediasync)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    sub.add_parser("check", help="check the config, the API key and the folders; exit 0 if ready")
+    p = sub.add_parser("check", help="check the config, the API key and the folders; "
+                       "exit 0 if ready")
+    p.add_argument("--live", action="store_true",
+                   help="then one round trip with the service: upload a tiny PNG, one question "
+                   "(~300 tokens), delete it; exit 1 if the service answers unlike expected")
 
     p = sub.add_parser("files", help="the remote side: list, delete, purge files in the project")
     files = p.add_subparsers(dest="files_command", metavar="ACTION")

@@ -167,6 +167,27 @@ def test_multi_chunk_upload_progress_per_chunk(emu: Any, sleeps: Sleeps, tmp_pat
     assert emu.stats()["uploads_started"] == 1 and emu.stats()["uploads_finalized"] == 1
 
 
+def test_relative_upload_url_is_resolved_against_base_url(sleeps: Sleeps, tmp_path: Path) -> None:
+    emu = start_emulator(relative_upload_url=True)
+    path = media(tmp_path, 2 * G + 10)
+    sessions: list[UploadSession] = []
+    base = emu.base_url
+    try:
+
+        async def go() -> File:
+            async with make_client(emu, sleeps) as c:
+                return await c.upload(
+                    path, "video/mp4", on_progress=lambda s, o: sessions.append(s)
+                )
+
+        f = run(go())
+    finally:
+        emu.stop()
+    assert f.size_bytes == 2 * G + 10 and f.sha256_hash == b64sha(path)
+    # Absolute, so it can be persisted and resumed by a later run as is.
+    assert sessions[0].url.startswith(base + "/upload/v1beta/files?upload_id=")
+
+
 def test_chunk_size_is_largest_granularity_multiple_under_target(
     emu: Any, sleeps: Sleeps, tmp_path: Path
 ) -> None:

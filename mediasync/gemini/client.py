@@ -274,6 +274,10 @@ class GeminiClient:
         upload_url = response.headers.get("x-goog-upload-url")
         if not upload_url:
             raise ProtocolError("upload start answered without X-Goog-Upload-URL")
+        # The live service sends an absolute URL; a relative one (a proxy, another
+        # implementation) is a plausible reading, resolved as HTTP resolves any
+        # reference: against the start request's URL, i.e. base_url for "/upload/…".
+        upload_url = str(response.url.join(upload_url))
         state = response.headers.get("x-goog-upload-status", "active")
         if state != "active":
             raise ProtocolError(f"upload start answered X-Goog-Upload-Status {state!r}")
