@@ -86,7 +86,7 @@ HELP = {
     ],
 }
 # Free-tier quotas as the live 429s name them (wire/25–27): (metric, quotaId, limit,
-# whether quotaValue is sent: the per-day violations of 26/27 carry none).
+# whether a lone violation carries quotaValue: 25 and 28 do; no per-day one was seen with it).
 RATE_QUOTAS = {
     "per_minute": (
         "generate_content_free_tier_requests",
@@ -150,7 +150,7 @@ def rate_quota_exceeded(quotas: list[str], model: str, delay: float) -> ApiError
             "quotaId": quota_id,
             "quotaDimensions": {"location": "global", "model": model},
         }
-        if with_value:
+        if with_value and len(quotas) == 1:  # several at once come without values (26, 27)
             violation["quotaValue"] = str(limit)
         violations.append(violation)
     message = f"{_QUOTA_MESSAGE}{_USAGE_HINT}{''.join(lines)}\nPlease retry in {delay:.9f}s."

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mediasync.media import audio_tokens, image_tokens, kind_of_mime, video_tokens
+from mediasync.media import audio_tokens, image_tokens, video_tokens
 
 from . import thinking
 from .errors import ApiError
-from .store import FileRecord
+from .store import FileRecord, media_kind
 
 LABEL = "[mediasync emulator]"
 
@@ -62,7 +62,7 @@ def _size(n: int) -> str:
 
 def media_tokens(rec: FileRecord) -> tuple[str, int]:
     """(modality, prompt tokens) by the contract's token rules."""
-    kind = kind_of_mime(rec.mime)
+    kind = media_kind(rec.mime)
     p = rec.probe
     if kind == "image":
         return "IMAGE", image_tokens(p.width, p.height) if p.width and p.height else 258

@@ -61,6 +61,18 @@ def valid_file_id(file_id: str) -> bool:
     return bool(_NAME_RE.fullmatch(file_id))
 
 
+# Standard names the live service accepts besides the table's (audio/mpeg: wire/13, 17).
+MIME_ALIASES = {"audio/mpeg": "audio/mp3"}
+
+
+def canonical_mime(mime: str) -> str:
+    return MIME_ALIASES.get(mime, mime)
+
+
+def media_kind(mime: str) -> str | None:
+    return kind_of_mime(canonical_mime(mime))
+
+
 HASH_FORMS = ("hex", "raw", "none")
 
 
@@ -128,7 +140,7 @@ class FileRecord:
         )
         if state == "FAILED":
             out["error"] = {"code": 3, "message": self.failure}
-        if kind_of_mime(self.mime) == "video" and state == "ACTIVE":
+        if media_kind(self.mime) == "video" and state == "ACTIVE":
             # Known once processed: none while PROCESSING (wire/11), then 12's shape.
             dur = self.probe.duration
             out["videoMetadata"] = {"videoDuration": _duration(dur)} if dur is not None else {}
@@ -307,7 +319,8 @@ class Store:
         """Turn a complete upload into a file (caller holds ``upload.lock``)."""
         prog = upload.progress
         final = {"X-Goog-Upload-Status": "final"}
-        kind = kind_of_mime(upload.mime)
+        kind = media_kind(upload.mime)
+        mime = canonical_mime(upload.mime)
         if kind is None:
             upload.error = ApiError(400, f"Unsupported MIME type: {upload.mime}", headers=final)
             raise upload.error
@@ -330,7 +343,7 @@ class Store:
             failure = None
             if prog.received == 0:
                 failure = "The file is empty."
-            elif not sniff(upload.mime, head):
+            elif not sniff(mime, head):
                 failure = f"The file's contents are not valid {upload.mime} media."
             delay = self.video_processing_delay if kind == "video" else self.processing_delay
             self._seq += 1
@@ -344,7 +357,7 @@ class Store:
                 ready_time=now + delay,
                 expire_time=now + self.ttl - min(EXPIRY_LEAD, self.ttl / 1000),
                 seq=self._seq,
-                probe=probe(upload.mime, head, tail, prog.received) if not failure else Probe(),
+                probe=probe(mime, head, tail, prog.received) if not failure else Probe(),
                 failure=failure,
             )
             self._files[file_id] = rec
