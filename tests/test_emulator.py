@@ -657,6 +657,13 @@ def test_durations_and_fault_specs() -> None:
     assert parse_fault_spec("cut:after_bytes=1000").match == "chunk"
     assert parse_fault_spec("lost_finalize").match == "finalize"
     assert parse_fault_spec("slow:delay=2").delay == 2.0
+    q = parse_fault_spec("429:quota=per_day+per_minute:retry_delay=3s")
+    assert (q.status, q.quotas, q.retry_delay) == (429, ["per_day", "per_minute"], "3s")
+    b = parse_fault_spec("blocked:reason=PROHIBITED_CONTENT:stage=candidate")
+    assert (b.reason, b.stage, b.match) == ("PROHIBITED_CONTENT", "candidate", "generate")
+    for bad in ("429:quota=per_year", "blocked:stage=reply"):
+        with pytest.raises(ValueError):
+            parse_fault_spec(bad)
     with pytest.raises(ValueError):
         parse_fault_spec("boom")
 
@@ -681,6 +688,7 @@ def test_add_arguments() -> None:
         ]
     )
     assert a.port == 0 and a.ttl == 600.0 and a.processing_delay == 0.5
+    assert a.video_processing_delay == 0.5  # video PROCESSING first by default (wire/11)
     assert [f.kind for f in a.fault] == ["status", "lost_finalize"]
     assert p.parse_args([]).port == 8765
 

@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
+from mediasync.emulator.thinking import thinks_by_default
+from mediasync.gemini.errors import ApiError
 from mediasync.samples import mp4_bytes, png_bytes
 from tests.wire_samples import WIRE, body, sample
 
@@ -452,3 +454,22 @@ def test_server_errors(emu: Emulator, api: httpx.Client, number: int) -> None:
     r = generate(api, "gemini-2.5-pro", None)
     assert r.status_code == status_of(number)
     assert r.json() == body(number)  # word for word, no details
+
+
+def test_client_reads_the_emulators_quota_429(emu: Emulator, api: httpx.Client) -> None:
+    emu.add_fault(Fault(status=429, quota="per_day", retry_delay="12.5s"))
+    r = generate(api, "gemini-2.5-flash", None)
+    e = ApiError.from_body(r.status_code, r.content)
+    assert e.retryable and e.retry_delay == 12.0  # RetryInfo in whole seconds wins
+    assert e.quota_ids == ("GenerateRequestsPerDayPerProjectPerModel-FreeTier",)
+    assert e.quota_violations[0].model == "gemini-2.5-flash"
+    assert e.quota_violations[0].quota_value is None
+
+
+@pytest.mark.parametrize(
+    "model,thinks",
+    [("gemini-2.5-flash", True), ("models/gemini-2.5-pro", True), ("gemini-3-pro-preview", True),
+     ("gemini-2.5-flash-lite", False), ("gemini-2.0-flash", False), ("gemini-1.5-flash", False)],
+)  # fmt: skip
+def test_which_models_think_by_default(model: str, thinks: bool) -> None:
+    assert thinks_by_default(model) is thinks
