@@ -79,7 +79,7 @@ class Engine:
         self._previous: dict[str, LocalFacts] = {}
         self._scanned: dict[str, LocalFacts] = {}  # stat taken by the last scan
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._again: set[str] = set()
+        self._again: dict[str, float] = {}  # asked for while running: when to look again
         self._wake = asyncio.Event()
         self._stopping = False
         self._sweep_at: float | None = None
@@ -122,7 +122,7 @@ class Engine:
 
     def schedule(self, path: str, due: float) -> None:
         if path in self._running:
-            self._again.add(path)
+            self._again[path] = min(due, self._again.get(path, due))
             return
         current = self._due.get(path)
         if current is not None and current <= due:
@@ -191,9 +191,9 @@ class Engine:
             self._later(path, self.clock() + 300)
         finally:
             self._running.pop(path, None)
-            if path in self._again:
-                self._again.discard(path)
-                self.schedule(path, self.monotonic())
+            again = self._again.pop(path, None)
+            if again is not None:
+                self.schedule(path, again)
             self._wake.set()
 
     # -- scans and timers -----------------------------------------------------
@@ -479,18 +479,21 @@ class Engine:
                     return
                 if kind == "gone":
                     self.mirror.forget_copy(sha)
-                transient = kind in ("transient", "storage", "gone") or (
-                    e.status == "FAILED_PRECONDITION"
-                )
+                transient = kind in ("transient", "storage", "gone") or e.file_not_active
                 retry_at = None
                 if transient and attempts < GENERATE_ATTEMPTS:
                     delay = 1.0 if kind == "gone" else plan.retry_delay(attempts)
+                    if e.file_not_active:  # still processing (an answer named no state)
+                        delay = 2.0**attempts
                     retry_at = self.clock() + delay
                 self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
                              message=str(e), retry_at=retry_at, attempts=attempts)
                 log.error("%s: %s failed: %s", rel, want.suffix, e)
                 if kind == "gone" and not self.once:
                     self.schedule(path, self.monotonic())
+                elif e.file_not_active and retry_at is not None:
+                    # Processing ends within seconds: wait for it, in `sync` too.
+                    self.schedule(path, self.monotonic() + retry_at - self.clock())
                 else:
                     self._later(path, retry_at)
                 return

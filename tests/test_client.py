@@ -463,7 +463,8 @@ def test_generate_text_and_usage(emu: Any, sleeps: Sleeps, tmp_path: Path) -> No
     async def go() -> Generation:
         async with make_client(emu, sleeps) as c:
             f = await c.upload(path, "video/mp4")
-            assert f.uri
+            assert f.uri and f.state == "PROCESSING"  # video is not ACTIVE at once (wire/11)
+            emu.clock.advance(60)
             return await c.generate(
                 "gemini-2.5-flash", file_uri=f.uri, mime_type="video/mp4", prompt="Describe."
             )
@@ -480,6 +481,7 @@ def test_blocked_generation_is_a_result(emu: Any, sleeps: Sleeps, tmp_path: Path
     async def go() -> Generation:
         async with make_client(emu, sleeps) as c:
             f = await c.upload(path, "video/mp4")
+            emu.clock.advance(60)  # past video PROCESSING
             return await c.generate(
                 "models/gemini-2.5-flash", file_uri=f.uri or "", mime_type="video/mp4", prompt="x"
             )

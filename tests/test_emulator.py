@@ -367,6 +367,8 @@ def test_processing_then_active_and_failed_precondition() -> None:
 def test_lying_bytes_fail(emu: Emulator, data: bytes, mime: str) -> None:
     with client(emu) as c:
         f = upload(c, data, mime=mime)
+        emu.clock.advance(60)  # video goes through PROCESSING first
+        f = c.get(f"/v1beta/files/{fid(f)}").json()
         assert f["state"] == "FAILED" and f["error"]["message"]
         error(generate(c, f), 400, "FAILED_PRECONDITION")
 
@@ -394,7 +396,9 @@ def test_expiry_via_clock(emu: Emulator) -> None:
         f = upload(c, png(4, 4))
         created = datetime.fromisoformat(f["createTime"].replace("Z", "+00:00"))
         expires = datetime.fromisoformat(f["expirationTime"].replace("Z", "+00:00"))
-        assert expires - created == timedelta(hours=48)
+        # createTime + 48 h minus a few ms, 9 fractional digits (wire/01, 11)
+        assert timedelta(hours=48, seconds=-1) < expires - created < timedelta(hours=48)
+        assert len(f["expirationTime"].split(".")[1]) == len("123456789Z")
         emu.clock.advance(47 * 3600)
         assert c.get(f"/v1beta/files/{fid(f)}").status_code == 200
         emu.clock.advance(3601)
@@ -466,7 +470,11 @@ def test_generate_labelled_and_usage(emu: Emulator) -> None:
     details = {d["modality"]: d["tokenCount"] for d in usage["promptTokensDetails"]}
     assert details == {"TEXT": len(prompt) // 4, "IMAGE": 258}
     assert usage["promptTokenCount"] == 258 + len(prompt) // 4
-    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+    # 2.5 thinks by default: thoughts are billed outside candidatesTokenCount (wire/19)
+    assert usage["thoughtsTokenCount"] > 0
+    assert usage["totalTokenCount"] == (
+        usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+    )
     assert body["modelVersion"] and body["responseId"]
 
 
@@ -475,7 +483,11 @@ def test_generate_tokens_for_big_image_audio_video(emu: Emulator) -> None:
         big = upload(c, png(1600, 800))  # 3×2 tiles of 768
         sound = upload(c, wav(2.0), mime="audio/wav")
         film = upload(c, mp4(3.5, moov_at_end=True, mdat_bytes=200_000), mime="video/mp4")
-        assert film["videoMetadata"] == {"videoDuration": "3.5s"}
+        # video is PROCESSING at first, without metadata (wire/11)
+        assert film["state"] == "PROCESSING" and "videoMetadata" not in film
+        emu.clock.advance(60)
+        film = c.get(f"/v1beta/files/{fid(film)}").json()
+        assert film["videoMetadata"] == {"videoDuration": "3s"}  # whole seconds (wire/12)
         cases = [(big, "IMAGE", 258 * 6), (sound, "AUDIO", 64), (film, "VIDEO", 1050)]
         for f, modality, tokens in cases:
             body = c.post(
@@ -645,6 +657,13 @@ def test_durations_and_fault_specs() -> None:
     assert parse_fault_spec("cut:after_bytes=1000").match == "chunk"
     assert parse_fault_spec("lost_finalize").match == "finalize"
     assert parse_fault_spec("slow:delay=2").delay == 2.0
+    q = parse_fault_spec("429:quota=per_day+per_minute:retry_delay=3s")
+    assert (q.status, q.quotas, q.retry_delay) == (429, ["per_day", "per_minute"], "3s")
+    b = parse_fault_spec("blocked:reason=PROHIBITED_CONTENT:stage=candidate")
+    assert (b.reason, b.stage, b.match) == ("PROHIBITED_CONTENT", "candidate", "generate")
+    for bad in ("429:quota=per_year", "blocked:stage=reply"):
+        with pytest.raises(ValueError):
+            parse_fault_spec(bad)
     with pytest.raises(ValueError):
         parse_fault_spec("boom")
 
@@ -669,6 +688,7 @@ def test_add_arguments() -> None:
         ]
     )
     assert a.port == 0 and a.ttl == 600.0 and a.processing_delay == 0.5
+    assert a.video_processing_delay == 0.5  # video PROCESSING first by default (wire/11)
     assert [f.kind for f in a.fault] == ["status", "lost_finalize"]
     assert p.parse_args([]).port == 8765
 

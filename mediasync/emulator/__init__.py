@@ -14,7 +14,7 @@ import threading
 
 from mediasync.media import FILE_TTL_SECONDS
 
-from .app import Emulator, EmulatorConfig
+from .app import VIDEO_PROCESSING_DELAY, Emulator, EmulatorConfig
 from .faults import Fault, parse_duration, parse_fault_spec
 
 __all__ = [
@@ -54,13 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--processing-delay",
         type=_duration,
         default=0.0,
-        help="PROCESSING time of images and audio, e.g. 500ms",
+        help="PROCESSING time of images and audio, e.g. 500ms (default 0: ACTIVE at "
+        "finalize, as live; above 0 every kind goes through PROCESSING)",
     )
     parser.add_argument(
         "--video-processing-delay",
         type=_duration,
-        default=0.0,
-        help="PROCESSING time of video, e.g. 10s",
+        default=VIDEO_PROCESSING_DELAY,
+        help=f"PROCESSING time of video, e.g. 10s (default {VIDEO_PROCESSING_DELAY:g}s)",
     )
     parser.add_argument(
         "--generate-latency",
@@ -97,8 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SPEC",
         help="inject a fault, repeatable: 503:match=chunk:times=2, "
-        "429:retry_delay=1s, cut:after_bytes=1000, lost_finalize, "
-        "slow:delay=2, blocked",
+        "429:retry_delay=1s, 429:quota=per_day+per_minute (live quota wording; also "
+        "input_tokens, bare, storage), cut:after_bytes=1000, lost_finalize, "
+        "slow:delay=2, blocked (reason=PROHIBITED_CONTENT, stage=candidate)",
     )
 
 

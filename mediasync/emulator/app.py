@@ -13,6 +13,8 @@ from .faults import Fault, FaultSet
 from .server import Server
 from .store import Clock, Quirks, Store
 
+VIDEO_PROCESSING_DELAY = 0.5  # short: the live ~8 s (wire/12) would slow every test
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -20,8 +22,10 @@ class EmulatorConfig:
     port: int = 0  # 0 = any free port
     key: str | None = None  # None: any non-empty key is accepted
     ttl: float = float(FILE_TTL_SECONDS)
+    # Images and audio are ACTIVE in the finalize answer, video PROCESSING first
+    # (wire/01, 11, 13). A processing_delay above 0 sends every kind through PROCESSING.
     processing_delay: float = 0.0
-    video_processing_delay: float = 0.0
+    video_processing_delay: float = VIDEO_PROCESSING_DELAY
     generate_latency: float = 0.0
     granularity: int = 8 * 1024 * 1024
     max_file_bytes: int = MAX_FILE_BYTES

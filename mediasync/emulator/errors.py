@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _STATUS_NAMES = {
@@ -69,25 +70,135 @@ def not_active(file_id: str) -> ApiError:
     )
 
 
+_QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. "
+    "For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
+)
+_USAGE_HINT = " To monitor your current usage, head to: https://ai.dev/rate-limit. "
+_METRIC = "generativelanguage.googleapis.com/"
+HELP = {
+    "@type": "type.googleapis.com/google.rpc.Help",
+    "links": [
+        {
+            "description": "Learn more about Gemini API quotas",
+            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+        }
+    ],
+}
+# Free-tier quotas as the live 429s name them (wire/25–27): (metric, quotaId, limit,
+# whether a lone violation carries quotaValue: 25 and 28 do; no per-day one was seen with it).
+RATE_QUOTAS = {
+    "per_minute": (
+        "generate_content_free_tier_requests",
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        10,
+        True,
+    ),
+    "per_day": (
+        "generate_content_free_tier_requests",
+        "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        250,
+        False,
+    ),
+    "input_tokens": (
+        "generate_content_free_tier_input_token_count",
+        "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+        250000,
+        True,
+    ),
+}
+
+
 def quota_exceeded(used: int, wanted: int, limit: int) -> ApiError:
+    """The 20 GB project store is full (wire/02): QuotaFailure without dimensions, Help."""
+    del used, wanted  # the live answer names only the limit
+    metric = _METRIC + "file_storage_bytes"
     return ApiError(
         429,
-        f"Quota exceeded for quota metric 'File storage bytes' and limit "
-        f"'FileStorageBytesPerProject': {used} bytes stored, {wanted} more requested, "
-        f"limit {limit} bytes.",
+        f"{_QUOTA_MESSAGE}\n* Quota exceeded for metric: {metric}, limit: {limit}",
         "RESOURCE_EXHAUSTED",
         [
             {
                 "@type": "type.googleapis.com/google.rpc.QuotaFailure",
                 "violations": [
                     {
-                        "subject": "project",
-                        "description": "File storage bytes per project",
-                        "quotaMetric": "generativelanguage.googleapis.com/file_storage_bytes",
+                        "quotaMetric": metric,
                         "quotaId": "FileStorageBytesPerProject",
                         "quotaValue": str(limit),
                     }
                 ],
-            }
+            },
+            HELP,
         ],
     )
+
+
+def rate_quota_exceeded(quotas: list[str], model: str, delay: float) -> ApiError:
+    """A rate or day quota in the late-2025 wording (wire/27, 28): a line per violation
+    and "Please retry in …s." in the message; details Help, QuotaFailure, RetryInfo
+    (whole seconds). No quotas: the bare form with only a Help detail (wire/29)."""
+    if not quotas:
+        return ApiError(429, _QUOTA_MESSAGE + _USAGE_HINT, "RESOURCE_EXHAUSTED", [HELP])
+    lines, violations = [], []
+    for name in quotas:
+        metric, quota_id, limit, with_value = RATE_QUOTAS[name]
+        lines.append(
+            f"\n* Quota exceeded for metric: {_METRIC}{metric}, limit: {limit}, model: {model}"
+        )
+        violation: dict[str, Any] = {
+            "quotaMetric": _METRIC + metric,
+            "quotaId": quota_id,
+            "quotaDimensions": {"location": "global", "model": model},
+        }
+        if with_value and len(quotas) == 1:  # several at once come without values (26, 27)
+            violation["quotaValue"] = str(limit)
+        violations.append(violation)
+    message = f"{_QUOTA_MESSAGE}{_USAGE_HINT}{''.join(lines)}\nPlease retry in {delay:.9f}s."
+    return ApiError(
+        429,
+        message,
+        "RESOURCE_EXHAUSTED",
+        [
+            HELP,
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
+            retry_info(f"{int(delay)}s"),
+        ],
+    )
+
+
+def key_invalid(key: str) -> ApiError:
+    """A refused key (wire/08); a key not shaped like a real one is echoed back in a
+    DebugInfo detail (wire/09), which a client must keep out of its logs."""
+    message = "API key not valid. Please pass a valid API key."
+    details: list[dict[str, Any]] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": message,
+        },
+    ]
+    if not _REAL_KEY.fullmatch(key):
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.DebugInfo",
+                "detail": f"Invalid API key: {key}",
+            }
+        )
+    return ApiError(400, message, "INVALID_ARGUMENT", details)
+
+
+_REAL_KEY = re.compile(r"AIza[0-9A-Za-z_-]{35}")
+
+# Server errors carry no details (wire/31, 32, 34).
+SERVER_MESSAGES = {
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+    504: "Deadline expired before operation could complete.",
+}

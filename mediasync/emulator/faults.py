@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 KINDS = ("status", "slow", "cut", "lost_finalize", "blocked")
+# 429 forms (see errors.rate_quota_exceeded): violations to name, or "bare" (Help only,
+# wire/29) or "storage" (the 20 GB store, wire/02). Join several with "+".
+QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
+BLOCK_STAGES = ("prompt", "candidate")
 ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate", "any")
 _DEFAULT_MATCH = {"cut": "chunk", "lost_finalize": "finalize", "blocked": "generate"}
 
@@ -20,7 +24,11 @@ class Fault:
     ``retry_delay`` is set), "slow" (wait ``delay`` seconds, then answer
     normally), "cut" (chunk: commit ``after_bytes`` of the body, then drop the
     connection), "lost_finalize" (commit the finalize, then drop the
-    connection), "blocked" (generateContent answers with a SAFETY block).
+    connection), "blocked" (generateContent answers 200 with a block: ``stage``
+    "prompt" = promptFeedback.blockReason ``reason`` (SAFETY with ratings as wire/23,
+    PROHIBITED_CONTENT bare as 22), "candidate" = finishReason ``reason`` and no
+    content, as 24).
+    quota: for a 429, answer in the live quota wording (``QUOTAS``, "+"-joined).
     match: an endpoint name or "any"; "chunk" also hits finalizing chunks.
     Defaults: "chunk" for cut, "finalize" for lost_finalize, "generate" for
     blocked, else "any". times: how many requests it hits; None = all.
@@ -34,14 +42,26 @@ class Fault:
     after_bytes: int = 0
     delay: float = 0.0
     message: str | None = None
+    quota: str | None = None
+    reason: str = "SAFETY"
+    stage: str = "prompt"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (one of {', '.join(KINDS)})")
+        for q in self.quotas:
+            if q not in QUOTAS:
+                raise ValueError(f"unknown quota {q!r} (one of {', '.join(QUOTAS)})")
+        if self.stage not in BLOCK_STAGES:
+            raise ValueError(f"unknown block stage {self.stage!r} (prompt or candidate)")
         if self.match is None:
             self.match = _DEFAULT_MATCH.get(self.kind, "any")
         if self.match not in ENDPOINTS:
             raise ValueError(f"unknown fault match {self.match!r} (one of {', '.join(ENDPOINTS)})")
+
+    @property
+    def quotas(self) -> list[str]:
+        return [q.strip() for q in (self.quota or "").split("+") if q.strip()]
 
     def hits(self, endpoint: str) -> bool:
         return (
@@ -110,7 +130,9 @@ def parse_duration(text: str | float | int) -> float:
 
 def parse_fault_spec(spec: str) -> Fault:
     """``503:match=chunk:times=2``, ``429:retry_delay=1s``, ``cut:after_bytes=1000``,
-    ``lost_finalize``, ``slow:delay=2`` (``times=all`` hits every request)."""
+    ``lost_finalize``, ``slow:delay=2`` (``times=all`` hits every request),
+    ``429:quota=per_day+per_minute``, ``429:quota=bare``,
+    ``blocked:reason=PROHIBITED_CONTENT``, ``blocked:stage=candidate``."""
     head, *opts = spec.split(":")
     data: dict[str, Any] = {}
     if head.isdigit():
@@ -130,7 +152,7 @@ def parse_fault_spec(spec: str) -> Fault:
             data[key] = parse_duration(value)
         elif key == "retry_delay":
             data[key] = f"{parse_duration(value):g}s"
-        elif key in ("match", "message"):
+        elif key in ("match", "message", "quota", "reason", "stage"):
             data[key] = value
         else:
             raise ValueError(f"unknown fault option {key!r}")

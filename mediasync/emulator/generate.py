@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mediasync.media import audio_tokens, image_tokens, kind_of_mime, video_tokens
+from mediasync.media import audio_tokens, image_tokens, video_tokens
 
+from . import thinking
 from .errors import ApiError
-from .store import FileRecord
+from .store import FileRecord, media_kind
 
 LABEL = "[mediasync emulator]"
 
@@ -61,7 +62,7 @@ def _size(n: int) -> str:
 
 def media_tokens(rec: FileRecord) -> tuple[str, int]:
     """(modality, prompt tokens) by the contract's token rules."""
-    kind = kind_of_mime(rec.mime)
+    kind = media_kind(rec.mime)
     p = rec.probe
     if kind == "image":
         return "IMAGE", image_tokens(p.width, p.height) if p.width and p.height else 258
@@ -73,7 +74,59 @@ def media_tokens(rec: FileRecord) -> tuple[str, int]:
     return "VIDEO", video_tokens(secs)
 
 
-def answer(model: str, records: list[FileRecord], prompt: str, blocked: bool) -> dict[str, Any]:
+_CATEGORIES = (
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_DANGEROUS_CONTENT",
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+)
+
+
+def _ratings(flag_blocked: bool) -> list[dict[str, Any]]:
+    # The last category is the offending one; only a candidate block flags it (wire/23, 24).
+    out: list[dict[str, Any]] = [{"category": c, "probability": "NEGLIGIBLE"} for c in _CATEGORIES]
+    out[-1]["probability"] = "HIGH"
+    if flag_blocked:
+        out[-1]["blocked"] = True
+    return out
+
+
+def _blocked(
+    stage: str, reason: str, model: str, prompt_tokens: int, details: list[dict[str, Any]]
+) -> dict[str, Any]:
+    if stage == "candidate":  # no content, a token or so produced before the block (24)
+        return {
+            "candidates": [{"finishReason": reason, "safetyRatings": _ratings(True)}],
+            "usageMetadata": {
+                "promptTokenCount": prompt_tokens,
+                "candidatesTokenCount": 1,
+                "totalTokenCount": prompt_tokens + 1,
+                "promptTokensDetails": details,
+            },
+            "modelVersion": model,
+        }
+    feedback: dict[str, Any] = {"blockReason": reason}
+    if reason == "SAFETY":  # PROHIBITED_CONTENT comes without ratings (22)
+        feedback["safetyRatings"] = _ratings(False)
+    return {
+        "promptFeedback": feedback,
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "totalTokenCount": prompt_tokens,
+            "promptTokensDetails": details,
+        },
+        "modelVersion": model,
+    }
+
+
+def answer(
+    model: str,
+    records: list[FileRecord],
+    prompt: str,
+    block: tuple[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The response body; ``block`` = (stage, reason) of an injected block."""
     text_tokens = max(1, len(prompt) // 4) if prompt else 0
     by_modality: dict[str, int] = {}
     if text_tokens:
@@ -85,43 +138,35 @@ def answer(model: str, records: list[FileRecord], prompt: str, blocked: bool) ->
     details = [{"modality": m, "tokenCount": n} for m, n in by_modality.items()]
     seed = "|".join([model, prompt, *(r.sha256.hex() for r in records)])
     response_id = hashlib.sha256(seed.encode()).hexdigest()[:22]
-    if blocked:
-        return {
-            "promptFeedback": {
-                "blockReason": "SAFETY",
-                "safetyRatings": [
-                    {
-                        "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
-                        "probability": "HIGH",
-                        "blocked": True,
-                    }
-                ],
-            },
-            "usageMetadata": {
-                "promptTokenCount": prompt_tokens,
-                "totalTokenCount": prompt_tokens,
-                "promptTokensDetails": details,
-            },
-            "modelVersion": model,
-            "responseId": response_id,
-        }
+    if block is not None:
+        return {**_blocked(*block, model, prompt_tokens, details), "responseId": response_id}
     described = "; ".join(_describe(r) for r in records) or "no file"
     text = f"{LABEL} {described} — prompt: “{prompt}”"
     out_tokens = max(1, len(text) // 4)
+    thoughts = thinking.thought_tokens(model, config, seed)
+    finish = "STOP"
+    limit = thinking.max_output_tokens(config)
+    if limit is not None and (thoughts or 0) + out_tokens > limit:
+        # Thoughts count against maxOutputTokens first (wire/21).
+        finish = "MAX_TOKENS"
+        thoughts = min(thoughts, limit) if thoughts is not None else None
+        out_tokens = max(0, limit - (thoughts or 0))
+        text = text[: out_tokens * 4]
+    content: dict[str, Any] = {"role": "model"}
+    if out_tokens:
+        content = {"parts": [{"text": text}], "role": "model"}
+    usage: dict[str, Any] = {"promptTokenCount": prompt_tokens}
+    if out_tokens:  # absent when nothing visible came out (21)
+        usage["candidatesTokenCount"] = out_tokens
+    usage["totalTokenCount"] = prompt_tokens + out_tokens + (thoughts or 0)
+    usage["promptTokensDetails"] = details
+    if thoughts is not None:
+        usage["thoughtsTokenCount"] = thoughts
+    elif out_tokens:  # pre-2.5 answers itemise the output too (17, 18); 2.5 ones do not (19)
+        usage["candidatesTokensDetails"] = [{"modality": "TEXT", "tokenCount": out_tokens}]
     return {
-        "candidates": [
-            {
-                "content": {"role": "model", "parts": [{"text": text}]},
-                "finishReason": "STOP",
-                "index": 0,
-            }
-        ],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": out_tokens,
-            "totalTokenCount": prompt_tokens + out_tokens,
-            "promptTokensDetails": details,
-        },
+        "candidates": [{"content": content, "finishReason": finish, "index": 0}],
+        "usageMetadata": usage,
         "modelVersion": model,
         "responseId": response_id,
     }

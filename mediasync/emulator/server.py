@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import generate
-from .errors import ApiError, file_not_found, not_active, retry_info
+from .errors import (
+    SERVER_MESSAGES,
+    ApiError,
+    file_not_found,
+    key_invalid,
+    not_active,
+    quota_exceeded,
+    rate_quota_exceeded,
+    retry_info,
+)
 from .faults import Fault
 from .store import Upload, valid_file_id
 
@@ -29,6 +38,14 @@ _NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
 )
+
+
+def parse_seconds(duration: str | None, default: float) -> float:
+    """"1.5s" → 1.5; the default when absent or unreadable."""
+    try:
+        return float(duration.removesuffix("s")) if duration else default
+    except ValueError:
+        return default
 
 
 class _Dropped(Exception):
@@ -98,6 +115,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self.endpoint = "other"
+        self.model = "gemini-2.5-flash"  # the quota dimension of a 429 off generateContent
         self._counted = False
         te = self.headers.get("Transfer-Encoding", "").lower()
         self._chunked = "chunked" in te
@@ -131,7 +149,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
         self._drain()
-        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else b""
+        # Pretty-printed with a final newline, as the live service sends (wire/08, 20).
+        data = (
+            (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode()
+            if body is not None
+            else b""
+        )
         self.send_response(code)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         for k, v in headers.items():
@@ -212,19 +235,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(403, _NO_KEY, "PERMISSION_DENIED")
         want = self.app.config.key
         if want is not None and key != want:
-            raise ApiError(
-                400,
-                "API key not valid. Please pass a valid API key.",
-                "INVALID_ARGUMENT",
-                [
-                    {
-                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": "API_KEY_INVALID",
-                        "domain": "googleapis.com",
-                        "metadata": {"service": "generativelanguage.googleapis.com"},
-                    }
-                ],
-            )
+            raise key_invalid(key)
 
     def _fault(self, kinds: tuple[str, ...] = _ALL_KINDS) -> Fault | None:
         """Apply a pending fault: status answers, slow waits, cut drops; others returned."""
@@ -235,12 +246,26 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)
             return None
         if fault.kind == "status":
-            details = [retry_info(fault.retry_delay)] if fault.retry_delay else []
-            msg = fault.message if fault.message is not None else "Injected fault."
-            raise ApiError(fault.status, msg, details=details)
+            raise self._fault_error(fault)
         if fault.kind == "cut" and self.endpoint not in ("chunk", "finalize"):
             raise _Dropped
         return fault
+
+    def _fault_error(self, fault: Fault) -> ApiError:
+        quotas = fault.quotas
+        if fault.status == 429 and "storage" in quotas:
+            return quota_exceeded(0, 0, self.app.config.max_project_bytes)
+        if fault.status == 429 and quotas:
+            rates = [q for q in quotas if q != "bare"]
+            delay = parse_seconds(fault.retry_delay, 47.434392449)
+            return rate_quota_exceeded(rates, self.model, delay)
+        details = [retry_info(fault.retry_delay)] if fault.retry_delay else []
+        msg = fault.message
+        if msg is None:
+            msg = SERVER_MESSAGES.get(fault.status, "Injected fault.")
+            if fault.status == 503 and self.endpoint != "generate":
+                msg = "The service is currently unavailable."
+        return ApiError(fault.status, msg, details=details)
 
     # -- routes ----------------------------------------------------------
     def _route(self, method: str, path: str) -> None:
@@ -265,6 +290,7 @@ class Handler(BaseHTTPRequestHandler):
             if len(ver) == 2 and ver[0] == "models" and method == "POST":
                 model, _, verb = ver[1].partition(":")
                 if verb == "generateContent":
+                    self.model = model
                     self._at("generate")
                     return self._generate(model)
         raise ApiError(404, f"Method not found: {method} {path}", "NOT_FOUND")
@@ -505,4 +531,6 @@ class Handler(BaseHTTPRequestHandler):
         if self.app.config.generate_latency > 0:
             time.sleep(self.app.config.generate_latency)
         blocked = fault is not None and fault.kind == "blocked"
-        self._send(200, generate.answer(model, records, prompt, blocked), {})
+        block = (fault.stage, fault.reason) if fault is not None and blocked else None
+        config = body.get("generationConfig", body.get("generation_config"))
+        self._send(200, generate.answer(model, records, prompt, block, config), {})

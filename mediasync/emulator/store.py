@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import secrets
 import threading
@@ -40,12 +41,36 @@ class Clock:
             self._offset += float(seconds)
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rfc3339(ts: float, digits: int = 6) -> str:
+    """UTC with exactly ``digits`` fractional digits: the live service writes 6 for
+    createTime/updateTime and 9 for expirationTime (wire/01, 11, 13)."""
+    whole = math.floor(ts)
+    nanos = round((ts - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    base = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{nanos:09d}"[: len(base) + 1 + digits] + "Z"
+
+
+# The service computes expirationTime a little before it stamps createTime: it reads
+# createTime + 48 h minus some milliseconds (19 ms in wire/11, 18 ms in 13).
+EXPIRY_LEAD = 0.0185
 
 
 def valid_file_id(file_id: str) -> bool:
     return bool(_NAME_RE.fullmatch(file_id))
+
+
+# Standard names the live service accepts besides the table's (audio/mpeg: wire/13, 17).
+MIME_ALIASES = {"audio/mpeg": "audio/mp3"}
+
+
+def canonical_mime(mime: str) -> str:
+    return MIME_ALIASES.get(mime, mime)
+
+
+def media_kind(mime: str) -> str | None:
+    return kind_of_mime(canonical_mime(mime))
 
 
 HASH_FORMS = ("hex", "raw", "none")
@@ -107,7 +132,7 @@ class FileRecord:
             sizeBytes=str(self.size),
             createTime=rfc3339(self.create_time),
             updateTime=rfc3339(self.create_time if state == "PROCESSING" else self.ready_time),
-            expirationTime=rfc3339(self.expire_time),
+            expirationTime=rfc3339(self.expire_time, 9),
             sha256Hash=quirks.hash_text(self.sha256),
             uri=f"{base}/{ver}/files/{self.id}",
             state=state,
@@ -115,7 +140,8 @@ class FileRecord:
         )
         if state == "FAILED":
             out["error"] = {"code": 3, "message": self.failure}
-        if kind_of_mime(self.mime) == "video" and state != "FAILED":
+        if media_kind(self.mime) == "video" and state == "ACTIVE":
+            # Known once processed: none while PROCESSING (wire/11), then 12's shape.
             dur = self.probe.duration
             out["videoMetadata"] = {"videoDuration": _duration(dur)} if dur is not None else {}
         for key in quirks.omit_fields:
@@ -124,7 +150,8 @@ class FileRecord:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    # Whole seconds, as a Duration string: a 9:56.46 film reads "596s" (wire/12).
+    return f"{int(seconds)}s"
 
 
 @dataclass
@@ -292,7 +319,8 @@ class Store:
         """Turn a complete upload into a file (caller holds ``upload.lock``)."""
         prog = upload.progress
         final = {"X-Goog-Upload-Status": "final"}
-        kind = kind_of_mime(upload.mime)
+        kind = media_kind(upload.mime)
+        mime = canonical_mime(upload.mime)
         if kind is None:
             upload.error = ApiError(400, f"Unsupported MIME type: {upload.mime}", headers=final)
             raise upload.error
@@ -315,7 +343,7 @@ class Store:
             failure = None
             if prog.received == 0:
                 failure = "The file is empty."
-            elif not sniff(upload.mime, head):
+            elif not sniff(mime, head):
                 failure = f"The file's contents are not valid {upload.mime} media."
             delay = self.video_processing_delay if kind == "video" else self.processing_delay
             self._seq += 1
@@ -327,9 +355,9 @@ class Store:
                 sha256=prog.hasher.digest(),
                 create_time=now,
                 ready_time=now + delay,
-                expire_time=now + self.ttl,
+                expire_time=now + self.ttl - min(EXPIRY_LEAD, self.ttl / 1000),
                 seq=self._seq,
-                probe=probe(upload.mime, head, tail, prog.received) if not failure else Probe(),
+                probe=probe(mime, head, tail, prog.received) if not failure else Probe(),
                 failure=failure,
             )
             self._files[file_id] = rec

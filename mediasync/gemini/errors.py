@@ -9,6 +9,8 @@ and ``status`` ``"DEADLINE_EXCEEDED"`` or ``"UNAVAILABLE"``, so callers need one
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
@@ -23,6 +25,67 @@ _KEY_REASONS = frozenset(
     }
 )
 _TRANSIENT_CODES = frozenset({500, 502, 503, 504})
+_STORAGE_QUOTA = ("FileStorageBytes", "file_storage_bytes")
+# The quota message of late 2025 on (wire/28): one line per violation, then the wait.
+_LIMIT_LINE = re.compile(
+    r"\* Quota exceeded for metric: (?P<metric>[^,\s]+), limit: (?P<limit>\d+)"
+    r"(?:, model: (?P<model>[^,\s]+))?"
+)
+_RETRY_IN = re.compile(r"Please retry in (\d+(?:\.\d+)?)s")
+# Proto text format, as in an error surfaced through another message (wire/03).
+_PROTO_VIOLATION = re.compile(r"violations\s*\{(?P<body>[^{}]*)\}")
+_PROTO_FIELD = re.compile(r'(\w+):\s*(?:"([^"]*)"|(\d+))')
+_PROTO_RETRY = re.compile(r"retry_delay\s*\{\s*seconds:\s*(\d+)")
+_STATUS_PREFIX = re.compile(r"\s*([A-Z][A-Z_]+[A-Z]):")
+_STATUS_CODES = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "INTERNAL": 500,
+    "NOT_IMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+
+
+@dataclass(frozen=True)
+class QuotaViolation:
+    """One QuotaFailure violation; every field may be absent on the wire (wire/25–28)."""
+
+    quota_id: str | None = None
+    quota_metric: str | None = None
+    quota_value: int | None = None  # the limit; a string on the wire, often absent
+    model: str | None = None  # quotaDimensions.model (the backend's id, wire/26)
+
+    @classmethod
+    def from_json(cls, data: Any) -> QuotaViolation:
+        if not isinstance(data, dict):
+            return cls()
+        dims = data.get("quotaDimensions")
+        dims = dims if isinstance(dims, dict) else {}
+        return cls(
+            quota_id=_str_or_none(data.get("quotaId") or data.get("quota_id")),
+            quota_metric=_str_or_none(data.get("quotaMetric") or data.get("quota_metric")),
+            quota_value=_int_or_none(data.get("quotaValue", data.get("quota_value"))),
+            model=_str_or_none(dims.get("model")),
+        )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_duration(value: Any) -> float | None:
@@ -65,12 +128,37 @@ class ApiError(Exception):
 
     @property
     def retry_delay(self) -> float | None:
-        """Seconds from RetryInfo.retryDelay, when the server named one."""
+        """Seconds from RetryInfo.retryDelay, else from "Please retry in 47.4s." in the
+        message (wire/28), when the server named one."""
         for d in self._details_of(_RETRY_INFO):
             delay = parse_duration(d.get("retryDelay"))
             if delay is not None:
                 return max(0.0, delay)
-        return None
+        match = _RETRY_IN.search(self.message)
+        return float(match.group(1)) if match else None
+
+    @property
+    def quota_violations(self) -> tuple[QuotaViolation, ...]:
+        """Every QuotaFailure violation; without one, the message's
+        "* Quota exceeded for metric: …, limit: N[, model: M]" lines (no quotaId)."""
+        found = tuple(
+            QuotaViolation.from_json(v)
+            for d in self._details_of(_QUOTA_FAILURE)
+            for v in (d.get("violations") if isinstance(d.get("violations"), list) else [])
+        )
+        if found:
+            return found
+        return tuple(
+            QuotaViolation(
+                quota_metric=m["metric"], quota_value=int(m["limit"]), model=m["model"]
+            )
+            for m in _LIMIT_LINE.finditer(self.message)
+        )
+
+    @property
+    def quota_ids(self) -> tuple[str, ...]:
+        """The quotaIds named, e.g. ``GenerateRequestsPerDayPerProjectPerModel-FreeTier``."""
+        return tuple(v.quota_id for v in self.quota_violations if v.quota_id)
 
     @property
     def reason(self) -> str | None:
@@ -95,6 +183,11 @@ class ApiError(Exception):
         return self.code == 403 and not self.key_invalid and "file" in self.message.lower()
 
     @property
+    def file_not_active(self) -> bool:
+        """400 FAILED_PRECONDITION: a file used before it is ACTIVE (wire/07)."""
+        return self.code == 400 and self.status == "FAILED_PRECONDITION"
+
+    @property
     def quota_exceeded(self) -> bool:
         """429 carrying a QuotaFailure detail (a rate or storage quota)."""
         return self.code == 429 and bool(self._details_of(_QUOTA_FAILURE))
@@ -104,9 +197,10 @@ class ApiError(Exception):
         """The 20 GB project storage quota: waiting a few seconds will not help."""
         for d in self._details_of(_QUOTA_FAILURE):
             for v in d.get("violations") or []:
-                if "FileStorageBytes" in json.dumps(v):
+                if any(word in json.dumps(v) for word in _STORAGE_QUOTA):
                     return True
-        return False
+        # Not as a QuotaFailure but named in the text (wire/02's message, wire/03).
+        return self.code == 429 and any(word in self.message for word in _STORAGE_QUOTA)
 
     @property
     def retryable(self) -> bool:
@@ -117,26 +211,73 @@ class ApiError(Exception):
     # -- construction ---------------------------------------------------------
     @classmethod
     def from_body(cls, http_status: int, body: bytes, *, secret: str | None = None) -> ApiError:
-        """Parse ``{"error": {...}}``; tolerate empty or non-JSON bodies."""
+        """Parse ``{"error": {...}}``, also wrapped in a one-element array (wire/35);
+        tolerate empty, non-JSON and proto-text bodies. ``http_status`` 0 (unknown)
+        takes the body's code."""
         error: dict[str, Any] = {}
         try:
             parsed = json.loads(body) if body else {}
-            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-                error = parsed["error"]
         except (ValueError, UnicodeDecodeError):
-            pass
+            parsed = None
+        if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
+            parsed = parsed[0]  # the streaming transport frames errors like its chunks
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            error = parsed["error"]
+        text = parsed if isinstance(parsed, str) else None
+        if text is None and not error and body:
+            text = body.decode("utf-8", "replace")
         message = str(error.get("message") or "")
-        if not message and body and not error:
-            message = body[:200].decode("utf-8", "replace")
-        if secret:  # never let a server echo put the key in a log line
+        details = error.get("details") if isinstance(error.get("details"), list) else None
+        status = str(error.get("status") or "")
+        if text is not None:
+            message, status_in_text, details = _from_text(text)
+            status = status or status_in_text
+        code = http_status or _int_or_none(error.get("code")) or _STATUS_CODES.get(status, 0)
+        if secret:  # never let a server echo put the key in a log line (wire/09 echoes it)
             message = message.replace(secret, "***")
-        details = error.get("details")
+            details = _redact(details, secret) if details else details
         return cls(
-            code=http_status,
-            status=str(error.get("status") or _default_status(http_status)),
+            code=code,
+            status=status or _default_status(code),
             message=message,
-            details=details if isinstance(details, list) else None,
+            details=details,
         )
+
+
+def _from_text(text: str) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """(message, status, details) of a body that is not error JSON: plain text, or
+    proto text format such as ``RESOURCE_EXHAUSTED: … quota_id: "…" …`` (wire/03)."""
+    match = _STATUS_PREFIX.match(text)
+    status = match.group(1) if match and match.group(1) in _STATUS_CODES else ""
+    details: list[dict[str, Any]] = []
+    violations = []
+    for v in _PROTO_VIOLATION.finditer(text):
+        fields = {k: (s if s else n) for k, s, n in _PROTO_FIELD.findall(v.group("body"))}
+        violations.append(
+            {
+                "quotaMetric": fields.get("quota_metric"),
+                "quotaId": fields.get("quota_id"),
+                "quotaValue": fields.get("quota_value"),
+            }
+        )
+    if violations:
+        details.append({"@type": _QUOTA_FAILURE, "violations": violations})
+    delay = _PROTO_RETRY.search(text)
+    if delay:
+        details.append({"@type": _RETRY_INFO, "retryDelay": f"{delay.group(1)}s"})
+    cut = text.find(" [type.googleapis.com/")  # the human part ends where details begin
+    message = (text[:cut] if cut > 0 else text)[:500].strip()
+    return message, status, details or None
+
+
+def _redact(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    if isinstance(value, list):
+        return [_redact(v, secret) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact(v, secret) for k, v in value.items()}
+    return value
 
 
 class TransportError(ApiError):

@@ -76,6 +76,14 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class File:
     name: str
@@ -98,6 +106,9 @@ class File:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> File:
+        """A bare File (files.get, list items) or finalize's ``{"file": {…}}`` (wire/11)."""
+        if "name" not in data and isinstance(data.get("file"), dict):
+            data = data["file"]
         error = data.get("error") if isinstance(data.get("error"), dict) else {}
         video = data.get("videoMetadata") if isinstance(data.get("videoMetadata"), dict) else {}
         return cls(
@@ -134,6 +145,9 @@ class UploadStatus:
 
 @dataclass(frozen=True)
 class Usage:
+    """Token counts; thoughts are billed as output but not in ``candidates_tokens``
+    (total = prompt + candidates + thoughts, wire/19); absent counts are 0."""
+
     prompt_tokens: int = 0
     candidates_tokens: int = 0
     total_tokens: int = 0
@@ -159,17 +173,19 @@ class Generation:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Generation:
-        candidates = data.get("candidates") or []
-        first = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
-        parts = ((first.get("content") or {}).get("parts")) or []
+        # Every level may be missing: no candidates (blocked prompt, wire/22), no
+        # content (blocked candidate, 24), content without parts (MAX_TOKENS, 21).
+        candidates = _list(data.get("candidates"))
+        first = _dict(candidates[0]) if candidates else {}
+        parts = _list(_dict(first.get("content")).get("parts"))
         # Thought summaries are not the answer; join the plain text parts only.
         texts = [
             p["text"]
             for p in parts
             if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
         ]
-        meta = data.get("usageMetadata") or {}
-        feedback = data.get("promptFeedback") or {}
+        meta = _dict(data.get("usageMetadata"))
+        feedback = _dict(data.get("promptFeedback"))
         return cls(
             text="".join(texts) if texts else None,
             finish_reason=first.get("finishReason"),
