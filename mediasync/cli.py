@@ -129,11 +129,17 @@ def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
     try:
         reports = report.build(store, config)
         halted = store.get_meta("halted")
+        # folder → why, kept by the engine (a pulled disk, a share not answering)
+        unavailable = json.loads(store.get_meta("unavailable") or "{}")
     finally:
         store.close()
     if as_json:
-        print(json.dumps(report.render_json(reports, halted), indent=2))
+        doc = report.render_json(reports, halted)
+        doc["unavailable"] = unavailable
+        print(json.dumps(doc, indent=2))
     else:
+        for folder, why in sorted(unavailable.items()):
+            print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
         print(report.render_text(reports, config, time.time(), halted, verbose=not brief))
     return EXIT_OK
 
