@@ -111,6 +111,10 @@ class Engine:
         self.config = config
         self._suffixes = config.sidecar_suffixes()
         self.mirror.renew_before = config.daemon.renew_before
+        # New bounds for new work; steps holding a slot of the old ones finish as they are.
+        self.upload_slots = asyncio.Semaphore(config.daemon.max_uploads)
+        self.generate_slots = asyncio.Semaphore(config.daemon.max_generations)
+        self.mirror.upload_slots = self.upload_slots
         if client is not None:
             self.set_client(client)
 
