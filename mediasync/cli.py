@@ -128,12 +128,17 @@ def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
     store = Store(db, readonly=True)
     try:
         halted = store.get_meta("halted") or None
-        reports = report.build(store, config, halted=halted)
+        reports = report.build(store, config)
+        unavailable = report.unavailable_folders(store)
     finally:
         store.close()
     if as_json:
-        print(json.dumps(report.render_json(reports, halted), indent=2))
+        doc = report.render_json(reports, halted)
+        doc["unavailable"] = unavailable
+        print(json.dumps(doc, indent=2))
     else:
+        for folder, why in sorted(unavailable.items()):
+            print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
         print(report.render_text(reports, config, time.time(), halted, verbose=not brief))
     return EXIT_OK
 

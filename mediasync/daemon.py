@@ -23,7 +23,7 @@ from mediasync import plan, report
 from mediasync.config import Config, ConfigError, load_config, resolve_api_key
 from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient, RateLimiter
-from mediasync.logs import register_secret
+from mediasync.logs import register_secret, setup_logging
 from mediasync.notify import Notifier
 from mediasync.store import Store
 from mediasync.watch import Watcher
@@ -31,6 +31,7 @@ from mediasync.watch import Watcher
 log = logging.getLogger("mediasync")
 
 STATE_FILE = "state.db"
+CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 
 
 class InstanceLocked(Exception):
@@ -100,7 +101,7 @@ async def sync(config: Config, env: Mapping[str, str], *,
                 progress(engine)
                 print(file=sys.stderr)  # end the progress line before the summary
             halted = engine.halted
-            reports = report.build(store, config, halted=halted)
+            reports = report.build(store, config)
             bad = report.failures(reports)
             if halted:
                 log.error("%s", halted)
@@ -132,6 +133,8 @@ class Daemon:
         self.notifier = Notifier.from_env(env)
         self._stop = asyncio.Event()
         self._rescan_pending = False
+        self._long_lived: set[asyncio.Future[object]] = set()  # never waited for on reload
+        self._closing: set[asyncio.Task[None]] = set()  # replaced clients, closed when idle
 
     async def run(self) -> int:
         directory = state_dir(self.config, self.env)
@@ -141,6 +144,9 @@ class Daemon:
             try:
                 return await self._serve()
             finally:
+                for t in self._closing:
+                    t.cancel()  # each closes its client when cancelled
+                await asyncio.gather(*self._closing, return_exceptions=True)
                 await self.engine.client.aclose()
                 self.store.close()
 
@@ -149,10 +155,26 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-        self._start_watcher()
-        _, found = await asyncio.gather(self.engine.refresh(), self.engine.scan())
+        me = asyncio.current_task()
+        if me is not None:
+            self._long_lived.add(me)
+        # Start-up waits on folders (watch set-up, walks) at their time-outs; SIGTERM
+        # meanwhile ends it at once.
+        startup = asyncio.gather(self._start_watcher(), self.engine.refresh(), self.engine.scan())
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not startup.done():
+            startup.cancel()
+            await asyncio.gather(startup, return_exceptions=True)
+            if hasattr(self, "watcher"):
+                self.watcher.stop()
+            await self.engine.stop()
+            return 0
+        stop.cancel()
+        _, _, found = startup.result()
         log.info("watching %d folder(s), %d media file(s)", len(self.config.folders), found)
         dispatcher = asyncio.create_task(self.engine.run(), name="engine")
+        self._long_lived.add(dispatcher)
         self.scheduler = AsyncIOScheduler(event_loop=loop)
         self._schedule_jobs()
         self.scheduler.start()
@@ -167,7 +189,7 @@ class Daemon:
         await asyncio.gather(dispatcher, return_exceptions=True)
         return 0
 
-    def _start_watcher(self) -> None:
+    async def _start_watcher(self) -> None:
         loop = asyncio.get_running_loop()
         self.watcher = Watcher(
             self.config.folders,
@@ -175,8 +197,9 @@ class Daemon:
             loop,
             self.engine.mark_dirty,
             self.request_rescan,
+            fs=self.engine.fs,
         )
-        for problem in self.watcher.start():
+        for problem in await self.watcher.start():
             log.error("%s; relying on the periodic rescan", problem)
 
     def _schedule_jobs(self) -> None:
@@ -208,10 +231,10 @@ class Daemon:
             log.warning("listing the remote files timed out; will try again")
 
     async def _health(self) -> None:
-        if not self.watcher.healthy():
-            log.error("a folder watcher stopped; restarting it and rescanning")
+        if not await self.watcher.healthy():
+            log.error("a folder watcher stopped or lost its folder; re-arming it and rescanning")
             self.watcher.stop()
-            self._start_watcher()
+            await self._start_watcher()
             self.request_rescan("watcher restarted")
         self.notifier.status(self.status_line())
 
@@ -232,7 +255,7 @@ class Daemon:
             return
         old = self.engine.client
         self.engine.set_client(client)
-        await old.aclose()
+        self._close_when_idle(old)
 
     async def reload(self) -> None:
         """SIGHUP: read the config again without a restart; keep the old one if it is bad."""
@@ -246,19 +269,49 @@ class Daemon:
             log.error("reload failed, keeping the running config: %s", e)
             self.notifier.ready(self.status_line())
             return
-        old = self.engine.client
+        old_client, old_config = self.engine.client, self.config
         self.config = config
         self.engine.reconfigure(config, client)
         self.engine.halted = None  # a new config deserves a fresh try
-        await old.aclose()
+        self._close_when_idle(old_client)
+        self._apply_restart_only(old_config, config)
         self.watcher.stop()
-        self._start_watcher()
+        await self._start_watcher()
         self._schedule_jobs()
         await self.engine.scan()
         log.info("reloaded %s", self.config_path)
         self.notifier.ready(self.status_line())
 
+    def _apply_restart_only(self, old: Config, new: Config) -> None:
+        """Settings a reload cannot apply in place: the log level is, the rest is said."""
+        if new.daemon.log_level != old.daemon.log_level:
+            setup_logging(new.daemon.log_level, env=self.env)
+        if new.daemon.state_dir != old.daemon.state_dir:
+            log.warning("daemon.state_dir changed; it takes effect after a restart "
+                        "(systemctl restart mediasync)")
+
+    def _close_when_idle(self, client: GeminiClient) -> None:
+        """Close a replaced client once every task that may be using it has ended.
+
+        Requests in flight (an upload, a generation, a renewal, a listing) finish on
+        the old client; new ones already go to the new one.
+        """
+        me = asyncio.current_task()
+        users = {t for t in asyncio.all_tasks() if t is not me and t not in self._long_lived}
+        users -= self._closing
+
+        async def close() -> None:
+            try:
+                if users:
+                    await asyncio.wait(users, timeout=CLOSE_AFTER)
+            finally:
+                await client.aclose()
+
+        task = asyncio.create_task(close(), name="close replaced client")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def status_line(self) -> str:
         halted = self.engine.halted
-        states = report.counts(report.build(self.store, self.config, halted=halted))
+        states = report.counts(report.build(self.store, self.config))
         return plan.status_line(len(self.config.folders), states, halted)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
 
 from mediasync import plan, sidecar
 from mediasync.config import Config, FolderConfig
+from mediasync.folderio import FolderIO, FolderUnavailable, folder_devices
 from mediasync.gemini import ApiError, GeminiClient, Usage
 from mediasync.mirror import ContentUnavailable, Mirror, classify
 from mediasync.plan import Desired, LocalFacts
@@ -37,6 +40,17 @@ log = logging.getLogger("mediasync")
 MAX_TASKS = 64  # paths reconciled at once; uploads/generations have their own bounds
 STALE_TEMP = 600.0  # seconds before a leftover sidecar temp file is removed
 GENERATE_ATTEMPTS = 5  # a generation that keeps failing waits for a change of file or prompt
+WALK_TIMEOUT = 1800.0  # a walk of a huge tree may take long; a hung share must still end it
+UNAVAILABLE_RETRY = 60.0  # seconds before a path in a folder that did not answer is looked at
+
+
+def instance_id(store: Store) -> str:
+    """This state directory's id in remote display names (made once, kept in ``meta``)."""
+    value = store.get_meta("instance_id")
+    if not value:
+        value = secrets.token_hex(4)
+        store.set_meta("instance_id", value)
+    return value
 
 
 class Engine:
@@ -50,10 +64,17 @@ class Engine:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        fs: FolderIO | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.client = client
+        # Every file call that touches a watched folder goes through here (hung shares).
+        self.fs = fs or FolderIO()
+        self.fs.on_recover = self._folder_answers
+        # folder → why it is unavailable; JSON in meta "unavailable" for `status`
+        self._unavailable: dict[str, str] = json.loads(store.get_meta("unavailable") or "{}")
+        self._rescans: set[asyncio.Task[int]] = set()
         self.once = once  # `sync`: no retries scheduled for later, vanished paths swept at once
         self.clock = clock
         self.monotonic = monotonic
@@ -66,6 +87,8 @@ class Engine:
             upload_slots=self.upload_slots,
             clock=clock,
             sleep=sleep,
+            fs=self.fs,
+            instance=instance_id(store),
         )
         self._halted: str | None = None
         # A new process tries the key afresh; a key still refused halts again on its
@@ -103,6 +126,10 @@ class Engine:
         self.config = config
         self._suffixes = config.sidecar_suffixes()
         self.mirror.renew_before = config.daemon.renew_before
+        # New bounds for new work; steps holding a slot of the old ones finish as they are.
+        self.upload_slots = asyncio.Semaphore(config.daemon.max_uploads)
+        self.generate_slots = asyncio.Semaphore(config.daemon.max_generations)
+        self.mirror.upload_slots = self.upload_slots
         if client is not None:
             self.set_client(client)
 
@@ -198,32 +225,86 @@ class Engine:
 
     # -- scans and timers -----------------------------------------------------
     async def scan(self) -> int:
-        """Queue every candidate file and every recorded path; returns files found."""
+        """Queue every candidate file and every recorded path; returns files found.
+
+        Folders are walked side by side, each in its own threads: one that does not
+        answer ends its walk at the time-out and holds up none of the others.
+        """
+        walks = await asyncio.gather(*(self._scan_folder(f) for f in self.config.folders))
         found: set[str] = set()
-        temp_dirs: set[str] = set()
-        reachable: list[FolderConfig] = []
-        for folder in self.config.folders:
-            if not await asyncio.to_thread(os.path.isdir, folder.path):
-                self._note(str(folder.path), "missing", "folder %s does not exist or is not a "
-                           "directory; watching the others", folder.path)
-                continue
-            reachable.append(folder)
-            found.update(
-                await asyncio.to_thread(walk_folder, folder, self._suffixes, temp_dirs)
-            )
-        for d in temp_dirs:
-            # Temp files of a write a crash interrupted; young ones may be in flight.
-            await asyncio.to_thread(sidecar.clean_stale_temps, Path(d), STALE_TEMP, self.clock())
-        self._scanned.update(await asyncio.to_thread(stat_all, sorted(found)))
+        reachable: set[str] = set()
+        for folder, walked in zip(self.config.folders, walks, strict=True):
+            if walked is not None:
+                reachable.add(str(folder.path))
+                found.update(walked)
         known = {r.path for r in self.store.all_paths() if r.gone_at is None}
         # Vanished paths first: a rename's old path must be seen gone before its new one.
         for p in sorted(known - found):
             folder = self.config.folder_for(Path(p))
-            if folder is None or folder in reachable:
+            if folder is None or str(folder.path) in reachable:
                 self.mark_dirty(p, event=False)
         for p in sorted(found):
             self.mark_dirty(p, event=False)
         return len(found)
+
+    async def _scan_folder(self, folder: FolderConfig) -> list[str] | None:
+        """The folder's candidate files (their stat cached), or None when it is unavailable."""
+        key = str(folder.path)
+        dev = await self._available(folder)
+        if dev is None:
+            return None
+        temp_dirs: set[str] = set()
+        try:
+            files = await self.fs.call(key, walk_folder, folder, self._suffixes, temp_dirs,
+                                       timeout=WALK_TIMEOUT)
+            self._scanned.update(await self.fs.call(key, stat_all, files, timeout=WALK_TIMEOUT))
+            for d in temp_dirs:
+                # Temp files of a write a crash interrupted; young ones may be in flight.
+                await self.fs.call(key, sidecar.clean_stale_temps, Path(d), STALE_TEMP,
+                                   self.clock())
+        except FolderUnavailable:
+            self._set_unavailable(key, "does not answer")
+            return None
+        if files and self.store.get_meta(f"folder_dev:{key}") != str(dev):
+            # Seen with files on this device: an empty mount point later is an unmount.
+            self.store.set_meta(f"folder_dev:{key}", str(dev))
+        return files
+
+    async def _available(self, folder: FolderConfig) -> int | None:
+        """The folder's st_dev when its listing can be trusted, else None (said once).
+
+        Missing, an empty mount point whose file system is gone, or not answering:
+        then nothing in it counts as deleted.
+        """
+        key = str(folder.path)
+        try:
+            dev, parent_dev = await self.fs.call(key, folder_devices, key)
+        except FolderUnavailable:
+            self._set_unavailable(key, "does not answer")
+            return None
+        recorded = self.store.get_meta(f"folder_dev:{key}")
+        why = plan.folder_unavailable(dev, parent_dev, int(recorded) if recorded else None)
+        self._set_unavailable(key, why)
+        return dev if why is None else None
+
+    def _set_unavailable(self, folder: str, why: str | None) -> None:
+        if self._unavailable.get(folder) == why:
+            return
+        if why is None:
+            del self._unavailable[folder]
+            log.info("folder %s is available again", folder)
+        else:
+            self._unavailable[folder] = why
+            log.warning("folder %s %s; nothing in it counts as deleted while it is unavailable",
+                        folder, why)
+        self.store.set_meta("unavailable", json.dumps(self._unavailable, sort_keys=True))
+
+    def _folder_answers(self, folder: str) -> None:
+        """A stuck call in a folder returned: look at everything again."""
+        log.info("folder %s answers again; rescanning", folder)
+        task = asyncio.ensure_future(self.scan())
+        self._rescans.add(task)
+        task.add_done_callback(self._rescans.discard)
 
     async def refresh(self) -> None:
         """Reconcile with the server's listing: vanished copies, orphans, renewals."""
@@ -273,16 +354,21 @@ class Engine:
         rel = PurePath(os.path.relpath(path, folder.path)) if folder else None
         mt = is_candidate(rel, folder, self._suffixes) if folder and rel else None
         if folder is None or mt is None:
-            self._gone(path, folder)
+            await self._gone(path, folder)
             return
         try:
-            facts = self._scanned.pop(path, None) or await asyncio.to_thread(local_facts, path)
+            facts = self._scanned.pop(path, None) or await self.fs.call(
+                str(folder.path), local_facts, path
+            )
+        except FolderUnavailable:
+            self._later(path, self.clock() + UNAVAILABLE_RETRY)
+            return
         except FileNotFoundError:
-            self._gone(path, folder)
+            await self._gone(path, folder)
             return
         except NotRegular as e:
             self._note(path, "notregular", "skipping %s: %s, not a regular file", rel, e.what)
-            self._gone(path, folder)
+            await self._gone(path, folder)
             return
         except OSError as e:
             self._note(path, "stat", "cannot look at %s: %s", rel, e.strerror or e)
@@ -326,14 +412,14 @@ class Engine:
             self._noted.add((key, what))
             log.warning(msg, *args)
 
-    def _gone(self, path: str, folder: FolderConfig | None) -> None:
+    async def _gone(self, path: str, folder: FolderConfig | None) -> None:
         self._previous.pop(path, None)
         self._last_event.pop(path, None)
         row = self.store.get_path(path)
         if row is None or row.gone_at is not None:
             return
-        if folder is not None and not os.path.isdir(folder.path):
-            return  # an unmounted share is not a folder of deleted files
+        if folder is not None and await self._available(folder) is None:
+            return  # an unmounted or hung share is not a folder of deleted files
         self.store.mark_gone(path, self.clock())
         log.info("%s is gone; its sidecars are kept", path)
         self._sweep_at = self.monotonic() + (0.0 if self.once else self.remove_grace)
@@ -360,17 +446,21 @@ class Engine:
         problem = plan.local_problem(facts.size)
         sha = row.sha256 if (row is not None and same) else None
         if problem is None and sha is None:
-            twin = self._vanished_twin(path, facts)
+            twin = await self._vanished_twin(path, facts)
             if twin is not None:
                 sha = twin.sha256
             else:
                 try:
-                    sha = await asyncio.to_thread(hash_file, path, facts)
+                    sha = await self.fs.call(str(folder.path), hash_file, path, facts,
+                                             timeout=None)
+                except FolderUnavailable:
+                    self._later(path, self.clock() + UNAVAILABLE_RETRY)
+                    return None
                 except ChangedWhileHashing:
                     self.schedule(path, self.monotonic() + self.config.daemon.settle)
                     return None
                 except FileNotFoundError:
-                    self._gone(path, folder)
+                    await self._gone(path, folder)
                     return None
                 except NotRegular as e:
                     self._note(path, "notregular", "skipping %s: %s", rel, e.what)
@@ -400,28 +490,43 @@ class Engine:
             log.info("%s changed; uploading the new version", rel)
             self._sweep_at = self.monotonic()  # the old content may be unneeded now
         if row is None or row.sha256 != sha:
-            self._adopt_outputs(path, sha)
+            await self._adopt_outputs(path, folder, sha)
         return new
 
-    def _vanished_twin(self, path: str, facts: LocalFacts) -> PathRow | None:
+    async def _exists(self, folder: str, path: str) -> bool:
+        """``lexists`` in the folder's threads; a folder that does not answer counts as
+        still holding the path (nothing is taken for moved or deleted on a hung share)."""
+        try:
+            return await self.fs.call(folder, os.path.lexists, path)
+        except FolderUnavailable:
+            return True
+
+    async def _vanished_twin(self, path: str, facts: LocalFacts) -> PathRow | None:
         """A recorded path that no longer exists but had this very file (a rename)."""
         twin = self.store.find_twin(path, facts.inode, facts.size, facts.mtime_ns)
-        if twin is not None and (twin.gone_at is not None or not os.path.lexists(twin.path)):
+        if twin is not None and (
+            twin.gone_at is not None or not await self._exists(twin.folder, twin.path)
+        ):
             return twin
         return None
 
-    def _adopt_outputs(self, path: str, sha: str) -> None:
+    async def _adopt_outputs(self, path: str, folder: FolderConfig, sha: str) -> None:
         """A renamed (or moved) file takes its sidecars along: no new generation."""
         if self.store.get_outputs(path):
             return
         for old in self.store.paths_with_sha(sha, exclude=path):
-            if old.gone_at is None and os.path.lexists(old.path):
+            if old.gone_at is None and await self._exists(old.folder, old.path):
                 continue  # a copy, not a rename
             outputs = self.store.get_outputs(old.path)
             moved: dict[str, str] = {}
             for suffix, out in outputs.items():
                 target = sidecar.sidecar_path(Path(path), suffix)
-                if sidecar.move_sidecar(Path(out.sidecar), target):
+                try:
+                    ok = await self.fs.call(str(folder.path), sidecar.move_sidecar,
+                                            Path(out.sidecar), target)
+                except FolderUnavailable:
+                    ok = False
+                if ok:
                     moved[suffix] = str(target)
             self.store.move_outputs(old.path, path, moved)
             self.store.delete_path(old.path)
@@ -435,17 +540,23 @@ class Engine:
     # -- outputs --------------------------------------------------------------
     async def _output(self, path: str, rel: PurePath, sha: str, want: Desired) -> None:
         row = self.store.get_outputs(path).get(want.suffix)
+        folder = self.config.folder_for(Path(path))
+        key = str(folder.path) if folder else os.path.dirname(path)
         if (
             row is not None
             and row.outcome in ("written", "kept_edit")
             and plan.is_current(row, want, sha)
-            and os.path.lexists(want.sidecar)
+            and await self._exists(key, want.sidecar)
         ):
             # Nothing would be written either way; hashing the sidecar to tell
             # "ours" from "edited" waits until a write is wanted.
             return
         target = Path(want.sidecar)
-        state, on_disk = await asyncio.to_thread(_sidecar_state, target, row)
+        try:
+            state, on_disk = await self.fs.call(key, _sidecar_state, target, row)
+        except FolderUnavailable:
+            self._later(path, self.clock() + UNAVAILABLE_RETRY)
+            return
         step = plan.output_step(row, want, sha, state, self.clock())
         if step == "skip":
             return

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Literal
 
 from mediasync import plan
+from mediasync.folderio import FolderIO
 from mediasync.gemini import (
     ApiError,
     File,
@@ -69,8 +70,12 @@ class Mirror:
         upload_slots: asyncio.Semaphore,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        fs: FolderIO | None = None,
+        instance: str | None = None,
     ) -> None:
         self.client = client
+        self.fs = fs or FolderIO()
+        self.instance = instance  # in display names: whose copies a refresh may delete
         self.store = store
         self.renew_before = renew_before
         self.upload_slots = upload_slots
@@ -148,13 +153,15 @@ class Mirror:
         paths = self.store.live_paths_for(sha)
         return os.path.basename(paths[0]) if paths else sha[:12]
 
-    def _source(self, sha: str) -> str:
+    async def _source(self, sha: str) -> str:
         """A live local path that still holds these bytes (by its recorded stat)."""
         for p in self.store.live_paths_for(sha):
             row = self.store.get_path(p)
             try:
-                facts = local_facts(p)
-            except Exception:  # vanished, replaced by a FIFO…: try the next path
+                # In the folder's threads, at its time-out: a hung share stalls no renewal.
+                facts = await self.fs.call(row.folder if row else os.path.dirname(p),
+                                           local_facts, p)
+            except Exception:  # vanished, a FIFO, a folder not answering…: try the next path
                 continue
             if row and (facts.size, facts.mtime_ns, facts.inode) == (
                 row.size,
@@ -196,7 +203,7 @@ class Mirror:
 
     async def _upload(self, c: ContentRow) -> None:
         sha = c.sha256
-        path = self._source(sha)
+        path = await self._source(sha)
         session = None
         if c.next_url:
             session = UploadSession(
@@ -216,7 +223,7 @@ class Mirror:
                 file = await self.client.upload(
                     path,
                     c.mime,
-                    plan.display_name(sha, os.path.basename(path)),
+                    plan.display_name(sha, os.path.basename(path), self.instance),
                     session=session,
                     on_progress=progress,
                 )
@@ -226,7 +233,7 @@ class Mirror:
                 file = await self.client.upload(
                     path,
                     c.mime,
-                    plan.display_name(sha, os.path.basename(path)),
+                    plan.display_name(sha, os.path.basename(path), self.instance),
                     on_progress=progress,
                 )
         if not await self._hash_holds(sha, path, file):
@@ -367,7 +374,7 @@ class Mirror:
         contents = self.store.all_contents()
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
         result = plan.plan_refresh(
-            listing, contents, self.store.known_remote_names(), uploading, now
+            listing, contents, self.store.known_remote_names(), uploading, now, self.instance
         )
         with self.store.transaction():
             for sha in result.vanished:

@@ -56,6 +56,23 @@ def settle_wait(
     return max(0.0, wait)
 
 
+def folder_unavailable(
+    dev: int | None, parent_dev: int, recorded_dev: int | None
+) -> str | None:
+    """Why a watched folder cannot be looked at now, or None when its listing is the truth.
+
+    A folder that was its own file system when last seen with files (``recorded_dev``
+    differs from its parent's) but now sits on its parent's is an empty mount point:
+    its disk or share is unmounted, its files are not deleted. A folder that was
+    never a mount point, or is mounted again (any other device), is taken as it is.
+    """
+    if dev is None:
+        return "does not exist or is not a directory"
+    if recorded_dev is not None and recorded_dev != parent_dev and dev == parent_dev:
+        return "is an empty mount point (its file system is not mounted)"
+    return None
+
+
 def local_problem(size: int) -> str | None:
     """Why a file cannot be mirrored at all, or None."""
     if size == 0:
@@ -115,15 +132,36 @@ def retry_delay(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> fl
     return min(cap, base * 2 ** max(0, attempts - 1))
 
 
-def display_name(sha256: str, file_name: str) -> str:
-    """Marks the remote file as ours (we only ever delete our own) and names it for humans."""
-    return f"{DISPLAY_PREFIX}{sha256[:16]}:{file_name}"[:512]
+def display_name(sha256: str, file_name: str, instance: str | None = None) -> str:
+    """Marks the remote file as ours (we only ever delete our own) and names it for humans.
+
+    ``mediasync:<instance>:<sha16>:<name>``: the instance id tells apart two state
+    directories sharing one API key. Without one (the old form) it is
+    ``mediasync:<sha16>:<name>``.
+    """
+    owner = f"{instance}:" if instance else ""
+    return f"{DISPLAY_PREFIX}{owner}{sha256[:16]}:{file_name}"[:512]
+
+
+def _is_sha16(s: str) -> bool:
+    return len(s) == 16 and all(c in "0123456789abcdef" for c in s)
+
+
+def owner_of(display: str | None) -> tuple[str | None, str] | None:
+    """(instance id or None for the old form, sha256 prefix) of a name of ours, else None."""
+    if not display or not display.startswith(DISPLAY_PREFIX):
+        return None
+    fields = display[len(DISPLAY_PREFIX) :].split(":", 2)
+    if _is_sha16(fields[0]):
+        return None, fields[0]
+    if len(fields) >= 2 and fields[0] and not _is_sha16(fields[0]) and _is_sha16(fields[1]):
+        return fields[0], fields[1]
+    return None
 
 
 def sha_prefix_of(display: str | None) -> str | None:
-    if not display or not display.startswith(DISPLAY_PREFIX):
-        return None
-    return display[len(DISPLAY_PREFIX) :].split(":", 1)[0]
+    owner = owner_of(display)
+    return owner[1] if owner else None
 
 
 @dataclass(frozen=True)
@@ -147,8 +185,14 @@ def plan_refresh(
     known_names: set[str],
     uploading_prefixes: set[str],
     now: float,
+    instance: str | None = None,
 ) -> RefreshPlan:
-    """Reconcile the remote listing with the database (the server is the truth)."""
+    """Reconcile the remote listing with the database (the server is the truth).
+
+    Only this instance's leftovers are deleted. A leftover in the old name form
+    (no instance id) may be another instance's, so it is left to expire on its
+    own (48 h); the copies this instance recorded are deleted by name anyway.
+    """
     by_name = {f.name: f for f in listing}
     vanished: list[str] = []
     expiries: list[tuple[str, float]] = []
@@ -162,9 +206,11 @@ def plan_refresh(
             expiries.append((c.sha256, listed.expires_at))
     delete = []
     for f in by_name.values():
-        prefix = sha_prefix_of(f.display_name)
-        if prefix is None or f.name in known_names or prefix in uploading_prefixes:
+        owner = owner_of(f.display_name)
+        if owner is None or f.name in known_names or owner[1] in uploading_prefixes:
             continue
+        if instance is not None and owner[0] != instance:
+            continue  # another instance's, or an old-form name whose owner is unknown
         if f.create_time is not None and now - f.create_time < ORPHAN_GRACE_SECONDS:
             continue
         delete.append(f.name)

@@ -6,6 +6,7 @@ each file should have; renders text or JSON.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -114,7 +115,7 @@ _FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
 
 
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
-          halted: str | None, now: float) -> FileReport:
+          stalled: str | None, now: float) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         r.state, r.message = "failed", row.problem
@@ -140,24 +141,42 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
                 r.next_try = mine[want.suffix].retry_at
     if complete and r.state == "pending":
         r.state, r.message = "synced", None
-    elif halted and r.state in ("pending", "uploading", "processing", "waiting"):
-        r.message = f"waiting: {halted}" + (f"; {r.message}" if r.message else "")
+    elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
+        r.message = f"waiting: {stalled}" + (f"; {r.message}" if r.message else "")
     return r
 
 
-def build(store: Store, config: Config, now: float | None = None,
-          halted: str | None = None) -> list[FileReport]:
-    """Every live path's state, with the reason for each one that is not synced."""
+def build(store: Store, config: Config, now: float | None = None) -> list[FileReport]:
+    """Every live path's state, with the reason for each one that is not synced.
+
+    Halts and unavailable folders are read from the store, where the engine keeps
+    them: `status`, `sync`'s summary and the STATUS line all see the same thing.
+    """
     now = time.time() if now is None else now
+    halted = store.get_meta("halted") or None
+    unavailable = unavailable_folders(store)
     contents = {c.sha256: c for c in store.all_contents()}
     outputs: dict[str, dict[str, OutputRow]] = {}
     for o in store.all_outputs():
         outputs.setdefault(o.path, {})[o.suffix] = o
-    return [
-        _file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}), config, halted, now)
-        for row in store.all_paths()
-        if row.gone_at is None
-    ]
+    reports = []
+    for row in store.all_paths():
+        if row.gone_at is not None:
+            continue
+        away = unavailable.get(row.folder)
+        stalled = halted or (f"the folder {row.folder} {away}" if away else None)
+        reports.append(_file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}),
+                             config, stalled, now))
+    return reports
+
+
+def unavailable_folders(store: Store) -> dict[str, str]:
+    """folder → why it cannot be read now (a pulled disk, a share not answering)."""
+    try:
+        value = json.loads(store.get_meta("unavailable") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def counts(reports: list[FileReport]) -> dict[str, int]:

@@ -420,13 +420,43 @@ async def _files_delete(client: GeminiClient, args: argparse.Namespace, config: 
     return EXIT_OK
 
 
+def _this_instance(config: Config) -> str | None:
+    """The instance id of this config's state directory, None when it never ran."""
+    from mediasync.store import Store, StoreError
+
+    db = _state_db(config)
+    if not db.exists():
+        return None
+    try:
+        store = Store(db, readonly=True)
+    except StoreError as e:
+        log.debug("%s", e)
+        return None
+    try:
+        return store.get_meta("instance_id")
+    finally:
+        store.close()
+
+
 async def _files_purge(client: GeminiClient, args: argparse.Namespace, config: Config) -> int:
-    from mediasync.plan import DISPLAY_PREFIX
+    from mediasync.plan import DISPLAY_PREFIX, owner_of
 
     files = _by_age(await client.list_files())
-    doomed = [f for f in files if args.all or (f.display_name or "").startswith(DISPLAY_PREFIX)]
+    instance = None if args.any_instance else _this_instance(config)
+
+    def ours(display: str | None) -> bool:
+        # This instance's copies and old-form names (no instance id); another
+        # instance's (a second state directory on the same key) only on request.
+        owner = owner_of(display)
+        return owner is not None and (args.any_instance or owner[0] in (None, instance))
+
+    doomed = [f for f in files if args.all or ours(f.display_name)]
+    others = sum(1 for f in files if owner_of(f.display_name) and not ours(f.display_name))
     whose = "remote file(s) in the project" if args.all else "remote file(s) created by mediasync"
     total = _human(sum(f.size_bytes or 0 for f in doomed))
+    if others and not args.all:
+        print(f"leaving {others} file(s) of other mediasync instances on this key "
+              "(--any-instance deletes those too)")
     if not doomed:
         print(f"nothing to delete: no {whose}")
         return EXIT_OK
@@ -614,6 +644,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pg.add_argument("--all", action="store_true",
                     help="every file in the project, not only mediasync's")
     pg.add_argument("--yes", action="store_true", help="really delete (default: only list)")
+    pg.add_argument("--any-instance", action="store_true",
+                    help="also the files of other mediasync instances (other state "
+                    "directories) on this key")
 
     p = sub.add_parser("ask", help="ask one question about a file (uses its mirrored copy "
                        "when there is one, else uploads a temporary copy)")

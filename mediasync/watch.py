@@ -3,6 +3,11 @@
 The handler runs in watchdog's threads and only hands paths to the event loop
 (``loop.call_soon_threadsafe``). Anything that means events were lost — an inotify
 queue overflow, an observer thread that died — asks for a full rescan instead.
+
+Setting a watch up (``inotify_add_watch`` over a whole tree) blocks on a share
+that does not answer, so each folder's set-up runs in that folder's threads at a
+time-out. A watch dies silently when its folder is unmounted, remounted or
+deleted and made again; the health check notices by the folder's (st_dev, st_ino).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from mediasync.config import FolderConfig
+from mediasync.folderio import FolderIO, FolderUnavailable
 from mediasync.media import media_type
 from mediasync.select import ignored_name
 
@@ -32,6 +38,26 @@ log = logging.getLogger("mediasync")
 
 # watchdog logs, but does not report to handlers, that the kernel dropped events.
 _OVERFLOW_LOGGERS = ("watchdog.observers.inotify", "watchdog.observers.inotify_c")
+START_TIMEOUT = 60.0  # seconds a folder's watch set-up may take (a large tree, a slow share)
+
+
+Identity = tuple[int, int, int]
+
+
+def _identity(path: str) -> Identity | None:
+    """What the watch is bound to: (st_dev, st_ino, st_ctime_ns) of the folder.
+
+    A recreated folder has a new inode; a file system mounted again may get the
+    very st_dev and root inode (tmpfs, a reused device number) but its root has a
+    new ctime; and an unmount that lasts over a health check is seen as the bare
+    mount point. Only a quick remount of the same disk slips by: the periodic
+    rescan covers that.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
 
 
 class _Handler(FileSystemEventHandler):
@@ -72,6 +98,7 @@ class Watcher:
         loop: asyncio.AbstractEventLoop,
         on_path: Callable[[str], None],
         on_trouble: Callable[[str], None],
+        fs: FolderIO | None = None,
     ) -> None:
         self.folders = tuple(folders)
         self.suffixes = frozenset(sidecar_suffixes)
@@ -80,28 +107,44 @@ class Watcher:
         self.on_trouble = on_trouble
         self.observers: list[BaseObserver] = []
         self._hook = _OverflowHook(self)
+        self.fs = fs or FolderIO()
+        self._identity: dict[str, Identity | None] = {}  # folder → when watched
+        self._stopped = False
 
-    def start(self) -> list[str]:
-        """Start observing; returns one message per folder that could not be watched."""
-        problems = []
+    async def start(self) -> list[str]:
+        """Start observing; returns one message per folder that could not be watched.
+
+        Folders are set up side by side, each at a time-out: a hung share delays
+        neither the others nor the event loop.
+        """
         handler = _Handler(self)
-        for folder in self.folders:
-            observer: BaseObserver = PollingObserver(timeout=2) if folder.polling else Observer()
-            try:
-                observer.schedule(handler, str(folder.path), recursive=folder.recursive)
-                observer.start()
-            except OSError as e:
-                hint = ""
-                if e.errno == 28:  # ENOSPC from inotify_add_watch: the watch limit
-                    hint = " (raise fs.inotify.max_user_watches, or set polling = true)"
-                problems.append(f"cannot watch {folder.path}: {e.strerror or e}{hint}")
-                continue
-            self.observers.append(observer)
+        problems = await asyncio.gather(*(self._start_one(f, handler) for f in self.folders))
         for name in _OVERFLOW_LOGGERS:
             logging.getLogger(name).addHandler(self._hook)
-        return problems
+        return [p for p in problems if p]
+
+    async def _start_one(self, folder: FolderConfig, handler: _Handler) -> str | None:
+        key = str(folder.path)
+        try:
+            observer, self._identity[key] = await self.fs.call(
+                key, _observe, folder, handler, timeout=START_TIMEOUT
+            )
+        except FolderUnavailable:
+            return f"cannot watch {folder.path}: it does not answer"
+        except OSError as e:
+            self._identity[key] = _identity(key) if not self.fs.hung(key) else None
+            hint = ""
+            if e.errno == 28:  # ENOSPC from inotify_add_watch: the watch limit
+                hint = " (raise fs.inotify.max_user_watches, or set polling = true)"
+            return f"cannot watch {folder.path}: {e.strerror or e}{hint}"
+        if self._stopped:
+            observer.stop()
+        else:
+            self.observers.append(observer)
+        return None
 
     def stop(self) -> None:
+        self._stopped = True
         for name in _OVERFLOW_LOGGERS:
             logging.getLogger(name).removeHandler(self._hook)
         for o in self.observers:
@@ -110,8 +153,21 @@ class Watcher:
             o.join(timeout=5)
         self.observers = []
 
-    def healthy(self) -> bool:
-        return all(o.is_alive() for o in self.observers)
+    async def healthy(self) -> bool:
+        """False when an observer died or a folder is no longer what its watch is bound to."""
+        if not all(o.is_alive() for o in self.observers):
+            return False
+        if not all(e.is_alive() for o in self.observers for e in o.emitters):
+            return False  # watchdog ends an emitter whose folder was deleted
+        for key, was in self._identity.items():
+            try:
+                now = await self.fs.call(key, _identity, key)
+            except FolderUnavailable:
+                continue  # a share that does not answer: nothing to re-arm yet
+            if now != was:
+                log.warning("%s was unmounted, remounted or made again; its watch is dead", key)
+                return False
+        return True
 
     # -- called from watchdog's threads ---------------------------------------
     def hint(self, path: str, *, is_dir: bool) -> None:
@@ -130,3 +186,15 @@ class Watcher:
             self.loop.call_soon_threadsafe(fn, arg)
         except RuntimeError:
             pass  # the loop is closing: shutdown is under way
+
+
+def _observe(
+    folder: FolderConfig, handler: _Handler
+) -> tuple[BaseObserver, Identity | None]:
+    """Blocking: a started observer of the folder, and the folder's identity it watches."""
+    key = str(folder.path)
+    ident = _identity(key)
+    observer: BaseObserver = PollingObserver(timeout=2) if folder.polling else Observer()
+    observer.schedule(handler, key, recursive=folder.recursive)
+    observer.start()
+    return observer, ident

@@ -168,3 +168,33 @@ def test_desired_outputs_carry_the_effective_model_and_sidecar_path():
         (".tags.txt", "pro", "/m/a b.jpg.tags.txt"),
     ]
     assert not plan.is_current(output(model="flash"), dataclasses.replace(WANT, model="pro"), "s")
+
+
+def test_display_name_carries_the_instance_and_old_names_still_parse():
+    sha = "ab" * 32
+    name = plan.display_name(sha, "a:b.png", "1a2b3c4d")
+    assert name == f"mediasync:1a2b3c4d:{sha[:16]}:a:b.png"
+    assert plan.owner_of(name) == ("1a2b3c4d", sha[:16])
+    assert plan.owner_of(f"mediasync:{sha[:16]}:x.png") == (None, sha[:16])  # old form
+    assert plan.owner_of("mediasync:nonsense") is None
+    assert plan.sha_prefix_of(name) == sha[:16]
+
+
+def test_refresh_deletes_only_this_instances_orphans():
+    def orphan(n: str, inst: str | None) -> RemoteListing:
+        return RemoteListing(f"files/{n}", plan.display_name(n * 64, f"{n}.png", inst),
+                             NOW - 9999, 9.0)
+
+    listing = [orphan("a", "mine0001"), orphan("b", "other001"), orphan("c", None)]
+    p = plan.plan_refresh(listing, [], set(), set(), NOW, "mine0001")
+    assert p.delete == ("files/a",)
+
+
+def test_folder_unavailable_tells_an_unmount_from_deleted_files():
+    assert plan.folder_unavailable(None, 1, None) == "does not exist or is not a directory"
+    # was its own file system with files, now on the parent's: unmounted
+    assert "mount point" in (plan.folder_unavailable(1, 1, 7) or "")
+    assert plan.folder_unavailable(7, 1, 7) is None  # mounted
+    assert plan.folder_unavailable(9, 1, 7) is None  # another disk mounted there
+    assert plan.folder_unavailable(1, 1, 1) is None  # a plain folder: deletions are real
+    assert plan.folder_unavailable(1, 1, None) is None  # never seen with files

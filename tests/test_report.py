@@ -74,8 +74,9 @@ def test_every_unfinished_file_says_why(tmp_path, config, halted):
     seen = set()
     for shape, outcome in itertools.product(CONTENT_SHAPES, OUTCOMES):
         store = _store_with(tmp_path, config, shape, outcome, halted)
-        (r,) = report.build(store, config, NOW, halted="the API key was refused" if halted
-                            else None)
+        if halted:
+            store.set_meta("halted", "the API key was refused")
+        (r,) = report.build(store, config, NOW)
         seen.add(r.state)
         if r.state != "synced":
             assert r.message, (shape, outcome, r)

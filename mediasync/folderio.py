@@ -1,0 +1,155 @@
+"""File calls per watched folder, off the event loop, each with a time-out.
+
+A network share that stops answering blocks ``stat`` in the kernel, without a
+time-out and beyond the reach of cancellation. So every folder gets its own few
+daemon threads: a hung folder ties up only those (never the shared executor the
+rest of the daemon needs), its callers get ``FolderUnavailable`` after the
+time-out, and further calls fail at once until the stuck one returns. Daemon
+threads also let the process exit on SIGTERM while a call is still stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+FOLDER_TIMEOUT = 30.0  # seconds a stat may take before its folder counts as not answering
+WORKERS = 4  # threads per folder: enough for stat and hashing side by side
+
+
+class FolderUnavailable(Exception):
+    """The folder does not answer (a call timed out, or one is still stuck)."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(f"{folder} does not answer")
+        self.folder = folder
+
+
+class _Pool:
+    """Up to WORKERS daemon threads fed by one queue, started as work arrives
+    (ThreadPoolExecutor's threads are joined at exit: a stuck one would block it)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._idle == 0 and self._threads < WORKERS:
+                self._threads += 1
+                threading.Thread(target=self._work, name=f"fs {self._name}", daemon=True).start()
+            else:
+                self._idle = max(0, self._idle - 1)
+        self._q.put((fut, fn, args))
+        return fut
+
+    def close(self) -> None:
+        for _ in range(self._threads):
+            self._q.put(None)
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            fut, fn, args = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn(*args))
+                except BaseException as e:  # handed to the awaiting coroutine
+                    fut.set_exception(e)
+            with self._lock:
+                self._idle += 1
+
+
+class FolderIO:
+    """Run blocking file calls for one folder at a time-out, in that folder's threads.
+
+    ``gate(folder)`` runs in the worker before each call: tests use it to make
+    one folder hang without a real dead NFS server.
+    """
+
+    def __init__(
+        self,
+        timeout: float = FOLDER_TIMEOUT,
+        *,
+        gate: Callable[[str], None] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.gate = gate
+        self._pools: dict[str, _Pool] = {}
+        self._stuck: dict[str, concurrent.futures.Future[Any]] = {}
+        self.on_recover: Callable[[str], None] | None = None
+
+    def hung(self, folder: str) -> bool:
+        stuck = self._stuck.get(folder)
+        return stuck is not None and not stuck.done()
+
+    async def call(
+        self, folder: str, fn: Callable[..., T], *args: Any, timeout: float | None = -1.0
+    ) -> T:
+        """``fn(*args)`` in the folder's threads; ``timeout=None`` waits as long as it takes
+        (hashing a large file), the default is the folder time-out."""
+        if self.hung(folder):
+            raise FolderUnavailable(folder)
+        pool = self._pools.get(folder)
+        if pool is None:
+            pool = self._pools[folder] = _Pool(folder)
+        gate = self.gate
+        if gate is not None:
+            inner = fn
+
+            def fn(*a: Any) -> T:
+                gate(folder)
+                return inner(*a)
+
+        fut = pool.submit(fn, *args)
+        limit = self.timeout if timeout is not None and timeout < 0 else timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), limit)
+        except TimeoutError:
+            self._stuck[folder] = fut
+            loop = asyncio.get_running_loop()
+
+            def recovered(_: object) -> None:
+                try:
+                    loop.call_soon_threadsafe(self._recovered, folder)
+                except RuntimeError:
+                    pass  # the loop closed (shutdown) before the share answered
+
+            fut.add_done_callback(recovered)
+            raise FolderUnavailable(folder) from None
+
+    def _recovered(self, folder: str) -> None:
+        if self._stuck.get(folder) is not None and self._stuck[folder].done():
+            del self._stuck[folder]
+            if self.on_recover is not None:
+                self.on_recover(folder)
+
+    def close(self) -> None:
+        """Let idle threads end (stuck ones are daemon threads and do not hold up exit)."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
+def folder_devices(path: str) -> tuple[int | None, int]:
+    """(st_dev of the folder or None when it is no directory, st_dev of its parent).
+
+    Blocking: run it through ``FolderIO.call``.
+    """
+    parent = os.stat(os.path.dirname(os.path.abspath(path)) or "/").st_dev
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, parent
+    return (st.st_dev if stat.S_ISDIR(st.st_mode) else None), parent

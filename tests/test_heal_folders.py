@@ -1,0 +1,278 @@
+"""Folders that go away, instances sharing a key, reloads (issue 8 rows 2, 4, 5, 11, 13).
+
+Real HTTP over loopback to the emulator; the real CLI where the case is end to end.
+Mount cases need root and tmpfs; they skip with the reason where the machine refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mediasync.config import parse_config
+from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.engine import Engine
+from mediasync.gemini import GeminiClient
+from mediasync.samples import png_bytes
+from mediasync.store import Store
+from tests.e2e import Running, cli, db_rows, wait_for, write_config
+
+
+@pytest.fixture
+def emu():
+    e = Emulator(EmulatorConfig(port=0, processing_delay=0.05)).start()
+    yield e
+    e.stop()
+
+
+def _sh(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+class Mounted:
+    """``inbox`` is a bind mount of a tmpfs (``backing``): unmounting ``inbox``
+    leaves an empty mount point and keeps the files for the remount."""
+
+    def __init__(self, root: Path) -> None:
+        self.backing = root / "backing"
+        self.inbox = root / "inbox"
+        self.backing.mkdir()
+        self.inbox.mkdir()
+        r = _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.backing))
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+        self.mount()
+
+    def mount(self) -> None:
+        r = _sh("mount", "--bind", str(self.backing), str(self.inbox))
+        assert r.returncode == 0, r.stderr
+
+    def umount(self) -> None:
+        r = _sh("umount", str(self.inbox))
+        assert r.returncode == 0, r.stderr
+
+    def cleanup(self) -> None:
+        for d in (self.inbox, self.backing):
+            while os.path.ismount(d):
+                _sh("umount", "-l", str(d))
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    m = Mounted(tmp_path)
+    yield m
+    m.cleanup()
+
+
+# -- row 4: an unmounted mount point is not a folder of deleted files ------------
+def test_unmounted_folder_keeps_remote_copies_and_sidecars(mounted, emu, tmp_path):
+    inbox = mounted.inbox
+    cfg = write_config(tmp_path, emu.base_url, folder=inbox)
+    (inbox / "a.png").write_bytes(png_bytes(seed=41))
+    (inbox / "b.png").write_bytes(png_bytes(seed=42))
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert emu.stats()["live_files"] == 2
+    assert (inbox / "a.png.caption.md").exists()
+
+    mounted.umount()
+    assert not (inbox / "a.png").exists()  # the bare mount point passes isdir
+    cli(cfg, "sync")
+    assert emu.stats()["live_files"] == 2, "remote copies deleted while unmounted"
+    assert db_rows(cfg, "SELECT path FROM paths WHERE gone_at IS NOT NULL") == []
+    assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(2,)]
+    st = cli(cfg, "status")
+    assert "UNAVAILABLE" in st.stdout and "mount point" in st.stdout, st.stdout
+
+    mounted.mount()
+    before = emu.stats()
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    after = emu.stats()
+    assert after["uploads_started"] == before["uploads_started"]
+    assert after["requests"].get("generate", 0) == before["requests"].get("generate", 0)
+    assert db_rows(cfg, "SELECT DISTINCT outcome FROM outputs") == [("written",)]
+    assert "UNAVAILABLE" not in cli(cfg, "status").stdout
+
+
+def test_folder_emptied_for_real_still_deletes(emu, tmp_path):
+    """The other side of row 4: a plain folder whose files were deleted is no outage."""
+    cfg = write_config(tmp_path, emu.base_url)
+    inbox = tmp_path / "inbox"
+    (inbox / "a.png").write_bytes(png_bytes(seed=43))
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 1
+    (inbox / "a.png").unlink()
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 0
+
+
+# -- row 2: a folder that stops answering stalls only its own work --------------
+class HungFolder:
+    """A FolderIO gate: every file call under ``folder`` blocks until released."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = str(folder)
+        self.release = threading.Event()
+        self.blocked = 0
+
+    def __call__(self, folder: str) -> None:
+        if folder == self.folder:
+            self.blocked += 1
+            self.release.wait(30)
+
+
+def test_hung_folder_stalls_only_itself(emu, tmp_path):
+    hung_dir, ok_dir = tmp_path / "hung", tmp_path / "ok"
+    hung_dir.mkdir()
+    ok_dir.mkdir()
+    (hung_dir / "h.png").write_bytes(png_bytes(seed=51))
+    (ok_dir / "o.png").write_bytes(png_bytes(seed=52))
+    config = parse_config({
+        "api": {"base_url": emu.base_url},
+        "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                   "requests_per_minute": 6000},
+        "folders": [{"path": str(hung_dir)}, {"path": str(ok_dir)}],
+    })
+    from mediasync.folderio import FolderIO  # the injection point this fix adds
+
+    gate = HungFolder(hung_dir)
+
+    async def main() -> float:
+        store = Store(tmp_path / "state" / "state.db")
+        client = GeminiClient("k", emu.base_url)
+        engine = Engine(config, store, client, fs=FolderIO(timeout=0.5, gate=gate))
+        try:
+            await asyncio.wait_for(engine.scan(), 5)
+            runner = asyncio.create_task(engine.run())
+            for _ in range(200):
+                if (ok_dir / "o.png.caption.md").exists():
+                    break
+                await asyncio.sleep(0.05)
+            assert (ok_dir / "o.png.caption.md").exists()
+            assert not (hung_dir / "h.png.caption.md").exists()
+            # The loop still answers while the hung call sits in its thread.
+            t0 = time.monotonic()
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - t0 < 0.5
+            t0 = time.monotonic()
+            await asyncio.wait_for(engine.stop(), 5)
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            return time.monotonic() - t0
+        finally:
+            gate.release.set()
+            await client.aclose()
+            store.close()
+
+    stop_took = asyncio.run(main())
+    assert gate.blocked >= 1
+    assert stop_took < 2.0
+    # Nothing under the hung folder was taken for deleted.
+    assert emu.stats()["live_files"] == 1
+
+
+# -- row 5: two instances on one key ---------------------------------------------
+def test_two_instances_on_one_key_keep_each_others_copies(emu, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    cfg1 = write_config(one, emu.base_url)
+    cfg2 = write_config(two, emu.base_url)
+    (one / "inbox" / "a.png").write_bytes(png_bytes(seed=61))
+    (two / "inbox" / "b.png").write_bytes(png_bytes(seed=62))
+    # Instance two's copy looks old enough to be a crash's leftover (orphan grace).
+    emu.clock.advance(-3600)
+    assert cli(cfg2, "sync").returncode == 0
+    emu.clock.advance(3600)
+    assert cli(cfg1, "sync").returncode == 0
+    assert cli(cfg1, "sync").returncode == 0
+    names = {f["displayName"] for f in emu.list_files()}
+    assert len(names) == 2, names
+    assert emu.stats()["uploads_started"] == 2
+    ids = {n.split(":")[1] for n in names}
+    assert len(ids) == 2  # each instance names its copies
+    # purge removes this instance's copies only
+    r = cli(cfg1, "files", "purge", "--yes")
+    assert r.returncode == 0, r.stderr
+    left = [f["displayName"] for f in emu.list_files()]
+    assert len(left) == 1 and "b.png" in left[0]
+
+
+# -- row 11: a watched folder replaced under the watcher ------------------------
+def _daemon(tmp_path: Path, emu: Emulator, folder: Path | None = None) -> Running:
+    cfg = write_config(tmp_path, emu.base_url, folder=folder, daemon={"settle": "200ms"})
+    return Running(cfg)
+
+
+def test_recreated_folder_is_watched_again(emu, tmp_path):
+    d = _daemon(tmp_path, emu)
+    inbox = tmp_path / "inbox"
+    try:
+        shutil.rmtree(inbox)
+        inbox.mkdir()
+        time.sleep(0.3)
+        (inbox / "late.png").write_bytes(png_bytes(seed=71))
+        wait_for(lambda: (inbox / "late.png.caption.md").exists(), timeout=20,
+                 what="caption after the folder came back", proc=d.proc)
+    finally:
+        code = d.stop()
+    assert code == 0, d.log()
+    assert "Traceback" not in d.log()
+
+
+def test_remounted_folder_is_watched_again(tmp_path, emu):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    if _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(inbox)).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        d = _daemon(tmp_path, emu, folder=inbox)
+        try:
+            # A whole new file system at the same path: the old inotify watch is dead.
+            assert _sh("umount", str(inbox)).returncode == 0
+            time.sleep(0.3)
+            assert _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(inbox)).returncode == 0
+            time.sleep(0.3)
+            (inbox / "late.png").write_bytes(png_bytes(seed=72))
+            wait_for(lambda: (inbox / "late.png.caption.md").exists(), timeout=20,
+                     what="caption after the remount", proc=d.proc)
+        finally:
+            code = d.stop()
+        assert code == 0, d.log()
+        assert "Traceback" not in d.log()
+    finally:
+        while os.path.ismount(inbox):
+            _sh("umount", "-l", str(inbox))
+
+
+# -- row 13: SIGHUP with requests in flight --------------------------------------
+def test_reload_lets_requests_in_flight_finish(tmp_path):
+    e = Emulator(EmulatorConfig(port=0, generate_latency=1.5)).start()
+    try:
+        d = _daemon(tmp_path, e)
+        inbox = tmp_path / "inbox"
+        try:
+            (inbox / "a.png").write_bytes(png_bytes(seed=81))
+            wait_for(lambda: e.stats()["requests"].get("generate", 0) >= 1,
+                     what="generate in flight", proc=d.proc)
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "reloaded" in d.log(), what="reload", proc=d.proc)
+            wait_for(lambda: (inbox / "a.png.caption.md").exists(), timeout=20,
+                     what="caption", proc=d.proc)
+        finally:
+            code = d.stop()
+        log = d.log()
+        assert code == 0, log
+        assert "Traceback" not in log and "unexpected error" not in log, log
+        assert e.stats()["requests"]["generate"] == 1, "the generation was cut and redone"
+    finally:
+        e.stop()
