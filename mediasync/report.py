@@ -72,8 +72,10 @@ def build(store: Store, config: Config) -> list[FileReport]:
             r.upload_progress = f"{sent} of {plan.human_bytes(c.size)}"
         elif c.next_name and not c.remote_name:
             r.state = "processing"
-        elif c.error:
-            r.state, r.message = "waiting", c.error
+        elif c.error and not c.remote_name:
+            r.state, r.message = "waiting", f"{c.error}{_next_try(c.retry_at)}"
+        elif c.error:  # a renewal failed; the working copy still serves
+            r.message = f"{c.error}{_next_try(c.retry_at)}"
         folder = config.folder_for(Path(row.path))
         mine = outputs.get(row.path, {})
         complete = c.remote_name is not None
@@ -86,9 +88,13 @@ def build(store: Store, config: Config) -> list[FileReport]:
                 r.sidecars.append(SidecarReport(name, "pending"))
                 complete = False
                 continue
+            transient = o.outcome == "failed" and o.retry_at is not None
+            message = f"{o.message}{_next_try(o.retry_at)}" if transient else o.message
             r.sidecars.append(
-                SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens)
+                SidecarReport(name, o.outcome, message, o.prompt_tokens + o.output_tokens)
             )
+            if transient and r.state == "pending":
+                r.state, r.message = "waiting", f"{name}: {message}"
             if o.outcome not in ("written", "kept_edit"):
                 complete = False
                 if o.outcome in ("failed", "blocked") and r.state == "pending":
@@ -96,6 +102,13 @@ def build(store: Store, config: Config) -> list[FileReport]:
         if complete and r.state == "pending":
             r.state = "synced"
     return reports
+
+
+def _next_try(retry_at: float | None) -> str:
+    """Transient failures say when the next try is (failures.py)."""
+    if retry_at is None:
+        return ""
+    return f"; next try {datetime.fromtimestamp(retry_at, UTC).strftime('%Y-%m-%d %H:%M UTC')}"
 
 
 def _when(ts: float | None, now: float) -> str:
