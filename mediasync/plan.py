@@ -112,11 +112,6 @@ def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
     return "upload"
 
 
-def retry_delay(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
-    """When a file that failed transiently is tried again: 30 s doubling to 1 h."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
-
-
 def display_name(sha256: str, file_name: str) -> str:
     """Marks the remote file as ours (we only ever delete our own) and names it for humans."""
     return f"{DISPLAY_PREFIX}{sha256[:16]}:{file_name}"[:512]
