@@ -141,7 +141,9 @@ class Engine:
                 self._running[path] = asyncio.create_task(self._process(path), name=path)
             # Sweep on time whatever else runs (one slow video must not hold back
             # deletions), in its own task so its HTTP calls never stall dispatch.
-            if self._sweep_at is not None and now >= self._sweep_at and not self._sweeping:
+            # `sync` has no grace period: there the pass's renames must be seen first.
+            can_sweep = not self._sweeping and not (self.once and self._running)
+            if self._sweep_at is not None and now >= self._sweep_at and can_sweep:
                 self._sweep_at = None
                 self._sweeper = asyncio.create_task(self._sweep_in_background(), name="sweep")
             if until_idle and not self._heap and not self._running and not self._sweeping:
@@ -151,7 +153,7 @@ class Engine:
             timeout = None
             if self._heap and len(self._running) < MAX_TASKS:
                 timeout = max(0.0, self._heap[0][0] - now)
-            if self._sweep_at is not None and not self._sweeping:
+            if self._sweep_at is not None and can_sweep:  # else an ending task wakes us
                 wait = max(0.0, self._sweep_at - now)
                 timeout = wait if timeout is None else min(timeout, wait)
             self._wake.clear()
@@ -630,7 +632,6 @@ def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarSta
         state = sidecar.inspect(target, written)
         if state == "ours":
             return "stale", written
-        # Not the pending bytes, not our old ones: the owner's unless nothing is there.
-        return state if state == "missing" or written else "foreign", None
+        return state, None  # not the pending bytes, not our old ones: the owner's
     state = sidecar.inspect(target, written)
     return state, written if state == "ours" else None
