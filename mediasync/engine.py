@@ -18,11 +18,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
 
-from mediasync import plan, sidecar
+from mediasync import failures, plan, sidecar
 from mediasync.config import Config, FolderConfig
+from mediasync.failures import classify
 from mediasync.folderio import FolderIO, FolderUnavailable, folder_devices
 from mediasync.gemini import ApiError, GeminiClient, Usage
-from mediasync.mirror import ContentUnavailable, Mirror, classify
+from mediasync.mirror import ContentUnavailable, Mirror
 from mediasync.plan import Desired, LocalFacts
 from mediasync.scan import (
     ChangedWhileHashing,
@@ -39,7 +40,7 @@ log = logging.getLogger("mediasync")
 
 MAX_TASKS = 64  # paths reconciled at once; uploads/generations have their own bounds
 STALE_TEMP = 600.0  # seconds before a leftover sidecar temp file is removed
-GENERATE_ATTEMPTS = 5  # a generation that keeps failing waits for a change of file or prompt
+SWEEP_BUSY_WAIT = 1.0  # a content still being uploaded is retired on a later sweep
 WALK_TIMEOUT = 1800.0  # a walk of a huge tree may take long; a hung share must still end it
 UNAVAILABLE_RETRY = 60.0  # seconds before a path in a folder that did not answer is looked at
 
@@ -106,6 +107,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self._sweep_at: float | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._noted: set[tuple[str, str]] = set()
 
     # -- configuration --------------------------------------------------------
@@ -179,18 +181,22 @@ class Engine:
                     continue  # superseded by an earlier entry
                 del self._due[path]
                 self._running[path] = asyncio.create_task(self._process(path), name=path)
-            if self._sweep_at is not None and now >= self._sweep_at and not self._running:
+            # Sweep on time whatever else runs (one slow video must not hold back
+            # deletions), in its own task so its HTTP calls never stall dispatch.
+            # `sync` has no grace period: there the pass's renames must be seen first.
+            can_sweep = not self._sweeping and not (self.once and self._running)
+            if self._sweep_at is not None and now >= self._sweep_at and can_sweep:
                 self._sweep_at = None
-                await self.sweep()
-            if until_idle and not self._heap and not self._running:
+                self._sweeper = asyncio.create_task(self._sweep_in_background(), name="sweep")
+            if until_idle and not self._heap and not self._running and not self._sweeping:
                 await self.mirror.wait_renewals()
                 if not self._heap and not self._running:
                     return
             timeout = None
             if self._heap and len(self._running) < MAX_TASKS:
                 timeout = max(0.0, self._heap[0][0] - now)
-            if self._sweep_at is not None:
-                wait = max(0.05, self._sweep_at - now)
+            if self._sweep_at is not None and can_sweep:  # else an ending task wakes us
+                wait = max(0.0, self._sweep_at - now)
                 timeout = wait if timeout is None else min(timeout, wait)
             self._wake.clear()
             try:
@@ -204,6 +210,8 @@ class Engine:
         self._wake.set()
         self.mirror.cancel_renewals()
         tasks = list(self._running.values())
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -221,6 +229,21 @@ class Engine:
             again = self._again.pop(path, None)
             if again is not None:
                 self.schedule(path, again)
+            self._wake.set()
+
+    @property
+    def _sweeping(self) -> bool:
+        return self._sweeper is not None and not self._sweeper.done()
+
+    async def _sweep_in_background(self) -> None:
+        try:
+            await self.sweep()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("removing vanished files failed; will try again")
+            self._sweep_at = self.monotonic() + self.remove_grace + SWEEP_BUSY_WAIT
+        finally:
             self._wake.set()
 
     # -- scans and timers -----------------------------------------------------
@@ -332,12 +355,19 @@ class Engine:
         expired = plan.removable(gone, self.clock(), grace)
         for p in expired:
             self.store.delete_path(p)
+        busy = False
         for c in self.store.unreferenced_contents():
+            if self.mirror.busy(c.sha256):
+                busy = True  # an upload of it is under way: retire it once that ends
+                continue
             log.info("no file needs %s any more; deleting its remote copy", c.remote_name or
                      c.sha256[:12])
             self.mirror.retire(c)
         if len(gone) > len(expired):
             self._sweep_at = self.monotonic() + grace
+        if busy:
+            at = self.monotonic() + SWEEP_BUSY_WAIT
+            self._sweep_at = at if self._sweep_at is None else min(self._sweep_at, at)
         try:
             await self.mirror.delete_doomed()
         except ApiError as e:
@@ -568,6 +598,10 @@ class Engine:
                          message="kept the owner's edit")
             log.info("kept the owner's edit of %s", target.name)
             return
+        if step == "confirm":
+            # Written just before a crash, recorded as pending: it is current.
+            self._record(path, sha, want, row, outcome="written", written_hash=on_disk)
+            return
         await self._generate(path, rel, sha, want, row, on_disk)
 
     async def _generate(
@@ -584,29 +618,7 @@ class Engine:
                     want.model, file_uri=content.uri, mime_type=content.mime, prompt=want.prompt
                 )
             except ApiError as e:
-                kind = classify(e)
-                if kind == "auth":
-                    self._halt(e)
-                    return
-                if kind == "gone":
-                    self.mirror.forget_copy(sha)
-                transient = kind in ("transient", "storage", "gone") or e.file_not_active
-                retry_at = None
-                if transient and attempts < GENERATE_ATTEMPTS:
-                    delay = 1.0 if kind == "gone" else plan.retry_delay(attempts)
-                    if e.file_not_active:  # still processing (an answer named no state)
-                        delay = 2.0**attempts
-                    retry_at = self.clock() + delay
-                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
-                             message=str(e), retry_at=retry_at, attempts=attempts)
-                log.error("%s: %s failed: %s", rel, want.suffix, e)
-                if kind == "gone" and not self.once:
-                    self.schedule(path, self.monotonic())
-                elif e.file_not_active and retry_at is not None:
-                    # Processing ends within seconds: wait for it, in `sync` too.
-                    self.schedule(path, self.monotonic() + retry_at - self.clock())
-                else:
-                    self._later(path, retry_at)
+                self._generate_failed(path, rel, sha, want, row, on_disk, e, attempts)
                 return
         usage = gen.usage
         if gen.blocked or gen.text is None:
@@ -616,6 +628,13 @@ class Engine:
             log.warning("%s: no %s: the service blocked the answer (%s)", rel, want.suffix, reason)
             return
         text = plan.sidecar_text(gen.text)
+        if await asyncio.to_thread(_moved, path, self.store.get_path(path)):
+            # Renamed, deleted or replaced while the answer was on its way: a sidecar
+            # here would sit beside nothing. The rename/delete logic takes over.
+            log.info("%s moved or changed while its %s was generated; not writing it",
+                     rel, want.suffix)
+            self.schedule(path, self.monotonic())
+            return
         new_hash = sidecar.text_hash(text)
         # Record what we are about to write, so a crash between the write and the
         # record still recognises the file as ours.
@@ -626,10 +645,14 @@ class Engine:
                 sidecar.write_atomic, Path(want.sidecar), text, expected=on_disk
             )
         except OSError as e:
+            # Disk full, folder read-only for a while: the owner can fix it; try again.
+            v = failures.judge_os(e, attempts, self.clock(), self.mirror.jitter())
+            name = Path(want.sidecar).name
             self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
-                         message=f"cannot write {Path(want.sidecar).name}: {e.strerror or e}",
-                         usage=usage, attempts=attempts, retry_at=None)
-            log.error("%s: cannot write %s: %s", rel, Path(want.sidecar).name, e.strerror or e)
+                         message=f"cannot write {name}: {v.reason}",
+                         usage=usage, attempts=attempts, retry_at=v.retry_at)
+            log.error("%s: cannot write %s: %s; will try again", rel, name, v.reason)
+            self._later(path, v.retry_at)
             return
         if written is None:
             self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
@@ -640,6 +663,31 @@ class Engine:
         log.info(
             "wrote %s (%d tokens)", Path(want.sidecar).name, usage.total_tokens
         )
+
+    def _generate_failed(
+        self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
+        on_disk: str | None, error: ApiError, attempts: int,
+    ) -> None:
+        v = failures.judge_api(error, attempts, self.clock(), self.mirror.jitter())
+        if v.kind == "config":
+            self._halt(error)
+            return
+        gone = classify(error) == "gone"
+        if gone:
+            self.mirror.forget_copy(sha)
+        self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                     message=str(error), retry_at=v.retry_at, attempts=attempts)
+        if v.transient:
+            log.warning("%s: %s failed, will try again: %s", rel, want.suffix, error)
+        else:
+            log.error("%s: %s failed: %s", rel, want.suffix, error)
+        if gone and not self.once:
+            self.schedule(path, self.monotonic())
+        elif error.file_not_active and v.retry_at is not None:
+            # Processing ends within seconds: look again then, in `sync` too.
+            self.schedule(path, self.monotonic() + max(0.0, v.retry_at - self.clock()))
+        else:
+            self._later(path, v.retry_at)
 
     def _record(
         self,
@@ -693,17 +741,30 @@ class Engine:
             log.error("%s", self.halted)
 
 
+def _moved(path: str, row: PathRow | None) -> bool:
+    """The file is no longer the one identified (renamed, deleted, replaced)."""
+    try:
+        facts = local_facts(path)
+    except (OSError, NotRegular):
+        return True
+    return row is None or (facts.size, facts.mtime_ns, facts.inode) != (
+        row.size, row.mtime_ns, row.inode
+    )
+
+
 def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, str | None]:
     """Who owns the sidecar, and the hash of our bytes on disk when they are ours.
 
-    A write recorded as pending (crash between write and record) counts as ours.
+    While a write is recorded as pending, only the pending bytes are current; the
+    bytes written before are ours but stale (a crash mid-rewrite), never current.
     """
     written = row.written_hash if row else None
+    if row is not None and row.outcome == "writing" and row.pending_hash:
+        if sidecar.inspect(target, row.pending_hash) == "ours":
+            return "ours", row.pending_hash
+        state = sidecar.inspect(target, written)
+        if state == "ours":
+            return "stale", written
+        return state, None  # not the pending bytes, not our old ones: the owner's
     state = sidecar.inspect(target, written)
-    if state == "edited" and row is not None and row.pending_hash:
-        if sidecar.inspect(target, row.pending_hash) == "ours":
-            return "ours", row.pending_hash
-    if state == "foreign" and row is not None and row.pending_hash:
-        if sidecar.inspect(target, row.pending_hash) == "ours":
-            return "ours", row.pending_hash
     return state, written if state == "ours" else None

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
 
-from mediasync import plan
+from mediasync import failures, plan
+from mediasync.failures import classify
 from mediasync.folderio import FolderIO
 from mediasync.gemini import (
     ApiError,
@@ -31,20 +32,7 @@ from mediasync.store import ContentRow, Store
 
 log = logging.getLogger("mediasync")
 
-Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
-
-
-def classify(error: ApiError) -> Failure:
-    """What an API error means for the file it happened to (pure)."""
-    if error.key_invalid or (error.code == 403 and not error.file_gone):
-        return "auth"
-    if error.storage_full:
-        return "storage"
-    if error.file_gone:
-        return "gone"
-    if error.retryable:
-        return "transient"
-    return "permanent"
+__all__ = ["ContentUnavailable", "Mirror", "classify"]
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -58,6 +46,10 @@ class ContentUnavailable(Exception):
         super().__init__(message)
         self.retry_at = retry_at
         self.changed = changed  # the local file changed: identify it again, now
+
+
+class CopyVanished(Exception):
+    """The copy being processed is gone (purged, or expired meanwhile): upload anew."""
 
 
 class Mirror:
@@ -84,6 +76,7 @@ class Mirror:
         self._locks: dict[str, asyncio.Lock] = {}
         self._renewals: dict[str, asyncio.Task[None]] = {}
         self._warned: set[str] = set()  # answers we could not read: said once per run
+        self.jitter: Callable[[], float] = random.random
 
     def _lock(self, sha: str) -> asyncio.Lock:
         lock = self._locks.get(sha)
@@ -116,7 +109,8 @@ class Mirror:
                 if plan.remote_step(c, self.clock(), self.renew_before) in ("ready", "renew"):
                     continue
                 await self._make_copy(c)
-        raise ContentUnavailable("the remote copy keeps disappearing; will retry", None)
+        retry = self.clock() + failures.backoff(1, self.jitter())
+        raise ContentUnavailable("the remote copy keeps disappearing; will retry", retry)
 
     def start_renewal(self, sha: str) -> None:
         task = self._renewals.get(sha)
@@ -178,24 +172,25 @@ class Mirror:
             if not c.next_name:
                 await self._upload(c)
             await self._await_active(sha)
+        except CopyVanished:
+            return  # next_name is dropped: the caller's next look uploads again
         except ApiError as e:
-            kind = classify(e)
-            if kind == "auth":
+            # A renewal that fails never takes the working copy away (issue 8, row 9).
+            v = failures.judge_api(e, c.attempts + 1, now, self.jitter(),
+                                   serving=plan.usable(c, now))
+            if v.kind == "config":
                 raise
-            attempts = c.attempts + 1
-            if kind == "storage":
-                msg = "the project's 20 GB of file storage is full; waiting for space"
-                retry = now + 600.0
-            elif kind in ("transient", "gone"):
-                msg = f"upload failed, will retry: {e}"
-                retry = now + plan.retry_delay(attempts)
-            else:
-                msg = f"the service refused the file: {e.message or e}"
-                retry = None
+            if v.kind == "permanent":
+                msg = v.reason
                 self.store.update_content(sha, now, next_url=None, next_offset=None)
-            self.store.update_content(sha, now, error=msg, retry_at=retry, attempts=attempts)
+            elif e.storage_full:
+                msg = v.reason
+            else:
+                msg = f"upload failed, will retry: {v.reason}"
+            self.store.update_content(sha, now, error=msg, retry_at=v.retry_at,
+                                      attempts=c.attempts + 1)
             log.error("%s: %s", self._label(sha), msg)
-            raise ContentUnavailable(msg, retry) from e
+            raise ContentUnavailable(msg, v.retry_at) from e
         except (FileChanged, FileNotFoundError, PermissionError) as e:
             self.store.update_content(sha, now, next_url=None, next_offset=None)
             msg = f"the file changed or vanished during upload: {e}"
@@ -322,19 +317,37 @@ class Mirror:
     async def _await_active(self, sha: str) -> None:
         c = self.store.get_content(sha)
         assert c is not None
-        if c.next_name:
-            self._settle_state(sha, await self.client.wait_processed(c.next_name, sleep=self.sleep))
+        if not c.next_name:
+            return
+        try:
+            file = await self.client.wait_processed(c.next_name, sleep=self.sleep)
+        except ApiError as e:
+            if classify(e) != "gone":
+                raise
+            # Purged or expired before it became ACTIVE: it never will (issue 8, row 3).
+            self.store.update_content(sha, self.clock(), next_name=None, next_uri=None,
+                                      next_expires_at=None)
+            log.warning("%s: the copy being processed is gone; uploading again",
+                        self._label(sha))
+            raise CopyVanished from e
+        self._settle_state(sha, file)
 
     def _settle_state(self, sha: str, file: File) -> None:
         now = self.clock()
         c = self.store.get_content(sha)
-        assert c is not None
+        if c is None:  # retired while it was uploaded: nothing needs it
+            self.store.doom(file.name, "no longer needed", now)
+            return
         if file.state == "FAILED":
             msg = f"the service could not process it: {file.error_message or 'FAILED'}"
+            # Permanent for these bytes, unless a working copy still serves (a renewal).
+            retry = None
+            if plan.usable(c, now):
+                retry = now + failures.backoff(c.attempts + 1, self.jitter())
             self.store.doom(file.name, "processing failed", now)
             self.store.update_content(
                 sha, now, next_name=None, next_uri=None, next_expires_at=None,
-                error=msg, retry_at=None,
+                error=msg, retry_at=retry, attempts=c.attempts + 1,
             )
             log.error("%s: %s", self._label(sha), msg)
             return
@@ -365,25 +378,36 @@ class Mirror:
     # -- the server's listing is the truth -------------------------------------
     async def refresh(self) -> list[str]:
         """List every remote file once and reconcile; returns contents to upload again."""
+        # The database first: a copy that goes live while the listing is on its way
+        # must not look vanished (issue 8, row 6). Anything newer than this snapshot
+        # is younger than the listing and left to the next refresh.
+        contents = self.store.all_contents()
+        known = self.store.known_remote_names()
         files = await self.client.list_files()
         now = self.clock()
         listing = [
             plan.RemoteListing(f.name, f.display_name, _ts(f.create_time), _ts(f.expiration_time))
             for f in files
         ]
-        contents = self.store.all_contents()
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
-        result = plan.plan_refresh(
-            listing, contents, self.store.known_remote_names(), uploading, now, self.instance
-        )
+        result = plan.plan_refresh(listing, contents, known, uploading, now, self.instance)
+        seen = {c.sha256: c.remote_name for c in contents}
+        vanished = []
         with self.store.transaction():
             for sha in result.vanished:
-                self.store.update_content(sha, now, remote_name=None, uri=None, expires_at=None)
+                # Only if the row still names the copy the snapshot did (compare-and-set).
+                if self._still_names(sha, seen[sha]):
+                    vanished.append(sha)
+                    self.store.update_content(sha, now, remote_name=None, uri=None,
+                                              expires_at=None)
             for sha, expires in result.expiries:
-                self.store.update_content(sha, now, expires_at=expires)
+                if self._still_names(sha, seen[sha]):
+                    self.store.update_content(sha, now, expires_at=expires)
+            known_now = self.store.known_remote_names()
             for name in result.delete:
-                self.store.doom(name, "left behind", now)
-        for sha in result.vanished:
+                if name not in known_now:
+                    self.store.doom(name, "left behind", now)
+        for sha in vanished:
             log.warning("the remote copy of %s is gone; uploading again", self._label(sha))
         for c in self.store.all_contents():
             # Cheap test first: only a copy due for renewal needs its paths looked up.
@@ -393,7 +417,11 @@ class Mirror:
                 and self.store.live_paths_for(c.sha256)
             ):
                 self.start_renewal(c.sha256)
-        return list(result.vanished)
+        return vanished
+
+    def _still_names(self, sha: str, name: str | None) -> bool:
+        c = self.store.get_content(sha)
+        return c is not None and name is not None and c.remote_name == name
 
     def forget_copy(self, sha: str) -> None:
         """The server says the copy is gone (403 on use): upload again."""
@@ -411,6 +439,11 @@ class Mirror:
                     continue
             self.store.undoom(name)
             log.debug("deleted remote %s", name)
+
+    def busy(self, sha: str) -> bool:
+        """An upload, poll or renewal of this content is under way."""
+        lock = self._locks.get(sha)
+        return lock is not None and lock.locked()
 
     def retire(self, c: ContentRow) -> None:
         """No path needs this content any more: delete its remote copies."""

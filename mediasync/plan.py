@@ -110,14 +110,16 @@ def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
     """What the remote copy of a content needs next.
 
     ``renew`` means the current copy is still usable while a fresh one is made.
+    A working copy is used whatever happened to its renewal: no failure of a new
+    upload takes it away.
     """
-    if c.error and c.retry_at is None:
-        return "failed"
     if usable(c, now):
         assert c.expires_at is not None
         due = now >= c.expires_at - renew_before
         # A copy being made (e.g. after a restart mid-renewal) finishes in the background.
         return "renew" if due or c.next_url or c.next_name else "ready"
+    if c.error and c.retry_at is None:
+        return "failed"
     if c.retry_at is not None and c.retry_at > now:
         return "wait"
     if c.next_name:
@@ -125,11 +127,6 @@ def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
     if c.next_url:
         return "resume"
     return "upload"
-
-
-def retry_delay(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
-    """When a file that failed transiently is tried again: 30 s doubling to 1 h."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
 
 
 def display_name(sha256: str, file_name: str, instance: str | None = None) -> str:
@@ -231,8 +228,10 @@ class Desired:
     sidecar: str
 
 
-SidecarState = Literal["missing", "ours", "edited", "foreign"]
-OutputStep = Literal["skip", "generate", "keep_edit", "wait"]
+# stale: ours, but the answer before the one a crash left pending (issue 8, row 1).
+SidecarState = Literal["missing", "ours", "stale", "edited", "foreign"]
+# confirm: the pending write is on disk; record it as written.
+OutputStep = Literal["skip", "generate", "keep_edit", "wait", "confirm"]
 
 
 def desired(folder: FolderConfig, path: str, kind: str, default_model: str) -> list[Desired]:
@@ -270,19 +269,23 @@ def output_step(
     it was deleted.
     """
     current = is_current(row, want, sha256)
+    if sidecar == "stale":
+        return "generate"
     if sidecar in ("edited", "foreign"):
         if current and row is not None and row.outcome == "kept_edit":
             return "skip"
         return "keep_edit"
     if not current or row is None:
         return "generate"
-    if row.outcome in ("written", "writing", "kept_edit"):
+    if row.outcome == "writing":
+        return "confirm" if sidecar == "ours" else "generate"
+    if row.outcome in ("written", "kept_edit"):
         return "skip" if sidecar == "ours" else "generate"
     if row.outcome == "blocked":
         return "skip"  # an answer the service refused is an outcome, not a retry loop
     if row.outcome == "failed":
         if row.retry_at is None:
-            return "skip"
+            return "skip"  # permanent for these bytes, prompt and model
         return "wait" if row.retry_at > now else "generate"
     return "generate"
 

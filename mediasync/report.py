@@ -39,6 +39,7 @@ class FileReport:
     remote_name: str | None = None
     expires_at: float | None = None
     upload_progress: str | None = None
+    note: str | None = None  # e.g. a renewal failed while the working copy still serves
     next_try: float | None = None  # when a waiting file is tried again (epoch seconds)
     sidecars: list[SidecarReport] = field(default_factory=list)
 
@@ -58,22 +59,26 @@ class FileReport:
         }
 
 
-def _at(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S UTC")
+def _next_try(retry_at: float | None) -> str:
+    """Transient failures say when the next try is (failures.py)."""
+    if retry_at is None:
+        return ""
+    return f"; next try {datetime.fromtimestamp(retry_at, UTC).strftime('%Y-%m-%d %H:%M UTC')}"
 
 
 def _remote_state(r: FileReport, c: ContentRow, now: float) -> bool:
     """Fill the file's state from its remote copy; True when a copy serves now."""
     r.remote_name, r.expires_at = c.remote_name, c.expires_at
+    if plan.usable(c, now):  # a working copy outranks a failed renewal (failures.py)
+        if c.error:
+            r.note = f"{c.error}{_next_try(c.retry_at)}"
+        return True
     if c.error and c.retry_at is None:
         r.state, r.message = "failed", c.error
         return False
-    serving = plan.usable(c, now)
-    if serving:
-        return True
     if c.error:
         r.state, r.next_try = "waiting", c.retry_at
-        r.message = f"{c.error} (next try at {_at(c.retry_at)})" if c.retry_at else c.error
+        r.message = f"{c.error}{_next_try(c.retry_at)}"
     elif c.next_url:
         r.state = "uploading"
         sent = plan.human_bytes(c.next_offset or 0)
@@ -102,7 +107,7 @@ def _sidecar(o: OutputRow | None, want: plan.Desired, sha: str, now: float) -> S
                       + o.thoughts_tokens, o.prompt_tokens, o.output_tokens, o.thoughts_tokens)
     if o.outcome == "failed" and o.retry_at is not None:
         s.outcome = "waiting"
-        s.message = f"{o.message or 'failed'} (next try at {_at(o.retry_at)})"
+        s.message = f"{o.message or 'failed'}{_next_try(o.retry_at)}"
     elif o.outcome == "writing":
         s.message = "a write was interrupted; it will be written again"
     elif o.outcome in ("failed", "blocked") and not o.message:
@@ -221,8 +226,9 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
             if r.remote_name:
                 detail += f" · {r.remote_name} expires {_when(r.expires_at, now)}"
             lines.append(f"  {rel}: {detail}")
-            if r.message:
-                lines.append(f"      {r.message}")
+            for text in (r.message, r.note):
+                if text:
+                    lines.append(f"      {text}")
             for s in r.sidecars:
                 extra = f" ({s.message})" if s.message and s.outcome != "written" else ""
                 lines.append(f"      {s.name}: {s.outcome.replace('_', ' ')}{extra}")

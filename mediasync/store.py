@@ -358,6 +358,8 @@ class Store:
         return row[0] if row else None
 
     def counts(self) -> dict[str, int]:
+        """Progress figures for `sync`'s terminal line. Per-file states (synced,
+        waiting, failed…) come from report.build, the one decoder, not from here."""
         q = self._db.execute
         return {
             "files": q("SELECT COUNT(*) FROM paths WHERE gone_at IS NULL").fetchone()[0],
@@ -374,10 +376,5 @@ class Store:
                 "SELECT COALESCE(SUM(next_offset), 0) FROM contents WHERE next_url IS NOT NULL"
             ).fetchone()[0],
             "sidecars": q("SELECT COUNT(*) FROM outputs WHERE outcome='written'").fetchone()[0],
-            "failed": q(
-                "SELECT COUNT(*) FROM paths p WHERE gone_at IS NULL AND (problem IS NOT NULL OR"
-                " EXISTS (SELECT 1 FROM contents c WHERE c.sha256=p.sha256 AND c.error IS NOT NULL)"
-                " OR EXISTS (SELECT 1 FROM outputs o WHERE o.path=p.path AND o.outcome='failed'))"
-            ).fetchone()[0],
         }
 

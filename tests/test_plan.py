@@ -77,15 +77,12 @@ def test_local_problems():
         (content(error="bad", retry_at=None), "failed"),
         (content(error="503", retry_at=NOW + 30), "wait"),
         (content(error="503", retry_at=NOW - 1), "upload"),
+        # A refused renewal never takes the working copy away (issue 8, row 9).
+        (content(remote_name="files/a", expires_at=NOW + 5 * 3600, error="400"), "renew"),
     ],
 )
 def test_remote_step(row, step):
     assert plan.remote_step(row, NOW, 6 * 3600) == step
-
-
-def test_retry_delay_doubles_and_caps():
-    assert [plan.retry_delay(n) for n in (1, 2, 3)] == [30, 60, 120]
-    assert plan.retry_delay(50) == 3600
 
 
 # -- refresh -------------------------------------------------------------------
@@ -131,6 +128,12 @@ def test_display_name_round_trip_and_length():
         (output(outcome="failed", retry_at=None), "missing", "skip"),
         (output(outcome="failed", retry_at=NOW + 5), "missing", "wait"),
         (output(outcome="failed", retry_at=NOW - 5), "missing", "generate"),
+        # kill -9 mid-rewrite (issue 8, row 1): the old bytes are ours but stale;
+        # the pending bytes on disk are current and only need recording.
+        (output(outcome="writing", pending_hash="p"), "stale", "generate"),
+        (output(outcome="writing", pending_hash="p"), "ours", "confirm"),
+        (output(outcome="writing", pending_hash="p"), "missing", "generate"),
+        (output(outcome="writing", pending_hash="p"), "edited", "keep_edit"),
     ],
 )
 def test_output_step(row, state, step):

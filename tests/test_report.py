@@ -104,7 +104,7 @@ def test_waiting_is_waiting_everywhere_with_the_next_try(tmp_path, config):
     reports = report.build(store, config, NOW)
     (r,) = reports
     assert r.state == "waiting" and r.next_try == NOW + 60
-    assert "next try at" in r.message and "overloaded" in r.message
+    assert "next try" in r.message and "overloaded" in r.message
     line = plan.status_line(1, report.counts(reports))
     assert "1 waiting" in line and "0 failed" in line
 

@@ -1,0 +1,103 @@
+"""The one failure vocabulary (DESIGN.md, "Errors"): what a failure means and when
+to try again, decided here for the mirror and the engine alike. Pure.
+
+- transient: 5xx, time-outs, 429s, answers we cannot read, a copy that vanished,
+  a file not ACTIVE yet, disk full, a folder read-only for a while. Retried with
+  capped exponential backoff and jitter for ever; never made permanent by a count.
+- permanent: a verdict about these bytes (the service refused or FAILED the file,
+  blocked the answer). Waits until the file, the prompt or the model changes.
+- config: the key was refused. Calls stop until the config is fixed.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Literal
+
+from mediasync.gemini import ApiError
+
+Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
+Kind = Literal["transient", "permanent", "config"]
+
+BACKOFF_BASE = 30.0
+BACKOFF_CAP = 3600.0  # about an hour: a long outage is noticed within the hour it ends
+STORAGE_WAIT = 600.0  # the 20 GB store frees up only when files are deleted or expire
+GONE_WAIT = 1.0  # a vanished copy is uploaded again at once
+NOT_ACTIVE_WAIT = 2.0  # processing takes seconds: look again soon, doubling
+
+
+def classify(error: ApiError) -> Failure:
+    """What an API error says about the file it happened to."""
+    if error.key_invalid or (error.code == 403 and not error.file_gone):
+        return "auth"
+    if error.storage_full:
+        return "storage"
+    if error.file_gone:
+        return "gone"
+    # Not ACTIVE yet, or an answer we could not read (code 0): try again later.
+    if error.retryable or error.code == 0 or error.status == "FAILED_PRECONDITION":
+        return "transient"
+    return "permanent"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Kind
+    reason: str
+    retry_at: float | None  # None: not before something changes (permanent, config)
+
+    @property
+    def transient(self) -> bool:
+        return self.kind == "transient"
+
+
+def backoff(attempts: int, jitter: float, *, base: float = BACKOFF_BASE,
+            cap: float = BACKOFF_CAP) -> float:
+    """Seconds before try ``attempts + 1``: 30 s doubling to an hour, ±25 % jitter.
+
+    ``jitter`` is a number in [0, 1) the caller draws, so this stays pure and a
+    thousand files failing together do not come back together.
+    """
+    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    return delay * (0.75 + 0.5 * jitter)
+
+
+def judge_api(
+    error: ApiError, attempts: int, now: float, jitter: float, *, serving: bool = False
+) -> Verdict:
+    """The verdict on an API error after ``attempts`` tries.
+
+    ``serving``: a working copy still serves (a renewal failed). Nothing said
+    about the new upload may take that copy away, so every failure is transient.
+    """
+    kind = classify(error)
+    if kind == "auth":
+        return Verdict("config", f"the API key was refused: {error}", None)
+    if kind == "permanent" and not serving:
+        return Verdict("permanent", f"the service refused it: {error.message or error}", None)
+    if kind == "gone":
+        return Verdict("transient", f"the remote copy is gone: {error}", now + GONE_WAIT)
+    delay = backoff(attempts, jitter)
+    if error.file_not_active:  # still PROCESSING (an answer that named no state)
+        delay = min(delay, NOT_ACTIVE_WAIT * 2 ** max(0, attempts - 1))
+    if kind == "storage":
+        delay = max(delay, STORAGE_WAIT)
+        reason = "the project's 20 GB of file storage is full; waiting for space"
+    else:
+        reason = str(error)
+    if error.retry_delay is not None:
+        delay = max(delay, error.retry_delay)  # the server asked for at least this
+    return Verdict("transient", reason, now + delay)
+
+
+def judge_os(error: OSError, attempts: int, now: float, jitter: float) -> Verdict:
+    """A local file operation failed: disk full, read-only, permissions, a pulled
+    disk. The folder's owner can fix any of them, so all are transient."""
+    what = error.strerror or errno.errorcode.get(error.errno or 0) or str(error)
+    return Verdict("transient", what, now + backoff(attempts, jitter))
+
+
+def permanent(reason: str) -> Verdict:
+    """A verdict about these bytes: FAILED processing, a blocked answer."""
+    return Verdict("permanent", reason, None)
