@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
 
-from mediasync import plan, sidecar
+from mediasync import naming, outputs, plan, sidecar, structured
 from mediasync.config import Config, FolderConfig
 from mediasync.gemini import ApiError, GeminiClient, Usage
 from mediasync.mirror import ContentUnavailable, Mirror, classify
@@ -81,6 +82,7 @@ class Engine:
         self._stopping = False
         self._sweep_at: float | None = None
         self._noted: set[tuple[str, str]] = set()
+        self._answers: dict[tuple[str, ...], structured.Answer] = {}
 
     # -- configuration --------------------------------------------------------
     def reconfigure(self, config: Config, client: GeminiClient | None = None) -> None:
@@ -400,10 +402,10 @@ class Engine:
         for old in self.store.paths_with_sha(sha, exclude=path):
             if old.gone_at is None and os.path.lexists(old.path):
                 continue  # a copy, not a rename
-            outputs = self.store.get_outputs(old.path)
+            recorded = self.store.get_outputs(old.path)
             moved: dict[str, str] = {}
-            for suffix, out in outputs.items():
-                target = sidecar.sidecar_path(Path(path), suffix)
+            for suffix, out in recorded.items():
+                target = naming.sidecar_for(Path(path), suffix)
                 if sidecar.move_sidecar(Path(out.sidecar), target):
                     moved[suffix] = str(target)
             self.store.move_outputs(old.path, path, moved)
@@ -428,7 +430,10 @@ class Engine:
             # "ours" from "edited" waits until a write is wanted.
             return
         target = Path(want.sidecar)
-        state, on_disk = await asyncio.to_thread(_sidecar_state, target, row)
+        if want.format == "xmp":
+            state, on_disk = await asyncio.to_thread(outputs.xmp_state, target)
+        else:
+            state, on_disk = await asyncio.to_thread(_sidecar_state, target, row)
         step = plan.output_step(row, want, sha, state, self.clock())
         if step == "skip":
             return
@@ -452,9 +457,17 @@ class Engine:
             if content is None or not content.uri:
                 return
             try:
-                gen = await self.client.generate(
-                    want.model, file_uri=content.uri, mime_type=content.mime, prompt=want.prompt
-                )
+                req = await asyncio.to_thread(outputs.prepare, want, path, rel, content.mime)
+                answer = await self._ask(want, sha, req, content.uri, content.mime)
+            except structured.InvalidAnswer as e:
+                # Asked twice already; a later try may do better (transient).
+                retry_at = self.clock() + plan.retry_delay(attempts)
+                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                             message=f"invalid answer: {e.reason}", retry_at=retry_at,
+                             attempts=attempts, usage=e.usage)
+                log.error("%s: %s: invalid answer twice: %s", rel, want.suffix, e.reason)
+                self._later(path, retry_at)
+                return
             except ApiError as e:
                 kind = classify(e)
                 if kind == "auth":
@@ -477,14 +490,26 @@ class Engine:
                 else:
                     self._later(path, retry_at)
                 return
-        usage = gen.usage
+        gen, usage = answer.generation, answer.usage
         if gen.blocked or gen.text is None:
             reason = gen.block_reason or gen.finish_reason or "no text"
             self._record(path, sha, want, row, outcome="blocked", written_hash=on_disk,
                          message=f"the service gave no answer ({reason})", usage=usage)
             log.warning("%s: no %s: the service blocked the answer (%s)", rel, want.suffix, reason)
             return
-        text = plan.sidecar_text(gen.text)
+        try:
+            rendered = await asyncio.to_thread(outputs.render, want, gen.text, answer.value, req,
+                                               on_disk)
+        except outputs.Refused as e:
+            retry_at = self.clock() + plan.retry_delay(attempts)
+            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                         message=str(e), usage=usage, attempts=attempts, retry_at=retry_at)
+            log.error("%s: %s", rel, e)
+            self._later(path, retry_at)
+            return
+        if rendered.note:
+            log.info("%s: %s", Path(want.sidecar).name, rendered.note)
+        text, on_disk = rendered.text, rendered.base
         new_hash = sidecar.text_hash(text)
         # Record what we are about to write, so a crash between the write and the
         # record still recognises the file as ours.
@@ -509,6 +534,20 @@ class Engine:
         log.info(
             "wrote %s (%d tokens)", Path(want.sidecar).name, usage.total_tokens
         )
+
+    async def _ask(self, want: Desired, sha: str, req: outputs.Request, uri: str,
+                   mime: str) -> structured.Answer:
+        """One answer per content and request: .srt and .vtt of one language share it."""
+        key = (sha, want.model, req.prompt, req.system, json.dumps(req.schema, sort_keys=True))
+        if key in self._answers:
+            return self._answers[key]
+        answer = await structured.ask(self.client, want.model, file_uri=uri, mime_type=mime,
+                                      prompt=req.prompt, system=req.system, schema=req.schema)
+        if answer.value is not None:
+            if len(self._answers) >= 32:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = answer
+        return answer
 
     def _record(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 
 from mediasync.media import audio_tokens, image_tokens, kind_of_mime, video_tokens
 
+from . import schema
 from .errors import ApiError
 from .store import FileRecord
 
@@ -73,7 +74,8 @@ def media_tokens(rec: FileRecord) -> tuple[str, int]:
     return "VIDEO", video_tokens(secs)
 
 
-def answer(model: str, records: list[FileRecord], prompt: str, blocked: bool) -> dict[str, Any]:
+def answer(model: str, records: list[FileRecord], prompt: str, blocked: bool,
+           config: Any = None) -> dict[str, Any]:
     text_tokens = max(1, len(prompt) // 4) if prompt else 0
     by_modality: dict[str, int] = {}
     if text_tokens:
@@ -107,6 +109,13 @@ def answer(model: str, records: list[FileRecord], prompt: str, blocked: bool) ->
         }
     described = "; ".join(_describe(r) for r in records) or "no file"
     text = f"{LABEL} {described} — prompt: “{prompt}”"
+    wanted = schema.requested(config)
+    if wanted is not None:  # JSON mode: an instance of the schema, as text
+        first = records[0] if records else None
+        text = schema.answer_text(
+            wanted, label=f"{LABEL} {described}",
+            kind=kind_of_mime(first.mime) or "file" if first else "file",
+            duration=first.probe.duration if first else None)
     out_tokens = max(1, len(text) // 4)
     return {
         "candidates": [

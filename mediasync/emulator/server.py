@@ -505,4 +505,5 @@ class Handler(BaseHTTPRequestHandler):
         if self.app.config.generate_latency > 0:
             time.sleep(self.app.config.generate_latency)
         blocked = fault is not None and fault.kind == "blocked"
-        self._send(200, generate.answer(model, records, prompt, blocked), {})
+        config = body.get("generationConfig") or body.get("generation_config")
+        self._send(200, generate.answer(model, records, prompt, blocked, config), {})
