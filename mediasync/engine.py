@@ -9,6 +9,7 @@ rate limiter inside the client bounds requests per minute.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import json
 import logging
@@ -525,6 +526,14 @@ class Engine:
                          usage=usage, attempts=attempts, retry_at=None)
             log.error("%s: cannot write %s: %s", rel, Path(want.sidecar).name, e.strerror or e)
             return
+        if written is None and want.format == "xmp":
+            # Another tool wrote the sidecar while we asked: merge into its version soon.
+            retry_at = self.clock() + 1.0
+            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                         message="the sidecar changed while generating; merging again",
+                         usage=usage, attempts=attempts, retry_at=retry_at)
+            self._later(path, retry_at)
+            return
         if written is None:
             self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
                          message="kept the owner's edit", usage=usage)
@@ -540,7 +549,8 @@ class Engine:
         """One answer per content and request: .srt and .vtt of one language share it."""
         key = (sha, want.model, req.prompt, req.system, json.dumps(req.schema, sort_keys=True))
         if key in self._answers:
-            return self._answers[key]
+            # Its tokens were counted with the first output that used it.
+            return dataclasses.replace(self._answers[key], usage=Usage())
         answer = await structured.ask(self.client, want.model, file_uri=uri, mime_type=mime,
                                       prompt=req.prompt, system=req.system, schema=req.schema)
         if answer.value is not None:

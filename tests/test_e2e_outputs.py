@@ -96,10 +96,12 @@ def test_sync_writes_json_xmp_and_subtitles_then_nothing_then_moves_them(tmp_pat
     assert {p.name: p.stat().st_mtime_ns for p in inbox.iterdir()} == snapshot
 
     (inbox / "clip.mp4").rename(inbox / "holiday.mp4")
+    (inbox / "photo.png").rename(inbox / "beach.png")
     r = cli(cfg, "sync")
     assert r.returncode == 0, r.stderr
     assert (inbox / "holiday.en.srt").exists() and (inbox / "holiday.en.vtt").exists()
     assert not (inbox / "clip.en.srt").exists()
+    assert (inbox / "beach.png.xmp").exists() and not (inbox / "photo.png.xmp").exists()
     assert _generates(emu) == before
 
 

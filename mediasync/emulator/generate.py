@@ -113,7 +113,7 @@ def answer(model: str, records: list[FileRecord], prompt: str, blocked: bool,
     if wanted is not None:  # JSON mode: an instance of the schema, as text
         first = records[0] if records else None
         text = schema.answer_text(
-            wanted, label=f"{LABEL} {described}",
+            wanted, label=text,
             kind=kind_of_mime(first.mime) or "file" if first else "file",
             duration=first.probe.duration if first else None)
     out_tokens = max(1, len(text) // 4)
