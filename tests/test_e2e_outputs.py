@@ -24,7 +24,11 @@ kinds = ["image"]
 format = "json"
 prompt = "Describe {filename} in {folder}."
 sidecar = ".json"
-schema = { type = "object", required = ["title", "tags"], properties = { title = { type = "string" }, tags = { type = "array", items = { type = "string" } } } }
+[folders.prompts.schema]
+type = "object"
+required = ["title", "tags"]
+properties.title = { type = "string" }
+properties.tags = { type = "array", items = { type = "string" } }
 
 [[folders.prompts]]
 kinds = ["image"]
@@ -126,7 +130,10 @@ kinds = ["image"]
 format = "json"
 prompt = "Give the photo's catalogue number."
 sidecar = ".json"
-schema = { type = "object", required = ["number"], properties = { number = { type = "string", pattern = "^[0-9]+$" } } }
+[folders.prompts.schema]
+type = "object"
+required = ["number"]
+properties.number = { type = "string", pattern = "^[0-9]+$" }
 """
     cfg = write_config(tmp_path, emu.base_url, prompts=prompts)
     (tmp_path / "inbox" / "photo.png").write_bytes(png_bytes(seed=4))
