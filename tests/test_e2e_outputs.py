@@ -3,6 +3,7 @@ the emulator, read back by the libraries other tools use (exiv2, srt, webvtt, ff
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -72,6 +73,7 @@ def test_sync_writes_json_xmp_and_subtitles_then_nothing_then_moves_them(tmp_pat
 
     data = json.loads((inbox / "photo.png.json").read_text())
     assert set(data) == {"title", "tags"} and data["tags"] and "image/png" in data["title"]
+    assert "Describe photo.png in inbox." in data["title"]  # placeholders filled
 
     img = pyexiv2.Image(str(inbox / "photo.png.xmp"))
     try:
@@ -144,3 +146,39 @@ properties.number = { type = "string", pattern = "^[0-9]+$" }
     [(outcome, message, retry_at)] = db_rows(cfg, "SELECT outcome, message, retry_at FROM outputs")
     assert outcome == "failed" and retry_at is not None
     assert "does not match the schema at number" in message
+
+
+# A 16×16 JPEG as ffmpeg writes it (`-f lavfi -i color=red:s=16x16 -frames:v 1`), no EXIF.
+JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgEBAQEBAUFBQUFBQYGBgYGBgYGBgYGBg"
+    "YHBwcICAgHBwcGBgcHCAgICAkJCQgICAgJCQoKCgwMCwsODg4RERT/xABMAAEBAAAAAAAAAAAAAAAAAAAABgEBAQAA"
+    "AAAAAAAAAAAAAAAABgcQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAAQABADASIAAhEAAx"
+    "EA/9oADAMBAAIRAxEAPwCLAFF/f//Z"
+)
+
+
+def test_placeholders_reach_the_prompt_and_unknown_ones_stay(tmp_path, emu):
+    prompts = """
+[[folders.prompts]]
+kinds = ["image"]
+prompt = "{filename} in {folder} at {relpath}, taken {taken} at {gps};{duration}; {mood}"
+sidecar = ".caption.md"
+"""
+    cfg = write_config(tmp_path, emu.base_url, prompts=prompts)
+    trip = tmp_path / "inbox" / "trip"
+    trip.mkdir()
+    (trip / "paris.jpg").write_bytes(JPEG)
+    img = pyexiv2.Image(str(trip / "paris.jpg"))
+    img.modify_exif({"Exif.Photo.DateTimeOriginal": "2024:05:01 14:03:22",
+                     "Exif.GPSInfo.GPSLatitudeRef": "N",
+                     "Exif.GPSInfo.GPSLatitude": "48/1 51/1 3000/100",
+                     "Exif.GPSInfo.GPSLongitudeRef": "E",
+                     "Exif.GPSInfo.GPSLongitude": "2/1 17/1 4000/100"})
+    img.close()
+    (trip / "plain.jpg").write_bytes(JPEG)  # no EXIF: {taken} and {gps} come out empty
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert ("“paris.jpg in trip at trip/paris.jpg, taken 2024-05-01 14:03:22 at "
+            "48.858333, 2.294444;; {mood}”") in (trip / "paris.jpg.caption.md").read_text()
+    assert "“plain.jpg in trip at trip/plain.jpg, taken  at ;; {mood}”" in (
+        trip / "plain.jpg.caption.md").read_text()
