@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import textwrap
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class PromptConfig:
     format: str = "text"  # text, json, xmp or subtitles
     schema: str | None = None  # JSON Schema as canonical JSON text (format "json")
     system: str | None = None  # system instruction; None: the built-in one, if any
-    languages: tuple[str, ...] = ()  # one output per language (translation)
+    language: tuple[str, ...] = ()  # one output per language (translation)
     subtitles: tuple[str, ...] = ()  # srt and/or vtt (format "subtitles")
     naming: str = "append"  # photo.jpg + suffix, or (stem) photo + suffix
     max_cue: float = 7.0  # seconds a subtitle cue may last at most
@@ -136,7 +137,7 @@ class PromptConfig:
 
     def outputs(self) -> tuple[tuple[str, str | None, str | None], ...]:
         """(suffix, language, subtitle format) of each file this prompt writes."""
-        langs: tuple[str | None, ...] = self.languages or (None,)
+        langs: tuple[str | None, ...] = self.language or (None,)
         if self.format == "subtitles":
             return tuple(
                 (f"{self.sidecar}.{lang}.{fmt}" if lang else f"{self.sidecar}.{fmt}", lang, fmt)
@@ -564,7 +565,7 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
         format=fmt,
         schema=schema,
         system=system,
-        languages=languages,
+        language=languages,
         subtitles=subtitles,
         naming=naming,
         max_cue=_duration(t.get("max_cue", 7.0), f"{where}.max_cue", positive=True),
@@ -714,7 +715,31 @@ def _kv(key: str, value: Any) -> str:
     return tomli_w.dumps({key: value})
 
 
-def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None) -> str:
+# `mediasync init --preset`: prompts for photo libraries and for players.
+PRESETS = ("default", "photos", "video")
+_PRESET_PROMPTS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    "photos": (
+        ("Caption and keywords in photo.jpg.xmp, where digiKam, darktable and Immich look "
+         "(naming = \"stem\" writes photo.xmp, Lightroom-style). An existing sidecar keeps "
+         "everything else; a caption you edit there is kept.",
+         {"kinds": ["image"], "format": "xmp",
+          "prompt": "Caption this photo in one or two sentences and give a few keywords.",
+          "alt_text": False}),
+        ("Transcripts of audio as before.", dict(DEFAULT_PROMPTS[2])),
+    ),
+    "video": (
+        ("Subtitles players find by name: clip.en.srt and clip.en.vtt. One file per "
+         "language; another language is a translation.",
+         {"kinds": ["video", "audio"], "format": "subtitles",
+          "prompt": "Transcribe the speech in this file.", "subtitles": ["srt", "vtt"],
+          "language": ["en"], "max_cue": "7s"}),
+        ("A short description of each video, as before.", dict(DEFAULT_PROMPTS[1])),
+    ),
+}
+
+
+def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None,
+                       preset: str = "default") -> str:
     """A commented starting config for `mediasync init`; parses back with parse_config."""
     if not folders:
         raise ValueError("render_init_config needs at least one folder")
@@ -752,6 +777,14 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
             _kv("include", []),
             _kv("exclude", []),
         ]
+        if preset in _PRESET_PROMPTS:
+            for note, p in _PRESET_PROMPTS[preset]:
+                out += [
+                    "\n", *(f"  # {line}\n" for line in textwrap.wrap(note, 86)),
+                    "  [[folders.prompts]]\n",
+                    *("  " + _kv(k, v) for k, v in p.items()),
+                ]
+            continue
         for p in DEFAULT_PROMPTS:
             out += [
                 f"\n  # Ask this about each {' and '.join(p['kinds'])} file;"

@@ -23,6 +23,7 @@ class SidecarReport:
     outcome: str  # written, kept_edit, blocked, failed, pending
     message: str | None = None
     tokens: int = 0
+    format: str = "text"  # text, json, xmp, subtitles
 
 
 @dataclass
@@ -83,11 +84,12 @@ def build(store: Store, config: Config) -> list[FileReport]:
             name = Path(want.sidecar).name
             # Same rule as the engine: a model change makes an output pending too.
             if o is None or not plan.is_current(o, want, row.sha256 or ""):
-                r.sidecars.append(SidecarReport(name, "pending"))
+                r.sidecars.append(SidecarReport(name, "pending", format=want.format))
                 complete = False
                 continue
             r.sidecars.append(
-                SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens)
+                SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens,
+                              want.format)
             )
             if o.outcome not in ("written", "kept_edit"):
                 complete = False
@@ -133,7 +135,8 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
                 lines.append(f"      {r.message}")
             for s in r.sidecars:
                 extra = f" ({s.message})" if s.message and s.outcome != "written" else ""
-                lines.append(f"      {s.name}: {s.outcome.replace('_', ' ')}{extra}")
+                kind = f" [{s.format}]" if s.format != "text" else ""
+                lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}")
     return "\n".join(lines)
 
 

@@ -176,3 +176,20 @@ def test_the_sdk_gets_schema_answers_from_the_emulator():
                                                contents=[f, "Caption it."], config=config)
             value = structured.parse(r.text, structured.XMP_SCHEMA)
             assert value["keywords"] == ["image"] and "image/png" in value["caption"]
+
+
+@pytest.mark.parametrize("preset, formats", [("photos", {"xmp", "text"}),
+                                             ("video", {"subtitles", "text"})])
+def test_init_presets_write_configs_that_load(tmp_path, preset, formats):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "config.toml"
+    r = subprocess.run([sys.executable, "-m", "mediasync", "init", str(cfg), "--folder",
+                        str(tmp_path), "--preset", preset], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from mediasync.config import load_config
+
+    loaded = load_config(cfg)
+    assert {p.format for p in loaded.folders[0].prompts} == formats
+    assert max(len(line) for line in cfg.read_text().splitlines()) <= 100
