@@ -93,6 +93,9 @@ def test_sync_writes_json_xmp_and_subtitles_then_nothing_then_moves_them(tmp_pat
     # .srt and .vtt of one language come from one answer; the JSON, the XMP and
     # two media: 4 calls.
     assert _generates(emu) == 4
+    status = cli(cfg, "status").stdout
+    assert "photo.png.xmp [xmp]: written" in status
+    assert "clip.en.vtt [subtitles]: written" in status and "photo.png.json [json]" in status
 
     before = _generates(emu)
     snapshot = {p.name: p.stat().st_mtime_ns for p in inbox.iterdir()}

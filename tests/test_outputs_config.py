@@ -3,6 +3,7 @@ and the emulator's JSON mode."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -77,7 +78,8 @@ def test_subtitles_defaults_and_file_names():
 def test_plain_text_prompts_keep_their_hash():
     cfg = parse('sidecar = ".caption.md"\n')
     [want] = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
-    assert want.prompt_hash == plan.prompt_hash("p")  # what earlier versions recorded
+    # What earlier versions recorded: existing text sidecars are not regenerated.
+    assert want.prompt_hash == hashlib.sha256(b"p").hexdigest()[:16]
     cfg = parse('sidecar = ".caption.md"\nsystem = "Be brief."\n')
     [want] = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
     assert want.prompt_hash != plan.prompt_hash("p")
@@ -193,3 +195,10 @@ def test_init_presets_write_configs_that_load(tmp_path, preset, formats):
     loaded = load_config(cfg)
     assert {p.format for p in loaded.folders[0].prompts} == formats
     assert max(len(line) for line in cfg.read_text().splitlines()) <= 100
+
+
+def test_text_outputs_in_other_languages_get_the_code_before_the_extension():
+    cfg = parse('sidecar = ".caption.md"\nlanguage = ["de", "fr"]\n')
+    wants = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
+    assert [Path(w.sidecar).name for w in wants] == ["a.jpg.caption.de.md", "a.jpg.caption.fr.md"]
+    assert wants[0].prompt_hash != wants[1].prompt_hash
