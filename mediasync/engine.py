@@ -305,6 +305,9 @@ class Engine:
             return
         for want in plan.desired(folder, path, row.kind, self.config.api.model):
             await self._output(path, rel, content.sha256, want)
+        # Answers are shared within one pass only: a deleted sidecar asks afresh.
+        for key in [k for k in self._answers if k[0] == content.sha256]:
+            del self._answers[key]
 
     def _note(self, key: str, what: str, msg: str, *args: object) -> None:
         """Log a problem once per path, not on every rescan."""
