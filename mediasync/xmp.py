@@ -211,8 +211,10 @@ def _set_mark(doc: Document, rdf: Element, name: str, value: str) -> None:
 def _owned_text(doc: Document, rdf: Element, ns: str, name: str, mark: str,
                 value: str) -> bool:
     """Write a lang-alt field unless its owner wrote it; True when written."""
-    _, prop = _find(rdf, ns, name)
-    current = _lang_alt(prop)
+    desc, prop = _find(rdf, ns, name)
+    # A simple attribute (dc:description="…", not strictly XMP) is text all the same.
+    current = desc.getAttributeNS(ns, name) if desc is not None and prop is None else (
+        _lang_alt(prop))
     ours = _get_mark(rdf, mark)
     if current is not None and current.strip() and (ours is None or _sha(current) != ours):
         return False  # edited since we wrote it, or there before us: the owner's

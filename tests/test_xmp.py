@@ -87,6 +87,14 @@ def test_a_description_that_was_there_first_is_the_owners():
     assert xmp.read_fields(m.text.encode()) == ("Theirs.", ["k"])
 
 
+def test_a_description_in_attribute_form_is_the_owners_too():
+    data = (f'<x:xmpmeta xmlns:x="{xmp.NS_X}"><rdf:RDF xmlns:rdf="{xmp.NS_RDF}">'
+            f'<rdf:Description rdf:about="" xmlns:dc="{xmp.NS_DC}" dc:description="Mine."/>'
+            "</rdf:RDF></x:xmpmeta>")
+    m = xmp.merge(data.encode(), xmp.Fields("Ours.", ("k",)))
+    assert m.kept == ("dc:description",) and 'dc:description="Mine."' in m.text
+
+
 @pytest.mark.parametrize("data", [
     b"not xml at all",
     b"<html><body>hi</body></html>",
