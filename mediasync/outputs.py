@@ -30,6 +30,7 @@ class Request:
     system: str | None
     schema: dict[str, Any] | None
     duration: float | None  # seconds of the media, where known (subtitles clamp to it)
+    source: str = ""  # the media file's path
 
 
 class Refused(Exception):
@@ -70,7 +71,7 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str) -> Request:
     system = structured.system_for(spec, want.prompt)
     if system:
         system = placeholders.fill(system, values)
-    return Request(prompt, system, structured.schema_for(spec), duration)
+    return Request(prompt, system, structured.schema_for(spec), duration, path)
 
 
 def render(want: Desired, text: str, value: Any, request: Request,
@@ -89,13 +90,18 @@ def render(want: Desired, text: str, value: Any, request: Request,
                     f"({request.duration:.3f} s) and were clamped")
         return Rendered(subtitles.render(want.subformat, cues.cues), on_disk, note)
     if fmt == "xmp":
-        return _render_xmp(want, value)
+        return _render_xmp(want, value, Path(request.source))
     return Rendered(plan.sidecar_text(text), on_disk)
 
 
-def _render_xmp(want: Desired, value: dict[str, Any]) -> Rendered:
+def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
     target = Path(want.sidecar)
     existing = _read_regular(target)
+    other = xmp.source_of(existing) if existing is not None else None
+    if other and other != source.name and os.path.lexists(source.with_name(other)):
+        # photo.jpg and photo.heic both name photo.xmp: the first one keeps it.
+        raise Refused(f"{target.name} holds mediasync's fields for {other}; "
+                      f"not merging {source.name}'s into it")
     fields = xmp.Fields(
         caption=" ".join(str(value.get("caption") or "").split()),
         keywords=tuple(str(k) for k in value.get("keywords") or ()),
@@ -103,7 +109,7 @@ def _render_xmp(want: Desired, value: dict[str, Any]) -> Rendered:
                   if want.spec is not None and want.spec.alt_text else None),
     )
     try:
-        merged = xmp.merge(existing, fields)
+        merged = xmp.merge(existing, fields, source.name)
     except xmp.NotXmp as e:
         raise Refused(f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; "
                       "left as it is") from None

@@ -270,10 +270,16 @@ def _json_list(text: str | None) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def merge(existing: bytes | None, fields: Fields) -> Merged:
-    """The sidecar with our fields set where they are still ours. Raises NotXmp."""
+def merge(existing: bytes | None, fields: Fields, source: str | None = None) -> Merged:
+    """The sidecar with our fields set where they are still ours. Raises NotXmp.
+
+    ``source`` is the media file's name, recorded so that a stem-named sidecar
+    (photo.xmp) shared by photo.jpg and photo.heic is not taken over by the other.
+    """
     doc = _parse(existing)
     rdf = _rdf(doc)
+    if source is not None:
+        _set_mark(doc, rdf, "source", source)
     kept: list[str] = []
     if not _owned_text(doc, rdf, NS_DC, "description", "description", fields.caption):
         kept.append("dc:description")
@@ -293,6 +299,14 @@ def _serialize(doc: Document) -> str:
             continue
         parts.append(node.toxml())
     return "\n".join(parts) + "\n"
+
+
+def source_of(data: bytes) -> str | None:
+    """The media file whose fields mediasync last wrote into this sidecar."""
+    try:
+        return _get_mark(_rdf(_parse(data)), "source")
+    except NotXmp:
+        return None
 
 
 def read_fields(data: bytes) -> tuple[str | None, list[str]]:

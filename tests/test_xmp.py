@@ -10,6 +10,7 @@ from mediasync import xmp
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.samples import png_bytes
 from tests.e2e import cli, db_rows, write_config
+from tests.test_e2e_outputs import JPEG
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) writes and reads the sidecars")
 pyexiv2.registerNs("http://darktable.sf.net/", "darktable")
@@ -179,3 +180,16 @@ def test_a_sidecar_that_is_not_xmp_is_left_alone_with_a_reason(tmp_path, emu):
     [(outcome, message)] = db_rows(cfg, "SELECT outcome, message FROM outputs")
     assert outcome == "failed"
     assert "photo.xmp is not an XMP sidecar" in message and "not well-formed" in message
+
+
+def test_a_stem_named_sidecar_is_not_shared_by_two_photos(tmp_path, emu):
+    cfg = _config(tmp_path, emu, "Caption this photo.", 'naming = "stem"')
+    inbox = tmp_path / "inbox"
+    (inbox / "IMG_1.png").write_bytes(png_bytes(seed=10))
+    assert cli(cfg, "sync").returncode == 0
+    first = (inbox / "IMG_1.xmp").read_text()
+    (inbox / "IMG_1.jpg").write_bytes(JPEG)
+    r = cli(cfg, "sync")
+    assert r.returncode == 1
+    assert (inbox / "IMG_1.xmp").read_text() == first
+    assert "IMG_1.xmp holds mediasync's fields for IMG_1.png" in r.stderr
