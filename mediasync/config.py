@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import textwrap
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,15 @@ DEFAULT_PROMPTS: tuple[dict[str, Any], ...] = (
 _API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout")
 _DAEMON_KEYS = tuple(DEFAULT_DAEMON)
 _FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts")
-_PROMPT_KEYS = ("kinds", "prompt", "sidecar", "model")
+_PROMPT_KEYS = (
+    "kinds", "prompt", "sidecar", "model", "format", "schema", "system", "language",
+    "subtitles", "naming", "max_cue", "alt_text",
+)
+FORMATS = ("text", "json", "xmp", "subtitles")
+SUBTITLE_FORMATS = ("srt", "vtt")
+NAMINGS = ("append", "stem")
+# A language tag as players read it from a file name (en, pt-BR, zh-Hant).
+_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _TOP_KEYS = ("api", "daemon", "folders")
 
 
@@ -114,9 +123,43 @@ class PromptConfig:
     prompt: str
     sidecar: str
     model: str | None = None
+    format: str = "text"  # text, json, xmp or subtitles
+    schema: str | None = None  # JSON Schema as canonical JSON text (format "json")
+    system: str | None = None  # system instruction; None: the built-in one, if any
+    language: tuple[str, ...] = ()  # one output per language (translation)
+    subtitles: tuple[str, ...] = ()  # srt and/or vtt (format "subtitles")
+    naming: str = "append"  # photo.jpg + suffix, or (stem) photo + suffix
+    max_cue: float = 7.0  # seconds a subtitle cue may last at most
+    alt_text: bool = False  # xmp: also write Iptc4xmpCore:AltTextAccessibility
 
     def effective_model(self, default_model: str) -> str:
         return self.model or default_model
+
+    def outputs(self) -> tuple[tuple[str, str | None, str | None], ...]:
+        """(suffix, language, subtitle format) of each file this prompt writes."""
+        langs: tuple[str | None, ...] = self.language or (None,)
+        if self.format == "subtitles":
+            return tuple(
+                (f"{self.sidecar}.{lang}.{fmt}" if lang else f"{self.sidecar}.{fmt}", lang, fmt)
+                for lang in langs for fmt in self.subtitles
+            )
+        return tuple((language_suffix(self.sidecar, lang), lang, None) for lang in langs)
+
+    def identity(self) -> str:
+        """What besides the prompt text decides the answer; "" for a plain text prompt,
+        so configs from before these keys existed keep their outputs."""
+        extra: dict[str, Any] = {}
+        if self.format != "text":
+            extra["format"] = self.format
+        if self.schema:
+            extra["schema"] = self.schema
+        if self.system:
+            extra["system"] = self.system
+        if self.format == "subtitles":
+            extra["max_cue"] = self.max_cue
+        if self.alt_text:
+            extra["alt_text"] = True
+        return json.dumps(extra, sort_keys=True) if extra else ""
 
     def prompt_hash(self, default_model: str) -> str:
         """Identity of what this prompt asks: an output is stale when it changes.
@@ -161,7 +204,17 @@ class Config:
         return None
 
     def sidecar_suffixes(self) -> frozenset[str]:
-        return frozenset(p.sidecar for f in self.folders for p in f.prompts)
+        return frozenset(
+            suffix for f in self.folders for p in f.prompts for suffix, _, _ in p.outputs()
+        )
+
+
+def language_suffix(suffix: str, language: str | None) -> str:
+    """.transcript.txt + de → .transcript.de.txt (the language before the extension)."""
+    if not language:
+        return suffix
+    stem, dot, ext = suffix.rpartition(".")
+    return f"{stem}.{language}.{ext}" if stem else f"{suffix}.{language}"
 
 
 # --- durations -------------------------------------------------------------
@@ -403,19 +456,20 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
             raise ConfigError("is empty; leave it out to use the default prompts",
                               key=f"{where}.prompts")
         prompts = tuple(
-            _prompt(p, f"{where}.prompts[{i}]") for i, p in enumerate(raw_prompts)
+            _prompt(p, f"{where}.prompts[{i}]", base, home) for i, p in enumerate(raw_prompts)
         )
     else:
         prompts = tuple(_prompt(p, f"{where}.prompts[{i}]") for i, p in enumerate(DEFAULT_PROMPTS))
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, str], int] = {}
     for i, p in enumerate(prompts):
         for kind in p.kinds:
-            if (kind, p.sidecar) in seen:
-                raise ConfigError(
-                    f"{p.sidecar!r} is already written for {kind} files by "
-                    f"{where}.prompts[{seen[kind, p.sidecar]}]",
-                    key=f"{where}.prompts[{i}].sidecar")
-            seen[kind, p.sidecar] = i
+            for suffix, _, _ in p.outputs():
+                if (kind, p.naming, suffix) in seen:
+                    raise ConfigError(
+                        f"{suffix!r} is already written for {kind} files by "
+                        f"{where}.prompts[{seen[kind, p.naming, suffix]}]",
+                        key=f"{where}.prompts[{i}].sidecar")
+                seen[kind, p.naming, suffix] = i
     return FolderConfig(
         path=_path(t["path"], f"{where}.path", base, home),
         recursive=_bool(t["recursive"], f"{where}.recursive"),
@@ -426,9 +480,13 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
     )
 
 
-def _prompt(raw: Any, where: str) -> PromptConfig:
+def _prompt(raw: Any, where: str, base: Path | None = None,
+            home: Path | None = None) -> PromptConfig:
     t = _table(raw, where)
     _check_keys(t, _PROMPT_KEYS, where)
+    fmt = _choice(t.get("format", "text"), FORMATS, f"{where}.format")
+    if "sidecar" not in t and fmt in ("xmp", "subtitles"):
+        t = {**t, "sidecar": _DEFAULT_SIDECAR[fmt]}
     for k in ("kinds", "prompt", "sidecar"):
         if k not in t:
             raise ConfigError("missing", key=f"{where}.{k}")
@@ -445,8 +503,10 @@ def _prompt(raw: Any, where: str) -> PromptConfig:
             raise ConfigError(f"{v!r} is not one of {', '.join(KINDS)}", key=f"{where}.kinds")
         if v not in kinds:
             kinds.append(v)
-    sidecar = _str(t["sidecar"], f"{where}.sidecar")
-    if not sidecar.startswith(".") or len(sidecar) < 2:
+    sidecar = _str(t["sidecar"], f"{where}.sidecar", empty=fmt == "subtitles")
+    if fmt == "subtitles" and sidecar == "":
+        pass  # clip + .en.srt: the name players look for
+    elif not sidecar.startswith(".") or len(sidecar) < 2:
         raise ConfigError(f"{sidecar!r} must start with '.' (e.g. '.caption.md')",
                           key=f"{where}.sidecar")
     if any(c in sidecar for c in "/\\\0\n\r"):
@@ -460,12 +520,99 @@ def _prompt(raw: Any, where: str) -> PromptConfig:
     model = None
     if "model" in t:
         model = _str(t["model"], f"{where}.model").strip()
+    for k, only in (("schema", "json"), ("subtitles", "subtitles"), ("max_cue", "subtitles"),
+                    ("alt_text", "xmp")):
+        if k in t and fmt != only:
+            raise ConfigError(f"only applies to format = \"{only}\"", key=f"{where}.{k}")
+    schema = None
+    if fmt == "json":
+        if "schema" not in t:
+            raise ConfigError("missing: format = \"json\" needs a JSON Schema (a table, or "
+                              "the path of a .json file)", key=f"{where}.schema")
+        schema = _schema(t["schema"], f"{where}.schema", base, home)
+    languages: tuple[str, ...] = ()
+    if "language" in t:
+        raw_lang = t["language"]
+        langs = _str_list(raw_lang, f"{where}.language") if isinstance(raw_lang, list) else (
+            _str(raw_lang, f"{where}.language"),)
+        for v in langs:
+            if not _LANG.match(v):
+                raise ConfigError(f"{v!r} is not a language code like \"en\" or \"pt-BR\"",
+                                  key=f"{where}.language")
+        languages = tuple(dict.fromkeys(langs))
+    elif fmt == "subtitles":
+        languages = ("en",)
+    subtitles: tuple[str, ...] = ()
+    if fmt == "subtitles":
+        subs = _str_list(t.get("subtitles", ["srt"]), f"{where}.subtitles")
+        if not subs:
+            raise ConfigError(f"must name at least one of {', '.join(SUBTITLE_FORMATS)}",
+                              key=f"{where}.subtitles")
+        for v in subs:
+            _choice(v, SUBTITLE_FORMATS, f"{where}.subtitles")
+        subtitles = tuple(dict.fromkeys(subs))
+        if "image" in kinds:
+            raise ConfigError("subtitles need audio or video; remove \"image\"",
+                              key=f"{where}.kinds")
+    naming = _choice(t.get("naming", "stem" if fmt == "subtitles" else "append"), NAMINGS,
+                     f"{where}.naming")
+    system = _str(t["system"], f"{where}.system") if "system" in t else None
     return PromptConfig(
         kinds=tuple(kinds),
         prompt=_str(t["prompt"], f"{where}.prompt"),
         sidecar=sidecar,
         model=model,
+        format=fmt,
+        schema=schema,
+        system=system,
+        language=languages,
+        subtitles=subtitles,
+        naming=naming,
+        max_cue=_duration(t.get("max_cue", 7.0), f"{where}.max_cue", positive=True),
+        alt_text=_bool(t.get("alt_text", False), f"{where}.alt_text"),
     )
+
+
+_DEFAULT_SIDECAR = {"xmp": ".xmp", "subtitles": ""}
+
+
+def _choice(value: Any, allowed: Sequence[str], key: str) -> str:
+    text = _str(value, key)
+    if text not in allowed:
+        close = difflib.get_close_matches(text, allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{text!r} is not one of {', '.join(allowed)}{hint}", key=key)
+    return text
+
+
+def _schema(value: Any, key: str, base: Path | None, home: Path | None) -> str:
+    """A JSON Schema from an inline table or a .json file, checked, as canonical JSON."""
+    if isinstance(value, Mapping):
+        schema: Any = dict(value)
+    elif isinstance(value, str):
+        path = _path(value, key, base, home)
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"no such file {str(path)!r}", key=key) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read {str(path)!r}: {getattr(e, 'strerror', None) or e}",
+                              key=key) from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{str(path)!r} is not JSON: {e}", key=key) from None
+    else:
+        raise ConfigError(f"must be a table or a file path, not {_tname(value)}", key=key)
+    if not isinstance(schema, dict):
+        raise ConfigError("must be a JSON Schema object", key=key)
+    from jsonschema import SchemaError, validators  # only configs that ask for JSON pay for it
+
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except SchemaError as e:
+        where = "/".join(str(p) for p in e.path)
+        raise ConfigError(f"not a valid JSON Schema: {e.message}"
+                          + (f" (at {where})" if where else ""), key=key) from None
+    return json.dumps(schema, sort_keys=True, ensure_ascii=False)
 
 
 def load_config(path: Path) -> Config:
@@ -568,7 +715,31 @@ def _kv(key: str, value: Any) -> str:
     return tomli_w.dumps({key: value})
 
 
-def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None) -> str:
+# `mediasync init --preset`: prompts for photo libraries and for players.
+PRESETS = ("default", "photos", "video")
+_PRESET_PROMPTS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    "photos": (
+        ("Caption and keywords in photo.jpg.xmp, where digiKam, darktable and Immich look "
+         "(naming = \"stem\" writes photo.xmp, Lightroom-style). An existing sidecar keeps "
+         "everything else; a caption you edit there is kept.",
+         {"kinds": ["image"], "format": "xmp",
+          "prompt": "Caption this photo in one or two sentences and give a few keywords.",
+          "alt_text": False}),
+        ("Transcripts of audio as before.", dict(DEFAULT_PROMPTS[2])),
+    ),
+    "video": (
+        ("Subtitles players find by name: clip.en.srt and clip.en.vtt. One file per "
+         "language; another language is a translation.",
+         {"kinds": ["video", "audio"], "format": "subtitles",
+          "prompt": "Transcribe the speech in this file.", "subtitles": ["srt", "vtt"],
+          "language": ["en"], "max_cue": "7s"}),
+        ("A short description of each video, as before.", dict(DEFAULT_PROMPTS[1])),
+    ),
+}
+
+
+def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None,
+                       preset: str = "default") -> str:
     """A commented starting config for `mediasync init`; parses back with parse_config."""
     if not folders:
         raise ValueError("render_init_config needs at least one folder")
@@ -606,6 +777,14 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
             _kv("include", []),
             _kv("exclude", []),
         ]
+        if preset in _PRESET_PROMPTS:
+            for note, p in _PRESET_PROMPTS[preset]:
+                out += [
+                    "\n", *(f"  # {line}\n" for line in textwrap.wrap(note, 86)),
+                    "  [[folders.prompts]]\n",
+                    *("  " + _kv(k, v) for k, v in p.items()),
+                ]
+            continue
         for p in DEFAULT_PROMPTS:
             out += [
                 f"\n  # Ask this about each {' and '.join(p['kinds'])} file;"

@@ -23,12 +23,21 @@ from pathlib import Path
 
 import tomli_w
 
+from mediasync.config import DEFAULT_PROMPTS
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.samples import png_bytes, write_samples
 
 DEMO_KEY = "demo-key"
-# The daemon's own sidecar names for the samples, with the default prompts.
-EXPECTED = ("photo.png.caption.md", "memo.wav.transcript.txt", "clip.mp4.caption.md")
+# The daemon's own sidecar names for the samples: the default prompts, plus an XMP
+# sidecar for the photo library and subtitles for the player.
+EXPECTED = ("photo.png.caption.md", "memo.wav.transcript.txt", "clip.mp4.caption.md",
+            "photo.png.xmp", "clip.en.srt")
+EXTRA_PROMPTS = (
+    {"kinds": ["image"], "format": "xmp",
+     "prompt": "Caption this photo in one or two sentences and give a few keywords."},
+    {"kinds": ["video"], "format": "subtitles", "prompt": "Transcribe the speech.",
+     "subtitles": ["srt"], "language": ["en"]},
+)
 LATE_FILE = "photo-2.png"
 
 
@@ -51,7 +60,8 @@ def write_config(path: Path, base_url: str, folder: Path, state_dir: Path) -> No
         "api": {"base_url": base_url},
         # The emulator has no rate limit; the default 60/min would pace the demo.
         "daemon": {"state_dir": str(state_dir), "settle": "1s", "requests_per_minute": 600},
-        "folders": [{"path": str(folder)}],
+        "folders": [{"path": str(folder),
+                     "prompts": [*map(dict, DEFAULT_PROMPTS), *map(dict, EXTRA_PROMPTS)]}],
     }
     path.write_text(tomli_w.dumps(config), encoding="utf-8")
 
@@ -132,7 +142,8 @@ def run(*, keep: bool = False, timeout: float = 60.0) -> int:
         tmp_late = media / f".{LATE_FILE}.part"  # a dotfile: the watcher ignores it
         tmp_late.write_bytes(png_bytes(96, 64, seed=2))
         os.replace(tmp_late, late)
-        _wait_for(media, (LATE_FILE + ".caption.md",), daemon, time.monotonic() + timeout)
+        _wait_for(media, (LATE_FILE + ".caption.md", LATE_FILE + ".xmp"), daemon,
+                  time.monotonic() + timeout)
 
         _say(f"$ mediasync -c {cfg} status")
         status = subprocess.run(

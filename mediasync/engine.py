@@ -9,6 +9,7 @@ rate limiter inside the client bounds requests per minute.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import json
 import logging
@@ -18,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
 
-from mediasync import failures, plan, sidecar
+from mediasync import failures, naming, outputs, plan, sidecar, structured
 from mediasync.config import Config, FolderConfig
 from mediasync.failures import classify
 from mediasync.folderio import FolderIO, FolderUnavailable, folder_devices
@@ -109,6 +110,7 @@ class Engine:
         self._sweep_at: float | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._noted: set[tuple[str, str]] = set()
+        self._answers: dict[tuple[str, ...], structured.Answer] = {}
 
     # -- configuration --------------------------------------------------------
     @property
@@ -435,6 +437,9 @@ class Engine:
             return
         for want in plan.desired(folder, path, row.kind, self.config.api.model):
             await self._output(path, rel, content.sha256, want)
+        # Answers are shared within one pass only: a deleted sidecar asks afresh.
+        for key in [k for k in self._answers if k[0] == content.sha256]:
+            del self._answers[key]
 
     def _note(self, key: str, what: str, msg: str, *args: object) -> None:
         """Log a problem once per path, not on every rescan."""
@@ -547,10 +552,10 @@ class Engine:
         for old in self.store.paths_with_sha(sha, exclude=path):
             if old.gone_at is None and await self._exists(old.folder, old.path):
                 continue  # a copy, not a rename
-            outputs = self.store.get_outputs(old.path)
+            recorded = self.store.get_outputs(old.path)
             moved: dict[str, str] = {}
-            for suffix, out in outputs.items():
-                target = sidecar.sidecar_path(Path(path), suffix)
+            for suffix, out in recorded.items():
+                target = naming.sidecar_for(Path(path), suffix)
                 try:
                     ok = await self.fs.call(str(folder.path), sidecar.move_sidecar,
                                             Path(out.sidecar), target)
@@ -583,7 +588,10 @@ class Engine:
             return
         target = Path(want.sidecar)
         try:
-            state, on_disk = await self.fs.call(key, _sidecar_state, target, row)
+            if want.format == "xmp":
+                state, on_disk = await self.fs.call(key, outputs.xmp_state, target)
+            else:
+                state, on_disk = await self.fs.call(key, _sidecar_state, target, row)
         except FolderUnavailable:
             self._later(path, self.clock() + UNAVAILABLE_RETRY)
             return
@@ -614,20 +622,41 @@ class Engine:
             if content is None or not content.uri:
                 return
             try:
-                gen = await self.client.generate(
-                    want.model, file_uri=content.uri, mime_type=content.mime, prompt=want.prompt
-                )
+                req = await asyncio.to_thread(outputs.prepare, want, path, rel, content.mime)
+                answer = await self._ask(want, sha, req, content.uri, content.mime)
+            except structured.InvalidAnswer as e:
+                # Asked twice already; a later try may do better (transient).
+                retry_at = self.clock() + failures.backoff(attempts, self.mirror.jitter())
+                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                             message=f"invalid answer: {e.reason}", retry_at=retry_at,
+                             attempts=attempts, usage=e.usage)
+                log.error("%s: %s: invalid answer twice: %s", rel, want.suffix, e.reason)
+                self._later(path, retry_at)
+                return
             except ApiError as e:
                 self._generate_failed(path, rel, sha, want, row, on_disk, e, attempts)
                 return
-        usage = gen.usage
+        gen, usage = answer.generation, answer.usage
         if gen.blocked or gen.text is None:
             reason = gen.block_reason or gen.finish_reason or "no text"
             self._record(path, sha, want, row, outcome="blocked", written_hash=on_disk,
                          message=f"the service gave no answer ({reason})", usage=usage)
             log.warning("%s: no %s: the service blocked the answer (%s)", rel, want.suffix, reason)
             return
-        text = plan.sidecar_text(gen.text)
+        try:
+            rendered = await asyncio.to_thread(outputs.render, want, gen.text, answer.value, req,
+                                               on_disk)
+        except outputs.Refused as e:
+            # A sidecar we may not touch (not XMP, a DTD): its owner can fix it.
+            retry_at = self.clock() + failures.backoff(attempts, self.mirror.jitter())
+            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                         message=str(e), usage=usage, attempts=attempts, retry_at=retry_at)
+            log.error("%s: %s", rel, e)
+            self._later(path, retry_at)
+            return
+        if rendered.note:
+            log.info("%s: %s", Path(want.sidecar).name, rendered.note)
+        text, on_disk = rendered.text, rendered.base
         if await asyncio.to_thread(_moved, path, self.store.get_path(path)):
             # Renamed, deleted or replaced while the answer was on its way: a sidecar
             # here would sit beside nothing. The rename/delete logic takes over.
@@ -653,6 +682,14 @@ class Engine:
                          usage=usage, attempts=attempts, retry_at=v.retry_at)
             log.error("%s: cannot write %s: %s; will try again", rel, name, v.reason)
             self._later(path, v.retry_at)
+            return
+        if written is None and want.format == "xmp":
+            # Another tool wrote the sidecar while we asked: merge into its version soon.
+            retry_at = self.clock() + 1.0
+            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                         message="the sidecar changed while generating; merging again",
+                         usage=usage, attempts=attempts, retry_at=retry_at)
+            self._later(path, retry_at)
             return
         if written is None:
             self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
@@ -688,6 +725,21 @@ class Engine:
             self.schedule(path, self.monotonic() + max(0.0, v.retry_at - self.clock()))
         else:
             self._later(path, v.retry_at)
+
+    async def _ask(self, want: Desired, sha: str, req: outputs.Request, uri: str,
+                   mime: str) -> structured.Answer:
+        """One answer per content and request: .srt and .vtt of one language share it."""
+        key = (sha, want.model, req.prompt, req.system, json.dumps(req.schema, sort_keys=True))
+        if key in self._answers:
+            # Its tokens were counted with the first output that used it.
+            return dataclasses.replace(self._answers[key], usage=Usage())
+        answer = await structured.ask(self.client, want.model, file_uri=uri, mime_type=mime,
+                                      prompt=req.prompt, system=req.system, schema=req.schema)
+        if answer.value is not None:
+            if len(self._answers) >= 32:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = answer
+        return answer
 
     def _record(
         self,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mediasync.config import FolderConfig
+from mediasync.config import FolderConfig, PromptConfig
 from mediasync.media import MAX_FILE_BYTES
-from mediasync.sidecar import sidecar_path
+from mediasync.naming import output_key, sidecar_for
 from mediasync.store import ContentRow, OutputRow
 
 DISPLAY_PREFIX = "mediasync:"
@@ -215,17 +215,26 @@ def plan_refresh(
 
 
 # -- outputs -------------------------------------------------------------------
-def prompt_hash(prompt: str) -> str:
-    return hashlib.sha256(prompt.encode()).hexdigest()[:16]
+def prompt_hash(prompt: str, identity: str = "") -> str:
+    # identity is "" for a plain text prompt: its hash stays what it always was.
+    blob = prompt if not identity else f"{prompt}\0{identity}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class Desired:
-    suffix: str
+    suffix: str  # the output's key: its sidecar suffix, "*"-prefixed when named after the stem
     prompt: str
     model: str
     prompt_hash: str
     sidecar: str
+    spec: PromptConfig | None = None  # format, schema, system instruction, …
+    language: str | None = None
+    subformat: str | None = None  # srt or vtt
+
+    @property
+    def format(self) -> str:
+        return self.spec.format if self.spec else "text"
 
 
 # stale: ours, but the answer before the one a crash left pending (issue 8, row 1).
@@ -235,17 +244,30 @@ OutputStep = Literal["skip", "generate", "keep_edit", "wait", "confirm"]
 
 
 def desired(folder: FolderConfig, path: str, kind: str, default_model: str) -> list[Desired]:
-    """The outputs a file should have: one per prompt of its folder for its kind."""
-    return [
-        Desired(
-            suffix=p.sidecar,
-            prompt=p.prompt,
-            model=p.effective_model(default_model),
-            prompt_hash=prompt_hash(p.prompt),
-            sidecar=str(sidecar_path(Path(path), p.sidecar)),
-        )
-        for p in folder.prompts_for(kind)
-    ]
+    """The outputs a file should have: one per file each prompt of its folder writes
+    for its kind (a language, a subtitle format)."""
+    out = []
+    for p in folder.prompts_for(kind):
+        for suffix, language, subformat in p.outputs():
+            key = output_key(suffix, p.naming)
+            out.append(Desired(
+                suffix=key,
+                prompt=p.prompt,
+                model=p.effective_model(default_model),
+                prompt_hash=prompt_hash(p.prompt, _identity(p, language)),
+                sidecar=str(sidecar_for(Path(path), key)),
+                spec=p,
+                language=language,
+                subformat=subformat,
+            ))
+    return out
+
+
+def _identity(p: PromptConfig, language: str | None) -> str:
+    identity = p.identity()
+    if language:
+        identity += f"\0lang={language}"
+    return identity
 
 
 def is_current(row: OutputRow | None, want: Desired, sha256: str) -> bool:

@@ -28,6 +28,7 @@ class SidecarReport:
     prompt_tokens: int = 0
     output_tokens: int = 0
     thoughts_tokens: int = 0
+    format: str = "text"  # text, json, xmp, subtitles
 
 
 @dataclass
@@ -99,12 +100,14 @@ def _sidecar(o: OutputRow | None, want: plan.Desired, sha: str, now: float) -> S
     name = Path(want.sidecar).name
     # Same rule as the engine: a model change makes an output pending too.
     if o is None:
-        return SidecarReport(name, "pending", "not generated yet")
+        return SidecarReport(name, "pending", "not generated yet", format=want.format)
     if not plan.is_current(o, want, sha):
         return SidecarReport(name, "pending",
-                             "the file, the prompt or the model changed; to be generated again")
+                             "the file, the prompt or the model changed; to be generated again",
+                             format=want.format)
     s = SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens
-                      + o.thoughts_tokens, o.prompt_tokens, o.output_tokens, o.thoughts_tokens)
+                      + o.thoughts_tokens, o.prompt_tokens, o.output_tokens, o.thoughts_tokens,
+                      want.format)
     if o.outcome == "failed" and o.retry_at is not None:
         s.outcome = "waiting"
         s.message = f"{o.message or 'failed'}{_next_try(o.retry_at)}"
@@ -231,7 +234,8 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
                     lines.append(f"      {text}")
             for s in r.sidecars:
                 extra = f" ({s.message})" if s.message and s.outcome != "written" else ""
-                lines.append(f"      {s.name}: {s.outcome.replace('_', ' ')}{extra}")
+                kind = f" [{s.format}]" if s.format != "text" else ""
+                lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}")
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from mediasync.config import (
     KEY_ENV_VARS,
     KEY_FILE_NAME,
+    PRESETS,
     Config,
     ConfigError,
     default_config_path,
@@ -105,7 +106,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if placeholder:
         folders = [Path("~/Media/inbox")]
     state = Path(os.path.abspath(os.path.expanduser(args.state_dir))) if args.state_dir else None
-    text = render_init_config(folders, state_dir=state)
+    text = render_init_config(folders, state_dir=state, preset=args.preset)
     # Refuse a config that would not load (e.g. nested --folder values) before writing.
     parse_config(tomllib.loads(text), source=path)
     try:
@@ -625,6 +626,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="a folder to mirror; repeat for several (default: ~/Media/inbox)")
     p.add_argument("--state-dir", metavar="PATH",
                    help="daemon.state_dir (default: ~/.local/state/mediasync)")
+    p.add_argument("--preset", choices=PRESETS, default="default",
+                   help="prompts to start with: default (text captions and transcripts), "
+                   "photos (XMP sidecars with caption and keywords), video (SRT/VTT subtitles)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     p = sub.add_parser("check", help="check the config, the API key and the folders; "

@@ -25,8 +25,9 @@ def test_demo_runs_to_completion(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     for name in ("photo.png.caption.md", "memo.wav.transcript.txt", "clip.mp4.caption.md",
-                 "photo-2.png.caption.md"):
+                 "photo-2.png.caption.md", "photo.png.xmp", "clip.en.srt"):
         assert f">> {name}:" in out
+    assert "<rdf:li xml:lang=\"x-default\">" in out and "00:00:00,000 --> 00:00:02,000" in out
     assert "| " in out and "watching 1 folder(s)" in out  # the daemon's own log lines
     assert "4 synced" in out  # the status output
     assert "mediasync init" in out and "systemd" in out

@@ -7,7 +7,7 @@ from typing import Any
 
 from mediasync.media import audio_tokens, image_tokens, video_tokens
 
-from . import thinking
+from . import schema, thinking
 from .errors import ApiError
 from .store import FileRecord, media_kind
 
@@ -142,6 +142,13 @@ def answer(
         return {**_blocked(*block, model, prompt_tokens, details), "responseId": response_id}
     described = "; ".join(_describe(r) for r in records) or "no file"
     text = f"{LABEL} {described} — prompt: “{prompt}”"
+    wanted = schema.requested(config)
+    if wanted is not None:  # JSON mode: an instance of the schema, as text
+        first = records[0] if records else None
+        text = schema.answer_text(
+            wanted, label=text,
+            kind=media_kind(first.mime) or "file" if first else "file",
+            duration=first.probe.duration if first else None)
     out_tokens = max(1, len(text) // 4)
     thoughts = thinking.thought_tokens(model, config, seed)
     finish = "STOP"

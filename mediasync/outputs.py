@@ -1,0 +1,144 @@
+"""From an output's prompt to the request, and from the answer to the sidecar's text,
+for each output format: text, json, xmp and subtitles.
+
+The engine asks :func:`prepare` for the request (placeholders filled, system
+instruction, schema) and :func:`render` for the bytes to write; it writes them
+atomically itself. File reads here are small (headers, EXIF, the existing XMP).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from mediasync import mediainfo, placeholders, plan, sidecar, structured, subtitles, xmp
+from mediasync.plan import Desired
+
+log = logging.getLogger("mediasync")
+
+_LANGUAGE_ASK = ("Write the text in the language with the code “{language}”, translating "
+                 "if the speech is in another language.")
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    system: str | None
+    schema: dict[str, Any] | None
+    duration: float | None  # seconds of the media, where known (subtitles clamp to it)
+    source: str = ""  # the media file's path
+
+
+class Refused(Exception):
+    """The sidecar there cannot take our answer (not XMP); it is left as it is."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    base: str | None  # hash of the bytes the text was merged into: write only over those
+    note: str | None = None  # what the owner kept, what was clamped
+
+
+def prepare(want: Desired, path: str, rel: PurePath, mime: str) -> Request:
+    """The request for an output: reads the file's header or EXIF only if needed."""
+    spec = want.spec
+    used = placeholders.used(want.prompt)
+    if spec is not None and spec.system:
+        used |= placeholders.used(spec.system)
+    duration = None
+    if want.format == "subtitles" or "duration" in used:
+        duration = mediainfo.duration(Path(path), mime)
+    info = mediainfo.Exif()
+    if used & set(placeholders.NEEDS_EXIF) and mime.startswith("image/"):
+        info = mediainfo.exif(Path(path))
+    values = {
+        "filename": Path(path).name,
+        "folder": Path(path).parent.name,
+        "relpath": rel.as_posix(),
+        "duration": placeholders.format_duration(duration),
+        "taken": info.taken,
+        "gps": info.gps,
+        "language": want.language,
+    }
+    prompt = placeholders.fill(want.prompt, values)
+    if want.language and "{language}" not in want.prompt:
+        prompt += "\n\n" + placeholders.fill(_LANGUAGE_ASK, values)
+    system = structured.system_for(spec, want.prompt)
+    if system:
+        system = placeholders.fill(system, values)
+    return Request(prompt, system, structured.schema_for(spec), duration, path)
+
+
+def render(want: Desired, text: str, value: Any, request: Request,
+           on_disk: str | None) -> Rendered:
+    """The sidecar's new text. ``on_disk`` is the hash of our bytes there (text kinds)."""
+    fmt = want.format
+    if fmt == "json":
+        return Rendered(json.dumps(value, ensure_ascii=False, indent=2) + "\n", on_disk)
+    if fmt == "subtitles":
+        assert want.spec is not None and want.subformat is not None
+        cues = subtitles.cues_from(value.get("segments") or [], duration=request.duration,
+                                   max_cue=want.spec.max_cue)
+        note = None
+        if cues.clamped:
+            note = (f"{cues.clamped} cue(s) ran past the end of the media "
+                    f"({request.duration:.3f} s) and were clamped")
+        return Rendered(subtitles.render(want.subformat, cues.cues), on_disk, note)
+    if fmt == "xmp":
+        return _render_xmp(want, value, Path(request.source))
+    return Rendered(plan.sidecar_text(text), on_disk)
+
+
+def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
+    target = Path(want.sidecar)
+    existing = _read_regular(target)
+    other = xmp.source_of(existing) if existing is not None else None
+    if other and other != source.name and os.path.lexists(source.with_name(other)):
+        # photo.jpg and photo.heic both name photo.xmp: the first one keeps it.
+        raise Refused(f"{target.name} holds mediasync's fields for {other}; "
+                      f"not merging {source.name}'s into it")
+    fields = xmp.Fields(
+        caption=" ".join(str(value.get("caption") or "").split()),
+        keywords=tuple(str(k) for k in value.get("keywords") or ()),
+        alt_text=(" ".join(str(value.get("alt_text") or "").split())
+                  if want.spec is not None and want.spec.alt_text else None),
+    )
+    try:
+        merged = xmp.merge(existing, fields, source.name)
+    except xmp.NotXmp as e:
+        raise Refused(f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; "
+                      "left as it is") from None
+    note = None
+    if merged.kept:
+        note = f"kept the owner's {' and '.join(merged.kept)}"
+    base = sidecar.text_hash(existing) if existing is not None else None
+    return Rendered(merged.text, base, note)
+
+
+def _read_regular(path: Path) -> bytes | None:
+    try:
+        # O_NOFOLLOW: a symlink there is not a sidecar of ours to read through.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Refused(f"cannot read {path.name}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def xmp_state(target: Path) -> tuple[plan.SidecarState, str | None]:
+    """An XMP sidecar is merged field by field: whoever touched the file, it is ours
+    to merge into (the fields themselves say who owns them)."""
+    try:
+        data = _read_regular(target)
+    except Refused:
+        return "foreign", None  # a symlink or unreadable file there: not ours to touch
+    if data is None:
+        return "missing", None
+    return "ours", sidecar.text_hash(data)

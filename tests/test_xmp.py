@@ -1,0 +1,195 @@
+"""XMP sidecars: merged field by field into what other tools wrote, read back by exiv2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediasync import xmp
+from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.samples import png_bytes
+from tests.e2e import cli, db_rows, write_config
+from tests.test_e2e_outputs import JPEG
+
+pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) writes and reads the sidecars")
+pyexiv2.registerNs("http://darktable.sf.net/", "darktable")
+
+XMP_PROMPT = """
+[[folders.prompts]]
+kinds = ["image"]
+format = "xmp"
+prompt = "{prompt}"
+{extra}
+"""
+
+
+def _exiv2_sidecar(path: Path) -> None:
+    """A sidecar as darktable leaves it: a rating, an edit history and a person's tags."""
+    path.write_text(xmp.EMPTY.replace('x:xmptk="mediasync"', 'x:xmptk="XMP Core 4.4.0-Exiv2"'))
+    img = pyexiv2.Image(str(path))
+    try:
+        img.modify_xmp({
+            "Xmp.xmp.Rating": "4",
+            "Xmp.dc.subject": ["grandma", "beach"],
+            "Xmp.darktable.history": 'type="Seq"',
+            "Xmp.darktable.history[1]": 'type="Struct"',
+            "Xmp.darktable.history[1]/darktable:operation": "exposure",
+            "Xmp.darktable.history[1]/darktable:enabled": "1",
+            "Xmp.darktable.history_end": "1",
+        })
+    finally:
+        img.close()
+
+
+def _read(path: Path) -> dict:
+    img = pyexiv2.Image(str(path))
+    try:
+        return img.read_xmp()
+    finally:
+        img.close()
+
+
+def _edit_description(path: Path, text: str) -> None:
+    img = pyexiv2.Image(str(path))
+    try:
+        img.modify_xmp({"Xmp.dc.description": {'lang="x-default"': text}})
+    finally:
+        img.close()
+
+
+# -- merge, pure ---------------------------------------------------------------
+def test_a_new_sidecar_has_caption_keywords_and_alt_text(tmp_path):
+    m = xmp.merge(None, xmp.Fields("A red door.", ("door", "red door"), "A red wooden door."))
+    (tmp_path / "a.xmp").write_text(m.text)
+    meta = _read(tmp_path / "a.xmp")
+    assert meta["Xmp.dc.description"] == {'lang="x-default"': "A red door."}
+    assert meta["Xmp.dc.subject"] == ["door", "red door"]
+    assert meta["Xmp.iptc.AltTextAccessibility"] == {'lang="x-default"': "A red wooden door."}
+
+
+def test_our_keywords_are_replaced_and_the_owners_kept(tmp_path):
+    first = xmp.merge(None, xmp.Fields("One.", ("sea", "sky")))
+    # The owner adds a tag of their own in between.
+    (tmp_path / "a.xmp").write_text(first.text)
+    img = pyexiv2.Image(str(tmp_path / "a.xmp"))
+    img.modify_xmp({"Xmp.dc.subject": ["sea", "sky", "grandma"]})
+    img.close()
+    second = xmp.merge((tmp_path / "a.xmp").read_bytes(), xmp.Fields("Two.", ("sand",)))
+    assert xmp.read_fields(second.text.encode()) == ("Two.", ["grandma", "sand"])
+
+
+def test_a_description_that_was_there_first_is_the_owners():
+    start = xmp.merge(None, xmp.Fields("Theirs.", ())).text
+    # Strip our ownership marks: as if another tool had written the description.
+    foreign = start.replace("mediasync:description=", "mediasync:unrelated=")
+    m = xmp.merge(foreign.encode(), xmp.Fields("Ours.", ("k",)))
+    assert m.kept == ("dc:description",)
+    assert xmp.read_fields(m.text.encode()) == ("Theirs.", ["k"])
+
+
+def test_a_description_in_attribute_form_is_the_owners_too():
+    data = (f'<x:xmpmeta xmlns:x="{xmp.NS_X}"><rdf:RDF xmlns:rdf="{xmp.NS_RDF}">'
+            f'<rdf:Description rdf:about="" xmlns:dc="{xmp.NS_DC}" dc:description="Mine."/>'
+            "</rdf:RDF></x:xmpmeta>")
+    m = xmp.merge(data.encode(), xmp.Fields("Ours.", ("k",)))
+    assert m.kept == ("dc:description",) and 'dc:description="Mine."' in m.text
+
+
+@pytest.mark.parametrize("data", [
+    b"not xml at all",
+    b"<html><body>hi</body></html>",
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    b"&a;</x:xmpmeta>",
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><other/></x:xmpmeta>',
+])
+def test_what_is_not_xmp_is_refused(data):
+    with pytest.raises(xmp.NotXmp):
+        xmp.merge(data, xmp.Fields("x", ()))
+
+
+# -- through the daemon ----------------------------------------------------------
+@pytest.fixture
+def emu():
+    e = Emulator(EmulatorConfig(port=0)).start()
+    yield e
+    e.stop()
+
+
+def _config(tmp_path: Path, emu: Emulator, prompt: str, extra: str = "") -> Path:
+    return write_config(tmp_path, emu.base_url,
+                        prompts=XMP_PROMPT.format(prompt=prompt, extra=extra))
+
+
+def test_a_darktable_sidecar_keeps_everything_and_an_owner_edit_survives(tmp_path, emu):
+    cfg = _config(tmp_path, emu, "Caption this photo.")
+    inbox = tmp_path / "inbox"
+    (inbox / "photo.png").write_bytes(png_bytes(seed=7))
+    sidecar = inbox / "photo.png.xmp"
+    _exiv2_sidecar(sidecar)
+
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    meta = _read(sidecar)
+    assert meta["Xmp.xmp.Rating"] == "4"
+    assert meta["Xmp.darktable.history[1]/darktable:operation"] == "exposure"
+    assert meta["Xmp.darktable.history_end"] == "1"
+    assert meta["Xmp.dc.subject"] == ["grandma", "beach", "image"]
+    assert "image/png" in meta["Xmp.dc.description"]['lang="x-default"']
+
+    # darktable touches the file (a new rating); the owner rewrites the caption.
+    img = pyexiv2.Image(str(sidecar))
+    img.modify_xmp({"Xmp.xmp.Rating": "5"})
+    img.close()
+    _edit_description(sidecar, "Grandma at the beach, 1987.")
+    # A prompt change regenerates: the keywords are ours to update, the caption is not.
+    cfg = _config(tmp_path, emu, "Caption this photo for the family album.")
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    meta = _read(sidecar)
+    assert meta["Xmp.dc.description"] == {'lang="x-default"': "Grandma at the beach, 1987."}
+    assert meta["Xmp.xmp.Rating"] == "5"
+    assert meta["Xmp.dc.subject"] == ["grandma", "beach", "image"]
+    assert "kept the owner's dc:description" in r.stderr
+
+
+def test_a_description_still_ours_is_updated_when_darktable_touched_the_file(tmp_path, emu):
+    cfg = _config(tmp_path, emu, "Caption this photo.")
+    inbox = tmp_path / "inbox"
+    (inbox / "photo.png").write_bytes(png_bytes(seed=8))
+    assert cli(cfg, "sync").returncode == 0
+    sidecar = inbox / "photo.png.xmp"
+    img = pyexiv2.Image(str(sidecar))
+    img.modify_xmp({"Xmp.xmp.Rating": "2"})  # the whole file's bytes change
+    img.close()
+    cfg = _config(tmp_path, emu, "Caption this photo briefly.")
+    assert cli(cfg, "sync").returncode == 0
+    meta = _read(sidecar)
+    assert "briefly" in meta["Xmp.dc.description"]['lang="x-default"']
+    assert meta["Xmp.xmp.Rating"] == "2"
+
+
+def test_a_sidecar_that_is_not_xmp_is_left_alone_with_a_reason(tmp_path, emu):
+    cfg = _config(tmp_path, emu, "Caption this photo.", 'naming = "stem"')
+    inbox = tmp_path / "inbox"
+    (inbox / "photo.png").write_bytes(png_bytes(seed=9))
+    (inbox / "photo.xmp").write_text("my notes, not XML\n")
+    r = cli(cfg, "sync")
+    assert r.returncode == 1
+    assert (inbox / "photo.xmp").read_text() == "my notes, not XML\n"
+    [(outcome, message)] = db_rows(cfg, "SELECT outcome, message FROM outputs")
+    assert outcome == "failed"
+    assert "photo.xmp is not an XMP sidecar" in message and "not well-formed" in message
+
+
+def test_a_stem_named_sidecar_is_not_shared_by_two_photos(tmp_path, emu):
+    cfg = _config(tmp_path, emu, "Caption this photo.", 'naming = "stem"')
+    inbox = tmp_path / "inbox"
+    (inbox / "IMG_1.png").write_bytes(png_bytes(seed=10))
+    assert cli(cfg, "sync").returncode == 0
+    first = (inbox / "IMG_1.xmp").read_text()
+    (inbox / "IMG_1.jpg").write_bytes(JPEG)
+    r = cli(cfg, "sync")
+    assert r.returncode == 1
+    assert (inbox / "IMG_1.xmp").read_text() == first
+    assert "IMG_1.xmp holds mediasync's fields for IMG_1.png" in r.stderr
