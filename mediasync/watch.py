@@ -47,11 +47,11 @@ Identity = tuple[int, int, int]
 def _identity(path: str) -> Identity | None:
     """What the watch is bound to: (st_dev, st_ino, st_ctime_ns) of the folder.
 
-    A recreated folder has a new inode; a file system mounted again may get the
-    very st_dev and root inode (tmpfs, a reused device number) but its root has a
-    new ctime; and an unmount that lasts over a health check is seen as the bare
-    mount point. Only a quick remount of the same disk slips by: the periodic
-    rescan covers that.
+    A recreated folder has a new inode; a file system mounted again may reuse the
+    st_dev and root inode (tmpfs) but its root has a new ctime; an unmount that
+    lasts over a health check is seen as the bare mount point. Files added to the
+    folder move its ctime too: Watcher.healthy forgives a change its watch saw
+    events for.
     """
     try:
         st = os.stat(path)
@@ -65,6 +65,7 @@ class _Handler(FileSystemEventHandler):
         self.w = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        self.w.saw(os.fsdecode(event.src_path))  # before any filter: the watch is alive
         if isinstance(event, (FileOpenedEvent, FileClosedNoWriteEvent)):
             return  # reads (ours included) change nothing
         if isinstance(event, (DirCreatedEvent, DirMovedEvent)) and event.event_type in (
@@ -109,6 +110,7 @@ class Watcher:
         self._hook = _OverflowHook(self)
         self.fs = fs or FolderIO()
         self._identity: dict[str, Identity | None] = {}  # folder → when watched
+        self._seen: set[str] = set()  # folders with an event since the last health check
         self._stopped = False
 
     async def start(self) -> list[str]:
@@ -159,15 +161,26 @@ class Watcher:
             return False
         if not all(e.is_alive() for o in self.observers for e in o.emitters):
             return False  # watchdog ends an emitter whose folder was deleted
-        for key, was in self._identity.items():
+        seen, self._seen = self._seen, set()
+        for key, was in list(self._identity.items()):
             try:
                 now = await self.fs.call(key, _identity, key)
             except FolderUnavailable:
                 continue  # a share that does not answer: nothing to re-arm yet
-            if now != was:
-                log.warning("%s was unmounted, remounted or made again; its watch is dead", key)
-                return False
+            if now == was:
+                continue
+            if now and was and now[:2] == was[:2] and key in seen:
+                self._identity[key] = now  # files came and went, and the watch saw them
+                continue
+            log.warning("%s was unmounted, remounted or made again; its watch is dead", key)
+            return False
         return True
+
+    def saw(self, path: str) -> None:
+        """An event arrived (watchdog's thread): the watch of its folder is alive."""
+        for key in self._identity:
+            if path == key or path.startswith(key.rstrip("/") + "/"):
+                self._seen.add(key)
 
     # -- called from watchdog's threads ---------------------------------------
     def hint(self, path: str, *, is_dir: bool) -> None:

@@ -1,0 +1,51 @@
+"""The watcher's health check: a dead watch is noticed, a busy folder is not one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from mediasync.config import parse_config
+from mediasync.watch import Watcher
+from tests.e2e import wait_for
+
+
+def _watcher(tmp_path: Path) -> tuple[Watcher, str]:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    config = parse_config({"folders": [{"path": str(folder)}]}, source=tmp_path / "c.toml")
+    loop = asyncio.new_event_loop()
+    w = Watcher(config.folders, config.sidecar_suffixes(), loop, lambda p: None, lambda w: None)
+    loop.run_until_complete(w.start())
+    return w, str(folder)
+
+
+def test_files_added_move_the_folder_ctime_but_the_watch_is_healthy(tmp_path):
+    w, key = _watcher(tmp_path)
+    loop = w.loop
+    try:
+        before = w._identity[key]
+        for i in range(3):
+            (Path(key) / f"p{i}.png").write_bytes(b"x")
+        wait_for(lambda: key in w._seen, what="an event")
+        assert loop.run_until_complete(w.healthy())
+        assert w._identity[key] != before  # the new ctime is taken as the watched one
+        assert loop.run_until_complete(w.healthy())
+    finally:
+        w.stop()
+        loop.close()
+
+
+def test_a_changed_folder_with_no_event_is_a_dead_watch(tmp_path):
+    w, key = _watcher(tmp_path)
+    loop = w.loop
+    try:
+        dev, ino, ctime = w._identity[key]
+        w._identity[key] = (dev, ino, ctime - 1)  # as a remounted tmpfs root looks
+        assert not loop.run_until_complete(w.healthy())
+        w._identity[key] = (dev, ino + 1, ctime)  # a recreated folder, even with events
+        w._seen.add(key)
+        assert not loop.run_until_complete(w.healthy())
+    finally:
+        w.stop()
+        loop.close()
