@@ -1,0 +1,119 @@
+"""The watched folders as the reconciler sees them: walking them (the scan), and
+telling a folder that can be trusted from one that is unavailable (unmounted,
+missing, not answering), in which nothing counts as deleted (DESIGN.md, "A
+folder that goes away").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mediasync import plan, sidecar
+from mediasync.config import FolderConfig
+from mediasync.folderio import FolderUnavailable, folder_devices
+from mediasync.scan import stat_all, walk_folder
+
+if TYPE_CHECKING:
+    from mediasync.engine import Engine
+
+log = logging.getLogger("mediasync")
+
+STALE_TEMP = 600.0  # seconds before a leftover sidecar temp file is removed
+WALK_TIMEOUT = 1800.0  # a walk of a huge tree may take long; a hung share must still end it
+
+
+class Folders:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        # folder → why it is unavailable; JSON in meta "unavailable" for `status`
+        self.unavailable: dict[str, str] = json.loads(
+            engine.store.get_meta("unavailable") or "{}"
+        )
+        self._rescans: set[asyncio.Task[int]] = set()
+
+    async def scan(self) -> int:
+        """Queue every candidate file and every recorded path; returns files found.
+
+        Folders are walked side by side, each in its own threads: one that does not
+        answer ends its walk at the time-out and holds up none of the others.
+        """
+        walks = await asyncio.gather(*(self._scan_folder(f) for f in self.e.config.folders))
+        found: set[str] = set()
+        reachable: set[str] = set()
+        for folder, walked in zip(self.e.config.folders, walks, strict=True):
+            if walked is not None:
+                reachable.add(str(folder.path))
+                found.update(walked)
+        known = {r.path for r in self.e.store.all_paths() if r.gone_at is None}
+        # Vanished paths first: a rename's old path must be seen gone before its new one.
+        for p in sorted(known - found):
+            folder = self.e.config.folder_for(Path(p))
+            if folder is None or str(folder.path) in reachable:
+                self.e.mark_dirty(p, event=False)
+        for p in sorted(found):
+            self.e.mark_dirty(p, event=False)
+        return len(found)
+
+    async def _scan_folder(self, folder: FolderConfig) -> list[str] | None:
+        """The folder's candidate files (their stat cached), or None when it is unavailable."""
+        key = str(folder.path)
+        dev = await self.available(folder)
+        if dev is None:
+            return None
+        temp_dirs: set[str] = set()
+        try:
+            files = await self.e.fs.call(key, walk_folder, folder, self.e.suffixes, temp_dirs,
+                                       timeout=WALK_TIMEOUT)
+            self.e.scanned.update(await self.e.fs.call(key, stat_all, files, timeout=WALK_TIMEOUT))
+            for d in temp_dirs:
+                # Temp files of a write a crash interrupted; young ones may be in flight.
+                await self.e.fs.call(key, sidecar.clean_stale_temps, Path(d), STALE_TEMP,
+                                   self.e.clock())
+        except FolderUnavailable:
+            self._set_unavailable(key, "does not answer")
+            return None
+        if files and self.e.store.get_meta(f"folder_dev:{key}") != str(dev):
+            # Seen with files on this device: an empty mount point later is an unmount.
+            self.e.store.set_meta(f"folder_dev:{key}", str(dev))
+        return files
+
+    async def available(self, folder: FolderConfig) -> int | None:
+        """The folder's st_dev when its listing can be trusted, else None (said once).
+
+        Missing, an empty mount point whose file system is gone, or not answering:
+        then nothing in it counts as deleted.
+        """
+        key = str(folder.path)
+        try:
+            dev, parent_dev = await self.e.fs.call(key, folder_devices, key)
+        except FolderUnavailable:
+            self._set_unavailable(key, "does not answer")
+            return None
+        recorded = self.e.store.get_meta(f"folder_dev:{key}")
+        why = plan.folder_unavailable(dev, parent_dev, int(recorded) if recorded else None)
+        self._set_unavailable(key, why)
+        return dev if why is None else None
+
+    def _set_unavailable(self, folder: str, why: str | None) -> None:
+        if self.unavailable.get(folder) == why:
+            return
+        if why is None:
+            del self.unavailable[folder]
+            log.info("folder %s is available again", folder)
+        else:
+            self.unavailable[folder] = why
+            log.warning("folder %s %s; nothing in it counts as deleted while it is unavailable",
+                        folder, why)
+        self.e.store.set_meta("unavailable", json.dumps(self.unavailable, sort_keys=True))
+
+    def folder_answers(self, folder: str) -> None:
+        """A stuck call in a folder returned: look at everything again."""
+        log.info("folder %s answers again; rescanning", folder)
+        task = asyncio.ensure_future(self.scan())
+        self._rescans.add(task)
+        task.add_done_callback(self._rescans.discard)
+

@@ -1,0 +1,154 @@
+"""What a path holds: its stat and content hash (read only when the stat changed),
+renames recognised by stat identity or hash so sidecars move along, and paths
+that are gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
+
+from mediasync import naming, plan, sidecar
+from mediasync.config import FolderConfig
+from mediasync.folderio import FolderUnavailable
+from mediasync.plan import LocalFacts
+from mediasync.scan import ChangedWhileHashing, NotRegular, hash_file
+from mediasync.store import PathRow
+
+if TYPE_CHECKING:
+    from mediasync.engine import Engine
+
+log = logging.getLogger("mediasync")
+
+UNAVAILABLE_RETRY = 60.0  # seconds before a path in a folder that did not answer is looked at
+
+
+class Identifier:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+
+    async def identify(
+        self,
+        path: str,
+        folder: FolderConfig,
+        rel: PurePath,
+        kind: str,
+        mime: str,
+        facts: LocalFacts,
+    ) -> PathRow | None:
+        """The path's row with its content hash, reading the file only when its stat changed."""
+        row = self.e.store.get_path(path)
+        same = row is not None and (row.size, row.mtime_ns, row.inode) == (
+            facts.size,
+            facts.mtime_ns,
+            facts.inode,
+        )
+        if row is not None and same and row.gone_at is None and (row.sha256 or row.problem):
+            return row
+        problem = plan.local_problem(facts.size)
+        sha = row.sha256 if (row is not None and same) else None
+        if problem is None and sha is None:
+            twin = await self.vanished_twin(path, facts)
+            if twin is not None:
+                sha = twin.sha256
+            else:
+                try:
+                    sha = await self.e.fs.call(str(folder.path), hash_file, path, facts,
+                                             timeout=None)
+                except FolderUnavailable:
+                    self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
+                    return None
+                except ChangedWhileHashing:
+                    self.e.schedule(path, self.e.monotonic() + self.e.config.daemon.settle)
+                    return None
+                except FileNotFoundError:
+                    await self.gone(path, folder)
+                    return None
+                except NotRegular as e:
+                    self.e.note(path, "notregular", "skipping %s: %s", rel, e.what)
+                    return None
+                except OSError as e:
+                    problem = f"cannot read it: {e.strerror or e}"
+        new = PathRow(
+            path=path,
+            folder=str(folder.path),
+            size=facts.size,
+            mtime_ns=facts.mtime_ns,
+            inode=facts.inode,
+            sha256=None if problem else sha,
+            kind=kind,
+            mime=mime,
+            problem=problem,
+            gone_at=None,
+            updated_at=self.e.clock(),
+        )
+        self.e.store.put_path(new)
+        if problem:
+            if row is None or row.problem != problem:
+                log.warning("%s: %s", rel, problem)
+            return new
+        assert sha is not None
+        if row is not None and row.sha256 and row.sha256 != sha:
+            log.info("%s changed; uploading the new version", rel)
+            self.e.sweep_soon(0.0)  # the old content may be unneeded now
+        if row is None or row.sha256 != sha:
+            await self.adopt_outputs(path, folder, sha)
+        return new
+
+    async def exists(self, folder: str, path: str) -> bool:
+        """``lexists`` in the folder's threads; a folder that does not answer counts as
+        still holding the path (nothing is taken for moved or deleted on a hung share)."""
+        try:
+            return await self.e.fs.call(folder, os.path.lexists, path)
+        except FolderUnavailable:
+            return True
+
+    async def vanished_twin(self, path: str, facts: LocalFacts) -> PathRow | None:
+        """A recorded path that no longer exists but had this very file (a rename)."""
+        twin = self.e.store.find_twin(path, facts.inode, facts.size, facts.mtime_ns)
+        if twin is not None and (
+            twin.gone_at is not None or not await self.exists(twin.folder, twin.path)
+        ):
+            return twin
+        return None
+
+    async def adopt_outputs(self, path: str, folder: FolderConfig, sha: str) -> None:
+        """A renamed (or moved) file takes its sidecars along: no new generation."""
+        if self.e.store.get_outputs(path):
+            return
+        for old in self.e.store.paths_with_sha(sha, exclude=path):
+            if old.gone_at is None and await self.exists(old.folder, old.path):
+                continue  # a copy, not a rename
+            recorded = self.e.store.get_outputs(old.path)
+            moved: dict[str, str] = {}
+            for suffix, out in recorded.items():
+                target = naming.sidecar_for(Path(path), suffix)
+                try:
+                    ok = await self.e.fs.call(str(folder.path), sidecar.move_sidecar,
+                                            Path(out.sidecar), target)
+                except FolderUnavailable:
+                    ok = False
+                if ok:
+                    moved[suffix] = str(target)
+            self.e.store.move_outputs(old.path, path, moved)
+            self.e.store.delete_path(old.path)
+            if moved:
+                log.info(
+                    "%s moved to %s; moved %d sidecar(s) with it",
+                    old.path, path, len(moved),
+                )
+            return
+
+    async def gone(self, path: str, folder: FolderConfig | None) -> None:
+        self.e.settle.forget(path)
+        row = self.e.store.get_path(path)
+        if row is None or row.gone_at is not None:
+            return
+        if folder is not None and await self.e.folders.available(folder) is None:
+            return  # an unmounted or hung share is not a folder of deleted files
+        self.e.store.mark_gone(path, self.e.clock())
+        log.info("%s is gone; its sidecars are kept", path)
+        self.e.sweep_soon(0.0 if self.e.once else self.e.remove_grace)
+

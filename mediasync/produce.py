@@ -1,0 +1,278 @@
+"""Outputs of one file: decide whether a sidecar needs generating, ask the model,
+write the answer atomically and record each outcome (failures judged by
+failures.py, so a transient cause is retried and never made permanent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
+
+from mediasync import failures, outputs, plan, sidecar, structured
+from mediasync.failures import classify
+from mediasync.folderio import FolderUnavailable
+from mediasync.gemini import ApiError, Usage
+from mediasync.identify import UNAVAILABLE_RETRY
+from mediasync.plan import Desired
+from mediasync.scan import NotRegular, local_facts
+from mediasync.store import OutputRow, PathRow
+
+if TYPE_CHECKING:
+    from mediasync.engine import Engine
+
+log = logging.getLogger("mediasync")
+
+
+class Producer:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        # Answers shared within one pass of a content (.srt and .vtt of one request).
+        self.answers: dict[tuple[str, ...], structured.Answer] = {}
+
+    def forget_answers(self, sha: str) -> None:
+        """Answers are shared within one pass only: a deleted sidecar asks afresh."""
+        for key in [k for k in self.answers if k[0] == sha]:
+            del self.answers[key]
+
+    async def output(self, path: str, rel: PurePath, sha: str, want: Desired) -> None:
+        row = self.e.store.get_outputs(path).get(want.suffix)
+        folder = self.e.config.folder_for(Path(path))
+        key = str(folder.path) if folder else os.path.dirname(path)
+        if (
+            row is not None
+            and row.outcome in ("written", "kept_edit")
+            and plan.is_current(row, want, sha)
+            and await self.e.identify.exists(key, want.sidecar)
+        ):
+            # Nothing would be written either way; hashing the sidecar to tell
+            # "ours" from "edited" waits until a write is wanted.
+            return
+        target = Path(want.sidecar)
+        try:
+            if want.format == "xmp":
+                state, on_disk = await self.e.fs.call(key, outputs.xmp_state, target)
+            else:
+                state, on_disk = await self.e.fs.call(key, _sidecar_state, target, row)
+        except FolderUnavailable:
+            self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
+            return
+        step = plan.output_step(row, want, sha, state, self.e.clock())
+        if step == "skip":
+            return
+        if step == "wait":
+            self.e.later(path, row.retry_at if row else None)
+            return
+        if step == "keep_edit":
+            self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
+                         message="kept the owner's edit")
+            log.info("kept the owner's edit of %s", target.name)
+            return
+        if step == "confirm":
+            # Written just before a crash, recorded as pending: it is current.
+            self._record(path, sha, want, row, outcome="written", written_hash=on_disk)
+            return
+        await self._generate(path, rel, sha, want, row, on_disk)
+
+    async def _generate(
+        self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
+        on_disk: str | None,
+    ) -> None:
+        attempts = (row.attempts if row and row.outcome == "failed" else 0) + 1
+        async with self.e.generate_slots:
+            content = self.e.store.get_content(sha)
+            if content is None or not content.uri:
+                return
+            try:
+                req = await asyncio.to_thread(outputs.prepare, want, path, rel, content.mime)
+                answer = await self._ask(want, sha, req, content.uri, content.mime)
+            except structured.InvalidAnswer as e:
+                # Asked twice already; a later try may do better (transient).
+                retry_at = self.e.clock() + failures.backoff(attempts, self.e.mirror.jitter())
+                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                             message=f"invalid answer: {e.reason}", retry_at=retry_at,
+                             attempts=attempts, usage=e.usage)
+                log.error("%s: %s: invalid answer twice: %s", rel, want.suffix, e.reason)
+                self.e.later(path, retry_at)
+                return
+            except ApiError as e:
+                self.failed(path, rel, sha, want, row, on_disk, e, attempts)
+                return
+        gen, usage = answer.generation, answer.usage
+        if gen.blocked or gen.text is None:
+            reason = gen.block_reason or gen.finish_reason or "no text"
+            self._record(path, sha, want, row, outcome="blocked", written_hash=on_disk,
+                         message=f"the service gave no answer ({reason})", usage=usage)
+            log.warning("%s: no %s: the service blocked the answer (%s)", rel, want.suffix, reason)
+            return
+        try:
+            rendered = await asyncio.to_thread(outputs.render, want, gen.text, answer.value, req,
+                                               on_disk)
+        except outputs.Refused as e:
+            # A sidecar we may not touch (not XMP, a DTD): its owner can fix it.
+            retry_at = self.e.clock() + failures.backoff(attempts, self.e.mirror.jitter())
+            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                         message=str(e), usage=usage, attempts=attempts, retry_at=retry_at)
+            log.error("%s: %s", rel, e)
+            self.e.later(path, retry_at)
+            return
+        if rendered.note:
+            log.info("%s: %s", Path(want.sidecar).name, rendered.note)
+        text, on_disk = rendered.text, rendered.base
+        if await asyncio.to_thread(_moved, path, self.e.store.get_path(path)):
+            # Renamed, deleted or replaced while the answer was on its way: a sidecar
+            # here would sit beside nothing. The rename/delete logic takes over.
+            log.info("%s moved or changed while its %s was generated; not writing it",
+                     rel, want.suffix)
+            self.e.schedule(path, self.e.monotonic())
+            return
+        new_hash = sidecar.text_hash(text)
+        # Record what we are about to write, so a crash between the write and the
+        # record still recognises the file as ours.
+        self._record(path, sha, want, row, outcome="writing", written_hash=on_disk,
+                     pending=new_hash, usage=usage)
+        try:
+            written = await asyncio.to_thread(
+                sidecar.write_atomic, Path(want.sidecar), text, expected=on_disk
+            )
+        except OSError as e:
+            # Disk full, folder read-only for a while: the owner can fix it; try again.
+            v = failures.judge_os(e, attempts, self.e.clock(), self.e.mirror.jitter())
+            name = Path(want.sidecar).name
+            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                         message=f"cannot write {name}: {v.reason}",
+                         usage=usage, attempts=attempts, retry_at=v.retry_at)
+            log.error("%s: cannot write %s: %s; will try again", rel, name, v.reason)
+            self.e.later(path, v.retry_at)
+            return
+        if written is None and want.format == "xmp":
+            # Another tool wrote the sidecar while we asked: merge into its version soon.
+            retry_at = self.e.clock() + 1.0
+            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                         message="the sidecar changed while generating; merging again",
+                         usage=usage, attempts=attempts, retry_at=retry_at)
+            self.e.later(path, retry_at)
+            return
+        if written is None:
+            self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
+                         message="kept the owner's edit", usage=usage)
+            log.info("kept the owner's edit of %s", Path(want.sidecar).name)
+            return
+        self._record(path, sha, want, row, outcome="written", written_hash=written, usage=usage)
+        log.info(
+            "wrote %s (%d tokens)", Path(want.sidecar).name, usage.total_tokens
+        )
+
+    def failed(
+        self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
+        on_disk: str | None, error: ApiError, attempts: int,
+    ) -> None:
+        v = failures.judge_api(error, attempts, self.e.clock(), self.e.mirror.jitter())
+        if v.kind == "config":
+            self.e.halt(error)
+            return
+        gone = classify(error) == "gone"
+        if gone:
+            self.e.mirror.forget_copy(sha)
+        self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                     message=str(error), retry_at=v.retry_at, attempts=attempts)
+        if v.transient:
+            log.warning("%s: %s failed, will try again: %s", rel, want.suffix, error)
+        else:
+            log.error("%s: %s failed: %s", rel, want.suffix, error)
+        if gone and not self.e.once:
+            self.e.schedule(path, self.e.monotonic())
+        elif error.file_not_active and v.retry_at is not None:
+            # Processing ends within seconds: look again then, in `sync` too.
+            self.e.schedule(path, self.e.monotonic() + max(0.0, v.retry_at - self.e.clock()))
+        else:
+            self.e.later(path, v.retry_at)
+
+    async def _ask(self, want: Desired, sha: str, req: outputs.Request, uri: str,
+                   mime: str) -> structured.Answer:
+        """One answer per content and request: .srt and .vtt of one language share it."""
+        key = (sha, want.model, req.prompt, req.system, json.dumps(req.schema, sort_keys=True))
+        if key in self.answers:
+            # Its tokens were counted with the first output that used it.
+            return dataclasses.replace(self.answers[key], usage=Usage())
+        answer = await structured.ask(self.e.client, want.model, file_uri=uri, mime_type=mime,
+                                      prompt=req.prompt, system=req.system, schema=req.schema)
+        if answer.value is not None:
+            if len(self.answers) >= 32:
+                self.answers.pop(next(iter(self.answers)))
+            self.answers[key] = answer
+        return answer
+
+    def _record(
+        self,
+        path: str,
+        sha: str,
+        want: Desired,
+        row: OutputRow | None,
+        *,
+        outcome: str,
+        written_hash: str | None,
+        message: str | None = None,
+        pending: str | None = None,
+        usage: Usage | None = None,
+        retry_at: float | None = None,
+        attempts: int = 0,
+    ) -> None:
+        self.e.store.put_output(
+            OutputRow(
+                path=path,
+                suffix=want.suffix,
+                sha256=sha,
+                prompt_hash=want.prompt_hash,
+                model=want.model,
+                sidecar=want.sidecar,
+                written_hash=written_hash,
+                pending_hash=pending,
+                outcome=outcome,
+                message=message,
+                prompt_tokens=usage.prompt_tokens if usage else (row.prompt_tokens if row else 0),
+                output_tokens=(
+                    usage.candidates_tokens if usage else (row.output_tokens if row else 0)
+                ),
+                retry_at=retry_at,
+                attempts=attempts,
+                at=self.e.clock(),
+                thoughts_tokens=(
+                    usage.thoughts_tokens if usage else (row.thoughts_tokens if row else 0)
+                ),
+            )
+        )
+
+
+
+def _moved(path: str, row: PathRow | None) -> bool:
+    """The file is no longer the one identified (renamed, deleted, replaced)."""
+    try:
+        facts = local_facts(path)
+    except (OSError, NotRegular):
+        return True
+    return row is None or (facts.size, facts.mtime_ns, facts.inode) != (
+        row.size, row.mtime_ns, row.inode
+    )
+
+
+def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, str | None]:
+    """Who owns the sidecar, and the hash of our bytes on disk when they are ours.
+
+    While a write is recorded as pending, only the pending bytes are current; the
+    bytes written before are ours but stale (a crash mid-rewrite), never current.
+    """
+    written = row.written_hash if row else None
+    if row is not None and row.outcome == "writing" and row.pending_hash:
+        if sidecar.inspect(target, row.pending_hash) == "ours":
+            return "ours", row.pending_hash
+        state = sidecar.inspect(target, written)
+        if state == "ours":
+            return "stale", written
+        return state, None  # not the pending bytes, not our old ones: the owner's
+    state = sidecar.inspect(target, written)
+    return state, written if state == "ours" else None
