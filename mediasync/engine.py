@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 
 from mediasync import plan, sidecar
 from mediasync.config import Config, FolderConfig
-from mediasync.gemini import ApiError, GeminiClient, Usage
+from mediasync.gemini import ApiError, GeminiClient, QuotaPaused, Usage
 from mediasync.mirror import ContentUnavailable, Mirror, classify
 from mediasync.plan import Desired, LocalFacts
 from mediasync.scan import (
@@ -468,10 +468,19 @@ class Engine:
             content = self.store.get_content(sha)
             if content is None or not content.uri:
                 return
+            knobs = self.config.knobs_for(Path(path), want.suffix)
             try:
                 gen = await self.client.generate(
-                    want.model, file_uri=content.uri, mime_type=content.mime, prompt=want.prompt
+                    want.model, file_uri=content.uri, mime_type=content.mime, prompt=want.prompt,
+                    generation_config=knobs.generation_config() or None,
+                    system_instruction=knobs.system_instruction,
                 )
+            except QuotaPaused as e:
+                # The day's quota or the owner's cap: not a failure of this file.
+                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                             message=str(e), retry_at=e.resume_at, attempts=attempts - 1)
+                self._later(path, e.resume_at)
+                return
             except ApiError as e:
                 kind = classify(e)
                 if kind == "auth":

@@ -264,6 +264,7 @@ class GeminiClient:
         mime_type: str,
         prompt: str,
         generation_config: dict[str, Any] | None = None,
+        system_instruction: str | None = None,
     ) -> Generation:
         model = model.removeprefix("models/")
         body: dict[str, Any] = {
@@ -279,6 +280,8 @@ class GeminiClient:
         }
         if generation_config:
             body["generationConfig"] = generation_config
+        if system_instruction:
+            body["systemInstruction"] = {"parts": [{"text": system_instruction}]}
         url = self._url(f"models/{model}:generateContent")
         response = await self._call("generateContent", "POST", url, json=body,
                                     budget=generate_class(model), on_success=_prompt_tokens)

@@ -337,6 +337,10 @@ class Budgets:
             if day.limit:
                 s.limits.rpd = day.limit
             raise QuotaPaused(self.pause(cls, day_quota_words(day), model), now)
+        if not found and error.retry_delay is not None:
+            # No quota named but a delay given: take it, for this class alone.
+            s.hold_until = max(s.hold_until, now + error.retry_delay)
+            return error.retry_delay
         if not found:
             # A bare 429 (wire/29): back this class off alone; if it never lets up,
             # it is the day's quota without saying so.
