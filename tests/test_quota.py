@@ -282,3 +282,74 @@ def test_emulator_bare_429_is_wire_29_shaped(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         emu.stop()
+
+
+# -- config: limits, prices, cost knobs -------------------------------------------
+def test_limits_tier_pins_and_knobs_parse() -> None:
+    from mediasync.config import ConfigError, Knobs, parse_config
+
+    c = parse_config({
+        "limits": {"tier": "free", "requests_per_day": 100, "max_daily_cost": 2,
+                   "models": {"gemini-2.5-pro": {"requests_per_minute": 5}}},
+        "prices": {"my-model": {"input": 1, "output": 2}},
+        "folders": [{"path": "/x", "thinking_budget": 0, "media_resolution": "low",
+                     "prompts": [{"kinds": ["image"], "prompt": "p", "sidecar": ".c.md",
+                                  "temperature": 0.2, "system_instruction": "terse"}]}],
+    })
+    g = c.limits.generate
+    assert (g.requests_per_minute, g.input_tokens_per_minute, g.requests_per_day) == \
+        (10, 250_000, 100)
+    assert c.limits.models["gemini-2.5-pro"].requests_per_minute == 5
+    assert c.limits.max_daily_cost == 2.0 and c.prices["my-model"].output == 2.0
+    k = c.knobs_for(Path("/x/a.png"), ".c.md")
+    assert k == Knobs(0, "low", None, 0.2, "terse")
+    assert k.generation_config() == {"thinkingConfig": {"thinkingBudget": 0},
+                                     "mediaResolution": "MEDIA_RESOLUTION_LOW",
+                                     "temperature": 0.2}
+    with pytest.raises(ConfigError, match="folders\\[0\\].media_resolution"):
+        parse_config({"folders": [{"path": "/x", "media_resolution": "ultra"}]})
+    with pytest.raises(ConfigError, match="limits.tier"):
+        parse_config({"limits": {"tier": "gold"}, "folders": [{"path": "/x"}]})
+
+
+def test_costs_per_model_today_month_total() -> None:
+    from mediasync import costs
+    from mediasync.config import DEFAULT_PRICES, LimitsConfig
+
+    now = datetime.fromisoformat("2025-06-12T12:00:00-07:00").timestamp()
+    rows = [("2025-06-12", "gemini-2.5-flash", 2, 1_000_000, 100_000, 300_000),
+            ("2025-06-01", "gemini-2.5-flash", 1, 1_000_000, 0, 0),
+            ("2025-05-30", "gemini-2.5-flash-preview-05-20", 1, 1_000_000, 0, 0)]
+    s = costs.summary(rows, DEFAULT_PRICES, now)
+    today = s["gemini-2.5-flash"]["today"]
+    assert today.cost == pytest.approx(0.30 + 0.4 * 2.50)  # thoughts billed as output
+    assert s["gemini-2.5-flash"]["month"].cost == pytest.approx(1.30 + 0.30)
+    assert s["gemini-2.5-flash-preview-05-20"]["total"].cost == pytest.approx(0.30)
+    spent = costs.today(rows, DEFAULT_PRICES, now)
+    assert costs.cap_reached(spent, LimitsConfig(max_daily_cost=1.0)) == "daily cost cap of $1.00"
+    assert costs.cap_reached(spent, LimitsConfig(max_daily_cost=2.0)) is None
+
+
+def test_knobs_reach_the_wire(tmp_path: Path) -> None:
+    import httpx
+
+    seen: list[dict[str, Any]] = []
+
+    async def hook(request: httpx.Request) -> None:
+        if request.url.path.endswith(":generateContent"):
+            seen.append(json.loads(request.content))
+
+    emu = Emulator(EmulatorConfig(port=0)).start()
+    try:
+        async def go() -> None:
+            http = httpx.AsyncClient(event_hooks={"request": [hook]})
+            async with GeminiClient("k", emu.base_url, http=http) as c:
+                uri = await _uploaded(c, tmp_path)
+                await c.generate("gemini-2.5-flash", file_uri=uri, mime_type="image/png",
+                                 prompt="p", generation_config={"thinkingConfig": {
+                                     "thinkingBudget": 0}}, system_instruction="terse")
+        asyncio.run(go())
+    finally:
+        emu.stop()
+    assert seen[0]["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 0}}
+    assert seen[0]["systemInstruction"] == {"parts": [{"text": "terse"}]}
