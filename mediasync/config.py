@@ -44,7 +44,7 @@ DEFAULT_DAEMON = {
     "refresh_every": "6h",
     "renew_before": "6h",
     "max_uploads": 2,
-    "max_generations": 4,
+    "max_generations": 8,
     "requests_per_minute": 600,
     "log_level": "info",
 }

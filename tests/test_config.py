@@ -125,7 +125,7 @@ def test_minimal_config_gets_defaults():
     d = c.daemon
     assert d.state_dir == HOME / ".local/state/mediasync"
     assert (d.settle, d.rescan_every, d.refresh_every, d.renew_before) == (2, 600, 21600, 21600)
-    assert (d.max_uploads, d.max_generations, d.requests_per_minute) == (2, 4, 600)
+    assert (d.max_uploads, d.max_generations, d.requests_per_minute) == (2, 8, 600)
     assert d.log_level == "info"
     (f,) = c.folders
     assert f.path == HOME / "Media/inbox"
