@@ -6,6 +6,8 @@ Exit codes:
   2  bad command line or configuration
   3  the API key was refused, or the service could not be reached
   4  another mediasync is using the state directory
+  5  `sync` stopped because a model's daily quota (or the daily cost/token cap) is
+     used; nothing failed, run it again after midnight Pacific time
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TextIO
 
 from mediasync import __version__
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_LOCKED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_LOCKED, EXIT_QUOTA = 0, 1, 2, 3, 4, 5
 
 log = logging.getLogger("mediasync")
 
@@ -34,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Mirror media folders to the Gemini File API and write captions and "
         "transcripts next to the files.",
         epilog="Exit codes: 0 ok, 1 some files failed, 2 bad usage or config, "
-        "3 API key refused or service unreachable, 4 another instance running.",
+        "3 API key refused or service unreachable, 4 another instance running, "
+        "5 daily quota or cap used (sync).",
     )
     p.add_argument("-c", "--config", type=Path,
                    help="config file (default: $MEDIASYNC_CONFIG, then "
@@ -130,16 +133,19 @@ def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
         halted = store.get_meta("halted") or None
         reports = report.build(store, config)
         unavailable = report.unavailable_folders(store)
+        quota = report.quota_state(store, config, time.time())
     finally:
         store.close()
     if as_json:
-        doc = report.render_json(reports, halted)
+        doc = {**report.render_json(reports, halted), **quota}
         doc["unavailable"] = unavailable
         print(json.dumps(doc, indent=2))
     else:
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
         print(report.render_text(reports, config, time.time(), halted, verbose=not brief))
+        for line in report.render_quota(quota):
+            print(line)
     return EXIT_OK
 
 

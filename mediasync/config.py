@@ -42,11 +42,11 @@ DEFAULT_DAEMON = {
     "state_dir": "~/.local/state/mediasync",
     "settle": "2s",
     "rescan_every": "10m",
-    "refresh_every": "30s",
+    "refresh_every": "6h",
     "renew_before": "6h",
     "max_uploads": 2,
-    "max_generations": 4,
-    "requests_per_minute": 60,
+    "max_generations": 8,
+    "requests_per_minute": 600,
     "log_level": "info",
 }
 DEFAULT_FOLDER = {"recursive": True, "polling": False, "include": [], "exclude": []}
@@ -73,7 +73,7 @@ _API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout")
 _DAEMON_KEYS = tuple(DEFAULT_DAEMON)
 _FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts")
 _PROMPT_KEYS = (
-    "kinds", "prompt", "sidecar", "model", "format", "schema", "system", "language",
+    "kinds", "prompt", "sidecar", "model", "format", "schema", "language",
     "subtitles", "naming", "max_cue", "alt_text",
 )
 FORMATS = ("text", "json", "xmp", "subtitles")
@@ -82,6 +82,12 @@ NAMINGS = ("append", "stem")
 # A language tag as players read it from a file name (en, pt-BR, zh-Hant).
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _TOP_KEYS = ("api", "daemon", "folders")
+# Cost knobs (folder and prompt tables), limits and prices: see the block "costs and limits".
+_COST_KEYS = ("thinking_budget", "media_resolution", "max_output_tokens", "temperature",
+              "system_instruction")
+_FOLDER_KEYS += _COST_KEYS
+_PROMPT_KEYS += _COST_KEYS
+_TOP_KEYS += ("limits", "prices")
 
 
 class ConfigError(Exception):
@@ -125,12 +131,13 @@ class PromptConfig:
     model: str | None = None
     format: str = "text"  # text, json, xmp or subtitles
     schema: str | None = None  # JSON Schema as canonical JSON text (format "json")
-    system: str | None = None  # system instruction; None: the built-in one, if any
+    system_instruction: str | None = None  # None: the built-in one, if any
     language: tuple[str, ...] = ()  # one output per language (translation)
     subtitles: tuple[str, ...] = ()  # srt and/or vtt (format "subtitles")
     naming: str = "append"  # photo.jpg + suffix, or (stem) photo + suffix
     max_cue: float = 7.0  # seconds a subtitle cue may last at most
     alt_text: bool = False  # xmp: also write Iptc4xmpCore:AltTextAccessibility
+    knobs: Knobs | None = None  # cost knobs of this prompt (over its folder's)
 
     def effective_model(self, default_model: str) -> str:
         return self.model or default_model
@@ -153,8 +160,8 @@ class PromptConfig:
             extra["format"] = self.format
         if self.schema:
             extra["schema"] = self.schema
-        if self.system:
-            extra["system"] = self.system
+        if self.system_instruction:
+            extra["system"] = self.system_instruction
         if self.format == "subtitles":
             extra["max_cue"] = self.max_cue
         if self.alt_text:
@@ -183,6 +190,7 @@ class FolderConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     prompts: tuple[PromptConfig, ...] = field(default_factory=tuple)
+    knobs: Knobs | None = None  # cost knobs for every prompt of the folder
 
     def prompts_for(self, kind: str) -> tuple[PromptConfig, ...]:
         return tuple(p for p in self.prompts if kind in p.kinds)
@@ -194,6 +202,8 @@ class Config:
     daemon: DaemonConfig
     folders: tuple[FolderConfig, ...]
     source: Path | None = None
+    limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
+    prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     def folder_for(self, path: Path) -> FolderConfig | None:
         """The configured folder containing ``path`` (folders never nest)."""
@@ -207,6 +217,12 @@ class Config:
         return frozenset(
             suffix for f in self.folders for p in f.prompts for suffix, _, _ in p.outputs()
         )
+
+    def knobs_for(self, path: Path, prompt: PromptConfig | None) -> Knobs:
+        """The cost knobs of ``prompt`` for ``path`` (the prompt's over its folder's)."""
+        folder = self.folder_for(path)
+        base = (folder.knobs if folder else None) or Knobs()
+        return base.over(prompt.knobs if prompt else None)
 
 
 def language_suffix(suffix: str, language: str | None) -> str:
@@ -437,7 +453,9 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
                 raise ConfigError(f"{str(a.path)!r} contains folders[{j}].path "
                                   f"{str(b.path)!r}; folders must not nest",
                                   key=f"folders[{i}].path")
-    return Config(api=api, daemon=daemon, folders=folders, source=source)
+    return Config(api=api, daemon=daemon, folders=folders, source=source,
+                  limits=parse_limits(data.get("limits", {}), d_in),
+                  prices=parse_prices(data.get("prices", {})))
 
 
 def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> FolderConfig:
@@ -477,6 +495,7 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
         include=_str_list(t["include"], f"{where}.include"),
         exclude=_str_list(t["exclude"], f"{where}.exclude"),
         prompts=prompts,
+        knobs=parse_knobs(t, where),
     )
 
 
@@ -556,7 +575,9 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
                               key=f"{where}.kinds")
     naming = _choice(t.get("naming", "stem" if fmt == "subtitles" else "append"), NAMINGS,
                      f"{where}.naming")
-    system = _str(t["system"], f"{where}.system") if "system" in t else None
+    # The prompt's system_instruction (a cost knob too) replaces the built-in one.
+    system = (_str(t["system_instruction"], f"{where}.system_instruction")
+              if "system_instruction" in t else None)
     return PromptConfig(
         kinds=tuple(kinds),
         prompt=_str(t["prompt"], f"{where}.prompt"),
@@ -564,12 +585,13 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
         model=model,
         format=fmt,
         schema=schema,
-        system=system,
+        system_instruction=system,
         language=languages,
         subtitles=subtitles,
         naming=naming,
         max_cue=_duration(t.get("max_cue", 7.0), f"{where}.max_cue", positive=True),
         alt_text=_bool(t.get("alt_text", False), f"{where}.alt_text"),
+        knobs=parse_knobs(t, where),
     )
 
 
@@ -613,6 +635,171 @@ def _schema(value: Any, key: str, base: Path | None, home: Path | None) -> str:
         raise ConfigError(f"not a valid JSON Schema: {e.message}"
                           + (f" (at {where})" if where else ""), key=key) from None
     return json.dumps(schema, sort_keys=True, ensure_ascii=False)
+
+
+# --- costs and limits ---------------------------------------------------------
+# Kept apart from the rest of the parser: [limits], [prices] and the cost knobs
+# of folders and prompts (issue 9).
+
+MEDIA_RESOLUTIONS = {"low": "MEDIA_RESOLUTION_LOW", "medium": "MEDIA_RESOLUTION_MEDIUM",
+                     "high": "MEDIA_RESOLUTION_HIGH"}
+# Per model, generation: requests a minute, input tokens a minute, requests a day.
+# Published for gemini-2.5-flash: free tier 10 / 250,000 / 250 (lower since);
+# Tier 1 1,000 / 1,000,000 / 10,000 (ai.google.dev/gemini-api/docs/rate-limits).
+TIERS = {"free": (10, 250_000, 250), "paid": (1_000, 1_000_000, 10_000)}
+_LIMIT_KEYS = ("tier", "requests_per_minute", "input_tokens_per_minute", "requests_per_day",
+               "file_requests_per_minute", "max_daily_tokens", "max_daily_cost", "models")
+_MODEL_LIMIT_KEYS = ("requests_per_minute", "input_tokens_per_minute", "requests_per_day")
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens (thought tokens are billed as output)."""
+
+    input: float
+    output: float
+
+
+# Standard (not batch) paid-tier prices per 1M tokens for text/image/video input,
+# from ai.google.dev/gemini-api/docs/pricing as read in 2025 (prompts ≤ 200k tokens;
+# 2.5 Flash audio input costs more, $1.00). Override with [prices."model"].
+DEFAULT_PRICES: dict[str, Price] = {
+    "gemini-2.5-pro": Price(1.25, 10.00),
+    "gemini-2.5-flash": Price(0.30, 2.50),
+    "gemini-2.5-flash-lite": Price(0.10, 0.40),
+    "gemini-2.0-flash": Price(0.10, 0.40),
+    "gemini-2.0-flash-lite": Price(0.075, 0.30),
+}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Cost knobs passed through generationConfig (None: the service's default)."""
+
+    thinking_budget: int | None = None
+    media_resolution: str | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    system_instruction: str | None = None
+
+    def over(self, other: Knobs | None) -> Knobs:
+        """These knobs with ``other``'s set ones on top."""
+        if other is None:
+            return self
+        return Knobs(**{k: v if v is not None else getattr(self, k)
+                        for k, v in other.__dict__.items()})
+
+    def generation_config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.thinking_budget is not None:
+            out["thinkingConfig"] = {"thinkingBudget": self.thinking_budget}
+        if self.media_resolution is not None:
+            out["mediaResolution"] = MEDIA_RESOLUTIONS[self.media_resolution]
+        if self.max_output_tokens is not None:
+            out["maxOutputTokens"] = self.max_output_tokens
+        if self.temperature is not None:
+            out["temperature"] = self.temperature
+        return out
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    requests_per_minute: int | None = None
+    input_tokens_per_minute: int | None = None
+    requests_per_day: int | None = None
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Pinned limits; anything unset is learned from the service's 429s."""
+
+    generate: ModelLimits = ModelLimits()
+    models: Mapping[str, ModelLimits] = field(default_factory=dict)
+    file_requests_per_minute: int = 600
+    max_daily_tokens: int | None = None
+    max_daily_cost: float | None = None
+
+
+def parse_knobs(t: Mapping[str, Any], where: str) -> Knobs | None:
+    if not any(k in t for k in _COST_KEYS):
+        return None
+    tb = t.get("thinking_budget")
+    if tb is not None and (isinstance(tb, bool) or not isinstance(tb, int) or tb < -1):
+        raise ConfigError(f"must be an integer ≥ 0 (0 turns thinking off; -1: the model "
+                          f"decides), not {tb!r}", key=f"{where}.thinking_budget")
+    mr = t.get("media_resolution")
+    if mr is not None and mr not in MEDIA_RESOLUTIONS:
+        raise ConfigError(f"{mr!r} is not one of {', '.join(MEDIA_RESOLUTIONS)}",
+                          key=f"{where}.media_resolution")
+    mo = t.get("max_output_tokens")
+    if mo is not None:
+        mo = _pos_int(mo, f"{where}.max_output_tokens")
+    temp = t.get("temperature")
+    if temp is not None and (isinstance(temp, bool) or not isinstance(temp, int | float)
+                             or not 0 <= temp <= 2):
+        raise ConfigError(f"must be a number from 0 to 2, not {temp!r}",
+                          key=f"{where}.temperature")
+    si = t.get("system_instruction")
+    if si is not None:
+        si = _str(si, f"{where}.system_instruction")
+    return Knobs(tb, mr, mo, float(temp) if temp is not None else None, si)
+
+
+def _opt_pos_int(t: Mapping[str, Any], k: str, where: str) -> int | None:
+    return _pos_int(t[k], f"{where}.{k}") if k in t else None
+
+
+def _model_limits(t: Mapping[str, Any], where: str, base: ModelLimits) -> ModelLimits:
+    return ModelLimits(
+        _opt_pos_int(t, "requests_per_minute", where) or base.requests_per_minute,
+        _opt_pos_int(t, "input_tokens_per_minute", where) or base.input_tokens_per_minute,
+        _opt_pos_int(t, "requests_per_day", where) or base.requests_per_day,
+    )
+
+
+def parse_limits(raw: Any, daemon: Mapping[str, Any]) -> LimitsConfig:
+    t = _table(raw, "limits")
+    _check_keys(t, _LIMIT_KEYS, "limits")
+    base = ModelLimits()
+    if "tier" in t:
+        tier = t["tier"]
+        if tier not in TIERS:
+            raise ConfigError(f"{tier!r} is not one of {', '.join(TIERS)}", key="limits.tier")
+        base = ModelLimits(*TIERS[tier])
+    generate = _model_limits(t, "limits", base)
+    models = {}
+    for name, mt in _table(t.get("models", {}), "limits.models").items():
+        where = f"limits.models.{json.dumps(name)}"
+        mt = _table(mt, where)
+        _check_keys(mt, _MODEL_LIMIT_KEYS, where)
+        models[name] = _model_limits(mt, where, ModelLimits())
+    # daemon.requests_per_minute is kept: it now paces file operations only.
+    files = _opt_pos_int(t, "file_requests_per_minute", "limits") or _pos_int(
+        daemon["requests_per_minute"], "daemon.requests_per_minute")
+    cost = t.get("max_daily_cost")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float)
+                             or cost <= 0):
+        raise ConfigError(f"must be a positive number of US dollars, not {cost!r}",
+                          key="limits.max_daily_cost")
+    return LimitsConfig(generate, models, files, _opt_pos_int(t, "max_daily_tokens", "limits"),
+                        float(cost) if cost is not None else None)
+
+
+def parse_prices(raw: Any) -> dict[str, Price]:
+    prices = dict(DEFAULT_PRICES)
+    for name, pt in _table(raw, "prices").items():
+        where = f"prices.{json.dumps(name)}"
+        pt = _table(pt, where)
+        _check_keys(pt, ("input", "output"), where)
+        vals = []
+        for k in ("input", "output"):
+            v = pt.get(k)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise ConfigError(f"must be US dollars per million tokens, not {v!r}",
+                                  key=f"{where}.{k}")
+            vals.append(float(v))
+        prices[name] = Price(*vals)
+    return prices
 
 
 def load_config(path: Path) -> Config:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -19,12 +20,13 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mediasync import plan, report
-from mediasync.config import Config, ConfigError, load_config, resolve_api_key
+from mediasync import costs, plan, report
+from mediasync.config import Config, ConfigError, ModelLimits, load_config, resolve_api_key
 from mediasync.engine import Engine
-from mediasync.gemini import GeminiClient, RateLimiter
+from mediasync.gemini import Budgets, ClassLimits, GeminiClient, Pause, Usage
 from mediasync.logs import register_secret, setup_logging
 from mediasync.notify import Notifier
+from mediasync.quota import pacific_day
 from mediasync.store import Store
 from mediasync.watch import Watcher
 
@@ -32,6 +34,8 @@ log = logging.getLogger("mediasync")
 
 STATE_FILE = "state.db"
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
+PAUSES_KEY = "quota_pauses"  # meta: JSON list of Pause, read by `status`
+EXIT_QUOTA = 5  # `sync`: a day's quota (or the daily cap) is used; nothing is wrong
 
 
 class InstanceLocked(Exception):
@@ -63,20 +67,73 @@ def instance_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def make_client(config: Config, env: Mapping[str, str]) -> GeminiClient:
+def _class_limits(m: ModelLimits) -> ClassLimits:
+    return ClassLimits(m.requests_per_minute, m.input_tokens_per_minute, m.requests_per_day)
+
+
+def load_pauses(store: Store) -> list[Pause]:
+    try:
+        return [Pause.from_json(d) for d in json.loads(store.get_meta(PAUSES_KEY) or "[]")]
+    except (ValueError, KeyError, TypeError):
+        return []  # unreadable: the next 429 says it again
+
+
+def make_budgets(config: Config, store: Store) -> Budgets:
+    """Pacing by class; pauses go to the store (for `status`, and for a restart)."""
+    lim = config.limits
+
+    def persist(_: Pause) -> None:
+        store.set_meta(PAUSES_KEY, json.dumps([p.to_json() for p in budgets.active_pauses()]))
+
+    budgets = Budgets(
+        files_rpm=lim.file_requests_per_minute,
+        generate=_class_limits(lim.generate),
+        per_model={m: _class_limits(v) for m, v in lim.models.items()},
+        on_pause=persist,
+    )
+    budgets.restore(load_pauses(store))
+    _check_cap(config, store, budgets)
+    return budgets
+
+
+def _check_cap(config: Config, store: Store, budgets: Budgets) -> None:
+    """The owner's daily cap: once today's spend reaches it, no generation until tomorrow."""
+    if config.limits.max_daily_tokens is None and config.limits.max_daily_cost is None:
+        return
+    what = costs.cap_reached(costs.today(store.usage(), config.prices, time.time()),
+                             config.limits)
+    if what is not None:
+        budgets.pause("generate:*", what, "all models")
+
+
+def make_client(config: Config, env: Mapping[str, str], *, store: Store | None = None,
+                budgets: Budgets | None = None) -> GeminiClient:
     key = resolve_api_key(config.api, env)
     register_secret(key)
-    return GeminiClient(
+    if budgets is None and store is not None:
+        budgets = make_budgets(config, store)
+    client = GeminiClient(
         key,
         config.api.base_url,
         config.api.api_version,
-        # A minute's allowance may go at once (then it refills evenly): a burst of
-        # new files starts at full speed while the average stays at the limit.
-        limiter=RateLimiter(
-            config.daemon.requests_per_minute, burst=config.daemon.requests_per_minute
-        ),
+        budgets=budgets,
         timeout=config.api.timeout,
     )
+    if store is not None and budgets is not None:
+        def on_usage(model: str, usage: Usage) -> None:
+            store.add_usage(pacific_day(time.time()), model, usage.prompt_tokens,
+                            usage.candidates_tokens, usage.thoughts_tokens)
+            _check_cap(config, store, budgets)
+
+        client.on_usage = on_usage
+    return client
+
+
+def pause_lines(budgets: Budgets | None) -> list[str]:
+    if budgets is None:
+        return []
+    now = time.time()
+    return [p.message(now) for p in budgets.active_pauses()]
 
 
 async def sync(config: Config, env: Mapping[str, str], *,
@@ -85,7 +142,7 @@ async def sync(config: Config, env: Mapping[str, str], *,
     directory = state_dir(config, env)
     with instance_lock(directory):
         store = Store(directory / STATE_FILE)
-        client = make_client(config, env)
+        client = make_client(config, env, store=store)
         engine = Engine(config, store, client, once=True)
         try:
             # List the remote side while the disk is walked: both before any step.
@@ -111,6 +168,13 @@ async def sync(config: Config, env: Mapping[str, str], *,
                 log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
             if halted:
                 return 3
+            paused = pause_lines(client.budgets)
+            if paused:
+                # Waiting until midnight Pacific is the daemon's job, not a one-shot's.
+                for line in paused:
+                    log.error("stopping: %s; run `mediasync sync` again then, or let "
+                              "`mediasync run` wait", line)
+                return EXIT_QUOTA
             return 1 if bad else 0
         finally:
             await client.aclose()
@@ -140,7 +204,9 @@ class Daemon:
         directory = state_dir(self.config, self.env)
         with instance_lock(directory):
             self.store = Store(directory / STATE_FILE)
-            self.engine = Engine(self.config, self.store, make_client(self.config, self.env))
+            self.budgets = make_budgets(self.config, self.store)
+            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets)
+            self.engine = Engine(self.config, self.store, client)
             try:
                 return await self._serve()
             finally:
@@ -249,7 +315,7 @@ class Daemon:
     async def _retry_key(self) -> None:
         """Re-read the key (the key file may have been fixed) before the next try."""
         try:
-            client = make_client(self.config, self.env)
+            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets)
         except ConfigError as e:
             log.debug("%s", e)  # still missing: stay halted; already said why
             return
@@ -264,13 +330,17 @@ class Daemon:
             if self.config_path is None:
                 raise ValueError("no config file to reload")
             config = load_config(self.config_path)
-            client = make_client(config, self.env)
+            # New limits apply; pauses the service imposed stay (they are facts, not config).
+            budgets = make_budgets(config, self.store)
+            budgets.restore(self.budgets.active_pauses())
+            client = make_client(config, self.env, store=self.store, budgets=budgets)
         except Exception as e:
             log.error("reload failed, keeping the running config: %s", e)
             self.notifier.ready(self.status_line())
             return
         old_client, old_config = self.engine.client, self.config
         self.config = config
+        self.budgets = budgets
         self.engine.reconfigure(config, client)
         self.engine.halted = None  # a new config deserves a fresh try
         self._close_when_idle(old_client)
@@ -314,4 +384,5 @@ class Daemon:
     def status_line(self) -> str:
         halted = self.engine.halted
         states = report.counts(report.build(self.store, self.config))
-        return plan.status_line(len(self.config.folders), states, halted)
+        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets)])) or None
+        return plan.status_line(len(self.config.folders), states, why)

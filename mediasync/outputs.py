@@ -48,8 +48,8 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str) -> Request:
     """The request for an output: reads the file's header or EXIF only if needed."""
     spec = want.spec
     used = placeholders.used(want.prompt)
-    if spec is not None and spec.system:
-        used |= placeholders.used(spec.system)
+    if spec is not None and spec.system_instruction:
+        used |= placeholders.used(spec.system_instruction)
     duration = None
     if want.format == "subtitles" or "duration" in used:
         duration = mediainfo.duration(Path(path), mime)

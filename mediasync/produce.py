@@ -14,9 +14,10 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from mediasync import failures, outputs, plan, sidecar, structured
+from mediasync.config import Knobs
 from mediasync.failures import classify
 from mediasync.folderio import FolderUnavailable
-from mediasync.gemini import ApiError, Usage
+from mediasync.gemini import ApiError, QuotaPaused, Usage
 from mediasync.identify import UNAVAILABLE_RETRY
 from mediasync.plan import Desired
 from mediasync.scan import NotRegular, local_facts
@@ -89,7 +90,14 @@ class Producer:
                 return
             try:
                 req = await asyncio.to_thread(outputs.prepare, want, path, rel, content.mime)
-                answer = await self._ask(want, sha, req, content.uri, content.mime)
+                answer = await self._ask(want, sha, req, content.uri, content.mime,
+                                         self.e.config.knobs_for(Path(path), want.spec))
+            except QuotaPaused as e:
+                # The day's quota or the owner's cap: not a failure of this file.
+                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+                             message=str(e), retry_at=e.resume_at, attempts=attempts - 1)
+                self.e.later(path, e.resume_at)
+                return
             except structured.InvalidAnswer as e:
                 # Asked twice already; a later try may do better (transient).
                 retry_at = self.e.clock() + failures.backoff(attempts, self.e.mirror.jitter())
@@ -193,14 +201,21 @@ class Producer:
             self.e.later(path, v.retry_at)
 
     async def _ask(self, want: Desired, sha: str, req: outputs.Request, uri: str,
-                   mime: str) -> structured.Answer:
+                   mime: str, knobs: Knobs) -> structured.Answer:
         """One answer per content and request: .srt and .vtt of one language share it."""
-        key = (sha, want.model, req.prompt, req.system, json.dumps(req.schema, sort_keys=True))
+        config = knobs.generation_config()
+        # A folder's system_instruction stands in for the built-in one; a prompt's own
+        # is already in the request (outputs.prepare).
+        system = req.system if want.spec and want.spec.system_instruction else (
+            knobs.system_instruction or req.system)
+        key = (sha, want.model, req.prompt, system or "", json.dumps(req.schema, sort_keys=True),
+               json.dumps(config, sort_keys=True))
         if key in self.answers:
             # Its tokens were counted with the first output that used it.
             return dataclasses.replace(self.answers[key], usage=Usage())
         answer = await structured.ask(self.e.client, want.model, file_uri=uri, mime_type=mime,
-                                      prompt=req.prompt, system=req.system, schema=req.schema)
+                                      prompt=req.prompt, system=system, schema=req.schema,
+                                      knobs=config)
         if answer.value is not None:
             if len(self.answers) >= 32:
                 self.answers.pop(next(iter(self.answers)))

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mediasync import plan
+from mediasync import costs, plan
 from mediasync.config import Config
+from mediasync.quota import PACIFIC, pause_message
 from mediasync.store import ContentRow, OutputRow, PathRow, Store
 
 
@@ -259,3 +260,46 @@ def token_totals(reports: list[FileReport]) -> dict[str, int]:
 
 def failures(reports: list[FileReport]) -> list[FileReport]:
     return [r for r in reports if not r.ok]
+
+
+# -- quotas and costs (issue 9) ---------------------------------------------------
+def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
+    """Active pauses (persisted by the daemon) and spend per model, for `status`."""
+    try:
+        raw = json.loads(store.get_meta("quota_pauses") or "[]")
+    except ValueError:
+        raw = []
+    paused = []
+    for p in raw if isinstance(raw, list) else []:
+        try:
+            resume = float(p["resume_at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if resume <= now:
+            continue
+        paused.append({
+            "model": p.get("model"),
+            "quota": p.get("what"),
+            "resume_at": resume,
+            "resume_at_pt": datetime.fromtimestamp(resume, PACIFIC).isoformat(),
+            "message": pause_message(str(p.get("model")), str(p.get("what")), resume, now),
+        })
+    summ = costs.summary(store.usage(), config.prices, now)
+    spent = costs.today(store.usage(), config.prices, now)
+    return {
+        "paused": paused,
+        "costs": {m: {k: v.to_json() for k, v in spans.items()} for m, spans in summ.items()},
+        "cap": {"max_daily_tokens": config.limits.max_daily_tokens,
+                "max_daily_cost": config.limits.max_daily_cost,
+                "today": spent.to_json(),
+                "reached": costs.cap_reached(spent, config.limits)},
+    }
+
+
+def render_quota(state: dict[str, Any]) -> list[str]:
+    lines = [f"PAUSED: {p['message']}" for p in state["paused"]]
+    summ = {m: {k: costs.Spend(v["requests"], v["prompt"], v["output"], v["thoughts"],
+                               v["cost_usd"]) for k, v in spans.items()}
+            for m, spans in state["costs"].items()}
+    lines += costs.render(summ)
+    return lines

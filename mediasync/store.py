@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -84,7 +84,21 @@ _SCHEMA_V2 = """
 ALTER TABLE outputs ADD COLUMN thoughts_tokens INTEGER NOT NULL DEFAULT 0;
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# Tokens spent, per Pacific day and model: an append-only ledger (an output row is
+# replaced when it is generated again; the bill is not), for costs and the daily cap.
+_SCHEMA_V3 = """
+CREATE TABLE usage (
+    day TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    thoughts_tokens INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, model)
+);
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 @dataclass(frozen=True)
@@ -356,6 +370,23 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
+
+    # -- usage ledger ---------------------------------------------------------
+    def add_usage(self, day: str, model: str, prompt: int, output: int, thoughts: int) -> None:
+        self._db.execute(
+            "INSERT INTO usage (day, model, requests, prompt_tokens, output_tokens, "
+            "thoughts_tokens) VALUES (?,?,1,?,?,?) ON CONFLICT (day, model) DO UPDATE SET "
+            "requests=requests+1, prompt_tokens=prompt_tokens+excluded.prompt_tokens, "
+            "output_tokens=output_tokens+excluded.output_tokens, "
+            "thoughts_tokens=thoughts_tokens+excluded.thoughts_tokens",
+            (day, model, prompt, output, thoughts),
+        )
+
+    def usage(self) -> list[tuple[str, str, int, int, int, int]]:
+        """(day, model, requests, prompt, output, thoughts) rows."""
+        return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
+            "SELECT day, model, requests, prompt_tokens, output_tokens, thoughts_tokens "
+            "FROM usage ORDER BY day, model")]
 
     def counts(self) -> dict[str, int]:
         """Progress figures for `sync`'s terminal line. Per-file states (synced,

@@ -114,8 +114,8 @@ def _loads(text: str) -> dict[str, Any]:
 
 def system_for(spec: PromptConfig | None, prompt: str) -> str | None:
     """The system instruction: the prompt's own, else the built-in one for its kind."""
-    if spec is not None and spec.system:
-        return spec.system
+    if spec is not None and spec.system_instruction:
+        return spec.system_instruction
     if spec is not None and spec.format in _BY_FORMAT:
         return _BY_FORMAT[spec.format]
     return BUILTIN_SYSTEM.get(prompt)
@@ -176,6 +176,7 @@ async def ask(
     prompt: str,
     system: str | None,
     schema: dict[str, Any] | None,
+    knobs: dict[str, Any] | None = None,
 ) -> Answer:
     """Generate, and for a structured prompt check the answer (asking once more if bad).
 
@@ -186,7 +187,8 @@ async def ask(
     for _ in range(ATTEMPTS if schema is not None else 1):
         gen = await client.generate(
             model, file_uri=file_uri, mime_type=mime_type, prompt=prompt,
-            generation_config=generation_config(schema), system_instruction=system,
+            generation_config={**(knobs or {}), **(generation_config(schema) or {})} or None,
+            system_instruction=system,
         )
         usage = _add(usage, gen.usage)
         if schema is None or gen.blocked or gen.text is None:

@@ -80,7 +80,7 @@ def test_plain_text_prompts_keep_their_hash():
     [want] = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
     # What earlier versions recorded: existing text sidecars are not regenerated.
     assert want.prompt_hash == hashlib.sha256(b"p").hexdigest()[:16]
-    cfg = parse('sidecar = ".caption.md"\nsystem = "Be brief."\n')
+    cfg = parse('sidecar = ".caption.md"\nsystem_instruction = "Be brief."\n')
     [want] = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
     assert want.prompt_hash != plan.prompt_hash("p")
 

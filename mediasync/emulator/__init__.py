@@ -91,6 +91,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="answer upload start with a relative X-Goog-Upload-URL (the live one is absolute)",
     )
+    parser.add_argument("--quota-rpm", type=int, default=None, metavar="N",
+                        help="generateContent requests a minute per model (default: unlimited)")
+    parser.add_argument("--quota-tpm", type=int, default=None, metavar="N",
+                        help="input tokens a minute per model (default: unlimited)")
+    parser.add_argument("--quota-rpd", type=int, default=None, metavar="N",
+                        help="generateContent requests a day per model, reset at midnight "
+                        "Pacific time (default: unlimited)")
+    parser.add_argument("--quota-tier", choices=("free", "paid"), default="free",
+                        help="name the quotas in 429s as this tier does")
+    parser.add_argument("--quota-shape", choices=("full", "novalue", "bare"), default="full",
+                        help="429 detail: full (quotaValue and limit lines), novalue, or bare "
+                        "(a Help detail only, as wire/29)")
     parser.add_argument(
         "--fault",
         type=_fault,
@@ -118,6 +130,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         hash_form=args.hash_form,
         omit_fields=tuple(args.omit_field),
         relative_upload_url=args.relative_upload_url,
+        quota_rpm=args.quota_rpm,
+        quota_tpm=args.quota_tpm,
+        quota_rpd=args.quota_rpd,
+        quota_tier=args.quota_tier,
+        quota_shape=args.quota_shape,
     )
     emu = Emulator(config)
     for fault in args.fault:

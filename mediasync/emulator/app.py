@@ -10,6 +10,7 @@ from typing import Any
 from mediasync.media import FILE_TTL_SECONDS, MAX_FILE_BYTES, MAX_PROJECT_BYTES
 
 from .faults import Fault, FaultSet
+from .quota import QuotaLimits, Quotas
 from .server import Server
 from .store import Clock, Quirks, Store
 
@@ -34,6 +35,12 @@ class EmulatorConfig:
     hash_form: str = "hex"
     omit_fields: tuple[str, ...] = ()
     relative_upload_url: bool = False
+    # Per-model generation quotas (emulator/quota.py); None = unlimited.
+    quota_rpm: int | None = None
+    quota_tpm: int | None = None
+    quota_rpd: int | None = None
+    quota_tier: str = "free"
+    quota_shape: str = "full"
 
     @property
     def quirks(self) -> Quirks:
@@ -48,6 +55,9 @@ class Emulator:
         self.quirks = self.config.quirks  # validated once, used per answer
         self.clock = Clock()
         self.faults = FaultSet()
+        c = self.config
+        self.quota = Quotas(QuotaLimits(c.quota_rpm, c.quota_tpm, c.quota_rpd, c.quota_tier,
+                                        c.quota_shape))
         self.store = Store(
             self.clock,
             ttl=self.config.ttl,
@@ -127,6 +137,7 @@ class Emulator:
             "faults_fired": self.faults.fired,
             "live_files": len(files),
             "live_bytes": sum(f.size for f in files),
+            "quota": self.quota.stats(),
         }
 
     def list_files(self, ver: str = "v1beta") -> list[dict[str, Any]]:

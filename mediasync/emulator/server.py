@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import generate
+from . import quota as equota
 from .errors import (
     SERVER_MESSAGES,
     ApiError,
@@ -528,6 +529,7 @@ class Handler(BaseHTTPRequestHandler):
             if rec.state(now) != "ACTIVE":
                 raise not_active(file_id)
             records.append(rec)
+        self.app.quota.admit(model, equota.input_tokens(records, prompt), now)
         if self.app.config.generate_latency > 0:
             time.sleep(self.app.config.generate_latency)
         blocked = fault is not None and fault.kind == "blocked"

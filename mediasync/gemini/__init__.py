@@ -2,13 +2,18 @@
 
 from .client import GeminiClient, ProgressCallback
 from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
-from .limits import Limiter, RateLimiter
+from .limits import Budgets, ClassLimits, Limiter, Pause, QuotaPaused, RateLimiter, generate_class
 from .models import File, Generation, UploadSession, UploadStatus, Usage, parse_sha256
 from .retry import RetryPolicy
 from .upload import FileChanged
 
 __all__ = [
     "ApiError",
+    "Budgets",
+    "ClassLimits",
+    "Pause",
+    "QuotaPaused",
+    "generate_class",
     "File",
     "FileChanged",
     "GeminiClient",

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
-from .limits import Limiter
+from .limits import FILES, MAX_QUOTA_RETRIES, Budgets, Limiter, generate_class
 from .models import File, Generation, UploadSession, UploadStatus
 from .retry import RetryPolicy
 from .upload import FileChanged, chunk_size, file_body, granularity_of
@@ -50,6 +50,14 @@ async def _notify(callback: ProgressCallback | None, session: UploadSession, off
             await result
 
 
+def _prompt_tokens(response: httpx.Response) -> int:
+    try:
+        usage = response.json().get("usageMetadata") or {}
+        return int(usage.get("promptTokenCount") or 0)
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
 def _file_name(name: str) -> str:
     return name if name.startswith("files/") else f"files/{name}"
 
@@ -63,6 +71,7 @@ class GeminiClient:
         *,
         retry: RetryPolicy | None = None,
         limiter: Limiter | None = None,
+        budgets: Budgets | None = None,
         timeout: float = 60.0,
         chunk_size: int = 8 * 1024 * 1024,
         http: httpx.AsyncClient | None = None,
@@ -74,6 +83,9 @@ class GeminiClient:
         self.api_version = api_version.strip("/")
         self.retry = retry or RetryPolicy()
         self.limiter = limiter
+        # Budgets by class (files; generation per model) replace the one limiter.
+        self.budgets = budgets
+        self.on_usage: Callable[[str, Any], None] | None = None  # cost accounting
         self.chunk_size = chunk_size
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout))
 
@@ -131,21 +143,49 @@ class GeminiClient:
         await self.retry.sleep(wait)
 
     async def _call(
-        self, op: str, method: str, url: str, *, limited: bool = True, **kwargs: Any
+        self,
+        op: str,
+        method: str,
+        url: str,
+        *,
+        limited: bool = True,
+        budget: str = FILES,
+        on_success: Callable[[httpx.Response], int] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """An API request (key, limiter, retries); returns only a 200 answer."""
-        attempt = 0
+        """An API request (key, pacing, retries); returns only a 200 answer.
+
+        With ``budgets``, the request is paced in its class (``budget``) and a 429
+        teaches that class its limit instead of slowing every caller; a 429 is then
+        retried after the class's own wait, without using up the attempts.
+        ``on_success`` returns the prompt tokens of an answer (token pacing).
+        """
+        attempt = quota_tries = 0
+        budgets = self.budgets
         while True:
             attempt += 1
-            if self.limiter is not None and (limited or attempt > 1):
+            if budgets is not None:
+                if limited or attempt > 1 or quota_tries:
+                    await budgets.acquire(budget)
+            elif self.limiter is not None and (limited or attempt > 1):
                 await self.limiter.acquire()
             try:
                 response = await self._send(method, url, api=True, **kwargs)
                 if response.status_code == 200:
+                    if budgets is not None:
+                        budgets.done(budget, on_success(response) if on_success else 0)
                     return response
                 error = self._error(response)
             except TransportError as e:
                 error = e
+            if budgets is not None and error.code == 429 and not error.storage_full:
+                wait = budgets.learn(budget, error)  # raises QuotaPaused for the day
+                quota_tries += 1
+                if quota_tries < MAX_QUOTA_RETRIES:
+                    attempt -= 1
+                    log.info("%s refused (429); %s", op,
+                             f"holding {wait:.0f}s" if wait else "pacing to the learned limit")
+                    continue
             await self._backoff(op, error, attempt)
 
     @staticmethod
@@ -248,8 +288,12 @@ class GeminiClient:
         if system_instruction:
             body["systemInstruction"] = {"parts": [{"text": system_instruction}]}
         url = self._url(f"models/{model}:generateContent")
-        response = await self._call("generateContent", "POST", url, json=body)
-        return Generation.from_json(self._json(response))
+        response = await self._call("generateContent", "POST", url, json=body,
+                                    budget=generate_class(model), on_success=_prompt_tokens)
+        gen = Generation.from_json(self._json(response))
+        if self.on_usage is not None:
+            self.on_usage(model, gen.usage)
+        return gen
 
     # -- resumable upload -----------------------------------------------------
     async def start_upload(

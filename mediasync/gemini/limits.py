@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mediasync.quota import (
+    BARE_DAY_AFTER,
+    bare_backoff,
+    day_exhausted,
+    day_quota_words,
+    learned_limit,
+    next_reset,
+    pacific_day,
+    pause_message,
+    violations,
+)
+
+from .errors import ApiError
+
+log = logging.getLogger("mediasync.gemini")
 
 
 class Limiter(Protocol):
@@ -70,3 +89,280 @@ class RateLimiter:
         self._tokens = 0.0
         self._hold_until = max(self._hold_until, now + max(0.0, seconds))
         self._stamp = self._hold_until  # no tokens accrue while held
+
+
+# -- budgets by class, as the service keeps them ----------------------------------
+# The service limits generation per project *and model* (requests a minute, input
+# tokens a minute, requests a day; wire/25–28) and file operations apart. One budget
+# per class, each learned from the first 429 that names it (mediasync.quota).
+
+FILES = "files"
+WINDOW = 60.0
+WINDOW_MARGIN = 1.0  # our clock stamps a call before the server sees it
+MAX_QUOTA_RETRIES = 20  # 429s retried in a row before the call gives up
+
+
+def generate_class(model: str) -> str:
+    return f"generate:{model.removeprefix('models/')}"
+
+
+@dataclass
+class ClassLimits:
+    """What is known of one class: pinned by config, or learned from a 429."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A class (or all generation: ``generate:*``) stops until ``resume_at``."""
+
+    cls: str
+    resume_at: float
+    what: str  # "daily quota of 250 requests", "daily token cap of 1000000"
+    model: str
+
+    def message(self, now: float) -> str:
+        return pause_message(self.model, self.what, self.resume_at, now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"class": self.cls, "resume_at": self.resume_at, "what": self.what,
+                "model": self.model}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Pause:
+        return cls(str(d["class"]), float(d["resume_at"]), str(d["what"]), str(d["model"]))
+
+
+class QuotaPaused(ApiError):
+    """The day's quota (or spending cap) is used: no call until ``pause.resume_at``.
+
+    A 429 the client raises itself, without asking the service: transient, and
+    never a failure of the file it happened to.
+    """
+
+    def __init__(self, pause: Pause, now: float) -> None:
+        super().__init__(429, "RESOURCE_EXHAUSTED", pause.message(now))
+        self.pause = pause
+
+    @property
+    def resume_at(self) -> float:
+        return self.pause.resume_at
+
+
+class _Window:
+    """Weights (1 per request, or tokens) stamped in a sliding window."""
+
+    def __init__(self) -> None:
+        self.items: deque[list[float]] = deque()
+
+    def used(self, now: float) -> float:
+        while self.items and self.items[0][0] <= now - (WINDOW + WINDOW_MARGIN):
+            self.items.popleft()
+        return sum(w for _, w in self.items)
+
+    def wait(self, now: float, limit: float, weight: float) -> float:
+        """Seconds until ``weight`` more fits under ``limit`` (0: now)."""
+        used = self.used(now)
+        if used + weight <= limit or not self.items:
+            return 0.0
+        for t, w in self.items:
+            used -= w
+            if used + weight <= limit:
+                return max(0.0, t + WINDOW + WINDOW_MARGIN - now)
+        return max(0.0, self.items[-1][0] + WINDOW + WINDOW_MARGIN - now)
+
+    def add(self, now: float, weight: float) -> list[float]:
+        item = [now, weight]
+        self.items.append(item)
+        return item
+
+
+@dataclass
+class _State:
+    limits: ClassLimits
+    pinned: ClassLimits
+    requests: _Window = field(default_factory=_Window)
+    tokens: _Window = field(default_factory=_Window)
+    day: str = ""
+    day_count: int = 0
+    hold_until: float = 0.0
+    bare_strikes: int = 0
+    bare_since: float | None = None
+    last_tokens: float = 0.0  # recent prompt tokens per call: the estimate for the next
+    lock: asyncio.Lock | None = None
+
+
+class Budgets:
+    """Pacing per class. Starts fast (only pinned limits apply) and learns.
+
+    ``acquire(cls)`` waits for the class's windows, or raises QuotaPaused while
+    the class is paused for the day. ``learn(cls, error)`` takes a 429 and says
+    whether to retry. ``done(cls, prompt_tokens)`` records a success.
+    ``on_pause`` is told of every new pause (the daemon persists it for `status`).
+    """
+
+    def __init__(
+        self,
+        *,
+        files_rpm: int | None = None,
+        generate: ClassLimits | None = None,
+        per_model: Mapping[str, ClassLimits] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_pause: Callable[[Pause], None] | None = None,
+    ) -> None:
+        self._default = generate or ClassLimits()
+        self._per_model = dict(per_model or {})
+        self._files = ClassLimits(rpm=files_rpm)
+        self._clock = clock
+        self._sleep = sleep
+        self.on_pause = on_pause
+        self._states: dict[str, _State] = {}
+        self.pauses: dict[str, Pause] = {}
+        self.refused: dict[str, int] = {}  # 429s per class this run (benchmarks, tests)
+
+    def _pinned(self, cls: str) -> ClassLimits:
+        if cls == FILES:
+            return self._files
+        model = cls.partition(":")[2]
+        mine = self._per_model.get(model)
+        d = self._default
+        if mine is None:
+            return d
+        return ClassLimits(mine.rpm or d.rpm, mine.tpm or d.tpm, mine.rpd or d.rpd)
+
+    def state(self, cls: str) -> _State:
+        s = self._states.get(cls)
+        if s is None:
+            pinned = self._pinned(cls)
+            s = self._states[cls] = _State(ClassLimits(pinned.rpm, pinned.tpm, pinned.rpd),
+                                           pinned)
+        return s
+
+    def limits(self, cls: str) -> ClassLimits:
+        return self.state(cls).limits
+
+    # -- pauses ---------------------------------------------------------------
+    def paused(self, cls: str) -> Pause | None:
+        now = self._clock()
+        for key in (cls, "generate:*" if cls.startswith("generate:") else None):
+            p = self.pauses.get(key) if key else None
+            if p is not None and p.resume_at > now:
+                return p
+            if p is not None:
+                del self.pauses[key]  # the day turned
+        return None
+
+    def active_pauses(self) -> list[Pause]:
+        now = self._clock()
+        return [p for p in self.pauses.values() if p.resume_at > now]
+
+    def pause(self, cls: str, what: str, model: str) -> Pause:
+        now = self._clock()
+        p = Pause(cls, next_reset(now), what, model)
+        old = self.pauses.get(cls)
+        self.pauses[cls] = p
+        if old is None or old.resume_at != p.resume_at:
+            log.warning("%s", p.message(now))
+            if self.on_pause is not None:
+                self.on_pause(p)
+        return p
+
+    def restore(self, pauses: list[Pause]) -> None:
+        """Pauses an earlier run recorded: a restart honours them."""
+        now = self._clock()
+        for p in pauses:
+            if p.resume_at > now:
+                self.pauses[p.cls] = p
+
+    # -- the call -------------------------------------------------------------
+    async def acquire(self, cls: str) -> None:
+        s = self.state(cls)
+        if s.lock is None:
+            s.lock = asyncio.Lock()
+        async with s.lock:  # waiters of one class in arrival order; other classes go on
+            while True:
+                now = self._clock()
+                p = self.paused(cls)
+                if p is not None:
+                    raise QuotaPaused(p, now)
+                wait = max(0.0, s.hold_until - now)
+                lim = s.limits
+                if lim.rpm:
+                    wait = max(wait, s.requests.wait(now, lim.rpm, 1))
+                if lim.tpm and s.last_tokens:
+                    wait = max(wait, s.tokens.wait(now, lim.tpm, min(s.last_tokens, lim.tpm)))
+                if wait <= 0:
+                    self._roll_day(s, now)
+                    if lim.rpd and s.day_count >= lim.rpd:
+                        model = cls.partition(":")[2] or cls
+                        p = self.pause(cls, f"daily quota of {lim.rpd} requests", model)
+                        raise QuotaPaused(p, now)
+                    s.requests.add(now, 1)
+                    s.day_count += 1
+                    return
+                await self._sleep(wait)
+
+    @staticmethod
+    def _roll_day(s: _State, now: float) -> None:
+        day = pacific_day(now)
+        if s.day != day:
+            s.day, s.day_count = day, 0
+
+    def done(self, cls: str, prompt_tokens: int = 0) -> None:
+        s = self.state(cls)
+        s.bare_strikes, s.bare_since = 0, None
+        if prompt_tokens > 0:
+            s.tokens.add(self._clock(), prompt_tokens)
+            # Weighted toward the latest: a folder of similar files costs alike.
+            s.last_tokens = prompt_tokens if not s.last_tokens else (
+                0.5 * s.last_tokens + 0.5 * prompt_tokens)
+
+    def learn(self, cls: str, error: ApiError) -> float | None:
+        """A 429 for ``cls``: learn the limit, or hold the class.
+
+        Returns how long to wait before retrying (acquire() does the pacing), or
+        raises QuotaPaused when the day's quota is gone, whatever retryDelay says.
+        """
+        now = self._clock()
+        s = self.state(cls)
+        self.refused[cls] = self.refused.get(cls, 0) + 1
+        found = [v for v in violations(error.details, error.message) if v.kind != "storage"]
+        model = cls.partition(":")[2] or cls
+        day = day_exhausted(found)
+        if day is not None:
+            if day.limit:
+                s.limits.rpd = day.limit
+            raise QuotaPaused(self.pause(cls, day_quota_words(day), model), now)
+        if not found and error.retry_delay is not None:
+            # No quota named but a delay given: take it, for this class alone.
+            s.hold_until = max(s.hold_until, now + error.retry_delay)
+            return error.retry_delay
+        if not found:
+            # A bare 429 (wire/29): back this class off alone; if it never lets up,
+            # it is the day's quota without saying so.
+            s.bare_strikes += 1
+            s.bare_since = s.bare_since if s.bare_since is not None else now
+            if now - s.bare_since >= BARE_DAY_AFTER:
+                raise QuotaPaused(self.pause(cls, "daily quota (unnamed)", model), now)
+            hold = bare_backoff(s.bare_strikes)
+            s.hold_until = max(s.hold_until, now + hold)
+            log.info("%s: refused without details; holding %s for %.0fs", model, cls, hold)
+            return hold
+        for v in found:
+            if v.kind == "rpm":
+                got = learned_limit(v, round(s.requests.used(now)))
+                if s.limits.rpm != got:
+                    log.info("%s: learned a limit of %d requests a minute", model, got)
+                s.limits.rpm = got
+            elif v.kind == "tpm":
+                got = learned_limit(v, round(s.tokens.used(now)))
+                if s.limits.tpm != got:
+                    log.info("%s: learned a limit of %d input tokens a minute", model, got)
+                s.limits.tpm = got
+            else:
+                s.hold_until = max(s.hold_until, now + (error.retry_delay or 1.0))
+        return 0.0
