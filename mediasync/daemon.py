@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from mediasync import costs, plan, report
 from mediasync.config import Config, ConfigError, ModelLimits, load_config, resolve_api_key
 from mediasync.engine import Engine
-from mediasync.gemini import Budgets, ClassLimits, GeminiClient, Pause, Usage
+from mediasync.gemini import ApiError, Budgets, ClassLimits, GeminiClient, Pause, Usage
 from mediasync.logs import register_secret, setup_logging
 from mediasync.notify import Notifier
 from mediasync.quota import pacific_day
@@ -36,6 +37,17 @@ STATE_FILE = "state.db"
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 PAUSES_KEY = "quota_pauses"  # meta: JSON list of Pause, read by `status`
 EXIT_QUOTA = 5  # `sync`: a day's quota (or the daily cap) is used; nothing is wrong
+
+
+RENEW_CHECK_MAX = 600.0  # the expiry times are read again at least this often (no API call)
+
+
+def renew_check_delay(due: float | None, now: float) -> float:
+    """Seconds until the renewal check: when the next copy's window opens, but not
+    later than RENEW_CHECK_MAX (a copy made meanwhile) nor sooner than a second."""
+    if due is None:
+        return RENEW_CHECK_MAX
+    return max(1.0, min(RENEW_CHECK_MAX, due - now))
 
 
 class InstanceLocked(Exception):
@@ -277,6 +289,7 @@ class Daemon:
                                replace_existing=True, **opts)
         self.scheduler.add_job(self._health, "interval", seconds=5, id="health",
                                replace_existing=True, **opts)
+        self._plan_renewals()
         if self.notifier.watchdog_interval:
             self.scheduler.add_job(self.notifier.watchdog, "interval",
                                    seconds=self.notifier.watchdog_interval, id="watchdog",
@@ -287,6 +300,42 @@ class Daemon:
         self._rescan_pending = False
         timeout = max(60.0, self.config.daemon.rescan_every)
         await asyncio.wait_for(self.engine.scan(), timeout=timeout)
+
+    def _plan_renewals(self) -> None:
+        """Wake when the next recorded copy enters its renewal window, or in 10 min.
+
+        Renewals come from the expiry times the service gave, not from the listing
+        (every `refresh_every`, hours apart), so an idle library is renewed in time.
+        """
+        self.engine.mirror.on_copy = self._copy_made
+        self._renew_check_at(self.engine.mirror.next_renewal_at())
+
+    def _renew_check_at(self, due: float | None) -> None:
+        now = time.time()
+        self._renew_at = now + renew_check_delay(due, now)
+        self.scheduler.add_job(self._renew, "date", id="renew", replace_existing=True,
+                               run_date=datetime.fromtimestamp(self._renew_at, UTC))
+
+    def _copy_made(self, expires_at: float) -> None:
+        """A new copy: check sooner if its window opens before the planned check."""
+        due = expires_at - self.config.daemon.renew_before
+        if due < self._renew_at:
+            self._renew_check_at(due)
+
+    async def _renew(self) -> None:
+        try:
+            if self.engine.halted:
+                await self._refresh()  # a fixed key file is noticed within 10 minutes
+                return
+            started = self.engine.mirror.renew_due()
+            if started:
+                log.info("renewing %d remote copies before they expire", started)
+            try:
+                await self.engine.mirror.delete_doomed()  # leftovers of failed deletes
+            except ApiError as e:
+                self.engine.halt(e)
+        finally:
+            self._plan_renewals()
 
     async def _refresh(self) -> None:
         if self.engine.halted:

@@ -76,6 +76,8 @@ class Mirror:
         self._locks: dict[str, asyncio.Lock] = {}
         self._renewals: dict[str, asyncio.Task[None]] = {}
         self._warned: set[str] = set()  # answers we could not read: said once per run
+        # Told each new copy's expiry (the daemon plans its renewal check by it).
+        self.on_copy: Callable[[float], None] | None = None
         self.jitter: Callable[[], float] = random.random
 
     def _lock(self, sha: str) -> asyncio.Lock:
@@ -129,9 +131,17 @@ class Mirror:
             try:
                 await self._make_copy(c)
             except ContentUnavailable:
-                pass  # recorded on the row; the current copy still serves
+                return  # recorded on the row; the current copy still serves
             except ApiError as e:
                 log.error("renewing %s failed: %s", self._label(sha), e)
+                return
+        # The replaced copy goes now, not at the next listing hours later: it
+        # counts against the project's 20 GB until it is deleted.
+        if c.remote_name:
+            try:
+                await self.delete_doomed([c.remote_name])
+            except ApiError as e:
+                log.warning("could not delete %s yet: %s", c.remote_name, e)
 
     async def wait_renewals(self) -> None:
         tasks = [t for t in self._renewals.values() if not t.done()]
@@ -355,14 +365,14 @@ class Mirror:
             self._warn_once("nostate", f"the service's answer for {file.name} names no state "
                             f"({file.state}); using the copy as ACTIVE")
         old = c.remote_name
+        expires = _ts(file.expiration_time) or c.next_expires_at or self._expiry(file)
         with self.store.transaction():
             self.store.update_content(
                 sha,
                 now,
                 remote_name=file.name,
                 uri=file.uri or c.next_uri or self.client.file_uri(file.name),
-                expires_at=_ts(file.expiration_time) or c.next_expires_at
-                or self._expiry(file),
+                expires_at=expires,
                 next_name=None,
                 next_uri=None,
                 next_expires_at=None,
@@ -374,6 +384,8 @@ class Mirror:
                 self.store.doom(old, "renewed", now)
         if old and old != file.name:
             log.info("renewed %s: %s replaces %s", self._label(sha), file.name, old)
+        if self.on_copy is not None:
+            self.on_copy(expires)
 
     # -- the server's listing is the truth -------------------------------------
     async def refresh(self) -> list[str]:
@@ -409,6 +421,20 @@ class Mirror:
                     self.store.doom(name, "left behind", now)
         for sha in vanished:
             log.warning("the remote copy of %s is gone; uploading again", self._label(sha))
+        self.renew_due()
+        return vanished
+
+    def next_renewal_at(self) -> float | None:
+        """When the next live copy enters its renewal window (wall clock), if any."""
+        now = self.clock()
+        windows = [c.expires_at - self.renew_before for c in self.store.all_contents()
+                   if c.remote_name and c.expires_at and c.expires_at - self.renew_before > now]
+        return min(windows, default=None)
+
+    def renew_due(self) -> int:
+        """Start a renewal for every copy in its renewal window (the database only,
+        no API call): an idle library is renewed on time whatever the listing does."""
+        now, started = self.clock(), 0
         for c in self.store.all_contents():
             # Cheap test first: only a copy due for renewal needs its paths looked up.
             if (
@@ -417,7 +443,8 @@ class Mirror:
                 and self.store.live_paths_for(c.sha256)
             ):
                 self.start_renewal(c.sha256)
-        return vanished
+                started += 1
+        return started
 
     def _still_names(self, sha: str, name: str | None) -> bool:
         c = self.store.get_content(sha)
@@ -427,8 +454,10 @@ class Mirror:
         """The server says the copy is gone (403 on use): upload again."""
         self.store.update_content(sha, self.clock(), remote_name=None, uri=None, expires_at=None)
 
-    async def delete_doomed(self) -> None:
-        for name in self.store.doomed():
+    async def delete_doomed(self, names: list[str] | None = None) -> None:
+        """Delete the remote files recorded as doomed (all, or these of them)."""
+        doomed = self.store.doomed()
+        for name in doomed if names is None else [n for n in names if n in doomed]:
             try:
                 await self.client.delete_file(name)
             except ApiError as e:

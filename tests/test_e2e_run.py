@@ -137,3 +137,28 @@ def test_sd_notify_protocol_and_status_while_running(tmp_path, emu):
     finally:
         d.stop()
         sock.close()
+
+
+def test_an_idle_copy_is_renewed_without_a_listing(tmp_path):
+    """Renewals come from the recorded expiry, not from the hours-apart listing."""
+    # The copy enters its renewal window 8 s after upload, long before it stops
+    # being usable (2 minutes before expiry); the listing runs only at start.
+    with Emulator(EmulatorConfig(port=0, ttl=208.0)) as emu:
+        cfg = write_config(tmp_path, emu.base_url,
+                           daemon={"settle": "100ms", "refresh_every": "6h",
+                                   "renew_before": "200s"})
+        (tmp_path / "inbox" / "photo.png").write_bytes(png_bytes(seed=36))
+        d = Running(cfg)
+        try:
+            wait_for(lambda: (tmp_path / "inbox" / "photo.png.caption.md").exists(),
+                     what="caption", proc=d.proc)
+            gens = emu.stats()["requests"]["generate"]
+            # Renewed (and renewed again: this short-lived copy is due every 8 s),
+            # and each replaced copy deleted at once, not at the next listing.
+            wait_for(lambda: emu.stats()["uploads_finalized"] >= 2 and
+                     emu.stats()["live_files"] == 1, timeout=40, what="renewal", proc=d.proc)
+            assert emu.stats()["requests"]["generate"] == gens  # renewals rerun no prompt
+            assert emu.stats()["requests"].get("list", 0) == 1
+        finally:
+            assert d.stop() == 0, d.log()
+        assert "renewing 1 remote copies" in d.log()
