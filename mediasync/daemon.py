@@ -308,7 +308,7 @@ class Daemon:
         (every `refresh_every`, hours apart), so an idle library is renewed in time.
         """
         self.engine.mirror.on_copy = self._copy_made
-        self._renew_check_at(self.engine.mirror.next_renewal_at())
+        self._renew_check_at(self.engine.mirror.renewals.next_at())
 
     def _renew_check_at(self, due: float | None) -> None:
         now = time.time()
@@ -327,7 +327,7 @@ class Daemon:
             if self.engine.halted:
                 await self._refresh()  # a fixed key file is noticed within 10 minutes
                 return
-            started = self.engine.mirror.renew_due()
+            started = self.engine.mirror.renewals.due()
             if started:
                 log.info("renewing %d remote copies before they expire", started)
             try:

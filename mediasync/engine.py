@@ -34,11 +34,11 @@ from mediasync.scan import (
 from mediasync.select import is_candidate
 from mediasync.settle import Settle
 from mediasync.store import ContentRow, PathRow, Store
+from mediasync.sweep import Sweeper
 
 log = logging.getLogger("mediasync")
 
 MAX_TASKS = 64  # paths reconciled at once; uploads/generations have their own bounds
-SWEEP_BUSY_WAIT = 1.0  # a content still being uploaded is retired on a later sweep
 
 
 def instance_id(store: Store) -> str:
@@ -101,8 +101,7 @@ class Engine:
         self._again: dict[str, float] = {}  # asked for while running: when to look again
         self._wake = asyncio.Event()
         self._stopping = False
-        self._sweep_at: float | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self.sweeper = Sweeper(self)
         self._noted: set[tuple[str, str]] = set()
 
     # -- configuration --------------------------------------------------------
@@ -175,23 +174,17 @@ class Engine:
                     continue  # superseded by an earlier entry
                 del self._due[path]
                 self._running[path] = asyncio.create_task(self._process(path), name=path)
-            # Sweep on time whatever else runs (one slow video must not hold back
-            # deletions), in its own task so its HTTP calls never stall dispatch.
             # `sync` has no grace period: there the pass's renames must be seen first.
-            can_sweep = not self._sweeping and not (self.once and self._running)
-            if self._sweep_at is not None and now >= self._sweep_at and can_sweep:
-                self._sweep_at = None
-                self._sweeper = asyncio.create_task(self._sweep_in_background(), name="sweep")
-            if until_idle and not self._heap and not self._running and not self._sweeping:
-                await self.mirror.wait_renewals()
+            sweep_in = self.sweeper.start_if_due(now, blocked=self.once and bool(self._running))
+            if until_idle and not self._heap and not self._running and not self.sweeper.running:
+                await self.mirror.renewals.wait()
                 if not self._heap and not self._running:
                     return
             timeout = None
             if self._heap and len(self._running) < MAX_TASKS:
                 timeout = max(0.0, self._heap[0][0] - now)
-            if self._sweep_at is not None and can_sweep:  # else an ending task wakes us
-                wait = max(0.0, self._sweep_at - now)
-                timeout = wait if timeout is None else min(timeout, wait)
+            if sweep_in is not None:
+                timeout = sweep_in if timeout is None else min(timeout, sweep_in)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -202,12 +195,11 @@ class Engine:
         """Stop taking work; in-flight steps are cancelled (their offsets are already recorded)."""
         self._stopping = True
         self._wake.set()
-        self.mirror.cancel_renewals()
+        self.mirror.renewals.cancel()
         tasks = list(self._running.values())
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
         for t in tasks:
             t.cancel()
+        tasks += self.sweeper.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _process(self, path: str) -> None:
@@ -225,20 +217,6 @@ class Engine:
                 self.schedule(path, again)
             self._wake.set()
 
-    @property
-    def _sweeping(self) -> bool:
-        return self._sweeper is not None and not self._sweeper.done()
-
-    async def _sweep_in_background(self) -> None:
-        try:
-            await self.sweep()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("removing vanished files failed; will try again")
-            self._sweep_at = self.monotonic() + self.remove_grace + SWEEP_BUSY_WAIT
-        finally:
-            self._wake.set()
 
     # -- scans and timers -----------------------------------------------------
 
@@ -247,10 +225,16 @@ class Engine:
         """Queue every candidate file and every recorded path; returns files found."""
         return await self.folders.scan()
 
+
     def sweep_soon(self, delay: float) -> None:
         """Forget vanished paths and retire unneeded contents within ``delay`` seconds."""
-        at = self.monotonic() + delay
-        self._sweep_at = at if self._sweep_at is None else min(self._sweep_at, at)
+        self.sweeper.soon(delay)
+        self.wake()
+
+    async def sweep(self) -> None:
+        await self.sweeper.sweep()
+
+    def wake(self) -> None:
         self._wake.set()
 
     async def refresh(self) -> None:
@@ -272,35 +256,6 @@ class Engine:
             for p in self.store.live_paths_for(sha):
                 self.mark_dirty(p, event=False)
 
-    async def sweep(self) -> None:
-        """Forget paths gone for longer than a rename takes; retire unneeded contents."""
-        grace = 0.0 if self.once else self.remove_grace
-        gone = {r.path: r.gone_at or 0.0 for r in self.store.gone_paths()}
-        expired = plan.removable(gone, self.clock(), grace)
-        for p in expired:
-            self.store.delete_path(p)
-        busy = False
-        for c in self.store.unreferenced_contents():
-            if self.mirror.busy(c.sha256):
-                busy = True  # an upload of it is under way: retire it once that ends
-                continue
-            log.info("no file needs %s any more; deleting its remote copy", c.remote_name or
-                     c.sha256[:12])
-            self.mirror.retire(c)
-        if len(gone) > len(expired):
-            self._sweep_at = self.monotonic() + grace
-        if busy:
-            at = self.monotonic() + SWEEP_BUSY_WAIT
-            self._sweep_at = at if self._sweep_at is None else min(self._sweep_at, at)
-        try:
-            await self.mirror.delete_doomed()
-        except ApiError as e:
-            log.warning("could not delete remote files yet: %s", e)
-
-    @property
-    def remove_grace(self) -> float:
-        # Long enough for a renamed file's new name to settle and be recognised.
-        return 2 * self.config.daemon.settle + 2.0
 
     # -- one path -------------------------------------------------------------
     async def reconcile(self, path: str) -> None:

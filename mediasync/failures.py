@@ -41,6 +41,15 @@ def classify(error: ApiError) -> Failure:
     return "permanent"
 
 
+class ContentUnavailable(Exception):
+    """No usable remote copy now; ``message`` says why, ``retry_at`` when to look again."""
+
+    def __init__(self, message: str, retry_at: float | None, *, changed: bool = False) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+        self.changed = changed  # the local file changed: identify it again, now
+
+
 @dataclass(frozen=True)
 class Verdict:
     kind: Kind

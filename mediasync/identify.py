@@ -150,5 +150,5 @@ class Identifier:
             return  # an unmounted or hung share is not a folder of deleted files
         self.e.store.mark_gone(path, self.e.clock())
         log.info("%s is gone; its sidecars are kept", path)
-        self.e.sweep_soon(0.0 if self.e.once else self.e.remove_grace)
+        self.e.sweep_soon(self.e.sweeper.grace)
 

@@ -413,7 +413,7 @@ def test_sweep_runs_while_a_slow_task_holds_and_the_loop_sleeps(tmp_path):
             turns = wake.turns
             await asyncio.sleep(0.5)  # a slow task runs; a deletion waits for its grace
             idle_turns = wake.turns - turns
-            mono.offset += engine.remove_grace + 1
+            mono.offset += engine.sweeper.grace + 1
             engine.mark_dirty(str(tmp_path / "inbox" / "nothing.png"))  # a wake-up; grace over
             for _ in range(300):
                 if emu.stats().get("deletes"):

@@ -69,6 +69,11 @@ def sha256_hex(value: Any) -> str | None:
     return parse_sha256(value)[0]
 
 
+def epoch(value: datetime | None) -> float | None:
+    """Seconds since the epoch of a parsed time, or None."""
+    return value.timestamp() if value else None
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
