@@ -11,29 +11,22 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path, PurePath
 
-from mediasync import plan
-from mediasync.config import Config, FolderConfig
+from mediasync.config import Config
 from mediasync.failures import classify
-from mediasync.folderio import FolderIO, FolderUnavailable
+from mediasync.folderio import FolderIO
 from mediasync.folders import Folders
 from mediasync.gemini import ApiError, GeminiClient
-from mediasync.identify import UNAVAILABLE_RETRY, Identifier
-from mediasync.mirror import ContentUnavailable, Mirror
+from mediasync.identify import Identifier
+from mediasync.mirror import Mirror
 from mediasync.plan import LocalFacts
 from mediasync.produce import Producer
-from mediasync.scan import (
-    NotRegular,
-    local_facts,
-)
-from mediasync.select import is_candidate
+from mediasync.reconcile import Reconciler
 from mediasync.settle import Settle
-from mediasync.store import ContentRow, PathRow, Store
+from mediasync.store import Store
 from mediasync.sweep import Sweeper
 
 log = logging.getLogger("mediasync")
@@ -102,6 +95,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self.sweeper = Sweeper(self)
+        self.reconciler = Reconciler(self)
         self._noted: set[tuple[str, str]] = set()
 
     # -- configuration --------------------------------------------------------
@@ -204,7 +198,7 @@ class Engine:
 
     async def _process(self, path: str) -> None:
         try:
-            await self.reconcile(path)
+            await self.reconciler.reconcile(path)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -258,63 +252,7 @@ class Engine:
 
 
     # -- one path -------------------------------------------------------------
-    async def reconcile(self, path: str) -> None:
-        """Take the next step for one path: settle, identify, mirror, outputs."""
-        folder = self.config.folder_for(Path(path))
-        rel = PurePath(os.path.relpath(path, folder.path)) if folder else None
-        mt = is_candidate(rel, folder, self.suffixes) if folder and rel else None
-        if folder is None or rel is None or mt is None:
-            await self.identify.gone(path, folder)
-            return
-        facts = await self._look(path, folder, rel)
-        if facts is None:
-            return
-        wait = self.settle.wait(path, facts, self.clock(), self.config.daemon.settle)
-        if wait > 0:
-            self.schedule(path, self.monotonic() + wait)
-            return
-        row = await self.identify.identify(path, folder, rel, mt.kind, mt.mime, facts)
-        if row is None or row.problem or not row.sha256 or self.halted:
-            return
-        content = await self._copy(path, row)
-        if content is None:
-            return
-        for want in plan.desired(folder, path, row.kind, self.config.api.model):
-            await self.producer.output(path, rel, content.sha256, want)
-        self.producer.forget_answers(content.sha256)
 
-    async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
-        """The path's stat (from the scan when fresh), or None when there is nothing to do."""
-        try:
-            return self.scanned.pop(path, None) or await self.fs.call(
-                str(folder.path), local_facts, path
-            )
-        except FolderUnavailable:
-            self.later(path, self.clock() + UNAVAILABLE_RETRY)
-        except FileNotFoundError:
-            await self.identify.gone(path, folder)
-        except NotRegular as e:
-            self.note(path, "notregular", "skipping %s: %s, not a regular file", rel, e.what)
-            await self.identify.gone(path, folder)
-        except OSError as e:
-            self.note(path, "stat", "cannot look at %s: %s", rel, e.strerror or e)
-        return None
-
-    async def _copy(self, path: str, row: PathRow) -> ContentRow | None:
-        """The content's usable remote copy (uploaded if needed), or None for now."""
-        assert row.sha256 is not None
-        if self.store.get_content(row.sha256) is None:
-            self.store.ensure_content(row.sha256, row.size, row.mime, row.kind, self.clock())
-        try:
-            return await self.mirror.ensure(row.sha256)
-        except ContentUnavailable as e:
-            if e.changed:  # not a retry: the new bytes need hashing (in `sync` too)
-                self.schedule(path, self.monotonic() + self.config.daemon.settle)
-            else:
-                self.later(path, e.retry_at)
-        except ApiError as e:
-            self.halt(e)
-        return None
 
     def note(self, key: str, what: str, msg: str, *args: object) -> None:
         """Log a problem once per path, not on every rescan."""

@@ -21,20 +21,17 @@ from mediasync.gemini import (
     File,
     FileChanged,
     GeminiClient,
-    UploadSession,
-    UploadSessionLost,
 )
 from mediasync.gemini.models import epoch
 from mediasync.lenient import Lenient
 from mediasync.refresh import Refresher
 from mediasync.renewals import Renewals
-from mediasync.scan import local_facts
 from mediasync.store import ContentRow, Store
+from mediasync.uploads import Uploader
 
 log = logging.getLogger("mediasync")
 
 __all__ = ["ContentUnavailable", "Mirror", "classify"]
-
 
 
 class CopyVanished(Exception):
@@ -66,6 +63,7 @@ class Mirror:
         self.renewals = Renewals(self)
         self.lenient = Lenient(self)
         self._refresher = Refresher(self)
+        self._uploader = Uploader(self)
         # Told each new copy's expiry (the daemon plans its renewal check by it).
         self.on_copy: Callable[[float], None] | None = None
         self.jitter: Callable[[], float] = random.random
@@ -110,30 +108,13 @@ class Mirror:
         paths = self.store.live_paths_for(sha)
         return os.path.basename(paths[0]) if paths else sha[:12]
 
-    async def _source(self, sha: str) -> str:
-        """A live local path that still holds these bytes (by its recorded stat)."""
-        for p in self.store.live_paths_for(sha):
-            row = self.store.get_path(p)
-            try:
-                # In the folder's threads, at its time-out: a hung share stalls no renewal.
-                facts = await self.fs.call(row.folder if row else os.path.dirname(p),
-                                           local_facts, p)
-            except Exception:  # vanished, a FIFO, a folder not answering…: try the next path
-                continue
-            if row and (facts.size, facts.mtime_ns, facts.inode) == (
-                row.size,
-                row.mtime_ns,
-                row.inode,
-            ):
-                return p
-        raise ContentUnavailable("no local file holds these bytes any more", None)
 
     async def make_copy(self, c: ContentRow) -> None:
         sha = c.sha256
         now = self.clock()
         try:
             if not c.next_name:
-                await self._upload(c)
+                await self._uploader.upload(c)
             await self._await_active(sha)
         except CopyVanished:
             return  # next_name is dropped: the caller's next look uploads again
@@ -159,65 +140,6 @@ class Mirror:
             msg = f"the file changed or vanished during upload: {e}"
             raise ContentUnavailable(msg, None, changed=True) from e
 
-    async def _upload(self, c: ContentRow) -> None:
-        sha = c.sha256
-        path = await self._source(sha)
-        session = None
-        if c.next_url:
-            session = UploadSession(
-                url=c.next_url, size=c.size, granularity=c.next_granularity or 8 * 1024 * 1024
-            )
-
-        def progress(s: UploadSession, offset: int) -> None:
-            # Recorded before the first byte and after every acknowledged chunk,
-            # so kill -9 resumes from here.
-            self.store.update_content(
-                sha, self.clock(), next_url=s.url, next_offset=offset,
-                next_granularity=s.granularity,
-            )
-
-        async with self.upload_slots:
-            try:
-                file = await self.client.upload(
-                    path,
-                    c.mime,
-                    plan.display_name(sha, os.path.basename(path), self.instance),
-                    session=session,
-                    on_progress=progress,
-                )
-            except UploadSessionLost:
-                log.info("%s: upload session expired; starting over", os.path.basename(path))
-                self.store.update_content(sha, self.clock(), next_url=None, next_offset=None)
-                file = await self.client.upload(
-                    path,
-                    c.mime,
-                    plan.display_name(sha, os.path.basename(path), self.instance),
-                    on_progress=progress,
-                )
-        if not await self.lenient.hash_holds(sha, path, file):
-            # The file changed under the upload: the copy holds other bytes.
-            self.store.doom(file.name, "content mismatch", self.clock())
-            self.store.update_content(sha, self.clock(), next_url=None, next_offset=None)
-            raise FileChanged("the file changed while it was uploaded")
-        self.store.update_content(
-            sha,
-            self.clock(),
-            next_url=None,
-            next_offset=None,
-            next_name=file.name,
-            next_uri=self.lenient.uri(file),
-            next_expires_at=self.lenient.expiry(file),
-            uploads=c.uploads + 1,
-        )
-        log.info(
-            "uploaded %s (%s) as %s",
-            os.path.basename(path),
-            plan.human_bytes(c.size),
-            file.name,
-        )
-        if file.state in ("ACTIVE", "FAILED"):
-            self._settle_state(sha, file)
-
 
     async def _await_active(self, sha: str) -> None:
         c = self.store.get_content(sha)
@@ -235,9 +157,9 @@ class Mirror:
             log.warning("%s: the copy being processed is gone; uploading again",
                         self.label(sha))
             raise CopyVanished from e
-        self._settle_state(sha, file)
+        self.settle_state(sha, file)
 
-    def _settle_state(self, sha: str, file: File) -> None:
+    def settle_state(self, sha: str, file: File) -> None:
         now = self.clock()
         c = self.store.get_content(sha)
         if c is None:  # retired while it was uploaded: nothing needs it

@@ -1,0 +1,87 @@
+"""One path, one step: compare what should be (config + the file on disk) with
+what is (the store + the remote copy) and take the next step — settle, identify,
+mirror, outputs (DESIGN.md, "reconcile, don't react").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
+
+from mediasync import plan
+from mediasync.config import FolderConfig
+from mediasync.failures import ContentUnavailable
+from mediasync.folderio import FolderUnavailable
+from mediasync.gemini import ApiError
+from mediasync.identify import UNAVAILABLE_RETRY
+from mediasync.plan import LocalFacts
+from mediasync.scan import NotRegular, local_facts
+from mediasync.select import is_candidate
+from mediasync.store import ContentRow, PathRow
+
+if TYPE_CHECKING:
+    from mediasync.engine import Engine
+
+
+class Reconciler:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+
+    async def reconcile(self, path: str) -> None:
+        """Take the next step for one path: settle, identify, mirror, outputs."""
+        folder = self.e.config.folder_for(Path(path))
+        rel = PurePath(os.path.relpath(path, folder.path)) if folder else None
+        mt = is_candidate(rel, folder, self.e.suffixes) if folder and rel else None
+        if folder is None or rel is None or mt is None:
+            await self.e.identify.gone(path, folder)
+            return
+        facts = await self._look(path, folder, rel)
+        if facts is None:
+            return
+        wait = self.e.settle.wait(path, facts, self.e.clock(), self.e.config.daemon.settle)
+        if wait > 0:
+            self.e.schedule(path, self.e.monotonic() + wait)
+            return
+        row = await self.e.identify.identify(path, folder, rel, mt.kind, mt.mime, facts)
+        if row is None or row.problem or not row.sha256 or self.e.halted:
+            return
+        content = await self._copy(path, row)
+        if content is None:
+            return
+        for want in plan.desired(folder, path, row.kind, self.e.config.api.model):
+            await self.e.producer.output(path, rel, content.sha256, want)
+        self.e.producer.forget_answers(content.sha256)
+
+    async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
+        """The path's stat (from the scan when fresh), or None when there is nothing to do."""
+        try:
+            return self.e.scanned.pop(path, None) or await self.e.fs.call(
+                str(folder.path), local_facts, path
+            )
+        except FolderUnavailable:
+            self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
+        except FileNotFoundError:
+            await self.e.identify.gone(path, folder)
+        except NotRegular as e:
+            self.e.note(path, "notregular", "skipping %s: %s, not a regular file", rel, e.what)
+            await self.e.identify.gone(path, folder)
+        except OSError as e:
+            self.e.note(path, "stat", "cannot look at %s: %s", rel, e.strerror or e)
+        return None
+
+    async def _copy(self, path: str, row: PathRow) -> ContentRow | None:
+        """The content's usable remote copy (uploaded if needed), or None for now."""
+        assert row.sha256 is not None
+        if self.e.store.get_content(row.sha256) is None:
+            self.e.store.ensure_content(row.sha256, row.size, row.mime, row.kind, self.e.clock())
+        try:
+            return await self.e.mirror.ensure(row.sha256)
+        except ContentUnavailable as e:
+            if e.changed:  # not a retry: the new bytes need hashing (in `sync` too)
+                self.e.schedule(path, self.e.monotonic() + self.e.config.daemon.settle)
+            else:
+                self.e.later(path, e.retry_at)
+        except ApiError as e:
+            self.e.halt(e)
+        return None

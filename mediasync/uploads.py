@@ -1,0 +1,103 @@
+"""Uploading a content's bytes: pick a local path that still holds them, resume a
+recorded upload session or start one (its URL recorded before the first byte),
+and check that what arrived is what we hashed (lenient.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from mediasync import plan
+from mediasync.failures import ContentUnavailable
+from mediasync.gemini import FileChanged, UploadSession, UploadSessionLost
+from mediasync.scan import local_facts
+from mediasync.store import ContentRow
+
+if TYPE_CHECKING:
+    from mediasync.mirror import Mirror
+
+log = logging.getLogger("mediasync")
+
+
+class Uploader:
+    def __init__(self, mirror: Mirror) -> None:
+        self.m = mirror
+
+    async def source(self, sha: str) -> str:
+        """A live local path that still holds these bytes (by its recorded stat)."""
+        for p in self.m.store.live_paths_for(sha):
+            row = self.m.store.get_path(p)
+            try:
+                # In the folder's threads, at its time-out: a hung share stalls no renewal.
+                facts = await self.m.fs.call(row.folder if row else os.path.dirname(p),
+                                           local_facts, p)
+            except Exception:  # vanished, a FIFO, a folder not answering…: try the next path
+                continue
+            if row and (facts.size, facts.mtime_ns, facts.inode) == (
+                row.size,
+                row.mtime_ns,
+                row.inode,
+            ):
+                return p
+        raise ContentUnavailable("no local file holds these bytes any more", None)
+
+    async def upload(self, c: ContentRow) -> None:
+        sha = c.sha256
+        path = await self.source(sha)
+        session = None
+        if c.next_url:
+            session = UploadSession(
+                url=c.next_url, size=c.size, granularity=c.next_granularity or 8 * 1024 * 1024
+            )
+
+        def progress(s: UploadSession, offset: int) -> None:
+            # Recorded before the first byte and after every acknowledged chunk,
+            # so kill -9 resumes from here.
+            self.m.store.update_content(
+                sha, self.m.clock(), next_url=s.url, next_offset=offset,
+                next_granularity=s.granularity,
+            )
+
+        async with self.m.upload_slots:
+            try:
+                file = await self.m.client.upload(
+                    path,
+                    c.mime,
+                    plan.display_name(sha, os.path.basename(path), self.m.instance),
+                    session=session,
+                    on_progress=progress,
+                )
+            except UploadSessionLost:
+                log.info("%s: upload session expired; starting over", os.path.basename(path))
+                self.m.store.update_content(sha, self.m.clock(), next_url=None, next_offset=None)
+                file = await self.m.client.upload(
+                    path,
+                    c.mime,
+                    plan.display_name(sha, os.path.basename(path), self.m.instance),
+                    on_progress=progress,
+                )
+        if not await self.m.lenient.hash_holds(sha, path, file):
+            # The file changed under the upload: the copy holds other bytes.
+            self.m.store.doom(file.name, "content mismatch", self.m.clock())
+            self.m.store.update_content(sha, self.m.clock(), next_url=None, next_offset=None)
+            raise FileChanged("the file changed while it was uploaded")
+        self.m.store.update_content(
+            sha,
+            self.m.clock(),
+            next_url=None,
+            next_offset=None,
+            next_name=file.name,
+            next_uri=self.m.lenient.uri(file),
+            next_expires_at=self.m.lenient.expiry(file),
+            uploads=c.uploads + 1,
+        )
+        log.info(
+            "uploaded %s (%s) as %s",
+            os.path.basename(path),
+            plan.human_bytes(c.size),
+            file.name,
+        )
+        if file.state in ("ACTIVE", "FAILED"):
+            self.m.settle_state(sha, file)
