@@ -1,4 +1,5 @@
-"""Argument parsing and exit codes. A user's mistake gets one clear line, not a traceback.
+"""Argument parsing and dispatch to ``mediasync/commands/``. A user's mistake gets one
+clear line, not a traceback.
 
 Exit codes:
   0  success
@@ -13,21 +14,26 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
+import importlib
 import logging
-import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from types import ModuleType
 
 from mediasync import __version__
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_LOCKED, EXIT_QUOTA = 0, 1, 2, 3, 4, 5
+from mediasync.commands.common import EXIT_LOCKED, EXIT_USAGE
 
 log = logging.getLogger("mediasync")
+
+# In --help's order; `emulator` (between status and init) is the emulator package's.
+DAEMON_COMMANDS = ("run", "sync", "status")
+TOOL_COMMANDS = ("init", "check", "files", "ask", "demo")
+
+
+def _command(name: str) -> ModuleType:
+    # Imported on use: `--help` and the light commands need not load the daemon.
+    return importlib.import_module(f"mediasync.commands.{name}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,28 +54,29 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    sub.add_parser("run", help="run the daemon in the foreground (what systemd starts)")
-    sub.add_parser("sync", help="one pass: upload, prompt, write sidecars; exit 1 if any failed")
-    st = sub.add_parser("status", help="what is mirrored, processing, expiring, failed")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
-    st.add_argument("--brief", action="store_true", help="one line per folder")
+    from mediasync import emulator
 
-    from mediasync import emulator, tools
-
+    for name in DAEMON_COMMANDS:
+        _add(sub, name)
     em = sub.add_parser("emulator", help="serve a local emulator of the Gemini File API")
     emulator.add_arguments(em)
-    tools.add_commands(sub)
+    for name in TOOL_COMMANDS:
+        _add(sub, name)
     return p
+
+
+def _add(sub: argparse._SubParsersAction, name: str) -> None:
+    module = _command(name)
+    module.add_arguments(sub.add_parser(name, help=module.HELP))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from mediasync.logs import setup_logging
-
     if args.command == "emulator":
-        setup_logging(args.log_level or "info")
         from mediasync import emulator
+        from mediasync.logs import setup_logging
 
+        setup_logging(args.log_level or "info")
         return emulator.run_from_args(args)
     try:
         return _dispatch(args)
@@ -78,33 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from mediasync import tools
-    from mediasync.config import ConfigError, load_config_or_default
+    from mediasync.config import ConfigError
     from mediasync.daemon import InstanceLocked
-    from mediasync.logs import setup_logging
     from mediasync.store import StoreError
 
     try:
-        if args.command in tools.COMMANDS:
-            setup_logging(args.log_level or "info")
-            return tools.COMMANDS[args.command](args)
-        path, config = load_config_or_default(args.config, os.environ)
-        setup_logging(args.log_level or config.daemon.log_level)
-        if args.command == "run":
-            from mediasync.daemon import Daemon
-
-            return asyncio.run(Daemon(config, path, os.environ).run())
-        if args.command == "sync":
-            from mediasync import daemon
-
-            progress = None
-            if sys.stderr.isatty():
-                progress = _progress
-                setup_logging(args.log_level or config.daemon.log_level,
-                              stream=_ClearsProgress(sys.stderr))
-            return asyncio.run(daemon.sync(config, os.environ, progress=progress))
-        if args.command == "status":
-            return status(config, as_json=args.json, brief=args.brief)
+        return _command(args.command).main(args)
     except ConfigError as e:
         print(f"mediasync: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -114,70 +100,3 @@ def _dispatch(args: argparse.Namespace) -> int:
     except StoreError as e:
         print(f"mediasync: {e}", file=sys.stderr)
         return EXIT_USAGE
-    raise AssertionError(args.command)
-
-
-def status(config, *, as_json: bool, brief: bool) -> int:  # noqa: ANN001
-    from mediasync import report
-    from mediasync.daemon import STATE_FILE, state_dir
-    from mediasync.store import Store
-
-    db = state_dir(config, os.environ) / STATE_FILE
-    if not db.exists():
-        print(f"mediasync: nothing synced yet ({db} does not exist)", file=sys.stderr)
-        if as_json:
-            print(json.dumps(report.render_json([], None)))
-        return EXIT_OK
-    store = Store(db, readonly=True)
-    try:
-        halted = store.get_meta("halted") or None
-        reports = report.build(store, config)
-        unavailable = report.unavailable_folders(store)
-        quota = report.quota_state(store, config, time.time())
-    finally:
-        store.close()
-    if as_json:
-        doc = {**report.render_json(reports, halted), **quota}
-        doc["unavailable"] = unavailable
-        print(json.dumps(doc, indent=2))
-    else:
-        for folder, why in sorted(unavailable.items()):
-            print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
-        print(report.render_text(reports, config, time.time(), halted, verbose=not brief))
-        for line in report.render_quota(quota):
-            print(line)
-    return EXIT_OK
-
-
-class _ClearsProgress:
-    """A terminal stream for log lines that first wipes the progress line under them."""
-
-    def __init__(self, inner: TextIO) -> None:
-        self.inner = inner
-        self._line_start = True
-
-    def write(self, text: str) -> int:
-        if self._line_start and text:
-            self.inner.write("\r\033[K")
-        self.inner.write(text)
-        self._line_start = text.endswith("\n")
-        return len(text)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def fileno(self) -> int:
-        return self.inner.fileno()
-
-
-def _progress(engine) -> None:  # noqa: ANN001
-    """One self-overwriting line on a terminal: files and bytes."""
-    from mediasync.plan import human_bytes
-
-    c = engine.store.counts()
-    sys.stderr.write(
-        f"\r\033[K{c['mirrored']}/{c['files']} files mirrored "
-        f"({human_bytes(c['bytes_mirrored'])}) · {c['uploading']} uploading "
-        f"({human_bytes(c['bytes_uploading'])} sent) · {c['sidecars']} sidecars written"
-    )
-    sys.stderr.flush()

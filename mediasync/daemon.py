@@ -1,7 +1,7 @@
 """Wiring: the engine, the watcher, the scheduler's jobs, signals and sd_notify.
 
-No business logic here: ``run`` keeps the engine fed until SIGTERM, ``sync``
-makes one pass and reports.
+No business logic here: ``run`` keeps the engine fed until SIGTERM (the one-pass
+``sync`` is ``commands/sync.py``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import json
 import logging
 import os
 import signal
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +35,6 @@ log = logging.getLogger("mediasync")
 STATE_FILE = "state.db"
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 PAUSES_KEY = "quota_pauses"  # meta: JSON list of Pause, read by `status`
-EXIT_QUOTA = 5  # `sync`: a day's quota (or the daily cap) is used; nothing is wrong
 
 
 RENEW_CHECK_MAX = 600.0  # the expiry times are read again at least this often (no API call)
@@ -146,57 +144,6 @@ def pause_lines(budgets: Budgets | None) -> list[str]:
         return []
     now = time.time()
     return [p.message(now) for p in budgets.active_pauses()]
-
-
-async def sync(config: Config, env: Mapping[str, str], *,
-               progress: Callable[[Engine], None] | None = None) -> int:
-    """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
-    directory = state_dir(config, env)
-    with instance_lock(directory):
-        store = Store(directory / STATE_FILE)
-        client = make_client(config, env, store=store)
-        engine = Engine(config, store, client, once=True)
-        try:
-            # List the remote side while the disk is walked: both before any step.
-            _, found = await asyncio.gather(engine.refresh(), engine.scan())
-            log.info("found %d media file(s) in %d folder(s)", found, len(config.folders))
-            ticker = None
-            if progress is not None:
-                ticker = asyncio.create_task(_tick(engine, progress))
-            await engine.run(until_idle=True)
-            await engine.sweep()
-            if ticker is not None and progress is not None:
-                ticker.cancel()
-                progress(engine)
-                print(file=sys.stderr)  # end the progress line before the summary
-            halted = engine.halted
-            reports = report.build(store, config)
-            bad = report.failures(reports)
-            if halted:
-                log.error("%s", halted)
-            done = len(reports) - len(bad)
-            log.info("%d of %d file(s) synced", done, len(reports))
-            for r in bad:
-                log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
-            if halted:
-                return 3
-            paused = pause_lines(client.budgets)
-            if paused:
-                # Waiting until midnight Pacific is the daemon's job, not a one-shot's.
-                for line in paused:
-                    log.error("stopping: %s; run `mediasync sync` again then, or let "
-                              "`mediasync run` wait", line)
-                return EXIT_QUOTA
-            return 1 if bad else 0
-        finally:
-            await client.aclose()
-            store.close()
-
-
-async def _tick(engine: Engine, progress: Callable[[Engine], None]) -> None:
-    while True:
-        progress(engine)
-        await asyncio.sleep(0.5)
 
 
 class Daemon:

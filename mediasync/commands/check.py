@@ -1,0 +1,267 @@
+"""`mediasync check`: the config, the API key, the state directory and the folders,
+one line each, then a verdict; with --live also a round trip (``livecheck.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from mediasync.commands.common import (
+    EXIT_API,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    api_exit,
+    describe_api_error,
+    human,
+    remote_usage,
+    state_db,
+    tool_client,
+    tool_logging,
+)
+from mediasync.config import (
+    KEY_ENV_VARS,
+    KEY_FILE_NAME,
+    Config,
+    ConfigError,
+    default_config_path,
+    load_config,
+    resolve_api_key,
+)
+from mediasync.gemini import ApiError, File
+from mediasync.media import MAX_PROJECT_BYTES
+
+HELP = "check the config, the API key and the folders; exit 0 if ready"
+
+# A folder holding this share of the inotify watch limit earns a warning: other
+# programs of the same user (editors, file managers, Syncthing) need watches too.
+INOTIFY_WARN_SHARE = 0.5
+INOTIFY_LIMIT_FILE = Path("/proc/sys/fs/inotify/max_user_watches")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--live", action="store_true",
+                   help="then one round trip with the service: upload a tiny PNG, one question "
+                   "(~300 tokens), delete it; exit 1 if the service answers unlike expected")
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.failed = False
+        self.api_failed = False
+        self.differed = False
+        self.warnings = 0
+
+    def ok(self, what: str) -> None:
+        print(f"ok   {what}", flush=True)
+
+    def fail(self, what: str, *, api: bool = False) -> None:
+        print(f"FAIL {what}", flush=True)
+        if api:
+            self.api_failed = True
+        else:
+            self.failed = True
+
+    def differ(self, what: str) -> None:
+        """The live service answered unlike mediasync expects (check --live)."""
+        print(f"FAIL {what}", flush=True)
+        self.differed = True
+
+    def warn(self, what: str) -> None:
+        print(f"warn {what}", flush=True)
+        self.warnings += 1
+
+
+def main(args: argparse.Namespace) -> int:
+    tool_logging(args)
+    r = _Report()
+    path = args.config or default_config_path(os.environ)
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        r.fail(f"config {e}")
+        return _verdict(r)
+    r.ok(f"config {path}: {len(config.folders)} folder(s), model {config.api.model}")
+    key_ok = _check_key(config, r)
+    _check_state(config, r)
+    _check_folders(config, r)
+    live = getattr(args, "live", False)
+    if not live:
+        return _verdict(r)
+    if not key_ok:
+        return _verdict(r, live="the live round trip did not run")
+    from mediasync import livecheck
+
+    return _verdict(r, live=livecheck.run(config, os.environ, r))
+
+
+def _verdict(r: _Report, *, live: str | None = None) -> int:
+    """``live``: None without --live, else what the live round trip took or why it did not run."""
+    if r.failed or r.api_failed:
+        extra = f" ({live})" if live and not r.differed else ""
+        print(f"verdict: not ready; fix the FAIL lines above{extra}")
+        return EXIT_USAGE if r.failed else EXIT_API
+    if r.differed:
+        print(f"verdict: the live service differs from what mediasync expects ({live}); "
+              "see the FAIL lines above")
+        return EXIT_FAILED
+    extra = f" ({r.warnings} warning(s) above)" if r.warnings else ""
+    if live:
+        extra += f"; the live service answered as mediasync expects ({live})"
+    print(f"verdict: ready{extra}; start it with `mediasync run` or under systemd")
+    return EXIT_OK
+
+
+def _key_origin(config: Config, env: Mapping[str, str]) -> str:
+    """Where resolve_api_key found the key (the same order), never the key."""
+    if config.api.key_file is not None:
+        return f"api.key_file {config.api.key_file}"
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if creds and os.path.lexists(Path(creds) / KEY_FILE_NAME):
+        return f"$CREDENTIALS_DIRECTORY/{KEY_FILE_NAME}"
+    for var in KEY_ENV_VARS:
+        if env.get(var, "").strip():
+            return f"${var}"
+    return "?"
+
+
+def _check_key(config: Config, r: _Report) -> bool:
+    """True when a key was found and the service accepted it."""
+    try:
+        resolve_api_key(config.api, os.environ)
+    except ConfigError as e:
+        r.fail(f"api key: {e.message}")
+        return False
+    r.ok(f"api key found in {_key_origin(config, os.environ)}")
+
+    async def probe() -> list[File]:
+        async with tool_client(config, quick=True) as client:
+            # Every page, not one: the listing also tells how full the 20 GB quota is.
+            return await client.list_files(page_size=100)
+
+    where = f"{config.api.base_url} ({config.api.api_version})"
+    try:
+        files = asyncio.run(probe())
+    except ApiError as e:
+        r.fail(f"api {where}: {describe_api_error(e)}", api=api_exit(e) == EXIT_API)
+        return False
+    used, ours = remote_usage(files)
+    line = (f"api {where} accepted the key; {len(files)} remote file(s) ({ours} by mediasync), "
+            f"{human(used)} of {human(MAX_PROJECT_BYTES)} used")
+    if used >= 0.9 * MAX_PROJECT_BYTES:
+        r.warn(line + "; nearly full: see `mediasync files purge`")
+    else:
+        r.ok(line)
+    return True
+
+
+def _check_state(config: Config, r: _Report) -> None:
+    db = state_db(config)
+    directory = db.parent
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        r.fail(f"state directory {directory}: not writable by this user")
+        return
+    note = "state.db present" if db.exists() else "no state.db yet"
+    running = _lock_holder(directory / "lock")
+    if running:
+        note += f"; the daemon is running (pid {running})"
+    r.ok(f"state directory {directory}: {note}")
+
+
+def _lock_holder(lock: Path) -> str | None:
+    """The pid in the daemon's lock file if a process holds the lock, else None."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    finally:
+        os.close(fd)
+    return None
+
+
+def _check_folders(config: Config, r: _Report) -> None:
+    from mediasync.sidecar import TEMP_PREFIX
+
+    real: dict[str, Path] = {}
+    to_watch = 0
+    for i, folder in enumerate(config.folders):
+        p = folder.path
+        label = f"folders[{i}] {p}"
+        if not p.exists():
+            r.fail(f"{label}: does not exist")
+            continue
+        if not p.is_dir():
+            r.fail(f"{label}: not a directory")
+            continue
+        if not os.access(p, os.R_OK | os.X_OK):
+            r.fail(f"{label}: not readable by this user")
+            continue
+        # A real write, not os.access(): read-only mounts and systemd's
+        # ProtectSystem= sandbox are only seen by trying. The name is one the
+        # watcher ignores, so a running daemon does not notice it.
+        probe = p / f"{TEMP_PREFIX}check-{secrets.token_hex(4)}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            r.fail(f"{label}: cannot write sidecars here ({e.strerror or e})")
+            continue
+        resolved = Path(os.path.realpath(p))
+        nested = next((f"{k}" for k, v in real.items()
+                       if resolved.is_relative_to(v) or v.is_relative_to(resolved)), None)
+        if nested:
+            r.fail(f"{label}: through symlinks it nests with {nested}; folders must not nest")
+            continue
+        real[label] = resolved
+        mode = "polling" if folder.polling else "inotify"
+        r.ok(f"{label}: readable and writable ({mode}{', recursive' if folder.recursive else ''})")
+        if not folder.polling:
+            to_watch += _count_dirs(p, folder.recursive, limit=_inotify_limit() or 10**7)
+    _check_inotify(to_watch, r)
+
+
+def _inotify_limit() -> int | None:
+    try:
+        return int(INOTIFY_LIMIT_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _count_dirs(root: Path, recursive: bool, *, limit: int) -> int:
+    """Directories inotify must watch (one watch each), counting up to ``limit``."""
+    if not recursive:
+        return 1
+    n = 0
+    for _dirpath, _dirnames, _files in os.walk(root):
+        n += 1
+        if n >= limit:
+            break
+    return n
+
+
+def _check_inotify(dirs: int, r: _Report) -> None:
+    if dirs == 0:
+        return
+    limit = _inotify_limit()
+    if limit is None:
+        r.warn(f"inotify: {dirs} folder(s) to watch; cannot read {INOTIFY_LIMIT_FILE}")
+        return
+    line = f"inotify: {dirs} folder(s) to watch, limit fs.inotify.max_user_watches = {limit}"
+    if dirs >= INOTIFY_WARN_SHARE * limit:
+        r.warn(line + "; raise it (README: Troubleshooting) or set polling = true")
+    else:
+        r.ok(line)
+
+

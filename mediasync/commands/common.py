@@ -1,0 +1,111 @@
+"""What several commands share: exit codes, the one-line error, the API client a
+person at a terminal gets, the state database's path, and a few display helpers.
+
+A user's mistake ends as one line on stderr: configuration faults raise
+ConfigError (cli.py prints it, exit 2); API faults are turned into a line by
+the command with ``describe_api_error`` and ``api_exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mediasync.config import Config, load_config_or_default
+from mediasync.gemini import ApiError, File, GeminiClient, RetryPolicy
+from mediasync.logs import setup_logging
+
+if TYPE_CHECKING:
+    from mediasync.store import Store
+
+log = logging.getLogger("mediasync")
+
+# The meanings are listed in cli.py's docstring and --help epilog.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_LOCKED, EXIT_QUOTA = 0, 1, 2, 3, 4, 5
+
+
+def err(message: str) -> None:
+    print(f"mediasync: {message}", file=sys.stderr)
+
+
+def tool_logging(args: argparse.Namespace) -> None:
+    """Logging for the tools beside the daemon: info unless --log-level says otherwise."""
+    setup_logging(args.log_level or "info")
+
+
+def load(args: argparse.Namespace) -> tuple[Path | None, Config]:
+    """The config (or the defaults) for run, sync and status, with its log level set up."""
+    path, config = load_config_or_default(args.config, os.environ)
+    setup_logging(args.log_level or config.daemon.log_level)
+    return path, config
+
+
+def api_exit(e: ApiError) -> int:
+    """Exit code for an API fault: 3 for a refused key or no service, else 1."""
+    if e.key_invalid or e.code == 0 or e.code in (401, 403):
+        return EXIT_API
+    return EXIT_FAILED
+
+
+def describe_api_error(e: ApiError) -> str:
+    if e.key_invalid:
+        return f"the API key was refused ({e})"
+    if e.code == 0:
+        return f"the service could not be reached ({e.message or e.status})"
+    return str(e)
+
+
+def tool_client(config: Config, *, quick: bool = False) -> GeminiClient:
+    # Imported late: the daemon's wiring (scheduler, engine) is not needed to parse --help.
+    from mediasync.daemon import make_client
+
+    c = make_client(config, os.environ)
+    # Someone is waiting at a terminal: fewer, shorter retries than the daemon's.
+    c.retry = RetryPolicy(max_attempts=2 if quick else 3, max_delay=2.0 if quick else 4.0)
+    return c
+
+
+def state_db(config: Config) -> Path:
+    from mediasync.daemon import STATE_FILE, state_dir
+
+    return state_dir(config, os.environ) / STATE_FILE
+
+
+def open_state(config: Config) -> Store | None:
+    """The daemon's database, read-only, or None when it never ran or cannot be opened."""
+    from mediasync.store import Store, StoreError
+
+    db = state_db(config)
+    if not db.exists():
+        return None
+    try:
+        return Store(db, readonly=True)  # works beside a running daemon (WAL)
+    except StoreError as e:
+        log.debug("%s", e)
+        return None
+
+
+def remote_usage(files: Iterable[File]) -> tuple[int, int]:
+    """(bytes used, how many files mediasync made) of a listing of the project."""
+    from mediasync.plan import DISPLAY_PREFIX
+
+    files = list(files)
+    used = sum(f.size_bytes or 0 for f in files)
+    ours = sum(1 for f in files if (f.display_name or "").startswith(DISPLAY_PREFIX))
+    return used, ours
+
+
+def human(n: float | None) -> str:
+    from mediasync.plan import human_bytes
+
+    return "-" if n is None else human_bytes(n)
+
+
+def stamp(when: datetime | None) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if when else "-"

@@ -1,0 +1,137 @@
+"""`mediasync sync`: one pass (scan, upload, wait for ACTIVE, prompt, write) and a
+summary; on a terminal, a self-overwriting progress line while it works."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TextIO
+
+from mediasync.commands.common import EXIT_API, EXIT_FAILED, EXIT_OK, EXIT_QUOTA, load
+from mediasync.config import Config
+from mediasync.gemini import Budgets
+from mediasync.logs import setup_logging
+
+if TYPE_CHECKING:
+    from mediasync.engine import Engine
+    from mediasync.store import Store
+
+log = logging.getLogger("mediasync")
+
+HELP = "one pass: upload, prompt, write sidecars; exit 1 if any failed"
+
+Progress = Callable[["Engine"], None]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """No options of its own: -c and --log-level are the parser's."""
+
+
+def main(args: argparse.Namespace) -> int:
+    _, config = load(args)
+    progress = None
+    if sys.stderr.isatty():
+        progress = _progress
+        setup_logging(args.log_level or config.daemon.log_level,
+                      stream=_ClearsProgress(sys.stderr))
+    return asyncio.run(sync(config, os.environ, progress=progress))
+
+
+async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None) -> int:
+    """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
+    # Imported here: parsing the command line (this module's HELP) need not load the daemon.
+    from mediasync.daemon import STATE_FILE, instance_lock, make_client, state_dir
+    from mediasync.engine import Engine
+    from mediasync.store import Store
+
+    directory = state_dir(config, env)
+    with instance_lock(directory):
+        store = Store(directory / STATE_FILE)
+        client = make_client(config, env, store=store)
+        engine = Engine(config, store, client, once=True)
+        try:
+            # List the remote side while the disk is walked: both before any step.
+            _, found = await asyncio.gather(engine.refresh(), engine.scan())
+            log.info("found %d media file(s) in %d folder(s)", found, len(config.folders))
+            ticker = None
+            if progress is not None:
+                ticker = asyncio.create_task(_tick(engine, progress))
+            await engine.run(until_idle=True)
+            await engine.sweep()
+            if ticker is not None and progress is not None:
+                ticker.cancel()
+                progress(engine)
+                print(file=sys.stderr)  # end the progress line before the summary
+            return _summary(config, store, engine.halted, client.budgets)
+        finally:
+            await client.aclose()
+            store.close()
+
+
+def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:
+    """Log what the pass did and what failed; the exit code."""
+    from mediasync import report
+    from mediasync.daemon import pause_lines
+
+    reports = report.build(store, config)
+    bad = report.failures(reports)
+    if halted:
+        log.error("%s", halted)
+    done = len(reports) - len(bad)
+    log.info("%d of %d file(s) synced", done, len(reports))
+    for r in bad:
+        log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
+    if halted:
+        return EXIT_API
+    paused = pause_lines(budgets)
+    if paused:
+        # Waiting until midnight Pacific is the daemon's job, not a one-shot's.
+        for line in paused:
+            log.error("stopping: %s; run `mediasync sync` again then, or let "
+                      "`mediasync run` wait", line)
+        return EXIT_QUOTA
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+async def _tick(engine: Engine, progress: Progress) -> None:
+    while True:
+        progress(engine)
+        await asyncio.sleep(0.5)
+
+
+class _ClearsProgress:
+    """A terminal stream for log lines that first wipes the progress line under them."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self._line_start = True
+
+    def write(self, text: str) -> int:
+        if self._line_start and text:
+            self.inner.write("\r\033[K")
+        self.inner.write(text)
+        self._line_start = text.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+
+def _progress(engine: Engine) -> None:
+    """One self-overwriting line on a terminal: files and bytes."""
+    from mediasync.plan import human_bytes
+
+    c = engine.store.counts()
+    sys.stderr.write(
+        f"\r\033[K{c['mirrored']}/{c['files']} files mirrored "
+        f"({human_bytes(c['bytes_mirrored'])}) · {c['uploading']} uploading "
+        f"({human_bytes(c['bytes_uploading'])} sent) · {c['sidecars']} sidecars written"
+    )
+    sys.stderr.flush()
