@@ -50,27 +50,10 @@ class Identifier:
         problem = plan.local_problem(facts.size)
         sha = row.sha256 if (row is not None and same) else None
         if problem is None and sha is None:
-            twin = await self.vanished_twin(path, facts)
-            if twin is not None:
-                sha = twin.sha256
-            else:
-                try:
-                    sha = await self.e.fs.call(str(folder.path), hash_file, path, facts,
-                                             timeout=None)
-                except FolderUnavailable:
-                    self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
-                    return None
-                except ChangedWhileHashing:
-                    self.e.schedule(path, self.e.monotonic() + self.e.config.daemon.settle)
-                    return None
-                except FileNotFoundError:
-                    await self.gone(path, folder)
-                    return None
-                except NotRegular as e:
-                    self.e.note(path, "notregular", "skipping %s: %s", rel, e.what)
-                    return None
-                except OSError as e:
-                    problem = f"cannot read it: {e.strerror or e}"
+            read = await self._hash(path, folder, rel, facts)
+            if read is None:
+                return None
+            sha, problem = read
         new = PathRow(
             path=path,
             folder=str(folder.path),
@@ -96,6 +79,29 @@ class Identifier:
         if row is None or row.sha256 != sha:
             await self.adopt_outputs(path, folder, sha)
         return new
+
+    async def _hash(self, path: str, folder: FolderConfig, rel: PurePath,
+                    facts: LocalFacts) -> tuple[str | None, str | None] | None:
+        """(sha256, problem) of the file, from a renamed twin or by reading it; None
+        when there is nothing to record now (it changed, vanished or is not a file)."""
+        twin = await self.vanished_twin(path, facts)
+        if twin is not None:
+            return twin.sha256, None
+        try:
+            sha = await self.e.fs.call(str(folder.path), hash_file, path, facts, timeout=None)
+        except FolderUnavailable:
+            self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
+        except ChangedWhileHashing:
+            self.e.schedule(path, self.e.monotonic() + self.e.config.daemon.settle)
+        except FileNotFoundError:
+            await self.gone(path, folder)
+        except NotRegular as e:
+            self.e.note(path, "notregular", "skipping %s: %s", rel, e.what)
+        except OSError as e:
+            return None, f"cannot read it: {e.strerror or e}"
+        else:
+            return sha, None
+        return None
 
     async def exists(self, folder: str, path: str) -> bool:
         """``lexists`` in the folder's threads; a folder that does not answer counts as

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,19 @@ if TYPE_CHECKING:
     from mediasync.engine import Engine
 
 log = logging.getLogger("mediasync")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One output of one file being generated."""
+
+    path: str
+    rel: PurePath
+    sha: str
+    want: Desired
+    row: OutputRow | None
+    on_disk: str | None  # hash of our bytes on disk, when they are ours
+    attempts: int
 
 
 class Producer:
@@ -83,33 +97,12 @@ class Producer:
         self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
         on_disk: str | None,
     ) -> None:
-        attempts = (row.attempts if row and row.outcome == "failed" else 0) + 1
-        async with self.e.generate_slots:
-            content = self.e.store.get_content(sha)
-            if content is None or not content.uri:
-                return
-            try:
-                req = await asyncio.to_thread(outputs.prepare, want, path, rel, content.mime)
-                answer = await self._ask(want, sha, req, content.uri, content.mime,
-                                         self.e.config.knobs_for(Path(path), want.spec))
-            except QuotaPaused as e:
-                # The day's quota or the owner's cap: not a failure of this file.
-                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
-                             message=str(e), retry_at=e.resume_at, attempts=attempts - 1)
-                self.e.later(path, e.resume_at)
-                return
-            except structured.InvalidAnswer as e:
-                # Asked twice already; a later try may do better (transient).
-                retry_at = self.e.clock() + failures.backoff(attempts, self.e.mirror.jitter())
-                self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
-                             message=f"invalid answer: {e.reason}", retry_at=retry_at,
-                             attempts=attempts, usage=e.usage)
-                log.error("%s: %s: invalid answer twice: %s", rel, want.suffix, e.reason)
-                self.e.later(path, retry_at)
-                return
-            except ApiError as e:
-                self.failed(path, rel, sha, want, row, on_disk, e, attempts)
-                return
+        job = _Job(path, rel, sha, want, row, on_disk,
+                   (row.attempts if row and row.outcome == "failed" else 0) + 1)
+        asked = await self._answer(job)
+        if asked is None:
+            return
+        answer, req = asked
         gen, usage = answer.generation, answer.usage
         if gen.blocked or gen.text is None:
             reason = gen.block_reason or gen.finish_reason or "no text"
@@ -122,58 +115,86 @@ class Producer:
                                                on_disk)
         except outputs.Refused as e:
             # A sidecar we may not touch (not XMP, a DTD): its owner can fix it.
-            retry_at = self.e.clock() + failures.backoff(attempts, self.e.mirror.jitter())
-            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
-                         message=str(e), usage=usage, attempts=attempts, retry_at=retry_at)
             log.error("%s: %s", rel, e)
-            self.e.later(path, retry_at)
+            self._retry(job, str(e), self._backoff(job), usage)
             return
         if rendered.note:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
-        text, on_disk = rendered.text, rendered.base
+        await self._write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage)
+
+    async def _answer(self, job: _Job) -> tuple[structured.Answer, outputs.Request] | None:
+        """The model's answer to the output's request, or None (recorded why)."""
+        async with self.e.generate_slots:
+            content = self.e.store.get_content(job.sha)
+            if content is None or not content.uri:
+                return None
+            try:
+                req = await asyncio.to_thread(outputs.prepare, job.want, job.path, job.rel,
+                                              content.mime)
+                knobs = self.e.config.knobs_for(Path(job.path), job.want.spec)
+                answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
+                return answer, req
+            except QuotaPaused as e:
+                # The day's quota or the owner's cap: not a failure of this file.
+                self._retry(dataclasses.replace(job, attempts=job.attempts - 1), str(e),
+                            e.resume_at)
+            except structured.InvalidAnswer as e:
+                # Asked twice already; a later try may do better (transient).
+                log.error("%s: %s: invalid answer twice: %s", job.rel, job.want.suffix, e.reason)
+                self._retry(job, f"invalid answer: {e.reason}", self._backoff(job), e.usage)
+            except ApiError as e:
+                self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, e,
+                            job.attempts)
+        return None
+
+    async def _write(self, job: _Job, text: str, usage: Usage) -> None:
+        """Write the sidecar atomically, unless the file moved or its owner edited it."""
+        path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
+        name = Path(want.sidecar).name
         if await asyncio.to_thread(_moved, path, self.e.store.get_path(path)):
             # Renamed, deleted or replaced while the answer was on its way: a sidecar
             # here would sit beside nothing. The rename/delete logic takes over.
             log.info("%s moved or changed while its %s was generated; not writing it",
-                     rel, want.suffix)
+                     job.rel, want.suffix)
             self.e.schedule(path, self.e.monotonic())
             return
-        new_hash = sidecar.text_hash(text)
         # Record what we are about to write, so a crash between the write and the
         # record still recognises the file as ours.
         self._record(path, sha, want, row, outcome="writing", written_hash=on_disk,
-                     pending=new_hash, usage=usage)
+                     pending=sidecar.text_hash(text), usage=usage)
         try:
             written = await asyncio.to_thread(
                 sidecar.write_atomic, Path(want.sidecar), text, expected=on_disk
             )
         except OSError as e:
             # Disk full, folder read-only for a while: the owner can fix it; try again.
-            v = failures.judge_os(e, attempts, self.e.clock(), self.e.mirror.jitter())
-            name = Path(want.sidecar).name
-            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
-                         message=f"cannot write {name}: {v.reason}",
-                         usage=usage, attempts=attempts, retry_at=v.retry_at)
-            log.error("%s: cannot write %s: %s; will try again", rel, name, v.reason)
-            self.e.later(path, v.retry_at)
+            v = failures.judge_os(e, job.attempts, self.e.clock(), self.e.mirror.jitter())
+            log.error("%s: cannot write %s: %s; will try again", job.rel, name, v.reason)
+            self._retry(job, f"cannot write {name}: {v.reason}", v.retry_at, usage)
             return
         if written is None and want.format == "xmp":
             # Another tool wrote the sidecar while we asked: merge into its version soon.
-            retry_at = self.e.clock() + 1.0
-            self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
-                         message="the sidecar changed while generating; merging again",
-                         usage=usage, attempts=attempts, retry_at=retry_at)
-            self.e.later(path, retry_at)
-            return
-        if written is None:
+            self._retry(job, "the sidecar changed while generating; merging again",
+                        self.e.clock() + 1.0, usage)
+        elif written is None:
             self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
                          message="kept the owner's edit", usage=usage)
-            log.info("kept the owner's edit of %s", Path(want.sidecar).name)
-            return
-        self._record(path, sha, want, row, outcome="written", written_hash=written, usage=usage)
-        log.info(
-            "wrote %s (%d tokens)", Path(want.sidecar).name, usage.total_tokens
-        )
+            log.info("kept the owner's edit of %s", name)
+        else:
+            self._record(path, sha, want, row, outcome="written", written_hash=written,
+                         usage=usage)
+            log.info("wrote %s (%d tokens)", name, usage.total_tokens)
+
+    def _backoff(self, job: _Job) -> float:
+        return self.e.clock() + failures.backoff(job.attempts, self.e.mirror.jitter())
+
+    def _retry(self, job: _Job, message: str, retry_at: float | None,
+               usage: Usage | None = None) -> None:
+        """Record a transient failure and look again at ``retry_at``."""
+        self._record(job.path, job.sha, job.want, job.row, outcome="failed",
+                     written_hash=job.on_disk, message=message, retry_at=retry_at,
+                     attempts=job.attempts, usage=usage)
+        self.e.later(job.path, retry_at)
 
     def failed(
         self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
