@@ -269,8 +269,18 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None,
 def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> Config:
     check_keys(data, _TOP_KEYS, "")
     base = source.parent if source is not None else None
+    api = _api(data.get("api", {}), base, home)
+    d_in = {**DEFAULT_DAEMON, **as_table(data.get("daemon", {}), "daemon")}
+    daemon = _daemon(d_in, base, home)
+    folders = _folders(data.get("folders"), base, home)
+    return Config(api=api, daemon=daemon, folders=folders, source=source,
+                  limits=parse_limits(data.get("limits", {}), d_in),
+                  prices=parse_prices(data.get("prices", {})))
 
-    api_in = {**DEFAULT_API, **as_table(data.get("api", {}), "api")}
+
+def _api(raw: Any, base: Path | None, home: Path | None) -> ApiConfig:
+    """The [api] table over its defaults."""
+    api_in = {**DEFAULT_API, **as_table(raw, "api")}
     check_keys(api_in, _API_KEYS, "api")
     base_url = as_str(api_in["base_url"], "api.base_url").rstrip("/")
     parts = urlsplit(base_url)
@@ -283,7 +293,7 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
     key_file = None
     if "key_file" in api_in:
         key_file = as_path(api_in["key_file"], "api.key_file", base, home)
-    api = ApiConfig(
+    return ApiConfig(
         base_url=base_url,
         api_version=version,
         model=as_str(api_in["model"], "api.model").strip(),
@@ -291,7 +301,9 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
         timeout=as_duration(api_in["timeout"], "api.timeout", positive=True),
     )
 
-    d_in = {**DEFAULT_DAEMON, **as_table(data.get("daemon", {}), "daemon")}
+
+def _daemon(d_in: Mapping[str, Any], base: Path | None, home: Path | None) -> DaemonConfig:
+    """The [daemon] table, already laid over its defaults."""
     check_keys(d_in, _DAEMON_KEYS, "daemon")
     level = as_str(d_in["log_level"], "daemon.log_level").strip().lower()
     if level not in LOG_LEVELS:
@@ -303,7 +315,7 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
         raise ConfigError(
             f"{d_in['renew_before']!r} must be shorter than a file's lifetime "
             f"({format_duration(FILE_TTL_SECONDS)})", key="daemon.renew_before")
-    daemon = DaemonConfig(
+    return DaemonConfig(
         state_dir=as_path(d_in["state_dir"], "daemon.state_dir", base, home),
         settle=as_duration(d_in["settle"], "daemon.settle"),
         rescan_every=as_duration(d_in["rescan_every"], "daemon.rescan_every", positive=True),
@@ -311,38 +323,39 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
         renew_before=renew_before,
         max_uploads=as_pos_int(d_in["max_uploads"], "daemon.max_uploads"),
         max_generations=as_pos_int(d_in["max_generations"], "daemon.max_generations"),
-        requests_per_minute=as_pos_int(d_in["requests_per_minute"], "daemon.requests_per_minute"),
+        requests_per_minute=as_pos_int(d_in["requests_per_minute"],
+                                       "daemon.requests_per_minute"),
         log_level=level,
     )
 
-    raw_folders = data.get("folders")
-    if raw_folders is None:
+
+def _folders(raw: Any, base: Path | None, home: Path | None) -> tuple[FolderConfig, ...]:
+    """The [[folders]] array: at least one table, no folder inside another."""
+    if raw is None:
         raise ConfigError("at least one [[folders]] table is required", key="folders")
-    if not isinstance(raw_folders, list):
+    if not isinstance(raw, list):
         raise ConfigError("must be an array of tables: write [[folders]], not [folders]",
                           key="folders")
-    if not raw_folders:
+    if not raw:
         raise ConfigError("at least one [[folders]] table is required", key="folders")
-    folders = tuple(
-        _folder(f, f"folders[{i}]", base, home) for i, f in enumerate(raw_folders)
-    )
+    folders = tuple(_folder(f, f"folders[{i}]", base, home) for i, f in enumerate(raw))
     for i, a in enumerate(folders):
         for j, b in enumerate(folders[:i]):
-            if a.path == b.path:
-                raise ConfigError(f"{str(a.path)!r} repeats folders[{j}].path",
-                                  key=f"folders[{i}].path")
-            # A nested folder would be watched twice and its files claimed twice.
-            if a.path.is_relative_to(b.path):
-                raise ConfigError(f"{str(a.path)!r} is inside folders[{j}].path "
-                                  f"{str(b.path)!r}; folders must not nest",
-                                  key=f"folders[{i}].path")
-            if b.path.is_relative_to(a.path):
-                raise ConfigError(f"{str(a.path)!r} contains folders[{j}].path "
-                                  f"{str(b.path)!r}; folders must not nest",
-                                  key=f"folders[{i}].path")
-    return Config(api=api, daemon=daemon, folders=folders, source=source,
-                  limits=parse_limits(data.get("limits", {}), d_in),
-                  prices=parse_prices(data.get("prices", {})))
+            _check_apart(a.path, b.path, i, j)
+    return folders
+
+
+def _check_apart(a: Path, b: Path, i: int, j: int) -> None:
+    """folders[i].path against an earlier folders[j].path."""
+    if a == b:
+        raise ConfigError(f"{str(a)!r} repeats folders[{j}].path", key=f"folders[{i}].path")
+    # A nested folder would be watched twice and its files claimed twice.
+    if a.is_relative_to(b):
+        raise ConfigError(f"{str(a)!r} is inside folders[{j}].path "
+                          f"{str(b)!r}; folders must not nest", key=f"folders[{i}].path")
+    if b.is_relative_to(a):
+        raise ConfigError(f"{str(a)!r} contains folders[{j}].path "
+                          f"{str(b)!r}; folders must not nest", key=f"folders[{i}].path")
 
 
 def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> FolderConfig:
@@ -396,33 +409,8 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
     for k in ("kinds", "prompt", "sidecar"):
         if k not in t:
             raise ConfigError("missing", key=f"{where}.{k}")
-    kinds_raw = t["kinds"]
-    if not isinstance(kinds_raw, list):
-        raise ConfigError(f"must be an array like [\"image\"], not {type_name(kinds_raw)}",
-                          key=f"{where}.kinds")
-    if not kinds_raw:
-        raise ConfigError(f"must name at least one of {', '.join(KINDS)}",
-                          key=f"{where}.kinds")
-    kinds: list[str] = []
-    for v in kinds_raw:
-        if v not in KINDS:
-            raise ConfigError(f"{v!r} is not one of {', '.join(KINDS)}", key=f"{where}.kinds")
-        if v not in kinds:
-            kinds.append(v)
-    sidecar = as_str(t["sidecar"], f"{where}.sidecar", empty=fmt == "subtitles")
-    if fmt == "subtitles" and sidecar == "":
-        pass  # clip + .en.srt: the name players look for
-    elif not sidecar.startswith(".") or len(sidecar) < 2:
-        raise ConfigError(f"{sidecar!r} must start with '.' (e.g. '.caption.md')",
-                          key=f"{where}.sidecar")
-    if any(c in sidecar for c in "/\\\0\n\r"):
-        raise ConfigError(f"{sidecar!r} must not contain '/', '\\' or control characters",
-                          key=f"{where}.sidecar")
-    if media_type("x" + sidecar) is not None:
-        # The sidecar would look like media: mediasync would caption its own captions,
-        # and ignoring the suffix would ignore real media too.
-        raise ConfigError(f"{sidecar!r} must not end with a media extension",
-                          key=f"{where}.sidecar")
+    kinds = _kinds(t["kinds"], f"{where}.kinds")
+    sidecar = _sidecar(t["sidecar"], fmt, f"{where}.sidecar")
     model = None
     if "model" in t:
         model = as_str(t["model"], f"{where}.model").strip()
@@ -436,37 +424,15 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
             raise ConfigError("missing: format = \"json\" needs a JSON Schema (a table, or "
                               "the path of a .json file)", key=f"{where}.schema")
         schema = _schema(t["schema"], f"{where}.schema", base, home)
-    languages: tuple[str, ...] = ()
-    if "language" in t:
-        raw_lang = t["language"]
-        langs = as_str_list(raw_lang, f"{where}.language") if isinstance(raw_lang, list) else (
-            as_str(raw_lang, f"{where}.language"),)
-        for v in langs:
-            if not _LANG.match(v):
-                raise ConfigError(f"{v!r} is not a language code like \"en\" or \"pt-BR\"",
-                                  key=f"{where}.language")
-        languages = tuple(dict.fromkeys(langs))
-    elif fmt == "subtitles":
-        languages = ("en",)
-    subtitles: tuple[str, ...] = ()
-    if fmt == "subtitles":
-        subs = as_str_list(t.get("subtitles", ["srt"]), f"{where}.subtitles")
-        if not subs:
-            raise ConfigError(f"must name at least one of {', '.join(SUBTITLE_FORMATS)}",
-                              key=f"{where}.subtitles")
-        for v in subs:
-            as_choice(v, SUBTITLE_FORMATS, f"{where}.subtitles")
-        subtitles = tuple(dict.fromkeys(subs))
-        if "image" in kinds:
-            raise ConfigError("subtitles need audio or video; remove \"image\"",
-                              key=f"{where}.kinds")
+    languages = _languages(t, fmt, where)
+    subtitles = _subtitles(t, kinds, where) if fmt == "subtitles" else ()
     naming = as_choice(t.get("naming", "stem" if fmt == "subtitles" else "append"), NAMINGS,
-                     f"{where}.naming")
+                       f"{where}.naming")
     # The prompt's system_instruction (a cost knob too) replaces the built-in one.
     system = (as_str(t["system_instruction"], f"{where}.system_instruction")
               if "system_instruction" in t else None)
     return PromptConfig(
-        kinds=tuple(kinds),
+        kinds=kinds,
         prompt=as_str(t["prompt"], f"{where}.prompt"),
         sidecar=sidecar,
         model=model,
@@ -483,6 +449,66 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
 
 
 _DEFAULT_SIDECAR = {"xmp": ".xmp", "subtitles": ""}
+
+
+def _kinds(raw: Any, key: str) -> tuple[str, ...]:
+    """A prompt's kinds: a non-empty array of known kinds, repeats dropped, order kept."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"must be an array like [\"image\"], not {type_name(raw)}", key=key)
+    if not raw:
+        raise ConfigError(f"must name at least one of {', '.join(KINDS)}", key=key)
+    kinds: list[str] = []
+    for v in raw:
+        if v not in KINDS:
+            raise ConfigError(f"{v!r} is not one of {', '.join(KINDS)}", key=key)
+        if v not in kinds:
+            kinds.append(v)
+    return tuple(kinds)
+
+
+def _sidecar(raw: Any, fmt: str, key: str) -> str:
+    """A sidecar suffix: '.something', never a path, never a media extension."""
+    sidecar = as_str(raw, key, empty=fmt == "subtitles")
+    if fmt == "subtitles" and sidecar == "":
+        pass  # clip + .en.srt: the name players look for
+    elif not sidecar.startswith(".") or len(sidecar) < 2:
+        raise ConfigError(f"{sidecar!r} must start with '.' (e.g. '.caption.md')", key=key)
+    if any(c in sidecar for c in "/\\\0\n\r"):
+        raise ConfigError(f"{sidecar!r} must not contain '/', '\\' or control characters",
+                          key=key)
+    if media_type("x" + sidecar) is not None:
+        # The sidecar would look like media: mediasync would caption its own captions,
+        # and ignoring the suffix would ignore real media too.
+        raise ConfigError(f"{sidecar!r} must not end with a media extension", key=key)
+    return sidecar
+
+
+def _languages(t: Mapping[str, Any], fmt: str, where: str) -> tuple[str, ...]:
+    """The prompt's language tags (one output each); subtitles default to English."""
+    if "language" not in t:
+        return ("en",) if fmt == "subtitles" else ()
+    raw_lang = t["language"]
+    langs = as_str_list(raw_lang, f"{where}.language") if isinstance(raw_lang, list) else (
+        as_str(raw_lang, f"{where}.language"),)
+    for v in langs:
+        if not _LANG.match(v):
+            raise ConfigError(f"{v!r} is not a language code like \"en\" or \"pt-BR\"",
+                              key=f"{where}.language")
+    return tuple(dict.fromkeys(langs))
+
+
+def _subtitles(t: Mapping[str, Any], kinds: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """The subtitle formats of a format = "subtitles" prompt (srt by default)."""
+    subs = as_str_list(t.get("subtitles", ["srt"]), f"{where}.subtitles")
+    if not subs:
+        raise ConfigError(f"must name at least one of {', '.join(SUBTITLE_FORMATS)}",
+                          key=f"{where}.subtitles")
+    for v in subs:
+        as_choice(v, SUBTITLE_FORMATS, f"{where}.subtitles")
+    if "image" in kinds:
+        raise ConfigError("subtitles need audio or video; remove \"image\"",
+                          key=f"{where}.kinds")
+    return tuple(dict.fromkeys(subs))
 
 
 def _schema(value: Any, key: str, base: Path | None, home: Path | None) -> str:
