@@ -121,36 +121,11 @@ def run(*, keep: bool = False, timeout: float = 60.0) -> int:
         _say(f"sample media in {media}: {', '.join(p.name for p in samples)}")
         _say(f"config: {cfg}")
         _say(f"starting the daemon: mediasync -c {cfg} run\n")
-        env = {k: v for k, v in os.environ.items()
-               # A demo run under systemd or with a real setup must not pick those up.
-               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
-                            "MEDIASYNC_STATE_DIR", "CREDENTIALS_DIRECTORY", "GOOGLE_API_KEY")}
-        env["GEMINI_API_KEY"] = DEMO_KEY
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "mediasync", "-c", str(cfg), "run"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
-        )
-        assert daemon.stdout is not None
-        pump = threading.Thread(target=_pump, args=(daemon.stdout,), daemon=True)
-        pump.start()
-        deadline = time.monotonic() + timeout
-        _wait_for(media, EXPECTED, daemon, deadline)
-
-        _say(f"dropping one more file into the watched folder: {LATE_FILE}\n")
-        late = media / LATE_FILE
-        tmp_late = media / f".{LATE_FILE}.part"  # a dotfile: the watcher ignores it
-        tmp_late.write_bytes(png_bytes(96, 64, seed=2))
-        os.replace(tmp_late, late)
-        _wait_for(media, (LATE_FILE + ".caption.md", LATE_FILE + ".xmp"), daemon,
-                  time.monotonic() + timeout)
-
-        _say(f"$ mediasync -c {cfg} status")
-        status = subprocess.run(
-            [sys.executable, "-m", "mediasync", "-c", str(cfg), "status"],
-            env=env, capture_output=True, text=True, timeout=30,
-        )
-        _say(status.stdout.rstrip() or status.stderr.rstrip())
+        env = _daemon_env()
+        daemon, pump = _start_daemon(cfg, env)
+        _wait_for(media, EXPECTED, daemon, time.monotonic() + timeout)
+        _drop_late_file(media, daemon, timeout)
+        _show_status(cfg, env)
         _say("\nstopping the daemon (SIGTERM, as systemctl stop does)")
         rc = _stop(daemon)
         pump.join(timeout=5)
@@ -175,6 +150,50 @@ def run(*, keep: bool = False, timeout: float = 60.0) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return code
+
+
+def _daemon_env() -> dict[str, str]:
+    """This process's environment with the demo key, minus what a real setup would add."""
+    env = {k: v for k, v in os.environ.items()
+           # A demo run under systemd or with a real setup must not pick those up.
+           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
+                        "MEDIASYNC_STATE_DIR", "CREDENTIALS_DIRECTORY", "GOOGLE_API_KEY")}
+    env["GEMINI_API_KEY"] = DEMO_KEY
+    return env
+
+
+def _start_daemon(cfg: Path, env: dict[str, str]
+                  ) -> tuple[subprocess.Popen[str], threading.Thread]:
+    """`mediasync run` as a subprocess, and the thread echoing its log."""
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "mediasync", "-c", str(cfg), "run"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, bufsize=1,
+    )
+    assert daemon.stdout is not None
+    pump = threading.Thread(target=_pump, args=(daemon.stdout,), daemon=True)
+    pump.start()
+    return daemon, pump
+
+
+def _drop_late_file(media: Path, daemon: subprocess.Popen[str], timeout: float) -> None:
+    """Live pickup: one more photo appears while the daemon runs, and gets its sidecars."""
+    _say(f"dropping one more file into the watched folder: {LATE_FILE}\n")
+    late = media / LATE_FILE
+    tmp_late = media / f".{LATE_FILE}.part"  # a dotfile: the watcher ignores it
+    tmp_late.write_bytes(png_bytes(96, 64, seed=2))
+    os.replace(tmp_late, late)
+    _wait_for(media, (LATE_FILE + ".caption.md", LATE_FILE + ".xmp"), daemon,
+              time.monotonic() + timeout)
+
+
+def _show_status(cfg: Path, env: dict[str, str]) -> None:
+    _say(f"$ mediasync -c {cfg} status")
+    status = subprocess.run(
+        [sys.executable, "-m", "mediasync", "-c", str(cfg), "status"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )
+    _say(status.stdout.rstrip() or status.stderr.rstrip())
 
 
 def _next_steps() -> None:
