@@ -13,7 +13,7 @@ import os
 import random
 from collections.abc import Awaitable, Callable
 
-from mediasync import failures, plan
+from mediasync import failures, plan, states
 from mediasync.failures import ContentUnavailable, classify
 from mediasync.folderio import FolderIO
 from mediasync.gemini import (
@@ -121,7 +121,7 @@ class Mirror:
         except ApiError as e:
             # A renewal that fails never takes the working copy away (issue 8, row 9).
             v = failures.judge_api(e, c.attempts + 1, now, self.jitter(),
-                                   serving=plan.usable(c, now))
+                                   serving=states.usable(c, now))
             if v.kind == "config":
                 raise
             if v.kind == "permanent":
@@ -169,7 +169,7 @@ class Mirror:
             msg = f"the service could not process it: {file.error_message or 'FAILED'}"
             # Permanent for these bytes, unless a working copy still serves (a renewal).
             retry = None
-            if plan.usable(c, now):
+            if states.usable(c, now):
                 retry = now + failures.backoff(c.attempts + 1, self.jitter())
             self.store.doom(file.name, "processing failed", now)
             self.store.update_content(

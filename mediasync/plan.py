@@ -15,11 +15,10 @@ from typing import Literal
 from mediasync.config import FolderConfig, PromptConfig
 from mediasync.media import MAX_FILE_BYTES
 from mediasync.naming import output_key, sidecar_for
+from mediasync.states import Copy, Output, copy_state, output_state
 from mediasync.store import ContentRow, OutputRow
 
 DISPLAY_PREFIX = "mediasync:"
-# A copy this close to expiry is not handed to a generation: it could die mid-call.
-MIN_USABLE_SECONDS = 120.0
 # An unknown remote file of ours younger than this may belong to an upload whose
 # finalize answer we have not recorded yet; leave it for the next refresh.
 ORPHAN_GRACE_SECONDS = 600.0
@@ -97,36 +96,21 @@ def human_bytes(n: float) -> str:
 RemoteStep = Literal["ready", "renew", "upload", "resume", "poll", "wait", "failed"]
 
 
-def usable(c: ContentRow, now: float) -> bool:
-    """The content has a remote copy a generation can use now."""
-    return (
-        c.remote_name is not None
-        and c.expires_at is not None
-        and now < c.expires_at - MIN_USABLE_SECONDS
-    )
+_REMOTE_STEP: dict[Copy, RemoteStep] = {
+    Copy.NONE: "upload",
+    Copy.EXPIRED: "upload",
+    Copy.UPLOADING: "resume",
+    Copy.PROCESSING: "poll",
+    Copy.SERVING: "ready",
+    Copy.RENEWING: "renew",  # the current copy serves while a fresh one is made
+    Copy.WAITING: "wait",
+    Copy.FAILED: "failed",
+}
 
 
 def remote_step(c: ContentRow, now: float, renew_before: float) -> RemoteStep:
-    """What the remote copy of a content needs next.
-
-    ``renew`` means the current copy is still usable while a fresh one is made.
-    A working copy is used whatever happened to its renewal: no failure of a new
-    upload takes it away.
-    """
-    if usable(c, now):
-        assert c.expires_at is not None
-        due = now >= c.expires_at - renew_before
-        # A copy being made (e.g. after a restart mid-renewal) finishes in the background.
-        return "renew" if due or c.next_url or c.next_name else "ready"
-    if c.error and c.retry_at is None:
-        return "failed"
-    if c.retry_at is not None and c.retry_at > now:
-        return "wait"
-    if c.next_name:
-        return "poll"
-    if c.next_url:
-        return "resume"
-    return "upload"
+    """What the remote copy of a content needs next (states.copy_state decides)."""
+    return _REMOTE_STEP[copy_state(c, now, renew_before)]
 
 
 def display_name(sha256: str, file_name: str, instance: str | None = None) -> str:
@@ -270,17 +254,6 @@ def _identity(p: PromptConfig, language: str | None) -> str:
     return identity
 
 
-def is_current(row: OutputRow | None, want: Desired, sha256: str) -> bool:
-    """The recorded output answers this prompt and model for these bytes."""
-    return (
-        row is not None
-        and row.sha256 == sha256
-        and row.prompt_hash == want.prompt_hash
-        and row.model == want.model
-        and row.sidecar == want.sidecar
-    )
-
-
 def output_step(
     row: OutputRow | None, want: Desired, sha256: str, sidecar: SidecarState, now: float
 ) -> OutputStep:
@@ -290,26 +263,23 @@ def output_step(
     wrote is regenerated when the content, the prompt or the model changes, or when
     it was deleted.
     """
-    current = is_current(row, want, sha256)
+    state = output_state(row, want, sha256)
     if sidecar == "stale":
         return "generate"
     if sidecar in ("edited", "foreign"):
-        if current and row is not None and row.outcome == "kept_edit":
-            return "skip"
-        return "keep_edit"
-    if not current or row is None:
+        return "skip" if state is Output.KEPT_EDIT else "keep_edit"
+    if state in (Output.MISSING, Output.STALE):
         return "generate"
-    if row.outcome == "writing":
+    if state is Output.WRITING:
         return "confirm" if sidecar == "ours" else "generate"
-    if row.outcome in ("written", "kept_edit"):
+    if state in (Output.WRITTEN, Output.KEPT_EDIT):
         return "skip" if sidecar == "ours" else "generate"
-    if row.outcome == "blocked":
-        return "skip"  # an answer the service refused is an outcome, not a retry loop
-    if row.outcome == "failed":
-        if row.retry_at is None:
-            return "skip"  # permanent for these bytes, prompt and model
+    if state is Output.WAITING:
+        assert row is not None and row.retry_at is not None
         return "wait" if row.retry_at > now else "generate"
-    return "generate"
+    # Blocked, or refused for these bytes: an outcome, not a retry loop; it waits
+    # for the file, the prompt or the model to change.
+    return "skip"
 
 
 def sidecar_text(text: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from mediasync import failures, outputs, plan, sidecar, structured
+from mediasync import failures, outputs, plan, sidecar, states, structured
 from mediasync.config import Knobs
 from mediasync.failures import classify
 from mediasync.folderio import FolderUnavailable
@@ -61,7 +61,7 @@ class Producer:
         if (
             row is not None
             and row.outcome in ("written", "kept_edit")
-            and plan.is_current(row, want, sha)
+            and states.is_current(row, want, sha)
             and await self.e.identify.exists(key, want.sidecar)
         ):
             # Nothing would be written either way; hashing the sidecar to tell

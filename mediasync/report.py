@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mediasync import costs, plan
+from mediasync import costs, plan, states
 from mediasync.config import Config
 from mediasync.quota import PACIFIC, pause_message
+from mediasync.states import Copy, Output
 from mediasync.store import ContentRow, OutputRow, PathRow, Store
 
 
@@ -68,55 +69,61 @@ def _next_try(retry_at: float | None) -> str:
     return f"; next try {datetime.fromtimestamp(retry_at, UTC).strftime('%Y-%m-%d %H:%M UTC')}"
 
 
-def _remote_state(r: FileReport, c: ContentRow, now: float) -> bool:
+def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float) -> bool:
     """Fill the file's state from its remote copy; True when a copy serves now."""
     r.remote_name, r.expires_at = c.remote_name, c.expires_at
-    if plan.usable(c, now):  # a working copy outranks a failed renewal (failures.py)
-        if c.error:
+    state = states.copy_state(c, now, renew_before)
+    if state in (Copy.SERVING, Copy.RENEWING):
+        if c.error:  # a working copy outranks a failed renewal (failures.py)
             r.note = f"{c.error}{_next_try(c.retry_at)}"
         return True
-    if c.error and c.retry_at is None:
+    if state is Copy.FAILED:
         r.state, r.message = "failed", c.error
-        return False
-    if c.error:
+    elif state is Copy.WAITING:
         r.state, r.next_try = "waiting", c.retry_at
-        r.message = f"{c.error}{_next_try(c.retry_at)}"
-    elif c.next_url:
+        r.message = f"{c.error or 'waiting'}{_next_try(c.retry_at)}"
+    elif state is Copy.UPLOADING:
         r.state = "uploading"
         sent = plan.human_bytes(c.next_offset or 0)
         r.upload_progress = f"{sent} of {plan.human_bytes(c.size)}"
         r.message = (f"uploading: {r.upload_progress} sent; an interrupted upload resumes "
                      "where it stopped")
-    elif c.next_name:
+    elif state is Copy.PROCESSING:
         r.state = "processing"
         r.message = f"the service is still processing the upload ({c.next_name})"
-    elif c.remote_name:
+    elif state is Copy.EXPIRED:
         r.message = "the remote copy expired; it will be uploaded again"
     else:
         r.message = "not uploaded yet"
     return False
 
 
+# How `status` words each output state (states.Output); the message recorded
+# with the outcome, where there is one, says more.
+_OUTPUT_WORDS = {
+    Output.MISSING: ("pending", "not generated yet"),
+    Output.STALE: ("pending", "the file, the prompt or the model changed; to be generated again"),
+    Output.WRITING: ("writing", "a write was interrupted; it will be written again"),
+    Output.WAITING: ("waiting", None),
+    Output.BLOCKED: ("blocked", "blocked"),
+    Output.FAILED: ("failed", "failed"),
+}
+
+
 def _sidecar(o: OutputRow | None, want: plan.Desired, sha: str, now: float) -> SidecarReport:
     name = Path(want.sidecar).name
-    # Same rule as the engine: a model change makes an output pending too.
-    if o is None:
-        return SidecarReport(name, "pending", "not generated yet", format=want.format)
-    if not plan.is_current(o, want, sha):
-        return SidecarReport(name, "pending",
-                             "the file, the prompt or the model changed; to be generated again",
-                             format=want.format)
-    s = SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens
-                      + o.thoughts_tokens, o.prompt_tokens, o.output_tokens, o.thoughts_tokens,
-                      want.format)
-    if o.outcome == "failed" and o.retry_at is not None:
-        s.outcome = "waiting"
-        s.message = f"{o.message or 'failed'}{_next_try(o.retry_at)}"
-    elif o.outcome == "writing":
-        s.message = "a write was interrupted; it will be written again"
-    elif o.outcome in ("failed", "blocked") and not o.message:
-        s.message = o.outcome
-    return s
+    state = states.output_state(o, want, sha)  # the engine's own decoder
+    if o is None or state in (Output.MISSING, Output.STALE):
+        return SidecarReport(name, "pending", _OUTPUT_WORDS[state][1], format=want.format)
+    outcome, fallback = _OUTPUT_WORDS.get(state, (o.outcome, None))
+    message = o.message or fallback
+    if state is Output.WAITING:
+        message = f"{o.message or 'failed'}{_next_try(o.retry_at)}"
+    elif state is Output.WRITING:
+        message = fallback
+    return SidecarReport(name, outcome, message, o.prompt_tokens + o.output_tokens
+                         + o.thoughts_tokens, o.prompt_tokens, o.output_tokens,
+                         o.thoughts_tokens, want.format)
 
 
 # What a sidecar's outcome makes of its file, when the remote copy is fine.
@@ -129,7 +136,8 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     if row.problem:
         r.state, r.message = "failed", row.problem
         return r
-    serving = _remote_state(r, c, now) if c is not None else False
+    renew_before = config.daemon.renew_before
+    serving = _remote_state(r, c, now, renew_before) if c is not None else False
     if c is None:
         r.message = "not uploaded yet"
     if r.state == "failed":

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from mediasync import plan
+from mediasync import plan, states
 from mediasync.plan import Desired, LocalFacts, RemoteListing
 from mediasync.store import ContentRow, OutputRow
 
@@ -170,7 +170,7 @@ def test_desired_outputs_carry_the_effective_model_and_sidecar_path():
         (".caption.md", "flash", "/m/a b.jpg.caption.md"),
         (".tags.txt", "pro", "/m/a b.jpg.tags.txt"),
     ]
-    assert not plan.is_current(output(model="flash"), dataclasses.replace(WANT, model="pro"), "s")
+    assert not states.is_current(output(model="flash"), dataclasses.replace(WANT, model="pro"), "s")
 
 
 def test_display_name_carries_the_instance_and_old_names_still_parse():

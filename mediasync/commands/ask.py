@@ -71,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _mirrored_copy(config: Config, path: Path) -> tuple[str, str] | None:
     """(uri, mime) of the daemon's live remote copy of this file's current bytes."""
-    from mediasync.plan import usable
+    from mediasync.states import usable
 
     store = open_state(config)
     if store is None:
