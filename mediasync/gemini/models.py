@@ -70,24 +70,6 @@ def sha256_hex(value: Any) -> str | None:
     return parse_sha256(value)[0]
 
 
-def json_object(content: bytes) -> dict[str, Any]:
-    """An answer body as a JSON object; an empty body is ``{}`` (the service's "nothing")."""
-    if not content:
-        return {}
-    try:
-        data = json.loads(content)
-    except ValueError:
-        raise ProtocolError("answer is not JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("answer is not a JSON object")
-    return data
-
-
-def file_name(name: str) -> str:
-    """A file's resource name: ``files/`` added when the caller gave the bare id."""
-    return name if name.startswith("files/") else f"files/{name}"
-
-
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -218,3 +200,21 @@ class Generation:
             model_version=data.get("modelVersion"),
             raw=data,
         )
+
+
+def json_object(content: bytes) -> dict[str, Any]:
+    """An answer body as a JSON object; an empty body is ``{}`` (the service's "nothing")."""
+    if not content:
+        return {}
+    try:
+        data = json.loads(content)
+    except ValueError:
+        raise ProtocolError("answer is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("answer is not a JSON object")
+    return data
+
+
+def file_name(name: str) -> str:
+    """A file's resource name: ``files/`` added when the caller gave the bare id."""
+    return name if name.startswith("files/") else f"files/{name}"
