@@ -9,23 +9,20 @@ repr(), exception text or log lines.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
+from .errors import ApiError, TransportError
 from .limits import FILES, MAX_QUOTA_RETRIES, Budgets, Limiter, generate_class
-from .models import File, Generation, UploadSession, UploadStatus
+from .models import File, Generation, UploadSession, UploadStatus, file_name, json_object
+from .resumable import ProgressCallback, ResumableUpload
 from .retry import RetryPolicy
-from .upload import FileChanged, chunk_size, file_body, granularity_of
 
 log = logging.getLogger("mediasync.gemini")
-
-ProgressCallback = Callable[[UploadSession, int], Awaitable[None] | None]
 
 
 class _Secret:
@@ -43,13 +40,6 @@ class _Secret:
         return "'***'"
 
 
-async def _notify(callback: ProgressCallback | None, session: UploadSession, offset: int) -> None:
-    if callback is not None:
-        result = callback(session, offset)
-        if inspect.isawaitable(result):
-            await result
-
-
 def _prompt_tokens(response: httpx.Response) -> int:
     try:
         usage = response.json().get("usageMetadata") or {}
@@ -58,11 +48,35 @@ def _prompt_tokens(response: httpx.Response) -> int:
         return 0
 
 
-def _file_name(name: str) -> str:
-    return name if name.startswith("files/") else f"files/{name}"
+def _generate_body(
+    file_uri: str,
+    mime_type: str,
+    prompt: str,
+    generation_config: dict[str, Any] | None,
+    system_instruction: str | None,
+) -> dict[str, Any]:
+    """The generateContent request: the file, then the prompt, in one user turn."""
+    body: dict[str, Any] = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"file_data": {"mime_type": mime_type, "file_uri": file_uri}},
+                    {"text": prompt},
+                ],
+            }
+        ]
+    }
+    if generation_config:
+        body["generationConfig"] = generation_config
+    if system_instruction:
+        body["systemInstruction"] = {"parts": [{"text": system_instruction}]}
+    return body
 
 
 class GeminiClient:
+    """Transport, pacing and retries; files, generation; uploads via ResumableUpload."""
+
     def __init__(
         self,
         api_key: str,
@@ -88,6 +102,7 @@ class GeminiClient:
         self.on_usage: Callable[[str, Any], None] | None = None  # cost accounting
         self.chunk_size = chunk_size
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout))
+        self._uploads = ResumableUpload(self)
 
     def __repr__(self) -> str:
         return f"GeminiClient(base_url={self.base_url!r}, api_version={self.api_version!r})"
@@ -188,26 +203,14 @@ class GeminiClient:
                     continue
             await self._backoff(op, error, attempt)
 
-    @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
-        if not response.content:
-            return {}
-        try:
-            data = response.json()
-        except ValueError:
-            raise ProtocolError("answer is not JSON") from None
-        if not isinstance(data, dict):
-            raise ProtocolError("answer is not a JSON object")
-        return data
-
     # -- files ----------------------------------------------------------------
     def file_uri(self, name: str) -> str:
         """The URI the service would give a file (for answers that left ``uri`` out)."""
-        return self._url(_file_name(name))
+        return self._url(file_name(name))
 
     async def get_file(self, name: str) -> File:
-        response = await self._call("files.get", "GET", self._url(_file_name(name)))
-        return File.from_json(self._json(response))
+        response = await self._call("files.get", "GET", self._url(file_name(name)))
+        return File.from_json(json_object(response.content))
 
     async def wait_processed(
         self,
@@ -249,7 +252,7 @@ class GeminiClient:
             response = await self._call(
                 "files.list", "GET", self._url("files"), limited=token is None, params=params
             )
-            data = self._json(response)
+            data = json_object(response.content)
             files.extend(File.from_json(f) for f in data.get("files") or [] if isinstance(f, dict))
             token = data.get("nextPageToken")
             if not token:
@@ -258,7 +261,7 @@ class GeminiClient:
     async def delete_file(self, name: str) -> None:
         """Delete a file. If a retried delete lost its first answer, the retry may
         raise ApiError with ``file_gone``: callers should treat that as done."""
-        await self._call("files.delete", "DELETE", self._url(_file_name(name)))
+        await self._call("files.delete", "DELETE", self._url(file_name(name)))
 
     # -- generation -----------------------------------------------------------
     async def generate(
@@ -272,30 +275,16 @@ class GeminiClient:
         system_instruction: str | None = None,
     ) -> Generation:
         model = model.removeprefix("models/")
-        body: dict[str, Any] = {
-            "contents": [
-                {
-                    "role": "user",
-                    "parts": [
-                        {"file_data": {"mime_type": mime_type, "file_uri": file_uri}},
-                        {"text": prompt},
-                    ],
-                }
-            ]
-        }
-        if generation_config:
-            body["generationConfig"] = generation_config
-        if system_instruction:
-            body["systemInstruction"] = {"parts": [{"text": system_instruction}]}
+        body = _generate_body(file_uri, mime_type, prompt, generation_config, system_instruction)
         url = self._url(f"models/{model}:generateContent")
         response = await self._call("generateContent", "POST", url, json=body,
                                     budget=generate_class(model), on_success=_prompt_tokens)
-        gen = Generation.from_json(self._json(response))
+        gen = Generation.from_json(json_object(response.content))
         if self.on_usage is not None:
             self.on_usage(model, gen.usage)
         return gen
 
-    # -- resumable upload -----------------------------------------------------
+    # -- resumable upload (the protocol lives in resumable.py) ----------------
     async def start_upload(
         self,
         *,
@@ -304,70 +293,12 @@ class GeminiClient:
         display_name: str | None = None,
         name: str | None = None,
     ) -> UploadSession:
-        meta: dict[str, str] = {}
-        if display_name is not None:
-            meta["displayName"] = display_name
-        if name is not None:
-            meta["name"] = _file_name(name)
-        headers = {
-            "X-Goog-Upload-Protocol": "resumable",
-            "X-Goog-Upload-Command": "start",
-            "X-Goog-Upload-Header-Content-Length": str(size),
-            "X-Goog-Upload-Header-Content-Type": mime_type,
-        }
-        url = f"{self.base_url}/upload/{self.api_version}/files"
-        body = {"file": meta}
-        response = await self._call("upload.start", "POST", url, headers=headers, json=body)
-        upload_url = response.headers.get("x-goog-upload-url")
-        if not upload_url:
-            raise ProtocolError("upload start answered without X-Goog-Upload-URL")
-        # The live service sends an absolute URL; a relative one (a proxy, another
-        # implementation) is a plausible reading, resolved as HTTP resolves any
-        # reference: against the start request's URL, i.e. base_url for "/upload/…".
-        upload_url = str(response.url.join(upload_url))
-        state = response.headers.get("x-goog-upload-status", "active")
-        if state != "active":
-            raise ProtocolError(f"upload start answered X-Goog-Upload-Status {state!r}")
-        granularity = granularity_of(response.headers)
-        return UploadSession(url=upload_url, size=size, granularity=granularity)
+        return await self._uploads.start(size, mime_type, display_name, name)
 
     async def query_upload(self, url: str) -> UploadStatus:
         """Ask the server how far an upload got. Raises UploadSessionLost if it
         no longer knows the URL (any non-retryable error answer)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._send(
-                    "POST", url, api=False, headers={"X-Goog-Upload-Command": "query"}
-                )
-                if response.status_code == 200:
-                    return self._upload_status(response)
-                error = self._error(response)
-            except TransportError as e:
-                error = e
-            if not error.retryable:
-                raise UploadSessionLost(error.code, error.status, error.message, error.details)
-            await self._backoff("upload.query", error, attempt)
-
-    def _upload_status(self, response: httpx.Response) -> UploadStatus:
-        state = response.headers.get("x-goog-upload-status", "")
-        if state == "final":
-            data = self._json(response)
-            file = data.get("file")
-            received = response.headers.get("x-goog-upload-size-received", "")
-            return UploadStatus(
-                "final",
-                int(received) if received.isdigit() else 0,
-                File.from_json(file) if isinstance(file, dict) else None,
-            )
-        if state == "active":
-            received = response.headers.get("x-goog-upload-size-received", "")
-            if not received.isdigit():
-                raise ProtocolError("query answered without X-Goog-Upload-Size-Received")
-            return UploadStatus("active", int(received))
-        # e.g. "cancelled": the session is over without a file.
-        raise UploadSessionLost(404, "NOT_FOUND", f"upload session is {state or 'unknown'}")
+        return await self._uploads.query(url)
 
     async def upload(
         self,
@@ -385,94 +316,6 @@ class GeminiClient:
         the caller can persist the URL before any byte, after a resume query,
         and after every acknowledged chunk.
         """
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            if session is None:
-                session = await self.start_upload(
-                    size=size, mime_type=mime_type, display_name=display_name, name=name
-                )
-                offset = 0
-            else:
-                status = await self.query_upload(session.url)
-                if status.state == "final":
-                    return self._adopt(status)
-                offset = status.received
-            if size != session.size:
-                raise FileChanged(f"file is {size} bytes, upload session expects {session.size}")
-            await _notify(on_progress, session, offset)
-            return await self._send_chunks(fd, session, offset, on_progress)
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _adopt(status: UploadStatus) -> File:
-        # A finalize whose answer was lost: the file exists; never upload twice.
-        if status.file is None:
-            raise ProtocolError("upload is final but the server returned no file")
-        return status.file
-
-    async def _send_chunks(
-        self, fd: int, session: UploadSession, offset: int, on_progress: ProgressCallback | None
-    ) -> File:
-        step = chunk_size(session.granularity, self.chunk_size)
-        failures = 0
-        while True:
-            end = min(offset + step, session.size)
-            last = end == session.size
-            command = "upload, finalize" if last else "upload"
-            try:
-                response = await self._send(
-                    "POST",
-                    session.url,
-                    api=False,
-                    headers={
-                        "X-Goog-Upload-Command": command,
-                        "X-Goog-Upload-Offset": str(offset),
-                        "Content-Length": str(end - offset),
-                    },
-                    content=self._body(fd, offset, end - offset),
-                )
-                error = None if response.status_code == 200 else self._error(response)
-            except TransportError as e:
-                error, response = e, None
-            if error is None:
-                assert response is not None
-                state = response.headers.get("x-goog-upload-status")
-                if state == "final":
-                    return await self._finished(response, session, on_progress)
-                if state == "active" and not last:
-                    # Trust the server's count when it gives one (it may keep less).
-                    received = response.headers.get("x-goog-upload-size-received", "")
-                    offset = int(received) if received.isdigit() else end
-                    failures = 0
-                    await _notify(on_progress, session, offset)
-                    continue
-                raise ProtocolError(f"{command!r} answered X-Goog-Upload-Status {state!r}")
-            if not error.retryable:
-                raise error  # e.g. 400 unsupported MIME type on finalize: session is over
-            failures += 1
-            await self._backoff(f"upload.{command}", error, failures)
-            # The connection broke or the server failed: ask what it kept.
-            status = await self.query_upload(session.url)
-            if status.state == "final":
-                file = self._adopt(status)
-                await _notify(on_progress, session, session.size)
-                return file
-            if status.received != offset:
-                failures = 0 if status.received > offset else failures
-                offset = status.received
-                await _notify(on_progress, session, offset)
-
-    @staticmethod
-    def _body(fd: int, offset: int, length: int) -> bytes | AsyncIterator[bytes]:
-        return b"" if length == 0 else file_body(fd, offset, length)
-
-    async def _finished(
-        self, response: httpx.Response, session: UploadSession, on_progress: ProgressCallback | None
-    ) -> File:
-        file = self._json(response).get("file")
-        if not isinstance(file, dict):
-            raise ProtocolError("final upload answer has no file")
-        await _notify(on_progress, session, session.size)
-        return File.from_json(file)
+        return await self._uploads.upload(
+            path, mime_type, display_name, session, on_progress, name
+        )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from .errors import parse_duration
+from .errors import ProtocolError, parse_duration
 
 _FRACTION = re.compile(r"\.(\d+)")
 
@@ -204,3 +205,21 @@ class Generation:
             model_version=data.get("modelVersion"),
             raw=data,
         )
+
+
+def json_object(content: bytes) -> dict[str, Any]:
+    """An answer body as a JSON object; an empty body is ``{}`` (the service's "nothing")."""
+    if not content:
+        return {}
+    try:
+        data = json.loads(content)
+    except ValueError:
+        raise ProtocolError("answer is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("answer is not a JSON object")
+    return data
+
+
+def file_name(name: str) -> str:
+    """A file's resource name: ``files/`` added when the caller gave the bare id."""
+    return name if name.startswith("files/") else f"files/{name}"

@@ -1,0 +1,214 @@
+"""The resumable upload protocol: start a session, query it, send chunks, resume.
+
+Owns the upload session's wire exchanges and its recovery rules (trust the
+server's count, adopt a file whose finalize answer was lost, never upload
+twice). Pacing, retries, the API key and error decoding stay with the
+GeminiClient whose transport this borrows; chunk and query requests carry no
+key, because the upload URL authorises them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
+from .models import File, UploadSession, UploadStatus, file_name, json_object
+from .upload import FileChanged, chunk_size, file_body, granularity_of
+
+if TYPE_CHECKING:
+    from .client import GeminiClient
+
+ProgressCallback = Callable[[UploadSession, int], Awaitable[None] | None]
+
+
+async def _notify(callback: ProgressCallback | None, session: UploadSession, offset: int) -> None:
+    if callback is not None:
+        result = callback(session, offset)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _adopt(status: UploadStatus) -> File:
+    # A finalize whose answer was lost: the file exists; never upload twice.
+    if status.file is None:
+        raise ProtocolError("upload is final but the server returned no file")
+    return status.file
+
+
+def _body(fd: int, offset: int, length: int) -> bytes | AsyncIterator[bytes]:
+    return b"" if length == 0 else file_body(fd, offset, length)
+
+
+def _received(response: httpx.Response) -> str:
+    return response.headers.get("x-goog-upload-size-received", "")
+
+
+class ResumableUpload:
+    """One client's resumable uploads; ``GeminiClient`` delegates its upload methods here."""
+
+    def __init__(self, client: GeminiClient) -> None:
+        self._client = client
+
+    async def start(
+        self, size: int, mime_type: str, display_name: str | None, name: str | None
+    ) -> UploadSession:
+        """Open a session for ``size`` bytes; the answer names its URL and granularity."""
+        client = self._client
+        meta: dict[str, str] = {}
+        if display_name is not None:
+            meta["displayName"] = display_name
+        if name is not None:
+            meta["name"] = file_name(name)
+        headers = {
+            "X-Goog-Upload-Protocol": "resumable",
+            "X-Goog-Upload-Command": "start",
+            "X-Goog-Upload-Header-Content-Length": str(size),
+            "X-Goog-Upload-Header-Content-Type": mime_type,
+        }
+        url = f"{client.base_url}/upload/{client.api_version}/files"
+        body = {"file": meta}
+        response = await client._call("upload.start", "POST", url, headers=headers, json=body)
+        upload_url = response.headers.get("x-goog-upload-url")
+        if not upload_url:
+            raise ProtocolError("upload start answered without X-Goog-Upload-URL")
+        # The live service sends an absolute URL; a relative one (a proxy, another
+        # implementation) is a plausible reading, resolved as HTTP resolves any
+        # reference: against the start request's URL, i.e. base_url for "/upload/…".
+        upload_url = str(response.url.join(upload_url))
+        state = response.headers.get("x-goog-upload-status", "active")
+        if state != "active":
+            raise ProtocolError(f"upload start answered X-Goog-Upload-Status {state!r}")
+        granularity = granularity_of(response.headers)
+        return UploadSession(url=upload_url, size=size, granularity=granularity)
+
+    async def query(self, url: str) -> UploadStatus:
+        """The session's state; UploadSessionLost on any non-retryable answer."""
+        client = self._client
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await client._send(
+                    "POST", url, api=False, headers={"X-Goog-Upload-Command": "query"}
+                )
+                if response.status_code == 200:
+                    return self._status(response)
+                error = client._error(response)
+            except TransportError as e:
+                error = e
+            if not error.retryable:
+                raise UploadSessionLost(error.code, error.status, error.message, error.details)
+            await client._backoff("upload.query", error, attempt)
+
+    def _status(self, response: httpx.Response) -> UploadStatus:
+        state = response.headers.get("x-goog-upload-status", "")
+        if state == "final":
+            file = json_object(response.content).get("file")
+            received = _received(response)
+            return UploadStatus(
+                "final",
+                int(received) if received.isdigit() else 0,
+                File.from_json(file) if isinstance(file, dict) else None,
+            )
+        if state == "active":
+            received = _received(response)
+            if not received.isdigit():
+                raise ProtocolError("query answered without X-Goog-Upload-Size-Received")
+            return UploadStatus("active", int(received))
+        # e.g. "cancelled": the session is over without a file.
+        raise UploadSessionLost(404, "NOT_FOUND", f"upload session is {state or 'unknown'}")
+
+    async def upload(
+        self, path: str | os.PathLike[str], mime_type: str, display_name: str | None,
+        session: UploadSession | None, on_progress: ProgressCallback | None, name: str | None,
+    ) -> File:
+        """Start (or resume ``session``), then stream the rest; see GeminiClient.upload."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if session is None:
+                session = await self.start(size, mime_type, display_name, name)
+                offset = 0
+            else:
+                status = await self.query(session.url)
+                if status.state == "final":
+                    return _adopt(status)
+                offset = status.received
+            if size != session.size:
+                raise FileChanged(f"file is {size} bytes, upload session expects {session.size}")
+            await _notify(on_progress, session, offset)
+            return await self._send_chunks(fd, session, offset, on_progress)
+        finally:
+            os.close(fd)
+
+    async def _send_chunks(
+        self, fd: int, session: UploadSession, offset: int, on_progress: ProgressCallback | None
+    ) -> File:
+        step = chunk_size(session.granularity, self._client.chunk_size)
+        failures = 0
+        while True:
+            end = min(offset + step, session.size)
+            last = end == session.size
+            command = "upload, finalize" if last else "upload"
+            answer = await self._send_chunk(fd, session.url, offset, end, command)
+            if not isinstance(answer, ApiError):
+                state = answer.headers.get("x-goog-upload-status")
+                if state == "final":
+                    return await self._finished(answer, session, on_progress)
+                if state == "active" and not last:
+                    # Trust the server's count when it gives one (it may keep less).
+                    received = _received(answer)
+                    offset = int(received) if received.isdigit() else end
+                    failures = 0
+                    await _notify(on_progress, session, offset)
+                    continue
+                raise ProtocolError(f"{command!r} answered X-Goog-Upload-Status {state!r}")
+            if not answer.retryable:
+                raise answer  # e.g. 400 unsupported MIME type on finalize: session is over
+            failures += 1
+            await self._client._backoff(f"upload.{command}", answer, failures)
+            # The connection broke or the server failed: ask what it kept.
+            status = await self.query(session.url)
+            if status.state == "final":
+                file = _adopt(status)
+                await _notify(on_progress, session, session.size)
+                return file
+            if status.received != offset:
+                failures = 0 if status.received > offset else failures
+                offset = status.received
+                await _notify(on_progress, session, offset)
+
+    async def _send_chunk(
+        self, fd: int, url: str, offset: int, end: int, command: str
+    ) -> httpx.Response | ApiError:
+        """One chunk exchange: the 200 answer, or the error it met (not raised)."""
+        client = self._client
+        try:
+            response = await client._send(
+                "POST",
+                url,
+                api=False,
+                headers={
+                    "X-Goog-Upload-Command": command,
+                    "X-Goog-Upload-Offset": str(offset),
+                    "Content-Length": str(end - offset),
+                },
+                content=_body(fd, offset, end - offset),
+            )
+        except TransportError as e:
+            return e
+        return response if response.status_code == 200 else client._error(response)
+
+    async def _finished(
+        self, response: httpx.Response, session: UploadSession, on_progress: ProgressCallback | None
+    ) -> File:
+        file = json_object(response.content).get("file")
+        if not isinstance(file, dict):
+            raise ProtocolError("final upload answer has no file")
+        await _notify(on_progress, session, session.size)
+        return File.from_json(file)
