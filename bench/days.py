@@ -218,8 +218,18 @@ def run(args: argparse.Namespace, work: Path) -> int:
     end = clock.t0 + args.days * DAY
     print(f"emulator skew at start: {skew:+.1f} virtual s", flush=True)
     next_note = clock.t0
+    slow_at = clock.t0 + 0.25 * args.days * DAY if args.slow_lists else None
     try:
         while clock.now() < end:
+            if slow_at is not None and clock.now() >= slow_at:
+                # Listings slower than the refresh job's time-out: each must cost one
+                # log line, not an APScheduler traceback.
+                post(f"{url}/_emulator/faults", {"kind": "slow", "match": "list",
+                                                 "delay": 400.0, "times": args.slow_lists})
+                print(f"  virtual +{(clock.now() - clock.t0) / 3600:5.1f} h: "
+                      f"{args.slow_lists} listings take 400 s (refresh time-out: 300 s)",
+                      flush=True)
+                slow_at = None
             if daemon.poll() is not None:
                 raise SystemExit(f"the daemon exited with {daemon.returncode}; see {log}")
             watcher.poll()
@@ -232,6 +242,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
             time.sleep(args.poll)
         final_skew = post(f"{url}/_emulator/advance", {"seconds": 0})["now"] - clock.now()
         stats = get(f"{url}/_emulator/stats")
+        if args.stop_mid_refresh:
+            stop_in_refresh(url, daemon)
     finally:
         if daemon.poll() is None:
             stop_daemon(daemon)
@@ -239,6 +251,21 @@ def run(args: argparse.Namespace, work: Path) -> int:
         emu.wait(timeout=30)
     return report(args, work, log, n, watcher, first, stats, (skew, final_skew),
                   daemon.returncode)
+
+
+def stop_in_refresh(url: str, daemon: subprocess.Popen) -> None:
+    """SIGTERM while the refresh job waits on a listing (as systemctl stop may)."""
+    post(f"{url}/_emulator/faults", {"kind": "slow", "match": "list", "delay": 200.0,
+                                     "times": 1})
+    before = get(f"{url}/_emulator/stats")["requests"].get("list", 0)
+    deadline = time.monotonic() + 30
+    while get(f"{url}/_emulator/stats")["requests"].get("list", 0) == before:
+        if time.monotonic() > deadline:
+            print("no listing started within 30 s; stopping anyway", flush=True)
+            break
+        time.sleep(0.02)
+    print("SIGTERM while a listing is in flight", flush=True)
+    stop_daemon(daemon)
 
 
 def renewals(log: Path) -> int:
@@ -261,6 +288,7 @@ def report(args: argparse.Namespace, work: Path, log: Path, n: int, w: Watcher,
     lines = log.read_text(errors="replace").splitlines()
     tbs = [x[:300] for x in lines if "Traceback" in x]
     timeouts = [x[:200] for x in lines if "timed out" in x]
+    stop_lines = [x[:200] for x in lines if "stopping" in x]
     renewed_files, outcomes = outputs_written(work / "state" / "state.db")
     generated = stats["requests"].get("generate", 0)
     rerun = generated - first["requests"].get("generate", 0)
@@ -269,7 +297,8 @@ def report(args: argparse.Namespace, work: Path, log: Path, n: int, w: Watcher,
     print(f"$ {command_line()}")
     print(f"machine: {machine()}")
     print(f"libfaketime x{args.speed:g}, {args.days:g} virtual days, {n} files, "
-          f"api.timeout {args.timeout}, everything else default; {w.polls} observer polls")
+          f"api.timeout {args.timeout}, everything else default; {w.polls} observer polls; "
+          f"{args.slow_lists} listings slowed past the refresh time-out")
     rows = [
         ["renewals logged", renewals(log)],
         ["files renewed at least once (DB uploads >= 2)", f"{renewed_files} of {n}"],
@@ -285,7 +314,8 @@ def report(args: argparse.Namespace, work: Path, log: Path, n: int, w: Watcher,
         ["tracebacks in the log", len(tbs)],
         ["'timed out' lines in the log", len(timeouts)],
         ["emulator skew start / end (virtual s)", f"{skews[0]:+.1f} / {skews[1]:+.1f}"],
-        ["daemon exit after SIGTERM", code],
+        ["daemon exit after SIGTERM" + (" (sent during a listing)"
+                                         if args.stop_mid_refresh else ""), code],
     ]
     print(table(rows, ["figure", "value"]))
     fails = []
@@ -300,7 +330,9 @@ def report(args: argparse.Namespace, work: Path, log: Path, n: int, w: Watcher,
         fails.append(f"only {renewed_files} of {n} files renewed")
     if tbs:
         fails.append(f"{len(tbs)} traceback(s), first: {tbs[0]}")
-    for t in timeouts[:5]:
+    if code != 0:
+        fails.append(f"daemon exit code {code} after SIGTERM")
+    for t in timeouts[:5] + stop_lines[:2]:
         print(f"log: {t}")
     for f in fails:
         print(f"INVARIANT FAILED: {f}")
@@ -315,6 +347,11 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=20, help="files in the folder (default 20)")
     ap.add_argument("--timeout", default="1h", help="api.timeout, virtual (default 1h)")
     ap.add_argument("--poll", type=float, default=0.5, help="observer poll, real seconds")
+    ap.add_argument("--slow-lists", type=int, default=3,
+                    help="listings made slower than the refresh time-out at 1/4 of the run "
+                         "(default 3; 0: none)")
+    ap.add_argument("--no-stop-mid-refresh", dest="stop_mid_refresh", action="store_false",
+                    help="stop the daemon at a quiet moment instead of during a listing")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (log, state)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-days-"))
