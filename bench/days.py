@@ -19,6 +19,11 @@ state dir.
 The sidecars are written first by ``mediasync sync`` on the same timeline (see
 run() for why); then ``mediasync run`` gets the two days, and must run no prompt.
 
+At 1/4 of the run three listings are made slower (400 s) than the refresh
+job's time-out (300 s): each must cost one log line, not a traceback. At the
+end the daemon gets SIGTERM while a listing is in flight, as ``systemctl
+stop`` may send it.
+
 Watched from outside, in real time, about twice a second: the emulator's live
 files (``GET /_emulator/files``) and the daemon's state DB (read-only). A file
 is "unusable" when the copy the DB names is in neither of two listings taken
