@@ -264,11 +264,12 @@ def stop_daemon(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def sync_once(work: Path, base_url: str, folder: Path, count: int) -> None:
-    """The unmeasured setup: sync ``count`` files fast (rate and slots raised)."""
-    setup = write_config(work, base_url, folder, name="setup.toml", settle="0s",
-                         requests_per_minute=1_000_000, max_uploads=8,
-                         max_generations=16, log_level="warning")
+def sync_once(work: Path, base_url: str, folder: Path, count: int, **daemon: Any) -> None:
+    """The unmeasured setup: sync ``count`` files fast (rate and slots raised); ``daemon``
+    adds or overrides `[daemon]` keys (e.g. a scaled `renew_before`)."""
+    setup = write_config(work, base_url, folder, name="setup.toml", **{
+        "settle": "0s", "requests_per_minute": 1_000_000, "max_uploads": 8,
+        "max_generations": 16, "log_level": "warning", **daemon})
     code, seconds = run_cli(setup, "sync", log=work / "setup.log", timeout=1800)
     done = count_sidecars(folder)
     print(f"setup sync: exit {code}, {seconds:.1f}s, {done} sidecars", flush=True)
