@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,22 @@ log = logging.getLogger("mediasync")
 STATE_FILE = "state.db"
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 PAUSES_KEY = "quota_pauses"  # meta: JSON list of Pause, read by `status`
+
+
+def _quiet(job: Callable[[], Awaitable[None]], what: str) -> Callable[[], Awaitable[None]]:
+    """A scheduler job that ends in one log line, never in APScheduler's traceback:
+    a time-out is said plainly, and a job cut off by shutdown ends silently."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            return  # SIGTERM while it ran: the stop is under way, nothing went wrong
+        except TimeoutError:
+            log.warning("the %s timed out; it runs again at its next turn", what)
+
+    run.__name__ = run.__qualname__ = f"{what} job"
+    return run
 
 
 RENEW_CHECK_MAX = 600.0  # the expiry times are read again at least this often (no API call)
@@ -230,12 +246,13 @@ class Daemon:
     def _schedule_jobs(self) -> None:
         d = self.config.daemon
         opts = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        self.scheduler.add_job(self._rescan, "interval", seconds=d.rescan_every, id="rescan",
-                               replace_existing=True, **opts)
-        self.scheduler.add_job(self._refresh, "interval", seconds=d.refresh_every, id="refresh",
-                               replace_existing=True, **opts)
-        self.scheduler.add_job(self._health, "interval", seconds=5, id="health",
-                               replace_existing=True, **opts)
+        self.scheduler.add_job(_quiet(self._rescan, "rescan"), "interval",
+                               seconds=d.rescan_every, id="rescan", replace_existing=True, **opts)
+        self.scheduler.add_job(_quiet(self._refresh, "refresh"), "interval",
+                               seconds=d.refresh_every, id="refresh", replace_existing=True,
+                               **opts)
+        self.scheduler.add_job(_quiet(self._health, "health check"), "interval", seconds=5,
+                               id="health", replace_existing=True, **opts)
         self._plan_renewals()
         if self.notifier.watchdog_interval:
             self.scheduler.add_job(self.notifier.watchdog, "interval",
@@ -260,7 +277,8 @@ class Daemon:
     def _renew_check_at(self, due: float | None) -> None:
         now = time.time()
         self._renew_at = now + renew_check_delay(due, now)
-        self.scheduler.add_job(self._renew, "date", id="renew", replace_existing=True,
+        self.scheduler.add_job(_quiet(self._renew, "renewal check"), "date", id="renew",
+                               replace_existing=True,
                                run_date=datetime.fromtimestamp(self._renew_at, UTC))
 
     def _copy_made(self, expires_at: float) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import stat
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -89,15 +90,28 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+# Temp files this process is writing: never "stale", whatever their mtime says
+# (a file server's clock behind ours, or our clock stepped forward, makes a
+# young file look old to clean_stale_temps).
+_IN_FLIGHT: set[str] = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
 def _make_temp(directory: Path, data: bytes) -> Path:
     while True:
         tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT.add(str(tmp))
         try:
             # 0o644 through the umask, like any new file the owner would create.
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                          0o644)
         except FileExistsError:
+            _done(tmp)
             continue
+        except BaseException:
+            _done(tmp)
+            raise
         break
     try:
         view = memoryview(data)
@@ -108,9 +122,15 @@ def _make_temp(directory: Path, data: bytes) -> Path:
     except BaseException:
         os.close(fd)
         _unlink_quietly(tmp)
+        _done(tmp)
         raise
     os.close(fd)
     return tmp
+
+
+def _done(tmp: Path) -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.discard(str(tmp))
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -161,6 +181,8 @@ def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+    finally:
+        _done(tmp)
     _fsync_dir(path.parent)
     return text_hash(data)
 
@@ -205,6 +227,9 @@ def clean_stale_temps(directory: Path, older_than: float, now: float) -> int:
     for entry in entries:
         if not entry.name.startswith(TEMP_PREFIX):
             continue
+        with _IN_FLIGHT_LOCK:
+            if entry.path in _IN_FLIGHT or str(directory / entry.name) in _IN_FLIGHT:
+                continue  # ours, being written right now
         try:
             st = entry.stat(follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode) or st.st_mtime > now - older_than:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.samples import png_bytes, wav_bytes
 from tests.e2e import Running, cli, wait_for, write_config
 
@@ -162,3 +162,18 @@ def test_an_idle_copy_is_renewed_without_a_listing(tmp_path):
         finally:
             assert d.stop() == 0, d.log()
         assert "renewing 1 remote copies" in d.log()
+
+
+def test_sigterm_during_a_listing_logs_no_traceback(tmp_path):
+    """A job cut off by shutdown ends silently (bench/days.py found an APScheduler
+    traceback for every stop that came mid-listing)."""
+    with Emulator(EmulatorConfig(port=0)) as emu:
+        cfg = write_config(tmp_path, emu.base_url, daemon={"refresh_every": "1s"})
+        d = Running(cfg)
+        emu.add_fault(Fault(kind="slow", delay=3.0, match="list", times=None))
+        try:
+            wait_for(lambda: emu.stats()["requests"].get("list", 0) >= 2,
+                     what="a listing in flight", proc=d.proc)
+        finally:
+            assert d.stop() == 0, d.log()
+        assert "Traceback" not in d.log()

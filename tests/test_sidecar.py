@@ -388,3 +388,20 @@ def test_clean_stale_temps(tmp_path):
 
 def test_clean_stale_temps_missing_dir(tmp_path):
     assert clean_stale_temps(tmp_path / "gone", 60, 0) == 0
+
+
+def test_a_temp_file_being_written_is_never_stale(tmp_path):
+    """Its mtime may look old (a server clock behind ours, a clock step forward):
+    a temp file this process is writing is not removed by the clean-up."""
+    import time
+
+    from mediasync import sidecar as sc
+
+    tmp = sc._make_temp(tmp_path, b"half a caption")
+    old = time.time() - 3600
+    os.utime(tmp, (old, old))
+    assert sc.clean_stale_temps(tmp_path, 600, time.time()) == 0
+    assert tmp.exists()
+    sc._done(tmp)  # the write ended without renaming it (a crash would leave it so)
+    assert sc.clean_stale_temps(tmp_path, 600, time.time()) == 1
+    assert not tmp.exists()
