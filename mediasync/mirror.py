@@ -126,17 +126,16 @@ class Mirror:
                 raise
             if v.kind == "permanent":
                 msg = v.reason
-                self.store.update_content(sha, now, next_url=None, next_offset=None)
+                self.store.session_dropped(sha, now)
             elif e.storage_full:
                 msg = v.reason
             else:
                 msg = f"upload failed, will retry: {v.reason}"
-            self.store.update_content(sha, now, error=msg, retry_at=v.retry_at,
-                                      attempts=c.attempts + 1)
+            self.store.copy_failed(sha, now, msg, v.retry_at, c.attempts + 1)
             log.error("%s: %s", self.label(sha), msg)
             raise ContentUnavailable(msg, v.retry_at) from e
         except (FileChanged, FileNotFoundError, PermissionError) as e:
-            self.store.update_content(sha, now, next_url=None, next_offset=None)
+            self.store.session_dropped(sha, now)
             msg = f"the file changed or vanished during upload: {e}"
             raise ContentUnavailable(msg, None, changed=True) from e
 
@@ -152,8 +151,7 @@ class Mirror:
             if classify(e) != "gone":
                 raise
             # Purged or expired before it became ACTIVE: it never will (issue 8, row 3).
-            self.store.update_content(sha, self.clock(), next_name=None, next_uri=None,
-                                      next_expires_at=None)
+            self.store.processing_dropped(sha, self.clock())
             log.warning("%s: the copy being processed is gone; uploading again",
                         self.label(sha))
             raise CopyVanished from e
@@ -172,10 +170,8 @@ class Mirror:
             if states.usable(c, now):
                 retry = now + failures.backoff(c.attempts + 1, self.jitter())
             self.store.doom(file.name, "processing failed", now)
-            self.store.update_content(
-                sha, now, next_name=None, next_uri=None, next_expires_at=None,
-                error=msg, retry_at=retry, attempts=c.attempts + 1,
-            )
+            self.store.processing_dropped(sha, now, error=msg, retry_at=retry,
+                                          attempts=c.attempts + 1)
             log.error("%s: %s", self.label(sha), msg)
             return
         if file.state != "ACTIVE":
@@ -184,19 +180,9 @@ class Mirror:
         old = c.remote_name
         expires = epoch(file.expiration_time) or c.next_expires_at or self.lenient.expiry(file)
         with self.store.transaction():
-            self.store.update_content(
-                sha,
-                now,
-                remote_name=file.name,
-                uri=file.uri or c.next_uri or self.client.file_uri(file.name),
-                expires_at=expires,
-                next_name=None,
-                next_uri=None,
-                next_expires_at=None,
-                error=None,
-                retry_at=None,
-                attempts=0,
-            )
+            self.store.promoted(sha, now, file.name,
+                                file.uri or c.next_uri or self.client.file_uri(file.name),
+                                expires)
             if old and old != file.name:
                 self.store.doom(old, "renewed", now)
         if old and old != file.name:
@@ -213,7 +199,7 @@ class Mirror:
 
     def forget_copy(self, sha: str) -> None:
         """The server says the copy is gone (403 on use): upload again."""
-        self.store.update_content(sha, self.clock(), remote_name=None, uri=None, expires_at=None)
+        self.store.copy_gone(sha, self.clock())
 
     async def delete_doomed(self, names: list[str] | None = None) -> None:
         """Delete the remote files recorded as doomed (all, or these of them)."""

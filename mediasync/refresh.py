@@ -45,11 +45,10 @@ class Refresher:
                 # Only if the row still names the copy the snapshot did (compare-and-set).
                 if self._still_names(sha, seen[sha]):
                     vanished.append(sha)
-                    self.m.store.update_content(sha, now, remote_name=None, uri=None,
-                                              expires_at=None)
+                    self.m.store.copy_gone(sha, now)
             for sha, expires in result.expiries:
                 if self._still_names(sha, seen[sha]):
-                    self.m.store.update_content(sha, now, expires_at=expires)
+                    self.m.store.expiry_seen(sha, now, expires)
             known_now = self.m.store.known_remote_names()
             for name in result.delete:
                 if name not in known_now:

@@ -55,10 +55,7 @@ class Uploader:
         def progress(s: UploadSession, offset: int) -> None:
             # Recorded before the first byte and after every acknowledged chunk,
             # so kill -9 resumes from here.
-            self.m.store.update_content(
-                sha, self.m.clock(), next_url=s.url, next_offset=offset,
-                next_granularity=s.granularity,
-            )
+            self.m.store.session_recorded(sha, self.m.clock(), s.url, offset, s.granularity)
 
         async with self.m.upload_slots:
             try:
@@ -71,7 +68,7 @@ class Uploader:
                 )
             except UploadSessionLost:
                 log.info("%s: upload session expired; starting over", os.path.basename(path))
-                self.m.store.update_content(sha, self.m.clock(), next_url=None, next_offset=None)
+                self.m.store.session_dropped(sha, self.m.clock())
                 file = await self.m.client.upload(
                     path,
                     c.mime,
@@ -81,18 +78,10 @@ class Uploader:
         if not await self.m.lenient.hash_holds(sha, path, file):
             # The file changed under the upload: the copy holds other bytes.
             self.m.store.doom(file.name, "content mismatch", self.m.clock())
-            self.m.store.update_content(sha, self.m.clock(), next_url=None, next_offset=None)
+            self.m.store.session_dropped(sha, self.m.clock())
             raise FileChanged("the file changed while it was uploaded")
-        self.m.store.update_content(
-            sha,
-            self.m.clock(),
-            next_url=None,
-            next_offset=None,
-            next_name=file.name,
-            next_uri=self.m.lenient.uri(file),
-            next_expires_at=self.m.lenient.expiry(file),
-            uploads=c.uploads + 1,
-        )
+        self.m.store.uploaded(sha, self.m.clock(), file.name, self.m.lenient.uri(file),
+                              self.m.lenient.expiry(file), c.uploads + 1)
         log.info(
             "uploaded %s (%s) as %s",
             os.path.basename(path),
