@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from mediasync import naming, plan, sidecar
 from mediasync.config import FolderConfig
 from mediasync.folderio import FolderUnavailable
+from mediasync.model import PathRow
 from mediasync.plan import LocalFacts
 from mediasync.scan import ChangedWhileHashing, NotRegular, hash_file
-from mediasync.store import PathRow
 
 if TYPE_CHECKING:
     from mediasync.engine import Engine

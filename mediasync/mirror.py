@@ -24,9 +24,10 @@ from mediasync.gemini import (
 )
 from mediasync.gemini.models import epoch
 from mediasync.lenient import Lenient
+from mediasync.model import ContentRow
 from mediasync.refresh import Refresher
 from mediasync.renewals import Renewals
-from mediasync.store import ContentRow, Store
+from mediasync.store import Store
 from mediasync.uploads import Uploader
 
 log = logging.getLogger("mediasync")

@@ -14,9 +14,9 @@ from typing import Literal
 
 from mediasync.config import FolderConfig, PromptConfig
 from mediasync.media import MAX_FILE_BYTES
+from mediasync.model import ContentRow, OutputRow
 from mediasync.naming import output_key, sidecar_for
 from mediasync.states import Copy, Output, copy_state, output_state
-from mediasync.store import ContentRow, OutputRow
 
 DISPLAY_PREFIX = "mediasync:"
 # An unknown remote file of ours younger than this may belong to an upload whose

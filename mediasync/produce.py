@@ -20,9 +20,9 @@ from mediasync.failures import classify
 from mediasync.folderio import FolderUnavailable
 from mediasync.gemini import ApiError, QuotaPaused, Usage
 from mediasync.identify import UNAVAILABLE_RETRY
+from mediasync.model import OutputRow, PathRow
 from mediasync.plan import Desired
 from mediasync.scan import NotRegular, local_facts
-from mediasync.store import OutputRow, PathRow
 
 if TYPE_CHECKING:
     from mediasync.engine import Engine

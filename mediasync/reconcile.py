@@ -15,10 +15,10 @@ from mediasync.failures import ContentUnavailable
 from mediasync.folderio import FolderUnavailable
 from mediasync.gemini import ApiError
 from mediasync.identify import UNAVAILABLE_RETRY
+from mediasync.model import ContentRow, PathRow
 from mediasync.plan import LocalFacts
 from mediasync.scan import NotRegular, local_facts
 from mediasync.select import is_candidate
-from mediasync.store import ContentRow, PathRow
 
 if TYPE_CHECKING:
     from mediasync.engine import Engine

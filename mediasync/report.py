@@ -16,9 +16,10 @@ from typing import Any
 
 from mediasync import costs, plan, states
 from mediasync.config import Config
+from mediasync.model import ContentRow, OutputRow, PathRow
 from mediasync.quota import PACIFIC, pause_message
 from mediasync.states import Copy, Output
-from mediasync.store import ContentRow, OutputRow, PathRow, Store
+from mediasync.store import Store
 
 
 @dataclass

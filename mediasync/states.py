@@ -38,8 +38,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mediasync.model import ContentRow, OutputRow
     from mediasync.plan import Desired
-    from mediasync.store import ContentRow, OutputRow
 
 # A copy this close to expiry is not handed to a generation: it could die mid-call.
 MIN_USABLE_SECONDS = 120.0

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+from mediasync.model import ContentRow, OutputRow, PathRow
+
+__all__ = ["SCHEMA_VERSION", "ContentRow", "OutputRow", "PathRow", "Store", "StoreError"]
 
 SCHEMA_VERSION = 3
 
@@ -99,63 +103,6 @@ CREATE TABLE usage (
 """
 
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
-
-
-@dataclass(frozen=True)
-class PathRow:
-    path: str
-    folder: str
-    size: int
-    mtime_ns: int
-    inode: int
-    sha256: str | None
-    kind: str
-    mime: str
-    problem: str | None
-    gone_at: float | None
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class ContentRow:
-    sha256: str
-    size: int
-    mime: str
-    kind: str
-    remote_name: str | None
-    uri: str | None
-    expires_at: float | None
-    next_url: str | None
-    next_offset: int | None
-    next_granularity: int | None
-    next_name: str | None
-    next_uri: str | None
-    next_expires_at: float | None
-    error: str | None
-    retry_at: float | None
-    attempts: int
-    uploads: int
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class OutputRow:
-    path: str
-    suffix: str
-    sha256: str
-    prompt_hash: str
-    model: str
-    sidecar: str
-    written_hash: str | None
-    pending_hash: str | None
-    outcome: str
-    message: str | None
-    prompt_tokens: int
-    output_tokens: int
-    retry_at: float | None
-    attempts: int
-    at: float
-    thoughts_tokens: int = 0
 
 
 def _columns(cls: type) -> list[str]:

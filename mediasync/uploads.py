@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from mediasync import plan
 from mediasync.failures import ContentUnavailable
 from mediasync.gemini import FileChanged, UploadSession, UploadSessionLost
+from mediasync.model import ContentRow
 from mediasync.scan import local_facts
-from mediasync.store import ContentRow
 
 if TYPE_CHECKING:
     from mediasync.mirror import Mirror
