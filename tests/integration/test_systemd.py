@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-UNITS = Path(__file__).resolve().parent.parent / "systemd"
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
 SYSTEM_UNIT = UNITS / "mediasync.service"
 USER_UNIT = UNITS / "mediasync-user.service"
 

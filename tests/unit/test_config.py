@@ -22,7 +22,7 @@ from mediasync.config import (
     resolve_api_key,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HOME = Path("/home/alice")
 SECRET = "AIzaSy-very-secret-key-0123456789"
 

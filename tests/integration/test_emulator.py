@@ -694,7 +694,7 @@ def test_add_arguments() -> None:
 
 
 def test_command_line_prints_url_and_stops_on_sigterm() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mediasync.emulator", "--port", "0", "--fault", "503:match=list"],

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from mediasync import xmp
-from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.emulator import Emulator
 from mediasync.samples import png_bytes
-from tests.e2e import cli, db_rows, write_config
-from tests.test_e2e_outputs import JPEG
+from tests.e2e.test_e2e_outputs import JPEG
+from tests.helpers import cli, db_rows, write_config
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) writes and reads the sidecars")
 pyexiv2.registerNs("http://darktable.sf.net/", "darktable")
@@ -109,13 +109,6 @@ def test_what_is_not_xmp_is_refused(data):
 
 
 # -- through the daemon ----------------------------------------------------------
-@pytest.fixture
-def emu():
-    e = Emulator(EmulatorConfig(port=0)).start()
-    yield e
-    e.stop()
-
-
 def _config(tmp_path: Path, emu: Emulator, prompt: str, extra: str = "") -> Path:
     return write_config(tmp_path, emu.base_url,
                         prompts=XMP_PROMPT.format(prompt=prompt, extra=extra))

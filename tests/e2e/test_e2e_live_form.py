@@ -17,7 +17,7 @@ import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
-from tests.e2e import Running, cli, env, wait_for, write_config
+from tests.helpers import Running, cli, env, wait_for, write_config
 
 SIDECARS = ("a.png.caption.md", "b.wav.transcript.txt", "c.mp4.caption.md")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mediasync.config import parse_config
 from mediasync.watch import Watcher
-from tests.e2e import wait_for
+from tests.helpers import wait_for
 
 
 def _watcher(tmp_path: Path) -> tuple[Watcher, str]:

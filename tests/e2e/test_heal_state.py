@@ -23,7 +23,7 @@ from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.e2e import cli, db_rows, env, write_config
+from tests.helpers import cli, db_rows, env, write_config
 
 HOUR = 3600.0
 

@@ -23,7 +23,7 @@ from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.e2e import Running, cli, db_rows, wait_for, write_config
+from tests.helpers import Running, cli, db_rows, wait_for, write_config
 
 
 @pytest.fixture

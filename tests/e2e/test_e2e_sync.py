@@ -14,14 +14,7 @@ import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
-from tests.e2e import KEY, cli, db_rows, env, kill9, wait_for, write_config
-
-
-@pytest.fixture
-def emu():
-    e = Emulator(EmulatorConfig(port=0)).start()
-    yield e
-    e.stop()
+from tests.helpers import KEY, cli, db_rows, env, kill9, wait_for, write_config
 
 
 def _setup(tmp_path: Path, emu: Emulator, **kw) -> tuple[Path, Path]:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.wire_samples import WIRE
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "wire"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "wire"
 
 
 def test_copy_matches_shared_corpus() -> None:

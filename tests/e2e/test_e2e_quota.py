@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from e2e import cli, write_config
-
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.samples import png_bytes
+from tests.helpers import cli, write_config
 
 
 def test_sync_stops_on_a_used_day_quota_with_exit_5_and_status_says_why(tmp_path):

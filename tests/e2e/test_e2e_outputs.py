@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.emulator import Emulator
 from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
-from tests.e2e import cli, db_rows, write_config
+from tests.helpers import cli, db_rows, write_config
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) reads the XMP back")
 import srt  # noqa: E402
@@ -44,13 +44,6 @@ prompt = "Transcribe the speech."
 subtitles = ["srt", "vtt"]
 language = "en"
 """
-
-
-@pytest.fixture
-def emu():
-    e = Emulator(EmulatorConfig(port=0)).start()
-    yield e
-    e.stop()
 
 
 def _folder(tmp_path: Path, emu: Emulator, prompts: str = PROMPTS) -> tuple[Path, Path]:

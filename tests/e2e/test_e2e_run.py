@@ -12,7 +12,7 @@ import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.samples import png_bytes, wav_bytes
-from tests.e2e import Running, cli, wait_for, write_config
+from tests.helpers import Running, cli, wait_for, write_config
 
 
 @pytest.fixture
