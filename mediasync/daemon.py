@@ -34,6 +34,7 @@ log = logging.getLogger("mediasync")
 
 STATE_FILE = "state.db"
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
+STATUS_EVERY = 30.0  # at most this long between recounts of the STATUS line
 PAUSES_KEY = "quota_pauses"  # meta: JSON list of Pause, read by `status`
 
 
@@ -397,6 +398,19 @@ class Daemon:
 
     def status_line(self) -> str:
         halted = self.engine.halted
-        states = report.counts(report.build(self.store, self.config))
         why = "; ".join(filter(None, [halted, *pause_lines(self.budgets)])) or None
-        return plan.status_line(len(self.config.folders), states, why)
+        return plan.status_line(len(self.config.folders), self._states(), why)
+
+    def _states(self) -> dict[str, int]:
+        """Files per state, from `status`'s own decoder. Decoding every file costs
+        about 40 ms per 1,000 on the event loop: it is redone only when the store
+        changed, and no more often than keeps it under 1 % of the loop's time."""
+        changes, now = self.store.changes, time.monotonic()
+        cached = getattr(self, "_state_cache", None)
+        if cached is not None:
+            last_changes, last_at, took, states = cached
+            if last_changes == changes or now - last_at < min(STATUS_EVERY, 100 * took):
+                return states
+        states = report.counts(report.build(self.store, self.config))
+        self._state_cache = (changes, now, time.monotonic() - now, states)
+        return states

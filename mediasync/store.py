@@ -165,6 +165,11 @@ class Store:
         """Group several writes into one commit (used by bulk scans)."""
         return self._tx()
 
+    @property
+    def changes(self) -> int:
+        """Rows written through this connection so far (a cheap "did anything change")."""
+        return self._db.total_changes
+
     def close(self) -> None:
         self._db.close()
 
