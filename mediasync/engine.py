@@ -1,5 +1,5 @@
 """The reconciler: for each dirty path, compare what should be with what is and
-take the next step. Events and timers only mark paths dirty (DESIGN.md).
+take the next step. Events and timers only mark paths dirty (docs/architecture.md).
 
 One asyncio thread. Blocking file work (stat, hashing, sidecar writes) runs in
 worker threads; uploads and generations are bounded by semaphores; a shared

@@ -1,5 +1,6 @@
-"""The one failure vocabulary (DESIGN.md, "Errors"): what a failure means and when
-to try again, decided here for the mirror and the engine alike. Pure.
+"""The one failure vocabulary (docs/architecture.md, "Failure vocabulary"): what a
+failure means and when to try again, decided here for the mirror and the engine
+alike. Pure.
 
 - transient: 5xx, time-outs, 429s, answers we cannot read, a copy that vanished,
   a file not ACTIVE yet, disk full, a folder read-only for a while. Retried with

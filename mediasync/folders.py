@@ -1,7 +1,7 @@
 """The watched folders as the reconciler sees them: walking them (the scan), and
 telling a folder that can be trusted from one that is unavailable (unmounted,
-missing, not answering), in which nothing counts as deleted (DESIGN.md, "A
-folder that goes away").
+missing, not answering), in which nothing counts as deleted (docs/architecture.md, "Folders
+that go away").
 """
 
 from __future__ import annotations

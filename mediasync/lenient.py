@@ -1,8 +1,9 @@
 """Answers we cannot fully make sense of: keep the work, warn once per run.
 
-The service's File answers are read leniently (DESIGN.md, "Errors"): a hash in
-an unexpected form, a missing uri, expirationTime or state never make us throw
-an upload away; only proof that the local file changed does.
+The service's File answers are read leniently (docs/architecture.md, "Failure
+vocabulary"): a hash in an unexpected form, a missing uri, expirationTime or
+state never make us throw an upload away; only proof that the local file changed
+does.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 ACTIVE, renew before expiry, reconcile with the server's listing, delete.
 
 Every step is recorded in the store before and after it runs, so a crash at any
-point resumes from the database (DESIGN.md, "Remote lifecycle").
+point resumes from the database (docs/architecture.md, "State machines").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One path, one step: compare what should be (config + the file on disk) with
 what is (the store + the remote copy) and take the next step — settle, identify,
-mirror, outputs (DESIGN.md, "reconcile, don't react").
+mirror, outputs (docs/architecture.md, "From an event to a sidecar").
 """
 
 from __future__ import annotations

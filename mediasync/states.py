@@ -1,4 +1,4 @@
-"""The one decoder of recorded state (DESIGN.md, "States, and how each one ends").
+"""The one decoder of recorded state (docs/architecture.md, "State machines").
 
 A content's remote copy and each output of a file are small state machines. Their
 state is decoded from the store's rows here and nowhere else: the engine's next

@@ -1,6 +1,6 @@
 """Every durable fact, in SQLite (WAL, one writer: the daemon's event loop).
 
-Three tables carry the state DESIGN.md names:
+Three tables carry the state docs/architecture.md describes:
 - ``paths``: what is on disk, per path (stat cache + content hash);
 - ``contents``: per SHA-256, the live remote copy and any copy being uploaded;
 - ``outputs``: per (path, sidecar suffix), what was generated and written.
