@@ -31,7 +31,7 @@ or D plus ``--grace`` has passed. Invariants:
 - no remote file holds a content no file on disk has (no orphan);
 - the daemon's log has no traceback (checked after SIGTERM).
 With ``--strict`` also: nothing logged gone and nothing deleted remotely while
-the folder was unmounted (DESIGN.md, "A folder that goes away").
+the folder was unmounted (docs/architecture.md, "A folder that goes away").
 Exit 1 when one fails, naming it.
 """
 
@@ -513,7 +513,7 @@ def report(args: argparse.Namespace, D: float, r: dict[str, Any], tbs: list[str]
         fails.append(f"{len(tbs)} traceback(s) in the log, first: {tbs[0]}")
     if r["exit"] not in (0, None):
         fails.append(f"daemon exit code {r['exit']} after SIGTERM")
-    # DESIGN.md, "A folder that goes away": while unavailable nothing is marked gone and
+    # docs/architecture.md, "A folder that goes away": while unavailable nothing is marked gone and
     # nothing remote deleted. Issue 8 case 4, being fixed: a figure, an invariant with --strict.
     pulled = [f"unmount: {k}: {v}" for k, v in r["damage"].items()
               if v and "until the end" not in k]
