@@ -14,10 +14,11 @@ import asyncio
 import concurrent.futures
 import os
 import queue
+import re
 import stat
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -142,14 +143,62 @@ class FolderIO:
         self._pools.clear()
 
 
-def folder_devices(path: str) -> tuple[int | None, int]:
-    """(st_dev of the folder or None when it is no directory, st_dev of its parent).
+MOUNTINFO = "/proc/self/mountinfo"
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+class FolderLook(NamedTuple):
+    """What one look at a watched folder saw (see ``look_at_folder``)."""
+
+    dev: int | None  # st_dev of the folder, None when it is no directory
+    parent_dev: int  # st_dev of its parent
+    real_path: str  # symlinks resolved, as mountinfo names it
+    mounts: frozenset[str] | None  # every mount point now; None when mountinfo is unreadable
+
+
+def parse_mount_points(text: bytes) -> frozenset[str]:
+    """The mount points (5th field) of ``/proc/<pid>/mountinfo`` text, unescaped.
+
+    The kernel writes space, tab, newline and backslash in a path as ``\\ooo``
+    octal escapes; the bytes are decoded as file names are (surrogateescape).
+    """
+    points = set()
+    for line in text.splitlines():
+        fields = line.split(b" ")
+        if len(fields) >= 5:
+            raw = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4])
+            points.add(os.fsdecode(raw))
+    return frozenset(points)
+
+
+def holding_mount(real_path: str, mounts: frozenset[str]) -> str | None:
+    """The innermost mount point that is ``real_path`` or holds it, unless that is ``/``."""
+    best = None
+    for m in mounts:
+        if m != "/" and (real_path == m or real_path.startswith(m.rstrip("/") + "/")):
+            if best is None or len(m) > len(best):
+                best = m
+    return best
+
+
+def read_mount_points(path: str = MOUNTINFO) -> frozenset[str] | None:
+    try:
+        with open(path, "rb") as f:
+            return parse_mount_points(f.read())
+    except OSError:
+        return None  # no /proc (some sandboxes): the device comparison still holds
+
+
+def look_at_folder(path: str) -> FolderLook:
+    """Devices of the folder and its parent, and the mount table, for ``plan.folder_unavailable``.
 
     Blocking: run it through ``FolderIO.call``.
     """
-    parent = os.stat(os.path.dirname(os.path.abspath(path)) or "/").st_dev
+    real = os.path.realpath(path)
+    parent = os.stat(os.path.dirname(real) or "/").st_dev
     try:
-        st = os.stat(path)
+        st = os.stat(real)
+        dev = st.st_dev if stat.S_ISDIR(st.st_mode) else None
     except (FileNotFoundError, NotADirectoryError):
-        return None, parent
-    return (st.st_dev if stat.S_ISDIR(st.st_mode) else None), parent
+        dev = None
+    return FolderLook(dev, parent, real, read_mount_points())

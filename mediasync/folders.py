@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from mediasync import plan, sidecar
 from mediasync.config import FolderConfig
-from mediasync.folderio import FolderUnavailable, folder_devices
+from mediasync.folderio import FolderLook, FolderUnavailable, holding_mount, look_at_folder
 from mediasync.scan import stat_all, walk_folder
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ class Folders:
     async def _scan_folder(self, folder: FolderConfig) -> list[str] | None:
         """The folder's candidate files (their stat cached), or None when it is unavailable."""
         key = str(folder.path)
-        dev = await self.available(folder)
-        if dev is None:
+        look = await self.available(folder)
+        if look is None:
             return None
         temp_dirs: set[str] = set()
         try:
@@ -76,27 +76,40 @@ class Folders:
         except FolderUnavailable:
             self._set_unavailable(key, "does not answer")
             return None
-        if files and self.e.store.get_meta(f"folder_dev:{key}") != str(dev):
-            # Seen with files on this device: an empty mount point later is an unmount.
-            self.e.store.set_meta(f"folder_dev:{key}", str(dev))
+        if files:
+            self._record(key, look)
         return files
 
-    async def available(self, folder: FolderConfig) -> int | None:
-        """The folder's st_dev when its listing can be trusted, else None (said once).
+    def _record(self, key: str, look: FolderLook) -> None:
+        """Seen with files: an empty mount point later, on this device or with this
+        mount point gone from the mount table, is an unmount, not deleted files."""
+        if self.e.store.get_meta(f"folder_dev:{key}") != str(look.dev):
+            self.e.store.set_meta(f"folder_dev:{key}", str(look.dev))
+        if look.mounts is None:
+            return  # mount table unreadable: keep what was recorded
+        mount = holding_mount(look.real_path, look.mounts) or ""
+        if (self.e.store.get_meta(f"folder_mount:{key}") or "") != mount:
+            self.e.store.set_meta(f"folder_mount:{key}", mount)
 
-        Missing, an empty mount point whose file system is gone, or not answering:
-        then nothing in it counts as deleted.
+    async def available(self, folder: FolderConfig) -> FolderLook | None:
+        """What the folder looks like when its listing can be trusted, else None (said once).
+
+        Missing, an empty mount point whose file system (or bind mount) is gone, or
+        not answering: then nothing in it counts as deleted.
         """
         key = str(folder.path)
         try:
-            dev, parent_dev = await self.e.fs.call(key, folder_devices, key)
+            look = await self.e.fs.call(key, look_at_folder, key)
         except FolderUnavailable:
             self._set_unavailable(key, "does not answer")
             return None
         recorded = self.e.store.get_meta(f"folder_dev:{key}")
-        why = plan.folder_unavailable(dev, parent_dev, int(recorded) if recorded else None)
+        why = plan.folder_unavailable(
+            look.dev, look.parent_dev, int(recorded) if recorded else None,
+            self.e.store.get_meta(f"folder_mount:{key}") or None, look.mounts,
+        )
         self._set_unavailable(key, why)
-        return dev if why is None else None
+        return look if why is None else None
 
     def _set_unavailable(self, folder: str, why: str | None) -> None:
         if self.unavailable.get(folder) == why:

@@ -56,19 +56,28 @@ def settle_wait(
 
 
 def folder_unavailable(
-    dev: int | None, parent_dev: int, recorded_dev: int | None
+    dev: int | None,
+    parent_dev: int,
+    recorded_dev: int | None,
+    recorded_mount: str | None = None,
+    mounts: frozenset[str] | None = None,
 ) -> str | None:
     """Why a watched folder cannot be looked at now, or None when its listing is the truth.
 
     A folder that was its own file system when last seen with files (``recorded_dev``
     differs from its parent's) but now sits on its parent's is an empty mount point:
-    its disk or share is unmounted, its files are not deleted. A folder that was
-    never a mount point, or is mounted again (any other device), is taken as it is.
+    its disk or share is unmounted, its files are not deleted. A bind mount of a
+    directory on the parent's own file system shares its device, so the mount point
+    that held the folder then (``recorded_mount``) must still be in the mount table
+    (``mounts``; None when it cannot be read). A folder that was never under a mount
+    point, or is mounted again (any other device), is taken as it is.
     """
     if dev is None:
         return "does not exist or is not a directory"
     if recorded_dev is not None and recorded_dev != parent_dev and dev == parent_dev:
         return "is an empty mount point (its file system is not mounted)"
+    if recorded_mount is not None and mounts is not None and recorded_mount not in mounts:
+        return f"is not mounted ({recorded_mount} is no longer a mount point)"
     return None
 
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from mediasync import plan
 from mediasync.config import parse_config
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.engine import Engine
+from mediasync.folderio import holding_mount, parse_mount_points, read_mount_points
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
@@ -41,15 +43,19 @@ class Mounted:
     """``inbox`` is a bind mount of a tmpfs (``backing``): unmounting ``inbox``
     leaves an empty mount point and keeps the files for the remount."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, tmpfs: bool = True) -> None:
         self.backing = root / "backing"
         self.inbox = root / "inbox"
         self.backing.mkdir()
         self.inbox.mkdir()
-        r = _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.backing))
+        if tmpfs:
+            r = _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.backing))
+            if r.returncode != 0:
+                pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+        r = _sh("mount", "--bind", str(self.backing), str(self.inbox))
         if r.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-        self.mount()
+            self.cleanup()
+            pytest.skip(f"cannot bind-mount here (needs root): {r.stderr.strip()}")
 
     def mount(self) -> None:
         r = _sh("mount", "--bind", str(self.backing), str(self.inbox))
@@ -60,8 +66,11 @@ class Mounted:
         assert r.returncode == 0, r.stderr
 
     def cleanup(self) -> None:
+        # Not os.path.ismount: a bind mount from the same file system fools it.
         for d in (self.inbox, self.backing):
-            while os.path.ismount(d):
+            for _ in range(10):
+                if str(d) not in (read_mount_points() or ()):
+                    break
                 _sh("umount", "-l", str(d))
 
 
@@ -101,6 +110,92 @@ def test_unmounted_folder_keeps_remote_copies_and_sidecars(mounted, emu, tmp_pat
     assert after["requests"].get("generate", 0) == before["requests"].get("generate", 0)
     assert db_rows(cfg, "SELECT DISTINCT outcome FROM outputs") == [("written",)]
     assert "UNAVAILABLE" not in cli(cfg, "status").stdout
+
+
+@pytest.fixture
+def bound(tmp_path):
+    """``inbox`` bind-mounts a plain directory of the same file system: the mount
+    point and its parent share st_dev, so only mountinfo tells the unmount."""
+    m = Mounted(tmp_path, tmpfs=False)
+    assert os.stat(m.inbox).st_dev == os.stat(tmp_path).st_dev
+    yield m
+    m.cleanup()
+
+
+def test_unmounted_bind_mount_keeps_remote_copies_and_sidecars(bound, emu, tmp_path):
+    inbox = bound.inbox
+    cfg = write_config(tmp_path, emu.base_url, folder=inbox)
+    (inbox / "a.png").write_bytes(png_bytes(seed=44))
+    (inbox / "b.png").write_bytes(png_bytes(seed=45))
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert emu.stats()["live_files"] == 2
+    caption = (inbox / "a.png.caption.md").read_bytes()
+
+    bound.umount()
+    assert inbox.is_dir() and not (inbox / "a.png").exists()
+    cli(cfg, "sync")
+    assert emu.stats()["live_files"] == 2, "remote copies deleted while unmounted"
+    assert db_rows(cfg, "SELECT path FROM paths WHERE gone_at IS NOT NULL") == []
+    st = cli(cfg, "status")
+    assert "UNAVAILABLE" in st.stdout and "not mounted" in st.stdout, st.stdout
+
+    bound.mount()
+    before = emu.stats()
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    after = emu.stats()
+    assert after["uploads_started"] == before["uploads_started"]
+    assert after["requests"].get("generate", 0) == before["requests"].get("generate", 0)
+    assert db_rows(cfg, "SELECT DISTINCT outcome FROM outputs") == [("written",)]
+    assert (inbox / "a.png.caption.md").read_bytes() == caption
+    assert "UNAVAILABLE" not in cli(cfg, "status").stdout
+
+
+def test_bind_mounted_folder_emptied_for_real_still_deletes(bound, emu, tmp_path):
+    """Still mounted, files deleted: the mount table check must not hide real deletions."""
+    cfg = write_config(tmp_path, emu.base_url, folder=bound.inbox)
+    (bound.inbox / "a.png").write_bytes(png_bytes(seed=46))
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 1
+    (bound.inbox / "a.png").unlink()
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 0
+
+
+MOUNTINFO = rb"""22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+31 27 254:0 /srv/disk /media/my\040photos rw,relatime shared:1 - ext4 /dev/vda rw
+32 27 0:40 / /mnt/back\134slash\011tab rw - tmpfs tmpfs rw
+33 27 0:41 / /mnt/caf\303\251 rw - tmpfs tmpfs rw
+"""
+
+
+def test_mount_points_are_read_from_mountinfo_with_escapes():
+    points = parse_mount_points(MOUNTINFO)
+    assert points == {"/proc", "/", "/media/my photos", "/mnt/back\\slash\ttab", "/mnt/caf\u00e9"}
+    assert parse_mount_points(b"") == frozenset()
+    assert parse_mount_points(b"short line\n") == frozenset()
+
+
+def test_holding_mount_is_the_innermost_mount_point_but_not_root():
+    points = frozenset({"/", "/media", "/media/my photos", "/proc"})
+    assert holding_mount("/media/my photos", points) == "/media/my photos"
+    assert holding_mount("/media/my photos/inbox", points) == "/media/my photos"
+    assert holding_mount("/media/other", points) == "/media"
+    assert holding_mount("/mediax/inbox", points) is None  # a prefix of the name is no parent
+    assert holding_mount("/home/me/inbox", points) is None  # on / only: nothing to watch
+
+
+def test_folder_unavailable_when_its_bind_mount_left_the_mount_table():
+    now = frozenset({"/", "/media/my photos"})
+    gone = frozenset({"/"})
+    assert plan.folder_unavailable(1, 1, 1, "/media/my photos", now) is None
+    why = plan.folder_unavailable(1, 1, 1, "/media/my photos", gone)
+    assert why is not None and "not mounted" in why
+    assert plan.folder_unavailable(1, 1, 1, "/media/my photos", None) is None  # unreadable
+    assert plan.folder_unavailable(1, 1, 1, None, gone) is None  # never under a mount point
+    assert plan.folder_unavailable(None, 1, 1, None, now) == "does not exist or is not a directory"
 
 
 def test_folder_emptied_for_real_still_deletes(emu, tmp_path):
