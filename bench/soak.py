@@ -283,7 +283,10 @@ def write_config(work: Path, url: str, folder: Path, rpm: int) -> Path:
     cfg.write_text(
         f'[api]\nbase_url = "{url}"\napi_version = "v1beta"\n\n'
         f'[daemon]\nstate_dir = "{work / "state"}"\nlog_level = "info"\n'
-        f"requests_per_minute = {rpm}\n\n"
+        f"requests_per_minute = {rpm}\n"
+        # The default (6 h) would notice the purge hours after the run: the soak
+        # proves healing, so it lists as often as the old default did.
+        'refresh_every = "30s"\n\n'
         f'[[folders]]\npath = "{folder}"\n')
     return cfg
 

@@ -363,7 +363,9 @@ class Daemon:
         self.watcher.stop()
         await self._start_watcher()
         self._schedule_jobs()
-        await self.engine.scan()
+        # The listing too: a reload is how an owner says "look again now" (after a
+        # purge, say), and the next scheduled one may be hours away.
+        await asyncio.gather(self.engine.refresh(), self.engine.scan())
         log.info("reloaded %s", self.config_path)
         self.notifier.ready(self.status_line())
 
