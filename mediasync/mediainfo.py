@@ -1,7 +1,8 @@
 """Facts read cheaply from a local media file: its duration (for subtitles and the
 {duration} placeholder) and when and where a photo was taken (EXIF).
 
-Reads the first and last 64 KiB and the EXIF block only; never decodes media.
+Reads the first and last 64 KiB (and 64 KiB past a leading ID3v2 tag) and the EXIF
+block only; never decodes media.
 Every reader answers None for what it cannot tell: a fact is a nicety, never
 a reason to fail.
 """
@@ -13,9 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediasync.probe import id3v2_size, probe
+
 log = logging.getLogger("mediasync")
 
 _WINDOW = 64 * 1024
+_MIN_AFTER_TAG = 4 * 1024  # enough for the first frames (a Xing header, its successor)
 
 
 @dataclass(frozen=True)
@@ -26,15 +30,19 @@ class Exif:
 
 def duration(path: Path, mime: str) -> float | None:
     """Seconds of audio or video, from the container's header; None when unknown."""
-    # The emulator's probe reads the same headers for the same reason (token counts).
-    from mediasync.emulator.probe import probe
-
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(_WINDOW)
             f.seek(max(0, size - _WINDOW))
             tail = f.read(_WINDOW)
+            skip = id3v2_size(head)
+            if skip and skip + _MIN_AFTER_TAG > len(head) and skip < size:
+                # Cover art can push the first frame past the window: probe the file
+                # as if it began after the tag, which is what the audio's length needs.
+                f.seek(skip)
+                head = f.read(_WINDOW)
+                size -= skip
     except OSError:
         return None
     return probe(mime, head, tail, size).duration
