@@ -129,3 +129,13 @@ def db_rows(cfg: Path, sql: str) -> list[tuple]:
 def kill9(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+class Clock:
+    """Wall clock with an offset the test moves forward (time injected, never slept)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset

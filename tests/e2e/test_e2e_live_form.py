@@ -22,6 +22,18 @@ from tests.helpers import Running, cli, env, wait_for, write_config
 SIDECARS = ("a.png.caption.md", "b.wav.transcript.txt", "c.mp4.caption.md")
 
 
+def _sync_all(tmp_path: Path, emu: Emulator) -> tuple[Path, subprocess.CompletedProcess]:
+    """The three media synced once; every sidecar must be written."""
+    cfg = write_config(tmp_path, emu.base_url)
+    inbox = tmp_path / "inbox"
+    _media(inbox)
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    for name in SIDECARS:
+        assert (inbox / name).exists(), name
+    return cfg, r
+
+
 def _media(inbox: Path) -> None:
     (inbox / "a.png").write_bytes(png_bytes(seed=71))
     (inbox / "b.wav").write_bytes(wav_bytes(0.3))
@@ -31,13 +43,7 @@ def _media(inbox: Path) -> None:
 @pytest.mark.parametrize("hash_form", ["hex", "raw", "none"])
 def test_every_hash_form_writes_every_sidecar_with_one_upload_each(tmp_path, hash_form):
     with Emulator(EmulatorConfig(port=0, hash_form=hash_form)) as emu:
-        cfg = write_config(tmp_path, emu.base_url)
-        inbox = tmp_path / "inbox"
-        _media(inbox)
-        r = cli(cfg, "sync")
-        assert r.returncode == 0, r.stderr
-        for name in SIDECARS:
-            assert (inbox / name).exists(), name
+        _, r = _sync_all(tmp_path, emu)
         s = emu.stats()
         assert s["uploads_started"] == 3 and s["live_files"] == 3 and s.get("deletes", 0) == 0
     warnings = [line for line in r.stderr.splitlines() if "WARNING" in line]
@@ -142,13 +148,7 @@ def test_answers_missing_fields_keep_the_work(tmp_path):
     """No expirationTime, uri or state: assumed (48 h, the name's URI, usable), each said once."""
     omit = ("expirationTime", "uri", "state", "createTime")
     with Emulator(EmulatorConfig(port=0, omit_fields=omit)) as emu:
-        cfg = write_config(tmp_path, emu.base_url)
-        inbox = tmp_path / "inbox"
-        _media(inbox)
-        r = cli(cfg, "sync")
-        assert r.returncode == 0, r.stderr
-        for name in SIDECARS:
-            assert (inbox / name).exists(), name
+        cfg, r = _sync_all(tmp_path, emu)
         assert emu.stats()["uploads_started"] == 3 and emu.stats()["live_files"] == 3
         # A second pass finds every copy usable: nothing is uploaded again.
         assert cli(cfg, "sync").returncode == 0

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -23,19 +22,11 @@ from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import cli, db_rows, env, write_config
+from tests.helpers import Clock, cli, db_rows, env, write_config
 
 HOUR = 3600.0
 
 
-class Clock:
-    """Wall clock with an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 Hook = Callable[[httpx.Request], Awaitable[None]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from mediasync.config import parse_config
@@ -12,16 +11,11 @@ from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
+from tests.helpers import Clock
 
 HOUR = 3600.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 def _engine(tmp_path: Path, emu: Emulator, clock: Clock) -> tuple[Engine, Store]:
