@@ -163,6 +163,51 @@ def pause_lines(budgets: Budgets | None) -> list[str]:
     return [p.message(now) for p in budgets.active_pauses()]
 
 
+class RenewalTimer:
+    """Wakes when the next recorded copy enters its renewal window, or in 10 minutes.
+
+    Renewals come from the expiry times the service gave, not from the listing
+    (every `refresh_every`, hours apart), so an idle library is renewed in time.
+    """
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self._at = 0.0
+
+    def plan(self) -> None:
+        self.d.engine.mirror.on_copy = self._copy_made
+        self._check_at(self.d.engine.mirror.renewals.next_at())
+
+    def _check_at(self, due: float | None) -> None:
+        now = time.time()
+        self._at = now + renew_check_delay(due, now)
+        self.d.scheduler.add_job(_quiet(self._renew, "renewal check"), "date", id="renew",
+                                 replace_existing=True,
+                                 run_date=datetime.fromtimestamp(self._at, UTC))
+
+    def _copy_made(self, expires_at: float) -> None:
+        """A new copy: check sooner if its window opens before the planned check."""
+        due = expires_at - self.d.config.daemon.renew_before
+        if due < self._at:
+            self._check_at(due)
+
+    async def _renew(self) -> None:
+        engine = self.d.engine
+        try:
+            if engine.halted:
+                await self.d.refresh_job()  # a fixed key file is noticed within 10 minutes
+                return
+            started = engine.mirror.renewals.due()
+            if started:
+                log.info("renewing %d remote copies before they expire", started)
+            try:
+                await engine.mirror.delete_doomed()  # leftovers of failed deletes
+            except ApiError as e:
+                engine.halt(e)
+        finally:
+            self.plan()
+
+
 class Daemon:
     """`mediasync run`: watch, reconcile, renew, until SIGTERM."""
 
@@ -175,6 +220,7 @@ class Daemon:
         self._rescan_pending = False
         self._long_lived: set[asyncio.Future[object]] = set()  # never waited for on reload
         self._closing: set[asyncio.Task[None]] = set()  # replaced clients, closed when idle
+        self.renewal_timer = RenewalTimer(self)
 
     async def run(self) -> int:
         directory = state_dir(self.config, self.env)
@@ -249,12 +295,12 @@ class Daemon:
         opts = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         self.scheduler.add_job(_quiet(self._rescan, "rescan"), "interval",
                                seconds=d.rescan_every, id="rescan", replace_existing=True, **opts)
-        self.scheduler.add_job(_quiet(self._refresh, "refresh"), "interval",
+        self.scheduler.add_job(_quiet(self.refresh_job, "refresh"), "interval",
                                seconds=d.refresh_every, id="refresh", replace_existing=True,
                                **opts)
         self.scheduler.add_job(_quiet(self._health, "health check"), "interval", seconds=5,
                                id="health", replace_existing=True, **opts)
-        self._plan_renewals()
+        self.renewal_timer.plan()
         if self.notifier.watchdog_interval:
             self.scheduler.add_job(self.notifier.watchdog, "interval",
                                    seconds=self.notifier.watchdog_interval, id="watchdog",
@@ -266,44 +312,7 @@ class Daemon:
         timeout = max(60.0, self.config.daemon.rescan_every)
         await asyncio.wait_for(self.engine.scan(), timeout=timeout)
 
-    def _plan_renewals(self) -> None:
-        """Wake when the next recorded copy enters its renewal window, or in 10 min.
-
-        Renewals come from the expiry times the service gave, not from the listing
-        (every `refresh_every`, hours apart), so an idle library is renewed in time.
-        """
-        self.engine.mirror.on_copy = self._copy_made
-        self._renew_check_at(self.engine.mirror.renewals.next_at())
-
-    def _renew_check_at(self, due: float | None) -> None:
-        now = time.time()
-        self._renew_at = now + renew_check_delay(due, now)
-        self.scheduler.add_job(_quiet(self._renew, "renewal check"), "date", id="renew",
-                               replace_existing=True,
-                               run_date=datetime.fromtimestamp(self._renew_at, UTC))
-
-    def _copy_made(self, expires_at: float) -> None:
-        """A new copy: check sooner if its window opens before the planned check."""
-        due = expires_at - self.config.daemon.renew_before
-        if due < self._renew_at:
-            self._renew_check_at(due)
-
-    async def _renew(self) -> None:
-        try:
-            if self.engine.halted:
-                await self._refresh()  # a fixed key file is noticed within 10 minutes
-                return
-            started = self.engine.mirror.renewals.due()
-            if started:
-                log.info("renewing %d remote copies before they expire", started)
-            try:
-                await self.engine.mirror.delete_doomed()  # leftovers of failed deletes
-            except ApiError as e:
-                self.engine.halt(e)
-        finally:
-            self._plan_renewals()
-
-    async def _refresh(self) -> None:
+    async def refresh_job(self) -> None:
         if self.engine.halted:
             await self._retry_key()
         try:

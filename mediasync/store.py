@@ -113,7 +113,68 @@ class StoreError(Exception):
     """The state database cannot be opened or is from a newer mediasync."""
 
 
-class Store:
+class _CopyTransitions:
+    """Named transitions of a content's remote copy (states.Copy): each says which
+    state it leads to, so no caller writes an inconsistent combination of columns."""
+
+    _db: sqlite3.Connection
+
+    def update_content(self, sha256: str, now: float, **values: Any) -> None:
+        """Set columns of a content row; callers use the named transitions below."""
+        if not values:
+            return
+        cols = ", ".join(f"{k}=?" for k in values)
+        self._db.execute(
+            f"UPDATE contents SET {cols}, updated_at=? WHERE sha256=?",
+            [*values.values(), now, sha256],
+        )
+
+    def session_recorded(self, sha256: str, now: float, url: str, offset: int,
+                         granularity: int) -> None:
+        """→ uploading: the upload URL and the bytes acknowledged (before the first one)."""
+        self.update_content(sha256, now, next_url=url, next_offset=offset,
+                            next_granularity=granularity)
+
+    def session_dropped(self, sha256: str, now: float) -> None:
+        """The upload session is over or unusable: the next upload starts afresh."""
+        self.update_content(sha256, now, next_url=None, next_offset=None)
+
+    def uploaded(self, sha256: str, now: float, name: str, uri: str, expires_at: float,
+                 uploads: int) -> None:
+        """uploading → processing: the service holds the bytes as ``name``."""
+        self.update_content(sha256, now, next_url=None, next_offset=None, next_name=name,
+                            next_uri=uri, next_expires_at=expires_at, uploads=uploads)
+
+    def processing_dropped(self, sha256: str, now: float, *, error: str | None = None,
+                           retry_at: float | None = None, attempts: int | None = None) -> None:
+        """processing → none (gone) or waiting/failed (FAILED, with ``error``)."""
+        values: dict[str, Any] = dict(next_name=None, next_uri=None, next_expires_at=None)
+        if error is not None:
+            values.update(error=error, retry_at=retry_at, attempts=attempts)
+        self.update_content(sha256, now, **values)
+
+    def promoted(self, sha256: str, now: float, name: str, uri: str,
+                 expires_at: float) -> None:
+        """→ serving: this copy is ACTIVE and used from now on; errors are cleared."""
+        self.update_content(sha256, now, remote_name=name, uri=uri, expires_at=expires_at,
+                            next_name=None, next_uri=None, next_expires_at=None, error=None,
+                            retry_at=None, attempts=0)
+
+    def copy_failed(self, sha256: str, now: float, error: str, retry_at: float | None,
+                    attempts: int) -> None:
+        """→ waiting (``retry_at``) or failed (None): why no new copy was made."""
+        self.update_content(sha256, now, error=error, retry_at=retry_at, attempts=attempts)
+
+    def copy_gone(self, sha256: str, now: float) -> None:
+        """serving → none: the service no longer has the copy (purged, expired)."""
+        self.update_content(sha256, now, remote_name=None, uri=None, expires_at=None)
+
+    def expiry_seen(self, sha256: str, now: float, expires_at: float) -> None:
+        """The listing names another expiry time for the live copy: the server wins."""
+        self.update_content(sha256, now, expires_at=expires_at)
+
+
+class Store(_CopyTransitions):
     """A thin typed layer over the state database. Every write commits at once."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
@@ -243,62 +304,6 @@ class Store:
         row = self.get_content(sha256)
         assert row is not None
         return row
-
-    def update_content(self, sha256: str, now: float, **values: Any) -> None:
-        """Set columns of a content row; callers use the named transitions below."""
-        if not values:
-            return
-        cols = ", ".join(f"{k}=?" for k in values)
-        self._db.execute(
-            f"UPDATE contents SET {cols}, updated_at=? WHERE sha256=?",
-            [*values.values(), now, sha256],
-        )
-
-    # Named transitions of a content's remote copy (states.Copy): each says which
-    # state it leads to, so no caller writes an inconsistent combination of columns.
-    def session_recorded(self, sha256: str, now: float, url: str, offset: int,
-                         granularity: int) -> None:
-        """→ uploading: the upload URL and the bytes acknowledged (before the first one)."""
-        self.update_content(sha256, now, next_url=url, next_offset=offset,
-                            next_granularity=granularity)
-
-    def session_dropped(self, sha256: str, now: float) -> None:
-        """The upload session is over or unusable: the next upload starts afresh."""
-        self.update_content(sha256, now, next_url=None, next_offset=None)
-
-    def uploaded(self, sha256: str, now: float, name: str, uri: str, expires_at: float,
-                 uploads: int) -> None:
-        """uploading → processing: the service holds the bytes as ``name``."""
-        self.update_content(sha256, now, next_url=None, next_offset=None, next_name=name,
-                            next_uri=uri, next_expires_at=expires_at, uploads=uploads)
-
-    def processing_dropped(self, sha256: str, now: float, *, error: str | None = None,
-                           retry_at: float | None = None, attempts: int | None = None) -> None:
-        """processing → none (gone) or waiting/failed (FAILED, with ``error``)."""
-        values: dict[str, Any] = dict(next_name=None, next_uri=None, next_expires_at=None)
-        if error is not None:
-            values.update(error=error, retry_at=retry_at, attempts=attempts)
-        self.update_content(sha256, now, **values)
-
-    def promoted(self, sha256: str, now: float, name: str, uri: str,
-                 expires_at: float) -> None:
-        """→ serving: this copy is ACTIVE and used from now on; errors are cleared."""
-        self.update_content(sha256, now, remote_name=name, uri=uri, expires_at=expires_at,
-                            next_name=None, next_uri=None, next_expires_at=None, error=None,
-                            retry_at=None, attempts=0)
-
-    def copy_failed(self, sha256: str, now: float, error: str, retry_at: float | None,
-                    attempts: int) -> None:
-        """→ waiting (``retry_at``) or failed (None): why no new copy was made."""
-        self.update_content(sha256, now, error=error, retry_at=retry_at, attempts=attempts)
-
-    def copy_gone(self, sha256: str, now: float) -> None:
-        """serving → none: the service no longer has the copy (purged, expired)."""
-        self.update_content(sha256, now, remote_name=None, uri=None, expires_at=None)
-
-    def expiry_seen(self, sha256: str, now: float, expires_at: float) -> None:
-        """The listing names another expiry time for the live copy: the server wins."""
-        self.update_content(sha256, now, expires_at=expires_at)
 
     def delete_content(self, sha256: str) -> None:
         self._db.execute("DELETE FROM contents WHERE sha256=?", (sha256,))
