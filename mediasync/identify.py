@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mediasync")
 
+READ_PROBLEM = "cannot read it"
+UNREADABLE_RETRY = 600.0  # seconds before an unreadable file is tried again
 UNAVAILABLE_RETRY = 60.0  # seconds before a path in a folder that did not answer is looked at
 
 
@@ -45,7 +47,9 @@ class Identifier:
             facts.mtime_ns,
             facts.inode,
         )
-        if row is not None and same and row.gone_at is None and (row.sha256 or row.problem):
+        settled = row is not None and (row.sha256 or (
+            row.problem and not row.problem.startswith(READ_PROBLEM)))
+        if row is not None and same and row.gone_at is None and settled:
             return row
         problem = plan.local_problem(facts.size)
         sha = row.sha256 if (row is not None and same) else None
@@ -98,7 +102,10 @@ class Identifier:
         except NotRegular as e:
             self.e.note(path, "notregular", "skipping %s: %s", rel, e.what)
         except OSError as e:
-            return None, f"cannot read it: {e.strerror or e}"
+            # Permissions and I/O errors change without the file changing: this is
+            # looked at again on every scan (and said once), never a verdict.
+            self.e.later(path, self.e.clock() + UNREADABLE_RETRY)
+            return None, f"{READ_PROBLEM}: {e.strerror or e}"
         else:
             return sha, None
         return None

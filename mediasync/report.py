@@ -16,6 +16,7 @@ from typing import Any
 
 from mediasync import costs, plan, states
 from mediasync.config import Config
+from mediasync.identify import READ_PROBLEM
 from mediasync.model import ContentRow, OutputRow, PathRow
 from mediasync.quota import PACIFIC, pause_message
 from mediasync.states import Copy, Output
@@ -135,7 +136,9 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
           stalled: str | None, now: float) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
-        r.state, r.message = "failed", row.problem
+        # Unreadable now (permissions, I/O) is transient; empty or too large is not.
+        transient = row.problem.startswith(READ_PROBLEM)
+        r.state, r.message = ("waiting" if transient else "failed"), row.problem
         return r
     renew_before = config.daemon.renew_before
     serving = _remote_state(r, c, now, renew_before) if c is not None else False

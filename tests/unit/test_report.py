@@ -123,3 +123,12 @@ def test_a_local_problem_is_a_failure_with_its_reason(tmp_path, config):
     store.put_path(_path(config.folders[0].path, "e.png", None, "empty file (0 bytes)"))
     (r,) = report.build(store, config, NOW)
     assert r.state == "failed" and r.message == "empty file (0 bytes)"
+
+
+def test_an_unreadable_file_waits_it_does_not_fail(tmp_path, config):
+    """A permission or an I/O error can change without the file changing: transient."""
+    store = Store(tmp_path / "r.db")
+    store.put_path(_path(config.folders[0].path, "p.png", None,
+                         "cannot read it: Permission denied"))
+    (r,) = report.build(store, config, NOW)
+    assert r.state == "waiting" and "Permission denied" in r.message
