@@ -27,7 +27,11 @@ class Renewals:
     def start(self, sha: str) -> None:
         task = self._tasks.get(sha)
         if task is None or task.done():
-            self._tasks[sha] = asyncio.create_task(self._renew(sha), name=f"renew {sha[:12]}")
+            task = self._tasks[sha] = asyncio.create_task(self._renew(sha),
+                                                          name=f"renew {sha[:12]}")
+            # Forget it once done: a daemon renews every file every two days.
+            task.add_done_callback(lambda t: self._tasks.pop(sha, None)
+                                   if self._tasks.get(sha) is t else None)
 
     async def _renew(self, sha: str) -> None:
         async with self.m.lock(sha):
