@@ -39,7 +39,8 @@ class Price:
 
 
 # Standard (not batch) paid-tier prices per 1M tokens for text/image/video input,
-# from ai.google.dev/gemini-api/docs/pricing as read in 2025 (prompts ≤ 200k tokens;
+# from ai.google.dev/gemini-api/docs/pricing as read in 2025, unchanged in listings
+# of it checked in November 2026 (prompts ≤ 200k tokens;
 # 2.5 Flash audio input costs more, $1.00). Override with [prices."model"].
 DEFAULT_PRICES: dict[str, Price] = {
     "gemini-2.5-pro": Price(1.25, 10.00),
