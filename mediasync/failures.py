@@ -107,7 +107,3 @@ def judge_os(error: OSError, attempts: int, now: float, jitter: float) -> Verdic
     what = error.strerror or errno.errorcode.get(error.errno or 0) or str(error)
     return Verdict("transient", what, now + backoff(attempts, jitter))
 
-
-def permanent(reason: str) -> Verdict:
-    """A verdict about these bytes: FAILED processing, a blocked answer."""
-    return Verdict("permanent", reason, None)

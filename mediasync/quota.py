@@ -21,9 +21,6 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 
 Kind = Literal["rpm", "tpm", "rpd", "storage", "other"]
-KIND_WORDS = {"rpm": "requests a minute", "tpm": "input tokens a minute",
-              "rpd": "requests", "storage": "bytes of storage", "other": "quota"}
-
 _LIMIT_LINE = re.compile(
     r"\*\s*Quota exceeded for metric:\s*(?P<metric>[^,\s]+),\s*limit:\s*(?P<limit>\d+)"
     r"(?:,\s*model:\s*(?P<model>[\w.\-/]+))?"

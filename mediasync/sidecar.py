@@ -228,7 +228,7 @@ def clean_stale_temps(directory: Path, older_than: float, now: float) -> int:
         if not entry.name.startswith(TEMP_PREFIX):
             continue
         with _IN_FLIGHT_LOCK:
-            if entry.path in _IN_FLIGHT or str(directory / entry.name) in _IN_FLIGHT:
+            if str(directory / entry.name) in _IN_FLIGHT:  # as _make_temp names it
                 continue  # ours, being written right now
         try:
             st = entry.stat(follow_symlinks=False)

@@ -139,3 +139,21 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+def engine_setup(tmp_path: Path, base_url: str) -> tuple[Any, Any]:
+    """(config, store) for an in-process Engine over ``tmp_path/inbox``."""
+    from mediasync.config import parse_config
+    from mediasync.store import Store
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    config = parse_config(
+        {
+            "api": {"base_url": base_url},
+            "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                       "requests_per_minute": 6000},
+            "folders": [{"path": str(inbox)}],
+        }
+    )
+    return config, Store(tmp_path / "state" / "state.db")

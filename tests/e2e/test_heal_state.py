@@ -16,13 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mediasync.config import parse_config
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import Clock, cli, db_rows, env, write_config
+from tests.helpers import Clock, cli, db_rows, engine_setup, env, write_config
 
 HOUR = 3600.0
 
@@ -79,17 +78,7 @@ def make_engine(
     transport: httpx.AsyncBaseTransport | None = None,
     **kw: object,
 ) -> tuple[Engine, Store]:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir(exist_ok=True)
-    config = parse_config(
-        {
-            "api": {"base_url": emu.base_url},
-            "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
-                       "requests_per_minute": 6000},
-            "folders": [{"path": str(inbox)}],
-        }
-    )
-    store = Store(tmp_path / "state" / "state.db")
+    config, store = engine_setup(tmp_path, emu.base_url)
     http = httpx.AsyncClient(transport=transport) if transport else None
     # One try per call: the engine's own retry policy is what is under test.
     client = GeminiClient("test-key-heal-state", emu.base_url,

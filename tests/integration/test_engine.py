@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mediasync.config import parse_config
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import Clock
+from tests.helpers import Clock, engine_setup
 
 HOUR = 3600.0
 
@@ -19,17 +18,7 @@ HOUR = 3600.0
 
 
 def _engine(tmp_path: Path, emu: Emulator, clock: Clock) -> tuple[Engine, Store]:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir(exist_ok=True)
-    config = parse_config(
-        {
-            "api": {"base_url": emu.base_url},
-            "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
-                       "requests_per_minute": 6000},
-            "folders": [{"path": str(inbox)}],
-        }
-    )
-    store = Store(tmp_path / "state" / "state.db")
+    config, store = engine_setup(tmp_path, emu.base_url)
     client = GeminiClient("k", emu.base_url)
     return Engine(config, store, client, once=True, clock=clock), store
 
