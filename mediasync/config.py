@@ -66,7 +66,11 @@ KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 _API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout")
 _DAEMON_KEYS = tuple(DEFAULT_DAEMON)
-_FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts")
+_FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts", "keep_alive")
+# "always": every copy is renewed before its 48 h expiry (the remote mirror stays
+# alive). "on_use": a copy lapses once its outputs are written and is uploaded again
+# when a prompt (or `ask`) needs it: no renewal traffic for an idle library.
+KEEP_ALIVE = ("always", "on_use")
 _PROMPT_KEYS = (
     "kinds", "prompt", "sidecar", "model", "format", "schema", "language",
     "subtitles", "naming", "max_cue", "alt_text",
@@ -99,6 +103,7 @@ class DaemonConfig:
     rescan_every: float
     refresh_every: float
     renew_before: float
+    keep_alive: str
     max_uploads: int
     max_generations: int
     requests_per_minute: int
@@ -173,6 +178,7 @@ class FolderConfig:
     exclude: tuple[str, ...] = ()
     prompts: tuple[PromptConfig, ...] = field(default_factory=tuple)
     knobs: Knobs | None = None  # cost knobs for every prompt of the folder
+    keep_alive: str | None = None  # None: [daemon] keep_alive
 
     def prompts_for(self, kind: str) -> tuple[PromptConfig, ...]:
         return tuple(p for p in self.prompts if kind in p.kinds)
@@ -205,6 +211,16 @@ class Config:
         folder = self.folder_for(path)
         base = (folder.knobs if folder else None) or Knobs()
         return base.over(prompt.knobs if prompt else None)
+
+    def keeps_alive(self, path: Path) -> bool:
+        """Whether the remote copy of ``path`` is renewed before it expires."""
+        folder = self.folder_for(path)
+        mode = (folder.keep_alive if folder else None) or self.daemon.keep_alive
+        return mode == "always"
+
+    def all_kept_alive(self) -> bool:
+        modes = {self.daemon.keep_alive, *(f.keep_alive for f in self.folders)} - {None}
+        return modes == {"always"}
 
 
 def language_suffix(suffix: str, language: str | None) -> str:
@@ -285,6 +301,7 @@ def _daemon(d_in: Mapping[str, Any], base: Path | None, home: Path | None) -> Da
         rescan_every=as_duration(d_in["rescan_every"], "daemon.rescan_every", positive=True),
         refresh_every=as_duration(d_in["refresh_every"], "daemon.refresh_every", positive=True),
         renew_before=renew_before,
+        keep_alive=as_choice(d_in["keep_alive"], KEEP_ALIVE, "daemon.keep_alive"),
         max_uploads=as_pos_int(d_in["max_uploads"], "daemon.max_uploads"),
         max_generations=as_pos_int(d_in["max_generations"], "daemon.max_generations"),
         requests_per_minute=as_pos_int(d_in["requests_per_minute"],
@@ -360,6 +377,8 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
         exclude=as_str_list(t["exclude"], f"{where}.exclude"),
         prompts=prompts,
         knobs=parse_knobs(t, where),
+        keep_alive=(as_choice(t["keep_alive"], KEEP_ALIVE, f"{where}.keep_alive")
+                    if "keep_alive" in t else None),
     )
 
 

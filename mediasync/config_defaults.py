@@ -19,6 +19,7 @@ DEFAULT_DAEMON = {
     "rescan_every": "10m",
     "refresh_every": "6h",
     "renew_before": "6h",
+    "keep_alive": "always",
     "max_uploads": 2,
     "max_generations": 8,
     "requests_per_minute": 600,

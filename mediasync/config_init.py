@@ -73,6 +73,10 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         _kv("max_uploads", DEFAULT_DAEMON["max_uploads"]),
         _kv("max_generations", DEFAULT_DAEMON["max_generations"]),
         _kv("requests_per_minute", DEFAULT_DAEMON["requests_per_minute"]),
+        "# \"always\": renew every remote copy before its 48 h expiry. \"on_use\": let a\n",
+        "# copy lapse once its sidecars are written and upload it again when a prompt\n",
+        "# needs it (no renewal traffic for an idle library; a folder may set its own).\n",
+        _kv("keep_alive", DEFAULT_DAEMON["keep_alive"]),
     ]
     for folder in folders:
         out += [

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from mediasync.config import Config
 from mediasync.failures import classify
@@ -76,6 +77,7 @@ class Engine:
             fs=self.fs,
             instance=instance_id(store),
         )
+        self.mirror.keeps_alive = self._keeps_alive
         self._halted: str | None = None
         # A new process tries the key afresh; a key still refused halts again on its
         # first call. Without this, `status` would show a halt an earlier run left.
@@ -122,6 +124,12 @@ class Engine:
         self.mirror.upload_slots = self.upload_slots
         if client is not None:
             self.set_client(client)
+
+    def _keeps_alive(self, sha: str) -> bool:
+        """A content's copy is renewed while any of its files' folders keeps copies alive."""
+        if self.config.all_kept_alive():  # the default: no lookup per content
+            return True
+        return any(self.config.keeps_alive(Path(p)) for p in self.store.live_paths_for(sha))
 
     def set_client(self, client: GeminiClient) -> None:
         # `halted` stays until a call succeeds, so a still-bad key is logged once.

@@ -68,6 +68,9 @@ class Mirror:
         # Told each new copy's expiry (the daemon plans its renewal check by it).
         self.on_copy: Callable[[float], None] | None = None
         self.jitter: Callable[[], float] = random.random
+        # Whether a content's copy is renewed before it expires (keep_alive; the
+        # engine answers from its config). Otherwise it lapses and is made on use.
+        self.keeps_alive: Callable[[str], bool] = lambda sha: True
 
     def lock(self, sha: str) -> asyncio.Lock:
         lock = self._locks.get(sha)
@@ -87,7 +90,7 @@ class Mirror:
             assert c is not None
             step = plan.remote_step(c, self.clock(), self.renew_before)
             if step in ("ready", "renew"):
-                if step == "renew":
+                if step == "renew" and self.keeps_alive(sha):
                     self.renewals.start(sha)
                 return c
             if step == "failed":

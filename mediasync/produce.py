@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from mediasync.failures import classify
 from mediasync.folderio import FolderUnavailable
 from mediasync.gemini import ApiError, QuotaPaused, Usage
 from mediasync.identify import UNAVAILABLE_RETRY
-from mediasync.model import OutputRow, PathRow
+from mediasync.model import ContentRow, OutputRow, PathRow
 from mediasync.plan import Desired
 from mediasync.scan import NotRegular, local_facts
 
@@ -54,7 +55,10 @@ class Producer:
         for key in [k for k in self.answers if k[0] == sha]:
             del self.answers[key]
 
-    async def output(self, path: str, rel: PurePath, sha: str, want: Desired) -> None:
+    async def output(self, path: str, rel: PurePath, sha: str, want: Desired,
+                     ready: Callable[[], Awaitable[ContentRow | None]] | None = None) -> None:
+        """Bring one output up to date. ``ready`` makes the remote copy when a generation
+        needs it (keep_alive = "on_use"); without it the caller made it already."""
         row = self.e.store.get_outputs(path).get(want.suffix)
         folder = self.e.config.folder_for(Path(path))
         key = str(folder.path) if folder else os.path.dirname(path)
@@ -91,6 +95,8 @@ class Producer:
             # Written just before a crash, recorded as pending: it is current.
             self._record(path, sha, want, row, outcome="written", written_hash=on_disk)
             return
+        if ready is not None and await ready() is None:
+            return  # no copy now: the reason is recorded on the content
         await self._generate(path, rel, sha, want, row, on_disk)
 
     async def _generate(

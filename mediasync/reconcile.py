@@ -6,6 +6,7 @@ mirror, outputs (docs/architecture.md, "From an event to a sidecar").
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -46,12 +47,16 @@ class Reconciler:
         row = await self.e.identify.identify(path, folder, rel, mt.kind, mt.mime, facts)
         if row is None or row.problem or not row.sha256 or self.e.halted:
             return
-        content = await self._copy(path, row)
-        if content is None:
-            return
+        sha, ready = row.sha256, None
+        if self.e.config.keeps_alive(Path(path)):
+            if await self._copy(path, row) is None:
+                return
+        else:
+            # keep_alive = "on_use": a copy is made only when an output is generated.
+            ready = _Once(lambda: self._copy(path, row))
         for want in plan.desired(folder, path, row.kind, self.e.config.api.model):
-            await self.e.producer.output(path, rel, content.sha256, want)
-        self.e.producer.forget_answers(content.sha256)
+            await self.e.producer.output(path, rel, sha, want, ready)
+        self.e.producer.forget_answers(sha)
 
     async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
         """The path's stat (from the scan when fresh), or None when there is nothing to do."""
@@ -85,3 +90,18 @@ class Reconciler:
         except ApiError as e:
             self.e.halt(e)
         return None
+
+
+class _Once:
+    """The copy asked for at most once per pass: a failure is not retried per output."""
+
+    def __init__(self, make: Callable[[], Awaitable[ContentRow | None]]) -> None:
+        self._make = make
+        self._asked = False
+        self._got: ContentRow | None = None
+
+    async def __call__(self) -> ContentRow | None:
+        if not self._asked:
+            self._asked = True
+            self._got = await self._make()
+        return self._got

@@ -36,7 +36,7 @@ class Renewals:
     async def _renew(self, sha: str) -> None:
         async with self.m.lock(sha):
             c = self.m.store.get_content(sha)
-            if c is None or not self.m.store.live_paths_for(sha):
+            if c is None or not self.m.store.live_paths_for(sha) or not self.m.keeps_alive(sha):
                 return
             if plan.remote_step(c, self.m.clock(), self.m.renew_before) != "renew":
                 return
@@ -70,7 +70,8 @@ class Renewals:
         """When the next live copy enters its renewal window (wall clock), if any."""
         now = self.m.clock()
         windows = [c.expires_at - self.m.renew_before for c in self.m.store.all_contents()
-                   if c.remote_name and c.expires_at and c.expires_at - self.m.renew_before > now]
+                   if c.remote_name and c.expires_at and c.expires_at - self.m.renew_before > now
+                   and self.m.keeps_alive(c.sha256)]
         return min(windows, default=None)
 
     def due(self) -> int:
@@ -83,6 +84,7 @@ class Renewals:
                 c.remote_name
                 and plan.remote_step(c, now, self.m.renew_before) == "renew"
                 and self.m.store.live_paths_for(c.sha256)
+                and self.m.keeps_alive(c.sha256)
             ):
                 self.start(c.sha256)
                 started += 1

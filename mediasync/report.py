@@ -146,6 +146,12 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         r.message = "not uploaded yet"
     if r.state == "failed":
         return r
+    # keep_alive = "on_use": a copy is made only for a generation, so with none under
+    # way the sidecars say what the file waits for.
+    on_use = not config.keeps_alive(Path(row.path))
+    sidecars_first = serving or (on_use and r.state == "pending")
+    if sidecars_first and not serving:
+        r.message = None
     folder = config.folder_for(Path(row.path))
     wants = plan.desired(folder, row.path, row.kind, config.api.model) if folder else []
     complete = serving
@@ -155,16 +161,23 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         if s.outcome in ("written", "kept_edit"):
             continue
         complete = False
-        if serving and r.message is None:  # else the remote copy's reason comes first
+        if sidecars_first and r.message is None:  # else the remote copy's reason comes first
             r.state = _FILE_STATE.get(s.outcome, "pending")
             r.message = f"{s.name}: {s.message}"
             if s.outcome == "waiting":
                 r.next_try = mine[want.suffix].retry_at
     if complete and r.state == "pending":
         r.state, r.message = "synced", None
+    elif on_use and not serving and row.sha256 and r.state != "failed" and wants_done(r):
+        r.state, r.message, r.next_try = "synced", None, None
+        r.note = "no remote copy is kept (keep_alive = \"on_use\"); uploaded again when needed"
     elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
         r.message = f"waiting: {stalled}" + (f"; {r.message}" if r.message else "")
     return r
+
+
+def wants_done(r: FileReport) -> bool:
+    return all(s.outcome in ("written", "kept_edit") for s in r.sidecars)
 
 
 def build(store: Store, config: Config, now: float | None = None) -> list[FileReport]:

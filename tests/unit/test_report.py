@@ -20,6 +20,11 @@ def config(tmp_path: Path):
     return parse_config({"folders": [{"path": str(tmp_path / "f")}]}, source=tmp_path / "c.toml")
 
 
+def _on_use(tmp_path: Path):
+    return parse_config({"daemon": {"keep_alive": "on_use"},
+                         "folders": [{"path": str(tmp_path / "f")}]}, source=tmp_path / "c.toml")
+
+
 def _path(folder: Path, name: str, sha: str | None, problem: str | None = None) -> PathRow:
     return PathRow(path=str(folder / name), folder=str(folder), size=10, mtime_ns=1, inode=1,
                    sha256=sha, kind="image", mime="image/png", problem=problem, gone_at=None,
@@ -68,9 +73,12 @@ def _store_with(tmp_path: Path, config, shape: str, outcome: str | None, halted:
     return store
 
 
+@pytest.mark.parametrize("keep_alive", ["always", "on_use"])
 @pytest.mark.parametrize("halted", [False, True])
-def test_every_unfinished_file_says_why(tmp_path, config, halted):
+def test_every_unfinished_file_says_why(tmp_path, config, halted, keep_alive):
     """Fails if any combination of recorded facts decodes to a state with no reason."""
+    if keep_alive == "on_use":
+        config = _on_use(tmp_path)
     seen = set()
     for shape, outcome in itertools.product(CONTENT_SHAPES, OUTCOMES):
         store = _store_with(tmp_path, config, shape, outcome, halted)
@@ -96,6 +104,21 @@ def test_synced_only_with_a_serving_copy_and_current_sidecars(tmp_path, config):
     store = _store_with(tmp_path, config, "expired", "written", False)
     (r,) = report.build(store, config, NOW)
     assert r.state == "pending" and "expired" in r.message
+
+
+def test_on_use_a_lapsed_copy_with_current_sidecars_is_synced(tmp_path):
+    """keep_alive = "on_use": no copy is needed once the sidecars are written, but a
+    sidecar still to write waits for its copy, and a blocked one says so."""
+    config = _on_use(tmp_path)
+    for shape in ("expired", "none", "waiting"):
+        (r,) = report.build(_store_with(tmp_path, config, shape, "written", False), config, NOW)
+        assert r.state == "synced" and r.message is None and "on_use" in r.note, shape
+    (r,) = report.build(_store_with(tmp_path, config, "expired", None, False), config, NOW)
+    assert r.state == "pending" and "not generated yet" in r.message
+    (r,) = report.build(_store_with(tmp_path, config, "expired", "blocked", False), config, NOW)
+    assert r.state == "failed" and "blocked" in r.message
+    (r,) = report.build(_store_with(tmp_path, config, "failed", "written", False), config, NOW)
+    assert r.state == "failed"
 
 
 def test_waiting_is_waiting_everywhere_with_the_next_try(tmp_path, config):
