@@ -8,10 +8,11 @@ point resumes from the database (docs/architecture.md, "State machines").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from mediasync import failures, plan, states
 from mediasync.failures import ContentUnavailable, classify
@@ -60,7 +61,7 @@ class Mirror:
         self.upload_slots = upload_slots
         self.clock = clock
         self.sleep = sleep
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _Lock] = {}
         self.renewals = Renewals(self)
         self.lenient = Lenient(self)
         self._refresher = Refresher(self)
@@ -72,11 +73,21 @@ class Mirror:
         # engine answers from its config). Otherwise it lapses and is made on use.
         self.keeps_alive: Callable[[str], bool] = lambda sha: True
 
-    def lock(self, sha: str) -> asyncio.Lock:
-        lock = self._locks.get(sha)
-        if lock is None:
-            lock = self._locks[sha] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def lock(self, sha: str) -> AsyncIterator[None]:
+        """One upload, poll or renewal of a content at a time. The lock is dropped when
+        nobody holds or awaits it: a daemon sees every content of a library over months."""
+        entry = self._locks.get(sha)
+        if entry is None:
+            entry = self._locks[sha] = _Lock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0 and self._locks.get(sha) is entry:
+                del self._locks[sha]
 
     # -- the copy a generation uses --------------------------------------------
     async def ensure(self, sha: str) -> ContentRow:
@@ -222,8 +233,8 @@ class Mirror:
 
     def busy(self, sha: str) -> bool:
         """An upload, poll or renewal of this content is under way."""
-        lock = self._locks.get(sha)
-        return lock is not None and lock.locked()
+        entry = self._locks.get(sha)
+        return entry is not None and entry.lock.locked()
 
     def retire(self, c: ContentRow) -> None:
         """No path needs this content any more: delete its remote copies."""
@@ -233,3 +244,9 @@ class Mirror:
                 if name:
                     self.store.doom(name, "no longer needed", now)
             self.store.delete_content(c.sha256)
+
+
+class _Lock:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0  # holders and waiters

@@ -1,0 +1,37 @@
+"""The per-content lock of the mirror is forgotten once nobody holds or awaits it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mediasync.mirror import Mirror
+
+
+def test_a_content_lock_is_dropped_when_free_and_kept_while_awaited() -> None:
+    m = Mirror.__new__(Mirror)  # only the lock table is exercised
+    m._locks = {}
+
+    async def scenario() -> None:
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def first() -> None:
+            async with m.lock("a"):
+                order.append("first")
+                await release.wait()
+
+        async def second() -> None:
+            async with m.lock("a"):
+                order.append("second")
+
+        t1 = asyncio.create_task(first())
+        await asyncio.sleep(0)
+        t2 = asyncio.create_task(second())
+        await asyncio.sleep(0)
+        assert m.busy("a") and order == ["first"]  # the second waits: one at a time
+        release.set()
+        await asyncio.gather(t1, t2)
+        assert order == ["first", "second"]
+        assert m._locks == {} and not m.busy("a")
+
+    asyncio.run(scenario())
