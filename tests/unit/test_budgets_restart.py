@@ -139,8 +139,8 @@ def test_a_stated_day_quota_is_learned_and_kept() -> None:
 def test_todays_requests_count_against_a_day_quota_after_a_restart() -> None:
     clock = VClock(T0)
     b = Budgets(generate=ClassLimits(rpd=3), clock=clock, sleep=clock.sleep)
-    b.restore_day(CLS, quota.pacific_day(T0 - 86400), 50)  # yesterday's: no matter
     b.restore_day(CLS, quota.pacific_day(T0), 2)
+    b.restore_day(CLS, quota.pacific_day(T0 - 86400), 50)  # yesterday's: no matter
 
     async def go() -> None:
         await b.acquire(CLS)
