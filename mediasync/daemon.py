@@ -23,7 +23,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from mediasync import costs, plan, report
 from mediasync.config import Config, ConfigError, ModelLimits, load_config, resolve_api_key
 from mediasync.engine import Engine
-from mediasync.gemini import ApiError, Budgets, ClassLimits, GeminiClient, Pause, Usage
+from mediasync.gemini import (
+    ApiError,
+    Budgets,
+    ClassLimits,
+    GeminiClient,
+    Pause,
+    Usage,
+    generate_class,
+)
 from mediasync.logs import register_secret, setup_logging
 from mediasync.notify import Notifier
 from mediasync.quota import pacific_day
@@ -36,6 +44,7 @@ STATE_FILE = "state.db"
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 STATUS_EVERY = 30.0  # at most this long between recounts of the STATUS line
 PAUSES_KEY = "quota_pauses"  # meta: JSON list of Pause, read by `status`
+LEARNED_KEY = "learned_limits"  # meta: JSON of Budgets.learned(), for the next start
 
 
 def _quiet(job: Callable[[], Awaitable[None]], what: str) -> Callable[[], Awaitable[None]]:
@@ -105,20 +114,37 @@ def load_pauses(store: Store) -> list[Pause]:
         return []  # unreadable: the next 429 says it again
 
 
+def load_learned(store: Store) -> object:
+    try:
+        return json.loads(store.get_meta(LEARNED_KEY) or "{}")
+    except ValueError:
+        return {}  # unreadable: the next 429 teaches again
+
+
 def make_budgets(config: Config, store: Store) -> Budgets:
-    """Pacing by class; pauses go to the store (for `status`, and for a restart)."""
+    """Pacing by class. Pauses and learned limits go to the store (for `status`, and
+    for a restart); today's requests per model come back from the usage ledger."""
     lim = config.limits
 
     def persist(_: Pause) -> None:
         store.set_meta(PAUSES_KEY, json.dumps([p.to_json() for p in budgets.active_pauses()]))
+
+    def persist_learned() -> None:
+        store.set_meta(LEARNED_KEY, json.dumps(budgets.learned()))
 
     budgets = Budgets(
         files_rpm=lim.file_requests_per_minute,
         generate=_class_limits(lim.generate),
         per_model={m: _class_limits(v) for m, v in lim.models.items()},
         on_pause=persist,
+        on_learn=persist_learned,
     )
     budgets.restore(load_pauses(store))
+    budgets.restore_learned(load_learned(store))
+    today = pacific_day(time.time())
+    for day, model, requests, *_ in store.usage():
+        if day == today:
+            budgets.restore_day(generate_class(model), day, requests)
     _check_cap(config, store, budgets)
     return budgets
 

@@ -100,6 +100,19 @@ FILES = "files"
 WINDOW = 60.0
 WINDOW_MARGIN = 1.0  # our clock stamps a call before the server sees it
 MAX_QUOTA_RETRIES = 20  # 429s retried in a row before the call gives up
+# A learned limit is kept across restarts this long. Limits change only when the
+# owner changes the key's tier (billing), which the service never announces; a
+# week bounds how long a stale lower limit slows an upgraded key, and costs one
+# fresh 429 per model a week to learn it again.
+LEARNED_FOR = 7 * 86400.0
+
+
+def _count(v: object) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"not a limit: {v!r}")
+    return v
 
 
 def generate_class(model: str) -> str:
@@ -113,6 +126,9 @@ class ClassLimits:
     rpm: int | None = None
     tpm: int | None = None
     rpd: int | None = None
+
+    def values(self) -> list[int | None]:
+        return [self.rpm, self.tpm, self.rpd]
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,8 @@ class _State:
     bare_since: float | None = None
     last_tokens: float = 0.0  # recent prompt tokens per call: the estimate for the next
     lock: asyncio.Lock | None = None
+    learned: ClassLimits = field(default_factory=ClassLimits)  # from 429s (persisted)
+    learned_at: float = 0.0
 
 
 class Budgets:
@@ -201,7 +219,9 @@ class Budgets:
     ``acquire(cls)`` waits for the class's windows, or raises QuotaPaused while
     the class is paused for the day. ``learn(cls, error)`` takes a 429 and says
     whether to retry. ``done(cls, prompt_tokens)`` records a success.
-    ``on_pause`` is told of every new pause (the daemon persists it for `status`).
+    ``on_pause`` is told of every new pause (the daemon persists it for `status`);
+    ``on_learn`` of every limit a 429 taught (the daemon persists ``learned()``).
+    A restart hands them back: ``restore``, ``restore_learned``, ``restore_day``.
     """
 
     def __init__(
@@ -213,6 +233,7 @@ class Budgets:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_pause: Callable[[Pause], None] | None = None,
+        on_learn: Callable[[], None] | None = None,
     ) -> None:
         self._default = generate or ClassLimits()
         self._per_model = dict(per_model or {})
@@ -220,6 +241,7 @@ class Budgets:
         self._clock = clock
         self._sleep = sleep
         self.on_pause = on_pause
+        self.on_learn = on_learn
         self._states: dict[str, _State] = {}
         self.pauses: dict[str, Pause] = {}
         self.refused: dict[str, int] = {}  # 429s per class this run (benchmarks, tests)
@@ -278,6 +300,48 @@ class Budgets:
             if p.resume_at > now:
                 self.pauses[p.cls] = p
 
+    # -- what a restart keeps ---------------------------------------------------
+    def learned(self) -> dict[str, Any]:
+        """Limits learned from 429s, per class, as JSON: with when, and under which
+        pins (a changed config drops them on restore)."""
+        return {cls: {"rpm": s.learned.rpm, "tpm": s.learned.tpm, "rpd": s.learned.rpd,
+                      "at": s.learned_at, "pinned": s.pinned.values()}
+                for cls, s in self._states.items() if any(s.learned.values())}
+
+    def restore_learned(self, data: object) -> None:
+        """What ``learned()`` said in an earlier run. Pinned values win; a limit
+        older than LEARNED_FOR, or learned under other pins (the owner changed
+        the tier or a pin), is dropped; anything unreadable is ignored (the next
+        429 teaches again)."""
+        if not isinstance(data, dict):
+            return
+        now = self._clock()
+        for cls, d in data.items():
+            try:
+                at = float(d["at"])
+                got = ClassLimits(*(_count(d.get(k)) for k in ("rpm", "tpm", "rpd")))
+                pins = list(d["pinned"])
+            except (TypeError, ValueError, KeyError, AttributeError):
+                continue
+            s = self.state(str(cls))
+            if not 0 <= now - at <= LEARNED_FOR or pins != s.pinned.values():
+                continue
+            s.learned, s.learned_at = got, at
+            p = s.pinned
+            s.limits = ClassLimits(p.rpm or got.rpm, p.tpm or got.tpm, p.rpd or got.rpd)
+
+    def restore_day(self, cls: str, day: str, requests: int) -> None:
+        """Requests already made on Pacific ``day`` (the usage ledger): a day quota
+        counts them, so a restart does not overrun it."""
+        s = self.state(cls)
+        if day == pacific_day(self._clock()) and requests > 0:
+            s.day, s.day_count = day, max(s.day_count if s.day == day else 0, requests)
+
+    def _learned(self, s: _State, now: float) -> None:
+        s.learned_at = now
+        if self.on_learn is not None:
+            self.on_learn()
+
     # -- the call -------------------------------------------------------------
     async def acquire(self, cls: str) -> None:
         s = self.state(cls)
@@ -304,6 +368,8 @@ class Budgets:
                     s.requests.add(now, 1)
                     s.day_count += 1
                     return
+                if wait >= 1.0:
+                    log.debug("%s: paced; next request in %.0fs", cls, wait)
                 await self._sleep(wait)
 
     @staticmethod
@@ -335,7 +401,10 @@ class Budgets:
         day = day_exhausted(found)
         if day is not None:
             if day.limit:
-                s.limits.rpd = day.limit
+                # Only a stated value: a count of ours would undercount a shared key
+                # and stop every later day early.
+                s.limits.rpd = s.learned.rpd = day.limit
+                self._learned(s, now)
             raise QuotaPaused(self.pause(cls, day_quota_words(day), model), now)
         if not found and error.retry_delay is not None:
             # No quota named but a delay given: take it, for this class alone.
@@ -352,17 +421,22 @@ class Budgets:
             s.hold_until = max(s.hold_until, now + hold)
             log.info("%s: refused without details; holding %s for %.0fs", model, cls, hold)
             return hold
+        taught = False
         for v in found:
             if v.kind == "rpm":
                 got = learned_limit(v, round(s.requests.used(now)))
                 if s.limits.rpm != got:
                     log.info("%s: learned a limit of %d requests a minute", model, got)
-                s.limits.rpm = got
+                s.limits.rpm = s.learned.rpm = got
+                taught = True
             elif v.kind == "tpm":
                 got = learned_limit(v, round(s.tokens.used(now)))
                 if s.limits.tpm != got:
                     log.info("%s: learned a limit of %d input tokens a minute", model, got)
-                s.limits.tpm = got
+                s.limits.tpm = s.learned.tpm = got
+                taught = True
             else:
                 s.hold_until = max(s.hold_until, now + (error.retry_delay or 1.0))
+        if taught:
+            self._learned(s, now)  # a confirmed limit is fresh again
         return 0.0
