@@ -1,6 +1,6 @@
 """Quotas and idle traffic (issue 9), side by side in one run.
 
-    .venv/bin/python bench/quota.py                      # all four parts
+    .venv/bin/python bench/quota.py                      # every part
     .venv/bin/python bench/quota.py --parts 1,3 --count 200
 
 1. paid key: default config, emulator allowing 1,000 generate calls a minute per
@@ -18,6 +18,8 @@
    for 7 simulated days, every request counted
    on the emulator; scaled to M files (10,000), with one listing of M copies
    measured for its page count. Requests per simulated day, by endpoint.
+4o. the same with `keep_alive = "on_use"`: copies lapse once their sidecars are
+   written (no renewals); the target of 1,000 a day counts every request.
 4b. tokens: 200 captions with the default config and with `thinking_budget = 0`,
    same images, one emulator: prompt, output and thought tokens and the
    estimated cost from `status --json`, and the saving.
@@ -180,17 +182,18 @@ def _sim(seconds: float, speed: float) -> str:
     return f"{seconds / speed:.6g}s"
 
 
-def part4(work: Path, files: int, sim_files: int, speed: float, days: float) -> dict:
+def part4(work: Path, files: int, sim_files: int, speed: float, days: float,
+          keep_alive: str = "always", listing: dict | None = None) -> dict:
     """Idle traffic: the real daemon (`mediasync run`) over ``sim_files`` synced files on
     a clock ``speed`` times faster (renewal period, refresh interval and file-request
     budget scaled alike), every request counted on the emulator for
     ``days`` simulated days; plus one listing over ``files`` copies for the page count."""
     from mediasync.config import DEFAULT_DAEMON, parse_duration
     from mediasync.media import FILE_TTL_SECONDS
-    from mediasync.plan import MIN_USABLE_SECONDS
+    from mediasync.states import MIN_USABLE_SECONDS
 
-    listing = _listing_pages(work, files)
-    sub = work / "p4"
+    listing = listing or _listing_pages(work, files)
+    sub = work / f"p4-{keep_alive}"
     folder = sub / "media"
     write_pngs(folder, sim_files)
     d = {k: parse_duration(DEFAULT_DAEMON[k]) for k in
@@ -205,9 +208,9 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float) -> 
     with QuotaEmulator(sub, latency=0, flags=["--ttl", f"{ttl:.6g}s"], name="emu") as emu:
         scaled = {"refresh_every": _sim(d["refresh_every"], speed),
                   "renew_before": f"{lead:.6g}s"}
-        sync_once(sub, emu.url, folder, sim_files, **scaled)
+        sync_once(sub, emu.url, folder, sim_files, keep_alive=keep_alive, **scaled)
         cfg = write_config(
-            sub, emu.url, folder, settle="0s", **scaled,
+            sub, emu.url, folder, settle="0s", keep_alive=keep_alive, **scaled,
             # A rescan makes no API call (local stat only); scaled it would walk the
             # folder many times a second, so it keeps a floor of 5 s.
             rescan_every=_sim(max(d["rescan_every"], 5 * speed), speed),
@@ -244,10 +247,13 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float) -> 
     renewed = counted.get("start", 0)
     renewal_kinds = ("start", "finalize", "chunk", "delete", "get")
     per_renewal = sum(counted.get(k, 0) for k in renewal_kinds) / renewed if renewed else 0.0
-    expected = files * 86400 / renewal_period
+    expected = files * 86400 / renewal_period if keep_alive == "always" else 0.0
     other = {k: v for k, v in at_files.items() if k not in (*renewal_kinds, "list")}
-    steady = at_files.get("list", 0) + expected * per_renewal + sum(other.values())
-    return {"files": files, "sim_files": sim_files, "speed": speed, "sim_days": sim_days,
+    # Housekeeping: what keeping the mirror in step costs beside the renewals themselves.
+    housekeeping = at_files.get("list", 0) + sum(other.values())
+    steady = housekeeping + expected * per_renewal
+    return {"files": files, "keep_alive": keep_alive, "housekeeping": housekeeping,
+            "sim_files": sim_files, "speed": speed, "sim_days": sim_days,
             "window_s": elapsed, "counted": counted, "per_day": per_day,
             "at_files": at_files, "total_at_files": sum(at_files.values()),
             "listing": listing, "refresh_s": d["refresh_every"],
@@ -286,7 +292,7 @@ def part4b(work: Path, count: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="1,2,3,4,4b")
+    ap.add_argument("--parts", default="1,2,3,4,4o,4b")
     ap.add_argument("--count", type=int, default=200, help="images in part 1")
     ap.add_argument("--free-count", type=int, default=60, help="images in part 2")
     ap.add_argument("--idle-files", type=int, default=10_000, help="mirrored files in part 4")
@@ -324,10 +330,15 @@ def main() -> int:
                   flush=True)
             print(f"   log: {r['log']}")
             print(f"   status --json paused: {json.dumps(r['paused'])}", flush=True)
-        if "4" in parts:
-            r = part4(work, args.idle_files, args.idle_sim_files, args.speed, args.days)
-            li = r["listing"]
-            print(f"4. idle: one listing of {r['files']} copies ({li['listed']} listed; filled "
+        listing = None
+        for part, keep_alive in (("4", "always"), ("4o", "on_use")):
+            if part not in parts:
+                continue
+            r = part4(work, args.idle_files, args.idle_sim_files, args.speed, args.days,
+                      keep_alive, listing)
+            li = listing = r["listing"]
+            print(f"{part}. idle, keep_alive = {keep_alive!r}: one listing of {r['files']} "
+                  f"copies ({li['listed']} listed; filled "
                   f"in {li['fill_s']:.0f} s) = {li['pages']} list requests (at the old 30 s: "
                   f"{r['old_default_listing_per_day']:.0f}/day)", flush=True)
             print(f"   daemon over {r['sim_files']} files, clock x{r['speed']:g}, "
@@ -346,7 +357,8 @@ def main() -> int:
                   f"{r['per_renewal']:.2f} requests measured per renewal + "
                   f"{r['at_files'].get('list', 0):.0f} list + {sum(r['other'].values()):.0f} other "
                   f"{json.dumps(r['other'])} = {r['steady']:.0f} requests/day "
-                  f"(target <= 1,000)", flush=True)
+                  f"(target <= 1,000); housekeeping (all but the renewals) "
+                  f"{r['housekeeping']:.0f}/day", flush=True)
         if "4b" in parts:
             rows = part4b(work, args.captions)
             base, off = rows["default"], rows["thinking_budget = 0"]
