@@ -87,9 +87,13 @@ class Producer:
             self.e.later(path, row.retry_at if row else None)
             return
         if step == "keep_edit":
+            owner = self.e.store.sidecar_owner(want.sidecar, path)
+            message = (f"not written: {target.name} is {os.path.basename(owner)}'s (files "
+                       "named alike share stem-named sidecars)" if owner
+                       else "kept the owner's edit")
             self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
-                         message="kept the owner's edit")
-            log.info("kept the owner's edit of %s", target.name)
+                         message=message)
+            log.info("%s: %s", rel, message)
             return
         if step == "confirm":
             # Written just before a crash, recorded as pending: it is current.

@@ -333,6 +333,15 @@ class Store(_CopyTransitions):
             [getattr(row, c) for c in cols],
         )
 
+    def sidecar_owner(self, sidecar: str, exclude: str) -> str | None:
+        """Another live file whose output is written to ``sidecar`` (two media sharing a
+        name stem share stem-named sidecars: clip.mp4 and clip.mov → clip.en.srt)."""
+        row = self._db.execute(
+            "SELECT o.path FROM outputs o JOIN paths p ON p.path = o.path"
+            " WHERE o.sidecar=? AND o.path!=? AND o.outcome IN ('written', 'writing')"
+            " AND p.gone_at IS NULL LIMIT 1", (sidecar, exclude)).fetchone()
+        return row["path"] if row else None
+
     def delete_output(self, path: str, suffix: str) -> None:
         self._db.execute("DELETE FROM outputs WHERE path=? AND suffix=?", (path, suffix))
 

@@ -178,3 +178,22 @@ sidecar = ".caption.md"
             "48.858333, 2.294444;; {mood}”") in (trip / "paris.jpg.caption.md").read_text()
     assert "“plain.jpg in trip at trip/plain.jpg, taken  at ;; {mood}”" in (
         trip / "plain.jpg.caption.md").read_text()
+
+
+def test_two_media_sharing_a_stem_share_one_subtitle_and_say_whose_it_is(tmp_path, emu):
+    """clip.mp4 and clip.wav both name clip.en.srt: the first written stays, and the
+    second says whose it is (not "the owner's edit", which would be false)."""
+    cfg = write_config(tmp_path, emu.base_url, prompts=PROMPTS)
+    inbox = tmp_path / "inbox"
+    (inbox / "clip.mp4").write_bytes(mp4_bytes(2.0, seed=4))
+    (inbox / "clip.wav").write_bytes(wav_bytes(1.0))
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    text = (inbox / "clip.en.srt").read_text()
+    status = json.loads(cli(cfg, "status", "--json").stdout)
+    notes = [s["message"] for f in status["files"] for s in f["sidecars"]
+             if s["name"] == "clip.en.srt" and s["outcome"] == "kept_edit"]
+    assert len(notes) == 1 and "is clip." in notes[0] and "owner" not in notes[0], status
+    assert "kept the owner's edit" not in r.stderr
+    assert cli(cfg, "sync").returncode == 0
+    assert (inbox / "clip.en.srt").read_text() == text  # neither overwrites the other
