@@ -54,7 +54,10 @@ class Refresher:
                 if name not in known_now:
                     self.m.store.doom(name, "left behind", now)
         for sha in vanished:
-            log.warning("the remote copy of %s is gone; uploading again", self.m.label(sha))
+            if self.m.keeps_alive(sha):
+                log.warning("the remote copy of %s is gone; uploading again", self.m.label(sha))
+            else:  # keep_alive = "on_use": a lapsed copy is expected, and made again on use
+                log.debug("the remote copy of %s lapsed", self.m.label(sha))
         self.m.renewals.due()
         return vanished
 

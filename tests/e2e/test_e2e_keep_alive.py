@@ -34,4 +34,5 @@ def test_a_lapsed_copy_is_made_again_only_when_kept_alive(tmp_path, keep_alive):
         else:
             assert emu.stats()["uploads_started"] == 1 and emu.stats()["live_files"] == 0
             assert "on_use" in f["note"]
+            assert "WARNING" not in r.stderr, r.stderr  # a lapsed copy is expected here
         assert emu.stats()["requests"]["generate"] == 1  # the caption is current either way
