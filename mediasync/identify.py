@@ -159,8 +159,10 @@ class Identifier:
         row = self.e.store.get_path(path)
         if row is None or row.gone_at is not None:
             return
-        if folder is not None and await self.e.folders.available(folder) is None:
-            return  # an unmounted or hung share is not a folder of deleted files
+        if folder is not None and await self.e.folders.away(path, folder) is not None:
+            # An unmounted or hung share, or a disk pulled from inside the folder, is
+            # not a folder of deleted files.
+            return
         self.e.store.mark_gone(path, self.e.clock())
         log.info("%s is gone; its sidecars are kept", path)
         self.e.sweep_soon(self.e.sweeper.grace)

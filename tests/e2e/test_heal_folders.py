@@ -7,6 +7,7 @@ Mount cases need root and tmpfs; they skip with the reason where the machine ref
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -41,13 +42,14 @@ def _sh(*args: str) -> subprocess.CompletedProcess:
 
 class Mounted:
     """``inbox`` is a bind mount of a tmpfs (``backing``): unmounting ``inbox``
-    leaves an empty mount point and keeps the files for the remount."""
+    leaves an empty mount point and keeps the files for the remount. ``at`` puts
+    the mount point elsewhere (a disk inside a watched folder)."""
 
-    def __init__(self, root: Path, *, tmpfs: bool = True) -> None:
+    def __init__(self, root: Path, *, tmpfs: bool = True, at: Path | None = None) -> None:
         self.backing = root / "backing"
-        self.inbox = root / "inbox"
+        self.inbox = at or root / "inbox"
         self.backing.mkdir()
-        self.inbox.mkdir()
+        self.inbox.mkdir(parents=True)
         if tmpfs:
             r = _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.backing))
             if r.returncode != 0:
@@ -161,6 +163,70 @@ def test_bind_mounted_folder_emptied_for_real_still_deletes(bound, emu, tmp_path
     (bound.inbox / "a.png").unlink()
     assert cli(cfg, "sync").returncode == 0
     assert emu.stats()["live_files"] == 0
+
+
+# -- a disk mounted inside a watched folder, pulled --------------------------------
+@pytest.fixture
+def card(tmp_path):
+    """``inbox/card``, a tmpfs bind-mounted inside the plain watched folder ``inbox``
+    (an SD card in ~/Pictures)."""
+    m = Mounted(tmp_path, at=tmp_path / "inbox" / "card")
+    yield m
+    m.cleanup()
+
+
+def test_disk_pulled_inside_a_folder_keeps_remote_copies_and_sidecars(card, emu, tmp_path):
+    cfg = write_config(tmp_path, emu.base_url)
+    inbox = tmp_path / "inbox"
+    (inbox / "top.png").write_bytes(png_bytes(seed=47))
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=48))
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert emu.stats()["live_files"] == 2
+    caption = (card.inbox / "a.png.caption.md").read_bytes()
+    generated = emu.stats()["requests"]["generate"]
+
+    card.umount()
+    assert card.inbox.is_dir() and not (card.inbox / "a.png").exists()
+    r = cli(cfg, "sync")
+    assert "is not mounted" in r.stderr, r.stderr
+    assert db_rows(cfg, "SELECT path FROM paths WHERE gone_at IS NOT NULL") == []
+    assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(2,)]
+    stats = emu.stats()
+    assert stats["live_files"] == 2, "the pulled disk's remote copy was deleted"
+    assert stats["deletes"] == 0
+    st = cli(cfg, "status")
+    assert f"waiting: the folder {card.inbox} is not mounted" in st.stdout, st.stdout
+    assert f"UNAVAILABLE: {card.inbox}" in st.stdout, st.stdout
+    doc = json.loads(cli(cfg, "status", "--json").stdout)
+    states = {Path(f["path"]).name: (f["state"], f["message"]) for f in doc["files"]}
+    assert states["top.png"] == ("synced", None)  # the rest of the folder is no outage
+    assert states["a.png"][0] == "waiting" and str(card.inbox) in states["a.png"][1]
+    assert str(card.inbox) in doc["unavailable"]
+
+    card.mount()
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    stats = emu.stats()
+    assert stats["uploads_started"] == 2
+    assert stats["requests"]["generate"] == generated
+    assert stats["deletes"] == 0
+    assert db_rows(cfg, "SELECT DISTINCT outcome FROM outputs") == [("written",)]
+    assert (card.inbox / "a.png.caption.md").read_bytes() == caption
+    st = cli(cfg, "status")
+    assert "UNAVAILABLE" not in st.stdout and "waiting" not in st.stdout, st.stdout
+
+
+def test_disk_inside_a_folder_emptied_for_real_still_deletes(card, emu, tmp_path):
+    """Still mounted, its files deleted: a recorded sub-mount must not hide that."""
+    cfg = write_config(tmp_path, emu.base_url)
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=49))
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 1
+    (card.inbox / "a.png").unlink()
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 0
+    assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(0,)]
 
 
 MOUNTINFO = rb"""22 27 0:21 / /proc rw,relatime - proc proc rw
