@@ -146,10 +146,9 @@ class Folders:
         """Mark the folder's pulled sub-mounts unavailable, and the returned ones back."""
         away = plan.submounts_unavailable(look.real_path, submounts, look.mounts, look.present)
         for rel in submounts:
-            if rel in look.present:
-                self._set_unavailable(_join(key, rel), away.get(rel))
-            else:  # its directory was removed: what it held is deleted
-                self._set_unavailable(_join(key, rel), None, removed=True)
+            self._set_unavailable(_join(key, rel), away.get(rel),
+                                  removed=rel not in look.present)
+        # A mount point whose directory was removed is forgotten: what it held is deleted.
         self._set_submounts(key, [rel for rel in submounts if rel in look.present])
         prefix = key.rstrip("/") + "/"
         for stale in [k for k in self.unavailable if k.startswith(prefix)]:

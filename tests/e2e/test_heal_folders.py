@@ -190,6 +190,7 @@ def test_disk_pulled_inside_a_folder_keeps_remote_copies_and_sidecars(card, emu,
     assert card.inbox.is_dir() and not (card.inbox / "a.png").exists()
     r = cli(cfg, "sync")
     assert "is not mounted" in r.stderr, r.stderr
+    cli(cfg, "sync")  # the record of the pulled disk outlives a scan that finds it empty
     assert db_rows(cfg, "SELECT path FROM paths WHERE gone_at IS NOT NULL") == []
     assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(2,)]
     stats = emu.stats()
@@ -227,6 +228,90 @@ def test_disk_inside_a_folder_emptied_for_real_still_deletes(card, emu, tmp_path
     assert cli(cfg, "sync").returncode == 0
     assert emu.stats()["live_files"] == 0
     assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(0,)]
+
+
+def test_disk_inside_a_folder_removed_with_its_mount_point_deletes(card, emu, tmp_path):
+    """Unmounted and its directory removed: its owner took it away for good."""
+    cfg = write_config(tmp_path, emu.base_url)
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=54))
+    assert cli(cfg, "sync").returncode == 0
+    card.umount()
+    card.inbox.rmdir()
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert emu.stats()["live_files"] == 0
+    assert "UNAVAILABLE" not in cli(cfg, "status").stdout
+
+
+def test_a_vanished_file_on_a_pulled_disk_is_not_gone(card, emu, tmp_path):
+    """Neither the scan queues its path nor does the event path (Identifier.gone, as
+    a watcher event or a reconcile that finds the file missing) mark it gone."""
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=50))
+    config = parse_config({
+        "api": {"base_url": emu.base_url},
+        "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                   "requests_per_minute": 6000},
+        "folders": [{"path": str(tmp_path / "inbox")}],
+    })
+    path = str(card.inbox / "a.png")
+
+    async def main() -> tuple[bool, float | None, dict[str, str]]:
+        store = Store(tmp_path / "state" / "state.db")
+        client = GeminiClient("k", emu.base_url)
+        try:
+            engine = Engine(config, store, client, once=True)
+            await engine.scan()
+            await engine.run(until_idle=True)
+            card.umount()
+            await engine.scan()
+            queued = engine.busy  # the only file is on the pulled disk: nothing to look at
+            await engine.identify.gone(path, config.folders[0])
+            row = store.get_path(path)
+            assert row is not None
+            return queued, row.gone_at, dict(engine.folders.unavailable)
+        finally:
+            await client.aclose()
+            store.close()
+
+    queued, gone_at, unavailable = asyncio.run(main())
+    assert not queued, "the scan took the pulled disk's file for vanished"
+    assert gone_at is None, "a file on the pulled disk was marked gone"
+    assert "is not mounted" in unavailable[str(card.inbox)]
+
+
+def _rescans(log: str) -> int:
+    return sum(1 for line in log.splitlines()
+               if '"rescan job' in line and "executed successfully" in line)
+
+
+def test_daemon_logs_a_pulled_disk_once_and_its_return(card, emu, tmp_path):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"settle": "200ms", "rescan_every": "1s"})
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=53))
+    d = Running(cfg)
+    try:
+        wait_for(lambda: (card.inbox / "a.png.caption.md").exists(), timeout=20,
+                 what="caption", proc=d.proc)
+        card.umount()
+        wait_for(lambda: "is not mounted" in d.log(), what="the pulled disk seen", proc=d.proc)
+        # a few rescans see it gone (the record must keep it from one to the next)
+        wait_for(lambda: _rescans(d.log()) >= 3, what="rescans", proc=d.proc)
+        assert db_rows(cfg, "SELECT path FROM paths WHERE gone_at IS NOT NULL") == []
+        st = cli(cfg, "status")
+        assert f"waiting: the folder {card.inbox} is not mounted" in st.stdout, st.stdout
+        card.mount()
+        wait_for(lambda: f"folder {card.inbox} is available again" in d.log(),
+                 what="the disk seen back", proc=d.proc)
+    finally:
+        code = d.stop()
+    log = d.log()
+    assert code == 0, log
+    assert "Traceback" not in log
+    assert log.count(f"WARNING folder {card.inbox} is not mounted") == 1, log
+    assert log.count(f"folder {card.inbox} is available again") == 1, log
+    assert "is gone" not in log
+    stats = emu.stats()
+    assert (stats["uploads_started"], stats["deletes"], stats["live_files"]) == (1, 0, 1)
+    assert stats["requests"]["generate"] == 1
 
 
 MOUNTINFO = rb"""22 27 0:21 / /proc rw,relatime - proc proc rw
