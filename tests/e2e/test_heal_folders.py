@@ -230,6 +230,26 @@ def test_disk_inside_a_folder_emptied_for_real_still_deletes(card, emu, tmp_path
     assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(0,)]
 
 
+def test_a_copy_made_before_the_disk_was_pulled_is_no_rename(card, emu, tmp_path):
+    """Copied off the card, then the card pulled: the copy must not take the card
+    file's record and sidecars along as a rename would (back, its sidecars would
+    look like the owner's and never be regenerated)."""
+    cfg = write_config(tmp_path, emu.base_url)
+    data = png_bytes(seed=55)
+    (card.inbox / "a.png").write_bytes(data)
+    assert cli(cfg, "sync").returncode == 0
+    card.umount()
+    (tmp_path / "inbox" / "copy.png").write_bytes(data)
+    cli(cfg, "sync")
+    outputs = dict(db_rows(cfg, "SELECT path, outcome FROM outputs"))
+    assert outputs == {str(card.inbox / "a.png"): "written",
+                       str(tmp_path / "inbox" / "copy.png"): "written"}, outputs
+    card.mount()
+    assert cli(cfg, "sync").returncode == 0
+    assert db_rows(cfg, "SELECT DISTINCT outcome FROM outputs") == [("written",)]
+    assert emu.stats()["requests"]["generate"] == 2
+
+
 def test_disk_inside_a_folder_removed_with_its_mount_point_deletes(card, emu, tmp_path):
     """Unmounted and its directory removed: its owner took it away for good."""
     cfg = write_config(tmp_path, emu.base_url)
