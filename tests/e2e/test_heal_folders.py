@@ -175,9 +175,17 @@ def card(tmp_path):
     m.cleanup()
 
 
-def test_disk_pulled_inside_a_folder_keeps_remote_copies_and_sidecars(card, emu, tmp_path):
-    cfg = write_config(tmp_path, emu.base_url)
+@pytest.mark.parametrize("via_link", [False, True], ids=["folder", "folder_symlink"])
+def test_disk_pulled_inside_a_folder_keeps_remote_copies_and_sidecars(
+    card, emu, tmp_path, via_link
+):
     inbox = tmp_path / "inbox"
+    watched = inbox
+    if via_link:  # mountinfo names the real path, the config and status the link's
+        watched = tmp_path / "link"
+        watched.symlink_to(inbox)
+    cfg = write_config(tmp_path, emu.base_url, folder=watched)
+    shown = watched / "card"
     (inbox / "top.png").write_bytes(png_bytes(seed=47))
     (card.inbox / "a.png").write_bytes(png_bytes(seed=48))
     r = cli(cfg, "sync")
@@ -197,13 +205,13 @@ def test_disk_pulled_inside_a_folder_keeps_remote_copies_and_sidecars(card, emu,
     assert stats["live_files"] == 2, "the pulled disk's remote copy was deleted"
     assert stats["deletes"] == 0
     st = cli(cfg, "status")
-    assert f"waiting: the folder {card.inbox} is not mounted" in st.stdout, st.stdout
-    assert f"UNAVAILABLE: {card.inbox}" in st.stdout, st.stdout
+    assert f"waiting: the folder {shown} is not mounted" in st.stdout, st.stdout
+    assert f"UNAVAILABLE: {shown}" in st.stdout, st.stdout
     doc = json.loads(cli(cfg, "status", "--json").stdout)
     states = {Path(f["path"]).name: (f["state"], f["message"]) for f in doc["files"]}
     assert states["top.png"] == ("synced", None)  # the rest of the folder is no outage
-    assert states["a.png"][0] == "waiting" and str(card.inbox) in states["a.png"][1]
-    assert str(card.inbox) in doc["unavailable"]
+    assert states["a.png"][0] == "waiting" and str(shown) in states["a.png"][1]
+    assert str(shown) in doc["unavailable"]
 
     card.mount()
     r = cli(cfg, "sync")
