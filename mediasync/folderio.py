@@ -17,7 +17,7 @@ import queue
 import re
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -154,6 +154,7 @@ class FolderLook(NamedTuple):
     parent_dev: int  # st_dev of its parent
     real_path: str  # symlinks resolved, as mountinfo names it
     mounts: frozenset[str] | None  # every mount point now; None when mountinfo is unreadable
+    present: frozenset[str] = frozenset()  # the asked-for sub-mounts that are directories
 
 
 def parse_mount_points(text: bytes) -> frozenset[str]:
@@ -181,6 +182,26 @@ def holding_mount(real_path: str, mounts: frozenset[str]) -> str | None:
     return best
 
 
+def submounts_holding(
+    folder_real: str, rels: Iterable[str], mounts: frozenset[str]
+) -> set[str]:
+    """The mount points strictly inside ``folder_real`` (relative to it) that hold at
+    least one of ``rels`` (paths relative to the folder), each file counted for its
+    innermost one."""
+    prefix = folder_real.rstrip("/") + "/"
+    inside = sorted((m[len(prefix):] for m in mounts if m.startswith(prefix) and m != prefix),
+                    key=len, reverse=True)
+    if not inside:
+        return set()  # the usual case: no walk over the files
+    held: set[str] = set()
+    for rel in rels:
+        for point in inside:
+            if rel.startswith(point + "/"):
+                held.add(point)
+                break
+    return held
+
+
 def read_mount_points(path: str = MOUNTINFO) -> frozenset[str] | None:
     try:
         with open(path, "rb") as f:
@@ -189,8 +210,10 @@ def read_mount_points(path: str = MOUNTINFO) -> frozenset[str] | None:
         return None  # no /proc (some sandboxes): the device comparison still holds
 
 
-def look_at_folder(path: str) -> FolderLook:
-    """Devices of the folder and its parent, and the mount table, for ``plan.folder_unavailable``.
+def look_at_folder(path: str, submounts: Iterable[str] = ()) -> FolderLook:
+    """Devices of the folder and its parent, the mount table, and which of the
+    ``submounts`` (relative to the folder) are still directories, for
+    ``plan.folder_unavailable`` and ``plan.submounts_unavailable``.
 
     Blocking: run it through ``FolderIO.call``.
     """
@@ -201,4 +224,7 @@ def look_at_folder(path: str) -> FolderLook:
         dev = st.st_dev if stat.S_ISDIR(st.st_mode) else None
     except (FileNotFoundError, NotADirectoryError):
         dev = None
-    return FolderLook(dev, parent, real, read_mount_points())
+    present = frozenset(
+        rel for rel in submounts if dev is not None and os.path.isdir(os.path.join(real, rel))
+    )
+    return FolderLook(dev, parent, real, read_mount_points(), present)

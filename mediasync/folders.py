@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 from mediasync import plan, sidecar
 from mediasync.config import FolderConfig
-from mediasync.folderio import FolderLook, FolderUnavailable, holding_mount, look_at_folder
+from mediasync.folderio import (
+    FolderLook,
+    FolderUnavailable,
+    holding_mount,
+    look_at_folder,
+    submounts_holding,
+)
 from mediasync.scan import stat_all, walk_folder
 
 if TYPE_CHECKING:
@@ -52,7 +58,8 @@ class Folders:
         # Vanished paths first: a rename's old path must be seen gone before its new one.
         for p in sorted(known - found):
             folder = self.e.config.folder_for(Path(p))
-            if folder is None or str(folder.path) in reachable:
+            if folder is None or (str(folder.path) in reachable
+                                  and plan.unavailable_holding(p, self.unavailable) is None):
                 self.e.mark_dirty(p, event=False)
         for p in sorted(found):
             self.e.mark_dirty(p, event=False)
@@ -77,12 +84,13 @@ class Folders:
             self._set_unavailable(key, "does not answer")
             return None
         if files:
-            self._record(key, look)
+            self._record(key, look, files)
         return files
 
-    def _record(self, key: str, look: FolderLook) -> None:
+    def _record(self, key: str, look: FolderLook, files: list[str]) -> None:
         """Seen with files: an empty mount point later, on this device or with this
-        mount point gone from the mount table, is an unmount, not deleted files."""
+        mount point gone from the mount table, is an unmount, not deleted files; so
+        is a disk mounted inside the folder that held some of them."""
         if self.e.store.get_meta(f"folder_dev:{key}") != str(look.dev):
             self.e.store.set_meta(f"folder_dev:{key}", str(look.dev))
         if look.mounts is None:
@@ -90,6 +98,25 @@ class Folders:
         mount = holding_mount(look.real_path, look.mounts) or ""
         if (self.e.store.get_meta(f"folder_mount:{key}") or "") != mount:
             self.e.store.set_meta(f"folder_mount:{key}", mount)
+        # walk_folder follows no symlink: a file's path below the folder is the same
+        # below its real path, which is how the mount table names things.
+        prefix = key.rstrip("/") + "/"
+        held = submounts_holding(look.real_path, (f[len(prefix):] for f in files), look.mounts)
+        recorded = self.submounts(key)
+        away = [rel for rel in recorded if _join(key, rel) in self.unavailable]
+        self._set_submounts(key, plan.record_submounts(recorded, held, away))
+
+    def submounts(self, key: str) -> list[str]:
+        """The folder's recorded sub-mounts, relative to it (meta ``folder_submounts:``)."""
+        try:
+            value = json.loads(self.e.store.get_meta(f"folder_submounts:{key}") or "[]")
+        except ValueError:
+            return []
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    def _set_submounts(self, key: str, rels: list[str]) -> None:
+        if rels != self.submounts(key):
+            self.e.store.set_meta(f"folder_submounts:{key}", json.dumps(rels))
 
     async def available(self, folder: FolderConfig) -> FolderLook | None:
         """What the folder looks like when its listing can be trusted, else None (said once).
@@ -98,8 +125,9 @@ class Folders:
         not answering: then nothing in it counts as deleted.
         """
         key = str(folder.path)
+        submounts = self.submounts(key)
         try:
-            look = await self.e.fs.call(key, look_at_folder, key)
+            look = await self.e.fs.call(key, look_at_folder, key, submounts)
         except FolderUnavailable:
             self._set_unavailable(key, "does not answer")
             return None
@@ -109,14 +137,40 @@ class Folders:
             self.e.store.get_meta(f"folder_mount:{key}") or None, look.mounts,
         )
         self._set_unavailable(key, why)
-        return look if why is None else None
+        if why is not None:
+            return None  # its sub-mounts' directories are out of sight too: keep them
+        self._look_at_submounts(key, look, submounts)
+        return look
 
-    def _set_unavailable(self, folder: str, why: str | None) -> None:
+    def _look_at_submounts(self, key: str, look: FolderLook, submounts: list[str]) -> None:
+        """Mark the folder's pulled sub-mounts unavailable, and the returned ones back."""
+        away = plan.submounts_unavailable(look.real_path, submounts, look.mounts, look.present)
+        for rel in submounts:
+            self._set_unavailable(_join(key, rel), away.get(rel),
+                                  removed=rel not in look.present)
+        # A mount point whose directory was removed is forgotten: what it held is deleted.
+        self._set_submounts(key, [rel for rel in submounts if rel in look.present])
+        prefix = key.rstrip("/") + "/"
+        for stale in [k for k in self.unavailable if k.startswith(prefix)]:
+            if stale[len(prefix):] not in submounts:
+                self._set_unavailable(stale, None, removed=True)
+
+    async def away(self, path: str, folder: FolderConfig) -> str | None:
+        """The folder or sub-mount holding ``path`` that cannot be looked at now, or None:
+        then a missing file there is not deleted."""
+        if await self.available(folder) is None:
+            return str(folder.path)
+        return plan.unavailable_holding(path, self.unavailable)
+
+    def _set_unavailable(self, folder: str, why: str | None, *, removed: bool = False) -> None:
         if self.unavailable.get(folder) == why:
             return
         if why is None:
             del self.unavailable[folder]
-            log.info("folder %s is available again", folder)
+            if removed:
+                log.info("%s was removed; what it held counts as deleted", folder)
+            else:
+                log.info("folder %s is available again", folder)
         else:
             self.unavailable[folder] = why
             log.warning("folder %s %s; nothing in it counts as deleted while it is unavailable",
@@ -130,3 +184,7 @@ class Folders:
         self._rescans.add(task)
         task.add_done_callback(self._rescans.discard)
 
+
+def _join(key: str, rel: str) -> str:
+    """A sub-mount's key: its path as the configured folder names it."""
+    return f"{key.rstrip('/')}/{rel}"

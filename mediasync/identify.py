@@ -111,12 +111,16 @@ class Identifier:
         return None
 
     async def exists(self, folder: str, path: str) -> bool:
-        """``lexists`` in the folder's threads; a folder that does not answer counts as
-        still holding the path (nothing is taken for moved or deleted on a hung share)."""
+        """``lexists`` in the folder's threads; a folder that does not answer or is
+        unmounted, or a disk pulled from inside it, counts as still holding the path
+        (nothing is taken for moved or deleted on a share or disk that is away)."""
         try:
-            return await self.e.fs.call(folder, os.path.lexists, path)
+            if await self.e.fs.call(folder, os.path.lexists, path):
+                return True
         except FolderUnavailable:
             return True
+        cfg = self.e.config.folder_for(Path(path))
+        return cfg is not None and await self.e.folders.away(path, cfg) is not None
 
     async def vanished_twin(self, path: str, facts: LocalFacts) -> PathRow | None:
         """A recorded path that no longer exists but had this very file (a rename)."""
@@ -159,8 +163,10 @@ class Identifier:
         row = self.e.store.get_path(path)
         if row is None or row.gone_at is not None:
             return
-        if folder is not None and await self.e.folders.available(folder) is None:
-            return  # an unmounted or hung share is not a folder of deleted files
+        if folder is not None and await self.e.folders.away(path, folder) is not None:
+            # An unmounted or hung share, or a disk pulled from inside the folder, is
+            # not a folder of deleted files.
+            return
         self.e.store.mark_gone(path, self.e.clock())
         log.info("%s is gone; its sidecars are kept", path)
         self.e.sweep_soon(self.e.sweeper.grace)

@@ -7,7 +7,7 @@ in. That keeps every rule of the reconciler testable in microseconds.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -79,6 +79,53 @@ def folder_unavailable(
     if recorded_mount is not None and mounts is not None and recorded_mount not in mounts:
         return f"is not mounted ({recorded_mount} is no longer a mount point)"
     return None
+
+
+def submounts_unavailable(
+    folder_real: str,
+    recorded: Iterable[str],
+    mounts: frozenset[str] | None,
+    present: Container[str],
+) -> dict[str, str]:
+    """Which recorded sub-mounts of a folder cannot be looked at now: relative path → why.
+
+    ``recorded`` are mount points strictly inside the folder (relative to it), each
+    once seen holding files; ``folder_real`` is the folder with symlinks resolved, as
+    the mount table (``mounts``) names it. One that left the mount table while its
+    directory is still there (``present``) is a pulled disk: its files are not
+    deleted. One whose directory is gone was removed by its owner. A mount table that
+    cannot be read (None) says nothing: all count as available, as in
+    ``folder_unavailable``.
+    """
+    if mounts is None:
+        return {}
+    away = {}
+    for rel in recorded:
+        point = f"{folder_real.rstrip('/')}/{rel}"
+        if point not in mounts and rel in present:
+            away[rel] = f"is not mounted ({point} is no longer a mount point)"
+    return away
+
+
+def record_submounts(
+    recorded: Iterable[str], held: Iterable[str], away: Iterable[str]
+) -> list[str]:
+    """The sub-mounts to remember after a scan with files: those that held a found
+    file, and every recorded one that is unavailable now (forgetting it would make
+    its files count as deleted on the next scan). One mounted again that holds no
+    file, or whose directory is gone, is dropped."""
+    return sorted(set(held) | (set(recorded) & set(away)))
+
+
+def unavailable_holding(path: str, unavailable: Mapping[str, str]) -> str | None:
+    """The innermost unavailable folder or sub-mount (a key of ``unavailable``) that
+    is ``path`` or holds it, or None."""
+    best = None
+    for key in unavailable:
+        if path == key or path.startswith(key.rstrip("/") + "/"):
+            if best is None or len(key) > len(best):
+                best = key
+    return best
 
 
 def local_problem(size: int) -> str | None:

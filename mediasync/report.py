@@ -197,10 +197,18 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
     for row in store.all_paths():
         if row.gone_at is not None:
             continue
-        away = unavailable.get(row.folder)
-        stalled = halted or (f"the folder {row.folder} {away}" if away else None)
-        reports.append(_file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}),
-                             config, stalled, now))
+        # The innermost unavailable folder or disk mounted inside one that holds it.
+        away = plan.unavailable_holding(row.path, unavailable)
+        why = f"the folder {away} {unavailable[away]}" if away else None
+        r = _file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}),
+                  config, halted or why, now)
+        if why and r.state != "failed":
+            # Out of sight, it cannot be called synced: its bytes or sidecars may have
+            # changed on the pulled disk. It waits for the disk, whatever was recorded.
+            r.state = "waiting"
+            if not (r.message or "").startswith("waiting: "):
+                r.message = f"waiting: {why}" + (f"; {r.message}" if r.message else "")
+        reports.append(r)
     return reports
 
 

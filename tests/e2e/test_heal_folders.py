@@ -7,6 +7,7 @@ Mount cases need root and tmpfs; they skip with the reason where the machine ref
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -41,13 +42,14 @@ def _sh(*args: str) -> subprocess.CompletedProcess:
 
 class Mounted:
     """``inbox`` is a bind mount of a tmpfs (``backing``): unmounting ``inbox``
-    leaves an empty mount point and keeps the files for the remount."""
+    leaves an empty mount point and keeps the files for the remount. ``at`` puts
+    the mount point elsewhere (a disk inside a watched folder)."""
 
-    def __init__(self, root: Path, *, tmpfs: bool = True) -> None:
+    def __init__(self, root: Path, *, tmpfs: bool = True, at: Path | None = None) -> None:
         self.backing = root / "backing"
-        self.inbox = root / "inbox"
+        self.inbox = at or root / "inbox"
         self.backing.mkdir()
-        self.inbox.mkdir()
+        self.inbox.mkdir(parents=True)
         if tmpfs:
             r = _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.backing))
             if r.returncode != 0:
@@ -161,6 +163,183 @@ def test_bind_mounted_folder_emptied_for_real_still_deletes(bound, emu, tmp_path
     (bound.inbox / "a.png").unlink()
     assert cli(cfg, "sync").returncode == 0
     assert emu.stats()["live_files"] == 0
+
+
+# -- a disk mounted inside a watched folder, pulled --------------------------------
+@pytest.fixture
+def card(tmp_path):
+    """``inbox/card``, a tmpfs bind-mounted inside the plain watched folder ``inbox``
+    (an SD card in ~/Pictures)."""
+    m = Mounted(tmp_path, at=tmp_path / "inbox" / "card")
+    yield m
+    m.cleanup()
+
+
+@pytest.mark.parametrize("via_link", [False, True], ids=["folder", "folder_symlink"])
+def test_disk_pulled_inside_a_folder_keeps_remote_copies_and_sidecars(
+    card, emu, tmp_path, via_link
+):
+    inbox = tmp_path / "inbox"
+    watched = inbox
+    if via_link:  # mountinfo names the real path, the config and status the link's
+        watched = tmp_path / "link"
+        watched.symlink_to(inbox)
+    cfg = write_config(tmp_path, emu.base_url, folder=watched)
+    shown = watched / "card"
+    (inbox / "top.png").write_bytes(png_bytes(seed=47))
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=48))
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert emu.stats()["live_files"] == 2
+    caption = (card.inbox / "a.png.caption.md").read_bytes()
+    generated = emu.stats()["requests"]["generate"]
+
+    card.umount()
+    assert card.inbox.is_dir() and not (card.inbox / "a.png").exists()
+    r = cli(cfg, "sync")
+    assert "is not mounted" in r.stderr, r.stderr
+    cli(cfg, "sync")  # the record of the pulled disk outlives a scan that finds it empty
+    assert db_rows(cfg, "SELECT path FROM paths WHERE gone_at IS NOT NULL") == []
+    assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(2,)]
+    stats = emu.stats()
+    assert stats["live_files"] == 2, "the pulled disk's remote copy was deleted"
+    assert stats["deletes"] == 0
+    st = cli(cfg, "status")
+    assert f"waiting: the folder {shown} is not mounted" in st.stdout, st.stdout
+    assert f"UNAVAILABLE: {shown}" in st.stdout, st.stdout
+    doc = json.loads(cli(cfg, "status", "--json").stdout)
+    states = {Path(f["path"]).name: (f["state"], f["message"]) for f in doc["files"]}
+    assert states["top.png"] == ("synced", None)  # the rest of the folder is no outage
+    assert states["a.png"][0] == "waiting" and str(shown) in states["a.png"][1]
+    assert str(shown) in doc["unavailable"]
+
+    card.mount()
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    stats = emu.stats()
+    assert stats["uploads_started"] == 2
+    assert stats["requests"]["generate"] == generated
+    assert stats["deletes"] == 0
+    assert db_rows(cfg, "SELECT DISTINCT outcome FROM outputs") == [("written",)]
+    assert (card.inbox / "a.png.caption.md").read_bytes() == caption
+    st = cli(cfg, "status")
+    assert "UNAVAILABLE" not in st.stdout and "waiting" not in st.stdout, st.stdout
+
+
+def test_disk_inside_a_folder_emptied_for_real_still_deletes(card, emu, tmp_path):
+    """Still mounted, its files deleted: a recorded sub-mount must not hide that."""
+    cfg = write_config(tmp_path, emu.base_url)
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=49))
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 1
+    (card.inbox / "a.png").unlink()
+    assert cli(cfg, "sync").returncode == 0
+    assert emu.stats()["live_files"] == 0
+    assert db_rows(cfg, "SELECT COUNT(*) FROM paths") == [(0,)]
+
+
+def test_a_copy_made_before_the_disk_was_pulled_is_no_rename(card, emu, tmp_path):
+    """Copied off the card, then the card pulled: the copy must not take the card
+    file's record and sidecars along as a rename would (back, its sidecars would
+    look like the owner's and never be regenerated)."""
+    cfg = write_config(tmp_path, emu.base_url)
+    data = png_bytes(seed=55)
+    (card.inbox / "a.png").write_bytes(data)
+    assert cli(cfg, "sync").returncode == 0
+    card.umount()
+    (tmp_path / "inbox" / "copy.png").write_bytes(data)
+    cli(cfg, "sync")
+    outputs = dict(db_rows(cfg, "SELECT path, outcome FROM outputs"))
+    assert outputs == {str(card.inbox / "a.png"): "written",
+                       str(tmp_path / "inbox" / "copy.png"): "written"}, outputs
+    card.mount()
+    assert cli(cfg, "sync").returncode == 0
+    assert db_rows(cfg, "SELECT DISTINCT outcome FROM outputs") == [("written",)]
+    assert emu.stats()["requests"]["generate"] == 2
+
+
+def test_disk_inside_a_folder_removed_with_its_mount_point_deletes(card, emu, tmp_path):
+    """Unmounted and its directory removed: its owner took it away for good."""
+    cfg = write_config(tmp_path, emu.base_url)
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=54))
+    assert cli(cfg, "sync").returncode == 0
+    card.umount()
+    card.inbox.rmdir()
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert emu.stats()["live_files"] == 0
+    assert "UNAVAILABLE" not in cli(cfg, "status").stdout
+
+
+def test_a_vanished_file_on_a_pulled_disk_is_not_gone(card, emu, tmp_path):
+    """Neither the scan queues its path nor does the event path (Identifier.gone, as
+    a watcher event or a reconcile that finds the file missing) mark it gone."""
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=50))
+    config = parse_config({
+        "api": {"base_url": emu.base_url},
+        "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                   "requests_per_minute": 6000},
+        "folders": [{"path": str(tmp_path / "inbox")}],
+    })
+    path = str(card.inbox / "a.png")
+
+    async def main() -> tuple[bool, float | None, dict[str, str]]:
+        store = Store(tmp_path / "state" / "state.db")
+        client = GeminiClient("k", emu.base_url)
+        try:
+            engine = Engine(config, store, client, once=True)
+            await engine.scan()
+            await engine.run(until_idle=True)
+            card.umount()
+            await engine.scan()
+            queued = engine.busy  # the only file is on the pulled disk: nothing to look at
+            await engine.identify.gone(path, config.folders[0])
+            row = store.get_path(path)
+            assert row is not None
+            return queued, row.gone_at, dict(engine.folders.unavailable)
+        finally:
+            await client.aclose()
+            store.close()
+
+    queued, gone_at, unavailable = asyncio.run(main())
+    assert not queued, "the scan took the pulled disk's file for vanished"
+    assert gone_at is None, "a file on the pulled disk was marked gone"
+    assert "is not mounted" in unavailable[str(card.inbox)]
+
+
+def _rescans(log: str) -> int:
+    return sum(1 for line in log.splitlines()
+               if '"rescan job' in line and "executed successfully" in line)
+
+
+def test_daemon_logs_a_pulled_disk_once_and_its_return(card, emu, tmp_path):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"settle": "200ms", "rescan_every": "1s"})
+    (card.inbox / "a.png").write_bytes(png_bytes(seed=53))
+    d = Running(cfg)
+    try:
+        wait_for(lambda: (card.inbox / "a.png.caption.md").exists(), timeout=20,
+                 what="caption", proc=d.proc)
+        card.umount()
+        wait_for(lambda: "is not mounted" in d.log(), what="the pulled disk seen", proc=d.proc)
+        # a few rescans see it gone (the record must keep it from one to the next)
+        wait_for(lambda: _rescans(d.log()) >= 3, what="rescans", proc=d.proc)
+        assert db_rows(cfg, "SELECT path FROM paths WHERE gone_at IS NOT NULL") == []
+        st = cli(cfg, "status")
+        assert f"waiting: the folder {card.inbox} is not mounted" in st.stdout, st.stdout
+        card.mount()
+        wait_for(lambda: f"folder {card.inbox} is available again" in d.log(),
+                 what="the disk seen back", proc=d.proc)
+    finally:
+        code = d.stop()
+    log = d.log()
+    assert code == 0, log
+    assert "Traceback" not in log
+    assert log.count(f"WARNING folder {card.inbox} is not mounted") == 1, log
+    assert log.count(f"folder {card.inbox} is available again") == 1, log
+    assert "is gone" not in log
+    stats = emu.stats()
+    assert (stats["uploads_started"], stats["deletes"], stats["live_files"]) == (1, 0, 1)
+    assert stats["requests"]["generate"] == 1
 
 
 MOUNTINFO = rb"""22 27 0:21 / /proc rw,relatime - proc proc rw
