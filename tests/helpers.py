@@ -141,6 +141,21 @@ class Clock:
         return time.time() + self.offset
 
 
+class VClock:
+    """A virtual clock whose sleep advances it (pacing tested without waiting)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
 def engine_setup(tmp_path: Path, base_url: str) -> tuple[Any, Any]:
     """(config, store) for an in-process Engine over ``tmp_path/inbox``."""
     from mediasync.config import parse_config

@@ -14,6 +14,7 @@ from mediasync import quota
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.gemini import ApiError, Budgets, ClassLimits, GeminiClient, QuotaPaused, RetryPolicy
 from mediasync.samples import png_bytes
+from tests.helpers import VClock
 
 WIRE = Path("/work/shared/wire")
 
@@ -24,20 +25,6 @@ def wire_details(name: str) -> tuple[list[Any], str]:
     err = body.get("error") or {}
     return err.get("details") or data.get("body_fragment") or [], err.get("message", "")
 
-
-class VClock:
-    """A virtual clock; its sleep advances it."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.now += s
 
 
 # -- parsing the live answers --------------------------------------------------

@@ -16,23 +16,11 @@ from mediasync.daemon import LEARNED_KEY, make_budgets
 from mediasync.gemini import ApiError, Budgets, ClassLimits, QuotaPaused
 from mediasync.gemini.limits import LEARNED_FOR
 from mediasync.store import Store
-from tests.helpers import write_config
+from tests.helpers import VClock, write_config
 
 CLS = "generate:gemini-2.5-flash"
 T0 = 1_750_000_000.0  # 2025-06-15 08:06 PDT: mid-day, no Pacific midnight near
 
-
-class VClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.now += s
 
 
 def err(kind: str, limit: int | None) -> ApiError:
