@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from mediasync.config import ConfigError
-    from mediasync.daemon import InstanceLocked
+    from mediasync.instance import InstanceLocked
     from mediasync.store import StoreError
 
     try:

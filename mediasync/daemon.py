@@ -7,44 +7,33 @@ No business logic here: ``run`` keeps the engine fed until SIGTERM (the one-pass
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
-import json
 import logging
-import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mediasync import costs, plan, report
-from mediasync.config import Config, ConfigError, ModelLimits, load_config, resolve_api_key
+from mediasync import plan, report
+from mediasync.apiclient import make_budgets, make_client, pause_lines
+from mediasync.config import Config, ConfigError, load_config
 from mediasync.engine import Engine
 from mediasync.gemini import (
     ApiError,
-    Budgets,
-    ClassLimits,
     GeminiClient,
-    Pause,
-    Usage,
-    generate_class,
 )
-from mediasync.logs import register_secret, setup_logging
+from mediasync.instance import STATE_FILE, instance_lock, state_dir
+from mediasync.logs import setup_logging
 from mediasync.notify import Notifier
-from mediasync.quota import pacific_day
 from mediasync.store import Store
 from mediasync.watch import Watcher
 
 log = logging.getLogger("mediasync")
 
-STATE_FILE = "state.db"
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 STATUS_EVERY = 30.0  # at most this long between recounts of the STATUS line
-PAUSES_KEY = "quota_pauses"  # meta: JSON list of Pause, read by `status`
-LEARNED_KEY = "learned_limits"  # meta: JSON of Budgets.learned(), for the next start
 
 
 def _quiet(job: Callable[[], Awaitable[None]], what: str) -> Callable[[], Awaitable[None]]:
@@ -72,121 +61,6 @@ def renew_check_delay(due: float | None, now: float) -> float:
     if due is None:
         return RENEW_CHECK_MAX
     return max(1.0, min(RENEW_CHECK_MAX, due - now))
-
-
-class InstanceLocked(Exception):
-    """Another mediasync holds this state directory."""
-
-
-def state_dir(config: Config, env: Mapping[str, str]) -> Path:
-    # systemd's StateDirectory= hands the path in; it wins over the config file.
-    override = env.get("MEDIASYNC_STATE_DIR")
-    return Path(override) if override else config.daemon.state_dir
-
-
-@contextlib.contextmanager
-def instance_lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise InstanceLocked(
-                f"another mediasync (pid {pid}) is using {directory}; stop it first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _class_limits(m: ModelLimits) -> ClassLimits:
-    return ClassLimits(m.requests_per_minute, m.input_tokens_per_minute, m.requests_per_day)
-
-
-def load_pauses(store: Store) -> list[Pause]:
-    try:
-        return [Pause.from_json(d) for d in json.loads(store.get_meta(PAUSES_KEY) or "[]")]
-    except (ValueError, KeyError, TypeError):
-        return []  # unreadable: the next 429 says it again
-
-
-def load_learned(store: Store) -> object:
-    try:
-        return json.loads(store.get_meta(LEARNED_KEY) or "{}")
-    except ValueError:
-        return {}  # unreadable: the next 429 teaches again
-
-
-def make_budgets(config: Config, store: Store) -> Budgets:
-    """Pacing by class. Pauses and learned limits go to the store (for `status`, and
-    for a restart); today's requests per model come back from the usage ledger."""
-    lim = config.limits
-
-    def persist(_: Pause) -> None:
-        store.set_meta(PAUSES_KEY, json.dumps([p.to_json() for p in budgets.active_pauses()]))
-
-    def persist_learned() -> None:
-        store.set_meta(LEARNED_KEY, json.dumps(budgets.learned()))
-
-    budgets = Budgets(
-        files_rpm=lim.file_requests_per_minute,
-        generate=_class_limits(lim.generate),
-        per_model={m: _class_limits(v) for m, v in lim.models.items()},
-        on_pause=persist,
-        on_learn=persist_learned,
-    )
-    budgets.restore(load_pauses(store))
-    budgets.restore_learned(load_learned(store))
-    today = pacific_day(time.time())
-    for day, model, requests, *_ in store.usage():
-        if day == today:
-            budgets.restore_day(generate_class(model), day, requests)
-    _check_cap(config, store, budgets)
-    return budgets
-
-
-def _check_cap(config: Config, store: Store, budgets: Budgets) -> None:
-    """The owner's daily cap: once today's spend reaches it, no generation until tomorrow."""
-    if config.limits.max_daily_tokens is None and config.limits.max_daily_cost is None:
-        return
-    what = costs.cap_reached(costs.today(store.usage(), config.prices, time.time()),
-                             config.limits)
-    if what is not None:
-        budgets.pause("generate:*", what, "all models")
-
-
-def make_client(config: Config, env: Mapping[str, str], *, store: Store | None = None,
-                budgets: Budgets | None = None) -> GeminiClient:
-    key = resolve_api_key(config.api, env)
-    register_secret(key)
-    if budgets is None and store is not None:
-        budgets = make_budgets(config, store)
-    client = GeminiClient(
-        key,
-        config.api.base_url,
-        config.api.api_version,
-        budgets=budgets,
-        timeout=config.api.timeout,
-    )
-    if store is not None and budgets is not None:
-        def on_usage(model: str, usage: Usage) -> None:
-            store.add_usage(pacific_day(time.time()), model, usage.prompt_tokens,
-                            usage.candidates_tokens, usage.thoughts_tokens)
-            _check_cap(config, store, budgets)
-
-        client.on_usage = on_usage
-    return client
-
-
-def pause_lines(budgets: Budgets | None) -> list[str]:
-    if budgets is None:
-        return []
-    now = time.time()
-    return [p.message(now) for p in budgets.active_pauses()]
 
 
 class RenewalTimer:

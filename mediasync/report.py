@@ -18,7 +18,7 @@ from mediasync import costs, plan, states
 from mediasync.config import Config
 from mediasync.identify import READ_PROBLEM
 from mediasync.model import ContentRow, OutputRow, PathRow
-from mediasync.quota import PACIFIC, pause_message
+from mediasync.quota import PACIFIC, PAUSES_KEY, pause_message
 from mediasync.states import Copy, Output
 from mediasync.store import Store
 
@@ -299,7 +299,7 @@ def failures(reports: list[FileReport]) -> list[FileReport]:
 def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
     """Active pauses (persisted by the daemon) and spend per model, for `status`."""
     try:
-        raw = json.loads(store.get_meta("quota_pauses") or "[]")
+        raw = json.loads(store.get_meta(PAUSES_KEY) or "[]")
     except ValueError:
         raw = []
     paused = []

@@ -63,7 +63,7 @@ def describe_api_error(e: ApiError) -> str:
 
 def tool_client(config: Config, *, quick: bool = False) -> GeminiClient:
     # Imported late: the daemon's wiring (scheduler, engine) is not needed to parse --help.
-    from mediasync.daemon import make_client
+    from mediasync.apiclient import make_client
 
     c = make_client(config, os.environ)
     # Someone is waiting at a terminal: fewer, shorter retries than the daemon's.
@@ -72,7 +72,7 @@ def tool_client(config: Config, *, quick: bool = False) -> GeminiClient:
 
 
 def state_db(config: Config) -> Path:
-    from mediasync.daemon import STATE_FILE, state_dir
+    from mediasync.instance import STATE_FILE, state_dir
 
     return state_dir(config, os.environ) / STATE_FILE
 

@@ -44,8 +44,9 @@ def main(args: argparse.Namespace) -> int:
 async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None) -> int:
     """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
     # Imported here: parsing the command line (this module's HELP) need not load the daemon.
-    from mediasync.daemon import STATE_FILE, instance_lock, make_client, state_dir
+    from mediasync.apiclient import make_client
     from mediasync.engine import Engine
+    from mediasync.instance import STATE_FILE, instance_lock, state_dir
     from mediasync.store import Store
 
     directory = state_dir(config, env)
@@ -75,7 +76,7 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:
     """Log what the pass did and what failed; the exit code."""
     from mediasync import report
-    from mediasync.daemon import pause_lines
+    from mediasync.apiclient import pause_lines
 
     reports = report.build(store, config)
     bad = report.failures(reports)

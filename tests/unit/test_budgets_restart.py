@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mediasync import quota
+from mediasync.apiclient import LEARNED_KEY, make_budgets
 from mediasync.config import load_config
-from mediasync.daemon import LEARNED_KEY, make_budgets
 from mediasync.gemini import ApiError, Budgets, ClassLimits, QuotaPaused
 from mediasync.gemini.limits import LEARNED_FOR
 from mediasync.store import Store
