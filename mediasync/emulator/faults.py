@@ -7,13 +7,14 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("status", "slow", "cut", "lost_finalize", "blocked")
+KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked")
 # 429 forms (see errors.rate_quota_exceeded): violations to name, or "bare" (Help only,
 # wire/29) or "storage" (the 20 GB store, wire/02). Join several with "+".
 QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
 BLOCK_STAGES = ("prompt", "candidate")
 ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate", "any")
-_DEFAULT_MATCH = {"cut": "chunk", "lost_finalize": "finalize", "blocked": "generate"}
+_DEFAULT_MATCH = {"cut": "chunk", "short": "chunk", "lost_finalize": "finalize",
+                  "blocked": "generate"}
 
 
 @dataclass
@@ -23,7 +24,10 @@ class Fault:
     kind: "status" (answer ``status`` with an error, a RetryInfo detail when
     ``retry_delay`` is set), "slow" (wait ``delay`` seconds, then answer
     normally), "cut" (chunk: commit ``after_bytes`` of the body, then drop the
-    connection), "lost_finalize" (commit the finalize, then drop the
+    connection), "short" (a chunk that is not the last: read it whole, keep only
+    ``after_bytes`` of it, a multiple of the granularity, and answer 200 "active"
+    with that count in X-Goog-Upload-Size-Received, as a resumable server may),
+    "lost_finalize" (commit the finalize, then drop the
     connection), "blocked" (generateContent answers 200 with a block: ``stage``
     "prompt" = promptFeedback.blockReason ``reason`` (SAFETY with ratings as wire/23,
     PROHIBITED_CONTENT bare as 22), "candidate" = finishReason ``reason`` and no

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 VERSIONS = ("v1beta", "v1")
 BLOCK = 1024 * 1024  # body read size: large enough for >500 MB/s, small enough to stay flat
 MAX_JSON_BODY = 128 * 1024 * 1024
-_ALL_KINDS = ("status", "slow", "cut")
+_ALL_KINDS = ("status", "slow", "cut", "short")
 _NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
@@ -438,7 +438,12 @@ class Handler(BaseHTTPRequestHandler):
         self._check_chunk(upload, length, finalize, gran, active)
         progress = upload.progress.copy()
         limit = fault.after_bytes if fault is not None and fault.kind == "cut" else None
+        # Short: the whole chunk is read, only its head kept (the count tells the client).
+        keep = (fault.after_bytes if fault is not None and fault.kind == "short" and not finalize
+                else None)
         for block in self._blocks(limit):
+            if keep is not None:
+                block = block[:max(0, keep - (progress.received - received))]
             progress.feed(block)
         added = progress.received - received
         if limit is not None:

@@ -235,6 +235,26 @@ def test_resume_after_cut_connection(emu: Any, sleeps: Sleeps, tmp_path: Path) -
     assert remote_count(emu) == 1 and rec.commands().count("query") == 2
 
 
+def test_a_chunk_kept_in_part_is_sent_again_from_the_servers_count(
+    emu: Any, sleeps: Sleeps, tmp_path: Path
+) -> None:
+    """A resumable server may keep less of a chunk than it was sent and say so in
+    X-Goog-Upload-Size-Received on a 200 "active": the next chunk starts there."""
+    size = 5 * G + 77
+    path = media(tmp_path, size)
+    offsets: list[int] = []
+    emu.add_fault(Fault(kind="short", after_bytes=G, match="chunk"))
+
+    async def go() -> File:
+        async with make_client(emu, sleeps, chunk_size=2 * G) as c:
+            return await c.upload(path, "video/mp4", on_progress=lambda s, o: offsets.append(o))
+
+    f = run(go())
+    assert f.size_bytes == size and f.sha256_hash == b64sha(path)
+    assert offsets == [0, G, 3 * G, 5 * G, size]  # resent from G, not from 2 G
+    assert emu.stats()["faults_fired"] == 1
+
+
 def test_resume_in_fresh_client_from_persisted_session(
     emu: Any, sleeps: Sleeps, tmp_path: Path
 ) -> None:
