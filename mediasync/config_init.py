@@ -25,6 +25,10 @@ def _kv(key: str, value: Any) -> str:
     return tomli_w.dumps({key: value})
 
 
+# The cap `init` writes (US dollars a day): about 1,000 captions with 2.5 Flash's
+# default thinking (docs/benchmarks.md, part 4b), many more without.
+INIT_DAILY_COST = 2.0
+
 # `mediasync init --preset`: prompts for photo libraries and for players.
 PRESETS = ("default", "photos", "video")
 _PRESET_PROMPTS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
@@ -77,6 +81,13 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# copy lapse once its sidecars are written and upload it again when a prompt\n",
         "# needs it (no renewal traffic for an idle library; a folder may set its own).\n",
         _kv("keep_alive", DEFAULT_DAEMON["keep_alive"]),
+        "\n[limits]\n",
+        "# A spending cap for an unattended daemon: once today's estimated cost (tokens\n",
+        "# at [prices], Pacific day) reaches it, generation waits for the next day and\n",
+        "# `mediasync status` says so. Raise or remove it (a free-tier key is not billed,\n",
+        "# and its day quota stops it well before this).\n",
+        _kv("max_daily_cost", INIT_DAILY_COST),
+        "# tier = \"free\"  # or \"paid\": pin the published limits instead of learning them\n",
     ]
     for folder in folders:
         out += [
@@ -106,4 +117,7 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
                 "  [[folders.prompts]]\n",
                 *("  " + _kv(k, v) for k, v in p.items()),
             ]
+            if p["kinds"] == ["image"]:
+                out.append("  # thinking_budget = 0  # a caption rarely needs thinking: about 90 % "
+                           "cheaper on 2.5 Flash\n")
     return "".join(out)

@@ -667,6 +667,9 @@ def test_render_init_round_trip(tmp_path):
     assert c.api == default.api
     assert dataclasses.replace(c.daemon, state_dir=default.daemon.state_dir) == default.daemon
     assert c.folders[0].prompts == default.folders[0].prompts
+    # A new daemon never runs up a bill its owner did not see: init writes a cap.
+    assert c.limits.max_daily_cost == 2.0 and default.limits.max_daily_cost is None
+    assert "# thinking_budget = 0" in text
     assert text.count("\n# ") > 5  # commented
     # and it loads from a file too
     p = tmp_path / "config.toml"
