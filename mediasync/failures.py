@@ -16,7 +16,7 @@ import errno
 from dataclasses import dataclass
 from typing import Literal
 
-from mediasync.gemini import ApiError
+from mediasync.gemini import ApiError, UploadSessionLost
 
 Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
 Kind = Literal["transient", "permanent", "config"]
@@ -36,6 +36,8 @@ def classify(error: ApiError) -> Failure:
         return "storage"
     if error.file_gone:
         return "gone"
+    if isinstance(error, UploadSessionLost):
+        return "transient"  # about an upload session, never about the file's bytes
     # Not ACTIVE yet, or an answer we could not read (code 0): try again later.
     if error.retryable or error.code == 0 or error.status == "FAILED_PRECONDITION":
         return "transient"

@@ -26,7 +26,8 @@ class Fault:
     normally), "cut" (chunk: commit ``after_bytes`` of the body, then drop the
     connection), "short" (a chunk that is not the last: read it whole, keep only
     ``after_bytes`` of it, a multiple of the granularity, and answer 200 "active"
-    with that count in X-Goog-Upload-Size-Received, as a resumable server may),
+    with that count in X-Goog-Upload-Size-Received, as a resumable server may;
+    ``counted=False`` leaves the count out, so only a later query tells),
     "lost_finalize" (commit the finalize, then drop the
     connection), "blocked" (generateContent answers 200 with a block: ``stage``
     "prompt" = promptFeedback.blockReason ``reason`` (SAFETY with ratings as wire/23,
@@ -49,6 +50,7 @@ class Fault:
     quota: str | None = None
     reason: str = "SAFETY"
     stage: str = "prompt"
+    counted: bool = True  # short: False leaves X-Goog-Upload-Size-Received out
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -453,7 +453,10 @@ class Handler(BaseHTTPRequestHandler):
         self._check_chunk(upload, added, finalize, gran, active)
         self.app.store.commit(upload, progress, added)
         if not finalize:
-            return self._send(200, {}, self._status_headers(upload, "active"))
+            headers = self._status_headers(upload, "active")
+            if keep is not None and fault is not None and not fault.counted:
+                del headers["X-Goog-Upload-Size-Received"]
+            return self._send(200, {}, headers)
         rec = self.app.store.finalize(upload)
         if fault is not None and fault.kind == "lost_finalize":
             raise _Dropped

@@ -10,6 +10,7 @@ key, because the upload URL authorises them.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from .client import GeminiClient
 
 ProgressCallback = Callable[[UploadSession, int], Awaitable[None] | None]
+
+log = logging.getLogger("mediasync")
+
+# Chunks refused in a row, each answered by resuming from the server's count, before
+# the session is given up (started over); a count that keeps moving is progress.
+MAX_RESYNCS = 5
 
 
 async def _notify(callback: ProgressCallback | None, session: UploadSession, offset: int) -> None:
@@ -169,7 +176,17 @@ class ResumableUpload:
                     continue
                 raise ProtocolError(f"{command!r} answered X-Goog-Upload-Status {state!r}")
             if not answer.retryable:
-                raise answer  # e.g. 400 unsupported MIME type on finalize: session is over
+                where = await self._out_of_step(session, offset, answer, last)
+                if isinstance(where, File):
+                    await _notify(on_progress, session, session.size)
+                    return where
+                offset = where
+                failures += 1
+                if failures > MAX_RESYNCS:
+                    raise UploadSessionLost(answer.code, answer.status, answer.message,
+                                            answer.details)
+                await _notify(on_progress, session, offset)
+                continue
             failures += 1
             await self._client._backoff(f"upload.{command}", answer, failures)
             # The connection broke or the server failed: ask what it kept.
@@ -182,6 +199,29 @@ class ResumableUpload:
                 failures = 0 if status.received > offset else failures
                 offset = status.received
                 await _notify(on_progress, session, offset)
+
+    async def _out_of_step(
+        self, session: UploadSession, offset: int, refused: ApiError, last: bool
+    ) -> int | File:
+        """A chunk refused for good (400): if the server holds another count than we
+        sent from (it kept less than it said, e.g. "Invalid upload offset"), resume
+        there. Otherwise a refused finalize is about the file (400 unsupported MIME
+        type) and a refused middle chunk is about the session: start over."""
+        try:
+            status = await self.query(session.url)
+        except UploadSessionLost:
+            if last:
+                raise refused from None  # the finalize's verdict closed the session
+            raise
+        if status.state == "final":
+            return _adopt(status)
+        if status.received != offset:
+            log.info("upload out of step: the server holds %d bytes, not %d; resuming there",
+                     status.received, offset)
+            return status.received
+        if last:
+            raise refused
+        raise UploadSessionLost(refused.code, refused.status, refused.message, refused.details)
 
     async def _send_chunk(
         self, fd: int, url: str, offset: int, end: int, command: str

@@ -255,6 +255,44 @@ def test_a_chunk_kept_in_part_is_sent_again_from_the_servers_count(
     assert emu.stats()["faults_fired"] == 1
 
 
+def test_a_chunk_kept_in_part_without_a_count_is_resynced_by_a_query(
+    emu: Any, sleeps: Sleeps, tmp_path: Path
+) -> None:
+    """The hardest reading: the server keeps part of a chunk and says nothing; the next
+    chunk is refused (400 "Invalid upload offset"), which is about the session, not the
+    file: a query finds the server's count and the upload goes on from there."""
+    size = 5 * G + 77
+    path = media(tmp_path, size)
+    offsets: list[int] = []
+    emu.add_fault(Fault(kind="short", after_bytes=G, match="chunk", counted=False))
+
+    async def go() -> File:
+        async with make_client(emu, sleeps, chunk_size=2 * G) as c:
+            return await c.upload(path, "video/mp4", on_progress=lambda s, o: offsets.append(o))
+
+    f = run(go())
+    assert f.size_bytes == size and f.sha256_hash == b64sha(path)
+    assert offsets == [0, 2 * G, G, 3 * G, 5 * G, size]
+    assert remote_count(emu) == 1
+
+
+def test_a_refused_finalize_stays_the_files_verdict(
+    emu: Any, sleeps: Sleeps, tmp_path: Path
+) -> None:
+    """400 on the finalize (unsupported MIME type) is about the file: raised as it is,
+    not taken for a session out of step."""
+    path = media(tmp_path, 3 * G)
+
+    async def go() -> File:
+        async with make_client(emu, sleeps, chunk_size=2 * G) as c:
+            return await c.upload(path, "application/x-nonsense")
+
+    with pytest.raises(ApiError) as e:
+        run(go())
+    assert e.value.code == 400 and not isinstance(e.value, UploadSessionLost)
+    assert "MIME" in e.value.message
+
+
 def test_resume_in_fresh_client_from_persisted_session(
     emu: Any, sleeps: Sleeps, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ import errno
 import pytest
 
 from mediasync import failures
-from mediasync.gemini import ApiError, ProtocolError, TransportError
+from mediasync.gemini import ApiError, ProtocolError, TransportError, UploadSessionLost
 
 NOW = 1_800_000_000.0
 KEY = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
@@ -29,6 +29,8 @@ GONE = "You do not have permission to access the File abc or it may not exist."
         (ApiError(403, "PERMISSION_DENIED", GONE), "transient"),  # vanished: upload again
         (ApiError(429, "RESOURCE_EXHAUSTED", "full", STORAGE), "transient"),
         (ApiError(400, "INVALID_ARGUMENT", "Unsupported MIME type: x"), "permanent"),
+        # A refused upload session (twice, started over) is about the session, not the bytes.
+        (UploadSessionLost(400, "INVALID_ARGUMENT", "Invalid upload offset 5"), "transient"),
         (ApiError(400, "INVALID_ARGUMENT", "API key not valid.", KEY), "config"),
     ],
 )
