@@ -168,7 +168,7 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
                 r.next_try = mine[want.suffix].retry_at
     if complete and r.state == "pending":
         r.state, r.message = "synced", None
-    elif on_use and not serving and row.sha256 and r.state != "failed" and wants_done(r):
+    elif on_use and not serving and row.sha256 and r.state != "failed" and _wants_done(r):
         r.state, r.message, r.next_try = "synced", None, None
         r.note = "no remote copy is kept (keep_alive = \"on_use\"); uploaded again when needed"
     elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
@@ -176,7 +176,7 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     return r
 
 
-def wants_done(r: FileReport) -> bool:
+def _wants_done(r: FileReport) -> bool:
     return all(s.outcome in ("written", "kept_edit") for s in r.sidecars)
 
 
