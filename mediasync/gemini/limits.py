@@ -174,9 +174,12 @@ class _Window:
     def __init__(self) -> None:
         self.items: deque[list[float]] = deque()
 
-    def used(self, now: float) -> float:
+    def _expire(self, now: float) -> None:
         while self.items and self.items[0][0] <= now - (WINDOW + WINDOW_MARGIN):
             self.items.popleft()
+
+    def used(self, now: float) -> float:
+        self._expire(now)
         return sum(w for _, w in self.items)
 
     def wait(self, now: float, limit: float, weight: float) -> float:
@@ -191,6 +194,8 @@ class _Window:
         return max(0.0, self.items[-1][0] + WINDOW + WINDOW_MARGIN - now)
 
     def add(self, now: float, weight: float) -> list[float]:
+        # Expired here too: with no limit known, nothing else would ever read the window.
+        self._expire(now)
         item = [now, weight]
         self.items.append(item)
         return item
