@@ -2,8 +2,8 @@
 take the next step. Events and timers only mark paths dirty (docs/architecture.md).
 
 One asyncio thread. Blocking file work (stat, hashing, sidecar writes) runs in
-worker threads; uploads and generations are bounded by semaphores; a shared
-rate limiter inside the client bounds requests per minute.
+worker threads; uploads and generations are bounded by semaphores; the client's
+budgets pace requests by class (file operations; generation per model).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from .client import GeminiClient, ProgressCallback
 from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
-from .limits import Budgets, ClassLimits, Limiter, Pause, QuotaPaused, RateLimiter, generate_class
+from .limits import Budgets, ClassLimits, Pause, QuotaPaused, generate_class
 from .models import File, Generation, UploadSession, UploadStatus, Usage, parse_sha256
 from .retry import RetryPolicy
 from .upload import FileChanged
@@ -18,10 +18,8 @@ __all__ = [
     "FileChanged",
     "GeminiClient",
     "Generation",
-    "Limiter",
     "ProgressCallback",
     "ProtocolError",
-    "RateLimiter",
     "RetryPolicy",
     "TransportError",
     "UploadSession",

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from .errors import ApiError, TransportError
-from .limits import FILES, MAX_QUOTA_RETRIES, Budgets, Limiter, generate_class
+from .limits import FILES, MAX_QUOTA_RETRIES, Budgets, generate_class
 from .models import File, Generation, UploadSession, UploadStatus, file_name, json_object
 from .resumable import ProgressCallback, ResumableUpload
 from .retry import RetryPolicy
@@ -84,7 +84,6 @@ class GeminiClient:
         api_version: str = "v1beta",
         *,
         retry: RetryPolicy | None = None,
-        limiter: Limiter | None = None,
         budgets: Budgets | None = None,
         timeout: float = 60.0,
         chunk_size: int = 8 * 1024 * 1024,
@@ -96,8 +95,7 @@ class GeminiClient:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version.strip("/")
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter
-        # Budgets by class (files; generation per model) replace the one limiter.
+        # Pacing by class (files; generation per model); None: unpaced (tests, tools).
         self.budgets = budgets
         self.on_usage: Callable[[str, Any], None] | None = None  # cost accounting
         self.chunk_size = chunk_size
@@ -148,9 +146,6 @@ class GeminiClient:
 
     async def _backoff(self, op: str, error: ApiError, attempt: int) -> None:
         """Wait before the next try, or re-raise when the policy says stop."""
-        if error.code == 429 and self.limiter is not None:
-            # Everyone sharing the limiter slows down, not only this caller.
-            self.limiter.penalize(error.retry_delay or self.retry.delay(error, attempt))
         if not self.retry.should_retry(error, attempt):
             raise error
         wait = self.retry.delay(error, attempt)
@@ -182,8 +177,6 @@ class GeminiClient:
             if budgets is not None:
                 if limited or attempt > 1 or quota_tries:
                     await budgets.acquire(budget)
-            elif self.limiter is not None and (limited or attempt > 1):
-                await self.limiter.acquire()
             try:
                 response = await self._send(method, url, api=True, **kwargs)
                 if response.status_code == 200:

@@ -17,17 +17,19 @@ import pytest
 
 from mediasync.gemini import (
     ApiError,
+    Budgets,
     File,
     GeminiClient,
     Generation,
-    RateLimiter,
     RetryPolicy,
     TransportError,
     UploadSession,
     UploadSessionLost,
 )
+from mediasync.gemini.limits import FILES
 from mediasync.gemini.models import parse_time
 from mediasync.gemini.upload import chunk_size, granularity_of
+from tests.helpers import VClock
 
 try:
     from mediasync.emulator import Emulator, EmulatorConfig, Fault
@@ -51,18 +53,6 @@ class Sleeps:
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
-
-
-class SpyLimiter:
-    def __init__(self) -> None:
-        self.acquired = 0
-        self.penalties: list[float] = []
-
-    async def acquire(self) -> None:
-        self.acquired += 1
-
-    def penalize(self, seconds: float) -> None:
-        self.penalties.append(seconds)
 
 
 def start_emulator(**kw: Any) -> Any:
@@ -369,33 +359,33 @@ def test_unknown_upload_session_is_lost(emu: Any, sleeps: Sleeps) -> None:
 # -- errors and retries -------------------------------------------------------
 
 
-def test_429_honours_retry_delay_and_penalizes_limiter(
+def test_429_honours_retry_delay_and_every_attempt_is_paced(
     emu: Any, sleeps: Sleeps, tmp_path: Path
 ) -> None:
-    limiter = SpyLimiter()
+    clock = VClock(1_750_000_000.0)
+    budgets = Budgets(clock=clock, sleep=clock.sleep)
     emu.add_fault(Fault(kind="status", status=429, retry_delay="1.5s", match="list"))
 
     async def go() -> list[File]:
-        async with make_client(emu, sleeps, limiter=limiter) as c:
+        async with make_client(emu, sleeps, budgets=budgets) as c:
             return await c.list_files()
 
     assert run(go()) == []
-    assert sleeps.delays == [1.5]
-    assert limiter.penalties == [1.5]
-    assert limiter.acquired == 2  # every API attempt asks the limiter
+    assert clock.slept == [1.5]  # the class held for the server's delay, then retried
+    assert len(budgets.state(FILES).requests.items) == 2  # every API attempt is paced
 
 
-def test_limiter_not_asked_for_chunks_or_queries(emu: Any, sleeps: Sleeps, tmp_path: Path) -> None:
-    limiter = SpyLimiter()
+def test_chunks_and_queries_are_not_paced(emu: Any, sleeps: Sleeps, tmp_path: Path) -> None:
+    budgets = Budgets()
     path = media(tmp_path, 3 * G)
     emu.add_fault(Fault(kind="cut", after_bytes=10, match="chunk"))
 
     async def go() -> None:
-        async with make_client(emu, sleeps, limiter=limiter) as c:
+        async with make_client(emu, sleeps, budgets=budgets) as c:
             await c.upload(path, "video/mp4")
 
     run(go())
-    assert limiter.acquired == 1  # the start only
+    assert len(budgets.state(FILES).requests.items) == 1  # the start only
 
 
 def test_503_is_retried_with_jittered_backoff(emu: Any, sleeps: Sleeps) -> None:
@@ -623,27 +613,6 @@ def test_error_parsing() -> None:
     assert key.reason == "API_KEY_INVALID" and key.key_invalid and not key.retryable
     empty = ApiError.from_body(503, b"")
     assert empty.status == "UNAVAILABLE" and empty.retryable and empty.retry_delay is None
-
-
-def test_rate_limiter_token_bucket_and_penalty() -> None:
-    now = [0.0]
-
-    async def fake_sleep(s: float) -> None:
-        now[0] += s
-
-    lim = RateLimiter(60, clock=lambda: now[0], sleep=fake_sleep, burst=2)
-
-    async def go() -> None:
-        await lim.acquire()
-        await lim.acquire()
-        assert now[0] == 0.0  # the burst
-        await lim.acquire()
-        assert now[0] == pytest.approx(1.0)  # 1 per second afterwards
-        lim.penalize(10.0)
-        await lim.acquire()
-        assert now[0] == pytest.approx(12.0)  # held 10 s, then one token's wait
-
-    run(go())
 
 
 def test_key_only_on_api_requests(emu: Any, sleeps: Sleeps, tmp_path: Path) -> None:
