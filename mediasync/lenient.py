@@ -8,15 +8,15 @@ does.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from typing import TYPE_CHECKING
 
+from mediasync.folderio import FolderUnavailable
 from mediasync.gemini import File, parse_sha256
 from mediasync.gemini.models import epoch
 from mediasync.media import FILE_TTL_SECONDS
-from mediasync.scan import digest
+from mediasync.scan import NotRegular, digest
 
 if TYPE_CHECKING:
     from mediasync.mirror import Mirror
@@ -51,10 +51,13 @@ class Lenient:
             )
         if reported == sha:
             return True
+        row = self.m.store.get_path(path)
         try:
-            now_sha = await asyncio.to_thread(digest, path)
-        except OSError:
-            now_sha = None  # vanished: the next look at the path decides
+            # In the folder's own threads: a hung share stalls no other folder.
+            now_sha = await self.m.fs.call(row.folder if row else os.path.dirname(path),
+                                           digest, path, timeout=None)
+        except (OSError, NotRegular, FolderUnavailable):
+            now_sha = None  # vanished, replaced or not answering: the next look decides
         if now_sha is not None and now_sha != sha:
             log.info("%s changed while it was uploaded; uploading it again",
                      os.path.basename(path))
