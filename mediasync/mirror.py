@@ -33,7 +33,6 @@ from mediasync.uploads import Uploader
 
 log = logging.getLogger("mediasync")
 
-__all__ = ["ContentUnavailable", "Mirror", "classify"]
 
 
 class CopyVanished(Exception):
@@ -126,7 +125,6 @@ class Mirror:
 
     async def make_copy(self, c: ContentRow) -> None:
         sha = c.sha256
-        now = self.clock()
         try:
             if not c.next_name:
                 await self._uploader.upload(c)
@@ -134,6 +132,8 @@ class Mirror:
         except CopyVanished:
             return  # next_name is dropped: the caller's next look uploads again
         except ApiError as e:
+            # Judged at the time of the failure: an upload may have taken an hour.
+            now = self.clock()
             # A renewal that fails never takes the working copy away (issue 8, row 9).
             v = failures.judge_api(e, c.attempts + 1, now, self.jitter(),
                                    serving=states.usable(c, now))
@@ -150,7 +150,7 @@ class Mirror:
             log.error("%s: %s", self.label(sha), msg)
             raise ContentUnavailable(msg, v.retry_at) from e
         except (FileChanged, FileNotFoundError, PermissionError) as e:
-            self.store.session_dropped(sha, now)
+            self.store.session_dropped(sha, self.clock())
             msg = f"the file changed or vanished during upload: {e}"
             raise ContentUnavailable(msg, None, changed=True) from e
 
