@@ -30,14 +30,16 @@ NOT_ACTIVE_WAIT = 2.0  # processing takes seconds: look again soon, doubling
 
 def classify(error: ApiError) -> Failure:
     """What an API error says about the file it happened to."""
+    if isinstance(error, UploadSessionLost):
+        # About an upload session, never the file's bytes nor the key (chunk and
+        # query requests carry no key: a 403 there is the session's).
+        return "transient"
     if error.key_invalid or (error.code == 403 and not error.file_gone):
         return "auth"
     if error.storage_full:
         return "storage"
     if error.file_gone:
         return "gone"
-    if isinstance(error, UploadSessionLost):
-        return "transient"  # about an upload session, never about the file's bytes
     # Not ACTIVE yet, or an answer we could not read (code 0): try again later.
     if error.retryable or error.code == 0 or error.status == "FAILED_PRECONDITION":
         return "transient"

@@ -31,6 +31,7 @@ GONE = "You do not have permission to access the File abc or it may not exist."
         (ApiError(400, "INVALID_ARGUMENT", "Unsupported MIME type: x"), "permanent"),
         # A refused upload session (twice, started over) is about the session, not the bytes.
         (UploadSessionLost(400, "INVALID_ARGUMENT", "Invalid upload offset 5"), "transient"),
+        (UploadSessionLost(403, "PERMISSION_DENIED", "upload session refused"), "transient"),
         (ApiError(400, "INVALID_ARGUMENT", "API key not valid.", KEY), "config"),
     ],
 )
