@@ -244,11 +244,9 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
         lines.append(f"HALTED: {halted}")
     for folder in config.folders:
         mine = [r for r in reports if r.folder == str(folder.path)]
-        counts: dict[str, int] = {}
-        for r in mine:
-            counts[r.state] = counts.get(r.state, 0) + 1
         t = token_totals(mine)
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no media files"
+        summary = (", ".join(f"{n} {s}" for s, n in sorted(counts(mine).items()))
+                   or "no media files")
         lines.append(
             f"{folder.path}: {summary}; {sum(t.values())} tokens used "
             f"({t['prompt']} prompt, {t['output']} output, {t['thoughts']} thoughts)"
@@ -297,7 +295,10 @@ def failures(reports: list[FileReport]) -> list[FileReport]:
 
 # -- quotas and costs (issue 9) ---------------------------------------------------
 def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
-    """Active pauses (persisted by the daemon) and spend per model, for `status`."""
+    """Active pauses (persisted by the daemon) and spend per model, for `status`.
+
+    The pauses are read here rather than through apiclient.load_pauses: `status`
+    stays free of the HTTP client, and one unreadable entry spoils no other."""
     try:
         raw = json.loads(store.get_meta(PAUSES_KEY) or "[]")
     except ValueError:
@@ -317,8 +318,9 @@ def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
             "resume_at_pt": datetime.fromtimestamp(resume, PACIFIC).isoformat(),
             "message": pause_message(str(p.get("model")), str(p.get("what")), resume, now),
         })
-    summ = costs.summary(store.usage(), config.prices, now)
-    spent = costs.today(store.usage(), config.prices, now)
+    usage = store.usage()
+    summ = costs.summary(usage, config.prices, now)
+    spent = costs.today(usage, config.prices, now)
     return {
         "paused": paused,
         "costs": {m: {k: v.to_json() for k, v in spans.items()} for m, spans in summ.items()},
