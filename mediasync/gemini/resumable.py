@@ -214,6 +214,8 @@ class ResumableUpload:
                 raise refused from None  # the finalize's verdict closed the session
             raise
         if status.state == "final":
+            if last and status.file is None:
+                raise refused  # closed by the finalize's own verdict, with no file
             return _adopt(status)
         if status.received != offset:
             log.info("upload out of step: the server holds %d bytes, not %d; resuming there",
