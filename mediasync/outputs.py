@@ -122,14 +122,11 @@ def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
 
 def _read_regular(path: Path) -> bytes | None:
     try:
-        # O_NOFOLLOW: a symlink there is not a sidecar of ours to read through.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return None
+        return sidecar.read_regular(path)
+    except sidecar.NotRegularFile:
+        raise Refused(f"{path.name} is not a regular file; left as it is") from None
     except OSError as e:
         raise Refused(f"cannot read {path.name}: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
 
 
 def xmp_state(target: Path) -> tuple[plan.SidecarState, str | None]:
