@@ -16,6 +16,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from mediasync import mediainfo, placeholders, plan, sidecar, structured, subtitles, xmp
+from mediasync.model import OutputRow
 from mediasync.plan import Desired
 
 log = logging.getLogger("mediasync")
@@ -129,13 +130,21 @@ def _read_regular(path: Path) -> bytes | None:
         raise Refused(f"cannot read {path.name}: {e.strerror or e}") from None
 
 
-def xmp_state(target: Path) -> tuple[plan.SidecarState, str | None]:
+def xmp_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, str | None]:
     """An XMP sidecar is merged field by field: whoever touched the file, it is ours
-    to merge into (the fields themselves say who owns them)."""
+    to merge into (the fields themselves say who owns them).
+
+    While a write is recorded as pending (a crash before the rename), only the
+    pending bytes are current: any other XMP there (darktable's) still lacks our
+    fields, so it is stale and merged into again, never confirmed.
+    """
     try:
         data = _read_regular(target)
     except Refused:
         return "foreign", None  # a symlink or unreadable file there: not ours to touch
     if data is None:
         return "missing", None
-    return "ours", sidecar.text_hash(data)
+    digest = sidecar.text_hash(data)
+    if row is not None and row.outcome == "writing" and row.pending_hash:
+        return ("ours" if digest == row.pending_hash else "stale"), digest
+    return "ours", digest

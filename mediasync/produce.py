@@ -74,7 +74,7 @@ class Producer:
         target = Path(want.sidecar)
         try:
             if want.format == "xmp":
-                state, on_disk = await self.e.fs.call(key, outputs.xmp_state, target)
+                state, on_disk = await self.e.fs.call(key, outputs.xmp_state, target, row)
             else:
                 state, on_disk = await self.e.fs.call(key, _sidecar_state, target, row)
         except FolderUnavailable:

@@ -1,0 +1,67 @@
+"""Output writing through the real CLI against the emulator: a crash mid-write of an
+XMP sidecar, sidecars refused before anything is paid for."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from mediasync import xmp
+from mediasync.emulator import Emulator
+from mediasync.samples import png_bytes
+from tests.helpers import cli, db_rows, env, write_config
+
+XMP_PROMPT = """
+[[folders.prompts]]
+kinds = ["image"]
+format = "xmp"
+prompt = "Caption this photo."
+{extra}
+"""
+
+# darktable's sidecar: a rating and nothing of ours.
+DARKTABLE = xmp.EMPTY.replace('x:xmptk="mediasync"', 'x:xmptk="XMP Core 4.4.0-Exiv2"').replace(
+    '<rdf:Description rdf:about=""/>',
+    '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="4"/>')
+
+# `sync`, killed by SIGKILL as it is about to write a sidecar (after the pending record).
+_KILL_BEFORE_WRITE = """
+import os, signal, sys
+import mediasync.sidecar as s
+def dying(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+s.write_atomic = dying
+from mediasync.cli import main
+main(["-c", sys.argv[1], "sync"])
+"""
+
+
+def _config(tmp_path: Path, emu: Emulator, extra: str = "") -> Path:
+    return write_config(tmp_path, emu.base_url, prompts=XMP_PROMPT.format(extra=extra))
+
+
+def _generations(emu: Emulator) -> int:
+    return emu.stats()["requests"].get("generate", 0)
+
+
+# -- finding 2: a write a crash left pending ----------------------------------------
+def test_a_crash_before_merging_into_a_darktable_sidecar_merges_again(tmp_path, emu):
+    cfg = _config(tmp_path, emu)
+    inbox = tmp_path / "inbox"
+    (inbox / "photo.png").write_bytes(png_bytes(seed=61))
+    side = inbox / "photo.png.xmp"
+    side.write_text(DARKTABLE)
+    killed = subprocess.run([sys.executable, "-c", _KILL_BEFORE_WRITE, str(cfg)], env=env(),
+                            capture_output=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert db_rows(cfg, "SELECT outcome FROM outputs") == [("writing",)]
+    assert side.read_text() == DARKTABLE
+
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    caption, _ = xmp.read_fields(side.read_bytes())
+    assert caption and "image/png" in caption  # our caption, merged in after all
+    assert 'xmp:Rating="4"' in side.read_text()
+    assert db_rows(cfg, "SELECT outcome FROM outputs") == [("written",)]
