@@ -5,7 +5,6 @@ failures.py, so a transient cause is retried and never made permanent).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -36,6 +35,7 @@ class _Job:
     """One output of one file being generated."""
 
     path: str
+    key: str  # its watched folder: every file call goes through that folder's threads
     rel: PurePath
     sha: str
     want: Desired
@@ -101,13 +101,13 @@ class Producer:
             return
         if ready is not None and await ready() is None:
             return  # no copy now: the reason is recorded on the content
-        await self._generate(path, rel, sha, want, row, on_disk)
+        await self._generate(path, key, rel, sha, want, row, on_disk)
 
     async def _generate(
-        self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
-        on_disk: str | None,
+        self, path: str, key: str, rel: PurePath, sha: str, want: Desired,
+        row: OutputRow | None, on_disk: str | None,
     ) -> None:
-        job = _Job(path, rel, sha, want, row, on_disk,
+        job = _Job(path, key, rel, sha, want, row, on_disk,
                    (row.attempts if row and row.outcome == "failed" else 0) + 1)
         asked = await self._answer(job)
         if asked is None:
@@ -121,8 +121,11 @@ class Producer:
             log.warning("%s: no %s: the service blocked the answer (%s)", rel, want.suffix, reason)
             return
         try:
-            rendered = await asyncio.to_thread(outputs.render, want, gen.text, answer.value, req,
-                                               on_disk)
+            rendered = await self.e.fs.call(job.key, outputs.render, want, gen.text,
+                                            answer.value, req, on_disk)
+        except FolderUnavailable:
+            self._unavailable(job)
+            return
         except outputs.Refused as e:
             # A sidecar we may not touch (not XMP, a DTD): its owner can fix it.
             log.error("%s: %s", rel, e)
@@ -134,13 +137,21 @@ class Producer:
 
     async def _answer(self, job: _Job) -> tuple[structured.Answer, outputs.Request] | None:
         """The model's answer to the output's request, or None (recorded why)."""
+        content = self.e.store.get_content(job.sha)
+        if content is None or not content.uri:
+            return None
+        try:
+            # Before taking a generate slot: a folder that stops answering holds none.
+            req = await self.e.fs.call(job.key, outputs.prepare, job.want, job.path, job.rel,
+                                       content.mime)
+        except FolderUnavailable:
+            self._unavailable(job)
+            return None
         async with self.e.generate_slots:
-            content = self.e.store.get_content(job.sha)
+            content = self.e.store.get_content(job.sha)  # renewed while waiting, maybe
             if content is None or not content.uri:
                 return None
             try:
-                req = await asyncio.to_thread(outputs.prepare, job.want, job.path, job.rel,
-                                              content.mime)
                 knobs = self.e.config.knobs_for(Path(job.path), job.want.spec)
                 answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
                 return answer, req
@@ -161,7 +172,12 @@ class Producer:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
-        if await asyncio.to_thread(_moved, path, self.e.store.get_path(path)):
+        try:
+            moved = await self.e.fs.call(job.key, _moved, path, self.e.store.get_path(path))
+        except FolderUnavailable:
+            self._unavailable(job)
+            return
+        if moved:
             # Renamed, deleted or replaced while the answer was on its way: a sidecar
             # here would sit beside nothing. The rename/delete logic takes over.
             log.info("%s moved or changed while its %s was generated; not writing it",
@@ -173,9 +189,13 @@ class Producer:
         self._record(path, sha, want, row, outcome="writing", written_hash=on_disk,
                      pending=sidecar.text_hash(text), usage=usage)
         try:
-            written = await asyncio.to_thread(
-                sidecar.write_atomic, Path(want.sidecar), text, expected=on_disk
-            )
+            written = await self.e.fs.call(job.key, _write_sidecar, Path(want.sidecar), text,
+                                           on_disk)
+        except FolderUnavailable:
+            # Whether the rename happened is unknown: the pending record tells on the
+            # next look (confirm if our bytes are there, else generate).
+            self._unavailable(job)
+            return
         except OSError as e:
             # Disk full, folder read-only for a while: the owner can fix it; try again.
             v = failures.judge_os(e, job.attempts, self.e.clock(), self.e.mirror.jitter())
@@ -194,6 +214,11 @@ class Producer:
             self._record(path, sha, want, row, outcome="written", written_hash=written,
                          usage=usage)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
+
+    def _unavailable(self, job: _Job) -> None:
+        """The folder stopped answering: look again when it may answer."""
+        log.debug("%s: its folder does not answer; %s waits", job.rel, job.want.suffix)
+        self.e.later(job.path, self.e.clock() + UNAVAILABLE_RETRY)
 
     def _backoff(self, job: _Job) -> float:
         return self.e.clock() + failures.backoff(job.attempts, self.e.mirror.jitter())
@@ -293,6 +318,10 @@ class Producer:
             )
         )
 
+
+
+def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:
+    return sidecar.write_atomic(target, text, expected=expected)
 
 
 def _moved(path: str, row: PathRow | None) -> bool:

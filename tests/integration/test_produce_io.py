@@ -1,0 +1,96 @@
+"""The producer in-process against the emulator over loopback: its file calls go
+through the folder's own threads, and what it records survives a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from mediasync.emulator import Emulator
+from mediasync.engine import Engine
+from mediasync.folderio import FolderIO
+from mediasync.gemini import GeminiClient
+from mediasync.samples import png_bytes
+from tests.helpers import Clock, engine_setup
+
+
+class AfterGenerate(httpx.AsyncBaseTransport):
+    """Real HTTP; ``hook`` runs once a generateContent answer has arrived."""
+
+    def __init__(self, hook: Callable[[], None]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hook = hook
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith(":generateContent"):
+            await response.aread()
+            self.hook()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class HangAfterGenerate:
+    """A FolderIO gate: once armed, every file call under ``folder`` blocks until released."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = str(folder)
+        self.armed = threading.Event()
+        self.release = threading.Event()
+        self.blocked = 0
+
+    def __call__(self, folder: str) -> None:
+        if folder == self.folder and self.armed.is_set():
+            self.blocked += 1
+            self.release.wait(30)
+
+
+async def _pass(engine: Engine) -> None:
+    await engine.refresh()
+    await engine.scan()
+    await engine.run(until_idle=True)
+    await engine.sweep()
+
+
+# -- finding 3: render, prepare, the moved check and the write go through FolderIO ---
+def test_a_folder_that_stops_answering_mid_generation_gets_no_write_from_the_shared_pool(
+        tmp_path: Path, emu: Emulator) -> None:
+    config, store = engine_setup(tmp_path, emu.base_url)
+    inbox = tmp_path / "inbox"
+    (inbox / "photo.png").write_bytes(png_bytes(seed=71))
+    side = inbox / "photo.png.caption.md"
+    gate = HangAfterGenerate(inbox)
+    client = GeminiClient("k", emu.base_url,
+                          http=httpx.AsyncClient(transport=AfterGenerate(gate.armed.set)))
+    engine = Engine(config, store, client, once=True, clock=Clock(),
+                    fs=FolderIO(timeout=0.3, gate=gate))
+
+    async def scenario() -> None:
+        try:
+            await asyncio.wait_for(_pass(engine), 20)
+            # The share hung while the answer was on its way: nothing was written
+            # behind FolderIO's back, and nothing recorded as the file's failure.
+            assert gate.blocked >= 1
+            assert not side.exists()
+            assert all(r.outcome != "failed" for r in store.get_outputs(
+                str(inbox / "photo.png")).values())
+            gate.armed.clear()
+            gate.release.set()
+            for _ in range(100):  # the stuck call returns; the folder answers again
+                if not engine.fs.hung(str(inbox)):
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.wait_for(_pass(engine), 20)
+            assert side.exists()
+        finally:
+            gate.release.set()
+            await client.aclose()
+
+    asyncio.run(scenario())
+    store.close()
