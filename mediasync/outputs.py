@@ -95,14 +95,33 @@ def render(want: Desired, text: str, value: Any, request: Request,
     return Rendered(plan.sidecar_text(text), on_disk)
 
 
-def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
+def check_xmp(want: Desired, source: Path) -> bytes | None:
+    """The XMP sidecar's bytes (None: none yet), or Refused when it cannot take this
+    file's answer: it is not XMP, or it holds another file's fields. Asked before
+    the model is (an answer that could not be written is never paid for), and again
+    when merging (the file may have changed meanwhile)."""
     target = Path(want.sidecar)
     existing = _read_regular(target)
-    other = xmp.source_of(existing) if existing is not None else None
+    if existing is None:
+        return None
+    other = xmp.source_of(existing)
     if other and other != source.name and os.path.lexists(source.with_name(other)):
         # photo.jpg and photo.heic both name photo.xmp: the first one keeps it.
         raise Refused(f"{target.name} holds mediasync's fields for {other}; "
                       f"not merging {source.name}'s into it")
+    try:
+        xmp.check(existing)
+    except xmp.NotXmp as e:
+        raise Refused(_not_xmp(target, e)) from None
+    return existing
+
+
+def _not_xmp(target: Path, e: xmp.NotXmp) -> str:
+    return f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; left as it is"
+
+
+def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
+    existing = check_xmp(want, source)
     fields = xmp.Fields(
         caption=" ".join(str(value.get("caption") or "").split()),
         keywords=tuple(str(k) for k in value.get("keywords") or ()),
@@ -112,8 +131,7 @@ def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
     try:
         merged = xmp.merge(existing, fields, source.name)
     except xmp.NotXmp as e:
-        raise Refused(f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; "
-                      "left as it is") from None
+        raise Refused(_not_xmp(Path(want.sidecar), e)) from None
     note = None
     if merged.kept:
         note = f"kept the owner's {' and '.join(merged.kept)}"

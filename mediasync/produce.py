@@ -99,16 +99,19 @@ class Producer:
             # Written just before a crash, recorded as pending: it is current.
             self._record(path, sha, want, row, outcome="written", written_hash=on_disk)
             return
-        if ready is not None and await ready() is None:
-            return  # no copy now: the reason is recorded on the content
-        await self._generate(path, key, rel, sha, want, row, on_disk)
+        await self._generate(path, key, rel, sha, want, row, on_disk, ready)
 
     async def _generate(
         self, path: str, key: str, rel: PurePath, sha: str, want: Desired,
         row: OutputRow | None, on_disk: str | None,
+        ready: Callable[[], Awaitable[ContentRow | None]] | None,
     ) -> None:
         job = _Job(path, key, rel, sha, want, row, on_disk,
                    (row.attempts if row and row.outcome == "failed" else 0) + 1)
+        if want.format == "xmp" and not await self._xmp_takes_it(job):
+            return
+        if ready is not None and await ready() is None:
+            return  # no copy now: the reason is recorded on the content
         asked = await self._answer(job)
         if asked is None:
             return
@@ -134,6 +137,20 @@ class Producer:
         if rendered.note:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
         await self._write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage)
+
+    async def _xmp_takes_it(self, job: _Job) -> bool:
+        """Whether the XMP sidecar there can take the answer; asked before paying for one."""
+        try:
+            await self.e.fs.call(job.key, outputs.check_xmp, job.want, Path(job.path))
+        except FolderUnavailable:
+            self._unavailable(job)
+            return False
+        except outputs.Refused as e:
+            # Not XMP, or another file's: its owner can fix it; look again later.
+            log.error("%s: %s", job.rel, e)
+            self._retry(job, str(e), self._backoff(job))
+            return False
+        return True
 
     async def _answer(self, job: _Job) -> tuple[structured.Answer, outputs.Request] | None:
         """The model's answer to the output's request, or None (recorded why)."""

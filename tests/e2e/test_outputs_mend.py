@@ -11,6 +11,7 @@ from pathlib import Path
 from mediasync import xmp
 from mediasync.emulator import Emulator
 from mediasync.samples import png_bytes
+from tests.e2e.test_e2e_outputs import JPEG
 from tests.helpers import cli, db_rows, env, write_config
 
 XMP_PROMPT = """
@@ -65,3 +66,29 @@ def test_a_crash_before_merging_into_a_darktable_sidecar_merges_again(tmp_path, 
     assert caption and "image/png" in caption  # our caption, merged in after all
     assert 'xmp:Rating="4"' in side.read_text()
     assert db_rows(cfg, "SELECT outcome FROM outputs") == [("written",)]
+
+
+# -- finding 4: a sidecar that cannot take the answer is refused before asking ------
+def test_a_sidecar_that_is_not_xmp_costs_no_generation(tmp_path, emu):
+    cfg = _config(tmp_path, emu, 'naming = "stem"')
+    inbox = tmp_path / "inbox"
+    (inbox / "photo.png").write_bytes(png_bytes(seed=62))
+    (inbox / "photo.xmp").write_text("my notes, not XML\n")
+    r = cli(cfg, "sync")
+    assert r.returncode == 1
+    assert "photo.xmp is not an XMP sidecar" in r.stderr
+    assert _generations(emu) == 0
+    assert (inbox / "photo.xmp").read_text() == "my notes, not XML\n"
+
+
+def test_a_stem_sidecar_holding_another_files_fields_costs_no_generation(tmp_path, emu):
+    cfg = _config(tmp_path, emu, 'naming = "stem"')
+    inbox = tmp_path / "inbox"
+    (inbox / "IMG_1.png").write_bytes(png_bytes(seed=63))
+    assert cli(cfg, "sync").returncode == 0
+    assert _generations(emu) == 1
+    (inbox / "IMG_1.jpg").write_bytes(JPEG)
+    r = cli(cfg, "sync")
+    assert r.returncode == 1
+    assert "IMG_1.xmp holds mediasync's fields for IMG_1.png" in r.stderr
+    assert _generations(emu) == 1
