@@ -92,7 +92,7 @@ def render(want: Desired, text: str, value: Any, request: Request,
         return Rendered(subtitles.render(want.subformat, cues.cues), on_disk, note)
     if fmt == "xmp":
         return _render_xmp(want, value, Path(request.source))
-    return Rendered(plan.sidecar_text(text), on_disk)
+    return Rendered(sidecar.as_written(text), on_disk)
 
 
 def check_xmp(want: Desired, source: Path) -> bytes | None:

@@ -204,7 +204,8 @@ class Producer:
         # Record what we are about to write, so a crash between the write and the
         # record still recognises the file as ours.
         self._record(path, sha, want, row, outcome="writing", written_hash=on_disk,
-                     pending=sidecar.text_hash(text), usage=usage)
+                     pending=sidecar.text_hash(sidecar.as_written(text)),
+                     usage=usage)
         try:
             written = await self.e.fs.call(job.key, _write_sidecar, Path(want.sidecar), text,
                                            on_disk)

@@ -78,6 +78,11 @@ def read_regular(path: Path) -> bytes | None:
         return f.read()
 
 
+def as_written(text: str) -> str:
+    """The text a sidecar gets: it ends with a newline. Hash this, not the answer."""
+    return text if text.endswith("\n") else text + "\n"
+
+
 def _file_hash(path: Path) -> str | None:
     """Hash of a regular file's bytes; None when it is missing."""
     fd = _open_regular(path)
@@ -185,9 +190,7 @@ def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
     Readers see the old file or the new one, never a partial one.
     """
     path = Path(path)
-    if not text.endswith("\n"):
-        text += "\n"
-    data = text.encode("utf-8")
+    data = as_written(text).encode("utf-8")
     if inspect(path, expected) not in ("missing", "ours"):
         return None
     tmp = _make_temp(path.parent, data)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import httpx
+import pytest
 
+from mediasync import plan, sidecar
 from mediasync.emulator import Emulator
 from mediasync.engine import Engine
 from mediasync.folderio import FolderIO
-from mediasync.gemini import GeminiClient
+from mediasync.gemini import GeminiClient, Usage
+from mediasync.produce import _Job
 from mediasync.samples import png_bytes
 from tests.helpers import Clock, engine_setup
 
@@ -90,6 +93,54 @@ def test_a_folder_that_stops_answering_mid_generation_gets_no_write_from_the_sha
             assert side.exists()
         finally:
             gate.release.set()
+            await client.aclose()
+
+    asyncio.run(scenario())
+    store.close()
+
+
+# -- finding 5: the pending hash is taken over the bytes written ----------------------
+class Crash(BaseException):
+    """The process dies here (nothing after it runs)."""
+
+
+def test_an_empty_answer_written_just_before_a_crash_is_ours_afterwards(
+        tmp_path: Path, emu: Emulator, monkeypatch) -> None:
+    config, store = engine_setup(tmp_path, emu.base_url)
+    inbox = tmp_path / "inbox"
+    photo = inbox / "photo.png"
+    photo.write_bytes(png_bytes(seed=72))
+    client = GeminiClient("k", emu.base_url)
+    engine = Engine(config, store, client, once=True, clock=Clock())
+    real = sidecar.write_atomic
+
+    def write_then_die(*a: object, **k: object) -> object:
+        real(*a, **k)  # type: ignore[arg-type]
+        raise Crash
+
+    async def scenario() -> None:
+        try:
+            await _pass(engine)
+            [want] = plan.desired(config.folders[0], str(photo), "image", config.api.model)
+            side = Path(want.sidecar)
+            side.unlink()
+            sha = store.get_path(str(photo)).sha256
+            row = store.get_outputs(str(photo))[want.suffix]
+            # An answer with nothing in it (an empty SRT renders as ""), written to
+            # disk as "\n"; the process dies before recording it as written.
+            job = _Job(str(photo), str(inbox), PurePath("photo.png"), sha, want, row, None, 1)
+            monkeypatch.setattr(sidecar, "write_atomic", write_then_die)
+            with pytest.raises(Crash):
+                await engine.producer._write(job, "", Usage())
+            monkeypatch.setattr(sidecar, "write_atomic", real)
+            assert side.read_bytes() == b"\n"
+            assert store.get_outputs(str(photo))[want.suffix].outcome == "writing"
+
+            await engine.producer.output(str(photo), PurePath("photo.png"), sha, want)
+            after = store.get_outputs(str(photo))[want.suffix]
+            assert after.outcome == "written"  # ours, not taken for the owner's edit
+            assert after.written_hash == sidecar.text_hash(b"\n")
+        finally:
             await client.aclose()
 
     asyncio.run(scenario())
