@@ -45,12 +45,20 @@ class Rendered:
     note: str | None = None  # what the owner kept, what was clamped
 
 
-def prepare(want: Desired, path: str, rel: PurePath, mime: str) -> Request:
-    """The request for an output: reads the file's header or EXIF only if needed."""
+def prepare(want: Desired, path: str, rel: PurePath, mime: str,
+            system: str | None = None) -> Request:
+    """The request for an output: reads the file's header or EXIF only if needed.
+
+    ``system`` is the folder's system instruction (a cost knob): it stands in for
+    the built-in one, the prompt's own wins over it. Placeholders are filled in
+    whichever is sent.
+    """
     spec = want.spec
+    own = spec.system_instruction if spec is not None else None
+    system = own or system or structured.system_for(spec, want.prompt)
     used = placeholders.used(want.prompt)
-    if spec is not None and spec.system_instruction:
-        used |= placeholders.used(spec.system_instruction)
+    if system:
+        used |= placeholders.used(system)
     duration = None
     if want.format == "subtitles" or "duration" in used:
         duration = mediainfo.duration(Path(path), mime)
@@ -69,7 +77,6 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str) -> Request:
     prompt = placeholders.fill(want.prompt, values)
     if want.language and "{language}" not in want.prompt:
         prompt += "\n\n" + placeholders.fill(_LANGUAGE_ASK, values)
-    system = structured.system_for(spec, want.prompt)
     if system:
         system = placeholders.fill(system, values)
     return Request(prompt, system, structured.schema_for(spec), duration, path)

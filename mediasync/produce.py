@@ -157,10 +157,11 @@ class Producer:
         content = self.e.store.get_content(job.sha)
         if content is None or not content.uri:
             return None
+        knobs = self.e.config.knobs_for(Path(job.path), job.want.spec)
         try:
             # Before taking a generate slot: a folder that stops answering holds none.
             req = await self.e.fs.call(job.key, outputs.prepare, job.want, job.path, job.rel,
-                                       content.mime)
+                                       content.mime, knobs.system_instruction)
         except FolderUnavailable:
             self._unavailable(job)
             return None
@@ -169,7 +170,6 @@ class Producer:
             if content is None or not content.uri:
                 return None
             try:
-                knobs = self.e.config.knobs_for(Path(job.path), job.want.spec)
                 answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
                 return answer, req
             except QuotaPaused as e:
@@ -278,10 +278,7 @@ class Producer:
                    mime: str, knobs: Knobs) -> structured.Answer:
         """One answer per content and request: .srt and .vtt of one language share it."""
         config = knobs.generation_config()
-        # A folder's system_instruction stands in for the built-in one; a prompt's own
-        # is already in the request (outputs.prepare).
-        system = req.system if want.spec and want.spec.system_instruction else (
-            knobs.system_instruction or req.system)
+        system = req.system  # chosen and filled in outputs.prepare
         key = (sha, want.model, req.prompt, system or "", json.dumps(req.schema, sort_keys=True),
                json.dumps(config, sort_keys=True))
         if key in self.answers:

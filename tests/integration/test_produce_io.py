@@ -4,6 +4,7 @@ through the folder's own threads, and what it records survives a crash."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path, PurePath
@@ -12,12 +13,14 @@ import httpx
 import pytest
 
 from mediasync import plan, sidecar
+from mediasync.config import parse_config
 from mediasync.emulator import Emulator
 from mediasync.engine import Engine
 from mediasync.folderio import FolderIO
 from mediasync.gemini import GeminiClient, Usage
 from mediasync.produce import _Job
 from mediasync.samples import png_bytes
+from mediasync.store import Store
 from tests.helpers import Clock, engine_setup
 
 
@@ -145,3 +148,64 @@ def test_an_empty_answer_written_just_before_a_crash_is_ours_afterwards(
 
     asyncio.run(scenario())
     store.close()
+
+
+# -- finding 6: one place decides the system instruction, placeholders filled -------
+class Recording(httpx.AsyncBaseTransport):
+    """Real HTTP; keeps the generateContent bodies sent."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.bodies: list[dict] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(":generateContent"):
+            self.bodies.append(json.loads(request.content))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _sent_systems(tmp_path: Path, emu: Emulator, folder: dict) -> list[str | None]:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "photo.png").write_bytes(png_bytes(seed=73))
+    config = parse_config({
+        "api": {"base_url": emu.base_url},
+        "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                   "requests_per_minute": 6000},
+        "folders": [{"path": str(inbox), **folder}],
+    })
+    store = Store(tmp_path / "state" / "state.db")
+    wire = Recording()
+    client = GeminiClient("k", emu.base_url, http=httpx.AsyncClient(transport=wire))
+    engine = Engine(config, store, client, once=True, clock=Clock())
+
+    async def scenario() -> None:
+        try:
+            await _pass(engine)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    store.close()
+    return [((b.get("systemInstruction") or {}).get("parts") or [{}])[0].get("text")
+            for b in wire.bodies]
+
+
+def test_a_folders_system_instruction_goes_out_with_its_placeholders_filled(tmp_path, emu):
+    sent = _sent_systems(tmp_path, emu, {
+        "system_instruction": "Answer about {filename} in {folder} only.",
+        "prompts": [{"kinds": ["image"], "prompt": "Caption.", "sidecar": ".caption.md"}],
+    })
+    assert sent == ["Answer about photo.png in inbox only."]
+
+
+def test_a_prompts_own_system_instruction_wins_over_the_folders(tmp_path, emu):
+    sent = _sent_systems(tmp_path, emu, {
+        "system_instruction": "Folder's.",
+        "prompts": [{"kinds": ["image"], "prompt": "Caption.", "sidecar": ".caption.md",
+                     "system_instruction": "Prompt's, for {filename}."}],
+    })
+    assert sent == ["Prompt's, for photo.png."]
