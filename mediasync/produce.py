@@ -18,7 +18,7 @@ from mediasync import failures, outputs, plan, sidecar, states, structured
 from mediasync.config import Knobs
 from mediasync.failures import classify
 from mediasync.folderio import FolderUnavailable
-from mediasync.gemini import ApiError, QuotaPaused, Usage
+from mediasync.gemini import ApiError, Usage
 from mediasync.identify import UNAVAILABLE_RETRY
 from mediasync.model import ContentRow, OutputRow, PathRow
 from mediasync.plan import Desired
@@ -172,10 +172,6 @@ class Producer:
             try:
                 answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
                 return answer, req
-            except QuotaPaused as e:
-                # The day's quota or the owner's cap: not a failure of this file.
-                self._retry(dataclasses.replace(job, attempts=job.attempts - 1), str(e),
-                            e.resume_at)
             except structured.InvalidAnswer as e:
                 # Asked twice already; a later try may do better (transient).
                 log.error("%s: %s: invalid answer twice: %s", job.rel, job.want.suffix, e.reason)
@@ -260,9 +256,13 @@ class Producer:
         gone = classify(error) == "gone"
         if gone:
             self.e.mirror.forget_copy(sha)
+        if not v.counts:
+            attempts -= 1  # the day's quota or the owner's cap: not this file's failure
         self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
                      message=str(error), retry_at=v.retry_at, attempts=attempts)
-        if v.transient:
+        if not v.counts:
+            log.debug("%s: %s waits: %s", rel, want.suffix, error)
+        elif v.transient:
             log.warning("%s: %s failed, will try again: %s", rel, want.suffix, error)
         else:
             log.error("%s: %s failed: %s", rel, want.suffix, error)

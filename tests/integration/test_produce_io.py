@@ -17,7 +17,8 @@ from mediasync.config import parse_config
 from mediasync.emulator import Emulator
 from mediasync.engine import Engine
 from mediasync.folderio import FolderIO
-from mediasync.gemini import GeminiClient, Usage
+from mediasync.gemini import Budgets, GeminiClient, Usage, generate_class
+from mediasync.gemini.limits import FILES
 from mediasync.produce import _Job
 from mediasync.samples import png_bytes
 from mediasync.store import Store
@@ -209,3 +210,54 @@ def test_a_prompts_own_system_instruction_wins_over_the_folders(tmp_path, emu):
                      "system_instruction": "Prompt's, for {filename}."}],
     })
     assert sent == ["Prompt's, for photo.png."]
+
+
+# -- finding 7: a quota pause of the files class, in the mirror and the producer ------
+def test_a_paused_files_class_waits_for_its_reset_without_counting_attempts(tmp_path, emu):
+    config, store = engine_setup(tmp_path, emu.base_url)
+    photo = tmp_path / "inbox" / "photo.png"
+    photo.write_bytes(png_bytes(seed=74))
+    clock = Clock()
+    budgets = Budgets(clock=clock)
+    client = GeminiClient("k", emu.base_url, budgets=budgets)
+    engine = Engine(config, store, client, once=True, clock=clock)
+    # 30 minutes of bare 429s ended in a pause of file calls until midnight PT.
+    pause = budgets.pause(FILES, "file requests", "")
+
+    async def scenario() -> None:
+        try:
+            for _ in range(2):
+                await _pass(engine)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    [c] = store.all_contents()
+    assert c.attempts == 0  # no failure of the file
+    assert c.retry_at == pause.resume_at  # not 30 s later, again and again until midnight
+    assert c.error and c.error.startswith("waiting")
+    assert emu.stats()["requests"].get("start", 0) == 0
+    store.close()
+
+
+def test_a_paused_model_is_no_failure_of_the_output(tmp_path, emu):
+    config, store = engine_setup(tmp_path, emu.base_url)
+    photo = tmp_path / "inbox" / "photo.png"
+    photo.write_bytes(png_bytes(seed=75))
+    clock = Clock()
+    budgets = Budgets(clock=clock)
+    client = GeminiClient("k", emu.base_url, budgets=budgets)
+    engine = Engine(config, store, client, once=True, clock=clock)
+    pause = budgets.pause(generate_class(config.api.model), "daily quota", config.api.model)
+
+    async def scenario() -> None:
+        try:
+            await _pass(engine)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    [row] = store.get_outputs(str(photo)).values()
+    assert (row.outcome, row.attempts, row.retry_at) == ("failed", 0, pause.resume_at)
+    assert emu.stats()["requests"].get("generate", 0) == 0
+    store.close()
