@@ -8,9 +8,11 @@ atomically itself. File reads here are small (headers, EXIF, the existing XMP).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -43,6 +45,28 @@ class Rendered:
     text: str
     base: str | None  # hash of the bytes the text was merged into: write only over those
     note: str | None = None  # what the owner kept, what was clamped
+
+
+def knobs_fingerprint(config: dict[str, Any]) -> str:
+    """A short mark of the generationConfig an output was asked with."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_KNOBS_MARK = re.compile(r"\[knobs ([0-9a-f]{12})\]$")
+
+
+def out_of_tokens(fingerprint: str) -> str:
+    """Why a MAX_TOKENS answer had no text, what to change, and under which knobs."""
+    return ("the service gave no answer (MAX_TOKENS): thinking used up max_output_tokens "
+            "before any text; raise max_output_tokens or set thinking_budget = 0 "
+            f"[knobs {fingerprint}]")
+
+
+def knobs_changed_since(message: str | None, fingerprint: str) -> bool:
+    """An output with no text for lack of tokens is asked again once its knobs change
+    (knobs are not part of an output's identity: the owner's fix would never apply)."""
+    mark = _KNOBS_MARK.search(message or "")
+    return mark is not None and mark.group(1) != fingerprint
 
 
 def prepare(want: Desired, path: str, rel: PurePath, mime: str,

@@ -81,6 +81,9 @@ class Producer:
             self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
             return
         step = plan.output_step(row, want, sha, state, self.e.clock())
+        if step == "skip" and row is not None and row.outcome == "blocked" and (
+                outputs.knobs_changed_since(row.message, self._knobs_mark(path, want))):
+            step = "generate"  # out of tokens before; the owner changed the knobs since
         if step == "skip":
             return
         if step == "wait":
@@ -119,9 +122,14 @@ class Producer:
         gen, usage = answer.generation, answer.usage
         if gen.blocked or gen.text is None:
             reason = gen.block_reason or gen.finish_reason or "no text"
+            message = f"the service gave no answer ({reason})"
+            if reason == "MAX_TOKENS":
+                message = outputs.out_of_tokens(self._knobs_mark(path, want))
             self._record(path, sha, want, row, outcome="blocked", written_hash=on_disk,
-                         message=f"the service gave no answer ({reason})", usage=usage)
-            log.warning("%s: no %s: the service blocked the answer (%s)", rel, want.suffix, reason)
+                         message=message, usage=usage)
+            told = message if reason == "MAX_TOKENS" else (
+                f"the service blocked the answer ({reason})")
+            log.warning("%s: no %s: %s", rel, want.suffix, told)
             return
         try:
             rendered = await self.e.fs.call(job.key, outputs.render, want, gen.text,
@@ -228,6 +236,10 @@ class Producer:
             self._record(path, sha, want, row, outcome="written", written_hash=written,
                          usage=usage)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
+
+    def _knobs_mark(self, path: str, want: Desired) -> str:
+        knobs = self.e.config.knobs_for(Path(path), want.spec)
+        return outputs.knobs_fingerprint(knobs.generation_config())
 
     def _unavailable(self, job: _Job) -> None:
         """The folder stopped answering: look again when it may answer."""

@@ -92,3 +92,28 @@ def test_a_stem_sidecar_holding_another_files_fields_costs_no_generation(tmp_pat
     assert r.returncode == 1
     assert "IMG_1.xmp holds mediasync's fields for IMG_1.png" in r.stderr
     assert _generations(emu) == 1
+
+
+# -- finding 8: out of tokens before any text is asked again once the knobs change ----
+def test_no_text_for_lack_of_tokens_names_the_knobs_and_heals_when_they_change(tmp_path, emu):
+    def config(knobs: str) -> Path:
+        return write_config(tmp_path, emu.base_url, folder_extra=knobs)
+
+    photo = tmp_path / "inbox" / "photo.png"
+    side = tmp_path / "inbox" / "photo.png.caption.md"
+    cfg = config("max_output_tokens = 10")  # gemini-2.5-flash thinks past 10 tokens
+    photo.write_bytes(png_bytes(seed=65))
+    r = cli(cfg, "sync")
+    [(outcome, message)] = db_rows(cfg, "SELECT outcome, message FROM outputs")
+    assert outcome == "blocked" and not side.exists()
+    assert "MAX_TOKENS" in message and "max_output_tokens" in message
+    assert "thinking_budget = 0" in message and "thinking_budget = 0" in r.stderr
+    assert _generations(emu) == 1
+    assert cli(cfg, "sync").returncode in (0, 1)
+    assert _generations(emu) == 1  # the same knobs: not paid for again
+
+    cfg = config("max_output_tokens = 10\nthinking_budget = 0")  # the owner's fix
+    cli(cfg, "sync")
+    assert _generations(emu) == 2
+    assert side.exists()
+    assert db_rows(cfg, "SELECT outcome FROM outputs") == [("written",)]
