@@ -16,7 +16,7 @@ import errno
 from dataclasses import dataclass
 from typing import Literal
 
-from mediasync.gemini import ApiError, UploadSessionLost
+from mediasync.gemini import ApiError, QuotaPaused, UploadSessionLost
 
 Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
 Kind = Literal["transient", "permanent", "config"]
@@ -60,6 +60,9 @@ class Verdict:
     kind: Kind
     reason: str
     retry_at: float | None  # None: not before something changes (permanent, config)
+    # Whether this try counts as a failure of the file (an attempt). A pause of our
+    # own (the day's quota, the spending cap) says nothing about the file.
+    counts: bool = True
 
     @property
     def transient(self) -> bool:
@@ -102,6 +105,10 @@ def judge_api(
         reason = str(error)
     if error.retry_delay is not None:
         delay = max(delay, error.retry_delay)  # the server asked for at least this
+    if isinstance(error, QuotaPaused):
+        # No call of its class goes out before then: an earlier try only fails again.
+        return Verdict("transient", reason, now + max(delay, error.resume_at - now),
+                       counts=False)
     return Verdict("transient", reason, now + delay)
 
 

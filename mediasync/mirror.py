@@ -144,10 +144,12 @@ class Mirror:
                 self.store.session_dropped(sha, now)
             elif e.storage_full:
                 msg = v.reason
+            elif not v.counts:
+                msg = f"waiting: {v.reason}"  # paused until the quota's reset
             else:
                 msg = f"upload failed, will retry: {v.reason}"
-            self.store.copy_failed(sha, now, msg, v.retry_at, c.attempts + 1)
-            log.error("%s: %s", self.label(sha), msg)
+            self.store.copy_failed(sha, now, msg, v.retry_at, c.attempts + (1 if v.counts else 0))
+            (log.error if v.counts else log.warning)("%s: %s", self.label(sha), msg)
             raise ContentUnavailable(msg, v.retry_at) from e
         except (FileChanged, FileNotFoundError, PermissionError) as e:
             self.store.session_dropped(sha, self.clock())

@@ -8,14 +8,17 @@ atomically itself. File reads here are small (headers, EXIF, the existing XMP).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from mediasync import mediainfo, placeholders, plan, sidecar, structured, subtitles, xmp
+from mediasync.model import OutputRow
 from mediasync.plan import Desired
 
 log = logging.getLogger("mediasync")
@@ -44,12 +47,42 @@ class Rendered:
     note: str | None = None  # what the owner kept, what was clamped
 
 
-def prepare(want: Desired, path: str, rel: PurePath, mime: str) -> Request:
-    """The request for an output: reads the file's header or EXIF only if needed."""
+def knobs_fingerprint(config: dict[str, Any]) -> str:
+    """A short mark of the generationConfig an output was asked with."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_KNOBS_MARK = re.compile(r"\[knobs ([0-9a-f]{12})\]$")
+
+
+def out_of_tokens(fingerprint: str) -> str:
+    """Why a MAX_TOKENS answer had no text, what to change, and under which knobs."""
+    return ("the service gave no answer (MAX_TOKENS): thinking used up max_output_tokens "
+            "before any text; raise max_output_tokens or set thinking_budget = 0 "
+            f"[knobs {fingerprint}]")
+
+
+def knobs_changed_since(message: str | None, fingerprint: str) -> bool:
+    """An output with no text for lack of tokens is asked again once its knobs change
+    (knobs are not part of an output's identity: the owner's fix would never apply)."""
+    mark = _KNOBS_MARK.search(message or "")
+    return mark is not None and mark.group(1) != fingerprint
+
+
+def prepare(want: Desired, path: str, rel: PurePath, mime: str,
+            system: str | None = None) -> Request:
+    """The request for an output: reads the file's header or EXIF only if needed.
+
+    ``system`` is the folder's system instruction (a cost knob): it stands in for
+    the built-in one, the prompt's own wins over it. Placeholders are filled in
+    whichever is sent.
+    """
     spec = want.spec
+    own = spec.system_instruction if spec is not None else None
+    system = own or system or structured.system_for(spec, want.prompt)
     used = placeholders.used(want.prompt)
-    if spec is not None and spec.system_instruction:
-        used |= placeholders.used(spec.system_instruction)
+    if system:
+        used |= placeholders.used(system)
     duration = None
     if want.format == "subtitles" or "duration" in used:
         duration = mediainfo.duration(Path(path), mime)
@@ -68,7 +101,6 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str) -> Request:
     prompt = placeholders.fill(want.prompt, values)
     if want.language and "{language}" not in want.prompt:
         prompt += "\n\n" + placeholders.fill(_LANGUAGE_ASK, values)
-    system = structured.system_for(spec, want.prompt)
     if system:
         system = placeholders.fill(system, values)
     return Request(prompt, system, structured.schema_for(spec), duration, path)
@@ -91,17 +123,36 @@ def render(want: Desired, text: str, value: Any, request: Request,
         return Rendered(subtitles.render(want.subformat, cues.cues), on_disk, note)
     if fmt == "xmp":
         return _render_xmp(want, value, Path(request.source))
-    return Rendered(plan.sidecar_text(text), on_disk)
+    return Rendered(sidecar.as_written(text), on_disk)
 
 
-def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
+def check_xmp(want: Desired, source: Path) -> bytes | None:
+    """The XMP sidecar's bytes (None: none yet), or Refused when it cannot take this
+    file's answer: it is not XMP, or it holds another file's fields. Asked before
+    the model is (an answer that could not be written is never paid for), and again
+    when merging (the file may have changed meanwhile)."""
     target = Path(want.sidecar)
     existing = _read_regular(target)
-    other = xmp.source_of(existing) if existing is not None else None
+    if existing is None:
+        return None
+    other = xmp.source_of(existing)
     if other and other != source.name and os.path.lexists(source.with_name(other)):
         # photo.jpg and photo.heic both name photo.xmp: the first one keeps it.
         raise Refused(f"{target.name} holds mediasync's fields for {other}; "
                       f"not merging {source.name}'s into it")
+    try:
+        xmp.check(existing)
+    except xmp.NotXmp as e:
+        raise Refused(_not_xmp(target, e)) from None
+    return existing
+
+
+def _not_xmp(target: Path, e: xmp.NotXmp) -> str:
+    return f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; left as it is"
+
+
+def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
+    existing = check_xmp(want, source)
     fields = xmp.Fields(
         caption=" ".join(str(value.get("caption") or "").split()),
         keywords=tuple(str(k) for k in value.get("keywords") or ()),
@@ -111,8 +162,7 @@ def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
     try:
         merged = xmp.merge(existing, fields, source.name)
     except xmp.NotXmp as e:
-        raise Refused(f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; "
-                      "left as it is") from None
+        raise Refused(_not_xmp(Path(want.sidecar), e)) from None
     note = None
     if merged.kept:
         note = f"kept the owner's {' and '.join(merged.kept)}"
@@ -122,23 +172,28 @@ def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
 
 def _read_regular(path: Path) -> bytes | None:
     try:
-        # O_NOFOLLOW: a symlink there is not a sidecar of ours to read through.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return None
+        return sidecar.read_regular(path)
+    except sidecar.NotRegularFile:
+        raise Refused(f"{path.name} is not a regular file; left as it is") from None
     except OSError as e:
         raise Refused(f"cannot read {path.name}: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
 
 
-def xmp_state(target: Path) -> tuple[plan.SidecarState, str | None]:
+def xmp_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, str | None]:
     """An XMP sidecar is merged field by field: whoever touched the file, it is ours
-    to merge into (the fields themselves say who owns them)."""
+    to merge into (the fields themselves say who owns them).
+
+    While a write is recorded as pending (a crash before the rename), only the
+    pending bytes are current: any other XMP there (darktable's) still lacks our
+    fields, so it is stale and merged into again, never confirmed.
+    """
     try:
         data = _read_regular(target)
     except Refused:
         return "foreign", None  # a symlink or unreadable file there: not ours to touch
     if data is None:
         return "missing", None
-    return "ours", sidecar.text_hash(data)
+    digest = sidecar.text_hash(data)
+    if row is not None and row.outcome == "writing" and row.pending_hash:
+        return ("ours" if digest == row.pending_hash else "stale"), digest
+    return "ours", digest

@@ -338,10 +338,6 @@ def output_step(
     return "skip"
 
 
-def sidecar_text(text: str) -> str:
-    return text if text.endswith("\n") else text + "\n"
-
-
 # -- removal -------------------------------------------------------------------
 def removable(gone_at: Mapping[str, float], now: float, grace: float) -> list[str]:
     """Vanished paths old enough that they were not a rename in progress."""

@@ -5,7 +5,6 @@ failures.py, so a transient cause is retried and never made permanent).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -19,7 +18,7 @@ from mediasync import failures, outputs, plan, sidecar, states, structured
 from mediasync.config import Knobs
 from mediasync.failures import classify
 from mediasync.folderio import FolderUnavailable
-from mediasync.gemini import ApiError, QuotaPaused, Usage
+from mediasync.gemini import ApiError, Usage
 from mediasync.identify import UNAVAILABLE_RETRY
 from mediasync.model import ContentRow, OutputRow, PathRow
 from mediasync.plan import Desired
@@ -36,6 +35,7 @@ class _Job:
     """One output of one file being generated."""
 
     path: str
+    key: str  # its watched folder: every file call goes through that folder's threads
     rel: PurePath
     sha: str
     want: Desired
@@ -74,13 +74,16 @@ class Producer:
         target = Path(want.sidecar)
         try:
             if want.format == "xmp":
-                state, on_disk = await self.e.fs.call(key, outputs.xmp_state, target)
+                state, on_disk = await self.e.fs.call(key, outputs.xmp_state, target, row)
             else:
                 state, on_disk = await self.e.fs.call(key, _sidecar_state, target, row)
         except FolderUnavailable:
             self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
             return
         step = plan.output_step(row, want, sha, state, self.e.clock())
+        if step == "skip" and row is not None and row.outcome == "blocked" and (
+                outputs.knobs_changed_since(row.message, self._knobs_mark(path, want))):
+            step = "generate"  # out of tokens before; the owner changed the knobs since
         if step == "skip":
             return
         if step == "wait":
@@ -99,16 +102,19 @@ class Producer:
             # Written just before a crash, recorded as pending: it is current.
             self._record(path, sha, want, row, outcome="written", written_hash=on_disk)
             return
-        if ready is not None and await ready() is None:
-            return  # no copy now: the reason is recorded on the content
-        await self._generate(path, rel, sha, want, row, on_disk)
+        await self._generate(path, key, rel, sha, want, row, on_disk, ready)
 
     async def _generate(
-        self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
-        on_disk: str | None,
+        self, path: str, key: str, rel: PurePath, sha: str, want: Desired,
+        row: OutputRow | None, on_disk: str | None,
+        ready: Callable[[], Awaitable[ContentRow | None]] | None,
     ) -> None:
-        job = _Job(path, rel, sha, want, row, on_disk,
+        job = _Job(path, key, rel, sha, want, row, on_disk,
                    (row.attempts if row and row.outcome == "failed" else 0) + 1)
+        if want.format == "xmp" and not await self._xmp_takes_it(job):
+            return
+        if ready is not None and await ready() is None:
+            return  # no copy now: the reason is recorded on the content
         asked = await self._answer(job)
         if asked is None:
             return
@@ -116,13 +122,21 @@ class Producer:
         gen, usage = answer.generation, answer.usage
         if gen.blocked or gen.text is None:
             reason = gen.block_reason or gen.finish_reason or "no text"
+            message = f"the service gave no answer ({reason})"
+            if reason == "MAX_TOKENS":
+                message = outputs.out_of_tokens(self._knobs_mark(path, want))
             self._record(path, sha, want, row, outcome="blocked", written_hash=on_disk,
-                         message=f"the service gave no answer ({reason})", usage=usage)
-            log.warning("%s: no %s: the service blocked the answer (%s)", rel, want.suffix, reason)
+                         message=message, usage=usage)
+            told = message if reason == "MAX_TOKENS" else (
+                f"the service blocked the answer ({reason})")
+            log.warning("%s: no %s: %s", rel, want.suffix, told)
             return
         try:
-            rendered = await asyncio.to_thread(outputs.render, want, gen.text, answer.value, req,
-                                               on_disk)
+            rendered = await self.e.fs.call(job.key, outputs.render, want, gen.text,
+                                            answer.value, req, on_disk)
+        except FolderUnavailable:
+            self._unavailable(job)
+            return
         except outputs.Refused as e:
             # A sidecar we may not touch (not XMP, a DTD): its owner can fix it.
             log.error("%s: %s", rel, e)
@@ -132,22 +146,40 @@ class Producer:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
         await self._write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage)
 
+    async def _xmp_takes_it(self, job: _Job) -> bool:
+        """Whether the XMP sidecar there can take the answer; asked before paying for one."""
+        try:
+            await self.e.fs.call(job.key, outputs.check_xmp, job.want, Path(job.path))
+        except FolderUnavailable:
+            self._unavailable(job)
+            return False
+        except outputs.Refused as e:
+            # Not XMP, or another file's: its owner can fix it; look again later.
+            log.error("%s: %s", job.rel, e)
+            self._retry(job, str(e), self._backoff(job))
+            return False
+        return True
+
     async def _answer(self, job: _Job) -> tuple[structured.Answer, outputs.Request] | None:
         """The model's answer to the output's request, or None (recorded why)."""
+        content = self.e.store.get_content(job.sha)
+        if content is None or not content.uri:
+            return None
+        knobs = self.e.config.knobs_for(Path(job.path), job.want.spec)
+        try:
+            # Before taking a generate slot: a folder that stops answering holds none.
+            req = await self.e.fs.call(job.key, outputs.prepare, job.want, job.path, job.rel,
+                                       content.mime, knobs.system_instruction)
+        except FolderUnavailable:
+            self._unavailable(job)
+            return None
         async with self.e.generate_slots:
-            content = self.e.store.get_content(job.sha)
+            content = self.e.store.get_content(job.sha)  # renewed while waiting, maybe
             if content is None or not content.uri:
                 return None
             try:
-                req = await asyncio.to_thread(outputs.prepare, job.want, job.path, job.rel,
-                                              content.mime)
-                knobs = self.e.config.knobs_for(Path(job.path), job.want.spec)
                 answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
                 return answer, req
-            except QuotaPaused as e:
-                # The day's quota or the owner's cap: not a failure of this file.
-                self._retry(dataclasses.replace(job, attempts=job.attempts - 1), str(e),
-                            e.resume_at)
             except structured.InvalidAnswer as e:
                 # Asked twice already; a later try may do better (transient).
                 log.error("%s: %s: invalid answer twice: %s", job.rel, job.want.suffix, e.reason)
@@ -161,7 +193,12 @@ class Producer:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
-        if await asyncio.to_thread(_moved, path, self.e.store.get_path(path)):
+        try:
+            moved = await self.e.fs.call(job.key, _moved, path, self.e.store.get_path(path))
+        except FolderUnavailable:
+            self._unavailable(job)
+            return
+        if moved:
             # Renamed, deleted or replaced while the answer was on its way: a sidecar
             # here would sit beside nothing. The rename/delete logic takes over.
             log.info("%s moved or changed while its %s was generated; not writing it",
@@ -171,11 +208,16 @@ class Producer:
         # Record what we are about to write, so a crash between the write and the
         # record still recognises the file as ours.
         self._record(path, sha, want, row, outcome="writing", written_hash=on_disk,
-                     pending=sidecar.text_hash(text), usage=usage)
+                     pending=sidecar.text_hash(sidecar.as_written(text)),
+                     usage=usage)
         try:
-            written = await asyncio.to_thread(
-                sidecar.write_atomic, Path(want.sidecar), text, expected=on_disk
-            )
+            written = await self.e.fs.call(job.key, _write_sidecar, Path(want.sidecar), text,
+                                           on_disk)
+        except FolderUnavailable:
+            # Whether the rename happened is unknown: the pending record tells on the
+            # next look (confirm if our bytes are there, else generate).
+            self._unavailable(job)
+            return
         except OSError as e:
             # Disk full, folder read-only for a while: the owner can fix it; try again.
             v = failures.judge_os(e, job.attempts, self.e.clock(), self.e.mirror.jitter())
@@ -194,6 +236,15 @@ class Producer:
             self._record(path, sha, want, row, outcome="written", written_hash=written,
                          usage=usage)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
+
+    def _knobs_mark(self, path: str, want: Desired) -> str:
+        knobs = self.e.config.knobs_for(Path(path), want.spec)
+        return outputs.knobs_fingerprint(knobs.generation_config())
+
+    def _unavailable(self, job: _Job) -> None:
+        """The folder stopped answering: look again when it may answer."""
+        log.debug("%s: its folder does not answer; %s waits", job.rel, job.want.suffix)
+        self.e.later(job.path, self.e.clock() + UNAVAILABLE_RETRY)
 
     def _backoff(self, job: _Job) -> float:
         return self.e.clock() + failures.backoff(job.attempts, self.e.mirror.jitter())
@@ -217,9 +268,13 @@ class Producer:
         gone = classify(error) == "gone"
         if gone:
             self.e.mirror.forget_copy(sha)
+        if not v.counts:
+            attempts -= 1  # the day's quota or the owner's cap: not this file's failure
         self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
                      message=str(error), retry_at=v.retry_at, attempts=attempts)
-        if v.transient:
+        if not v.counts:
+            log.debug("%s: %s waits: %s", rel, want.suffix, error)
+        elif v.transient:
             log.warning("%s: %s failed, will try again: %s", rel, want.suffix, error)
         else:
             log.error("%s: %s failed: %s", rel, want.suffix, error)
@@ -235,10 +290,7 @@ class Producer:
                    mime: str, knobs: Knobs) -> structured.Answer:
         """One answer per content and request: .srt and .vtt of one language share it."""
         config = knobs.generation_config()
-        # A folder's system_instruction stands in for the built-in one; a prompt's own
-        # is already in the request (outputs.prepare).
-        system = req.system if want.spec and want.spec.system_instruction else (
-            knobs.system_instruction or req.system)
+        system = req.system  # chosen and filled in outputs.prepare
         key = (sha, want.model, req.prompt, system or "", json.dumps(req.schema, sort_keys=True),
                json.dumps(config, sort_keys=True))
         if key in self.answers:
@@ -293,6 +345,10 @@ class Producer:
             )
         )
 
+
+
+def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:
+    return sidecar.write_atomic(target, text, expected=expected)
 
 
 def _moved(path: str, row: PathRow | None) -> bool:

@@ -39,14 +39,56 @@ def text_hash(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file_hash(path: Path) -> str | None:
-    """Hash of a regular file's bytes; None when it is missing."""
-    h = hashlib.sha256()
+class NotRegularFile(OSError):
+    """Something other than a regular file is there (a FIFO, directory, device)."""
+
+
+def _open_regular(path: Path) -> int | None:
+    """A read-only descriptor of the regular file at ``path``; None when it is missing.
+
+    Raises NotRegularFile for anything else, and OSError (ELOOP) for a symlink:
+    O_NOFOLLOW because a symlink put there is never ours to read through or
+    replace, O_NONBLOCK because opening a FIFO would wait for a writer for ever.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        # O_NOFOLLOW: a symlink put there is never ours to read through or replace.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of the regular file at ``path``; None when it is missing.
+
+    Raises NotRegularFile or another OSError when something else is there.
+    """
+    fd = _open_regular(path)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def as_written(text: str) -> str:
+    """The text a sidecar gets: it ends with a newline. Hash this, not the answer."""
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _file_hash(path: Path) -> str | None:
+    """Hash of a regular file's bytes; None when it is missing."""
+    fd = _open_regular(path)
+    if fd is None:
+        return None
+    h = hashlib.sha256()
     with os.fdopen(fd, "rb") as f:
         while chunk := f.read(1 << 16):
             h.update(chunk)
@@ -148,9 +190,7 @@ def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
     Readers see the old file or the new one, never a partial one.
     """
     path = Path(path)
-    if not text.endswith("\n"):
-        text += "\n"
-    data = text.encode("utf-8")
+    data = as_written(text).encode("utf-8")
     if inspect(path, expected) not in ("missing", "ours"):
         return None
     tmp = _make_temp(path.parent, data)

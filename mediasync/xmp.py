@@ -301,6 +301,11 @@ def _serialize(doc: Document) -> str:
     return "\n".join(parts) + "\n"
 
 
+def check(data: bytes | None) -> None:
+    """Raises NotXmp unless ``data`` (None: no file yet) is XMP we can merge into."""
+    _rdf(_parse(data))
+
+
 def source_of(data: bytes) -> str | None:
     """The media file whose fields mediasync last wrote into this sidecar."""
     try:

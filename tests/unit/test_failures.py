@@ -7,7 +7,14 @@ import errno
 import pytest
 
 from mediasync import failures
-from mediasync.gemini import ApiError, ProtocolError, TransportError, UploadSessionLost
+from mediasync.gemini import (
+    ApiError,
+    Pause,
+    ProtocolError,
+    QuotaPaused,
+    TransportError,
+    UploadSessionLost,
+)
 
 NOW = 1_800_000_000.0
 KEY = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
@@ -75,3 +82,17 @@ def test_a_refusal_while_a_copy_serves_is_transient():
 def test_local_write_errors_are_transient(code):
     v = failures.judge_os(OSError(code, "boom"), 2, NOW, 0.5)
     assert v.kind == "transient" and v.retry_at == NOW + 60 and v.reason == "boom"
+
+
+def test_a_quota_pause_waits_until_it_ends_and_is_no_failure_of_the_file():
+    # Our own 429 for the day (or the spending cap): nothing goes out before resume_at.
+    pause = Pause("files", NOW + 5 * 3600, "daily quota", "")
+    v = failures.judge_api(QuotaPaused(pause, NOW), 3, NOW, 0.5)
+    assert v.transient and not v.counts
+    assert v.retry_at == NOW + 5 * 3600
+    # One ending sooner than the backoff: the backoff still holds.
+    soon = Pause("files", NOW + 5, "daily quota", "")
+    v = failures.judge_api(QuotaPaused(soon, NOW), 3, NOW, 0.5)
+    assert v.retry_at == NOW + failures.backoff(3, 0.5) and not v.counts
+    # Any other 429 is a try that counts.
+    assert failures.judge_api(ApiError(429, "RESOURCE_EXHAUSTED", "q"), 1, NOW, 0.5).counts
