@@ -7,7 +7,7 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked")
+KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage")
 # 429 forms (see errors.rate_quota_exceeded): violations to name, or "bare" (Help only,
 # wire/29) or "storage" (the 20 GB store, wire/02). Join several with "+".
 QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
@@ -32,7 +32,8 @@ class Fault:
     connection), "blocked" (generateContent answers 200 with a block: ``stage``
     "prompt" = promptFeedback.blockReason ``reason`` (SAFETY with ratings as wire/23,
     PROHIBITED_CONTENT bare as 22), "candidate" = finishReason ``reason`` and no
-    content, as 24).
+    content, as 24), "garbage" (answer 200 with an HTML page, not JSON, as a
+    proxy or captive portal in the way may).
     quota: for a 429, answer in the live quota wording (``QUOTAS``, "+"-joined).
     match: an endpoint name or "any"; "chunk" also hits finalizing chunks.
     Defaults: "chunk" for cut, "finalize" for lost_finalize, "generate" for

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 VERSIONS = ("v1beta", "v1")
 BLOCK = 1024 * 1024  # body read size: large enough for >500 MB/s, small enough to stay flat
 MAX_JSON_BODY = 128 * 1024 * 1024
-_ALL_KINDS = ("status", "slow", "cut", "short")
+_ALL_KINDS = ("status", "slow", "cut", "short", "garbage")
 _NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
@@ -51,6 +51,13 @@ def parse_seconds(duration: str | None, default: float) -> float:
 
 class _Dropped(Exception):
     """Close the connection without answering (cut / lost_finalize faults)."""
+
+
+class _Garbage(Exception):
+    """Answer 200 with a body that is not JSON (the garbage fault)."""
+
+
+_GARBAGE = b"<html><head><title>502</title></head><body>upstream unavailable</body></html>\n"
 
 
 class Server(ThreadingHTTPServer):
@@ -128,6 +135,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._route(method, url.path)
             except ApiError as e:
                 self._send(e.code, e.body(), e.headers)
+            except _Garbage:
+                self._send_raw(200, _GARBAGE, "text/html; charset=UTF-8", {})
         except _Dropped:
             self.close_connection = True
             try:
@@ -149,15 +158,18 @@ class Handler(BaseHTTPRequestHandler):
         self.app.count(endpoint)
 
     def _send(self, code: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
-        self._drain()
         # Pretty-printed with a final newline, as the live service sends (wire/08, 20).
         data = (
             (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode()
             if body is not None
             else b""
         )
+        self._send_raw(code, data, "application/json; charset=UTF-8", headers)
+
+    def _send_raw(self, code: int, data: bytes, ctype: str, headers: dict[str, str]) -> None:
+        self._drain()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Type", ctype)
         for k, v in headers.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
@@ -248,6 +260,8 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if fault.kind == "status":
             raise self._fault_error(fault)
+        if fault.kind == "garbage":
+            raise _Garbage
         if fault.kind == "cut" and self.endpoint not in ("chunk", "finalize"):
             raise _Dropped
         return fault
