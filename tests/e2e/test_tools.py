@@ -285,6 +285,19 @@ def test_ask_blocked_answer_exits_1(setup: tuple[Path, Path], emu: Emulator) -> 
     no_traceback(r)
 
 
+def test_ask_unreadable_answer_is_not_a_network_fault(setup: tuple[Path, Path],
+                                                      emu: Emulator) -> None:
+    # A 200 that is not JSON (a proxy's page) is a ProtocolError, code 0 like a
+    # TransportError: it must not be reported as "could not be reached" (exit 3).
+    cfg, media = setup
+    emu.add_fault(parse_fault_spec("garbage:match=generate:times=all"))
+    r = cli("-c", str(cfg), "ask", str(media / "memo.wav"), "Transcribe")
+    assert r.returncode == 1, r.stderr
+    assert "not JSON" in r.stderr and "could not be reached" not in r.stderr
+    assert emu.list_files() == []
+    no_traceback(r)
+
+
 @pytest.mark.parametrize(
     ("name", "message"), [("notes.txt", "not a supported media file"), ("gone.png", "no such file")]
 )
