@@ -101,7 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quota-tier", choices=("free", "paid"), default="free",
                         help="name the quotas in 429s as this tier does")
     parser.add_argument("--quota-shape", choices=("full", "novalue", "bare"), default="full",
-                        help="429 detail: full (quotaValue and limit lines), novalue, or bare "
+                        help="429 wording: full (late 2025: limit lines, quotaValue on a lone "
+                        "violation), novalue (mid 2025: no numbers but RetryInfo), or bare "
                         "(a Help detail only, as wire/29)")
     parser.add_argument(
         "--fault",

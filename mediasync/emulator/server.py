@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import generate
-from . import quota as equota
 from .errors import (
     SERVER_MESSAGES,
     ApiError,
@@ -22,10 +21,9 @@ from .errors import (
     key_invalid,
     not_active,
     quota_exceeded,
-    rate_quota_exceeded,
     retry_info,
 )
-from .faults import Fault
+from .faults import RATE_KINDS, Fault, parse_duration
 from .store import Upload, valid_file_id
 
 if TYPE_CHECKING:
@@ -39,14 +37,6 @@ _NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
 )
-
-
-def parse_seconds(duration: str | None, default: float) -> float:
-    """"1.5s" → 1.5; the default when absent or unreadable."""
-    try:
-        return float(duration.removesuffix("s")) if duration else default
-    except ValueError:
-        return default
 
 
 class _Dropped(Exception):
@@ -269,11 +259,11 @@ class Handler(BaseHTTPRequestHandler):
     def _fault_error(self, fault: Fault) -> ApiError:
         quotas = fault.quotas
         if fault.status == 429 and "storage" in quotas:
-            return quota_exceeded(0, 0, self.app.config.max_project_bytes)
+            return quota_exceeded(self.app.config.max_project_bytes)
         if fault.status == 429 and quotas:
-            rates = [q for q in quotas if q != "bare"]
-            delay = parse_seconds(fault.retry_delay, 47.434392449)
-            return rate_quota_exceeded(rates, self.model, delay)
+            rates = [RATE_KINDS[q] for q in quotas if q != "bare"]  # none: the bare form
+            delay = parse_duration(fault.retry_delay) if fault.retry_delay else 47.434392449
+            return self.app.quota.refusal(self.model, rates, delay)
         details = [retry_info(fault.retry_delay)] if fault.retry_delay else []
         msg = fault.message
         if msg is None:
@@ -551,10 +541,11 @@ class Handler(BaseHTTPRequestHandler):
             if rec.state(now) != "ACTIVE":
                 raise not_active(file_id)
             records.append(rec)
-        self.app.quota.admit(model, equota.input_tokens(records, prompt), now)
+        tokens = generate.prompt_tokens(records, prompt)
+        self.app.quota.admit(model, sum(tokens.values()), now)
         if self.app.config.generate_latency > 0:
             time.sleep(self.app.config.generate_latency)
         blocked = fault is not None and fault.kind == "blocked"
         block = (fault.stage, fault.reason) if fault is not None and blocked else None
         config = body.get("generationConfig", body.get("generation_config"))
-        self._send(200, generate.answer(model, records, prompt, block, config), {})
+        self._send(200, generate.answer(model, records, prompt, tokens, block, config), {})

@@ -300,7 +300,7 @@ class Store:
     def _check_quota(self, wanted: int) -> None:
         used = sum(f.size for f in self._files.values())
         if used + wanted > self.max_project_bytes:
-            raise quota_exceeded(used, wanted, self.max_project_bytes)
+            raise quota_exceeded(self.max_project_bytes)
 
     def upload(self, upload_id: str) -> Upload:
         with self._lock:

@@ -448,6 +448,57 @@ def test_27_details_tail(emu: Emulator, api: httpx.Client) -> None:
     assert details[2] == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "47s"}
 
 
+def test_28_paid_tier_429_word_for_word() -> None:
+    # The paid tier's wording: its usage link, no ", model: M" after the limit (wire/28).
+    config = EmulatorConfig(key=KEY, quota_tier="paid", quota_tpm=4000000)
+    with Emulator(config) as emu, httpx.Client(
+            base_url=emu.base_url, headers={"x-goog-api-key": KEY}, timeout=10) as api:
+        emu.add_fault(Fault(status=429, quota="input_tokens", match="generate"))
+        r = generate(api, "gemini-2.0-flash", None)
+    live = body(28)["error"]
+    got = r.json()["error"]
+    assert got["message"] == live["message"]
+    assert got["details"][:2] == live["details"]  # 28 is cut inside the RetryInfo
+
+
+def _refused(config: EmulatorConfig) -> dict[str, Any]:
+    """The error of the first generateContent the emulator's counted quotas refuse."""
+    with Emulator(config) as emu, httpx.Client(
+            base_url=emu.base_url, headers={"x-goog-api-key": KEY}, timeout=10) as api:
+        for _ in range(3):
+            r = generate(api, "gemini-2.0-flash", None)
+            if r.status_code == 429:
+                return r.json()["error"]
+    raise AssertionError("never refused")
+
+
+def test_counted_quota_several_violations_carry_no_value() -> None:
+    err = _refused(EmulatorConfig(key=KEY, quota_rpm=1, quota_rpd=1))
+    conforms(sample(27)["body_fragment"][0], err["details"][1])
+    violations = err["details"][1]["violations"]
+    assert len(violations) == 2 and all("quotaValue" not in v for v in violations)  # 26, 27
+    lines = [ln for ln in err["message"].splitlines() if ln.startswith("* Quota exceeded")]
+    assert len(lines) == 2 and all(ln.endswith(", model: gemini-2.0-flash") for ln in lines)
+
+
+def test_counted_quota_paid_tier_wording() -> None:
+    err = _refused(EmulatorConfig(key=KEY, quota_rpm=1, quota_tier="paid"))
+    metric = "generativelanguage.googleapis.com/generate_content_paid_tier_requests"
+    assert f"https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: {metric}, " \
+           "limit: 1\nPlease retry in " in err["message"]
+    (v,) = err["details"][1]["violations"]
+    assert v["quotaId"] == "GenerateRequestsPerMinutePerProjectPerModel" and v["quotaValue"] == "1"
+
+
+def test_novalue_shape_is_the_mid_2025_form() -> None:
+    err = _refused(EmulatorConfig(key=KEY, quota_rpm=1, quota_shape="novalue"))
+    live = body(25)["error"]
+    assert err["message"] == live["message"]  # no limit lines, no "Please retry in"
+    kinds = [d["@type"] for d in err["details"]]
+    assert kinds == [d["@type"] for d in live["details"]]  # QuotaFailure, Help, RetryInfo
+    conforms(body(26)["error"]["details"][0], err["details"][0])  # violations without values
+
+
 @pytest.mark.parametrize("number", [31, 32, 34])
 def test_server_errors(emu: Emulator, api: httpx.Client, number: int) -> None:
     emu.add_fault(Fault(status=status_of(number), match="generate"))
