@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mediasync.commands.common import api_fatal, describe_api_error
-from mediasync.config import Config, resolve_api_key
-from mediasync.gemini import ApiError, GeminiClient, ProtocolError, RetryPolicy, TransportError
+from mediasync.commands.common import api_fatal, describe_api_error, tool_client
+from mediasync.config import Config
+from mediasync.gemini import ApiError, GeminiClient, ProtocolError, TransportError
 from mediasync.gemini.models import parse_time, sha256_hex
 from mediasync.media import FILE_TTL_SECONDS
 
@@ -506,19 +506,6 @@ def png_bytes_for_check() -> bytes:
     return png_bytes(SAMPLE_SIDE, SAMPLE_SIDE, seed=secrets.randbelow(2**31))
 
 
-def make_client(config: Config, env: Mapping[str, str], answers: Answers) -> GeminiClient:
-    """The daemon's client, with the hook that keeps the raw answers."""
-    from mediasync.logs import register_secret
-
-    key = resolve_api_key(config.api, env)
-    register_secret(key)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(config.api.timeout),
-                             event_hooks={"response": [answers]})
-    # Someone waits at a terminal: a few short retries, as the other tools do.
-    return GeminiClient(key, config.api.base_url, config.api.api_version,
-                        retry=RetryPolicy(max_attempts=3, max_delay=4.0), http=http)
-
-
 def run(config: Config, env: Mapping[str, str], report: Reporter) -> str:
     """The live round trip, one line per step on ``report``; nothing is left behind.
 
@@ -527,7 +514,8 @@ def run(config: Config, env: Mapping[str, str], report: Reporter) -> str:
     answers = Answers()
 
     async def go() -> None:
-        async with make_client(config, env, answers) as client:
+        # The tools' client (key, retries, time-out), with the hook that keeps the raw answers.
+        async with tool_client(config, env=env, event_hooks={"response": [answers]}) as client:
             await RoundTrip(client, answers, report, config.api.model).run()
 
     began = time.monotonic()

@@ -12,7 +12,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from mediasync.gemini import ApiError, File, GeminiClient, RetryPolicy, Transpor
 from mediasync.logs import setup_logging
 
 if TYPE_CHECKING:
+    from mediasync.apiclient import EventHook
     from mediasync.store import Store
 
 log = logging.getLogger("mediasync")
@@ -69,11 +70,14 @@ def describe_api_error(e: ApiError) -> str:
     return str(e)
 
 
-def tool_client(config: Config, *, quick: bool = False) -> GeminiClient:
+def tool_client(config: Config, *, quick: bool = False, env: Mapping[str, str] | None = None,
+                event_hooks: Mapping[str, list[EventHook]] | None = None) -> GeminiClient:
+    """The client of a command someone waits for at a terminal (``env``: the
+    process's by default; ``event_hooks``: httpx's, passed through)."""
     # Imported late: the daemon's wiring (scheduler, engine) is not needed to parse --help.
     from mediasync.apiclient import make_client
 
-    c = make_client(config, os.environ)
+    c = make_client(config, os.environ if env is None else env, event_hooks=event_hooks)
     # Someone is waiting at a terminal: fewer, shorter retries than the daemon's.
     c.retry = RetryPolicy(max_attempts=2 if quick else 3, max_delay=2.0 if quick else 4.0)
     return c
