@@ -61,10 +61,8 @@ def make_budgets(config: Config, store: Store) -> Budgets:
     )
     budgets.restore(load_pauses(store))
     budgets.restore_learned(load_learned(store))
-    today = pacific_day(time.time())
-    for day, model, requests, *_ in store.usage():
-        if day == today:
-            budgets.restore_day(generate_class(model), day, requests)
+    for day, model, requests, *_ in store.usage(day=pacific_day(time.time())):
+        budgets.restore_day(generate_class(model), day, requests)
     _check_cap(config, store, budgets)
     return budgets
 
@@ -73,8 +71,10 @@ def _check_cap(config: Config, store: Store, budgets: Budgets) -> None:
     """The owner's daily cap: once today's spend reaches it, no generation until tomorrow."""
     if config.limits.max_daily_tokens is None and config.limits.max_daily_cost is None:
         return
-    what = costs.cap_reached(costs.today(store.usage(), config.prices, time.time()),
-                             config.limits)
+    # Called after every answer: read today's rows only, not the whole ledger.
+    now = time.time()
+    today = store.usage(day=pacific_day(now))
+    what = costs.cap_reached(costs.today(today, config.prices, now), config.limits)
     if what is not None:
         budgets.pause("generate:*", what, "all models")
 
