@@ -117,6 +117,7 @@ def test_check_passes_on_a_good_setup(setup: tuple[Path, Path]) -> None:
     lines = r.stdout.splitlines()
     assert all(line.startswith(("ok   ", "warn ", "verdict")) for line in lines), r.stdout
     assert any("accepted the key" in line for line in lines)
+    assert "ok   api key found in $GEMINI_API_KEY" in lines
     assert any(str(media) in line and "writable" in line for line in lines)
     assert lines[-1].startswith("verdict: ready")
     assert KEY not in r.stdout + r.stderr

@@ -14,6 +14,7 @@ from mediasync.config import (
     FolderConfig,
     PromptConfig,
     default_config_path,
+    find_api_key,
     format_duration,
     load_config,
     parse_config,
@@ -591,6 +592,20 @@ def test_key_file_first(tmp_path):
     del env["GEMINI_API_KEY"]
     assert resolve_api_key(api(), env) == "o"
     assert resolve_api_key(api(), {"GEMINI_API_KEY": "  ", "GOOGLE_API_KEY": "o"}) == "o"
+
+
+def test_find_api_key_says_where_in_the_same_order(tmp_path):
+    kf = tmp_path / "key"
+    kf.write_text(SECRET)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "gemini-api-key").write_text("from-creds")
+    env = {"CREDENTIALS_DIRECTORY": str(creds), "GEMINI_API_KEY": "g", "GOOGLE_API_KEY": "o"}
+    assert find_api_key(api(kf), env) == (SECRET, f"api.key_file {kf}")
+    assert find_api_key(api(), env) == ("from-creds", "$CREDENTIALS_DIRECTORY/gemini-api-key")
+    env["CREDENTIALS_DIRECTORY"] = str(tmp_path / "empty")  # set, but no key file there
+    assert find_api_key(api(), env) == ("g", "$GEMINI_API_KEY")
+    assert find_api_key(api(), {**env, "GEMINI_API_KEY": " "}) == ("o", "$GOOGLE_API_KEY")
 
 
 def test_credentials_dir_without_the_file_falls_through(tmp_path):
