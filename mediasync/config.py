@@ -15,7 +15,6 @@ re-exported, so ``mediasync.config`` stays the one place to import the config fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -154,19 +153,6 @@ class PromptConfig:
         if self.alt_text:
             extra["alt_text"] = True
         return json.dumps(extra, sort_keys=True) if extra else ""
-
-    def prompt_hash(self, default_model: str) -> str:
-        """Identity of what this prompt asks: an output is stale when it changes.
-
-        Only the text and the model: moving a prompt or renaming its sidecar
-        must not cost a regeneration.
-        """
-        blob = json.dumps(
-            {"prompt": self.prompt, "model": self.effective_model(default_model)},
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

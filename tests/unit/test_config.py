@@ -242,16 +242,6 @@ sidecar = ".t.txt"
     assert c.sidecar_suffixes() == frozenset({".caption.md", ".transcript.txt", ".t.txt"})
 
 
-def test_prompt_hash():
-    p = PromptConfig(("image",), "Caption.", ".c.md", None)
-    q = dataclasses.replace(p, sidecar=".other.md", kinds=("image", "video"))
-    assert p.prompt_hash("m1") == q.prompt_hash("m1")  # renaming a sidecar costs nothing
-    assert p.prompt_hash("m1") != p.prompt_hash("m2")
-    assert p.prompt_hash("m1") != dataclasses.replace(p, prompt="Caption!").prompt_hash("m1")
-    assert dataclasses.replace(p, model="m2").prompt_hash("m1") == p.prompt_hash("m2")
-    assert len(p.prompt_hash("m")) == 64
-
-
 # --- errors: each names its key -----------------------------------------------
 
 
