@@ -240,7 +240,7 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
     daemon = _daemon(d_in, base, home)
     folders = _folders(data.get("folders"), base, home)
     return Config(api=api, daemon=daemon, folders=folders, source=source,
-                  limits=parse_limits(data.get("limits", {}), d_in),
+                  limits=parse_limits(data.get("limits", {}), daemon.requests_per_minute),
                   prices=parse_prices(data.get("prices", {})))
 
 
