@@ -690,3 +690,11 @@ def test_render_init_default_state_dir():
 def test_render_init_needs_a_folder():
     with pytest.raises(ValueError):
         render_init_config([])
+
+
+def test_file_operations_pace_to_daemon_requests_per_minute_unless_pinned():
+    assert parse("[daemon]\nrequests_per_minute = 42\n" + MINIMAL) \
+        .limits.file_requests_per_minute == 42
+    both = "[daemon]\nrequests_per_minute = 42\n[limits]\nfile_requests_per_minute = 7\n"
+    assert parse(both + MINIMAL).limits.file_requests_per_minute == 7
+    assert "daemon.requests_per_minute" in err("[daemon]\nrequests_per_minute = 0\n" + MINIMAL)
