@@ -91,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="answer upload start with a relative X-Goog-Upload-URL (the live one is absolute)",
     )
+    parser.add_argument(
+        "--key-in-upload-url",
+        action="store_true",
+        help="put the API key into every upload URL, header-keyed starts too (the live "
+        "service does so for a start sent with ?key=)",
+    )
     parser.add_argument("--quota-rpm", type=int, default=None, metavar="N",
                         help="generateContent requests a minute per model (default: unlimited)")
     parser.add_argument("--quota-tpm", type=int, default=None, metavar="N",
@@ -131,6 +137,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         hash_form=args.hash_form,
         omit_fields=tuple(args.omit_field),
         relative_upload_url=args.relative_upload_url,
+        key_in_upload_url=args.key_in_upload_url,
         quota_rpm=args.quota_rpm,
         quota_tpm=args.quota_tpm,
         quota_rpd=args.quota_rpd,

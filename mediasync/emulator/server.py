@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from . import generate
 from .errors import (
@@ -37,6 +37,29 @@ _NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
 )
+
+
+def _escape_controls_in_strings(text: str) -> str:
+    """Raw control characters inside quoted strings as escapes, so that Python's
+    literal parser takes what the live service's lenient one does (wire/38)."""
+    out: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in text:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+            elif ch < " ":
+                out.append(f"\\x{ord(ch):02x}")
+                continue
+        elif ch in "\"'":
+            quote = ch
+        out.append(ch)
+    return "".join(out)
 
 
 class _Dropped(Exception):
@@ -218,11 +241,13 @@ class Handler(BaseHTTPRequestHandler):
         if not text:
             return {}
         try:
-            return json.loads(text)
+            # strict=False: raw control characters inside strings, as the live parser
+            # accepts (wire/38: a prompt with a raw newline).
+            return json.loads(text, strict=False)
         except ValueError:
             pass
-        try:  # the REST samples send single-quoted pseudo-JSON
-            return ast.literal_eval(text)
+        try:  # the REST samples send single-quoted pseudo-JSON, trailing commas too
+            return ast.literal_eval(_escape_controls_in_strings(text))
         except (ValueError, SyntaxError):
             raise ApiError(
                 400, f"Invalid JSON payload received. Unexpected token: {text[:40]!r}"
@@ -358,6 +383,12 @@ class Handler(BaseHTTPRequestHandler):
             ver, file_id, display if isinstance(display, str) else None, mime, declared
         )
         url = f"/upload/{ver}/files?upload_id={upload.id}&upload_protocol=resumable"
+        # A start sent with ?key= gets the key back inside its upload URL (wire/16).
+        embed = self.query.get("key")
+        if embed is None and self.app.config.key_in_upload_url:
+            embed = self.headers.get("x-goog-api-key")
+        if embed:
+            url += "&key=" + quote(embed, safe="")
         if not self.app.config.relative_upload_url:
             url = self._base() + url
         self._send(

@@ -255,6 +255,36 @@ def test_16_start_answers_200_with_a_plain_upload_url(api: httpx.Client) -> None
     assert r.status_code == 200 and " " not in r.headers["x-goog-upload-url"]
 
 
+def _start_request(base: str, *, key_in_query: bool) -> httpx.Request:
+    return httpx.Request(
+        "POST", f"{base}/upload/v1beta/files" + (f"?key={KEY}" if key_in_query else ""),
+        headers={"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+                 "X-Goog-Upload-Header-Content-Length": "3",
+                 "X-Goog-Upload-Header-Content-Type": "image/png",
+                 **({} if key_in_query else {"x-goog-api-key": KEY})},
+        json={"file": {}})
+
+
+@pytest.mark.parametrize("key_in_query,quirk,embedded", [
+    (True, False, True),  # as wire/16: the REST sample's ?key= comes back in the URL
+    (False, False, False),  # the header keeps it out, as the SDK does
+    (False, True, True),  # the quirk: every upload URL carries it
+])  # fmt: skip
+def test_16_a_start_sent_with_key_in_the_query_gets_it_in_the_upload_url(
+        key_in_query: bool, quirk: bool, embedded: bool) -> None:
+    with Emulator(EmulatorConfig(key=KEY, key_in_upload_url=quirk)) as e, httpx.Client() as h:
+        r = h.send(_start_request(e.base_url, key_in_query=key_in_query))
+        assert r.status_code == 200, r.text
+        url = r.headers["x-goog-upload-url"]
+        assert (f"key={KEY}" in url) is embedded and " " not in url
+        # Chunk requests carry no key: the URL without one still serves (what a
+        # client that kept it without the key resumes with).
+        bare = url.split("&key=")[0]
+        done = h.post(bare, headers={"X-Goog-Upload-Command": "upload, finalize",
+                                     "X-Goog-Upload-Offset": "0"}, content=b"abc")
+        assert done.status_code == 200 and done.json()["file"]["sizeBytes"] == "3"
+
+
 # -- errors around files -----------------------------------------------------
 def test_02_storage_quota_full() -> None:
     with Emulator(EmulatorConfig(key=KEY, max_project_bytes=1000)) as e:
@@ -407,6 +437,18 @@ def test_38_json_mode_head(api: httpx.Client) -> None:
     r = generate(api, "gemini-2.5-flash", None, responseMimeType="application/json")
     got = r.json()
     conforms(head["candidates"][0]["content"], got["candidates"][0]["content"])
+
+
+@pytest.mark.parametrize("tail", ["}", ', "generation_config": {"temperature": 0},}'])
+def test_38_raw_newline_inside_a_json_string_is_accepted(api: httpx.Client, tail: str) -> None:
+    # The notebook's -d '...' literal spans two lines: a raw newline in the prompt,
+    # and a trailing comma after snake_case config (38).
+    raw = '{"contents": [{"parts": [{"text": "Give me a list\nof cookies"}]}]' + tail
+    assert "\n" in raw and "\\n" not in raw
+    r = api.post("/v1beta/models/gemini-2.5-flash:generateContent", content=raw.encode(),
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert "list\nof cookies" in r.json()["candidates"][0]["content"]["parts"][0]["text"]
 
 
 # -- injected 429s and server errors -------------------------------------------
