@@ -13,6 +13,7 @@ from urllib.parse import unquote
 from mediasync import plan
 from mediasync.failures import ContentUnavailable
 from mediasync.gemini import FileChanged, UploadSession, UploadSessionLost
+from mediasync.gemini.upload import DEFAULT_GRANULARITY
 from mediasync.logs import redact
 from mediasync.model import ContentRow
 from mediasync.scan import local_facts
@@ -63,7 +64,7 @@ class Uploader:
         session = None
         if c.next_url:
             session = UploadSession(
-                url=c.next_url, size=c.size, granularity=c.next_granularity or 8 * 1024 * 1024
+                url=c.next_url, size=c.size, granularity=c.next_granularity or DEFAULT_GRANULARITY
             )
 
         def progress(s: UploadSession, offset: int) -> None:
@@ -74,24 +75,16 @@ class Uploader:
                 return
             self.m.store.session_recorded(sha, self.m.clock(), url, offset, s.granularity)
 
+        display = plan.display_name(sha, os.path.basename(path), self.m.instance)
         async with self.m.upload_slots:
             try:
                 file = await self.m.client.upload(
-                    path,
-                    c.mime,
-                    plan.display_name(sha, os.path.basename(path), self.m.instance),
-                    session=session,
-                    on_progress=progress,
+                    path, c.mime, display, session=session, on_progress=progress
                 )
             except UploadSessionLost:
                 log.info("%s: upload session expired; starting over", os.path.basename(path))
                 self.m.store.session_dropped(sha, self.m.clock())
-                file = await self.m.client.upload(
-                    path,
-                    c.mime,
-                    plan.display_name(sha, os.path.basename(path), self.m.instance),
-                    on_progress=progress,
-                )
+                file = await self.m.client.upload(path, c.mime, display, on_progress=progress)
         if not await self.m.lenient.hash_holds(sha, path, file):
             # The file changed under the upload: the copy holds other bytes.
             self.m.store.doom(file.name, "content mismatch", self.m.clock())
