@@ -2,7 +2,8 @@
 
 Part of the product: tests, the demo and the benchmarks run against it, and the
 official google-genai SDK works against it. It imports nothing from the daemon
-but :mod:`mediasync.media`.
+but :mod:`mediasync.media` (formats, limits, token rules) and :mod:`mediasync.probe`
+(the header probes that read a file's dimensions and length).
 """
 
 from __future__ import annotations
