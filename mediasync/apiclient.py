@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
 
 from mediasync import costs
 from mediasync.config import Config, ModelLimits, resolve_api_key
@@ -16,6 +19,7 @@ from mediasync.logs import register_secret
 from mediasync.quota import PAUSES_KEY, pacific_day
 from mediasync.store import Store
 
+EventHook = Callable[..., Any]  # an httpx event hook (sync or async)
 LEARNED_KEY = "learned_limits"  # meta: JSON of Budgets.learned(), for the next start
 
 
@@ -57,10 +61,8 @@ def make_budgets(config: Config, store: Store) -> Budgets:
     )
     budgets.restore(load_pauses(store))
     budgets.restore_learned(load_learned(store))
-    today = pacific_day(time.time())
-    for day, model, requests, *_ in store.usage():
-        if day == today:
-            budgets.restore_day(generate_class(model), day, requests)
+    for day, model, requests, *_ in store.usage(day=pacific_day(time.time())):
+        budgets.restore_day(generate_class(model), day, requests)
     _check_cap(config, store, budgets)
     return budgets
 
@@ -69,24 +71,34 @@ def _check_cap(config: Config, store: Store, budgets: Budgets) -> None:
     """The owner's daily cap: once today's spend reaches it, no generation until tomorrow."""
     if config.limits.max_daily_tokens is None and config.limits.max_daily_cost is None:
         return
-    what = costs.cap_reached(costs.today(store.usage(), config.prices, time.time()),
-                             config.limits)
+    # Called after every answer: read today's rows only, not the whole ledger.
+    now = time.time()
+    today = store.usage(day=pacific_day(now))
+    what = costs.cap_reached(costs.today(today, config.prices, now), config.limits)
     if what is not None:
         budgets.pause("generate:*", what, "all models")
 
 
 def make_client(config: Config, env: Mapping[str, str], *, store: Store | None = None,
-                budgets: Budgets | None = None) -> GeminiClient:
+                budgets: Budgets | None = None,
+                event_hooks: Mapping[str, list[EventHook]] | None = None) -> GeminiClient:
+    """The client of the configured service and key. ``event_hooks`` (httpx's) see
+    every raw request and answer, e.g. for `check --live`."""
     key = resolve_api_key(config.api, env)
     register_secret(key)
     if budgets is None and store is not None:
         budgets = make_budgets(config, store)
+    http = None
+    if event_hooks:
+        http = httpx.AsyncClient(timeout=httpx.Timeout(config.api.timeout),
+                                 event_hooks=dict(event_hooks))
     client = GeminiClient(
         key,
         config.api.base_url,
         config.api.api_version,
         budgets=budgets,
         timeout=config.api.timeout,
+        http=http,
     )
     if store is not None and budgets is not None:
         def on_usage(model: str, usage: Usage) -> None:

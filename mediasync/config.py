@@ -15,7 +15,6 @@ re-exported, so ``mediasync.config`` stays the one place to import the config fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -155,19 +154,6 @@ class PromptConfig:
             extra["alt_text"] = True
         return json.dumps(extra, sort_keys=True) if extra else ""
 
-    def prompt_hash(self, default_model: str) -> str:
-        """Identity of what this prompt asks: an output is stale when it changes.
-
-        Only the text and the model: moving a prompt or renaming its sidecar
-        must not cost a regeneration.
-        """
-        blob = json.dumps(
-            {"prompt": self.prompt, "model": self.effective_model(default_model)},
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()
-
 
 @dataclass(frozen=True)
 class FolderConfig:
@@ -254,7 +240,7 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
     daemon = _daemon(d_in, base, home)
     folders = _folders(data.get("folders"), base, home)
     return Config(api=api, daemon=daemon, folders=folders, source=source,
-                  limits=parse_limits(data.get("limits", {}), d_in),
+                  limits=parse_limits(data.get("limits", {}), daemon.requests_per_minute),
                   prices=parse_prices(data.get("prices", {})))
 
 
@@ -567,17 +553,24 @@ def default_config_path(env: Mapping[str, str]) -> Path:
 
 
 def resolve_api_key(api: ApiConfig, env: Mapping[str, str]) -> str:
-    """The API key: api.key_file, $CREDENTIALS_DIRECTORY/gemini-api-key, GEMINI_API_KEY,
-    GOOGLE_API_KEY. Errors name where it looked, never the key."""
+    """The API key (see :func:`find_api_key`)."""
+    return find_api_key(api, env)[0]
+
+
+def find_api_key(api: ApiConfig, env: Mapping[str, str]) -> tuple[str, str]:
+    """(the API key, where it was found) from api.key_file,
+    $CREDENTIALS_DIRECTORY/gemini-api-key, GEMINI_API_KEY, GOOGLE_API_KEY, in that
+    order. Errors name where it looked, never the key."""
     if api.key_file is not None:
         # Named explicitly: a fault here is an error, not a reason to fall back.
-        return _read_key_file(api.key_file, "api.key_file")
+        return _read_key_file(api.key_file, "api.key_file"), f"api.key_file {api.key_file}"
     looked = []
     creds = env.get("CREDENTIALS_DIRECTORY")
     if creds:
         p = Path(creds) / KEY_FILE_NAME
         if os.path.lexists(p):
-            return _read_key_file(p, "$CREDENTIALS_DIRECTORY")
+            origin = f"$CREDENTIALS_DIRECTORY/{KEY_FILE_NAME}"
+            return _read_key_file(p, "$CREDENTIALS_DIRECTORY"), origin
         looked.append(str(p))
     else:
         looked.append(f"$CREDENTIALS_DIRECTORY/{KEY_FILE_NAME} (not set)")
@@ -585,7 +578,7 @@ def resolve_api_key(api: ApiConfig, env: Mapping[str, str]) -> str:
         value = env.get(var, "").strip()
         if value:
             _check_key(value, f"${var}")
-            return value
+            return value, f"${var}"
         looked.append(f"${var}")
     raise ConfigError("no Gemini API key found; looked in " + ", ".join(looked)
                       + "; set api.key_file or one of those", key="api.key_file")

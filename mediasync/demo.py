@@ -58,8 +58,7 @@ def _pump(stream: Iterable[str]) -> None:
 def write_config(path: Path, base_url: str, folder: Path, state_dir: Path) -> None:
     config = {
         "api": {"base_url": base_url},
-        # The emulator has no rate limit; the default 60/min would pace the demo.
-        "daemon": {"state_dir": str(state_dir), "settle": "1s", "requests_per_minute": 600},
+        "daemon": {"state_dir": str(state_dir), "settle": "1s"},
         "folders": [{"path": str(folder),
                      "prompts": [*map(dict, DEFAULT_PROMPTS), *map(dict, EXTRA_PROMPTS)]}],
     }

@@ -136,7 +136,8 @@ def _model_limits(t: Mapping[str, Any], where: str, base: ModelLimits) -> ModelL
     )
 
 
-def parse_limits(raw: Any, daemon: Mapping[str, Any]) -> LimitsConfig:
+def parse_limits(raw: Any, daemon_rpm: int) -> LimitsConfig:
+    """The [limits] table; ``daemon_rpm`` is the parsed daemon.requests_per_minute."""
     t = as_table(raw, "limits")
     check_keys(t, _LIMIT_KEYS, "limits")
     base = ModelLimits()
@@ -153,8 +154,7 @@ def parse_limits(raw: Any, daemon: Mapping[str, Any]) -> LimitsConfig:
         check_keys(mt, _MODEL_LIMIT_KEYS, where)
         models[name] = _model_limits(mt, where, ModelLimits())
     # daemon.requests_per_minute is kept: it now paces file operations only.
-    files = _opt_pos_int(t, "file_requests_per_minute", "limits") or as_pos_int(
-        daemon["requests_per_minute"], "daemon.requests_per_minute")
+    files = _opt_pos_int(t, "file_requests_per_minute", "limits") or daemon_rpm
     cost = t.get("max_daily_cost")
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float)
                              or cost <= 0):

@@ -27,8 +27,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mediasync.config import Config, resolve_api_key
-from mediasync.gemini import ApiError, GeminiClient, ProtocolError, RetryPolicy, TransportError
+from mediasync.commands.common import api_fatal, describe_api_error, tool_client
+from mediasync.config import Config
+from mediasync.gemini import ApiError, GeminiClient, ProtocolError, TransportError
 from mediasync.gemini.models import parse_time, sha256_hex
 from mediasync.media import FILE_TTL_SECONDS
 
@@ -321,22 +322,6 @@ class _Stop(Exception):
     """A step failed that the later steps need; the clean-up still runs."""
 
 
-def _fatal(e: ApiError) -> bool:
-    """The key refused or no service: nothing later can work (check's exit 3)."""
-    if isinstance(e, ProtocolError):
-        return False
-    return e.key_invalid or isinstance(e, TransportError) or (
-        e.code in (401, 403) and not e.file_gone)
-
-
-def _describe(e: ApiError) -> str:
-    if e.key_invalid:
-        return f"the API key was refused ({e})"
-    if isinstance(e, TransportError):
-        return f"the service could not be reached ({e.message or e.status})"
-    return str(e)
-
-
 @dataclass
 class RoundTrip:
     client: GeminiClient
@@ -353,8 +338,8 @@ class RoundTrip:
             self.report.ok(outcome.summary)
 
     def _failed(self, step: str, e: Exception) -> _Stop:
-        if isinstance(e, ApiError) and _fatal(e):
-            self.report.fail(f"{step}: {_describe(e)}", api=True)
+        if isinstance(e, ApiError) and api_fatal(e):
+            self.report.fail(f"{step}: {describe_api_error(e)}", api=True)
         elif isinstance(e, ApiError):
             self.report.differ(f"{step}: {e}")
         else:  # the client itself broke on the answer: say so, clean up, no traceback
@@ -473,8 +458,8 @@ class RoundTrip:
         try:
             files = await self.client.list_files()
         except ApiError as e:
-            self.report.fail(f"clean-up: cannot look for the sample ({_describe(e)}); "
-                             "`mediasync files purge --yes` removes it", api=_fatal(e))
+            self.report.fail(f"clean-up: cannot look for the sample ({describe_api_error(e)}); "
+                             "`mediasync files purge --yes` removes it", api=api_fatal(e))
             return None
         return next((f.name for f in files if f.display_name == display and f.name), None)
 
@@ -482,8 +467,8 @@ class RoundTrip:
         try:
             await self.client.delete_file(name)
         except ApiError as e:
-            if _fatal(e):
-                self.report.fail(f"delete {name}: {_describe(e)}; it expires in 48 h, or "
+            if api_fatal(e):
+                self.report.fail(f"delete {name}: {describe_api_error(e)}; it expires in 48 h, or "
                                  f"`mediasync files delete {name}` removes it", api=True)
             else:
                 self.report.differ(f"delete {name}: {e}; `mediasync files delete {name}` "
@@ -494,7 +479,7 @@ class RoundTrip:
             code, status = 200, "OK"
         except ApiError as e:
             if isinstance(e, TransportError):
-                self.report.fail(f"delete: files.get afterwards: {_describe(e)}", api=True)
+                self.report.fail(f"delete: files.get afterwards: {describe_api_error(e)}", api=True)
                 return
             code, status = e.code, e.status
         self._show(inspect_gone(code, status))
@@ -521,19 +506,6 @@ def png_bytes_for_check() -> bytes:
     return png_bytes(SAMPLE_SIDE, SAMPLE_SIDE, seed=secrets.randbelow(2**31))
 
 
-def make_client(config: Config, env: Mapping[str, str], answers: Answers) -> GeminiClient:
-    """The daemon's client, with the hook that keeps the raw answers."""
-    from mediasync.logs import register_secret
-
-    key = resolve_api_key(config.api, env)
-    register_secret(key)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(config.api.timeout),
-                             event_hooks={"response": [answers]})
-    # Someone waits at a terminal: a few short retries, as the other tools do.
-    return GeminiClient(key, config.api.base_url, config.api.api_version,
-                        retry=RetryPolicy(max_attempts=3, max_delay=4.0), http=http)
-
-
 def run(config: Config, env: Mapping[str, str], report: Reporter) -> str:
     """The live round trip, one line per step on ``report``; nothing is left behind.
 
@@ -542,7 +514,8 @@ def run(config: Config, env: Mapping[str, str], report: Reporter) -> str:
     answers = Answers()
 
     async def go() -> None:
-        async with make_client(config, env, answers) as client:
+        # The tools' client (key, retries, time-out), with the hook that keeps the raw answers.
+        async with tool_client(config, env=env, event_hooks={"response": [answers]}) as client:
             await RoundTrip(client, answers, report, config.api.model).run()
 
     began = time.monotonic()

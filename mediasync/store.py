@@ -395,11 +395,12 @@ class Store(_CopyTransitions):
             (day, model, prompt, output, thoughts),
         )
 
-    def usage(self) -> list[tuple[str, str, int, int, int, int]]:
-        """(day, model, requests, prompt, output, thoughts) rows."""
+    def usage(self, day: str | None = None) -> list[tuple[str, str, int, int, int, int]]:
+        """(day, model, requests, prompt, output, thoughts) rows; only ``day``'s if given."""
+        where, args = ("WHERE day=? ", (day,)) if day is not None else ("", ())
         return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
             "SELECT day, model, requests, prompt_tokens, output_tokens, thoughts_tokens "
-            "FROM usage ORDER BY day, model")]
+            f"FROM usage {where}ORDER BY day, model", args)]
 
     def counts(self) -> dict[str, int]:
         """Progress figures for `sync`'s terminal line. Per-file states (synced,

@@ -8,10 +8,13 @@ from __future__ import annotations
 import logging
 import os
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from mediasync import plan
 from mediasync.failures import ContentUnavailable
 from mediasync.gemini import FileChanged, UploadSession, UploadSessionLost
+from mediasync.gemini.upload import DEFAULT_GRANULARITY
+from mediasync.logs import redact
 from mediasync.model import ContentRow
 from mediasync.scan import local_facts
 
@@ -19,6 +22,18 @@ if TYPE_CHECKING:
     from mediasync.mirror import Mirror
 
 log = logging.getLogger("mediasync")
+
+
+def storable_url(url: str) -> str | None:
+    """An upload URL as the state file may keep it: without a ``key`` query parameter
+    (a start keyed with ?key= gets the key back inside its URL, wire/16; chunk
+    requests need none, the URL's upload id authorises them), or None when the API
+    key (a registered secret) would still be in it. The key never reaches a state file."""
+    base, sep, query = url.partition("?")
+    if sep:
+        kept = [p for p in query.split("&") if p.split("=", 1)[0] != "key"]
+        url = base + ("?" + "&".join(kept) if kept else "")
+    return None if redact(url) != url or redact(unquote(url)) != unquote(url) else url
 
 
 class Uploader:
@@ -49,32 +64,27 @@ class Uploader:
         session = None
         if c.next_url:
             session = UploadSession(
-                url=c.next_url, size=c.size, granularity=c.next_granularity or 8 * 1024 * 1024
+                url=c.next_url, size=c.size, granularity=c.next_granularity or DEFAULT_GRANULARITY
             )
 
         def progress(s: UploadSession, offset: int) -> None:
             # Recorded before the first byte and after every acknowledged chunk,
             # so kill -9 resumes from here.
-            self.m.store.session_recorded(sha, self.m.clock(), s.url, offset, s.granularity)
+            url = storable_url(s.url)
+            if url is None:  # the key would reach the state file: a crash restarts instead
+                return
+            self.m.store.session_recorded(sha, self.m.clock(), url, offset, s.granularity)
 
+        display = plan.display_name(sha, os.path.basename(path), self.m.instance)
         async with self.m.upload_slots:
             try:
                 file = await self.m.client.upload(
-                    path,
-                    c.mime,
-                    plan.display_name(sha, os.path.basename(path), self.m.instance),
-                    session=session,
-                    on_progress=progress,
+                    path, c.mime, display, session=session, on_progress=progress
                 )
             except UploadSessionLost:
                 log.info("%s: upload session expired; starting over", os.path.basename(path))
                 self.m.store.session_dropped(sha, self.m.clock())
-                file = await self.m.client.upload(
-                    path,
-                    c.mime,
-                    plan.display_name(sha, os.path.basename(path), self.m.instance),
-                    on_progress=progress,
-                )
+                file = await self.m.client.upload(path, c.mime, display, on_progress=progress)
         if not await self.m.lenient.hash_holds(sha, path, file):
             # The file changed under the upload: the copy holds other bytes.
             self.m.store.doom(file.name, "content mismatch", self.m.clock())

@@ -117,8 +117,9 @@ async def _ask(config: Config, path: Path, mime: str, model: str,
             with path.open("rb") as fh:
                 sha = hashlib.file_digest(fh, "sha256").hexdigest()
             log.info("uploading a temporary copy of %s", path.name)
-            # Named like the daemon's uploads so a copy left by a crash is ours to
-            # clean: the daemon's refresh deletes it, and so does `files purge`.
+            # Named in mediasync's old form (no instance id) so a copy left by a crash
+            # is recognisably ours: `files purge` deletes it. The daemon's refresh does
+            # not (an old-form name may be another instance's): else it expires in 48 h.
             file = await client.upload(path, mime, plan.display_name(sha, path.name))
             try:
                 file = await client.wait_processed(file.name)

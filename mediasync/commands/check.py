@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import os
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
 
 from mediasync.commands.common import (
@@ -16,7 +14,7 @@ from mediasync.commands.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    api_exit,
+    api_fatal,
     describe_api_error,
     human,
     remote_usage,
@@ -25,15 +23,14 @@ from mediasync.commands.common import (
     tool_logging,
 )
 from mediasync.config import (
-    KEY_ENV_VARS,
-    KEY_FILE_NAME,
     Config,
     ConfigError,
     default_config_path,
+    find_api_key,
     load_config,
-    resolve_api_key,
 )
 from mediasync.gemini import ApiError, File
+from mediasync.instance import lock_holder
 from mediasync.media import MAX_PROJECT_BYTES
 
 HELP = "check the config, the API key and the folders; exit 0 if ready"
@@ -117,27 +114,14 @@ def _verdict(r: _Report, *, live: str | None = None) -> int:
     return EXIT_OK
 
 
-def _key_origin(config: Config, env: Mapping[str, str]) -> str:
-    """Where resolve_api_key found the key (the same order), never the key."""
-    if config.api.key_file is not None:
-        return f"api.key_file {config.api.key_file}"
-    creds = env.get("CREDENTIALS_DIRECTORY")
-    if creds and os.path.lexists(Path(creds) / KEY_FILE_NAME):
-        return f"$CREDENTIALS_DIRECTORY/{KEY_FILE_NAME}"
-    for var in KEY_ENV_VARS:
-        if env.get(var, "").strip():
-            return f"${var}"
-    return "?"
-
-
 def _check_key(config: Config, r: _Report) -> bool:
     """True when a key was found and the service accepted it."""
     try:
-        resolve_api_key(config.api, os.environ)
+        _, origin = find_api_key(config.api, os.environ)
     except ConfigError as e:
         r.fail(f"api key: {e.message}")
         return False
-    r.ok(f"api key found in {_key_origin(config, os.environ)}")
+    r.ok(f"api key found in {origin}")
 
     async def probe() -> list[File]:
         async with tool_client(config, quick=True) as client:
@@ -148,7 +132,7 @@ def _check_key(config: Config, r: _Report) -> bool:
     try:
         files = asyncio.run(probe())
     except ApiError as e:
-        r.fail(f"api {where}: {describe_api_error(e)}", api=api_exit(e) == EXIT_API)
+        r.fail(f"api {where}: {describe_api_error(e)}", api=api_fatal(e))
         return False
     used, ours = remote_usage(files)
     line = (f"api {where} accepted the key; {len(files)} remote file(s) ({ours} by mediasync), "
@@ -170,25 +154,10 @@ def _check_state(config: Config, r: _Report) -> None:
         r.fail(f"state directory {directory}: not writable by this user")
         return
     note = "state.db present" if db.exists() else "no state.db yet"
-    running = _lock_holder(directory / "lock")
+    running = lock_holder(directory)
     if running:
         note += f"; the daemon is running (pid {running})"
     r.ok(f"state directory {directory}: {note}")
-
-
-def _lock_holder(lock: Path) -> str | None:
-    """The pid in the daemon's lock file if a process holds the lock, else None."""
-    try:
-        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-    finally:
-        os.close(fd)
-    return None
 
 
 def _check_folders(config: Config, r: _Report) -> None:

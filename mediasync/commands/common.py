@@ -12,16 +12,17 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mediasync.config import Config, load_config_or_default
-from mediasync.gemini import ApiError, File, GeminiClient, RetryPolicy
+from mediasync.gemini import ApiError, File, GeminiClient, RetryPolicy, TransportError
 from mediasync.logs import setup_logging
 
 if TYPE_CHECKING:
+    from mediasync.apiclient import EventHook
     from mediasync.store import Store
 
 log = logging.getLogger("mediasync")
@@ -46,26 +47,37 @@ def load(args: argparse.Namespace) -> tuple[Path | None, Config]:
     return path, config
 
 
+def api_fatal(e: ApiError) -> bool:
+    """The key refused or no service: nothing later can work.
+
+    Only a TransportError means unreachable: a ProtocolError (an answer we could
+    not read) has code 0 too, but the service was there and took the key.
+    """
+    return e.key_invalid or isinstance(e, TransportError) or (
+        e.code in (401, 403) and not e.file_gone)
+
+
 def api_exit(e: ApiError) -> int:
     """Exit code for an API fault: 3 for a refused key or no service, else 1."""
-    if e.key_invalid or e.code == 0 or e.code in (401, 403):
-        return EXIT_API
-    return EXIT_FAILED
+    return EXIT_API if api_fatal(e) else EXIT_FAILED
 
 
 def describe_api_error(e: ApiError) -> str:
     if e.key_invalid:
         return f"the API key was refused ({e})"
-    if e.code == 0:
+    if isinstance(e, TransportError):
         return f"the service could not be reached ({e.message or e.status})"
     return str(e)
 
 
-def tool_client(config: Config, *, quick: bool = False) -> GeminiClient:
+def tool_client(config: Config, *, quick: bool = False, env: Mapping[str, str] | None = None,
+                event_hooks: Mapping[str, list[EventHook]] | None = None) -> GeminiClient:
+    """The client of a command someone waits for at a terminal (``env``: the
+    process's by default; ``event_hooks``: httpx's, passed through)."""
     # Imported late: the daemon's wiring (scheduler, engine) is not needed to parse --help.
     from mediasync.apiclient import make_client
 
-    c = make_client(config, os.environ)
+    c = make_client(config, os.environ if env is None else env, event_hooks=event_hooks)
     # Someone is waiting at a terminal: fewer, shorter retries than the daemon's.
     c.retry = RetryPolicy(max_attempts=2 if quick else 3, max_delay=2.0 if quick else 4.0)
     return c

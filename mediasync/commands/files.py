@@ -10,6 +10,7 @@ from mediasync.commands.common import (
     EXIT_FAILED,
     EXIT_OK,
     api_exit,
+    api_fatal,
     describe_api_error,
     err,
     human,
@@ -144,7 +145,7 @@ async def _files_purge(client: GeminiClient, args: argparse.Namespace, config: C
             await client.delete_file(f.name)
         except ApiError as e:
             if not e.file_gone:  # gone already (expired meanwhile) is what we wanted
-                if e.key_invalid or e.code == 0:
+                if api_fatal(e):
                     raise
                 err(f"{f.name}: {e}")
                 failed += 1

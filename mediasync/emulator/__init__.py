@@ -2,7 +2,8 @@
 
 Part of the product: tests, the demo and the benchmarks run against it, and the
 official google-genai SDK works against it. It imports nothing from the daemon
-but :mod:`mediasync.media`.
+but :mod:`mediasync.media` (formats, limits, token rules) and :mod:`mediasync.probe`
+(the header probes that read a file's dimensions and length).
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="answer upload start with a relative X-Goog-Upload-URL (the live one is absolute)",
     )
+    parser.add_argument(
+        "--key-in-upload-url",
+        action="store_true",
+        help="put the API key into every upload URL, header-keyed starts too (the live "
+        "service does so for a start sent with ?key=)",
+    )
     parser.add_argument("--quota-rpm", type=int, default=None, metavar="N",
                         help="generateContent requests a minute per model (default: unlimited)")
     parser.add_argument("--quota-tpm", type=int, default=None, metavar="N",
@@ -101,7 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quota-tier", choices=("free", "paid"), default="free",
                         help="name the quotas in 429s as this tier does")
     parser.add_argument("--quota-shape", choices=("full", "novalue", "bare"), default="full",
-                        help="429 detail: full (quotaValue and limit lines), novalue, or bare "
+                        help="429 wording: full (late 2025: limit lines, quotaValue on a lone "
+                        "violation), novalue (mid 2025: no numbers but RetryInfo), or bare "
                         "(a Help detail only, as wire/29)")
     parser.add_argument(
         "--fault",
@@ -130,6 +138,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         hash_form=args.hash_form,
         omit_fields=tuple(args.omit_field),
         relative_upload_url=args.relative_upload_url,
+        key_in_upload_url=args.key_in_upload_url,
         quota_rpm=args.quota_rpm,
         quota_tpm=args.quota_tpm,
         quota_rpd=args.quota_rpd,

@@ -35,6 +35,9 @@ class EmulatorConfig:
     hash_form: str = "hex"
     omit_fields: tuple[str, ...] = ()
     relative_upload_url: bool = False
+    # The live service embeds the key of a start sent with ?key= in the upload URL
+    # (wire/16); this embeds it whichever way the key came, header included.
+    key_in_upload_url: bool = False
     # Per-model generation quotas (emulator/quota.py); None = unlimited.
     quota_rpm: int | None = None
     quota_tpm: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 _STATUS_NAMES = {
@@ -74,8 +75,14 @@ _QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. "
     "For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
 )
-_USAGE_HINT = " To monitor your current usage, head to: https://ai.dev/rate-limit. "
+# The late-2025 on wording adds where to watch usage: the free tier's link (wire/29,
+# the free-tier variant quoted in 28's note) differs from the paid tier's (wire/28).
+_USAGE_HINT = {
+    "free": " To monitor your current usage, head to: https://ai.dev/rate-limit. ",
+    "paid": " To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. ",
+}
 _METRIC = "generativelanguage.googleapis.com/"
+_QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 HELP = {
     "@type": "type.googleapis.com/google.rpc.Help",
     "links": [
@@ -85,33 +92,35 @@ HELP = {
         }
     ],
 }
-# Free-tier quotas as the live 429s name them (wire/25–27): (metric, quotaId, limit,
-# whether a lone violation carries quotaValue: 25 and 28 do; no per-day one was seen with it).
-RATE_QUOTAS = {
-    "per_minute": (
-        "generate_content_free_tier_requests",
-        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-        10,
-        True,
-    ),
-    "per_day": (
-        "generate_content_free_tier_requests",
-        "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-        250,
-        False,
-    ),
-    "input_tokens": (
-        "generate_content_free_tier_input_token_count",
-        "GenerateContentInputTokensPerModelPerMinute-FreeTier",
-        250000,
-        True,
-    ),
+TIERS = ("free", "paid")
+# How a 429 is worded (see rate_quota_exceeded).
+QUOTA_SHAPES = ("full", "novalue", "bare")
+# The limits a 429 names when the caller has none to give (a fault, not a counted
+# quota): the free tier's of 2025; paid tier 1's input tokens as wire/28, the rest
+# of its numbers illustrative.
+DEFAULT_LIMITS = {
+    "free": {"rpm": 10, "rpd": 250, "tpm": 250000},
+    "paid": {"rpm": 1000, "rpd": 10000, "tpm": 4000000},
 }
 
 
-def quota_exceeded(used: int, wanted: int, limit: int) -> ApiError:
+def _quota_names(kind: str, tier: str) -> tuple[str, str]:
+    """(quotaMetric, quotaId) of a rate quota ("rpm", "tpm", "rpd") as the live
+    service names them (wire/25–28): the free tier's ids end "-FreeTier", the
+    paid tier's input-token id carries "PaidTier" inside instead."""
+    t = "free_tier" if tier == "free" else "paid_tier"
+    suffix = "-FreeTier" if tier == "free" else ""
+    if kind == "tpm":
+        quota_id = ("GenerateContentInputTokensPerModelPerMinute-FreeTier" if tier == "free"
+                    else "GenerateContentPaidTierInputTokensPerModelPerMinute")
+        return f"{_METRIC}generate_content_{t}_input_token_count", quota_id
+    per = {"rpm": "Minute", "rpd": "Day"}[kind]
+    return (f"{_METRIC}generate_content_{t}_requests",
+            f"GenerateRequestsPer{per}PerProjectPerModel{suffix}")
+
+
+def quota_exceeded(limit: int) -> ApiError:
     """The 20 GB project store is full (wire/02): QuotaFailure without dimensions, Help."""
-    del used, wanted  # the live answer names only the limit
     metric = _METRIC + "file_storage_bytes"
     return ApiError(
         429,
@@ -119,7 +128,7 @@ def quota_exceeded(used: int, wanted: int, limit: int) -> ApiError:
         "RESOURCE_EXHAUSTED",
         [
             {
-                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "@type": _QUOTA_FAILURE,
                 "violations": [
                     {
                         "quotaMetric": metric,
@@ -133,37 +142,53 @@ def quota_exceeded(used: int, wanted: int, limit: int) -> ApiError:
     )
 
 
-def rate_quota_exceeded(quotas: list[str], model: str, delay: float) -> ApiError:
-    """A rate or day quota in the late-2025 wording (wire/27, 28): a line per violation
-    and "Please retry in …s." in the message; details Help, QuotaFailure, RetryInfo
-    (whole seconds). No quotas: the bare form with only a Help detail (wire/29)."""
-    if not quotas:
-        return ApiError(429, _QUOTA_MESSAGE + _USAGE_HINT, "RESOURCE_EXHAUSTED", [HELP])
-    lines, violations = [], []
-    for name in quotas:
-        metric, quota_id, limit, with_value = RATE_QUOTAS[name]
-        lines.append(
-            f"\n* Quota exceeded for metric: {_METRIC}{metric}, limit: {limit}, model: {model}"
-        )
-        violation: dict[str, Any] = {
-            "quotaMetric": _METRIC + metric,
+def rate_quota_exceeded(
+    violations: Sequence[tuple[str, int]],
+    model: str,
+    delay: float,
+    *,
+    tier: str = "free",
+    shape: str = "full",
+) -> ApiError:
+    """The 429 of a rate or day quota; ``violations`` are (kind, limit) with kind
+    "rpm", "tpm" or "rpd", in the order the answer lists them.
+
+    * ``full`` (late 2025 on, wire/27, 28): details Help, QuotaFailure, RetryInfo
+      (whole seconds); the message adds the tier's usage link, one ``* Quota exceeded
+      for metric: M, limit: N`` line per violation (", model: X" after it on the free
+      tier only) and ``Please retry in S.SSSSSSSSSs.``; ``quotaValue`` only on a lone
+      per-minute violation (25, 28 have it; the several of 26, 27 do not, and no
+      sample shows a per-day one with it).
+    * ``novalue`` (mid 2025, wire/25, 26): details QuotaFailure, Help, RetryInfo;
+      the bare quota sentence as the message; no ``quotaValue`` (26).
+    * ``bare``, or no violations (wire/29): only a Help detail, no numbers at all.
+    """
+    if shape not in QUOTA_SHAPES:
+        raise ValueError(f"quota shape must be one of {', '.join(QUOTA_SHAPES)}")
+    if tier not in TIERS:
+        raise ValueError(f"quota tier must be one of {', '.join(TIERS)}")
+    if shape == "bare" or not violations:
+        return ApiError(429, _QUOTA_MESSAGE + _USAGE_HINT["free"], "RESOURCE_EXHAUSTED", [HELP])
+    lines, items = [], []
+    for kind, limit in violations:
+        metric, quota_id = _quota_names(kind, tier)
+        item: dict[str, Any] = {
+            "quotaMetric": metric,
             "quotaId": quota_id,
             "quotaDimensions": {"location": "global", "model": model},
         }
-        if with_value and len(quotas) == 1:  # several at once come without values (26, 27)
-            violation["quotaValue"] = str(limit)
-        violations.append(violation)
-    message = f"{_QUOTA_MESSAGE}{_USAGE_HINT}{''.join(lines)}\nPlease retry in {delay:.9f}s."
-    return ApiError(
-        429,
-        message,
-        "RESOURCE_EXHAUSTED",
-        [
-            HELP,
-            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
-            retry_info(f"{int(delay)}s"),
-        ],
-    )
+        if shape == "full" and len(violations) == 1 and kind != "rpd":
+            item["quotaValue"] = str(limit)
+        items.append(item)
+        on_model = f", model: {model}" if tier == "free" else ""
+        lines.append(f"\n* Quota exceeded for metric: {metric}, limit: {limit}{on_model}")
+    failure = {"@type": _QUOTA_FAILURE, "violations": items}
+    retry = retry_info(f"{int(delay)}s")
+    if shape == "novalue":
+        return ApiError(429, _QUOTA_MESSAGE, "RESOURCE_EXHAUSTED", [failure, HELP, retry])
+    message = (f"{_QUOTA_MESSAGE}{_USAGE_HINT[tier]}{''.join(lines)}"
+               f"\nPlease retry in {delay:.9f}s.")
+    return ApiError(429, message, "RESOURCE_EXHAUSTED", [HELP, failure, retry])
 
 
 def key_invalid(key: str) -> ApiError:

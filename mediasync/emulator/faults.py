@@ -7,10 +7,11 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked")
+KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage")
 # 429 forms (see errors.rate_quota_exceeded): violations to name, or "bare" (Help only,
 # wire/29) or "storage" (the 20 GB store, wire/02). Join several with "+".
 QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
+RATE_KINDS = {"per_minute": "rpm", "per_day": "rpd", "input_tokens": "tpm"}  # as quota.py
 BLOCK_STAGES = ("prompt", "candidate")
 ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate", "any")
 _DEFAULT_MATCH = {"cut": "chunk", "short": "chunk", "lost_finalize": "finalize",
@@ -32,8 +33,10 @@ class Fault:
     connection), "blocked" (generateContent answers 200 with a block: ``stage``
     "prompt" = promptFeedback.blockReason ``reason`` (SAFETY with ratings as wire/23,
     PROHIBITED_CONTENT bare as 22), "candidate" = finishReason ``reason`` and no
-    content, as 24).
-    quota: for a 429, answer in the live quota wording (``QUOTAS``, "+"-joined).
+    content, as 24), "garbage" (answer 200 with an HTML page, not JSON, as a
+    proxy or captive portal in the way may).
+    quota: for a 429, answer in the live quota wording (``QUOTAS``, "+"-joined),
+    in the emulator's quota tier and shape.
     match: an endpoint name or "any"; "chunk" also hits finalizing chunks.
     Defaults: "chunk" for cut, "finalize" for lost_finalize, "generate" for
     blocked, else "any". times: how many requests it hits; None = all.
@@ -58,6 +61,8 @@ class Fault:
         for q in self.quotas:
             if q not in QUOTAS:
                 raise ValueError(f"unknown quota {q!r} (one of {', '.join(QUOTAS)})")
+        if self.retry_delay is not None:
+            parse_duration(self.retry_delay)  # refused here, not as a 500 when it fires
         if self.stage not in BLOCK_STAGES:
             raise ValueError(f"unknown block stage {self.stage!r} (prompt or candidate)")
         if self.match is None:

@@ -119,14 +119,9 @@ def _blocked(
     }
 
 
-def answer(
-    model: str,
-    records: list[FileRecord],
-    prompt: str,
-    block: tuple[str, str] | None = None,
-    config: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The response body; ``block`` = (stage, reason) of an injected block."""
+def prompt_tokens(records: list[FileRecord], prompt: str) -> dict[str, int]:
+    """A request's input tokens by modality: what the answer itemises and the
+    token quota counts."""
     text_tokens = max(1, len(prompt) // 4) if prompt else 0
     by_modality: dict[str, int] = {}
     if text_tokens:
@@ -134,6 +129,19 @@ def answer(
     for rec in records:
         modality, n = media_tokens(rec)
         by_modality[modality] = by_modality.get(modality, 0) + n
+    return by_modality
+
+
+def answer(
+    model: str,
+    records: list[FileRecord],
+    prompt: str,
+    by_modality: dict[str, int],
+    block: tuple[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The response body; ``by_modality`` from :func:`prompt_tokens`, ``block`` =
+    (stage, reason) of an injected block."""
     prompt_tokens = sum(by_modality.values())
     details = [{"modality": m, "tokenCount": n} for m, n in by_modality.items()]
     seed = "|".join([model, prompt, *(r.sha256.hex() for r in records)])

@@ -3,15 +3,9 @@
 Requests a minute, input tokens a minute (both over a sliding 60 s window, the
 reading hardest on a client that bursts) and requests a day (reset at midnight
 Pacific time by the emulator's clock). A refusal is a 429 RESOURCE_EXHAUSTED
-shaped as wire/25–29:
-
-* ``full`` (default): details in the late-2025 order Help, QuotaFailure,
-  RetryInfo; each violation with ``quotaDimensions`` {location, model} and
-  ``quotaValue`` (a string); the message lists ``* Quota exceeded for metric:
-  …, limit: N, model: M`` and ends ``Please retry in 12.345678901s.`` (wire/28).
-* ``novalue``: the same violations without ``quotaValue`` and a message without
-  limit lines (wire/25's message, wire/26–27's violations).
-* ``bare``: only a Help detail, no QuotaFailure, no RetryInfo (wire/29).
+worded as ``errors.rate_quota_exceeded`` words it (wire/25–29), in the tier and
+shape the emulator was given: ``full`` (late 2025 on, the default), ``novalue``
+(mid 2025) or ``bare`` (a Help detail only).
 
 Once the day's quota is gone the RetryInfo still says a few seconds: the live
 service's ``retryDelay`` is short and misleading then (wire/27, 29).
@@ -26,25 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .errors import ApiError
-from .generate import media_tokens
+from .errors import DEFAULT_LIMITS, QUOTA_SHAPES, TIERS, ApiError, rate_quota_exceeded
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
-SHAPES = ("full", "novalue", "bare")
-_HELP = {
-    "@type": "type.googleapis.com/google.rpc.Help",
-    "links": [
-        {
-            "description": "Learn more about Gemini API quotas",
-            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
-        }
-    ],
-}
-_HEAD = (
-    "You exceeded your current quota, please check your plan and billing details. "
-    "For more information on this error, head to: https://ai.google.dev/gemini-api/docs/"
-    "rate-limits. To monitor your current usage, head to: https://ai.dev/rate-limit. "
-)
 
 
 @dataclass(frozen=True)
@@ -56,20 +34,6 @@ class QuotaLimits:
     rpd: int | None = None
     tier: str = "free"
     shape: str = "full"
-
-
-def _ids(tier: str) -> dict[str, tuple[str, str]]:
-    """kind -> (quotaMetric, quotaId) as the live service names them (wire/25–28)."""
-    t = "free_tier" if tier == "free" else "paid_tier"
-    suffix = "-FreeTier" if tier == "free" else ""
-    metric = "generativelanguage.googleapis.com/generate_content_"
-    tokens_id = ("GenerateContentInputTokensPerModelPerMinute-FreeTier" if tier == "free"
-                 else "GenerateContentPaidTierInputTokensPerModelPerMinute")
-    return {
-        "rpm": (f"{metric}{t}_requests", f"GenerateRequestsPerMinutePerProjectPerModel{suffix}"),
-        "tpm": (f"{metric}{t}_input_token_count", tokens_id),
-        "rpd": (f"{metric}{t}_requests", f"GenerateRequestsPerDayPerProjectPerModel{suffix}"),
-    }
 
 
 def next_reset(now: float) -> float:
@@ -91,8 +55,10 @@ class Quotas:
 
     def __init__(self, limits: QuotaLimits | None = None) -> None:
         self.limits = limits or QuotaLimits()
-        if self.limits.shape not in SHAPES:
-            raise ValueError(f"quota shape must be one of {', '.join(SHAPES)}")
+        if self.limits.shape not in QUOTA_SHAPES:
+            raise ValueError(f"quota shape must be one of {', '.join(QUOTA_SHAPES)}")
+        if self.limits.tier not in TIERS:
+            raise ValueError(f"quota tier must be one of {', '.join(TIERS)}")
         self._models: dict[str, _Model] = {}
         self._lock = threading.Lock()
         self.refused: dict[str, dict[str, int]] = {}
@@ -135,42 +101,19 @@ class Quotas:
                 # Short even when the day is gone: the live service's delay misleads.
                 oldest = m.requests[0] if m.requests else now - 60 + (now % 60)
                 delay = min(59.0, max(1.0, oldest + 60 - now)) + 0.434392449
-                raise self._refusal(model, over, delay)
+                raise self.refusal(model, over, delay)
             m.requests.append(now)
             m.tokens.append((now, tokens))
             m.day_count += 1
             self.admitted[model] = self.admitted.get(model, 0) + 1
 
-    def _refusal(self, model: str, over: list[str], delay: float) -> ApiError:
+    def refusal(self, model: str, over: list[str], delay: float) -> ApiError:
+        """The 429 naming the quotas in ``over`` ("rpm", "tpm", "rpd") in this
+        emulator's tier and shape; a quota with no limit set (an injected fault)
+        names the tier's usual one."""
         lim = self.limits
-        if lim.shape == "bare":
-            return ApiError(429, _HEAD, "RESOURCE_EXHAUSTED", [_HELP])
-        ids = _ids(lim.tier)
         values = {"rpm": lim.rpm, "tpm": lim.tpm, "rpd": lim.rpd}
-        violations = []
-        lines = []
-        for kind in over:
-            metric, quota_id = ids[kind]
-            v: dict[str, Any] = {
-                "quotaMetric": metric,
-                "quotaId": quota_id,
-                "quotaDimensions": {"location": "global", "model": model},
-            }
-            if lim.shape == "full":
-                v["quotaValue"] = str(values[kind])
-                lines.append(f"\n* Quota exceeded for metric: {metric}, limit: {values[kind]}"
-                             f", model: {model}")
-            violations.append(v)
-        message = _HEAD + "".join(lines) + f"\nPlease retry in {delay:.9f}s."
-        details = [
-            _HELP,
-            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{int(delay)}s"},
-        ]
-        return ApiError(429, message, "RESOURCE_EXHAUSTED", details)
-
-
-def input_tokens(records: list[Any], prompt: str) -> int:
-    """The request's input tokens, counted as generate.answer counts them."""
-    text = max(1, len(prompt) // 4) if prompt else 0
-    return text + sum(media_tokens(r)[1] for r in records)
+        usual = DEFAULT_LIMITS[lim.tier]
+        named = [(kind, values[kind] if values[kind] is not None else usual[kind])
+                 for kind in over]
+        return rate_quota_exceeded(named, model, delay, tier=lim.tier, shape=lim.shape)

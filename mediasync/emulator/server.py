@@ -11,10 +11,9 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from . import generate
-from . import quota as equota
 from .errors import (
     SERVER_MESSAGES,
     ApiError,
@@ -22,10 +21,9 @@ from .errors import (
     key_invalid,
     not_active,
     quota_exceeded,
-    rate_quota_exceeded,
     retry_info,
 )
-from .faults import Fault
+from .faults import RATE_KINDS, Fault, parse_duration
 from .store import Upload, valid_file_id
 
 if TYPE_CHECKING:
@@ -34,23 +32,45 @@ if TYPE_CHECKING:
 VERSIONS = ("v1beta", "v1")
 BLOCK = 1024 * 1024  # body read size: large enough for >500 MB/s, small enough to stay flat
 MAX_JSON_BODY = 128 * 1024 * 1024
-_ALL_KINDS = ("status", "slow", "cut", "short")
+_ALL_KINDS = ("status", "slow", "cut", "short", "garbage")
 _NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
 )
 
 
-def parse_seconds(duration: str | None, default: float) -> float:
-    """"1.5s" → 1.5; the default when absent or unreadable."""
-    try:
-        return float(duration.removesuffix("s")) if duration else default
-    except ValueError:
-        return default
+def _escape_controls_in_strings(text: str) -> str:
+    """Raw control characters inside quoted strings as escapes, so that Python's
+    literal parser takes what the live service's lenient one does (wire/38)."""
+    out: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in text:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+            elif ch < " ":
+                out.append(f"\\x{ord(ch):02x}")
+                continue
+        elif ch in "\"'":
+            quote = ch
+        out.append(ch)
+    return "".join(out)
 
 
 class _Dropped(Exception):
     """Close the connection without answering (cut / lost_finalize faults)."""
+
+
+class _Garbage(Exception):
+    """Answer 200 with a body that is not JSON (the garbage fault)."""
+
+
+_GARBAGE = b"<html><head><title>502</title></head><body>upstream unavailable</body></html>\n"
 
 
 class Server(ThreadingHTTPServer):
@@ -128,6 +148,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._route(method, url.path)
             except ApiError as e:
                 self._send(e.code, e.body(), e.headers)
+            except _Garbage:
+                self._send_raw(200, _GARBAGE, "text/html; charset=UTF-8", {})
         except _Dropped:
             self.close_connection = True
             try:
@@ -149,15 +171,18 @@ class Handler(BaseHTTPRequestHandler):
         self.app.count(endpoint)
 
     def _send(self, code: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
-        self._drain()
         # Pretty-printed with a final newline, as the live service sends (wire/08, 20).
         data = (
             (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode()
             if body is not None
             else b""
         )
+        self._send_raw(code, data, "application/json; charset=UTF-8", headers)
+
+    def _send_raw(self, code: int, data: bytes, ctype: str, headers: dict[str, str]) -> None:
+        self._drain()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Type", ctype)
         for k, v in headers.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
@@ -216,11 +241,13 @@ class Handler(BaseHTTPRequestHandler):
         if not text:
             return {}
         try:
-            return json.loads(text)
+            # strict=False: raw control characters inside strings, as the live parser
+            # accepts (wire/38: a prompt with a raw newline).
+            return json.loads(text, strict=False)
         except ValueError:
             pass
-        try:  # the REST samples send single-quoted pseudo-JSON
-            return ast.literal_eval(text)
+        try:  # the REST samples send single-quoted pseudo-JSON, trailing commas too
+            return ast.literal_eval(_escape_controls_in_strings(text))
         except (ValueError, SyntaxError):
             raise ApiError(
                 400, f"Invalid JSON payload received. Unexpected token: {text[:40]!r}"
@@ -248,6 +275,8 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if fault.kind == "status":
             raise self._fault_error(fault)
+        if fault.kind == "garbage":
+            raise _Garbage
         if fault.kind == "cut" and self.endpoint not in ("chunk", "finalize"):
             raise _Dropped
         return fault
@@ -255,11 +284,11 @@ class Handler(BaseHTTPRequestHandler):
     def _fault_error(self, fault: Fault) -> ApiError:
         quotas = fault.quotas
         if fault.status == 429 and "storage" in quotas:
-            return quota_exceeded(0, 0, self.app.config.max_project_bytes)
+            return quota_exceeded(self.app.config.max_project_bytes)
         if fault.status == 429 and quotas:
-            rates = [q for q in quotas if q != "bare"]
-            delay = parse_seconds(fault.retry_delay, 47.434392449)
-            return rate_quota_exceeded(rates, self.model, delay)
+            rates = [RATE_KINDS[q] for q in quotas if q != "bare"]  # none: the bare form
+            delay = parse_duration(fault.retry_delay) if fault.retry_delay else 47.434392449
+            return self.app.quota.refusal(self.model, rates, delay)
         details = [retry_info(fault.retry_delay)] if fault.retry_delay else []
         msg = fault.message
         if msg is None:
@@ -354,6 +383,12 @@ class Handler(BaseHTTPRequestHandler):
             ver, file_id, display if isinstance(display, str) else None, mime, declared
         )
         url = f"/upload/{ver}/files?upload_id={upload.id}&upload_protocol=resumable"
+        # A start sent with ?key= gets the key back inside its upload URL (wire/16).
+        embed = self.query.get("key")
+        if embed is None and self.app.config.key_in_upload_url:
+            embed = self.headers.get("x-goog-api-key")
+        if embed:
+            url += "&key=" + quote(embed, safe="")
         if not self.app.config.relative_upload_url:
             url = self._base() + url
         self._send(
@@ -537,10 +572,11 @@ class Handler(BaseHTTPRequestHandler):
             if rec.state(now) != "ACTIVE":
                 raise not_active(file_id)
             records.append(rec)
-        self.app.quota.admit(model, equota.input_tokens(records, prompt), now)
+        tokens = generate.prompt_tokens(records, prompt)
+        self.app.quota.admit(model, sum(tokens.values()), now)
         if self.app.config.generate_latency > 0:
             time.sleep(self.app.config.generate_latency)
         blocked = fault is not None and fault.kind == "blocked"
         block = (fault.stage, fault.reason) if fault is not None and blocked else None
         config = body.get("generationConfig", body.get("generation_config"))
-        self._send(200, generate.answer(model, records, prompt, block, config), {})
+        self._send(200, generate.answer(model, records, prompt, tokens, block, config), {})

@@ -18,10 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mediasync.media import kind_of_mime
+from mediasync.probe import Probe, probe, sniff
 
 from .errors import NAME_RULE_MESSAGE, ApiError, file_not_found, quota_exceeded
-from .probe import KEEP_BYTES, Probe, probe, sniff
 
+# An upload keeps only its first and last KEEP_BYTES (for the header probes of
+# mediasync.probe), never the whole file: memory stays flat whatever the size.
+KEEP_BYTES = 64 * 1024
 _NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -300,7 +303,7 @@ class Store:
     def _check_quota(self, wanted: int) -> None:
         used = sum(f.size for f in self._files.values())
         if used + wanted > self.max_project_bytes:
-            raise quota_exceeded(used, wanted, self.max_project_bytes)
+            raise quota_exceeded(self.max_project_bytes)
 
     def upload(self, upload_id: str) -> Upload:
         with self._lock:

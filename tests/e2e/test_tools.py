@@ -117,6 +117,7 @@ def test_check_passes_on_a_good_setup(setup: tuple[Path, Path]) -> None:
     lines = r.stdout.splitlines()
     assert all(line.startswith(("ok   ", "warn ", "verdict")) for line in lines), r.stdout
     assert any("accepted the key" in line for line in lines)
+    assert "ok   api key found in $GEMINI_API_KEY" in lines
     assert any(str(media) in line and "writable" in line for line in lines)
     assert lines[-1].startswith("verdict: ready")
     assert KEY not in r.stdout + r.stderr
@@ -282,6 +283,19 @@ def test_ask_blocked_answer_exits_1(setup: tuple[Path, Path], emu: Emulator) -> 
     assert r.returncode == 1
     assert "blocked" in r.stderr and r.stdout == ""
     assert emu.list_files() == []  # the temporary copy is gone even so
+    no_traceback(r)
+
+
+def test_ask_unreadable_answer_is_not_a_network_fault(setup: tuple[Path, Path],
+                                                      emu: Emulator) -> None:
+    # A 200 that is not JSON (a proxy's page) is a ProtocolError, code 0 like a
+    # TransportError: it must not be reported as "could not be reached" (exit 3).
+    cfg, media = setup
+    emu.add_fault(parse_fault_spec("garbage:match=generate:times=all"))
+    r = cli("-c", str(cfg), "ask", str(media / "memo.wav"), "Transcribe")
+    assert r.returncode == 1, r.stderr
+    assert "not JSON" in r.stderr and "could not be reached" not in r.stderr
+    assert emu.list_files() == []
     no_traceback(r)
 
 

@@ -27,7 +27,7 @@ from mediasync.emulator import (
     parse_duration,
     parse_fault_spec,
 )
-from mediasync.emulator.probe import probe, sniff
+from mediasync.probe import probe, sniff
 from mediasync.samples import png_bytes as png
 
 KEY = "test-key"

@@ -255,6 +255,36 @@ def test_16_start_answers_200_with_a_plain_upload_url(api: httpx.Client) -> None
     assert r.status_code == 200 and " " not in r.headers["x-goog-upload-url"]
 
 
+def _start_request(base: str, *, key_in_query: bool) -> httpx.Request:
+    return httpx.Request(
+        "POST", f"{base}/upload/v1beta/files" + (f"?key={KEY}" if key_in_query else ""),
+        headers={"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+                 "X-Goog-Upload-Header-Content-Length": "3",
+                 "X-Goog-Upload-Header-Content-Type": "image/png",
+                 **({} if key_in_query else {"x-goog-api-key": KEY})},
+        json={"file": {}})
+
+
+@pytest.mark.parametrize("key_in_query,quirk,embedded", [
+    (True, False, True),  # as wire/16: the REST sample's ?key= comes back in the URL
+    (False, False, False),  # the header keeps it out, as the SDK does
+    (False, True, True),  # the quirk: every upload URL carries it
+])  # fmt: skip
+def test_16_a_start_sent_with_key_in_the_query_gets_it_in_the_upload_url(
+        key_in_query: bool, quirk: bool, embedded: bool) -> None:
+    with Emulator(EmulatorConfig(key=KEY, key_in_upload_url=quirk)) as e, httpx.Client() as h:
+        r = h.send(_start_request(e.base_url, key_in_query=key_in_query))
+        assert r.status_code == 200, r.text
+        url = r.headers["x-goog-upload-url"]
+        assert (f"key={KEY}" in url) is embedded and " " not in url
+        # Chunk requests carry no key: the URL without one still serves (what a
+        # client that kept it without the key resumes with).
+        bare = url.split("&key=")[0]
+        done = h.post(bare, headers={"X-Goog-Upload-Command": "upload, finalize",
+                                     "X-Goog-Upload-Offset": "0"}, content=b"abc")
+        assert done.status_code == 200 and done.json()["file"]["sizeBytes"] == "3"
+
+
 # -- errors around files -----------------------------------------------------
 def test_02_storage_quota_full() -> None:
     with Emulator(EmulatorConfig(key=KEY, max_project_bytes=1000)) as e:
@@ -409,6 +439,18 @@ def test_38_json_mode_head(api: httpx.Client) -> None:
     conforms(head["candidates"][0]["content"], got["candidates"][0]["content"])
 
 
+@pytest.mark.parametrize("tail", ["}", ', "generation_config": {"temperature": 0},}'])
+def test_38_raw_newline_inside_a_json_string_is_accepted(api: httpx.Client, tail: str) -> None:
+    # The notebook's -d '...' literal spans two lines: a raw newline in the prompt,
+    # and a trailing comma after snake_case config (38).
+    raw = '{"contents": [{"parts": [{"text": "Give me a list\nof cookies"}]}]' + tail
+    assert "\n" in raw and "\\n" not in raw
+    r = api.post("/v1beta/models/gemini-2.5-flash:generateContent", content=raw.encode(),
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert "list\nof cookies" in r.json()["candidates"][0]["content"]["parts"][0]["text"]
+
+
 # -- injected 429s and server errors -------------------------------------------
 @pytest.mark.parametrize(
     "number,spec,add",
@@ -446,6 +488,57 @@ def test_27_details_tail(emu: Emulator, api: httpx.Client) -> None:
     ids = [v["quotaId"] for v in details[1]["violations"]]
     assert ids == [v["quotaId"] for v in sample(27)["body_fragment"][0]["violations"]]
     assert details[2] == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "47s"}
+
+
+def test_28_paid_tier_429_word_for_word() -> None:
+    # The paid tier's wording: its usage link, no ", model: M" after the limit (wire/28).
+    config = EmulatorConfig(key=KEY, quota_tier="paid", quota_tpm=4000000)
+    with Emulator(config) as emu, httpx.Client(
+            base_url=emu.base_url, headers={"x-goog-api-key": KEY}, timeout=10) as api:
+        emu.add_fault(Fault(status=429, quota="input_tokens", match="generate"))
+        r = generate(api, "gemini-2.0-flash", None)
+    live = body(28)["error"]
+    got = r.json()["error"]
+    assert got["message"] == live["message"]
+    assert got["details"][:2] == live["details"]  # 28 is cut inside the RetryInfo
+
+
+def _refused(config: EmulatorConfig) -> dict[str, Any]:
+    """The error of the first generateContent the emulator's counted quotas refuse."""
+    with Emulator(config) as emu, httpx.Client(
+            base_url=emu.base_url, headers={"x-goog-api-key": KEY}, timeout=10) as api:
+        for _ in range(3):
+            r = generate(api, "gemini-2.0-flash", None)
+            if r.status_code == 429:
+                return r.json()["error"]
+    raise AssertionError("never refused")
+
+
+def test_counted_quota_several_violations_carry_no_value() -> None:
+    err = _refused(EmulatorConfig(key=KEY, quota_rpm=1, quota_rpd=1))
+    conforms(sample(27)["body_fragment"][0], err["details"][1])
+    violations = err["details"][1]["violations"]
+    assert len(violations) == 2 and all("quotaValue" not in v for v in violations)  # 26, 27
+    lines = [ln for ln in err["message"].splitlines() if ln.startswith("* Quota exceeded")]
+    assert len(lines) == 2 and all(ln.endswith(", model: gemini-2.0-flash") for ln in lines)
+
+
+def test_counted_quota_paid_tier_wording() -> None:
+    err = _refused(EmulatorConfig(key=KEY, quota_rpm=1, quota_tier="paid"))
+    metric = "generativelanguage.googleapis.com/generate_content_paid_tier_requests"
+    assert f"https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: {metric}, " \
+           "limit: 1\nPlease retry in " in err["message"]
+    (v,) = err["details"][1]["violations"]
+    assert v["quotaId"] == "GenerateRequestsPerMinutePerProjectPerModel" and v["quotaValue"] == "1"
+
+
+def test_novalue_shape_is_the_mid_2025_form() -> None:
+    err = _refused(EmulatorConfig(key=KEY, quota_rpm=1, quota_shape="novalue"))
+    live = body(25)["error"]
+    assert err["message"] == live["message"]  # no limit lines, no "Please retry in"
+    kinds = [d["@type"] for d in err["details"]]
+    assert kinds == [d["@type"] for d in live["details"]]  # QuotaFailure, Help, RetryInfo
+    conforms(body(26)["error"]["details"][0], err["details"][0])  # violations without values
 
 
 @pytest.mark.parametrize("number", [31, 32, 34])

@@ -14,6 +14,7 @@ from mediasync.config import (
     FolderConfig,
     PromptConfig,
     default_config_path,
+    find_api_key,
     format_duration,
     load_config,
     parse_config,
@@ -239,16 +240,6 @@ sidecar = ".t.txt"
     assert c.folder_for(Path("/m/photos/../photos2/x.mp3")).path == Path("/m/photos2")
     assert c.folder_for(Path("/m/other.jpg")) is None
     assert c.sidecar_suffixes() == frozenset({".caption.md", ".transcript.txt", ".t.txt"})
-
-
-def test_prompt_hash():
-    p = PromptConfig(("image",), "Caption.", ".c.md", None)
-    q = dataclasses.replace(p, sidecar=".other.md", kinds=("image", "video"))
-    assert p.prompt_hash("m1") == q.prompt_hash("m1")  # renaming a sidecar costs nothing
-    assert p.prompt_hash("m1") != p.prompt_hash("m2")
-    assert p.prompt_hash("m1") != dataclasses.replace(p, prompt="Caption!").prompt_hash("m1")
-    assert dataclasses.replace(p, model="m2").prompt_hash("m1") == p.prompt_hash("m2")
-    assert len(p.prompt_hash("m")) == 64
 
 
 # --- errors: each names its key -----------------------------------------------
@@ -593,6 +584,20 @@ def test_key_file_first(tmp_path):
     assert resolve_api_key(api(), {"GEMINI_API_KEY": "  ", "GOOGLE_API_KEY": "o"}) == "o"
 
 
+def test_find_api_key_says_where_in_the_same_order(tmp_path):
+    kf = tmp_path / "key"
+    kf.write_text(SECRET)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "gemini-api-key").write_text("from-creds")
+    env = {"CREDENTIALS_DIRECTORY": str(creds), "GEMINI_API_KEY": "g", "GOOGLE_API_KEY": "o"}
+    assert find_api_key(api(kf), env) == (SECRET, f"api.key_file {kf}")
+    assert find_api_key(api(), env) == ("from-creds", "$CREDENTIALS_DIRECTORY/gemini-api-key")
+    env["CREDENTIALS_DIRECTORY"] = str(tmp_path / "empty")  # set, but no key file there
+    assert find_api_key(api(), env) == ("g", "$GEMINI_API_KEY")
+    assert find_api_key(api(), {**env, "GEMINI_API_KEY": " "}) == ("o", "$GOOGLE_API_KEY")
+
+
 def test_credentials_dir_without_the_file_falls_through(tmp_path):
     assert (
         resolve_api_key(api(), {"CREDENTIALS_DIRECTORY": str(tmp_path), "GEMINI_API_KEY": "g"})
@@ -685,3 +690,11 @@ def test_render_init_default_state_dir():
 def test_render_init_needs_a_folder():
     with pytest.raises(ValueError):
         render_init_config([])
+
+
+def test_file_operations_pace_to_daemon_requests_per_minute_unless_pinned():
+    assert parse("[daemon]\nrequests_per_minute = 42\n" + MINIMAL) \
+        .limits.file_requests_per_minute == 42
+    both = "[daemon]\nrequests_per_minute = 42\n[limits]\nfile_requests_per_minute = 7\n"
+    assert parse(both + MINIMAL).limits.file_requests_per_minute == 7
+    assert "daemon.requests_per_minute" in err("[daemon]\nrequests_per_minute = 0\n" + MINIMAL)
