@@ -28,7 +28,7 @@ Output (a sidecar) of a file:
 | written   | our bytes written                                  | deleted or changed → generate   |
 | kept_edit | the owner's edit kept                              | file/prompt/model change        |
 | waiting   | a transient failure, retry time recorded           | retry time → generate           |
-| blocked   | the service gave no answer (safety…)               | file/prompt/model change; knobs (out of tokens) |
+| blocked   | no answer (safety…, or out of tokens)              | file/prompt/model (+ knobs)     |
 | failed    | refused for these bytes                            | file/prompt/model change        |
 """
 
