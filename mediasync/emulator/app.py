@@ -38,6 +38,9 @@ class EmulatorConfig:
     # The live service embeds the key of a start sent with ?key= in the upload URL
     # (wire/16); this embeds it whichever way the key came, header included.
     key_in_upload_url: bool = False
+    # After a refused finalize, a query answers 200 "final" with no file instead of the
+    # refusal again (files-api.md: such errors come with X-Goog-Upload-Status: final).
+    empty_final_after_refusal: bool = False
     # Per-model generation quotas (emulator/quota.py); None = unlimited.
     quota_rpm: int | None = None
     quota_tpm: int | None = None

@@ -442,6 +442,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer_final_or_status(self, upload: Upload, ver: str) -> None:
         if upload.error is not None:
+            if self.app.config.empty_final_after_refusal:
+                return self._send(200, {}, self._status_headers(upload, "final"))
             raise upload.error
         if upload.cancelled:
             cancelled = {"X-Goog-Upload-Status": "cancelled"}

@@ -266,19 +266,25 @@ def test_a_chunk_kept_in_part_without_a_count_is_resynced_by_a_query(
     assert remote_count(emu) == 1
 
 
+@pytest.mark.parametrize("query_after", ["refusal", "empty_final"])
 def test_a_refused_finalize_stays_the_files_verdict(
-    emu: Any, sleeps: Sleeps, tmp_path: Path
+    sleeps: Sleeps, tmp_path: Path, query_after: str
 ) -> None:
     """400 on the finalize (unsupported MIME type) is about the file: raised as it is,
-    not taken for a session out of step."""
+    not taken for a session out of step, whether a query then repeats the refusal or
+    reads "final" with no file."""
     path = media(tmp_path, 3 * G)
+    emu = start_emulator(empty_final_after_refusal=query_after == "empty_final")
 
     async def go() -> File:
         async with make_client(emu, sleeps, chunk_size=2 * G) as c:
             return await c.upload(path, "application/x-nonsense")
 
-    with pytest.raises(ApiError) as e:
-        run(go())
+    try:
+        with pytest.raises(ApiError) as e:
+            run(go())
+    finally:
+        emu.stop()
     assert e.value.code == 400 and not isinstance(e.value, UploadSessionLost)
     assert "MIME" in e.value.message
 
