@@ -23,7 +23,8 @@ from typing import Any, NamedTuple, TypeVar
 T = TypeVar("T")
 
 FOLDER_TIMEOUT = 30.0  # seconds a stat may take before its folder counts as not answering
-WORKERS = 4  # threads per folder: enough for stat and hashing side by side
+WORKERS = 4  # threads per folder for timed calls (stat, walks, sidecar reads)
+LONG_WORKERS = WORKERS - 1  # threads per folder for untimed calls (hashing large files)
 
 
 class FolderUnavailable(Exception):
@@ -35,11 +36,12 @@ class FolderUnavailable(Exception):
 
 
 class _Pool:
-    """Up to WORKERS daemon threads fed by one queue, started as work arrives
+    """Up to ``workers`` daemon threads fed by one queue, started as work arrives
     (ThreadPoolExecutor's threads are joined at exit: a stuck one would block it)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, workers: int) -> None:
         self._name = name
+        self._workers = workers
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
@@ -48,7 +50,7 @@ class _Pool:
     def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._lock:
-            if self._idle == 0 and self._threads < WORKERS:
+            if self._idle == 0 and self._threads < self._workers:
                 self._threads += 1
                 threading.Thread(target=self._work, name=f"fs {self._name}", daemon=True).start()
             else:
@@ -77,6 +79,10 @@ class FolderIO:
 
     ``gate(folder)`` runs in the worker before each call: tests use it to make
     one folder hang without a real dead NFS server.
+
+    Untimed calls (hashing a large video may take many minutes) run in threads of
+    their own: a time-out counts from the call's submission, so a short timed call
+    queued behind them would be taken for a hung share.
     """
 
     def __init__(
@@ -87,7 +93,7 @@ class FolderIO:
     ) -> None:
         self.timeout = timeout
         self.gate = gate
-        self._pools: dict[str, _Pool] = {}
+        self._pools: dict[tuple[str, bool], _Pool] = {}  # (folder, untimed) → its threads
         self._stuck: dict[str, concurrent.futures.Future[Any]] = {}
         self.on_recover: Callable[[str], None] | None = None
 
@@ -102,9 +108,11 @@ class FolderIO:
         (hashing a large file), the default is the folder time-out."""
         if self.hung(folder):
             raise FolderUnavailable(folder)
-        pool = self._pools.get(folder)
+        untimed = timeout is None
+        pool = self._pools.get((folder, untimed))
         if pool is None:
-            pool = self._pools[folder] = _Pool(folder)
+            pool = self._pools[(folder, untimed)] = _Pool(
+                folder, LONG_WORKERS if untimed else WORKERS)
         gate = self.gate
         if gate is not None:
             inner = fn
