@@ -51,7 +51,7 @@ def _identity(path: str) -> Identity | None:
     st_dev and root inode (tmpfs) but its root has a new ctime; an unmount that
     lasts over a health check is seen as the bare mount point. Files added to the
     folder move its ctime too: Watcher.healthy forgives a change its watch saw
-    events for.
+    events for, by the following check at the latest.
     """
     try:
         st = os.stat(path)
@@ -111,6 +111,9 @@ class Watcher:
         self.fs = fs or FolderIO()
         self._identity: dict[str, Identity | None] = {}  # folder → when watched
         self._seen: set[str] = set()  # folders with an event since the last health check
+        # folder → a ctime change no event has explained yet; its event may be on its
+        # way (a polling observer reports every 2 s, inotify holds a moved_from 0.5 s)
+        self._pending: dict[str, Identity] = {}
         self._stopped = False
 
     async def start(self) -> list[str]:
@@ -168,10 +171,16 @@ class Watcher:
             except FolderUnavailable:
                 continue  # a share that does not answer: nothing to re-arm yet
             if now == was:
+                self._pending.pop(key, None)
                 continue
-            if now and was and now[:2] == was[:2] and key in seen:
-                self._identity[key] = now  # files came and went, and the watch saw them
-                continue
+            if now and was and now[:2] == was[:2]:
+                if key in seen:
+                    self._identity[key] = now  # files came and went, and the watch saw them
+                    self._pending.pop(key, None)
+                    continue
+                if key not in self._pending:
+                    self._pending[key] = now  # unexplained: dead only if still so next time
+                    continue
             log.warning("%s was unmounted, remounted or made again; its watch is dead", key)
             return False
         return True
