@@ -208,9 +208,11 @@ class Daemon:
 
     # -- jobs (each bounded so a stuck request cannot block the scheduler) ------
     async def _rescan(self) -> None:
+        # No time-out of its own: every file call of a scan is bounded (a walk of a
+        # large share may take folders.WALK_TIMEOUT), and cutting it short would
+        # throw the whole walk away, every time.
         self._rescan_pending = False
-        timeout = max(60.0, self.config.daemon.rescan_every)
-        await asyncio.wait_for(self.engine.scan(), timeout=timeout)
+        await self.engine.scan()
 
     async def refresh_job(self) -> None:
         if self.engine.halted:
