@@ -44,12 +44,18 @@ def settle_wait(
 
     A file is still when nothing touched it for ``settle``: its mtime is that old
     (every write moves it) and no watcher event arrived since. A file whose stat
-    changed since we last looked is not still whatever its mtime says.
+    changed since we last looked is not still whatever its mtime says. An mtime in
+    the future (exFAT cards keep local time, a camera's clock is wrong) would be
+    waited for for hours or years: there a stat unchanged across our own wait of
+    ``settle`` (``previous == facts``) is the proof instead.
     """
     if previous is not None and previous != facts:
         return settle
     age = now_wall - facts.mtime_ns / 1e9
-    wait = settle - age
+    if age < 0:
+        wait = 0.0 if previous is not None else settle
+    else:
+        wait = settle - age
     if last_event is not None:
         wait = max(wait, settle - (now_mono - last_event))
     return max(0.0, wait)

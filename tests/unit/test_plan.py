@@ -55,6 +55,19 @@ def test_changed_stat_since_last_look_restarts_settle():
     assert plan.settle_wait(grown, F, None, NOW, 50.0, 2.0) == 2.0
 
 
+def test_future_mtime_waits_one_settle_not_until_then():
+    # exFAT stores local time: hours ahead; a camera with a wrong clock: years.
+    for ahead in (3 * 3600.0, 5 * 365 * 86400.0):
+        future = dataclasses.replace(F, mtime_ns=int((NOW + ahead) * 1e9))
+        assert plan.settle_wait(future, None, None, NOW, 50.0, 2.0) == 2.0
+        # unchanged across our own wait: still, whatever its mtime says
+        assert plan.settle_wait(future, future, None, NOW + 2.0, 52.0, 2.0) == 0
+        # the event part of the rule stays
+        assert plan.settle_wait(future, future, 51.5, NOW + 2.0, 52.0, 2.0) == pytest.approx(1.5)
+        grown = dataclasses.replace(future, size=20)
+        assert plan.settle_wait(grown, future, None, NOW + 2.0, 52.0, 2.0) == 2.0
+
+
 # -- local problems ------------------------------------------------------------
 def test_local_problems():
     assert "empty" in plan.local_problem(0)
