@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 
 from watchdog.events import (
@@ -130,14 +131,20 @@ class Watcher:
 
     async def _start_one(self, folder: FolderConfig, handler: _Handler) -> str | None:
         key = str(folder.path)
+        start = _Start()
         try:
             observer, self._identity[key] = await self.fs.call(
-                key, _observe, folder, handler, timeout=START_TIMEOUT
+                key, _observe, folder, handler, start, timeout=START_TIMEOUT
             )
         except FolderUnavailable:
+            start.abandon()
+            self._identity[key] = None  # the health check re-arms it once it answers
             return f"cannot watch {folder.path}: it does not answer"
         except OSError as e:
-            self._identity[key] = _identity(key) if not self.fs.hung(key) else None
+            try:
+                self._identity[key] = await self.fs.call(key, _identity, key)
+            except FolderUnavailable:
+                self._identity[key] = None
             hint = ""
             if e.errno == 28:  # ENOSPC from inotify_add_watch: the watch limit
                 hint = " (raise fs.inotify.max_user_watches, or set polling = true)"
@@ -210,8 +217,32 @@ class Watcher:
             pass  # the loop is closing: shutdown is under way
 
 
+class _Start:
+    """One folder's watch set-up, which its caller may give up on at the time-out:
+    an observer the set-up starts afterwards is stopped, not left running unowned."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._observer: BaseObserver | None = None
+
+    def started(self, observer: BaseObserver) -> None:
+        with self._lock:
+            if not self._abandoned:
+                self._observer = observer
+                return
+        observer.stop()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            late, self._observer = self._observer, None
+        if late is not None:
+            late.stop()  # it came just as the caller gave up
+
+
 def _observe(
-    folder: FolderConfig, handler: _Handler
+    folder: FolderConfig, handler: _Handler, start: _Start
 ) -> tuple[BaseObserver, Identity | None]:
     """Blocking: a started observer of the folder, and the folder's identity it watches."""
     key = str(folder.path)
@@ -219,4 +250,5 @@ def _observe(
     observer: BaseObserver = PollingObserver(timeout=2) if folder.polling else Observer()
     observer.schedule(handler, key, recursive=folder.recursive)
     observer.start()
+    start.started(observer)
     return observer, ident
