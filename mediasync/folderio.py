@@ -58,13 +58,9 @@ class _Pool:
         self._q.put((fut, fn, args))
         return fut
 
-    def close(self) -> None:
-        for _ in range(self._threads):
-            self._q.put(None)
-
     def _work(self) -> None:
-        while (item := self._q.get()) is not None:
-            fut, fn, args = item
+        while True:  # a daemon thread: it ends with the process
+            fut, fn, args = self._q.get()
             if fut.set_running_or_notify_cancel():
                 try:
                     fut.set_result(fn(*args))
@@ -143,12 +139,6 @@ class FolderIO:
             del self._stuck[folder]
             if self.on_recover is not None:
                 self.on_recover(folder)
-
-    def close(self) -> None:
-        """Let idle threads end (stuck ones are daemon threads and do not hold up exit)."""
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
 
 
 MOUNTINFO = "/proc/self/mountinfo"

@@ -202,11 +202,6 @@ def owner_of(display: str | None) -> tuple[str | None, str] | None:
     return None
 
 
-def sha_prefix_of(display: str | None) -> str | None:
-    owner = owner_of(display)
-    return owner[1] if owner else None
-
-
 @dataclass(frozen=True)
 class RemoteListing:
     name: str

@@ -10,7 +10,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from mediasync.config import FolderConfig
 from mediasync.plan import LocalFacts
@@ -135,10 +135,3 @@ def digest(path: str) -> str:
         while n := f.readinto(buf):
             h.update(view[:n])
     return h.hexdigest()
-
-
-def relative_name(path: str, folder: Path) -> str:
-    try:
-        return os.path.relpath(path, folder)
-    except ValueError:
-        return path

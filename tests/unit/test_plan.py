@@ -119,8 +119,8 @@ def test_refresh_finds_vanished_updates_expiry_and_deletes_only_our_old_orphans(
 def test_display_name_round_trip_and_length():
     name = plan.display_name("f" * 64, "x" * 600)
     assert len(name) == 512
-    assert plan.sha_prefix_of(name) == "f" * 16
-    assert plan.sha_prefix_of("someone else's") is None
+    assert plan.owner_of(name) == (None, "f" * 16)
+    assert plan.owner_of("someone else's") is None
 
 
 # -- outputs -------------------------------------------------------------------
@@ -193,7 +193,6 @@ def test_display_name_carries_the_instance_and_old_names_still_parse():
     assert plan.owner_of(name) == ("1a2b3c4d", sha[:16])
     assert plan.owner_of(f"mediasync:{sha[:16]}:x.png") == (None, sha[:16])  # old form
     assert plan.owner_of("mediasync:nonsense") is None
-    assert plan.sha_prefix_of(name) == sha[:16]
 
 
 def test_refresh_deletes_only_this_instances_orphans():
