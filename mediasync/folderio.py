@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 
+from mediasync.plan import holder
+
 T = TypeVar("T")
 
 FOLDER_TIMEOUT = 30.0  # seconds a stat may take before its folder counts as not answering
@@ -172,12 +174,7 @@ def parse_mount_points(text: bytes) -> frozenset[str]:
 
 def holding_mount(real_path: str, mounts: frozenset[str]) -> str | None:
     """The innermost mount point that is ``real_path`` or holds it, unless that is ``/``."""
-    best = None
-    for m in mounts:
-        if m != "/" and (real_path == m or real_path.startswith(m.rstrip("/") + "/")):
-            if best is None or len(m) > len(best):
-                best = m
-    return best
+    return holder(real_path, (m for m in mounts if m != "/"))
 
 
 def submounts_holding(

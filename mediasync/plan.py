@@ -123,15 +123,21 @@ def record_submounts(
     return sorted(set(held) | (set(recorded) & set(away)))
 
 
-def unavailable_holding(path: str, unavailable: Mapping[str, str]) -> str | None:
-    """The innermost unavailable folder or sub-mount (a key of ``unavailable``) that
-    is ``path`` or holds it, or None."""
+def holder(path: str, keys: Iterable[str]) -> str | None:
+    """The innermost of ``keys`` (folders, mount points) that is ``path`` or holds it,
+    or None. A key that is a prefix of a name (``/media`` of ``/mediax``) holds nothing."""
     best = None
-    for key in unavailable:
+    for key in keys:
         if path == key or path.startswith(key.rstrip("/") + "/"):
             if best is None or len(key) > len(best):
                 best = key
     return best
+
+
+def unavailable_holding(path: str, unavailable: Mapping[str, str]) -> str | None:
+    """The innermost unavailable folder or sub-mount (a key of ``unavailable``) that
+    is ``path`` or holds it, or None."""
+    return holder(path, unavailable)
 
 
 def local_problem(size: int) -> str | None:

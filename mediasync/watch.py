@@ -33,6 +33,7 @@ from watchdog.observers.polling import PollingObserver
 from mediasync.config import FolderConfig
 from mediasync.folderio import FolderIO, FolderUnavailable
 from mediasync.media import media_type
+from mediasync.plan import holder
 from mediasync.select import ignored_name
 
 log = logging.getLogger("mediasync")
@@ -194,9 +195,11 @@ class Watcher:
 
     def saw(self, path: str) -> None:
         """An event arrived (watchdog's thread): the watch of its folder is alive."""
-        for key in self._identity:
-            if path == key or path.startswith(key.rstrip("/") + "/"):
-                self._seen.add(key)
+        # list(): a copy made at once (GIL), as the loop may add folders meanwhile;
+        # folders never nest (config), so one holds the path at most
+        key = holder(path, list(self._identity))
+        if key is not None:
+            self._seen.add(key)
 
     # -- called from watchdog's threads ---------------------------------------
     def hint(self, path: str, *, is_dir: bool) -> None:
