@@ -15,6 +15,7 @@ import concurrent.futures
 import os
 import queue
 import re
+import select
 import stat
 import threading
 from collections.abc import Callable, Iterable
@@ -205,6 +206,45 @@ def read_mount_points(path: str = MOUNTINFO) -> frozenset[str] | None:
         return None  # no /proc (some sandboxes): the device comparison still holds
 
 
+class MountTable:
+    """The mount points, parsed again only when the kernel says the table changed.
+
+    An open ``/proc/self/mountinfo`` polls POLLPRI once after every mount or
+    unmount (proc(5)): a burst of vanished files (5,000 deleted at once) costs one
+    read of the table, not one each, and no change goes unseen.
+    """
+
+    def __init__(self, path: str = MOUNTINFO) -> None:
+        self._path = path
+        self._lock = threading.Lock()  # looks at several folders run side by side
+        self._file: Any = None
+        self._poll = select.poll()
+        self._points: frozenset[str] | None = None
+        self.reads = 0
+
+    def points(self) -> frozenset[str] | None:
+        """Every mount point now; None when the table cannot be read."""
+        with self._lock:
+            if self._file is None:
+                try:
+                    self._file = open(self._path, "rb", buffering=0)  # noqa: SIM115 - kept
+                except OSError:
+                    return None  # no /proc (some sandboxes): the device comparison still holds
+                self._poll.register(self._file, select.POLLPRI)
+            elif not self._poll.poll(0) and self._points is not None:
+                return self._points
+            try:
+                self._file.seek(0)
+                self._points = parse_mount_points(self._file.read())
+            except OSError:
+                self._points = None
+            self.reads += 1
+            return self._points
+
+
+_MOUNTS = MountTable()
+
+
 def look_at_folder(path: str, submounts: Iterable[str] = ()) -> FolderLook:
     """Devices of the folder and its parent, the mount table, and which of the
     ``submounts`` (relative to the folder) are still directories, for
@@ -222,4 +262,4 @@ def look_at_folder(path: str, submounts: Iterable[str] = ()) -> FolderLook:
     present = frozenset(
         rel for rel in submounts if dev is not None and os.path.isdir(os.path.join(real, rel))
     )
-    return FolderLook(dev, parent, real, read_mount_points(), present)
+    return FolderLook(dev, parent, real, _MOUNTS.points(), present)

@@ -4,11 +4,13 @@ the slow calls wait on events the test sets)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import threading
 
 import pytest
 
-from mediasync.folderio import WORKERS, FolderIO, FolderUnavailable
+from mediasync.folderio import WORKERS, FolderIO, FolderUnavailable, MountTable
 
 
 def test_short_calls_do_not_queue_behind_untimed_hashes():
@@ -53,3 +55,26 @@ def test_a_timed_call_that_hangs_still_marks_the_folder_until_it_returns():
 
     asyncio.run(main())
     assert recovered == ["/f"]
+
+
+def test_the_mount_table_is_read_again_only_after_a_mount_or_unmount(tmp_path):
+    table = MountTable()
+    first = table.points()
+    if first is None:
+        pytest.skip("no /proc/self/mountinfo here")
+    for _ in range(100):  # a burst of vanished files, each asking whether its disk is away
+        assert table.points() == first
+    assert table.reads == 1
+    point = os.path.realpath(tmp_path / "card")
+    os.mkdir(point)
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", point]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        assert point in table.points()
+        assert table.reads == 2
+    finally:
+        subprocess.run(["umount", point], check=True)
+    assert point not in table.points()
+    assert table.points() == first
+    assert table.reads == 3
