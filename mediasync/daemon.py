@@ -75,7 +75,11 @@ class RenewalTimer:
         self._at = 0.0
 
     def plan(self) -> None:
+        """Hear of new copies and plan the next check (at start-up and on reload)."""
         self.d.engine.mirror.on_copy = self._copy_made
+        self._next()
+
+    def _next(self) -> None:
         self._check_at(self.d.engine.mirror.renewals.next_at())
 
     def _check_at(self, due: float | None) -> None:
@@ -105,7 +109,7 @@ class RenewalTimer:
             except ApiError as e:
                 engine.halt(e)
         finally:
-            self.plan()
+            self._next()
 
 
 class Daemon:
@@ -121,6 +125,8 @@ class Daemon:
         self._long_lived: set[asyncio.Future[object]] = set()  # never waited for on reload
         self._closing: set[asyncio.Task[None]] = set()  # replaced clients, closed when idle
         self.renewal_timer = RenewalTimer(self)
+        # (store changes, monotonic time, seconds it took, files per state); see _states
+        self._state_cache: tuple[int, float, float, dict[str, int]] | None = None
 
     async def run(self) -> int:
         directory = state_dir(self.config, self.env)
@@ -208,9 +214,11 @@ class Daemon:
 
     # -- jobs (each bounded so a stuck request cannot block the scheduler) ------
     async def _rescan(self) -> None:
+        # No time-out of its own: every file call of a scan is bounded (a walk of a
+        # large share may take folders.WALK_TIMEOUT), and cutting it short would
+        # throw the whole walk away, every time.
         self._rescan_pending = False
-        timeout = max(60.0, self.config.daemon.rescan_every)
-        await asyncio.wait_for(self.engine.scan(), timeout=timeout)
+        await self.engine.scan()
 
     async def refresh_job(self) -> None:
         if self.engine.halted:
@@ -317,7 +325,7 @@ class Daemon:
         about 40 ms per 1,000 on the event loop: it is redone only when the store
         changed, and no more often than keeps it under 1 % of the loop's time."""
         changes, now = self.store.changes, time.monotonic()
-        cached = getattr(self, "_state_cache", None)
+        cached = self._state_cache
         if cached is not None:
             last_changes, last_at, took, states = cached
             if last_changes == changes or now - last_at < min(STATUS_EVERY, 100 * took):

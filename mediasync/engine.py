@@ -219,14 +219,10 @@ class Engine:
                 self.schedule(path, again)
             self._wake.set()
 
-
-    # -- scans and timers -----------------------------------------------------
-
-
+    # -- scans, sweeps and the remote listing ---------------------------------
     async def scan(self) -> int:
         """Queue every candidate file and every recorded path; returns files found."""
         return await self.folders.scan()
-
 
     def sweep_soon(self, delay: float) -> None:
         """Forget vanished paths and retire unneeded contents within ``delay`` seconds."""
@@ -258,19 +254,12 @@ class Engine:
             for p in self.store.live_paths_for(sha):
                 self.mark_dirty(p, event=False)
 
-
-    # -- one path -------------------------------------------------------------
-
-
+    # -- problems: said once per path, or a halt of every API call -------------
     def note(self, key: str, what: str, msg: str, *args: object) -> None:
         """Log a problem once per path, not on every rescan."""
         if (key, what) not in self._noted:
             self._noted.add((key, what))
             log.warning(msg, *args)
-
-
-    # -- outputs --------------------------------------------------------------
-
 
     def halt(self, error: ApiError) -> None:
         if classify(error) != "auth":
@@ -282,5 +271,3 @@ class Engine:
                 "fix it and reload (systemctl reload mediasync)"
             )
             log.error("%s", self.halted)
-
-

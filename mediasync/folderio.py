@@ -15,15 +15,19 @@ import concurrent.futures
 import os
 import queue
 import re
+import select
 import stat
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 
+from mediasync.plan import holder
+
 T = TypeVar("T")
 
 FOLDER_TIMEOUT = 30.0  # seconds a stat may take before its folder counts as not answering
-WORKERS = 4  # threads per folder: enough for stat and hashing side by side
+WORKERS = 4  # threads per folder for timed calls (stat, walks, sidecar reads)
+LONG_WORKERS = WORKERS - 1  # threads per folder for untimed calls (hashing large files)
 
 
 class FolderUnavailable(Exception):
@@ -35,11 +39,12 @@ class FolderUnavailable(Exception):
 
 
 class _Pool:
-    """Up to WORKERS daemon threads fed by one queue, started as work arrives
+    """Up to ``workers`` daemon threads fed by one queue, started as work arrives
     (ThreadPoolExecutor's threads are joined at exit: a stuck one would block it)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, workers: int) -> None:
         self._name = name
+        self._workers = workers
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
@@ -48,7 +53,7 @@ class _Pool:
     def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._lock:
-            if self._idle == 0 and self._threads < WORKERS:
+            if self._idle == 0 and self._threads < self._workers:
                 self._threads += 1
                 threading.Thread(target=self._work, name=f"fs {self._name}", daemon=True).start()
             else:
@@ -56,13 +61,9 @@ class _Pool:
         self._q.put((fut, fn, args))
         return fut
 
-    def close(self) -> None:
-        for _ in range(self._threads):
-            self._q.put(None)
-
     def _work(self) -> None:
-        while (item := self._q.get()) is not None:
-            fut, fn, args = item
+        while True:  # a daemon thread: it ends with the process
+            fut, fn, args = self._q.get()
             if fut.set_running_or_notify_cancel():
                 try:
                     fut.set_result(fn(*args))
@@ -77,6 +78,10 @@ class FolderIO:
 
     ``gate(folder)`` runs in the worker before each call: tests use it to make
     one folder hang without a real dead NFS server.
+
+    Untimed calls (hashing a large video may take many minutes) run in threads of
+    their own: a time-out counts from the call's submission, so a short timed call
+    queued behind them would be taken for a hung share.
     """
 
     def __init__(
@@ -87,7 +92,7 @@ class FolderIO:
     ) -> None:
         self.timeout = timeout
         self.gate = gate
-        self._pools: dict[str, _Pool] = {}
+        self._pools: dict[tuple[str, bool], _Pool] = {}  # (folder, untimed) → its threads
         self._stuck: dict[str, concurrent.futures.Future[Any]] = {}
         self.on_recover: Callable[[str], None] | None = None
 
@@ -102,9 +107,11 @@ class FolderIO:
         (hashing a large file), the default is the folder time-out."""
         if self.hung(folder):
             raise FolderUnavailable(folder)
-        pool = self._pools.get(folder)
+        untimed = timeout is None
+        pool = self._pools.get((folder, untimed))
         if pool is None:
-            pool = self._pools[folder] = _Pool(folder)
+            pool = self._pools[(folder, untimed)] = _Pool(
+                folder, LONG_WORKERS if untimed else WORKERS)
         gate = self.gate
         if gate is not None:
             inner = fn
@@ -135,12 +142,6 @@ class FolderIO:
             del self._stuck[folder]
             if self.on_recover is not None:
                 self.on_recover(folder)
-
-    def close(self) -> None:
-        """Let idle threads end (stuck ones are daemon threads and do not hold up exit)."""
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
 
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -174,12 +175,7 @@ def parse_mount_points(text: bytes) -> frozenset[str]:
 
 def holding_mount(real_path: str, mounts: frozenset[str]) -> str | None:
     """The innermost mount point that is ``real_path`` or holds it, unless that is ``/``."""
-    best = None
-    for m in mounts:
-        if m != "/" and (real_path == m or real_path.startswith(m.rstrip("/") + "/")):
-            if best is None or len(m) > len(best):
-                best = m
-    return best
+    return holder(real_path, (m for m in mounts if m != "/"))
 
 
 def submounts_holding(
@@ -210,6 +206,45 @@ def read_mount_points(path: str = MOUNTINFO) -> frozenset[str] | None:
         return None  # no /proc (some sandboxes): the device comparison still holds
 
 
+class MountTable:
+    """The mount points, parsed again only when the kernel says the table changed.
+
+    An open ``/proc/self/mountinfo`` polls POLLPRI once after every mount or
+    unmount (proc(5)): a burst of vanished files (5,000 deleted at once) costs one
+    read of the table, not one each, and no change goes unseen.
+    """
+
+    def __init__(self, path: str = MOUNTINFO) -> None:
+        self._path = path
+        self._lock = threading.Lock()  # looks at several folders run side by side
+        self._file: Any = None
+        self._poll = select.poll()
+        self._points: frozenset[str] | None = None
+        self.reads = 0
+
+    def points(self) -> frozenset[str] | None:
+        """Every mount point now; None when the table cannot be read."""
+        with self._lock:
+            if self._file is None:
+                try:
+                    self._file = open(self._path, "rb", buffering=0)  # noqa: SIM115 - kept
+                except OSError:
+                    return None  # no /proc (some sandboxes): the device comparison still holds
+                self._poll.register(self._file, select.POLLPRI)
+            elif not self._poll.poll(0) and self._points is not None:
+                return self._points
+            try:
+                self._file.seek(0)
+                self._points = parse_mount_points(self._file.read())
+            except OSError:
+                self._points = None
+            self.reads += 1
+            return self._points
+
+
+_MOUNTS = MountTable()
+
+
 def look_at_folder(path: str, submounts: Iterable[str] = ()) -> FolderLook:
     """Devices of the folder and its parent, the mount table, and which of the
     ``submounts`` (relative to the folder) are still directories, for
@@ -227,4 +262,4 @@ def look_at_folder(path: str, submounts: Iterable[str] = ()) -> FolderLook:
     present = frozenset(
         rel for rel in submounts if dev is not None and os.path.isdir(os.path.join(real, rel))
     )
-    return FolderLook(dev, parent, real, read_mount_points(), present)
+    return FolderLook(dev, parent, real, _MOUNTS.points(), present)

@@ -131,6 +131,11 @@ class Folders:
         except FolderUnavailable:
             self._set_unavailable(key, "does not answer")
             return None
+        except OSError as e:
+            # Its parent is gone too (udisks removes /media/<user>/LABEL on unmount
+            # while the folder is …/LABEL/DCIM), or a permission or I/O error.
+            self._set_unavailable(key, f"cannot be looked at ({e.strerror or e})")
+            return None
         recorded = self.e.store.get_meta(f"folder_dev:{key}")
         why = plan.folder_unavailable(
             look.dev, look.parent_dev, int(recorded) if recorded else None,

@@ -147,6 +147,11 @@ class Identifier:
                                             Path(out.sidecar), target)
                 except FolderUnavailable:
                     ok = False
+                except OSError as e:
+                    # EXDEV across a sub-mount, a name too long, …: this one stays where
+                    # it is (kept, and the new name gets its own); the others still move.
+                    log.warning("could not move %s along: %s", out.sidecar, e.strerror or e)
+                    ok = False
                 if ok:
                     moved[suffix] = str(target)
             self.e.store.move_outputs(old.path, path, moved)

@@ -44,12 +44,18 @@ def settle_wait(
 
     A file is still when nothing touched it for ``settle``: its mtime is that old
     (every write moves it) and no watcher event arrived since. A file whose stat
-    changed since we last looked is not still whatever its mtime says.
+    changed since we last looked is not still whatever its mtime says. An mtime in
+    the future (exFAT cards keep local time, a camera's clock is wrong) would be
+    waited for for hours or years: there a stat unchanged across our own wait of
+    ``settle`` (``previous == facts``) is the proof instead.
     """
     if previous is not None and previous != facts:
         return settle
     age = now_wall - facts.mtime_ns / 1e9
-    wait = settle - age
+    if age < 0:
+        wait = 0.0 if previous is not None else settle
+    else:
+        wait = settle - age
     if last_event is not None:
         wait = max(wait, settle - (now_mono - last_event))
     return max(0.0, wait)
@@ -117,15 +123,21 @@ def record_submounts(
     return sorted(set(held) | (set(recorded) & set(away)))
 
 
-def unavailable_holding(path: str, unavailable: Mapping[str, str]) -> str | None:
-    """The innermost unavailable folder or sub-mount (a key of ``unavailable``) that
-    is ``path`` or holds it, or None."""
+def holder(path: str, keys: Iterable[str]) -> str | None:
+    """The innermost of ``keys`` (folders, mount points) that is ``path`` or holds it,
+    or None. A key that is a prefix of a name (``/media`` of ``/mediax``) holds nothing."""
     best = None
-    for key in unavailable:
+    for key in keys:
         if path == key or path.startswith(key.rstrip("/") + "/"):
             if best is None or len(key) > len(best):
                 best = key
     return best
+
+
+def unavailable_holding(path: str, unavailable: Mapping[str, str]) -> str | None:
+    """The innermost unavailable folder or sub-mount (a key of ``unavailable``) that
+    is ``path`` or holds it, or None."""
+    return holder(path, unavailable)
 
 
 def local_problem(size: int) -> str | None:
@@ -194,11 +206,6 @@ def owner_of(display: str | None) -> tuple[str | None, str] | None:
     if len(fields) >= 2 and fields[0] and not _is_sha16(fields[0]) and _is_sha16(fields[1]):
         return fields[0], fields[1]
     return None
-
-
-def sha_prefix_of(display: str | None) -> str | None:
-    owner = owner_of(display)
-    return owner[1] if owner else None
 
 
 @dataclass(frozen=True)

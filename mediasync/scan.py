@@ -10,7 +10,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from mediasync.config import FolderConfig
 from mediasync.plan import LocalFacts
@@ -83,7 +83,7 @@ def local_facts(path: str) -> LocalFacts:
     st = os.lstat(path)
     if not stat.S_ISREG(st.st_mode):
         raise NotRegular(_describe(st.st_mode))
-    return LocalFacts(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+    return _facts(st)
 
 
 def stat_all(paths: Iterable[str]) -> dict[str, LocalFacts]:
@@ -101,8 +101,9 @@ class ChangedWhileHashing(Exception):
     """The file was written to while we read it; try again once it settles."""
 
 
-def hash_file(path: str, expect: LocalFacts) -> str:
-    """SHA-256 of a file, checked to be the same file before and after reading."""
+def _read_hashed(path: str, expect: LocalFacts | None) -> tuple[str, os.stat_result]:
+    """SHA-256 of the regular file at ``path`` and its fstat after the read; with
+    ``expect``, ChangedWhileHashing unless the file is that one before the read."""
     h = hashlib.sha256()
     # O_NONBLOCK: should a FIFO replace the file after our stat, open must not hang.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -110,35 +111,28 @@ def hash_file(path: str, expect: LocalFacts) -> str:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise NotRegular(_describe(st.st_mode))
-        before = LocalFacts(st.st_size, st.st_mtime_ns, st.st_ino)
-        if before != expect:
+        if expect is not None and _facts(st) != expect:
             raise ChangedWhileHashing(path)
         buf = bytearray(_BLOCK)
         view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])
-        st = os.fstat(f.fileno())
-    if LocalFacts(st.st_size, st.st_mtime_ns, st.st_ino) != expect:
+        after = os.fstat(f.fileno()) if expect is not None else st
+    return h.hexdigest(), after
+
+
+def _facts(st: os.stat_result) -> LocalFacts:
+    return LocalFacts(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def hash_file(path: str, expect: LocalFacts) -> str:
+    """SHA-256 of a file, checked to be the same file before and after reading."""
+    sha, after = _read_hashed(path, expect)
+    if _facts(after) != expect:
         raise ChangedWhileHashing(path)
-    return h.hexdigest()
+    return sha
 
 
 def digest(path: str) -> str:
     """SHA-256 of whatever the file holds now (no stat check: the caller compares)."""
-    h = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise NotRegular(_describe(os.fstat(f.fileno()).st_mode))
-        buf = bytearray(_BLOCK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def relative_name(path: str, folder: Path) -> str:
-    try:
-        return os.path.relpath(path, folder)
-    except ValueError:
-        return path
+    return _read_hashed(path, None)[0]

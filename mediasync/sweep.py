@@ -25,6 +25,9 @@ class Sweeper:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
         self.at: float | None = None  # monotonic time the next sweep is due
+        # False while the next sweep only waits for a busy content: it retries no
+        # refused delete (that would be once a second for as long as an upload runs)
+        self._full = True
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -37,10 +40,13 @@ class Sweeper:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def soon(self, delay: float) -> None:
-        """Sweep within ``delay`` seconds (never later than already planned)."""
+    def soon(self, delay: float, *, busy: bool = False) -> None:
+        """Sweep within ``delay`` seconds (never later than already planned);
+        ``busy``: only to retire a content whose upload is under way."""
         at = self.e.monotonic() + delay
         self.at = at if self.at is None else min(self.at, at)
+        if not busy:
+            self._full = True
 
     def start_if_due(self, now: float, blocked: bool) -> float | None:
         """Start a due sweep unless ``blocked``; seconds until the next one, if planned."""
@@ -49,7 +55,8 @@ class Sweeper:
         if now < self.at:
             return self.at - now
         self.at = None
-        self._task = asyncio.create_task(self._in_background(), name="sweep")
+        full, self._full = self._full, False
+        self._task = asyncio.create_task(self._in_background(full), name="sweep")
         return None
 
     def cancel(self) -> list[asyncio.Task[None]]:
@@ -58,9 +65,9 @@ class Sweeper:
         self._task.cancel()
         return [self._task]
 
-    async def _in_background(self) -> None:
+    async def _in_background(self, full: bool) -> None:
         try:
-            await self.sweep()
+            await self.sweep(full=full)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -69,23 +76,29 @@ class Sweeper:
         finally:
             self.e.wake()
 
-    async def sweep(self) -> None:
-        """Forget paths gone for longer than a rename takes; retire unneeded contents."""
+    async def sweep(self, *, full: bool = True) -> None:
+        """Forget paths gone for longer than a rename takes; retire unneeded contents.
+
+        ``full``: delete every doomed remote file, else only those it retired now.
+        """
         e = self.e
         gone = {r.path: r.gone_at or 0.0 for r in e.store.gone_paths()}
         expired = plan.removable(gone, e.clock(), self.grace)
         for p in expired:
             e.store.delete_path(p)
+        retired: list[str] = []
         for c in e.store.unreferenced_contents():
             if e.mirror.busy(c.sha256):
-                self.soon(BUSY_WAIT)  # an upload of it is under way: retire it once that ends
+                # an upload of it is under way: retire it once that ends
+                self.soon(BUSY_WAIT, busy=True)
                 continue
             log.info("no file needs %s any more; deleting its remote copy",
                      c.remote_name or c.sha256[:12])
+            retired += [n for n in (c.remote_name, c.next_name) if n]
             e.mirror.retire(c)
         if len(gone) > len(expired):
             self.soon(self.grace)
         try:
-            await e.mirror.delete_doomed()
+            await e.mirror.delete_doomed(None if full else retired)
         except ApiError as err:
             log.warning("could not delete remote files yet: %s", err)

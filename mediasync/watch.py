@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 
 from watchdog.events import (
@@ -32,6 +33,7 @@ from watchdog.observers.polling import PollingObserver
 from mediasync.config import FolderConfig
 from mediasync.folderio import FolderIO, FolderUnavailable
 from mediasync.media import media_type
+from mediasync.plan import holder
 from mediasync.select import ignored_name
 
 log = logging.getLogger("mediasync")
@@ -51,7 +53,7 @@ def _identity(path: str) -> Identity | None:
     st_dev and root inode (tmpfs) but its root has a new ctime; an unmount that
     lasts over a health check is seen as the bare mount point. Files added to the
     folder move its ctime too: Watcher.healthy forgives a change its watch saw
-    events for.
+    events for, by the following check at the latest.
     """
     try:
         st = os.stat(path)
@@ -111,6 +113,9 @@ class Watcher:
         self.fs = fs or FolderIO()
         self._identity: dict[str, Identity | None] = {}  # folder → when watched
         self._seen: set[str] = set()  # folders with an event since the last health check
+        # folder → a ctime change no event has explained yet; its event may be on its
+        # way (a polling observer reports every 2 s, inotify holds a moved_from 0.5 s)
+        self._pending: dict[str, Identity] = {}
         self._stopped = False
 
     async def start(self) -> list[str]:
@@ -127,14 +132,20 @@ class Watcher:
 
     async def _start_one(self, folder: FolderConfig, handler: _Handler) -> str | None:
         key = str(folder.path)
+        start = _Start()
         try:
             observer, self._identity[key] = await self.fs.call(
-                key, _observe, folder, handler, timeout=START_TIMEOUT
+                key, _observe, folder, handler, start, timeout=START_TIMEOUT
             )
         except FolderUnavailable:
+            start.abandon()
+            self._identity[key] = None  # the health check re-arms it once it answers
             return f"cannot watch {folder.path}: it does not answer"
         except OSError as e:
-            self._identity[key] = _identity(key) if not self.fs.hung(key) else None
+            try:
+                self._identity[key] = await self.fs.call(key, _identity, key)
+            except FolderUnavailable:
+                self._identity[key] = None
             hint = ""
             if e.errno == 28:  # ENOSPC from inotify_add_watch: the watch limit
                 hint = " (raise fs.inotify.max_user_watches, or set polling = true)"
@@ -168,19 +179,27 @@ class Watcher:
             except FolderUnavailable:
                 continue  # a share that does not answer: nothing to re-arm yet
             if now == was:
+                self._pending.pop(key, None)
                 continue
-            if now and was and now[:2] == was[:2] and key in seen:
-                self._identity[key] = now  # files came and went, and the watch saw them
-                continue
+            if now and was and now[:2] == was[:2]:
+                if key in seen:
+                    self._identity[key] = now  # files came and went, and the watch saw them
+                    self._pending.pop(key, None)
+                    continue
+                if key not in self._pending:
+                    self._pending[key] = now  # unexplained: dead only if still so next time
+                    continue
             log.warning("%s was unmounted, remounted or made again; its watch is dead", key)
             return False
         return True
 
     def saw(self, path: str) -> None:
         """An event arrived (watchdog's thread): the watch of its folder is alive."""
-        for key in self._identity:
-            if path == key or path.startswith(key.rstrip("/") + "/"):
-                self._seen.add(key)
+        # list(): a copy made at once (GIL), as the loop may add folders meanwhile;
+        # folders never nest (config), so one holds the path at most
+        key = holder(path, list(self._identity))
+        if key is not None:
+            self._seen.add(key)
 
     # -- called from watchdog's threads ---------------------------------------
     def hint(self, path: str, *, is_dir: bool) -> None:
@@ -201,8 +220,32 @@ class Watcher:
             pass  # the loop is closing: shutdown is under way
 
 
+class _Start:
+    """One folder's watch set-up, which its caller may give up on at the time-out:
+    an observer the set-up starts afterwards is stopped, not left running unowned."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._observer: BaseObserver | None = None
+
+    def started(self, observer: BaseObserver) -> None:
+        with self._lock:
+            if not self._abandoned:
+                self._observer = observer
+                return
+        observer.stop()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            late, self._observer = self._observer, None
+        if late is not None:
+            late.stop()  # it came just as the caller gave up
+
+
 def _observe(
-    folder: FolderConfig, handler: _Handler
+    folder: FolderConfig, handler: _Handler, start: _Start
 ) -> tuple[BaseObserver, Identity | None]:
     """Blocking: a started observer of the folder, and the folder's identity it watches."""
     key = str(folder.path)
@@ -210,4 +253,5 @@ def _observe(
     observer: BaseObserver = PollingObserver(timeout=2) if folder.polling else Observer()
     observer.schedule(handler, key, recursive=folder.recursive)
     observer.start()
+    start.started(observer)
     return observer, ident

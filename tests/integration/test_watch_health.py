@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
+from watchdog.observers.api import BaseObserver
+
 from mediasync.config import parse_config
+from mediasync.folderio import FolderIO
 from mediasync.watch import Watcher
 from tests.helpers import wait_for
 
@@ -42,10 +46,71 @@ def test_a_changed_folder_with_no_event_is_a_dead_watch(tmp_path):
     try:
         dev, ino, ctime = w._identity[key]
         w._identity[key] = (dev, ino, ctime - 1)  # as a remounted tmpfs root looks
-        assert not loop.run_until_complete(w.healthy())
+        assert loop.run_until_complete(w.healthy())  # its event may be late: one check more
+        assert not loop.run_until_complete(w.healthy())  # still unexplained: dead
         w._identity[key] = (dev, ino + 1, ctime)  # a recreated folder, even with events
         w._seen.add(key)
         assert not loop.run_until_complete(w.healthy())
     finally:
+        w.stop()
+        loop.close()
+
+
+def test_an_event_that_arrives_after_the_health_check_still_explains_the_change(tmp_path):
+    w, key = _watcher(tmp_path)
+    loop = w.loop
+    try:
+        before = w._identity[key]
+        # No observer: the change's event is in no one's hands until the test hands it
+        # over, as when the check runs before it arrives (polling: up to 2 s late).
+        w.stop()
+        (Path(key) / "late.png").write_bytes(b"x")
+        assert loop.run_until_complete(w.healthy())
+        w.saw(str(Path(key) / "late.png"))  # the event arrives before the next check
+        assert loop.run_until_complete(w.healthy())
+        assert w._identity[key] != before
+        assert loop.run_until_complete(w.healthy())
+    finally:
+        w.stop()
+        loop.close()
+
+
+class _Hung:
+    """A FolderIO gate: the folder's calls block until released (no dead NFS needed)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.release = threading.Event()
+
+    def __call__(self, folder: str) -> None:
+        if folder == self.folder:
+            self.release.wait(10)
+
+
+def test_a_folder_that_did_not_answer_at_set_up_is_re_armed_once_it_does(tmp_path, monkeypatch):
+    monkeypatch.setattr("mediasync.watch.START_TIMEOUT", 0.2)  # a shorter clock, not a wait
+    folder = tmp_path / "share"
+    folder.mkdir()
+    key = str(folder)
+    config = parse_config({"folders": [{"path": key}]}, source=tmp_path / "c.toml")
+    gate = _Hung(key)
+    loop = asyncio.new_event_loop()
+    w = Watcher(config.folders, config.sidecar_suffixes(), loop, lambda p: None,
+                lambda w: None, fs=FolderIO(timeout=0.2, gate=gate))
+
+    def observers() -> list[BaseObserver]:
+        return [t for t in threading.enumerate() if isinstance(t, BaseObserver) and t.is_alive()]
+
+    before = observers()
+    try:
+        assert loop.run_until_complete(w.start()) == [f"cannot watch {key}: it does not answer"]
+        assert loop.run_until_complete(w.healthy())  # still hung: nothing to re-arm yet
+        gate.release.set()
+        wait_for(lambda: not w.fs.hung(key), what="the share to answer")
+        assert not loop.run_until_complete(w.healthy())  # answers now: re-arm and rescan
+        # The set-up that came back late started an observer nobody owns: it is stopped.
+        wait_for(lambda: observers() == before, what="the late observer to stop")
+    finally:
+        gate.release.set()
         w.stop()
         loop.close()

@@ -55,6 +55,19 @@ def test_changed_stat_since_last_look_restarts_settle():
     assert plan.settle_wait(grown, F, None, NOW, 50.0, 2.0) == 2.0
 
 
+def test_future_mtime_waits_one_settle_not_until_then():
+    # exFAT stores local time: hours ahead; a camera with a wrong clock: years.
+    for ahead in (3 * 3600.0, 5 * 365 * 86400.0):
+        future = dataclasses.replace(F, mtime_ns=int((NOW + ahead) * 1e9))
+        assert plan.settle_wait(future, None, None, NOW, 50.0, 2.0) == 2.0
+        # unchanged across our own wait: still, whatever its mtime says
+        assert plan.settle_wait(future, future, None, NOW + 2.0, 52.0, 2.0) == 0
+        # the event part of the rule stays
+        assert plan.settle_wait(future, future, 51.5, NOW + 2.0, 52.0, 2.0) == pytest.approx(1.5)
+        grown = dataclasses.replace(future, size=20)
+        assert plan.settle_wait(grown, future, None, NOW + 2.0, 52.0, 2.0) == 2.0
+
+
 # -- local problems ------------------------------------------------------------
 def test_local_problems():
     assert "empty" in plan.local_problem(0)
@@ -106,8 +119,8 @@ def test_refresh_finds_vanished_updates_expiry_and_deletes_only_our_old_orphans(
 def test_display_name_round_trip_and_length():
     name = plan.display_name("f" * 64, "x" * 600)
     assert len(name) == 512
-    assert plan.sha_prefix_of(name) == "f" * 16
-    assert plan.sha_prefix_of("someone else's") is None
+    assert plan.owner_of(name) == (None, "f" * 16)
+    assert plan.owner_of("someone else's") is None
 
 
 # -- outputs -------------------------------------------------------------------
@@ -180,7 +193,6 @@ def test_display_name_carries_the_instance_and_old_names_still_parse():
     assert plan.owner_of(name) == ("1a2b3c4d", sha[:16])
     assert plan.owner_of(f"mediasync:{sha[:16]}:x.png") == (None, sha[:16])  # old form
     assert plan.owner_of("mediasync:nonsense") is None
-    assert plan.sha_prefix_of(name) == sha[:16]
 
 
 def test_refresh_deletes_only_this_instances_orphans():
