@@ -80,6 +80,11 @@ class Producer:
         except FolderUnavailable:
             self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
             return
+        except OSError as e:
+            # A sidecar name too long for the file system, permissions…: said plainly,
+            # tried again later (a rename or a fix by the owner heals it).
+            self._cannot_look(path, rel, sha, want, row, target, e)
+            return
         step = plan.output_step(row, want, sha, state, self.e.clock())
         if step == "skip" and row is not None and row.outcome == "blocked" and (
                 outputs.knobs_changed_since(row.message, self._knobs_mark(path, want))):
@@ -248,6 +253,16 @@ class Producer:
 
     def _backoff(self, job: _Job) -> float:
         return self.e.clock() + failures.backoff(job.attempts, self.e.mirror.jitter())
+
+    def _cannot_look(self, path: str, rel: PurePath, sha: str, want: Desired,
+                     row: OutputRow | None, target: Path, error: OSError) -> None:
+        attempts = (row.attempts if row and row.outcome == "failed" else 0) + 1
+        v = failures.judge_os(error, attempts, self.e.clock(), self.e.mirror.jitter())
+        message = f"cannot use {target.name}: {v.reason}"
+        self._record(path, sha, want, row, outcome="failed", written_hash=None,
+                     message=message, retry_at=v.retry_at, attempts=attempts)
+        self.e.note(path, f"sidecar {want.suffix}", "%s: %s", rel, message)
+        self.e.later(path, v.retry_at)
 
     def _retry(self, job: _Job, message: str, retry_at: float | None,
                usage: Usage | None = None) -> None:
