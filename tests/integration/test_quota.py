@@ -14,33 +14,30 @@ from mediasync import quota
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.gemini import ApiError, Budgets, ClassLimits, GeminiClient, QuotaPaused, RetryPolicy
 from mediasync.samples import png_bytes
+from tests import wire_samples
 from tests.helpers import VClock
 
-WIRE = Path("/work/shared/wire")
 
-
-def wire_details(name: str) -> tuple[list[Any], str]:
-    data = json.loads((WIRE / name).read_text())
-    body = data.get("body") or {}
-    err = body.get("error") or {}
+def wire_details(number: int) -> tuple[list[Any], str]:
+    """(details, message) of a live 429 from the corpus copy in tests/wire/."""
+    data = wire_samples.sample(number)
+    err = (data.get("body") or {}).get("error") or {}
     return err.get("details") or data.get("body_fragment") or [], err.get("message", "")
 
 
-
 # -- parsing the live answers --------------------------------------------------
-@pytest.mark.skipif(not WIRE.exists(), reason="wire samples not present")
 def test_parses_every_live_429_shape() -> None:
-    v25 = quota.violations(*wire_details("25-quota-429-input-tokens-per-minute-full.json"))
+    v25 = quota.violations(*wire_details(25))
     assert v25 == [quota.Violation("tpm", "GenerateContentInputTokensPerModelPerMinute-FreeTier",
                                    "gemini-2.5-flash", 250000)]
-    v26 = quota.violations(*wire_details("26-quota-429-three-violations-head.json"))
+    v26 = quota.violations(*wire_details(26))
     assert [v.kind for v in v26] == ["tpm", "rpm", "rpd"] and all(v.limit is None for v in v26)
     assert quota.day_exhausted(v26) is v26[2]
-    v27 = quota.violations(*wire_details("27-quota-429-perday-perminute-tail.json"))
+    v27 = quota.violations(*wire_details(27))
     assert quota.day_exhausted(v27).model == "gemini-2.0-flash"
-    v28 = quota.violations(*wire_details("28-quota-429-message-with-limit-and-retry-in.json"))
+    v28 = quota.violations(*wire_details(28))
     assert v28[0].kind == "tpm" and v28[0].limit == 4000000
-    assert quota.violations(*wire_details("29-quota-429-help-only.json")) == []
+    assert quota.violations(*wire_details(29)) == []
 
 
 def test_limit_from_message_lines_when_no_quota_value() -> None:
