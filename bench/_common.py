@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,16 +77,21 @@ class EmulatorProcess:
     """``mediasync emulator`` in a child process; ``url`` is its base URL."""
 
     def __init__(self, workdir: Path, *, generate_latency: float = 0.0,
-                 processing_delay: float | None = None, name: str = "emulator") -> None:
+                 processing_delay: float | None = None, name: str = "emulator",
+                 flags: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+        """``flags`` are further ``mediasync emulator`` options (e.g. ``--quota-rpm 10``);
+        ``env`` replaces bench_env() (e.g. to run it under libfaketime)."""
         cmd = [*mediasync_cmd(), "emulator", "--host", "127.0.0.1", "--port", "0"]
         if generate_latency:
             cmd += ["--generate-latency", f"{generate_latency}s"]
         if processing_delay is not None:
             cmd += ["--processing-delay", f"{processing_delay}s"]
+        cmd += flags
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log,
-                                     env=bench_env(), text=True)
+                                     env=env if env is not None else bench_env(), text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the emulator prints one line, then nothing
         m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
