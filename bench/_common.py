@@ -162,11 +162,12 @@ def _toml_value(v: Any) -> str:
 
 
 def write_config(workdir: Path, base_url: str, folder: Path, *, name: str = "config.toml",
-                 **daemon: Any) -> Path:
-    """A TOML config: one folder (default prompts), state_dir inside ``workdir``."""
+                 api: dict[str, Any] | None = None, **daemon: Any) -> Path:
+    """A TOML config: one folder (default prompts), state_dir inside ``workdir``;
+    ``api`` adds `[api]` keys (e.g. a timeout), ``daemon`` sets `[daemon]` keys."""
     d = {"state_dir": str(workdir / "state"), "log_level": "info", **daemon}
-    lines = ["[api]", f"base_url = {_toml_value(base_url)}", 'api_version = "v1beta"', "",
-             "[daemon]"]
+    a = {"base_url": base_url, "api_version": "v1beta", **(api or {})}
+    lines = ["[api]", *(f"{k} = {_toml_value(v)}" for k, v in a.items()), "", "[daemon]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
     lines += ["", "[[folders]]", f"path = {_toml_value(folder)}", ""]
     path = workdir / name

@@ -57,6 +57,7 @@ from _common import (
     mediasync_cmd,
     stop_daemon,
     table,
+    write_config,
 )
 
 from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
@@ -176,15 +177,6 @@ class Watcher:
             self.seen[name] = ts(f["expirationTime"])
 
 
-def write_config(work: Path, url: str, folder: Path, timeout: str) -> Path:
-    cfg = work / "config.toml"
-    cfg.write_text(
-        f'[api]\nbase_url = "{url}"\napi_version = "v1beta"\ntimeout = "{timeout}"\n\n'
-        f'[daemon]\nstate_dir = "{work / "state"}"\nlog_level = "info"\n\n'
-        f'[[folders]]\npath = "{folder}"\n')
-    return cfg
-
-
 def run(args: argparse.Namespace, work: Path) -> int:
     lib = find_libfaketime()
     folder = work / "media"
@@ -193,7 +185,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     emu = EmulatorProcess(work, env=clock.env(lib))
     url = emu.url
     skew = post(f"{url}/_emulator/advance", {"seconds": 0})["now"] - clock.now()
-    cfg = write_config(work, url, folder, args.timeout)
+    cfg = write_config(work, url, folder, api={"timeout": args.timeout})
     log = work / "run.log"
     # The first sync runs on the same timeline, before the daemon: the sidecars are
     # written once, here, and the two days must run no prompt again. (Written by the
