@@ -117,9 +117,7 @@ def part3(work: Path, count: int, run_for: float) -> dict:
         stop_daemon(proc)
         log.close()
         after_run = emu.stats()["quota"]
-        status = subprocess.run([*mediasync_cmd(), "-c", str(cfg), "status", "--json"],
-                                capture_output=True, text=True, env=bench_env(), check=False)
-    st = json.loads(status.stdout)
+        st = _status(cfg)
     stderr = (sub / "sync.log").read_text()
     line = next((ln for ln in stderr.splitlines() if "daily quota" in ln), "")
     return {"exit": code, "after_sync": after_sync, "after_run": after_run,
