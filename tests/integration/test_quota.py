@@ -314,7 +314,7 @@ def test_costs_per_model_today_month_total() -> None:
     assert costs.cap_reached(spent, LimitsConfig(max_daily_cost=2.0)) is None
 
 
-def test_knobs_reach_the_wire(tmp_path: Path) -> None:
+def test_knobs_reach_the_wire(tmp_path: Path, emu: Emulator) -> None:
     import httpx
 
     seen: list[dict[str, Any]] = []
@@ -323,17 +323,13 @@ def test_knobs_reach_the_wire(tmp_path: Path) -> None:
         if request.url.path.endswith(":generateContent"):
             seen.append(json.loads(request.content))
 
-    emu = Emulator(EmulatorConfig(port=0)).start()
-    try:
-        async def go() -> None:
-            http = httpx.AsyncClient(event_hooks={"request": [hook]})
-            async with GeminiClient("k", emu.base_url, http=http) as c:
-                uri = await _uploaded(c, tmp_path)
-                await c.generate("gemini-2.5-flash", file_uri=uri, mime_type="image/png",
-                                 prompt="p", generation_config={"thinkingConfig": {
-                                     "thinkingBudget": 0}}, system_instruction="terse")
-        asyncio.run(go())
-    finally:
-        emu.stop()
+    async def go() -> None:
+        http = httpx.AsyncClient(event_hooks={"request": [hook]})
+        async with GeminiClient("k", emu.base_url, http=http) as c:
+            uri = await _uploaded(c, tmp_path)
+            await c.generate("gemini-2.5-flash", file_uri=uri, mime_type="image/png",
+                             prompt="p", generation_config={"thinkingConfig": {
+                                 "thinkingBudget": 0}}, system_instruction="terse")
+    asyncio.run(go())
     assert seen[0]["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 0}}
     assert seen[0]["systemInstruction"] == {"parts": [{"text": "terse"}]}
