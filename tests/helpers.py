@@ -141,6 +141,12 @@ class Clock:
         return time.time() + self.offset
 
 
+def advance(clock: Clock, emu: Any, seconds: float) -> None:
+    """Move the test's clock and the emulator's (an ``Emulator``) forward together."""
+    clock.offset += seconds
+    emu.clock.advance(seconds)
+
+
 class VClock:
     """A virtual clock whose sleep advances it (pacing tested without waiting)."""
 

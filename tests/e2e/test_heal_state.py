@@ -21,7 +21,7 @@ from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import Clock, cli, db_rows, engine_setup, env, write_config
+from tests.helpers import Clock, advance, cli, db_rows, engine_setup, env, write_config
 
 HOUR = 3600.0
 
@@ -91,11 +91,6 @@ async def one_pass(engine: Engine) -> None:
     await engine.scan()
     await engine.run(until_idle=True)
     await engine.sweep()
-
-
-def advance(clock: Clock, emu: Emulator, seconds: float) -> None:
-    clock.offset += seconds
-    emu.clock.advance(seconds)
 
 
 # -- 1: kill -9 while a sidecar is rewritten ---------------------------------------

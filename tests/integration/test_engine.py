@@ -10,7 +10,7 @@ from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import Clock, engine_setup
+from tests.helpers import Clock, advance, engine_setup
 
 HOUR = 3600.0
 
@@ -43,8 +43,7 @@ def test_renewal_before_expiry_and_reupload_after_expiry(tmp_path, emu):
         gens = emu.stats()["requests"]["generate"]
 
         # 43 h later: inside renew_before (6 h) of the 48 h expiry.
-        clock.offset += 43 * HOUR
-        emu.clock.advance(43 * HOUR)
+        advance(clock, emu, 43 * HOUR)
         await _pass(engine)
         await engine.refresh()  # deletes the replaced copy
         renewed = store.all_contents()[0]
@@ -55,8 +54,7 @@ def test_renewal_before_expiry_and_reupload_after_expiry(tmp_path, emu):
         assert sidecar.read_text() == written
 
         # The daemon was down past expiry: the copy vanished; upload it again.
-        clock.offset += 49 * HOUR
-        emu.clock.advance(49 * HOUR)
+        advance(clock, emu, 49 * HOUR)
         await _pass(engine)
         again = store.all_contents()[0]
         assert again.remote_name not in (first, renewed.remote_name)

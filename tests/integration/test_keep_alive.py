@@ -14,7 +14,7 @@ from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import Clock
+from tests.helpers import Clock, advance
 
 HOUR = 3600.0
 
@@ -64,13 +64,11 @@ def test_on_use_lets_copies_lapse_and_uploads_again_when_a_prompt_needs_one(tmp_
         gens = emu.stats()["requests"]["generate"]
 
         # In the renewal window: only the folder that keeps copies alive renews.
-        clock.offset += 43 * HOUR
-        emu.clock.advance(43 * HOUR)
+        advance(clock, emu, 43 * HOUR)
         await _pass(engine)
         assert _uploads(emu) == 3
         # Past the lazy copy's expiry: nothing is uploaded, and both are synced.
-        clock.offset += 6 * HOUR
-        emu.clock.advance(6 * HOUR)
+        advance(clock, emu, 6 * HOUR)
         await _pass(engine)
         assert _uploads(emu) == 3
         assert emu.stats()["requests"]["generate"] == gens
