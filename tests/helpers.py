@@ -178,3 +178,20 @@ def engine_setup(tmp_path: Path, base_url: str) -> tuple[Any, Any]:
         }
     )
     return config, Store(tmp_path / "state" / "state.db")
+
+
+def quota_err(kind: str, limit: int | None, model: str = "gemini-2.5-flash") -> Any:
+    """A live-shaped 429 (an ``ApiError``) naming one quota: ``kind`` rpm, rpd or tpm,
+    ``limit`` as quotaValue (None: absent, as often live), RetryInfo 7 s."""
+    from mediasync import quota
+    from mediasync.gemini import ApiError
+
+    qid = {"rpm": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+           "rpd": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+           "tpm": "GenerateContentInputTokensPerModelPerMinute-FreeTier"}[kind]
+    v: dict[str, Any] = {"quotaId": qid, "quotaDimensions": {"model": model}}
+    if limit is not None:
+        v["quotaValue"] = str(limit)
+    return ApiError(429, "RESOURCE_EXHAUSTED", "quota", [
+        {"@type": quota.QUOTA_FAILURE, "violations": [v]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])

@@ -15,7 +15,7 @@ from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.gemini import ApiError, Budgets, ClassLimits, GeminiClient, QuotaPaused, RetryPolicy
 from mediasync.samples import png_bytes
 from tests import wire_samples
-from tests.helpers import VClock
+from tests.helpers import VClock, quota_err
 
 
 def wire_details(number: int) -> tuple[list[Any], str]:
@@ -69,18 +69,6 @@ def test_pause_message_reads_as_the_issue_asks() -> None:
 
 
 # -- the budgets, pure with a virtual clock -------------------------------------
-def err(kind: str, limit: int | None, model: str = "gemini-2.5-flash") -> ApiError:
-    qid = {"rpm": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-           "rpd": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-           "tpm": "GenerateContentInputTokensPerModelPerMinute-FreeTier"}[kind]
-    v: dict[str, Any] = {"quotaId": qid, "quotaDimensions": {"model": model}}
-    if limit is not None:
-        v["quotaValue"] = str(limit)
-    return ApiError(429, "RESOURCE_EXHAUSTED", "quota", [
-        {"@type": quota.QUOTA_FAILURE, "violations": [v]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
-
-
 def test_learns_rpm_from_quota_value_then_paces_a_sliding_minute() -> None:
     clock = VClock(1_750_000_000.0)
     b = Budgets(clock=clock, sleep=clock.sleep)
@@ -90,7 +78,7 @@ def test_learns_rpm_from_quota_value_then_paces_a_sliding_minute() -> None:
         for _ in range(10):
             await b.acquire(cls)
         assert clock.slept == []  # starts fast: nothing known, nothing pinned
-        assert b.learn(cls, err("rpm", 10)) == 0.0
+        assert b.learn(cls, quota_err("rpm", 10)) == 0.0
         assert b.limits(cls).rpm == 10
         await b.acquire(cls)
         assert clock.now - 1_750_000_000.0 == pytest.approx(61.0)  # the window freed
@@ -106,7 +94,7 @@ def test_learns_rpm_by_counting_when_no_value() -> None:
         for _ in range(7):
             await b.acquire("generate:m")
             clock.now += 1
-        b.learn("generate:m", err("rpm", None))
+        b.learn("generate:m", quota_err("rpm", None))
         assert b.limits("generate:m").rpm == 7
 
     asyncio.run(go())
@@ -120,7 +108,7 @@ def test_day_quota_pauses_that_model_only_until_midnight_pacific() -> None:
 
     async def go() -> None:
         with pytest.raises(QuotaPaused) as e:
-            b.learn("generate:a", err("rpd", 250, "a"))  # retryDelay 7s is ignored
+            b.learn("generate:a", quota_err("rpd", 250, "a"))  # retryDelay 7s is ignored
         assert e.value.resume_at == quota.next_reset(t0)
         assert "daily quota of 250 requests for a used; resuming at 00:00 PT" in str(e.value)
         with pytest.raises(QuotaPaused):
