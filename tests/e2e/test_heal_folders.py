@@ -26,7 +26,7 @@ from mediasync.folderio import holding_mount, parse_mount_points, read_mount_poi
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import Running, cli, db_rows, wait_for, write_config
+from tests.helpers import Running, cli, db_rows, engine_setup, wait_for, write_config
 
 
 @pytest.fixture
@@ -275,16 +275,10 @@ def test_a_vanished_file_on_a_pulled_disk_is_not_gone(card, emu, tmp_path):
     """Neither the scan queues its path nor does the event path (Identifier.gone, as
     a watcher event or a reconcile that finds the file missing) mark it gone."""
     (card.inbox / "a.png").write_bytes(png_bytes(seed=50))
-    config = parse_config({
-        "api": {"base_url": emu.base_url},
-        "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
-                   "requests_per_minute": 6000},
-        "folders": [{"path": str(tmp_path / "inbox")}],
-    })
+    config, store = engine_setup(tmp_path, emu.base_url)
     path = str(card.inbox / "a.png")
 
     async def main() -> tuple[bool, float | None, dict[str, str]]:
-        store = Store(tmp_path / "state" / "state.db")
         client = GeminiClient("k", emu.base_url)
         try:
             engine = Engine(config, store, client, once=True)
