@@ -45,7 +45,7 @@ def write_config(
 
 def env(**extra: str) -> dict[str, str]:
     drop = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NOTIFY_SOCKET", "JOURNAL_STREAM",
-            "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY", "MEDIASYNC_CONFIG")
+            "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY", "MEDIASYNC_CONFIG", "MEDIASYNC_STATE_DIR")
     e = {k: v for k, v in os.environ.items() if k not in drop}
     e.update({"GEMINI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}, **extra)
     return e
