@@ -427,11 +427,6 @@ def test_hung_folder_stalls_only_itself(emu, tmp_path):
                 await asyncio.sleep(0.05)
             assert (ok_dir / "o.png.caption.md").exists()
             assert not (hung_dir / "h.png.caption.md").exists()
-            # The loop still answers while the hung call sits in its thread (a blocked
-            # loop would take as long as the hang: the bound is liveness, not speed).
-            t0 = time.monotonic()
-            await asyncio.sleep(0.01)
-            assert time.monotonic() - t0 < 5.0
             t0 = time.monotonic()
             await asyncio.wait_for(engine.stop(), 5)
             runner.cancel()

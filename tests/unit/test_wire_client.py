@@ -71,7 +71,10 @@ def test_13_14_audio_get_and_list_item(number: int) -> None:
     assert f.size_bytes == 41762063 and f.state == "ACTIVE" and f.video_duration is None
     assert f.sha256_hex == "0e7fafe1984aed24c15be0789a35e60c5af0c7373b9ed9f2631316740a4b9ee6"
     assert f.expiration_time == datetime(2025, 2, 16, 22, 33, 33, 359672, tzinfo=UTC)
-    assert "nextPageToken" not in data if number == 14 else True
+    if number == 14:
+        assert "nextPageToken" not in data  # a list that fits one page
+    else:
+        assert "file" not in data and data["name"] == f.name  # files.get: the bare File
 
 
 # -- generateContent ------------------------------------------------------
