@@ -439,13 +439,17 @@ def _daemon(tmp_path: Path, emu: Emulator, folder: Path | None = None) -> Runnin
     return Running(cfg)
 
 
+# The daemon's health check logs this, then re-arms the watch (daemon._health).
+REARMED = "re-arming it and rescanning"
+
+
 def test_recreated_folder_is_watched_again(emu, tmp_path):
     d = _daemon(tmp_path, emu)
     inbox = tmp_path / "inbox"
     try:
         shutil.rmtree(inbox)
         inbox.mkdir()
-        time.sleep(0.3)
+        wait_for(lambda: REARMED in d.log(), what="the watch re-armed", proc=d.proc)
         (inbox / "late.png").write_bytes(png_bytes(seed=71))
         wait_for(lambda: (inbox / "late.png.caption.md").exists(), timeout=20,
                  what="caption after the folder came back", proc=d.proc)
@@ -465,9 +469,8 @@ def test_remounted_folder_is_watched_again(tmp_path, emu):
         try:
             # A whole new file system at the same path: the old inotify watch is dead.
             assert _sh("umount", str(inbox)).returncode == 0
-            time.sleep(0.3)
             assert _sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(inbox)).returncode == 0
-            time.sleep(0.3)
+            wait_for(lambda: REARMED in d.log(), what="the watch re-armed", proc=d.proc)
             (inbox / "late.png").write_bytes(png_bytes(seed=72))
             wait_for(lambda: (inbox / "late.png.caption.md").exists(), timeout=20,
                      what="caption after the remount", proc=d.proc)
