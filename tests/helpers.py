@@ -195,3 +195,28 @@ def quota_err(kind: str, limit: int | None, model: str = "gemini-2.5-flash") -> 
     return ApiError(429, "RESOURCE_EXHAUSTED", "quota", [
         {"@type": quota.QUOTA_FAILURE, "violations": [v]},
         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
+
+
+# -- store rows for the pure decisions (plan, states) ---------------------------
+def content_row(**kw: Any) -> Any:
+    """A ``store.ContentRow`` of an image with nothing recorded yet: no copy, no
+    upload under way, no error. ``kw`` sets the fields a case is about."""
+    from mediasync.store import ContentRow
+
+    base = dict(sha256="ab" * 32, size=10, mime="image/png", kind="image", remote_name=None,
+                uri=None, expires_at=None, next_url=None, next_offset=None,
+                next_granularity=None, next_name=None, next_uri=None, next_expires_at=None,
+                error=None, retry_at=None, attempts=0, uploads=0, updated_at=0.0)
+    return ContentRow(**{**base, **kw})
+
+
+def output_row(want: Any, **kw: Any) -> Any:
+    """A ``store.OutputRow``: the sidecar ``want`` (a ``plan.Desired``) asks for, written
+    from content "s" and current. ``kw`` sets the fields a case is about."""
+    from mediasync.store import OutputRow
+
+    base = dict(path=want.sidecar.removesuffix(want.suffix), suffix=want.suffix, sha256="s",
+                prompt_hash=want.prompt_hash, model=want.model, sidecar=want.sidecar,
+                written_hash="w", pending_hash=None, outcome="written", message=None,
+                prompt_tokens=1, output_tokens=1, retry_at=None, attempts=0, at=0.0)
+    return OutputRow(**{**base, **kw})
