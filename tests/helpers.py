@@ -1,7 +1,9 @@
-"""Helpers for end-to-end tests: the real CLI in a subprocess against an in-process emulator."""
+"""Helpers shared by the tests: the real CLI in a subprocess against an in-process emulator,
+clocks the tests move, and sample rows and files."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import sqlite3
@@ -13,6 +15,14 @@ from pathlib import Path
 from typing import Any
 
 KEY = "e2e-test-key-0123456789"
+
+# A 16×16 JPEG as ffmpeg writes it (`-f lavfi -i color=red:s=16x16 -frames:v 1`), no EXIF.
+JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgEBAQEBAUFBQUFBQYGBgYGBgYGBgYGBg"
+    "YHBwcICAgHBwcGBgcHCAgICAkJCQgICAgJCQoKCgwMCwsODg4RERT/xABMAAEBAAAAAAAAAAAAAAAAAAAABgEBAQAA"
+    "AAAAAAAAAAAAAAAABgcQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAAQABADASIAAhEAAx"
+    "EA/9oADAMBAAIRAxEAPwCLAFF/f//Z"
+)
 
 
 def write_config(
