@@ -261,6 +261,15 @@ def which(name: str) -> str | None:
     return shutil.which(name)
 
 
+def start_daemon(config: Path, log: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``mediasync -c CONFIG run`` in the background, stdout and stderr to ``log``
+    (truncated); ``env`` replaces bench_env(). The child keeps the log open."""
+    with open(log, "wb") as out:
+        return subprocess.Popen([*mediasync_cmd(), "-c", str(config), "run"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env=env if env is not None else bench_env())
+
+
 def stop_daemon(proc: subprocess.Popen) -> None:
     """SIGTERM as systemctl stop would; kill it if it does not exit in time."""
     proc.send_signal(signal.SIGTERM)

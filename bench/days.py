@@ -55,6 +55,7 @@ from _common import (
     command_line,
     machine,
     mediasync_cmd,
+    start_daemon,
     stop_daemon,
     table,
     write_config,
@@ -202,10 +203,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     if setup.returncode != 0:
         emu.stop()
         raise SystemExit(f"setup sync failed: {setup.stdout[-2000:]}{setup.stderr[-2000:]}")
-    with open(log, "wb") as out:
-        daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                  env=clock.env(lib))
+    daemon = start_daemon(cfg, log, env=clock.env(lib))
     watcher = Watcher(url, work / "state" / "state.db")
     end = clock.t0 + args.days * DAY
     print(f"emulator skew at start: {skew:+.1f} virtual s", flush=True)

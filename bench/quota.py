@@ -47,6 +47,7 @@ from _common import (
     mediasync_cmd,
     request_delta,
     run_cli,
+    start_daemon,
     stop_daemon,
     sync_once,
     wait_for_log,
@@ -110,12 +111,9 @@ def part3(work: Path, count: int, run_for: float) -> dict:
         cfg.write_text(cfg.read_text() + PROMPTS_TWO_MODELS)
         code, seconds = run_cli(cfg, "sync", log=sub / "sync.log", timeout=600)
         after_sync = emu.stats()["quota"]
-        log = open(sub / "run.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"], stdout=log,
-                                stderr=log, env=bench_env())
+        proc = start_daemon(cfg, sub / "run.log")
         time.sleep(run_for)
         stop_daemon(proc)
-        log.close()
         after_run = emu.stats()["quota"]
         st = _status(cfg)
     stderr = (sub / "sync.log").read_text()
@@ -197,9 +195,7 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float,
             # Pacing is scaled with the clock: it decides when requests go, not how many.
             requests_per_minute=int(int(DEFAULT_DAEMON["requests_per_minute"]) * speed))
         log_path = sub / "run.log"
-        log = open(log_path, "wb")  # noqa: SIM115
-        proc = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"], stdout=log,
-                                stderr=log, env=bench_env())
+        proc = start_daemon(cfg, log_path)
         try:
             wait_for_log(log_path, r"watching \d+ folder", timeout=300)
             # Counted from the end of start-up (its one listing is not periodic).
@@ -211,7 +207,6 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float,
             elapsed = time.monotonic() - t0
         finally:
             stop_daemon(proc)
-            log.close()
     sim_days = elapsed * speed / 86400
     counted = request_delta(before, after)
     per_day = {k: v / sim_days for k, v in counted.items() if k != "control"}

@@ -52,11 +52,10 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
-    bench_env,
     command_line,
     machine,
-    mediasync_cmd,
     run_cli,
+    start_daemon,
     stop_daemon,
     table,
     wait_for_log,
@@ -318,10 +317,7 @@ def soak(args: argparse.Namespace, work: Path) -> int:
                        refresh_every="30s")
     log = work / "run.log"
     print(f"watched folder: {mount.how}", flush=True)
-    with open(log, "wb") as out:
-        daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                  env=bench_env())
+    daemon = start_daemon(cfg, log)
     tl = Timeline()
     try:
         wait_for_log(log, r"watching \d+ folder", timeout=120)
