@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,16 +77,21 @@ class EmulatorProcess:
     """``mediasync emulator`` in a child process; ``url`` is its base URL."""
 
     def __init__(self, workdir: Path, *, generate_latency: float = 0.0,
-                 processing_delay: float | None = None, name: str = "emulator") -> None:
+                 processing_delay: float | None = None, name: str = "emulator",
+                 flags: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+        """``flags`` are further ``mediasync emulator`` options (e.g. ``--quota-rpm 10``);
+        ``env`` replaces bench_env() (e.g. to run it under libfaketime)."""
         cmd = [*mediasync_cmd(), "emulator", "--host", "127.0.0.1", "--port", "0"]
         if generate_latency:
             cmd += ["--generate-latency", f"{generate_latency}s"]
         if processing_delay is not None:
             cmd += ["--processing-delay", f"{processing_delay}s"]
+        cmd += flags
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log,
-                                     env=bench_env(), text=True)
+                                     env=env if env is not None else bench_env(), text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the emulator prints one line, then nothing
         m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
@@ -156,11 +162,12 @@ def _toml_value(v: Any) -> str:
 
 
 def write_config(workdir: Path, base_url: str, folder: Path, *, name: str = "config.toml",
-                 **daemon: Any) -> Path:
-    """A TOML config: one folder (default prompts), state_dir inside ``workdir``."""
+                 api: dict[str, Any] | None = None, **daemon: Any) -> Path:
+    """A TOML config: one folder (default prompts), state_dir inside ``workdir``;
+    ``api`` adds `[api]` keys (e.g. a timeout), ``daemon`` sets `[daemon]` keys."""
     d = {"state_dir": str(workdir / "state"), "log_level": "info", **daemon}
-    lines = ["[api]", f"base_url = {_toml_value(base_url)}", 'api_version = "v1beta"', "",
-             "[daemon]"]
+    a = {"base_url": base_url, "api_version": "v1beta", **(api or {})}
+    lines = ["[api]", *(f"{k} = {_toml_value(v)}" for k, v in a.items()), "", "[daemon]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
     lines += ["", "[[folders]]", f"path = {_toml_value(folder)}", ""]
     path = workdir / name
@@ -252,6 +259,15 @@ def table(rows: list[list[Any]], header: list[str]) -> str:
 
 def which(name: str) -> str | None:
     return shutil.which(name)
+
+
+def start_daemon(config: Path, log: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``mediasync -c CONFIG run`` in the background, stdout and stderr to ``log``
+    (truncated); ``env`` replaces bench_env(). The child keeps the log open."""
+    with open(log, "wb") as out:
+        return subprocess.Popen([*mediasync_cmd(), "-c", str(config), "run"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env=env if env is not None else bench_env())
 
 
 def stop_daemon(proc: subprocess.Popen) -> None:

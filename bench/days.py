@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -50,7 +49,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _common import bench_env, command_line, machine, mediasync_cmd, stop_daemon, table
+from _common import (
+    EmulatorProcess,
+    bench_env,
+    command_line,
+    machine,
+    mediasync_cmd,
+    start_daemon,
+    stop_daemon,
+    table,
+    write_config,
+)
 
 from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
 
@@ -169,36 +178,15 @@ class Watcher:
             self.seen[name] = ts(f["expirationTime"])
 
 
-def start_emulator(clock: VirtualClock, lib: str, work: Path) -> tuple[subprocess.Popen, str]:
-    log = open(work / "emulator.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([*mediasync_cmd(), "emulator", "--host", "127.0.0.1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=log, env=clock.env(lib), text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"emulator did not start under libfaketime: {line!r}")
-    return proc, m.group(1)
-
-
-def write_config(work: Path, url: str, folder: Path, timeout: str) -> Path:
-    cfg = work / "config.toml"
-    cfg.write_text(
-        f'[api]\nbase_url = "{url}"\napi_version = "v1beta"\ntimeout = "{timeout}"\n\n'
-        f'[daemon]\nstate_dir = "{work / "state"}"\nlog_level = "info"\n\n'
-        f'[[folders]]\npath = "{folder}"\n')
-    return cfg
-
-
 def run(args: argparse.Namespace, work: Path) -> int:
     lib = find_libfaketime()
     folder = work / "media"
     n = write_files(folder, args.files)
     clock = VirtualClock(args.speed)
-    emu, url = start_emulator(clock, lib, work)
+    emu = EmulatorProcess(work, env=clock.env(lib))
+    url = emu.url
     skew = post(f"{url}/_emulator/advance", {"seconds": 0})["now"] - clock.now()
-    cfg = write_config(work, url, folder, args.timeout)
+    cfg = write_config(work, url, folder, api={"timeout": args.timeout})
     log = work / "run.log"
     # The first sync runs on the same timeline, before the daemon: the sidecars are
     # written once, here, and the two days must run no prompt again. (Written by the
@@ -213,12 +201,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
           f"{first['requests'].get('generate', 0)} prompts run, "
           f"{first['uploads_finalized']} uploads", flush=True)
     if setup.returncode != 0:
-        emu.kill()
+        emu.stop()
         raise SystemExit(f"setup sync failed: {setup.stdout[-2000:]}{setup.stderr[-2000:]}")
-    with open(log, "wb") as out:
-        daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                  env=clock.env(lib))
+    daemon = start_daemon(cfg, log, env=clock.env(lib))
     watcher = Watcher(url, work / "state" / "state.db")
     end = clock.t0 + args.days * DAY
     print(f"emulator skew at start: {skew:+.1f} virtual s", flush=True)
@@ -252,8 +237,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     finally:
         if daemon.poll() is None:
             stop_daemon(daemon)
-        emu.terminate()
-        emu.wait(timeout=30)
+        emu.stop()
     return report(args, work, log, n, watcher, first, stats, (skew, final_skew),
                   daemon.returncode)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,11 +30,10 @@ from pathlib import Path
 
 from _common import (
     EmulatorProcess,
-    bench_env,
     command_line,
     machine,
-    mediasync_cmd,
     png_bytes,
+    start_daemon,
     stop_daemon,
     table,
     wait_cpu_quiet,
@@ -62,10 +60,7 @@ def run_row(work: Path, label: str, *, count: int, settle: float, rpm: int, gap:
     with EmulatorProcess(sub, generate_latency=latency, processing_delay=processing) as emu:
         cfg = write_config(sub, emu.url, folder, settle=f"{settle}s", requests_per_minute=rpm)
         log = sub / "run.log"
-        with open(log, "wb") as out:
-            daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
-                                      stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                      env=bench_env())
+        daemon = start_daemon(cfg, log)
         try:
             wait_for_log(log, r"watching \d+ folder", timeout=60)
             wait_cpu_quiet(daemon.pid, quiet_for=1.0, timeout=60)

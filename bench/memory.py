@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,13 +31,12 @@ from pathlib import Path
 
 from _common import (
     EmulatorProcess,
-    bench_env,
     command_line,
     cpu_ticks,
     machine,
-    mediasync_cmd,
     proc_status,
     request_delta,
+    start_daemon,
     stop_daemon,
     sync_once,
     table,
@@ -75,11 +73,8 @@ def main() -> int:
                                rescan_every=f"{args.rescan_every}s")
             log = work / "run.log"
             before = emu.requests()
-            with open(log, "wb") as out:
-                t0 = time.monotonic()
-                daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
-                                          stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                          env=bench_env())
+            t0 = time.monotonic()
+            daemon = start_daemon(cfg, log)
             try:
                 line = wait_for_log(log, r"watching \d+ folder", timeout=300)
                 t_ready = time.monotonic()

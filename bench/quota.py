@@ -47,6 +47,7 @@ from _common import (
     mediasync_cmd,
     request_delta,
     run_cli,
+    start_daemon,
     stop_daemon,
     sync_once,
     wait_for_log,
@@ -56,31 +57,13 @@ from _common import (
 from pipeline import run_sdk
 
 
-class QuotaEmulator(EmulatorProcess):
-    def __init__(self, workdir: Path, *, latency: float, flags: list[str], name: str) -> None:
-        import re
-
-        cmd = [*mediasync_cmd(), "emulator", "--host", "127.0.0.1", "--port", "0",
-               "--generate-latency", f"{latency}s", *flags]
-        self.log_path = workdir / f"{name}.log"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log,
-                                     env=bench_env(), text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        if not m:
-            raise SystemExit(f"emulator did not start: {line!r}")
-        self.url, self.cmd = m.group(1), cmd
-
-
 def part1(work: Path, count: int) -> dict:
     sdk = run_sdk(work, count, 0.5)
     sub = work / "p1"
     folder = sub / "media"
     write_pngs(folder, count)
-    with QuotaEmulator(sub, latency=0.5, flags=["--quota-rpm", "1000", "--quota-tier", "paid"],
-                       name="emu") as emu:
+    with EmulatorProcess(sub, generate_latency=0.5, name="emu",
+                         flags=["--quota-rpm", "1000", "--quota-tier", "paid"]) as emu:
         cfg = write_config(sub, emu.url, folder, settle="0s")
         code, seconds = run_cli(cfg, "sync", log=sub / "sync.log", timeout=3600)
         refused = emu.stats()["quota"]["refused"]
@@ -93,7 +76,7 @@ def part2(work: Path, count: int) -> dict:
     sub = work / "p2"
     folder = sub / "media"
     write_pngs(folder, count)
-    with QuotaEmulator(sub, latency=0.5, flags=["--quota-rpm", "10"], name="emu") as emu:
+    with EmulatorProcess(sub, generate_latency=0.5, flags=["--quota-rpm", "10"], name="emu") as emu:
         cfg = write_config(sub, emu.url, folder, settle="0s")
         code, seconds = run_cli(cfg, "sync", log=sub / "sync.log", timeout=3600)
         q = emu.stats()["quota"]
@@ -123,21 +106,16 @@ def part3(work: Path, count: int, run_for: float) -> dict:
     sub = work / "p3"
     folder = sub / "media"
     write_pngs(folder, count)
-    with QuotaEmulator(sub, latency=0.1, flags=["--quota-rpd", "20"], name="emu") as emu:
+    with EmulatorProcess(sub, generate_latency=0.1, flags=["--quota-rpd", "20"], name="emu") as emu:
         cfg = write_config(sub, emu.url, folder, settle="0s")  # current defaults
         cfg.write_text(cfg.read_text() + PROMPTS_TWO_MODELS)
         code, seconds = run_cli(cfg, "sync", log=sub / "sync.log", timeout=600)
         after_sync = emu.stats()["quota"]
-        log = open(sub / "run.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"], stdout=log,
-                                stderr=log, env=bench_env())
+        proc = start_daemon(cfg, sub / "run.log")
         time.sleep(run_for)
         stop_daemon(proc)
-        log.close()
         after_run = emu.stats()["quota"]
-        status = subprocess.run([*mediasync_cmd(), "-c", str(cfg), "status", "--json"],
-                                capture_output=True, text=True, env=bench_env(), check=False)
-    st = json.loads(status.stdout)
+        st = _status(cfg)
     stderr = (sub / "sync.log").read_text()
     line = next((ln for ln in stderr.splitlines() if "daily quota" in ln), "")
     return {"exit": code, "after_sync": after_sync, "after_run": after_run,
@@ -150,7 +128,7 @@ def _listing_pages(work: Path, files: int) -> dict:
 
     sub = work / "p4-list"
     sub.mkdir()
-    with QuotaEmulator(sub, latency=0, flags=[], name="emu") as emu:
+    with EmulatorProcess(sub, name="emu") as emu:
         src = sub / "one.png"
         src.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 64)
 
@@ -205,7 +183,7 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float,
     period = (FILE_TTL_SECONDS - d["renew_before"]) / speed
     lead = max(d["renew_before"] / speed, MIN_USABLE_SECONDS + 10)
     ttl = period + lead
-    with QuotaEmulator(sub, latency=0, flags=["--ttl", f"{ttl:.6g}s"], name="emu") as emu:
+    with EmulatorProcess(sub, flags=["--ttl", f"{ttl:.6g}s"], name="emu") as emu:
         scaled = {"refresh_every": _sim(d["refresh_every"], speed),
                   "renew_before": f"{lead:.6g}s"}
         sync_once(sub, emu.url, folder, sim_files, keep_alive=keep_alive, **scaled)
@@ -217,9 +195,7 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float,
             # Pacing is scaled with the clock: it decides when requests go, not how many.
             requests_per_minute=int(int(DEFAULT_DAEMON["requests_per_minute"]) * speed))
         log_path = sub / "run.log"
-        log = open(log_path, "wb")  # noqa: SIM115
-        proc = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"], stdout=log,
-                                stderr=log, env=bench_env())
+        proc = start_daemon(cfg, log_path)
         try:
             wait_for_log(log_path, r"watching \d+ folder", timeout=300)
             # Counted from the end of start-up (its one listing is not periodic).
@@ -231,7 +207,6 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float,
             elapsed = time.monotonic() - t0
         finally:
             stop_daemon(proc)
-            log.close()
     sim_days = elapsed * speed / 86400
     counted = request_delta(before, after)
     per_day = {k: v / sim_days for k, v in counted.items() if k != "control"}
@@ -274,7 +249,7 @@ def part4b(work: Path, count: int) -> dict:
     images, one emulator, two state directories (each sync uploads its own copies)."""
     sub = work / "p4b"
     rows = {}
-    with QuotaEmulator(sub, latency=0, flags=[], name="emu") as emu:
+    with EmulatorProcess(sub, name="emu") as emu:
         for label, extra in (("default", ""), ("thinking_budget = 0", "thinking_budget = 0\n")):
             run = sub / label.split()[0]
             folder = run / "media"

@@ -52,14 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
-    bench_env,
     command_line,
     machine,
-    mediasync_cmd,
     run_cli,
+    start_daemon,
     stop_daemon,
     table,
     wait_for_log,
+    write_config,
 )
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
@@ -278,19 +278,6 @@ def tracebacks(log: Path) -> list[str]:
 # -- the run -----------------------------------------------------------------------
 
 
-def write_config(work: Path, url: str, folder: Path, rpm: int) -> Path:
-    cfg = work / "config.toml"
-    cfg.write_text(
-        f'[api]\nbase_url = "{url}"\napi_version = "v1beta"\n\n'
-        f'[daemon]\nstate_dir = "{work / "state"}"\nlog_level = "info"\n'
-        f"requests_per_minute = {rpm}\n"
-        # The default (6 h) would notice the purge hours after the run: the soak
-        # proves healing, so it lists as often as the old default did.
-        'refresh_every = "30s"\n\n'
-        f'[[folders]]\npath = "{folder}"\n')
-    return cfg
-
-
 class Timeline:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -324,13 +311,13 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     faults = CountingFaults()
     emu.faults = faults
     emu.start()
-    cfg = write_config(work, emu.base_url, folder, args.rpm)
+    # The default refresh_every (6 h) would notice the purge hours after the run: the
+    # soak proves healing, so it lists as often as the old default did.
+    cfg = write_config(work, emu.base_url, folder, requests_per_minute=args.rpm,
+                       refresh_every="30s")
     log = work / "run.log"
     print(f"watched folder: {mount.how}", flush=True)
-    with open(log, "wb") as out:
-        daemon = subprocess.Popen([*mediasync_cmd(), "-c", str(cfg), "run"],
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                  env=bench_env())
+    daemon = start_daemon(cfg, log)
     tl = Timeline()
     try:
         wait_for_log(log, r"watching \d+ folder", timeout=120)

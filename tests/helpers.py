@@ -1,7 +1,9 @@
-"""Helpers for end-to-end tests: the real CLI in a subprocess against an in-process emulator."""
+"""Helpers shared by the tests: the real CLI in a subprocess against an in-process emulator,
+clocks the tests move, and sample rows and files."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import sqlite3
@@ -13,6 +15,14 @@ from pathlib import Path
 from typing import Any
 
 KEY = "e2e-test-key-0123456789"
+
+# A 16×16 JPEG as ffmpeg writes it (`-f lavfi -i color=red:s=16x16 -frames:v 1`), no EXIF.
+JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgEBAQEBAUFBQUFBQYGBgYGBgYGBgYGBg"
+    "YHBwcICAgHBwcGBgcHCAgICAkJCQgICAgJCQoKCgwMCwsODg4RERT/xABMAAEBAAAAAAAAAAAAAAAAAAAABgEBAQAA"
+    "AAAAAAAAAAAAAAAABgcQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAAQABADASIAAhEAAx"
+    "EA/9oADAMBAAIRAxEAPwCLAFF/f//Z"
+)
 
 
 def write_config(
@@ -45,7 +55,7 @@ def write_config(
 
 def env(**extra: str) -> dict[str, str]:
     drop = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NOTIFY_SOCKET", "JOURNAL_STREAM",
-            "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY", "MEDIASYNC_CONFIG")
+            "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY", "MEDIASYNC_CONFIG", "MEDIASYNC_STATE_DIR")
     e = {k: v for k, v in os.environ.items() if k not in drop}
     e.update({"GEMINI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}, **extra)
     return e
@@ -141,6 +151,12 @@ class Clock:
         return time.time() + self.offset
 
 
+def advance(clock: Clock, emu: Any, seconds: float) -> None:
+    """Move the test's clock and the emulator's (an ``Emulator``) forward together."""
+    clock.offset += seconds
+    emu.clock.advance(seconds)
+
+
 class VClock:
     """A virtual clock whose sleep advances it (pacing tested without waiting)."""
 
@@ -172,3 +188,45 @@ def engine_setup(tmp_path: Path, base_url: str) -> tuple[Any, Any]:
         }
     )
     return config, Store(tmp_path / "state" / "state.db")
+
+
+def quota_err(kind: str, limit: int | None, model: str = "gemini-2.5-flash") -> Any:
+    """A live-shaped 429 (an ``ApiError``) naming one quota: ``kind`` rpm, rpd or tpm,
+    ``limit`` as quotaValue (None: absent, as often live), RetryInfo 7 s."""
+    from mediasync import quota
+    from mediasync.gemini import ApiError
+
+    qid = {"rpm": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+           "rpd": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+           "tpm": "GenerateContentInputTokensPerModelPerMinute-FreeTier"}[kind]
+    v: dict[str, Any] = {"quotaId": qid, "quotaDimensions": {"model": model}}
+    if limit is not None:
+        v["quotaValue"] = str(limit)
+    return ApiError(429, "RESOURCE_EXHAUSTED", "quota", [
+        {"@type": quota.QUOTA_FAILURE, "violations": [v]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
+
+
+# -- store rows for the pure decisions (plan, states) ---------------------------
+def content_row(**kw: Any) -> Any:
+    """A ``store.ContentRow`` of an image with nothing recorded yet: no copy, no
+    upload under way, no error. ``kw`` sets the fields a case is about."""
+    from mediasync.store import ContentRow
+
+    base = dict(sha256="ab" * 32, size=10, mime="image/png", kind="image", remote_name=None,
+                uri=None, expires_at=None, next_url=None, next_offset=None,
+                next_granularity=None, next_name=None, next_uri=None, next_expires_at=None,
+                error=None, retry_at=None, attempts=0, uploads=0, updated_at=0.0)
+    return ContentRow(**{**base, **kw})
+
+
+def output_row(want: Any, **kw: Any) -> Any:
+    """A ``store.OutputRow``: the sidecar ``want`` (a ``plan.Desired``) asks for, written
+    from content "s" and current. ``kw`` sets the fields a case is about."""
+    from mediasync.store import OutputRow
+
+    base = dict(path=want.sidecar.removesuffix(want.suffix), suffix=want.suffix, sha256="s",
+                prompt_hash=want.prompt_hash, model=want.model, sidecar=want.sidecar,
+                written_hash="w", pending_hash=None, outcome="written", message=None,
+                prompt_tokens=1, output_tokens=1, retry_at=None, attempts=0, at=0.0)
+    return OutputRow(**{**base, **kw})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
@@ -26,11 +25,6 @@ _KEY_REASONS = frozenset(
 )
 _TRANSIENT_CODES = frozenset({500, 502, 503, 504})
 _STORAGE_QUOTA = ("FileStorageBytes", "file_storage_bytes")
-# The quota message of late 2025 on (wire/28): one line per violation, then the wait.
-_LIMIT_LINE = re.compile(
-    r"\* Quota exceeded for metric: (?P<metric>[^,\s]+), limit: (?P<limit>\d+)"
-    r"(?:, model: (?P<model>[^,\s]+))?"
-)
 _RETRY_IN = re.compile(r"Please retry in (\d+(?:\.\d+)?)s")
 # Proto text format, as in an error surfaced through another message (wire/03).
 _PROTO_VIOLATION = re.compile(r"violations\s*\{(?P<body>[^{}]*)\}")
@@ -50,33 +44,6 @@ _STATUS_CODES = {
     "UNAVAILABLE": 503,
     "DEADLINE_EXCEEDED": 504,
 }
-
-
-@dataclass(frozen=True)
-class QuotaViolation:
-    """One QuotaFailure violation; every field may be absent on the wire (wire/25–28)."""
-
-    quota_id: str | None = None
-    quota_metric: str | None = None
-    quota_value: int | None = None  # the limit; a string on the wire, often absent
-    model: str | None = None  # quotaDimensions.model (the backend's id, wire/26)
-
-    @classmethod
-    def from_json(cls, data: Any) -> QuotaViolation:
-        if not isinstance(data, dict):
-            return cls()
-        dims = data.get("quotaDimensions")
-        dims = dims if isinstance(dims, dict) else {}
-        return cls(
-            quota_id=_str_or_none(data.get("quotaId") or data.get("quota_id")),
-            quota_metric=_str_or_none(data.get("quotaMetric") or data.get("quota_metric")),
-            quota_value=_int_or_none(data.get("quotaValue", data.get("quota_value"))),
-            model=_str_or_none(dims.get("model")),
-        )
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -136,29 +103,6 @@ class ApiError(Exception):
                 return max(0.0, delay)
         match = _RETRY_IN.search(self.message)
         return float(match.group(1)) if match else None
-
-    @property
-    def quota_violations(self) -> tuple[QuotaViolation, ...]:
-        """Every QuotaFailure violation; without one, the message's
-        "* Quota exceeded for metric: …, limit: N[, model: M]" lines (no quotaId)."""
-        found = tuple(
-            QuotaViolation.from_json(v)
-            for d in self._details_of(_QUOTA_FAILURE)
-            for v in (d.get("violations") if isinstance(d.get("violations"), list) else [])
-        )
-        if found:
-            return found
-        return tuple(
-            QuotaViolation(
-                quota_metric=m["metric"], quota_value=int(m["limit"]), model=m["model"]
-            )
-            for m in _LIMIT_LINE.finditer(self.message)
-        )
-
-    @property
-    def quota_ids(self) -> tuple[str, ...]:
-        """The quotaIds named, e.g. ``GenerateRequestsPerDayPerProjectPerModel-FreeTier``."""
-        return tuple(v.quota_id for v in self.quota_violations if v.quota_id)
 
     @property
     def reason(self) -> str | None:

@@ -3,7 +3,6 @@ the emulator, read back by the libraries other tools use (exiv2, srt, webvtt, ff
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 
 from mediasync.emulator import Emulator
 from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
-from tests.helpers import cli, db_rows, write_config
+from tests.helpers import JPEG, cli, db_rows, write_config
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) reads the XMP back")
 import srt  # noqa: E402
@@ -46,8 +45,8 @@ language = "en"
 """
 
 
-def _folder(tmp_path: Path, emu: Emulator, prompts: str = PROMPTS) -> tuple[Path, Path]:
-    cfg = write_config(tmp_path, emu.base_url, prompts=prompts)
+def _folder(tmp_path: Path, emu: Emulator) -> tuple[Path, Path]:
+    cfg = write_config(tmp_path, emu.base_url, prompts=PROMPTS)
     inbox = tmp_path / "inbox"
     (inbox / "photo.png").write_bytes(png_bytes(seed=3))
     (inbox / "memo.wav").write_bytes(wav_bytes(1.5))
@@ -142,15 +141,6 @@ properties.number = { type = "string", pattern = "^[0-9]+$" }
     [(outcome, message, retry_at)] = db_rows(cfg, "SELECT outcome, message, retry_at FROM outputs")
     assert outcome == "failed" and retry_at is not None
     assert "does not match the schema at number" in message
-
-
-# A 16×16 JPEG as ffmpeg writes it (`-f lavfi -i color=red:s=16x16 -frames:v 1`), no EXIF.
-JPEG = base64.b64decode(
-    "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgEBAQEBAUFBQUFBQYGBgYGBgYGBgYGBg"
-    "YHBwcICAgHBwcGBgcHCAgICAkJCQgICAgJCQoKCgwMCwsODg4RERT/xABMAAEBAAAAAAAAAAAAAAAAAAAABgEBAQAA"
-    "AAAAAAAAAAAAAAAABgcQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAAQABADASIAAhEAAx"
-    "EA/9oADAMBAAIRAxEAPwCLAFF/f//Z"
-)
 
 
 def test_placeholders_reach_the_prompt_and_unknown_ones_stay(tmp_path, emu):

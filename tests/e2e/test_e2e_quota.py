@@ -44,15 +44,14 @@ def test_sync_stops_on_a_used_day_quota_with_exit_5_and_status_says_why(tmp_path
         assert "PAUSED: daily quota of 3 requests for gemini-2.5-flash used" in text
 
 
-def test_daily_token_cap_pauses_generation(tmp_path):
-    with Emulator(EmulatorConfig(port=0)) as emu:
-        cfg = write_config(tmp_path, emu.base_url, daemon={"max_generations": 1})
-        cfg.write_text(cfg.read_text().replace("[[folders]]", "[limits]\nmax_daily_tokens = 1\n\n"
-                                               "[[folders]]"))
-        inbox = tmp_path / "inbox"
-        for i in range(3):
-            (inbox / f"p{i}.png").write_bytes(png_bytes(seed=60 + i))
-        r = cli(cfg, "sync")
-        assert r.returncode == 5, r.stderr
-        assert "daily token cap of 1 for all models used" in r.stderr
-        assert emu.stats()["requests"]["generate"] == 1
+def test_daily_token_cap_pauses_generation(tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"max_generations": 1})
+    cfg.write_text(cfg.read_text().replace("[[folders]]", "[limits]\nmax_daily_tokens = 1\n\n"
+                                           "[[folders]]"))
+    inbox = tmp_path / "inbox"
+    for i in range(3):
+        (inbox / f"p{i}.png").write_bytes(png_bytes(seed=60 + i))
+    r = cli(cfg, "sync")
+    assert r.returncode == 5, r.stderr
+    assert "daily token cap of 1 for all models used" in r.stderr
+    assert emu.stats()["requests"]["generate"] == 1

@@ -9,38 +9,37 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.samples import png_bytes
-from tests.helpers import cli, env, wait_for, write_config
+from tests.helpers import cli, db_rows, env, wait_for, write_config
 
 MODEL = "gemini-2.5-flash"
 FAST = "thinking_budget = 0\nmedia_resolution = \"low\""
 
 
-def _sync(cfg: Path, log: Path) -> subprocess.Popen:
-    out = open(log, "w")  # noqa: SIM115 - the child holds it; closed when the test ends
-    return subprocess.Popen(
-        [sys.executable, "-m", "mediasync", "-c", str(cfg), "--log-level", "debug", "sync"],
-        stdout=out, stderr=subprocess.STDOUT, env=env())
+@contextmanager
+def _syncing(cfg: Path, log: Path) -> Iterator[subprocess.Popen]:
+    """`mediasync sync` in the background, logging to ``log``; SIGTERM on leaving."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mediasync", "-c", str(cfg), "--log-level", "debug", "sync"],
+            stdout=out, stderr=subprocess.STDOUT, env=env())
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
-def _learned(state: Path) -> dict:
-    try:
-        with sqlite3.connect(state) as db:
-            row = db.execute("SELECT value FROM meta WHERE key='learned_limits'").fetchone()
-    except sqlite3.Error:
-        return {}
-    return json.loads(row[0]) if row else {}
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+def _learned(cfg: Path) -> dict:
+    rows = db_rows(cfg, "SELECT value FROM meta WHERE key='learned_limits'")
+    return json.loads(rows[0][0]) if rows else {}
 
 
 def test_a_learned_per_minute_limit_spares_the_next_sync_a_429(tmp_path):
@@ -50,16 +49,13 @@ def test_a_learned_per_minute_limit_spares_the_next_sync_a_429(tmp_path):
     with Emulator(EmulatorConfig(port=0, quota_rpm=1)) as emu:
         cfg = write_config(tmp_path, emu.base_url, daemon={"max_generations": 1},
                            folder_extra=FAST)
-        inbox, state = tmp_path / "inbox", tmp_path / "state" / "state.db"
+        inbox = tmp_path / "inbox"
         for i in range(2):
             (inbox / f"a{i}.png").write_bytes(png_bytes(seed=70 + i))
 
-        first = _sync(cfg, tmp_path / "sync1.log")
-        try:
-            wait_for(lambda: _learned(state).get(f"generate:{MODEL}", {}).get("rpm") == 1,
+        with _syncing(cfg, tmp_path / "sync1.log") as first:
+            wait_for(lambda: _learned(cfg).get(f"generate:{MODEL}", {}).get("rpm") == 1,
                      what="the limit learned and stored", proc=first)
-        finally:
-            _stop(first)
         q = emu.stats()["quota"]
         assert q["admitted"] == {MODEL: 1} and q["refused"] == {MODEL: {"rpm": 1}}
 
@@ -67,13 +63,10 @@ def test_a_learned_per_minute_limit_spares_the_next_sync_a_429(tmp_path):
         for i in range(2):
             (inbox / f"b{i}.png").write_bytes(png_bytes(seed=80 + i))
         log2 = tmp_path / "sync2.log"
-        second = _sync(cfg, log2)
-        try:
+        with _syncing(cfg, log2) as second:
             wait_for(lambda: f"generate:{MODEL}: paced" in log2.read_text(),
                      what="the second run pacing", proc=second)
             q = emu.stats()["quota"]
-        finally:
-            _stop(second)
         # It asked once, then waited for the minute: no second refusal.
         assert q["admitted"] == {MODEL: 2}
         assert q["refused"] == {MODEL: {"rpm": 1}}

@@ -7,16 +7,13 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import tomli_w
 
 from mediasync import livecheck
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
@@ -32,6 +29,7 @@ from mediasync.livecheck import (
     inspect_hash,
     inspect_start,
 )
+from tests.helpers import cli, write_config
 
 KEY = "live-check-key-0123456789"
 DATA = b"\x89PNG\r\n\x1a\n not really a png, only bytes to hash"
@@ -233,25 +231,9 @@ def test_a_model_that_cannot_stop_thinking_is_asked_again_without_budget(emu: Em
 # --- the real CLI ----------------------------------------------------------------
 
 
-def cli(cfg: Path, *args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "CREDENTIALS_DIRECTORY",
-                        "MEDIASYNC_CONFIG", "MEDIASYNC_STATE_DIR", "NOTIFY_SOCKET")}
-    env["GEMINI_API_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "mediasync", "-c", str(cfg), *args],
-                          env=env, capture_output=True, text=True, timeout=60)
-
-
 def live(tmp_path: Path, emu: Emulator, key: str = KEY) -> subprocess.CompletedProcess[str]:
-    media = tmp_path / "media"
-    media.mkdir(exist_ok=True)
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(tomli_w.dumps({
-        "api": {"base_url": emu.base_url},
-        "daemon": {"state_dir": str(tmp_path / "state")},
-        "folders": [{"path": str(media)}],
-    }))
-    r = cli(cfg, "check", "--live", key=key)
+    cfg = write_config(tmp_path, emu.base_url, folder=tmp_path / "media")
+    r = cli(cfg, "check", "--live", timeout=60, GEMINI_API_KEY=key)
     assert "Traceback" not in r.stdout + r.stderr
     assert key not in r.stdout + r.stderr
     return r
@@ -342,13 +324,8 @@ def test_a_lost_finalize_answer_still_deletes_the_upload(tmp_path: Path, emu: Em
 
 
 def test_plain_check_makes_no_upload(tmp_path: Path, emu: Emulator) -> None:
-    media = tmp_path / "media"
-    media.mkdir()
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(tomli_w.dumps({"api": {"base_url": emu.base_url},
-                                  "daemon": {"state_dir": str(tmp_path / "s")},
-                                  "folders": [{"path": str(media)}]}))
-    r = cli(cfg, "check")
+    cfg = write_config(tmp_path, emu.base_url, folder=tmp_path / "media")
+    r = cli(cfg, "check", timeout=60, GEMINI_API_KEY=KEY)
     assert r.returncode == 0 and "as mediasync expects" not in r.stdout
     assert set(emu.stats()["requests"]) == {"list"}
 

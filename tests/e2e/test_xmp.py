@@ -9,8 +9,7 @@ import pytest
 from mediasync import xmp
 from mediasync.emulator import Emulator
 from mediasync.samples import png_bytes
-from tests.e2e.test_e2e_outputs import JPEG
-from tests.helpers import cli, db_rows, write_config
+from tests.helpers import JPEG, cli, db_rows, write_config
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) writes and reads the sidecars")
 pyexiv2.registerNs("http://darktable.sf.net/", "darktable")

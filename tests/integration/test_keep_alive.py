@@ -9,12 +9,12 @@ from pathlib import Path
 
 from mediasync import report
 from mediasync.config import parse_config
-from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.emulator import Emulator
 from mediasync.engine import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.samples import png_bytes
 from mediasync.store import Store
-from tests.helpers import Clock
+from tests.helpers import Clock, advance
 
 HOUR = 3600.0
 
@@ -50,47 +50,44 @@ def _states(store: Store, engine: Engine, now: float) -> dict[str, tuple[str, st
             for r in report.build(store, engine.config, now)}
 
 
-def test_on_use_lets_copies_lapse_and_uploads_again_when_a_prompt_needs_one(tmp_path):
+def test_on_use_lets_copies_lapse_and_uploads_again_when_a_prompt_needs_one(tmp_path, emu):
     clock = Clock()
-    with Emulator(EmulatorConfig(port=0)) as emu:
-        engine, store = _setup(tmp_path, emu, clock)
-        lazy = tmp_path / "lazy" / "a.png"
-        lazy.write_bytes(png_bytes(seed=1))
-        (tmp_path / "kept" / "b.png").write_bytes(png_bytes(seed=2))
+    engine, store = _setup(tmp_path, emu, clock)
+    lazy = tmp_path / "lazy" / "a.png"
+    lazy.write_bytes(png_bytes(seed=1))
+    (tmp_path / "kept" / "b.png").write_bytes(png_bytes(seed=2))
 
-        async def scenario() -> None:
-            await _pass(engine)
-            assert _uploads(emu) == 2
-            assert Path(f"{lazy}.caption.md").exists()
-            gens = emu.stats()["requests"]["generate"]
+    async def scenario() -> None:
+        await _pass(engine)
+        assert _uploads(emu) == 2
+        assert Path(f"{lazy}.caption.md").exists()
+        gens = emu.stats()["requests"]["generate"]
 
-            # In the renewal window: only the folder that keeps copies alive renews.
-            clock.offset += 43 * HOUR
-            emu.clock.advance(43 * HOUR)
-            await _pass(engine)
-            assert _uploads(emu) == 3
-            # Past the lazy copy's expiry: nothing is uploaded, and both are synced.
-            clock.offset += 6 * HOUR
-            emu.clock.advance(6 * HOUR)
-            await _pass(engine)
-            assert _uploads(emu) == 3
-            assert emu.stats()["requests"]["generate"] == gens
-            states = _states(store, engine, clock())
-            assert states["lazy"][0] == "synced" and "on_use" in (states["lazy"][1] or "")
-            assert states["kept"] == ("synced", None)
-            assert engine.mirror.renewals.next_at() is not None  # the kept copy's next one
+        # In the renewal window: only the folder that keeps copies alive renews.
+        advance(clock, emu, 43 * HOUR)
+        await _pass(engine)
+        assert _uploads(emu) == 3
+        # Past the lazy copy's expiry: nothing is uploaded, and both are synced.
+        advance(clock, emu, 6 * HOUR)
+        await _pass(engine)
+        assert _uploads(emu) == 3
+        assert emu.stats()["requests"]["generate"] == gens
+        states = _states(store, engine, clock())
+        assert states["lazy"][0] == "synced" and "on_use" in (states["lazy"][1] or "")
+        assert states["kept"] == ("synced", None)
+        assert engine.mirror.renewals.next_at() is not None  # the kept copy's next one
 
-            # A new prompt needs the lazy file's copy: one upload, one generation each.
-            folders = tuple(
-                dataclasses.replace(f, prompts=tuple(
-                    dataclasses.replace(p, prompt=p.prompt + " Be brief.") for p in f.prompts))
-                for f in engine.config.folders)
-            engine.reconfigure(dataclasses.replace(engine.config, folders=folders))
-            await _pass(engine)
-            assert _uploads(emu) == 4  # the lazy copy only: the kept one still serves
-            assert emu.stats()["requests"]["generate"] == gens + 2
-            assert _states(store, engine, clock())["lazy"][0] == "synced"
-            await engine.client.aclose()
+        # A new prompt needs the lazy file's copy: one upload, one generation each.
+        folders = tuple(
+            dataclasses.replace(f, prompts=tuple(
+                dataclasses.replace(p, prompt=p.prompt + " Be brief.") for p in f.prompts))
+            for f in engine.config.folders)
+        engine.reconfigure(dataclasses.replace(engine.config, folders=folders))
+        await _pass(engine)
+        assert _uploads(emu) == 4  # the lazy copy only: the kept one still serves
+        assert emu.stats()["requests"]["generate"] == gens + 2
+        assert _states(store, engine, clock())["lazy"][0] == "synced"
+        await engine.client.aclose()
 
-        asyncio.run(scenario())
-        store.close()
+    asyncio.run(scenario())
+    store.close()

@@ -153,31 +153,29 @@ OPENAPI_XMP = {
 }
 
 
-def test_the_sdk_gets_schema_answers_from_the_emulator():
+def test_the_sdk_gets_schema_answers_from_the_emulator(emu):
     """google-genai sends response_json_schema / response_schema its own way; both work."""
     import io
 
     genai = pytest.importorskip("google.genai")
     from google.genai import types
 
-    from mediasync.emulator import Emulator, EmulatorConfig
     from mediasync.samples import png_bytes
 
-    with Emulator(EmulatorConfig(port=0)) as emu:
-        client = genai.Client(api_key="k", http_options=types.HttpOptions(
-            base_url=emu.base_url, api_version="v1beta"))
-        f = client.files.upload(file=io.BytesIO(png_bytes()), config={"mime_type": "image/png"})
-        for config in (
-            types.GenerateContentConfig(response_mime_type="application/json",
-                                        response_json_schema=structured.XMP_SCHEMA,
-                                        system_instruction="Reply with JSON."),
-            types.GenerateContentConfig(response_mime_type="application/json",
-                                        response_schema=OPENAPI_XMP),
-        ):
-            r = client.models.generate_content(model="gemini-2.5-flash",
-                                               contents=[f, "Caption it."], config=config)
-            value = structured.parse(r.text, structured.XMP_SCHEMA)
-            assert value["keywords"] == ["image"] and "image/png" in value["caption"]
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(
+        base_url=emu.base_url, api_version="v1beta"))
+    f = client.files.upload(file=io.BytesIO(png_bytes()), config={"mime_type": "image/png"})
+    for config in (
+        types.GenerateContentConfig(response_mime_type="application/json",
+                                    response_json_schema=structured.XMP_SCHEMA,
+                                    system_instruction="Reply with JSON."),
+        types.GenerateContentConfig(response_mime_type="application/json",
+                                    response_schema=OPENAPI_XMP),
+    ):
+        r = client.models.generate_content(model="gemini-2.5-flash",
+                                           contents=[f, "Caption it."], config=config)
+        value = structured.parse(r.text, structured.XMP_SCHEMA)
+        assert value["keywords"] == ["image"] and "image/png" in value["caption"]
 
 
 @pytest.mark.parametrize("preset, formats", [("photos", {"xmp", "text"}),

@@ -14,33 +14,30 @@ from mediasync import quota
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.gemini import ApiError, Budgets, ClassLimits, GeminiClient, QuotaPaused, RetryPolicy
 from mediasync.samples import png_bytes
-from tests.helpers import VClock
+from tests import wire_samples
+from tests.helpers import VClock, quota_err
 
-WIRE = Path("/work/shared/wire")
 
-
-def wire_details(name: str) -> tuple[list[Any], str]:
-    data = json.loads((WIRE / name).read_text())
-    body = data.get("body") or {}
-    err = body.get("error") or {}
+def wire_details(number: int) -> tuple[list[Any], str]:
+    """(details, message) of a live 429 from the corpus copy in tests/wire/."""
+    data = wire_samples.sample(number)
+    err = (data.get("body") or {}).get("error") or {}
     return err.get("details") or data.get("body_fragment") or [], err.get("message", "")
 
 
-
 # -- parsing the live answers --------------------------------------------------
-@pytest.mark.skipif(not WIRE.exists(), reason="wire samples not present")
 def test_parses_every_live_429_shape() -> None:
-    v25 = quota.violations(*wire_details("25-quota-429-input-tokens-per-minute-full.json"))
+    v25 = quota.violations(*wire_details(25))
     assert v25 == [quota.Violation("tpm", "GenerateContentInputTokensPerModelPerMinute-FreeTier",
                                    "gemini-2.5-flash", 250000)]
-    v26 = quota.violations(*wire_details("26-quota-429-three-violations-head.json"))
+    v26 = quota.violations(*wire_details(26))
     assert [v.kind for v in v26] == ["tpm", "rpm", "rpd"] and all(v.limit is None for v in v26)
     assert quota.day_exhausted(v26) is v26[2]
-    v27 = quota.violations(*wire_details("27-quota-429-perday-perminute-tail.json"))
+    v27 = quota.violations(*wire_details(27))
     assert quota.day_exhausted(v27).model == "gemini-2.0-flash"
-    v28 = quota.violations(*wire_details("28-quota-429-message-with-limit-and-retry-in.json"))
+    v28 = quota.violations(*wire_details(28))
     assert v28[0].kind == "tpm" and v28[0].limit == 4000000
-    assert quota.violations(*wire_details("29-quota-429-help-only.json")) == []
+    assert quota.violations(*wire_details(29)) == []
 
 
 def test_limit_from_message_lines_when_no_quota_value() -> None:
@@ -72,18 +69,6 @@ def test_pause_message_reads_as_the_issue_asks() -> None:
 
 
 # -- the budgets, pure with a virtual clock -------------------------------------
-def err(kind: str, limit: int | None, model: str = "gemini-2.5-flash") -> ApiError:
-    qid = {"rpm": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-           "rpd": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-           "tpm": "GenerateContentInputTokensPerModelPerMinute-FreeTier"}[kind]
-    v: dict[str, Any] = {"quotaId": qid, "quotaDimensions": {"model": model}}
-    if limit is not None:
-        v["quotaValue"] = str(limit)
-    return ApiError(429, "RESOURCE_EXHAUSTED", "quota", [
-        {"@type": quota.QUOTA_FAILURE, "violations": [v]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
-
-
 def test_learns_rpm_from_quota_value_then_paces_a_sliding_minute() -> None:
     clock = VClock(1_750_000_000.0)
     b = Budgets(clock=clock, sleep=clock.sleep)
@@ -93,7 +78,7 @@ def test_learns_rpm_from_quota_value_then_paces_a_sliding_minute() -> None:
         for _ in range(10):
             await b.acquire(cls)
         assert clock.slept == []  # starts fast: nothing known, nothing pinned
-        assert b.learn(cls, err("rpm", 10)) == 0.0
+        assert b.learn(cls, quota_err("rpm", 10)) == 0.0
         assert b.limits(cls).rpm == 10
         await b.acquire(cls)
         assert clock.now - 1_750_000_000.0 == pytest.approx(61.0)  # the window freed
@@ -109,7 +94,7 @@ def test_learns_rpm_by_counting_when_no_value() -> None:
         for _ in range(7):
             await b.acquire("generate:m")
             clock.now += 1
-        b.learn("generate:m", err("rpm", None))
+        b.learn("generate:m", quota_err("rpm", None))
         assert b.limits("generate:m").rpm == 7
 
     asyncio.run(go())
@@ -123,7 +108,7 @@ def test_day_quota_pauses_that_model_only_until_midnight_pacific() -> None:
 
     async def go() -> None:
         with pytest.raises(QuotaPaused) as e:
-            b.learn("generate:a", err("rpd", 250, "a"))  # retryDelay 7s is ignored
+            b.learn("generate:a", quota_err("rpd", 250, "a"))  # retryDelay 7s is ignored
         assert e.value.resume_at == quota.next_reset(t0)
         assert "daily quota of 250 requests for a used; resuming at 00:00 PT" in str(e.value)
         with pytest.raises(QuotaPaused):
@@ -317,7 +302,7 @@ def test_costs_per_model_today_month_total() -> None:
     assert costs.cap_reached(spent, LimitsConfig(max_daily_cost=2.0)) is None
 
 
-def test_knobs_reach_the_wire(tmp_path: Path) -> None:
+def test_knobs_reach_the_wire(tmp_path: Path, emu: Emulator) -> None:
     import httpx
 
     seen: list[dict[str, Any]] = []
@@ -326,17 +311,13 @@ def test_knobs_reach_the_wire(tmp_path: Path) -> None:
         if request.url.path.endswith(":generateContent"):
             seen.append(json.loads(request.content))
 
-    emu = Emulator(EmulatorConfig(port=0)).start()
-    try:
-        async def go() -> None:
-            http = httpx.AsyncClient(event_hooks={"request": [hook]})
-            async with GeminiClient("k", emu.base_url, http=http) as c:
-                uri = await _uploaded(c, tmp_path)
-                await c.generate("gemini-2.5-flash", file_uri=uri, mime_type="image/png",
-                                 prompt="p", generation_config={"thinkingConfig": {
-                                     "thinkingBudget": 0}}, system_instruction="terse")
-        asyncio.run(go())
-    finally:
-        emu.stop()
+    async def go() -> None:
+        http = httpx.AsyncClient(event_hooks={"request": [hook]})
+        async with GeminiClient("k", emu.base_url, http=http) as c:
+            uri = await _uploaded(c, tmp_path)
+            await c.generate("gemini-2.5-flash", file_uri=uri, mime_type="image/png",
+                             prompt="p", generation_config={"thinkingConfig": {
+                                 "thinkingBudget": 0}}, system_instruction="terse")
+    asyncio.run(go())
     assert seen[0]["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 0}}
     assert seen[0]["systemInstruction"] == {"parts": [{"text": "terse"}]}

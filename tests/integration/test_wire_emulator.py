@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediasync import quota
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.emulator.thinking import thinks_by_default
 from mediasync.gemini.errors import ApiError
@@ -554,9 +555,13 @@ def test_client_reads_the_emulators_quota_429(emu: Emulator, api: httpx.Client) 
     r = generate(api, "gemini-2.5-flash", None)
     e = ApiError.from_body(r.status_code, r.content)
     assert e.retryable and e.retry_delay == 12.0  # RetryInfo in whole seconds wins
-    assert e.quota_ids == ("GenerateRequestsPerDayPerProjectPerModel-FreeTier",)
-    assert e.quota_violations[0].model == "gemini-2.5-flash"
-    assert e.quota_violations[0].quota_value is None
+    found = quota.violations(e.details, e.message)  # the daemon's parser
+    assert [v.quota_id for v in found] == ["GenerateRequestsPerDayPerProjectPerModel-FreeTier"]
+    assert found[0].model == "gemini-2.5-flash"
+    # No quotaValue in the QuotaFailure (as live, wire/26-27): the limit is the message's line.
+    (qf,) = [d for d in e.details if d["@type"] == quota.QUOTA_FAILURE]
+    assert "quotaValue" not in qf["violations"][0]
+    assert found[0].limit == 250
 
 
 @pytest.mark.parametrize(

@@ -13,26 +13,13 @@ import pytest
 from mediasync import quota
 from mediasync.apiclient import LEARNED_KEY, make_budgets
 from mediasync.config import load_config
-from mediasync.gemini import ApiError, Budgets, ClassLimits, QuotaPaused
+from mediasync.gemini import Budgets, ClassLimits, QuotaPaused
 from mediasync.gemini.limits import LEARNED_FOR
 from mediasync.store import Store
-from tests.helpers import VClock, write_config
+from tests.helpers import VClock, quota_err, write_config
 
 CLS = "generate:gemini-2.5-flash"
 T0 = 1_750_000_000.0  # 2025-06-15 08:06 PDT: mid-day, no Pacific midnight near
-
-
-
-def err(kind: str, limit: int | None) -> ApiError:
-    qid = {"rpm": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-           "rpd": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-           "tpm": "GenerateContentInputTokensPerModelPerMinute-FreeTier"}[kind]
-    v: dict[str, Any] = {"quotaId": qid, "quotaDimensions": {"model": "gemini-2.5-flash"}}
-    if limit is not None:
-        v["quotaValue"] = str(limit)
-    return ApiError(429, "RESOURCE_EXHAUSTED", "quota", [
-        {"@type": quota.QUOTA_FAILURE, "violations": [v]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
 
 
 def taught(clock: VClock, **kw: Any) -> dict[str, Any]:
@@ -40,8 +27,8 @@ def taught(clock: VClock, **kw: Any) -> dict[str, Any]:
     saved: list[dict[str, Any]] = []
     b = Budgets(clock=clock, sleep=clock.sleep, **kw)
     b.on_learn = lambda: saved.append(json.loads(json.dumps(b.learned())))
-    b.learn(CLS, err("rpm", 5))
-    b.learn(CLS, err("tpm", 1000))
+    b.learn(CLS, quota_err("rpm", 5))
+    b.learn(CLS, quota_err("tpm", 1000))
     assert len(saved) == 2  # told at each, so the last word is on disk
     return saved[-1]
 
@@ -78,9 +65,9 @@ def test_a_learned_limit_older_than_a_week_is_dropped() -> None:
 def test_a_confirmed_limit_is_young_again() -> None:
     clock = VClock(T0)
     b = Budgets(clock=clock, sleep=clock.sleep)
-    b.learn(CLS, err("rpm", 5))
+    b.learn(CLS, quota_err("rpm", 5))
     clock.now += 6 * 86400
-    b.learn(CLS, err("rpm", 5))
+    b.learn(CLS, quota_err("rpm", 5))
     assert b.learned()[CLS]["at"] == clock.now
 
 
@@ -117,7 +104,7 @@ def test_a_stated_day_quota_is_learned_and_kept() -> None:
     clock = VClock(T0)
     b = Budgets(clock=clock, sleep=clock.sleep)
     with pytest.raises(QuotaPaused):
-        b.learn(CLS, err("rpd", 250))
+        b.learn(CLS, quota_err("rpd", 250))
     assert b.learned()[CLS]["rpd"] == 250
     fresh = Budgets(clock=clock)
     fresh.restore_learned(b.learned())
@@ -142,7 +129,7 @@ def test_make_budgets_persists_learned_limits_and_reads_the_ledger(tmp_path) -> 
     cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9"))
     store = Store(tmp_path / "state.db")
     b = make_budgets(cfg, store)
-    b.learn(CLS, err("rpm", 5))
+    b.learn(CLS, quota_err("rpm", 5))
     assert json.loads(store.get_meta(LEARNED_KEY))[CLS]["rpm"] == 5
 
     today = quota.pacific_day(time.time())

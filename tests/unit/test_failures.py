@@ -51,8 +51,9 @@ def test_verdicts(error, kind):
 
 def test_transient_is_never_made_permanent_by_a_count():
     e = ApiError(503, "UNAVAILABLE", "overloaded")
-    delays = [failures.judge_api(e, n, NOW, 0.5).retry_at - NOW for n in range(1, 1000, 37)]
-    assert all(d is not None for d in delays)
+    verdicts = [failures.judge_api(e, n, NOW, 0.5) for n in range(1, 1000, 37)]
+    assert all(v.kind == "transient" and v.retry_at is not None for v in verdicts)
+    delays = [v.retry_at - NOW for v in verdicts]
     assert max(delays) == pytest.approx(3600)
 
 

@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import pytest
 
 from mediasync import plan, states
 from mediasync.plan import Desired, LocalFacts, RemoteListing
-from mediasync.store import ContentRow, OutputRow
+from tests.helpers import content_row, output_row
 
 NOW = 1_800_000_000.0
 F = LocalFacts(size=10, mtime_ns=int((NOW - 100) * 1e9), inode=7)
-
-
-def content(**kw) -> ContentRow:
-    base = dict(sha256="ab" * 32, size=10, mime="image/png", kind="image", remote_name=None,
-                uri=None, expires_at=None, next_url=None, next_offset=None,
-                next_granularity=None, next_name=None, next_uri=None, next_expires_at=None,
-                error=None, retry_at=None, attempts=0, uploads=0, updated_at=NOW)
-    return ContentRow(**{**base, **kw})
-
 
 WANT = Desired(
     ".caption.md", "Caption it.", "m", plan.prompt_hash("Caption it."), "/x.png.caption.md"
 )
 
 
-def output(**kw) -> OutputRow:
-    base = dict(path="/x.png", suffix=".caption.md", sha256="s", prompt_hash=WANT.prompt_hash,
-                model="m", sidecar=WANT.sidecar, written_hash="h", pending_hash=None,
-                outcome="written", message=None, prompt_tokens=1, output_tokens=1,
-                retry_at=None, attempts=0, at=NOW)
-    return OutputRow(**{**base, **kw})
+output = partial(output_row, WANT)
 
 
 # -- settle --------------------------------------------------------------------
@@ -80,18 +67,18 @@ def test_local_problems():
 @pytest.mark.parametrize(
     "row, step",
     [
-        (content(), "upload"),
-        (content(next_url="u", next_offset=5), "resume"),
-        (content(next_name="files/n"), "poll"),
-        (content(remote_name="files/a", expires_at=NOW + 40 * 3600), "ready"),
-        (content(remote_name="files/a", expires_at=NOW + 5 * 3600), "renew"),
-        (content(remote_name="files/a", expires_at=NOW + 60), "upload"),  # too close to use
-        (content(remote_name="files/a", expires_at=NOW + 40 * 3600, next_url="u"), "renew"),
-        (content(error="bad", retry_at=None), "failed"),
-        (content(error="503", retry_at=NOW + 30), "wait"),
-        (content(error="503", retry_at=NOW - 1), "upload"),
+        (content_row(), "upload"),
+        (content_row(next_url="u", next_offset=5), "resume"),
+        (content_row(next_name="files/n"), "poll"),
+        (content_row(remote_name="files/a", expires_at=NOW + 40 * 3600), "ready"),
+        (content_row(remote_name="files/a", expires_at=NOW + 5 * 3600), "renew"),
+        (content_row(remote_name="files/a", expires_at=NOW + 60), "upload"),  # too close to use
+        (content_row(remote_name="files/a", expires_at=NOW + 40 * 3600, next_url="u"), "renew"),
+        (content_row(error="bad", retry_at=None), "failed"),
+        (content_row(error="503", retry_at=NOW + 30), "wait"),
+        (content_row(error="503", retry_at=NOW - 1), "upload"),
         # A refused renewal never takes the working copy away (issue 8, row 9).
-        (content(remote_name="files/a", expires_at=NOW + 5 * 3600, error="400"), "renew"),
+        (content_row(remote_name="files/a", expires_at=NOW + 5 * 3600, error="400"), "renew"),
     ],
 )
 def test_remote_step(row, step):
@@ -101,8 +88,8 @@ def test_remote_step(row, step):
 # -- refresh -------------------------------------------------------------------
 def test_refresh_finds_vanished_updates_expiry_and_deletes_only_our_old_orphans():
     sha_a, sha_b = "a" * 64, "b" * 64
-    rows = [content(sha256=sha_a, remote_name="files/a", expires_at=1.0),
-            content(sha256=sha_b, remote_name="files/b", expires_at=2.0)]
+    rows = [content_row(sha256=sha_a, remote_name="files/a", expires_at=1.0),
+            content_row(sha256=sha_b, remote_name="files/b", expires_at=2.0)]
     listing = [
         RemoteListing("files/a", plan.display_name(sha_a, "a.png"), NOW - 9999, 5.0),
         RemoteListing("files/orphan", plan.display_name("c" * 64, "c.png"), NOW - 9999, 9.0),
@@ -137,10 +124,7 @@ def test_display_name_round_trip_and_length():
         (output(sha256="old"), "edited", "keep_edit"),
         (output(prompt_hash="old"), "ours", "generate"),
         (output(model="other"), "ours", "generate"),
-        (output(outcome="blocked"), "missing", "skip"),
-        (output(outcome="failed", retry_at=None), "missing", "skip"),
-        (output(outcome="failed", retry_at=NOW + 5), "missing", "wait"),
-        (output(outcome="failed", retry_at=NOW - 5), "missing", "generate"),
+        # blocked, failed and waiting outputs: in test_states.OUTPUTS with their states.
         # kill -9 mid-rewrite (issue 8, row 1): the old bytes are ours but stale;
         # the pending bytes on disk are current and only need recording.
         (output(outcome="writing", pending_hash="p"), "stale", "generate"),

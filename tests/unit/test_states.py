@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
+from functools import partial
 
 import pytest
 
 from mediasync import plan, states
 from mediasync.states import Copy, Output
-from mediasync.store import ContentRow, OutputRow
+from tests.helpers import content_row, output_row
 
 NOW = 1_000_000.0
 H = 3600.0
 RENEW = 6 * H
 
-BASE = ContentRow(sha256="s", size=1, mime="image/png", kind="image", remote_name=None,
-                  uri=None, expires_at=None, next_url=None, next_offset=None,
-                  next_granularity=None, next_name=None, next_uri=None, next_expires_at=None,
-                  error=None, retry_at=None, attempts=0, uploads=0, updated_at=0.0)
 LIVE = {"remote_name": "files/a", "uri": "u", "expires_at": NOW + 40 * H}
 
 # (recorded fields, state, the engine's next step): the way out of every state.
@@ -39,7 +35,7 @@ COPIES = [
 
 @pytest.mark.parametrize(("fields", "state", "step"), COPIES)
 def test_copy_states_and_their_way_out(fields, state, step):
-    c = dataclasses.replace(BASE, **fields)
+    c = content_row(**fields)
     assert states.copy_state(c, NOW, RENEW) is state
     assert plan.remote_step(c, NOW, RENEW) == step
 
@@ -51,12 +47,7 @@ def test_every_copy_state_is_reachable_and_has_a_step():
 WANT = plan.Desired(suffix=".c.md", prompt="p", model="m", prompt_hash="h", sidecar="/f/a.c.md")
 
 
-def row(**kw) -> OutputRow:
-    base = dict(path="/f/a", suffix=".c.md", sha256="s", prompt_hash="h", model="m",
-                sidecar="/f/a.c.md", written_hash="w", pending_hash=None, outcome="written",
-                message=None, prompt_tokens=1, output_tokens=1, retry_at=None, attempts=0,
-                at=0.0)
-    return OutputRow(**{**base, **kw})
+row = partial(output_row, WANT)
 
 
 # (row, sidecar on disk, state, the engine's step)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mediasync.gemini.errors import ApiError, QuotaViolation
+from mediasync import quota
+from mediasync.gemini.errors import ApiError
 from mediasync.gemini.models import File, Generation
 from tests.wire_samples import WIRE, body, raw, sample
 
@@ -70,7 +71,10 @@ def test_13_14_audio_get_and_list_item(number: int) -> None:
     assert f.size_bytes == 41762063 and f.state == "ACTIVE" and f.video_duration is None
     assert f.sha256_hex == "0e7fafe1984aed24c15be0789a35e60c5af0c7373b9ed9f2631316740a4b9ee6"
     assert f.expiration_time == datetime(2025, 2, 16, 22, 33, 33, 359672, tzinfo=UTC)
-    assert "nextPageToken" not in data if number == 14 else True
+    if number == 14:
+        assert "nextPageToken" not in data  # a list that fits one page
+    else:
+        assert "file" not in data and data["name"] == f.name  # files.get: the bare File
 
 
 # -- generateContent ------------------------------------------------------
@@ -146,18 +150,19 @@ def err(number: int, status: int | None = None, *, secret: str | None = None) ->
     return ApiError.from_body(code, raw(number), secret=secret)
 
 
+def violations(e: ApiError) -> list[quota.Violation]:
+    """What the daemon's 429 parser reads from the error (as gemini/limits.py calls it)."""
+    return quota.violations(e.details, e.message)
+
+
 def test_02_storage_full() -> None:
     e = err(2)
     assert e.code == 429 and e.status == "RESOURCE_EXHAUSTED"
     assert e.storage_full and e.quota_exceeded and not e.retryable
-    assert e.quota_violations == (
-        QuotaViolation(
-            quota_id="FileStorageBytesPerProject",
-            quota_metric="generativelanguage.googleapis.com/file_storage_bytes",
-            quota_value=21474836480,
-            model=None,
-        ),
-    )
+    assert violations(e) == [
+        quota.Violation(kind="storage", quota_id="FileStorageBytesPerProject", model=None,
+                        limit=21474836480),
+    ]
     assert e.retry_delay is None
 
 
@@ -167,8 +172,8 @@ def test_03_storage_full_in_proto_text() -> None:
     e = ApiError.from_body(0, text.encode())  # status unknown: taken from the text
     assert e.code == 429 and e.status == "RESOURCE_EXHAUSTED"
     assert e.storage_full and not e.retryable
-    assert e.quota_ids == ("FileStorageBytesPerProject",)
-    assert e.quota_violations[0].quota_value == 21474836480
+    assert [v.quota_id for v in violations(e)] == ["FileStorageBytesPerProject"]
+    assert violations(e)[0].limit == 21474836480
     assert (e.retry_delay or 0) > 1e18  # INT64_MAX seconds: never
     assert e.message.startswith("RESOURCE_EXHAUSTED: You exceeded your current quota")
     assert "type.googleapis.com" not in e.message
@@ -215,28 +220,26 @@ def test_25_input_tokens_per_minute() -> None:
     e = err(25)
     assert e.retryable and e.quota_exceeded and not e.storage_full
     assert e.retry_delay == 26.0
-    assert e.quota_violations == (
-        QuotaViolation(
+    assert violations(e) == [
+        quota.Violation(
+            kind="tpm",
             quota_id="GenerateContentInputTokensPerModelPerMinute-FreeTier",
-            quota_metric=(
-                "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count"
-            ),
-            quota_value=250000,
             model="gemini-2.5-flash",
+            limit=250000,
         ),
-    )
+    ]
 
 
 def test_26_three_violations_without_values() -> None:
     e = err(26)
     assert e.retryable and e.retry_delay is None  # the RetryInfo was cut off
-    assert [v.quota_id for v in e.quota_violations] == [
+    assert [v.quota_id for v in violations(e)] == [
         "GenerateContentInputTokensPerModelPerMinute-FreeTier",
         "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
         "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
     ]
-    assert {v.model for v in e.quota_violations} == {"gemini-2.5-flash-preview-image"}
-    assert all(v.quota_value is None for v in e.quota_violations)
+    assert {v.model for v in violations(e)} == {"gemini-2.5-flash-preview-image"}
+    assert all(v.limit is None for v in violations(e))
 
 
 def test_27_details_tail_help_first() -> None:
@@ -252,16 +255,16 @@ def test_27_details_tail_help_first() -> None:
     }
     e = ApiError.from_body(429, json.dumps(wrapped).encode())
     assert e.retry_delay == 47.0 and e.retryable
-    assert e.quota_ids[0] == "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
-    assert {v.model for v in e.quota_violations} == {"gemini-2.0-flash"}
+    assert violations(e)[0].quota_id == "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+    assert {v.model for v in violations(e)} == {"gemini-2.0-flash"}
 
 
 def test_28_retry_in_message_when_retry_info_is_missing() -> None:
     e = err(28)
     assert e.retryable and e.retry_delay == pytest.approx(47.434392449)
-    (v,) = e.quota_violations
+    (v,) = violations(e)
     assert v.quota_id == "GenerateContentPaidTierInputTokensPerModelPerMinute"
-    assert v.quota_value == 4000000 and v.model == "gemini-2.0-flash"
+    assert v.limit == 4000000 and v.model == "gemini-2.0-flash"
 
 
 def test_quota_lines_in_the_message_stand_in_for_a_missing_quota_failure() -> None:
@@ -273,15 +276,20 @@ def test_quota_lines_in_the_message_stand_in_for_a_missing_quota_failure() -> No
     )
     data = {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
     e = ApiError.from_body(429, json.dumps(data).encode())
-    (v,) = e.quota_violations
-    assert (v.quota_id, v.quota_value, v.model) == (None, 0, "gemini-2.0-flash")
+    (v,) = violations(e)
+    # No quotaId without a QuotaFailure: the metric names the quota instead.
+    assert (v.quota_id, v.limit, v.model) == (
+        "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+        0,
+        "gemini-2.0-flash",
+    )
     assert e.retry_delay == pytest.approx(49.125626837) and e.retryable
 
 
 def test_29_help_only_429() -> None:
     e = err(29)
     assert e.code == 429 and e.status == "RESOURCE_EXHAUSTED" and e.retryable
-    assert e.retry_delay is None and e.quota_violations == () and not e.quota_exceeded
+    assert e.retry_delay is None and violations(e) == [] and not e.quota_exceeded
     assert not e.storage_full and e.message.endswith("rate-limit. ")
 
 
