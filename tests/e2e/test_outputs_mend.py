@@ -11,8 +11,7 @@ from pathlib import Path
 from mediasync import xmp
 from mediasync.emulator import Emulator
 from mediasync.samples import png_bytes
-from tests.e2e.test_e2e_outputs import JPEG
-from tests.helpers import cli, db_rows, env, write_config
+from tests.helpers import JPEG, cli, db_rows, env, write_config
 
 XMP_PROMPT = """
 [[folders.prompts]]
