@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mediasync.samples import png_bytes  # noqa: E402
+from mediasync.media.samples import png_bytes  # noqa: E402
 
 MIB = 1024 * 1024
 

@@ -61,7 +61,7 @@ from _common import (
     write_config,
 )
 
-from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
+from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes
 
 LIBFAKETIME = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",

@@ -167,8 +167,8 @@ def part4(work: Path, files: int, sim_files: int, speed: float, days: float,
     budget scaled alike), every request counted on the emulator for
     ``days`` simulated days; plus one listing over ``files`` copies for the page count."""
     from mediasync.config import DEFAULT_DAEMON, parse_duration
-    from mediasync.media import FILE_TTL_SECONDS
-    from mediasync.states import MIN_USABLE_SECONDS
+    from mediasync.media.formats import FILE_TTL_SECONDS
+    from mediasync.rules.states import MIN_USABLE_SECONDS
 
     listing = listing or _listing_pages(work, files)
     sub = work / f"p4-{keep_alive}"

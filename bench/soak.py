@@ -64,7 +64,7 @@ from _common import (
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.emulator.faults import FaultSet
-from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
+from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes
 
 SIDECARS = {"png": ".caption.md", "mp4": ".caption.md", "wav": ".transcript.txt"}
 SIDECAR_ENDS = tuple(set(SIDECARS.values()))

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "emulator":
         from mediasync import emulator
-        from mediasync.logs import setup_logging
+        from mediasync.app.logs import setup_logging
 
         setup_logging(args.log_level or "info")
         return emulator.run_from_args(args)
@@ -85,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from mediasync.app.instance import InstanceLocked
     from mediasync.config import ConfigError
-    from mediasync.instance import InstanceLocked
     from mediasync.store import StoreError
 
     try:

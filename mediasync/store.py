@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from mediasync.model import ContentRow, OutputRow, PathRow
+from mediasync.rules.rows import ContentRow, OutputRow, PathRow
 
 __all__ = ["SCHEMA_VERSION", "ContentRow", "OutputRow", "PathRow", "Store", "StoreError"]
 

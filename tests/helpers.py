@@ -193,8 +193,7 @@ def engine_setup(tmp_path: Path, base_url: str) -> tuple[Any, Any]:
 def quota_err(kind: str, limit: int | None, model: str = "gemini-2.5-flash") -> Any:
     """A live-shaped 429 (an ``ApiError``) naming one quota: ``kind`` rpm, rpd or tpm,
     ``limit`` as quotaValue (None: absent, as often live), RetryInfo 7 s."""
-    from mediasync import quota
-    from mediasync.gemini import ApiError
+    from mediasync.gemini import ApiError, quota
 
     qid = {"rpm": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
            "rpd": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",

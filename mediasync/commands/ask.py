@@ -25,7 +25,7 @@ from mediasync.commands.common import (
 )
 from mediasync.config import Config, load_config_or_default
 from mediasync.gemini import ApiError
-from mediasync.media import media_type
+from mediasync.media.formats import media_type
 
 log = logging.getLogger("mediasync")
 
@@ -71,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _mirrored_copy(config: Config, path: Path) -> tuple[str, str] | None:
     """(uri, mime) of the daemon's live remote copy of this file's current bytes."""
-    from mediasync.states import usable
+    from mediasync.rules.states import usable
 
     store = open_state(config)
     if store is None:
@@ -98,7 +98,7 @@ def _mirrored_copy(config: Config, path: Path) -> tuple[str, str] | None:
 async def _ask(config: Config, path: Path, mime: str, model: str,
                question: str) -> tuple[str | None, str | None]:
     """(answer, None), or (None, block reason)."""
-    from mediasync import plan
+    from mediasync.rules import plan
 
     mirrored = _mirrored_copy(config, path)
     async with tool_client(config) as client:

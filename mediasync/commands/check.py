@@ -1,5 +1,5 @@
 """`mediasync check`: the config, the API key, the state directory and the folders,
-one line each, then a verdict; with --live also a round trip (``livecheck.py``)."""
+one line each, then a verdict; with --live also a round trip (``check_live.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
+from mediasync.app.instance import lock_holder
 from mediasync.commands.common import (
     EXIT_API,
     EXIT_FAILED,
@@ -30,8 +31,7 @@ from mediasync.config import (
     load_config,
 )
 from mediasync.gemini import ApiError, File
-from mediasync.instance import lock_holder
-from mediasync.media import MAX_PROJECT_BYTES
+from mediasync.media.formats import MAX_PROJECT_BYTES
 
 HELP = "check the config, the API key and the folders; exit 0 if ready"
 
@@ -92,9 +92,9 @@ def main(args: argparse.Namespace) -> int:
         return _verdict(r)
     if not key_ok:
         return _verdict(r, live="the live round trip did not run")
-    from mediasync import livecheck
+    from mediasync.commands import check_live
 
-    return _verdict(r, live=livecheck.run(config, os.environ, r))
+    return _verdict(r, live=check_live.run(config, os.environ, r))
 
 
 def _verdict(r: _Report, *, live: str | None = None) -> int:
@@ -161,7 +161,7 @@ def _check_state(config: Config, r: _Report) -> None:
 
 
 def _check_folders(config: Config, r: _Report) -> None:
-    from mediasync.sidecar import TEMP_PREFIX
+    from mediasync.local.sidecar import TEMP_PREFIX
 
     real: dict[str, Path] = {}
     to_watch = 0

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mediasync.app.logs import setup_logging
 from mediasync.config import Config, load_config_or_default
 from mediasync.gemini import ApiError, File, GeminiClient, RetryPolicy, TransportError
-from mediasync.logs import setup_logging
 
 if TYPE_CHECKING:
-    from mediasync.apiclient import EventHook
+    from mediasync.app.apiclient import EventHook
     from mediasync.store import Store
 
 log = logging.getLogger("mediasync")
@@ -75,7 +75,7 @@ def tool_client(config: Config, *, quick: bool = False, env: Mapping[str, str] |
     """The client of a command someone waits for at a terminal (``env``: the
     process's by default; ``event_hooks``: httpx's, passed through)."""
     # Imported late: the daemon's wiring (scheduler, engine) is not needed to parse --help.
-    from mediasync.apiclient import make_client
+    from mediasync.app.apiclient import make_client
 
     c = make_client(config, os.environ if env is None else env, event_hooks=event_hooks)
     # Someone is waiting at a terminal: fewer, shorter retries than the daemon's.
@@ -84,7 +84,7 @@ def tool_client(config: Config, *, quick: bool = False, env: Mapping[str, str] |
 
 
 def state_db(config: Config) -> Path:
-    from mediasync.instance import STATE_FILE, state_dir
+    from mediasync.app.instance import STATE_FILE, state_dir
 
     return state_dir(config, os.environ) / STATE_FILE
 
@@ -105,7 +105,7 @@ def open_state(config: Config) -> Store | None:
 
 def remote_usage(files: Iterable[File]) -> tuple[int, int]:
     """(bytes used, how many files mediasync made) of a listing of the project."""
-    from mediasync.plan import DISPLAY_PREFIX
+    from mediasync.rules.plan import DISPLAY_PREFIX
 
     files = list(files)
     used = sum(f.size_bytes or 0 for f in files)
@@ -114,7 +114,7 @@ def remote_usage(files: Iterable[File]) -> tuple[int, int]:
 
 
 def human(n: float | None) -> str:
-    from mediasync.plan import human_bytes
+    from mediasync.rules.plan import human_bytes
 
     return "-" if n is None else human_bytes(n)
 

@@ -1,4 +1,4 @@
-"""`mediasync demo`: the handler; the demo itself is ``mediasync/demo.py``."""
+"""`mediasync demo`: the handler; the demo itself is :mod:`mediasync.commands.demo_run`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     tool_logging(args)
-    from mediasync import demo
+    from mediasync.commands import demo_run
 
-    return demo.run(keep=args.keep, timeout=args.timeout)
+    return demo_run.run(keep=args.keep, timeout=args.timeout)

@@ -22,7 +22,7 @@ from mediasync.commands.common import (
 )
 from mediasync.config import Config, load_config_or_default
 from mediasync.gemini import ApiError, File, GeminiClient
-from mediasync.media import MAX_PROJECT_BYTES
+from mediasync.media.formats import MAX_PROJECT_BYTES
 
 HELP = "the remote side: list, delete, purge files in the project"
 
@@ -113,7 +113,7 @@ def _this_instance(config: Config) -> str | None:
 
 
 async def _files_purge(client: GeminiClient, args: argparse.Namespace, config: Config) -> int:
-    from mediasync.plan import DISPLAY_PREFIX, owner_of
+    from mediasync.rules.plan import DISPLAY_PREFIX, owner_of
 
     files = _by_age(await client.list_files())
     instance = None if args.any_instance else _this_instance(config)

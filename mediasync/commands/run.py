@@ -17,6 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     path, config = load(args)
-    from mediasync.daemon import Daemon
+    from mediasync.app.daemon import Daemon
 
     return asyncio.run(Daemon(config, path, os.environ).run())

@@ -21,35 +21,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     _, config = load(args)
-    return status(config, as_json=args.json, brief=args.brief)
+    return show(config, as_json=args.json, brief=args.brief)
 
 
-def status(config: Config, *, as_json: bool, brief: bool) -> int:
-    from mediasync import report
+def show(config: Config, *, as_json: bool, brief: bool) -> int:
+    from mediasync.report import status
     from mediasync.store import Store
 
     db = state_db(config)
     if not db.exists():
         print(f"mediasync: nothing synced yet ({db} does not exist)", file=sys.stderr)
         if as_json:
-            print(json.dumps(report.render_json([], None)))
+            print(json.dumps(status.render_json([], None)))
         return EXIT_OK
     store = Store(db, readonly=True)
     try:
         halted = store.get_meta("halted") or None
-        reports = report.build(store, config)
-        unavailable = report.unavailable_folders(store)
-        quota = report.quota_state(store, config, time.time())
+        reports = status.build(store, config)
+        unavailable = status.unavailable_folders(store)
+        quota = status.quota_state(store, config, time.time())
     finally:
         store.close()
     if as_json:
-        doc = {**report.render_json(reports, halted), **quota}
+        doc = {**status.render_json(reports, halted), **quota}
         doc["unavailable"] = unavailable
         print(json.dumps(doc, indent=2))
     else:
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
-        print(report.render_text(reports, config, time.time(), halted, verbose=not brief))
-        for line in report.render_quota(quota):
+        print(status.render_text(reports, config, time.time(), halted, verbose=not brief))
+        for line in status.render_quota(quota):
             print(line)
     return EXIT_OK

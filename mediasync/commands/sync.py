@@ -11,13 +11,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
+from mediasync.app.logs import setup_logging
 from mediasync.commands.common import EXIT_API, EXIT_FAILED, EXIT_OK, EXIT_QUOTA, load
 from mediasync.config import Config
 from mediasync.gemini import Budgets
-from mediasync.logs import setup_logging
 
 if TYPE_CHECKING:
-    from mediasync.engine import Engine
+    from mediasync.engine.dispatch import Engine
     from mediasync.store import Store
 
 log = logging.getLogger("mediasync")
@@ -44,9 +44,9 @@ def main(args: argparse.Namespace) -> int:
 async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None) -> int:
     """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
     # Imported here: parsing the command line (this module's HELP) need not load the daemon.
-    from mediasync.apiclient import make_client
-    from mediasync.engine import Engine
-    from mediasync.instance import STATE_FILE, instance_lock, state_dir
+    from mediasync.app.apiclient import make_client
+    from mediasync.app.instance import STATE_FILE, instance_lock, state_dir
+    from mediasync.engine.dispatch import Engine
     from mediasync.store import Store
 
     directory = state_dir(config, env)
@@ -75,11 +75,11 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
 
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:
     """Log what the pass did and what failed; the exit code."""
-    from mediasync import report
-    from mediasync.apiclient import pause_lines
+    from mediasync.app.apiclient import pause_lines
+    from mediasync.report import status
 
-    reports = report.build(store, config)
-    bad = report.failures(reports)
+    reports = status.build(store, config)
+    bad = status.failures(reports)
     if halted:
         log.error("%s", halted)
     done = len(reports) - len(bad)
@@ -127,7 +127,7 @@ class _ClearsProgress:
 
 def _progress(engine: Engine) -> None:
     """One self-overwriting line on a terminal: files and bytes."""
-    from mediasync.plan import human_bytes
+    from mediasync.rules.plan import human_bytes
 
     c = engine.store.counts()
     sys.stderr.write(

@@ -2,7 +2,7 @@
 
 Part of the product: tests, the demo and the benchmarks run against it, and the
 official google-genai SDK works against it. It imports nothing from the daemon
-but :mod:`mediasync.media` (formats, limits, token rules) and :mod:`mediasync.probe`
+but :mod:`mediasync.media.formats` (formats, limits, token rules) and :mod:`mediasync.media.probe`
 (the header probes that read a file's dimensions and length).
 """
 
@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from mediasync.media import FILE_TTL_SECONDS
+from mediasync.media.formats import FILE_TTL_SECONDS
 
 from .app import VIDEO_PROCESSING_DELAY, Emulator, EmulatorConfig
 from .faults import Fault, parse_duration, parse_fault_spec

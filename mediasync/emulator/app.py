@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from mediasync.media import FILE_TTL_SECONDS, MAX_FILE_BYTES, MAX_PROJECT_BYTES
+from mediasync.media.formats import FILE_TTL_SECONDS, MAX_FILE_BYTES, MAX_PROJECT_BYTES
 
 from .faults import Fault, FaultSet
 from .quota import QuotaLimits, Quotas

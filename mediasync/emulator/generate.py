@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mediasync.media import audio_tokens, image_tokens, video_tokens
+from mediasync.media.formats import audio_tokens, image_tokens, video_tokens
 
 from . import schema, thinking
 from .errors import ApiError

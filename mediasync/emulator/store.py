@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mediasync.media import kind_of_mime
-from mediasync.probe import Probe, probe, sniff
+from mediasync.media.formats import kind_of_mime
+from mediasync.media.probe import Probe, probe, sniff
 
 from .errors import NAME_RULE_MESSAGE, ApiError, file_not_found, quota_exceeded
 
 # An upload keeps only its first and last KEEP_BYTES (for the header probes of
-# mediasync.probe), never the whole file: memory stays flat whatever the size.
+# mediasync.media.probe), never the whole file: memory stays flat whatever the size.
 KEEP_BYTES = 64 * 1024
 _NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediasync.quota import (
+from mediasync.gemini.quota import (
     BARE_DAY_AFTER,
     bare_backoff,
     day_exhausted,
@@ -30,7 +30,7 @@ log = logging.getLogger("mediasync.gemini")
 # -- budgets by class, as the service keeps them ----------------------------------
 # The service limits generation per project *and model* (requests a minute, input
 # tokens a minute, requests a day; wire/25–28) and file operations apart. One budget
-# per class, each learned from the first 429 that names it (mediasync.quota).
+# per class, each learned from the first 429 that names it (mediasync.gemini.quota).
 
 FILES = "files"
 WINDOW = 60.0

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
 from tests.helpers import cli, write_config
 
 HOUR = 3600.0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
-from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
+from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes
 from tests.helpers import Running, cli, env, wait_for, write_config
 
 SIDECARS = ("a.png.caption.md", "b.wav.transcript.txt", "c.mp4.caption.md")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mediasync.emulator import Emulator
-from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
+from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes
 from tests.helpers import JPEG, cli, db_rows, write_config
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) reads the XMP back")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mediasync.emulator import Emulator, EmulatorConfig
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
 from tests.helpers import cli, write_config
 
 

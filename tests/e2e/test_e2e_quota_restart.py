@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mediasync.emulator import Emulator, EmulatorConfig
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
 from tests.helpers import cli, db_rows, env, wait_for, write_config
 
 MODEL = "gemini-2.5-flash"

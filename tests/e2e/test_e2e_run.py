@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
-from mediasync.samples import png_bytes, wav_bytes
+from mediasync.media.samples import png_bytes, wav_bytes
 from tests.helpers import Running, cli, wait_for, write_config
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
-from mediasync.samples import mp4_bytes, png_bytes, wav_bytes
+from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes
 from tests.helpers import KEY, cli, db_rows, env, kill9, wait_for, write_config
 
 

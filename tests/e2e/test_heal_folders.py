@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from mediasync import plan
 from mediasync.config import parse_config
 from mediasync.emulator import Emulator, EmulatorConfig
-from mediasync.engine import Engine
-from mediasync.folderio import holding_mount, parse_mount_points, read_mount_points
+from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient
-from mediasync.samples import png_bytes
+from mediasync.local.folderio import holding_mount, parse_mount_points, read_mount_points
+from mediasync.media.samples import png_bytes
+from mediasync.rules import plan
 from mediasync.store import Store
 from tests.helpers import Running, cli, db_rows, engine_setup, wait_for, write_config
 
@@ -372,7 +372,7 @@ def test_hung_folder_stalls_only_itself(emu, tmp_path):
                    "requests_per_minute": 6000},
         "folders": [{"path": str(hung_dir)}, {"path": str(ok_dir)}],
     })
-    from mediasync.folderio import FolderIO  # the injection point this fix adds
+    from mediasync.local.folderio import FolderIO  # the injection point this fix adds
 
     gate = HungFolder(hung_dir)
 

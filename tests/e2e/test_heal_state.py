@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
-from mediasync.engine import Engine
+from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
 from mediasync.store import Store
 from tests.helpers import Clock, advance, cli, db_rows, engine_setup, env, write_config
 
@@ -96,7 +96,7 @@ async def one_pass(engine: Engine) -> None:
 # -- 1: kill -9 while a sidecar is rewritten ---------------------------------------
 _KILLER = """
 import os, signal, sys
-import mediasync.sidecar as s
+import mediasync.local.sidecar as s
 real = s.write_atomic
 def dying(*a, **k):
     if sys.argv[1] == "after":
@@ -290,7 +290,7 @@ def test_refused_renewal_keeps_the_working_copy_and_tries_again(tmp_path, emu):
         await one_pass(engine)
         c = store.all_contents()[0]
         assert c.remote_name == first and c.retry_at is not None, c
-        from mediasync import plan
+        from mediasync.rules import plan
         assert plan.remote_step(c, clock(), engine.mirror.renew_before) == "renew"
         advance(clock, emu, c.retry_at - clock() + 1)
         await one_pass(engine)

@@ -15,10 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mediasync import livecheck
-from mediasync.emulator import Emulator, EmulatorConfig, Fault
-from mediasync.gemini import GeminiClient, RetryPolicy
-from mediasync.livecheck import (
+from mediasync.commands import check_live
+from mediasync.commands.check_live import (
     Answers,
     RoundTrip,
     inspect_fields,
@@ -29,6 +27,8 @@ from mediasync.livecheck import (
     inspect_hash,
     inspect_start,
 )
+from mediasync.emulator import Emulator, EmulatorConfig, Fault
+from mediasync.gemini import GeminiClient, RetryPolicy
 from tests.helpers import cli, write_config
 
 KEY = "live-check-key-0123456789"
@@ -331,5 +331,5 @@ def test_plain_check_makes_no_upload(tmp_path: Path, emu: Emulator) -> None:
 
 
 def test_module_constants_stay_cheap() -> None:
-    assert livecheck.GENERATION_CONFIG["maxOutputTokens"] <= 32
-    assert livecheck.SAMPLE_SIDE <= 384  # one 258-token tile
+    assert check_live.GENERATION_CONFIG["maxOutputTokens"] <= 32
+    assert check_live.SAMPLE_SIDE <= 384  # one 258-token tile

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mediasync import xmp
 from mediasync.emulator import Emulator
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
+from mediasync.outputs import xmp
 from tests.helpers import JPEG, cli, db_rows, env, write_config
 
 XMP_PROMPT = """
@@ -29,7 +29,7 @@ DARKTABLE = xmp.EMPTY.replace('x:xmptk="mediasync"', 'x:xmptk="XMP Core 4.4.0-Ex
 # `sync`, killed by SIGKILL as it is about to write a sidecar (after the pending record).
 _KILL_BEFORE_WRITE = """
 import os, signal, sys
-import mediasync.sidecar as s
+import mediasync.local.sidecar as s
 def dying(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
 s.write_atomic = dying

@@ -12,7 +12,7 @@ import tomli_w
 
 from mediasync.config import load_config
 from mediasync.emulator import Emulator, EmulatorConfig, parse_fault_spec
-from mediasync.samples import png_bytes, write_samples
+from mediasync.media.samples import png_bytes, write_samples
 
 KEY = "right-key-0123456789"
 
@@ -265,7 +265,7 @@ def test_ask_on_an_unmirrored_file_uploads_then_deletes(tmp_path: Path, emu: Emu
     media.mkdir()
     cfg = write_config(tmp_path / "c.toml", emu.base_url, [media], tmp_path / "state")
     loose = tmp_path / "loose.wav"
-    from mediasync.samples import wav_bytes
+    from mediasync.media.samples import wav_bytes
 
     loose.write_bytes(wav_bytes(0.5))
     r = cli("-c", str(cfg), "ask", "--model", "gemini-x", str(loose), "Transcribe it")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mediasync import xmp
 from mediasync.emulator import Emulator
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
+from mediasync.outputs import xmp
 from tests.helpers import JPEG, cli, db_rows, write_config
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) writes and reads the sidecars")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mediasync.apiclient import make_budgets
+from mediasync.app.apiclient import make_budgets
 from mediasync.config import parse_config
-from mediasync.quota import pacific_day
+from mediasync.gemini.quota import pacific_day
 from mediasync.store import Store
 
 

@@ -27,8 +27,8 @@ from mediasync.emulator import (
     parse_duration,
     parse_fault_spec,
 )
-from mediasync.probe import probe, sniff
-from mediasync.samples import png_bytes as png
+from mediasync.media.probe import probe, sniff
+from mediasync.media.samples import png_bytes as png
 
 KEY = "test-key"
 G = 4096  # a small granularity keeps multi-chunk tests fast

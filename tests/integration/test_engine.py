@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from mediasync.emulator import Emulator
-from mediasync.engine import Engine
+from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
 from mediasync.store import Store
 from tests.helpers import Clock, advance, engine_setup
 

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from mediasync.config import parse_config
-from mediasync.engine import Engine
+from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
 from mediasync.store import Store
 
 

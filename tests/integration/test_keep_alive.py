@@ -7,12 +7,12 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-from mediasync import report
 from mediasync.config import parse_config
 from mediasync.emulator import Emulator
-from mediasync.engine import Engine
+from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
+from mediasync.report import status
 from mediasync.store import Store
 from tests.helpers import Clock, advance
 
@@ -47,7 +47,7 @@ def _uploads(emu: Emulator) -> int:
 
 def _states(store: Store, engine: Engine, now: float) -> dict[str, tuple[str, str | None]]:
     return {Path(r.path).parent.name: (r.state, r.note)
-            for r in report.build(store, engine.config, now)}
+            for r in status.build(store, engine.config, now)}
 
 
 def test_on_use_lets_copies_lapse_and_uploads_again_when_a_prompt_needs_one(tmp_path, emu):

@@ -9,10 +9,10 @@ import base64
 import hashlib
 import threading
 
-from mediasync.engine import Engine
-from mediasync.folderio import FolderIO, FolderUnavailable
+from mediasync.engine.dispatch import Engine
 from mediasync.gemini import File, GeminiClient
-from mediasync.model import PathRow
+from mediasync.local.folderio import FolderIO, FolderUnavailable
+from mediasync.rules.rows import PathRow
 from tests.helpers import engine_setup
 
 

@@ -9,10 +9,10 @@ import contextlib
 import httpx
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
-from mediasync.engine import Engine
-from mediasync.failures import ContentUnavailable
+from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
-from mediasync.samples import png_bytes
+from mediasync.media.samples import png_bytes
+from mediasync.rules.failures import ContentUnavailable
 from tests.helpers import engine_setup
 
 HOUR = 3600.0
@@ -51,7 +51,7 @@ def test_the_retry_time_counts_from_the_failure(tmp_path) -> None:
 
 
 def _row(photo, folder):
-    from mediasync.model import PathRow
+    from mediasync.rules.rows import PathRow
     st = photo.stat()
     return PathRow(path=str(photo), folder=folder, size=st.st_size, mtime_ns=st.st_mtime_ns,
                    inode=st.st_ino, sha256="s" * 64, kind="image", mime="image/png",

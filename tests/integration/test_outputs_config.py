@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mediasync import placeholders, plan, structured
 from mediasync.config import ConfigError, parse_config
 from mediasync.emulator import schema as emu_schema
+from mediasync.outputs import placeholders, structured
+from mediasync.rules import plan
 
 HOME = Path("/home/alice")
 HEAD = '[[folders]]\npath = "/media/photos"\n[[folders.prompts]]\nkinds = ["image"]\n' \
@@ -160,7 +161,7 @@ def test_the_sdk_gets_schema_answers_from_the_emulator(emu):
     genai = pytest.importorskip("google.genai")
     from google.genai import types
 
-    from mediasync.samples import png_bytes
+    from mediasync.media.samples import png_bytes
 
     client = genai.Client(api_key="k", http_options=types.HttpOptions(
         base_url=emu.base_url, api_version="v1beta"))

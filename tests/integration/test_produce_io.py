@@ -12,15 +12,16 @@ from pathlib import Path, PurePath
 import httpx
 import pytest
 
-from mediasync import plan, sidecar
 from mediasync.config import parse_config
 from mediasync.emulator import Emulator
-from mediasync.engine import Engine
-from mediasync.folderio import FolderIO
+from mediasync.engine.dispatch import Engine
+from mediasync.engine.produce import _Job
 from mediasync.gemini import Budgets, GeminiClient, Usage, generate_class
 from mediasync.gemini.limits import FILES
-from mediasync.produce import _Job
-from mediasync.samples import png_bytes
+from mediasync.local import sidecar
+from mediasync.local.folderio import FolderIO
+from mediasync.media.samples import png_bytes
+from mediasync.rules import plan
 from mediasync.store import Store
 from tests.helpers import Clock, engine_setup
 

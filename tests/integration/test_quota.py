@@ -10,10 +10,17 @@ from typing import Any
 
 import pytest
 
-from mediasync import quota
 from mediasync.emulator import Emulator, EmulatorConfig
-from mediasync.gemini import ApiError, Budgets, ClassLimits, GeminiClient, QuotaPaused, RetryPolicy
-from mediasync.samples import png_bytes
+from mediasync.gemini import (
+    ApiError,
+    Budgets,
+    ClassLimits,
+    GeminiClient,
+    QuotaPaused,
+    RetryPolicy,
+    quota,
+)
+from mediasync.media.samples import png_bytes
 from tests import wire_samples
 from tests.helpers import VClock, quota_err
 
@@ -285,8 +292,8 @@ def test_limits_tier_pins_and_knobs_parse() -> None:
 
 
 def test_costs_per_model_today_month_total() -> None:
-    from mediasync import costs
     from mediasync.config import DEFAULT_PRICES, LimitsConfig
+    from mediasync.report import costs
 
     now = datetime.fromisoformat("2025-06-12T12:00:00-07:00").timestamp()
     rows = [("2025-06-12", "gemini-2.5-flash", 2, 1_000_000, 100_000, 300_000),

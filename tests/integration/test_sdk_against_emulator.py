@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig
-from mediasync.samples import png_bytes as png
+from mediasync.media.samples import png_bytes as png
 
 genai = pytest.importorskip("google.genai")
 from google.genai import errors, types  # noqa: E402

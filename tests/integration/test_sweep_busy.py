@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from mediasync.emulator import Fault
-from mediasync.engine import Engine
+from mediasync.engine.dispatch import Engine
+from mediasync.engine.sweep import BUSY_WAIT
 from mediasync.gemini import GeminiClient
-from mediasync.sweep import BUSY_WAIT
 from tests.helpers import engine_setup
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from watchdog.observers.api import BaseObserver
 
+from mediasync.app.watch import Watcher
 from mediasync.config import parse_config
-from mediasync.folderio import FolderIO
-from mediasync.watch import Watcher
+from mediasync.local.folderio import FolderIO
 from tests.helpers import wait_for
 
 
@@ -88,7 +88,7 @@ class _Hung:
 
 
 def test_a_folder_that_did_not_answer_at_set_up_is_re_armed_once_it_does(tmp_path, monkeypatch):
-    monkeypatch.setattr("mediasync.watch.START_TIMEOUT", 0.2)  # a shorter clock, not a wait
+    monkeypatch.setattr("mediasync.app.watch.START_TIMEOUT", 0.2)  # a shorter clock, not a wait
     folder = tmp_path / "share"
     folder.mkdir()
     key = str(folder)

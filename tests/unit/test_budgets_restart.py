@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from mediasync import quota
-from mediasync.apiclient import LEARNED_KEY, make_budgets
+from mediasync.app.apiclient import LEARNED_KEY, make_budgets
 from mediasync.config import load_config
-from mediasync.gemini import Budgets, ClassLimits, QuotaPaused
+from mediasync.gemini import Budgets, ClassLimits, QuotaPaused, quota
 from mediasync.gemini.limits import LEARNED_FOR
 from mediasync.store import Store
 from tests.helpers import VClock, quota_err, write_config

@@ -9,9 +9,9 @@ import asyncio
 import selectors
 from pathlib import Path
 
+from mediasync.app.daemon import Daemon
 from mediasync.config import parse_config
-from mediasync.daemon import Daemon
-from mediasync.folders import WALK_TIMEOUT
+from mediasync.engine.folders import WALK_TIMEOUT
 
 
 class _VirtualLoop(asyncio.SelectorEventLoop):

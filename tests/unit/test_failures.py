@@ -6,7 +6,6 @@ import errno
 
 import pytest
 
-from mediasync import failures
 from mediasync.gemini import (
     ApiError,
     Pause,
@@ -15,6 +14,7 @@ from mediasync.gemini import (
     TransportError,
     UploadSessionLost,
 )
+from mediasync.rules import failures
 
 NOW = 1_800_000_000.0
 KEY = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from mediasync.folderio import WORKERS, FolderIO, FolderUnavailable, MountTable
+from mediasync.local.folderio import WORKERS, FolderIO, FolderUnavailable, MountTable
 
 
 def test_short_calls_do_not_queue_behind_untimed_hashes():

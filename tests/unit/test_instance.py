@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mediasync.instance import InstanceLocked, instance_lock, lock_holder
+from mediasync.app.instance import InstanceLocked, instance_lock, lock_holder
 
 
 def test_lock_holder_names_the_pid_only_while_held(tmp_path: Path) -> None:

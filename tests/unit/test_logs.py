@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from mediasync import logs
-from mediasync.logs import RedactSecrets, register_secret, setup_logging
+from mediasync.app import logs
+from mediasync.app.logs import RedactSecrets, register_secret, setup_logging
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from mediasync import media
-from mediasync.media import (
+from mediasync.media import formats
+from mediasync.media.formats import (
     FILE_TTL_SECONDS,
     KINDS,
     MAX_AUDIO_SECONDS,
@@ -147,6 +147,6 @@ def test_audio_and_video_tokens():
 
 def test_module_is_pure():
     # shared with the emulator: constants and pure functions, no I/O imports
-    src = Path(media.__file__).read_text(encoding="utf-8")
+    src = Path(formats.__file__).read_text(encoding="utf-8")
     for forbidden in ("import os", "import httpx", "open(", "import sqlite3"):
         assert forbidden not in src

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mediasync.mirror import Mirror
+from mediasync.remote.mirror import Mirror
 
 
 def test_a_content_lock_is_dropped_when_free_and_kept_while_awaited() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mediasync.notify import Notifier
+from mediasync.app.sdnotify import Notifier
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_watchdog_interval():
 
 def test_send_failure_never_raises_and_logs_once(tmp_path, caplog):
     n = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "missing.sock")})
-    with caplog.at_level("DEBUG", logger="mediasync.notify"):
+    with caplog.at_level("DEBUG", logger="mediasync.app.sdnotify"):
         n.ready()
         n.watchdog()
         n.stopping()

@@ -1,4 +1,4 @@
-"""outputs.py against what can sit where an XMP sidecar goes: FIFOs, directories,
+"""formats.py against what can sit where an XMP sidecar goes: FIFOs, directories,
 a write a crash left pending. Real files in tmp_path, no HTTP."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from mediasync import outputs, plan, sidecar, xmp
 from mediasync.config import PromptConfig
-from mediasync.model import OutputRow
-from mediasync.plan import Desired
+from mediasync.local import sidecar
+from mediasync.outputs import formats, xmp
+from mediasync.rules import plan
+from mediasync.rules.plan import Desired
+from mediasync.rules.rows import OutputRow
 
 XMP_SPEC = PromptConfig(kinds=("image",), prompt="Caption.", sidecar=".xmp", format="xmp")
 
@@ -45,25 +47,25 @@ def _bounded(fn: Any, *args: Any, fifo: Path | None = None) -> Any:
     return out["value"]
 
 
-def _render(target: Path) -> outputs.Rendered:
-    request = outputs.Request("p", None, None, None, str(target.with_name("photo.jpg")))
-    return outputs.render(_want(target), "", {"caption": "c"}, request, None)
+def _render(target: Path) -> formats.Rendered:
+    request = formats.Request("p", None, None, None, str(target.with_name("photo.jpg")))
+    return formats.render(_want(target), "", {"caption": "c"}, request, None)
 
 
 # -- finding 1: only a regular file is read --------------------------------------
 def test_a_fifo_named_like_the_xmp_sidecar_is_foreign_and_never_blocks(tmp_path):
     fifo = tmp_path / "photo.jpg.xmp"
     os.mkfifo(fifo)
-    assert _bounded(outputs.xmp_state, fifo, None, fifo=fifo) == ("foreign", None)
-    with pytest.raises(outputs.Refused, match="not a regular file"):
+    assert _bounded(formats.xmp_state, fifo, None, fifo=fifo) == ("foreign", None)
+    with pytest.raises(formats.Refused, match="not a regular file"):
         _bounded(_render, fifo, fifo=fifo)
 
 
 def test_a_directory_named_like_the_xmp_sidecar_is_foreign_not_a_traceback(tmp_path):
     d = tmp_path / "photo.jpg.xmp"
     d.mkdir()
-    assert outputs.xmp_state(d, None) == ("foreign", None)
-    with pytest.raises(outputs.Refused, match="not a regular file"):
+    assert formats.xmp_state(d, None) == ("foreign", None)
+    with pytest.raises(formats.Refused, match="not a regular file"):
         _render(d)
 
 
@@ -97,9 +99,9 @@ def test_a_pending_xmp_write_is_current_only_when_its_bytes_are_there(tmp_path):
     target.write_bytes(theirs)
     pending = _row(target, "writing", sidecar.text_hash(ours))
     # Killed before the rename: darktable's file lacks our fields; merge into it again.
-    assert outputs.xmp_state(target, pending) == ("stale", sidecar.text_hash(theirs))
+    assert formats.xmp_state(target, pending) == ("stale", sidecar.text_hash(theirs))
     assert plan.output_step(pending, _want(target), "sha", "stale", 0.0) == "generate"
     target.write_bytes(ours)  # killed after it: the pending bytes are current
-    assert outputs.xmp_state(target, pending) == ("ours", sidecar.text_hash(ours))
+    assert formats.xmp_state(target, pending) == ("ours", sidecar.text_hash(ours))
     # Without a pending write any XMP there is ours to merge into.
-    assert outputs.xmp_state(target, _row(target, "written", None))[0] == "ours"
+    assert formats.xmp_state(target, _row(target, "written", None))[0] == "ours"

@@ -7,8 +7,8 @@ from functools import partial
 
 import pytest
 
-from mediasync import plan, states
-from mediasync.plan import Desired, LocalFacts, RemoteListing
+from mediasync.rules import plan, states
+from mediasync.rules.plan import Desired, LocalFacts, RemoteListing
 from tests.helpers import content_row, output_row
 
 NOW = 1_800_000_000.0

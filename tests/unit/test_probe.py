@@ -1,5 +1,5 @@
-"""Durations read from audio headers (mediasync.probe), on bytes built here and on
-files ffmpeg writes; and mediainfo.duration reading past a cover-art ID3v2 tag."""
+"""Durations read from audio headers (mediasync.media.probe), on bytes built here and on
+files ffmpeg writes; and metadata.duration reading past a cover-art ID3v2 tag."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mediasync import mediainfo
-from mediasync.probe import id3v2_size, probe
+from mediasync.media import metadata
+from mediasync.media.probe import id3v2_size, probe
 
 # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, no padding, joint stereo: 417-byte frames.
 MP3_HEADER = b"\xff\xfb\x90\x44"
@@ -78,7 +78,7 @@ def test_a_first_frame_beyond_the_head_is_unknown_not_guessed():
 def test_mediainfo_reads_past_a_cover_art_tag(tmp_path):
     path = tmp_path / "episode.mp3"
     path.write_bytes(id3v2(3_000_000) + MP3_FRAME * 1000)
-    assert mediainfo.duration(path, "audio/mp3") == pytest.approx(1000 * 417 * 8 / 128_000)
+    assert metadata.duration(path, "audio/mp3") == pytest.approx(1000 * 417 * 8 / 128_000)
 
 
 @pytest.mark.parametrize("data", [
@@ -160,7 +160,7 @@ def test_durations_agree_with_ffmpeg(tmp_path, name):
     _run([*cmd, *FFMPEG_CASES[name], str(path)])
     if name == "cover.mp3":
         assert id3v2_size(path.read_bytes()) > 64 * 1024  # the tag really pushes the frame out
-    got = mediainfo.duration(Path(path), MIMES[path.suffix])
+    got = metadata.duration(Path(path), MIMES[path.suffix])
     assert got == pytest.approx(7.3, abs=0.06)
 
 

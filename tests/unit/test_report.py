@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mediasync import plan, report
 from mediasync.config import parse_config
+from mediasync.report import status
+from mediasync.rules import plan
 from mediasync.store import OutputRow, PathRow, Store
 
 NOW = 1_000_000.0
@@ -84,7 +85,7 @@ def test_every_unfinished_file_says_why(tmp_path, config, halted, keep_alive):
         store = _store_with(tmp_path, config, shape, outcome, halted)
         if halted:
             store.set_meta("halted", "the API key was refused")
-        (r,) = report.build(store, config, NOW)
+        (r,) = status.build(store, config, NOW)
         seen.add(r.state)
         if r.state != "synced":
             assert r.message, (shape, outcome, r)
@@ -99,10 +100,10 @@ def test_every_unfinished_file_says_why(tmp_path, config, halted, keep_alive):
 
 def test_synced_only_with_a_serving_copy_and_current_sidecars(tmp_path, config):
     store = _store_with(tmp_path, config, "live", "written", False)
-    (r,) = report.build(store, config, NOW)
+    (r,) = status.build(store, config, NOW)
     assert r.state == "synced" and r.message is None
     store = _store_with(tmp_path, config, "expired", "written", False)
-    (r,) = report.build(store, config, NOW)
+    (r,) = status.build(store, config, NOW)
     assert r.state == "pending" and "expired" in r.message
 
 
@@ -111,40 +112,40 @@ def test_on_use_a_lapsed_copy_with_current_sidecars_is_synced(tmp_path):
     sidecar still to write waits for its copy, and a blocked one says so."""
     config = _on_use(tmp_path)
     for shape in ("expired", "none", "waiting"):
-        (r,) = report.build(_store_with(tmp_path, config, shape, "written", False), config, NOW)
+        (r,) = status.build(_store_with(tmp_path, config, shape, "written", False), config, NOW)
         assert r.state == "synced" and r.message is None and "on_use" in r.note, shape
-    (r,) = report.build(_store_with(tmp_path, config, "expired", None, False), config, NOW)
+    (r,) = status.build(_store_with(tmp_path, config, "expired", None, False), config, NOW)
     assert r.state == "pending" and "not generated yet" in r.message
-    (r,) = report.build(_store_with(tmp_path, config, "expired", "blocked", False), config, NOW)
+    (r,) = status.build(_store_with(tmp_path, config, "expired", "blocked", False), config, NOW)
     assert r.state == "failed" and "blocked" in r.message
-    (r,) = report.build(_store_with(tmp_path, config, "failed", "written", False), config, NOW)
+    (r,) = status.build(_store_with(tmp_path, config, "failed", "written", False), config, NOW)
     assert r.state == "failed"
 
 
 def test_waiting_is_waiting_everywhere_with_the_next_try(tmp_path, config):
     """The STATUS line and `status` read one decoder: a retry is never counted as failed."""
     store = _store_with(tmp_path, config, "live", "failed_retry", False)
-    reports = report.build(store, config, NOW)
+    reports = status.build(store, config, NOW)
     (r,) = reports
     assert r.state == "waiting" and r.next_try == NOW + 60
     assert "next try" in r.message and "overloaded" in r.message
-    line = plan.status_line(1, report.counts(reports))
+    line = plan.status_line(1, status.counts(reports))
     assert "1 waiting" in line and "0 failed" in line
 
 
 def test_thought_tokens_are_counted_apart(tmp_path, config):
     store = _store_with(tmp_path, config, "live", "written", False)
-    reports = report.build(store, config, NOW)
-    assert report.token_totals(reports) == {"prompt": 5, "output": 3, "thoughts": 7}
-    text = report.render_text(reports, config, NOW)
+    reports = status.build(store, config, NOW)
+    assert status.token_totals(reports) == {"prompt": 5, "output": 3, "thoughts": 7}
+    text = status.render_text(reports, config, NOW)
     assert "15 tokens used (5 prompt, 3 output, 7 thoughts)" in text
-    assert report.render_json(reports)["tokens"]["thoughts"] == 7
+    assert status.render_json(reports)["tokens"]["thoughts"] == 7
 
 
 def test_a_local_problem_is_a_failure_with_its_reason(tmp_path, config):
     store = Store(tmp_path / "p.db")
     store.put_path(_path(config.folders[0].path, "e.png", None, "empty file (0 bytes)"))
-    (r,) = report.build(store, config, NOW)
+    (r,) = status.build(store, config, NOW)
     assert r.state == "failed" and r.message == "empty file (0 bytes)"
 
 
@@ -153,5 +154,5 @@ def test_an_unreadable_file_waits_it_does_not_fail(tmp_path, config):
     store = Store(tmp_path / "r.db")
     store.put_path(_path(config.folders[0].path, "p.png", None,
                          "cannot read it: Permission denied"))
-    (r,) = report.build(store, config, NOW)
+    (r,) = status.build(store, config, NOW)
     assert r.state == "waiting" and "Permission denied" in r.message

@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from mediasync.samples import mp4_bytes, png_bytes, wav_bytes, write_samples
+from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes, write_samples
 
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:

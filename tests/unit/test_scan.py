@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from mediasync.scan import ChangedWhileHashing, NotRegular, digest, hash_file, local_facts
+from mediasync.local.scan import ChangedWhileHashing, NotRegular, digest, hash_file, local_facts
 
 
 def test_hash_file_and_digest_agree_and_check_what_they_should(tmp_path):

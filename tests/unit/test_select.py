@@ -5,14 +5,14 @@ from pathlib import Path, PurePath, PurePosixPath
 import pytest
 
 from mediasync.config import FolderConfig
-from mediasync.media import MediaType
-from mediasync.select import (
+from mediasync.local.candidates import (
     IGNORED_DIR_NAMES,
     ignored_dir,
     ignored_name,
     is_candidate,
 )
-from mediasync.sidecar import TEMP_PREFIX
+from mediasync.local.sidecar import TEMP_PREFIX
+from mediasync.media.formats import MediaType
 
 SUFFIXES = (".caption.md", ".transcript.txt")
 

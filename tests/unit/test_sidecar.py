@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mediasync import sidecar
-from mediasync.sidecar import (
+from mediasync.local import sidecar
+from mediasync.local.sidecar import (
     TEMP_PREFIX,
     clean_stale_temps,
     inspect,
@@ -395,7 +395,7 @@ def test_a_temp_file_being_written_is_never_stale(tmp_path):
     a temp file this process is writing is not removed by the clean-up."""
     import time
 
-    from mediasync import sidecar as sc
+    from mediasync.local import sidecar as sc
 
     tmp = sc._make_temp(tmp_path, b"half a caption")
     old = time.time() - 3600

@@ -6,8 +6,8 @@ from functools import partial
 
 import pytest
 
-from mediasync import plan, states
-from mediasync.states import Copy, Output
+from mediasync.rules import plan, states
+from mediasync.rules.states import Copy, Output
 from tests.helpers import content_row, output_row
 
 NOW = 1_000_000.0

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mediasync import plan, report
 from mediasync.config import parse_config
-from mediasync.folderio import look_at_folder, submounts_holding
+from mediasync.local.folderio import look_at_folder, submounts_holding
+from mediasync.report import status
+from mediasync.rules import plan
 from mediasync.store import OutputRow, PathRow, Store
 
 FOLDER = "/home/u/Pictures"
@@ -90,13 +91,13 @@ def test_status_shows_a_file_on_a_pulled_disk_as_waiting_with_the_reason(tmp_pat
     card = str(folder / "card")
     store.set_meta("unavailable", json.dumps({card: "is not mounted (it left)"}))
     try:
-        by_name = {Path(r.path).name: r for r in report.build(store, config, now=3600.0)}
+        by_name = {Path(r.path).name: r for r in status.build(store, config, now=3600.0)}
     finally:
         store.close()
     assert by_name["top.png"].state == "synced"  # the rest of the folder is no outage
     a = by_name["a.png"]
     assert a.state == "waiting"
     assert a.message == f"waiting: the folder {card} is not mounted (it left)"
-    counts = report.counts(list(by_name.values()))
+    counts = status.counts(list(by_name.values()))
     assert plan.status_line(1, counts).endswith("1 synced · 0 uploading · 0 pending · "
                                                  "1 waiting · 0 failed")

@@ -7,7 +7,7 @@ import html
 import srt
 import webvtt
 
-from mediasync.subtitles import Cue, cues_from, render_srt, render_vtt
+from mediasync.outputs.subtitles import Cue, cues_from, render_srt, render_vtt
 
 
 def _times(cues):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mediasync import quota
+from mediasync.gemini import quota
 from mediasync.gemini.errors import ApiError
 from mediasync.gemini.models import File, Generation
 from tests.wire_samples import WIRE, body, raw, sample
@@ -20,6 +20,8 @@ NOT_PARSED = {
     15: "delete answers {}: nothing to parse (the emulator's shape is checked)",
     16: "upload start: a status line, no body",
     37: "models.list page token: the client does not list models",
+    40: "batches.list: the client has no batches yet (issue 17)",
+    41: "model not found: the client reads it as any 404 (issue 16 reads it as a model's)",
 }
 
 BBB_SHA256 = "f78f39603e6774907f2faafabf26a667f4a6fc31769ec304a8a8f7c62d280508"

@@ -1,0 +1,117 @@
+"""The API client as the commands build it: the key, pacing budgets whose pauses and
+learned limits are kept in the store (for `status` and the next start), the usage
+ledger and the owner's daily cap.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from mediasync.app.logs import register_secret
+from mediasync.config import Config, ModelLimits, resolve_api_key
+from mediasync.gemini import Budgets, ClassLimits, GeminiClient, Pause, Usage, generate_class
+from mediasync.gemini.quota import PAUSES_KEY, pacific_day
+from mediasync.report import costs
+from mediasync.store import Store
+
+EventHook = Callable[..., Any]  # an httpx event hook (sync or async)
+LEARNED_KEY = "learned_limits"  # meta: JSON of Budgets.learned(), for the next start
+
+
+def _class_limits(m: ModelLimits) -> ClassLimits:
+    return ClassLimits(m.requests_per_minute, m.input_tokens_per_minute, m.requests_per_day)
+
+
+def load_pauses(store: Store) -> list[Pause]:
+    try:
+        return [Pause.from_json(d) for d in json.loads(store.get_meta(PAUSES_KEY) or "[]")]
+    except (ValueError, KeyError, TypeError):
+        return []  # unreadable: the next 429 says it again
+
+
+def load_learned(store: Store) -> object:
+    try:
+        return json.loads(store.get_meta(LEARNED_KEY) or "{}")
+    except ValueError:
+        return {}  # unreadable: the next 429 teaches again
+
+
+def make_budgets(config: Config, store: Store) -> Budgets:
+    """Pacing by class. Pauses and learned limits go to the store (for `status`, and
+    for a restart); today's requests per model come back from the usage ledger."""
+    lim = config.limits
+
+    def persist(_: Pause) -> None:
+        store.set_meta(PAUSES_KEY, json.dumps([p.to_json() for p in budgets.active_pauses()]))
+
+    def persist_learned() -> None:
+        store.set_meta(LEARNED_KEY, json.dumps(budgets.learned()))
+
+    budgets = Budgets(
+        files_rpm=lim.file_requests_per_minute,
+        generate=_class_limits(lim.generate),
+        per_model={m: _class_limits(v) for m, v in lim.models.items()},
+        on_pause=persist,
+        on_learn=persist_learned,
+    )
+    budgets.restore(load_pauses(store))
+    budgets.restore_learned(load_learned(store))
+    for day, model, requests, *_ in store.usage(day=pacific_day(time.time())):
+        budgets.restore_day(generate_class(model), day, requests)
+    _check_cap(config, store, budgets)
+    return budgets
+
+
+def _check_cap(config: Config, store: Store, budgets: Budgets) -> None:
+    """The owner's daily cap: once today's spend reaches it, no generation until tomorrow."""
+    if config.limits.max_daily_tokens is None and config.limits.max_daily_cost is None:
+        return
+    # Called after every answer: read today's rows only, not the whole ledger.
+    now = time.time()
+    today = store.usage(day=pacific_day(now))
+    what = costs.cap_reached(costs.today(today, config.prices, now), config.limits)
+    if what is not None:
+        budgets.pause("generate:*", what, "all models")
+
+
+def make_client(config: Config, env: Mapping[str, str], *, store: Store | None = None,
+                budgets: Budgets | None = None,
+                event_hooks: Mapping[str, list[EventHook]] | None = None) -> GeminiClient:
+    """The client of the configured service and key. ``event_hooks`` (httpx's) see
+    every raw request and answer, e.g. for `check --live`."""
+    key = resolve_api_key(config.api, env)
+    register_secret(key)
+    if budgets is None and store is not None:
+        budgets = make_budgets(config, store)
+    http = None
+    if event_hooks:
+        http = httpx.AsyncClient(timeout=httpx.Timeout(config.api.timeout),
+                                 event_hooks=dict(event_hooks))
+    client = GeminiClient(
+        key,
+        config.api.base_url,
+        config.api.api_version,
+        budgets=budgets,
+        timeout=config.api.timeout,
+        http=http,
+    )
+    if store is not None and budgets is not None:
+        def on_usage(model: str, usage: Usage) -> None:
+            store.add_usage(pacific_day(time.time()), model, usage.prompt_tokens,
+                            usage.candidates_tokens, usage.thoughts_tokens)
+            _check_cap(config, store, budgets)
+
+        client.on_usage = on_usage
+    return client
+
+
+def pause_lines(budgets: Budgets | None) -> list[str]:
+    if budgets is None:
+        return []
+    now = time.time()
+    return [p.message(now) for p in budgets.active_pauses()]

@@ -1,0 +1,336 @@
+"""Wiring: the engine, the watcher, the scheduler's jobs, signals and sd_notify.
+
+No business logic here: ``run`` keeps the engine fed until SIGTERM (the one-pass
+``sync`` is ``commands/sync.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from mediasync.app.apiclient import make_budgets, make_client, pause_lines
+from mediasync.app.instance import STATE_FILE, instance_lock, state_dir
+from mediasync.app.logs import setup_logging
+from mediasync.app.sdnotify import Notifier
+from mediasync.app.watch import Watcher
+from mediasync.config import Config, ConfigError, load_config
+from mediasync.engine.dispatch import Engine
+from mediasync.gemini import (
+    ApiError,
+    GeminiClient,
+)
+from mediasync.report import status
+from mediasync.rules import plan
+from mediasync.store import Store
+
+log = logging.getLogger("mediasync")
+
+CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
+STATUS_EVERY = 30.0  # at most this long between recounts of the STATUS line
+
+
+def _quiet(job: Callable[[], Awaitable[None]], what: str) -> Callable[[], Awaitable[None]]:
+    """A scheduler job that ends in one log line, never in APScheduler's traceback:
+    a time-out is said plainly, and a job cut off by shutdown ends silently."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            return  # SIGTERM while it ran: the stop is under way, nothing went wrong
+        except TimeoutError:
+            log.warning("the %s timed out; it runs again at its next turn", what)
+
+    run.__name__ = run.__qualname__ = f"{what} job"
+    return run
+
+
+RENEW_CHECK_MAX = 600.0  # the expiry times are read again at least this often (no API call)
+
+
+def renew_check_delay(due: float | None, now: float) -> float:
+    """Seconds until the renewal check: when the next copy's window opens, but not
+    later than RENEW_CHECK_MAX (a copy made meanwhile) nor sooner than a second."""
+    if due is None:
+        return RENEW_CHECK_MAX
+    return max(1.0, min(RENEW_CHECK_MAX, due - now))
+
+
+class RenewalTimer:
+    """Wakes when the next recorded copy enters its renewal window, or in 10 minutes.
+
+    Renewals come from the expiry times the service gave, not from the listing
+    (every `refresh_every`, hours apart), so an idle library is renewed in time.
+    """
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self._at = 0.0
+
+    def plan(self) -> None:
+        """Hear of new copies and plan the next check (at start-up and on reload)."""
+        self.d.engine.mirror.on_copy = self._copy_made
+        self._next()
+
+    def _next(self) -> None:
+        self._check_at(self.d.engine.mirror.renewals.next_at())
+
+    def _check_at(self, due: float | None) -> None:
+        now = time.time()
+        self._at = now + renew_check_delay(due, now)
+        self.d.scheduler.add_job(_quiet(self._renew, "renewal check"), "date", id="renew",
+                                 replace_existing=True,
+                                 run_date=datetime.fromtimestamp(self._at, UTC))
+
+    def _copy_made(self, expires_at: float) -> None:
+        """A new copy: check sooner if its window opens before the planned check."""
+        due = expires_at - self.d.config.daemon.renew_before
+        if due < self._at:
+            self._check_at(due)
+
+    async def _renew(self) -> None:
+        engine = self.d.engine
+        try:
+            if engine.halted:
+                await self.d.refresh_job()  # a fixed key file is noticed within 10 minutes
+                return
+            started = engine.mirror.renewals.due()
+            if started:
+                log.info("renewing %d remote copies before they expire", started)
+            try:
+                await engine.mirror.delete_doomed()  # leftovers of failed deletes
+            except ApiError as e:
+                engine.halt(e)
+        finally:
+            self._next()
+
+
+class Daemon:
+    """`mediasync run`: watch, reconcile, renew, until SIGTERM."""
+
+    def __init__(self, config: Config, config_path: Path | None, env: Mapping[str, str]) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.env = env
+        self.notifier = Notifier.from_env(env)
+        self._stop = asyncio.Event()
+        self._rescan_pending = False
+        self._long_lived: set[asyncio.Future[object]] = set()  # never waited for on reload
+        self._closing: set[asyncio.Task[None]] = set()  # replaced clients, closed when idle
+        self.renewal_timer = RenewalTimer(self)
+        # (store changes, monotonic time, seconds it took, files per state); see _states
+        self._state_cache: tuple[int, float, float, dict[str, int]] | None = None
+
+    async def run(self) -> int:
+        directory = state_dir(self.config, self.env)
+        with instance_lock(directory):
+            self.store = Store(directory / STATE_FILE)
+            self.budgets = make_budgets(self.config, self.store)
+            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets)
+            self.engine = Engine(self.config, self.store, client)
+            try:
+                return await self._serve()
+            finally:
+                for t in self._closing:
+                    t.cancel()  # each closes its client when cancelled
+                await asyncio.gather(*self._closing, return_exceptions=True)
+                await self.engine.client.aclose()
+                self.store.close()
+
+    async def _serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        me = asyncio.current_task()
+        if me is not None:
+            self._long_lived.add(me)
+        # Start-up waits on folders (watch set-up, walks) at their time-outs; SIGTERM
+        # meanwhile ends it at once.
+        startup = asyncio.gather(self._start_watcher(), self.engine.refresh(), self.engine.scan())
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not startup.done():
+            startup.cancel()
+            await asyncio.gather(startup, return_exceptions=True)
+            if hasattr(self, "watcher"):
+                self.watcher.stop()
+            await self.engine.stop()
+            return 0
+        stop.cancel()
+        _, _, found = startup.result()
+        log.info("watching %d folder(s), %d media file(s)", len(self.config.folders), found)
+        dispatcher = asyncio.create_task(self.engine.run(), name="engine")
+        self._long_lived.add(dispatcher)
+        self.scheduler = AsyncIOScheduler(event_loop=loop)
+        self._schedule_jobs()
+        self.scheduler.start()
+        self.notifier.ready(self.status_line())
+        await self._stop.wait()
+        log.info("stopping: finishing nothing new, recording upload offsets")
+        self.notifier.stopping()
+        self.scheduler.shutdown(wait=False)
+        self.watcher.stop()
+        await self.engine.stop()
+        dispatcher.cancel()
+        await asyncio.gather(dispatcher, return_exceptions=True)
+        return 0
+
+    async def _start_watcher(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.watcher = Watcher(
+            self.config.folders,
+            self.config.sidecar_suffixes(),
+            loop,
+            self.engine.mark_dirty,
+            self.request_rescan,
+            fs=self.engine.fs,
+        )
+        for problem in await self.watcher.start():
+            log.error("%s; relying on the periodic rescan", problem)
+
+    def _schedule_jobs(self) -> None:
+        d = self.config.daemon
+        opts = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        self.scheduler.add_job(_quiet(self._rescan, "rescan"), "interval",
+                               seconds=d.rescan_every, id="rescan", replace_existing=True, **opts)
+        self.scheduler.add_job(_quiet(self.refresh_job, "refresh"), "interval",
+                               seconds=d.refresh_every, id="refresh", replace_existing=True,
+                               **opts)
+        self.scheduler.add_job(_quiet(self._health, "health check"), "interval", seconds=5,
+                               id="health", replace_existing=True, **opts)
+        self.renewal_timer.plan()
+        if self.notifier.watchdog_interval:
+            self.scheduler.add_job(self.notifier.watchdog, "interval",
+                                   seconds=self.notifier.watchdog_interval, id="watchdog",
+                                   replace_existing=True, **opts)
+
+    # -- jobs (each bounded so a stuck request cannot block the scheduler) ------
+    async def _rescan(self) -> None:
+        # No time-out of its own: every file call of a scan is bounded (a walk of a
+        # large share may take folders.WALK_TIMEOUT), and cutting it short would
+        # throw the whole walk away, every time.
+        self._rescan_pending = False
+        await self.engine.scan()
+
+    async def refresh_job(self) -> None:
+        if self.engine.halted:
+            await self._retry_key()
+        try:
+            await asyncio.wait_for(self.engine.refresh(), timeout=300)
+        except TimeoutError:
+            log.warning("listing the remote files timed out; will try again")
+
+    async def _health(self) -> None:
+        if not await self.watcher.healthy():
+            log.error("a folder watcher stopped or lost its folder; re-arming it and rescanning")
+            self.watcher.stop()
+            await self._start_watcher()
+            self.request_rescan("watcher restarted")
+        self.notifier.status(self.status_line())
+
+    def request_rescan(self, why: str) -> None:
+        if self._rescan_pending:
+            return
+        self._rescan_pending = True
+        log.info("rescanning: %s", why)
+        # A short delay lets a burst of directory events collapse into one scan.
+        asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self._rescan()))
+
+    async def _retry_key(self) -> None:
+        """Re-read the key (the key file may have been fixed) before the next try."""
+        try:
+            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets)
+        except ConfigError as e:
+            log.debug("%s", e)  # still missing: stay halted; already said why
+            return
+        old = self.engine.client
+        self.engine.set_client(client)
+        self._close_when_idle(old)
+
+    async def reload(self) -> None:
+        """SIGHUP: read the config again without a restart; keep the old one if it is bad."""
+        self.notifier.reloading(time.monotonic_ns() // 1000)
+        try:
+            if self.config_path is None:
+                raise ValueError("no config file to reload")
+            config = load_config(self.config_path)
+            # New limits apply; pauses the service imposed stay (they are facts, not config).
+            budgets = make_budgets(config, self.store)
+            budgets.restore(self.budgets.active_pauses())
+            client = make_client(config, self.env, store=self.store, budgets=budgets)
+        except Exception as e:
+            log.error("reload failed, keeping the running config: %s", e)
+            self.notifier.ready(self.status_line())
+            return
+        old_client, old_config = self.engine.client, self.config
+        self.config = config
+        self.budgets = budgets
+        self.engine.reconfigure(config, client)
+        self.engine.halted = None  # a new config deserves a fresh try
+        self._close_when_idle(old_client)
+        self._apply_restart_only(old_config, config)
+        self.watcher.stop()
+        await self._start_watcher()
+        self._schedule_jobs()
+        # The listing too: a reload is how an owner says "look again now" (after a
+        # purge, say), and the next scheduled one may be hours away.
+        await asyncio.gather(self.engine.refresh(), self.engine.scan())
+        log.info("reloaded %s", self.config_path)
+        self.notifier.ready(self.status_line())
+
+    def _apply_restart_only(self, old: Config, new: Config) -> None:
+        """Settings a reload cannot apply in place: the log level is, the rest is said."""
+        if new.daemon.log_level != old.daemon.log_level:
+            setup_logging(new.daemon.log_level, env=self.env)
+        if new.daemon.state_dir != old.daemon.state_dir:
+            log.warning("daemon.state_dir changed; it takes effect after a restart "
+                        "(systemctl restart mediasync)")
+
+    def _close_when_idle(self, client: GeminiClient) -> None:
+        """Close a replaced client once every task that may be using it has ended.
+
+        Requests in flight (an upload, a generation, a renewal, a listing) finish on
+        the old client; new ones already go to the new one.
+        """
+        me = asyncio.current_task()
+        users = {t for t in asyncio.all_tasks() if t is not me and t not in self._long_lived}
+        users -= self._closing
+
+        async def close() -> None:
+            try:
+                if users:
+                    await asyncio.wait(users, timeout=CLOSE_AFTER)
+            finally:
+                await client.aclose()
+
+        task = asyncio.create_task(close(), name="close replaced client")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def status_line(self) -> str:
+        halted = self.engine.halted
+        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets)])) or None
+        return plan.status_line(len(self.config.folders), self._states(), why)
+
+    def _states(self) -> dict[str, int]:
+        """Files per state, from `status`'s own decoder. Decoding every file costs
+        about 40 ms per 1,000 on the event loop: it is redone only when the store
+        changed, and no more often than keeps it under 1 % of the loop's time."""
+        changes, now = self.store.changes, time.monotonic()
+        cached = self._state_cache
+        if cached is not None:
+            last_changes, last_at, took, states = cached
+            if last_changes == changes or now - last_at < min(STATUS_EVERY, 100 * took):
+                return states
+        states = status.counts(status.build(self.store, self.config))
+        self._state_cache = (changes, now, time.monotonic() - now, states)
+        return states

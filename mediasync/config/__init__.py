@@ -1,0 +1,59 @@
+"""The configuration: one TOML file → frozen dataclasses, validated.
+
+The loader and the dataclasses are in :mod:`.load`, single values in :mod:`.values`,
+the defaults in :mod:`.defaults`, ``[limits]``/``[prices]`` and the generation knobs in
+:mod:`.limits`, `mediasync init`'s template in :mod:`.template`. Other packages import
+the config from here.
+"""
+
+from .defaults import DEFAULT_DAEMON, DEFAULT_PROMPTS
+from .limits import (
+    DEFAULT_PRICES,
+    MEDIA_RESOLUTIONS,
+    TIERS,
+    Knobs,
+    LimitsConfig,
+    ModelLimits,
+    Price,
+)
+from .load import (
+    ApiConfig,
+    Config,
+    FolderConfig,
+    PromptConfig,
+    default_config_path,
+    find_api_key,
+    load_config,
+    load_config_or_default,
+    parse_config,
+    resolve_api_key,
+)
+from .template import PRESETS, render_init_config
+from .values import ConfigError, format_duration, parse_duration
+
+__all__ = [
+    "DEFAULT_DAEMON",
+    "DEFAULT_PRICES",
+    "DEFAULT_PROMPTS",
+    "MEDIA_RESOLUTIONS",
+    "PRESETS",
+    "TIERS",
+    "ApiConfig",
+    "Config",
+    "ConfigError",
+    "FolderConfig",
+    "Knobs",
+    "LimitsConfig",
+    "ModelLimits",
+    "Price",
+    "PromptConfig",
+    "default_config_path",
+    "find_api_key",
+    "format_duration",
+    "load_config",
+    "load_config_or_default",
+    "parse_config",
+    "parse_duration",
+    "render_init_config",
+    "resolve_api_key",
+]

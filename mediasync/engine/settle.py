@@ -1,0 +1,37 @@
+"""When a file counts as still: unchanged, and no watcher event, for `settle` seconds.
+
+Half-copied files must not be uploaded; the rule itself is pure (plan.settle_wait),
+this keeps what it needs between looks at a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mediasync.rules import plan
+from mediasync.rules.plan import LocalFacts
+
+
+class Settle:
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._last_event: dict[str, float] = {}
+        self._previous: dict[str, LocalFacts] = {}
+
+    def event(self, path: str) -> None:
+        """The watcher saw the path change."""
+        self._last_event[path] = self._monotonic()
+
+    def wait(self, path: str, facts: LocalFacts, now_wall: float, settle: float) -> float:
+        """Seconds to wait before the file may be taken; 0 when it may be taken now."""
+        wait = plan.settle_wait(facts, self._previous.get(path), self._last_event.get(path),
+                                now_wall, self._monotonic(), settle)
+        if wait > 0:
+            self._previous[path] = facts
+        else:
+            self.forget(path)
+        return wait
+
+    def forget(self, path: str) -> None:
+        self._previous.pop(path, None)
+        self._last_event.pop(path, None)

@@ -1,0 +1,3 @@
+"""Media formats and limits, header probes, duration and EXIF, sample media. Shared
+with the emulator.
+"""

@@ -1,0 +1,3 @@
+"""Requests per output format and rendering of answers: text, JSON, XMP, subtitles,
+placeholders.
+"""

@@ -1,0 +1,3 @@
+"""The remote copy of a content: copies, uploads, renewals, the listing, incomplete
+File answers.
+"""

@@ -1,0 +1,67 @@
+"""The server's listing is the truth: copies that vanished are uploaded again,
+expiry times are taken over, and copies of ours that nothing refers to are
+deleted (this instance's only). Runs every `refresh_every`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mediasync.gemini.models import epoch
+from mediasync.rules import plan
+
+if TYPE_CHECKING:
+    from mediasync.remote.mirror import Mirror
+
+log = logging.getLogger("mediasync")
+
+
+
+class Refresher:
+    def __init__(self, mirror: Mirror) -> None:
+        self.m = mirror
+
+    async def refresh(self) -> list[str]:
+        """List every remote file once and reconcile; returns contents to upload again."""
+        # The database first: a copy that goes live while the listing is on its way
+        # must not look vanished (issue 8, row 6). Anything newer than this snapshot
+        # is younger than the listing and left to the next refresh.
+        contents = self.m.store.all_contents()
+        known = self.m.store.known_remote_names()
+        files = await self.m.client.list_files()
+        now = self.m.clock()
+        listing = [
+            plan.RemoteListing(f.name, f.display_name, epoch(f.create_time),
+                               epoch(f.expiration_time))
+            for f in files
+        ]
+        uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
+        result = plan.plan_refresh(listing, contents, known, uploading, now, self.m.instance)
+        seen = {c.sha256: c.remote_name for c in contents}
+        vanished = []
+        with self.m.store.transaction():
+            for sha in result.vanished:
+                # Only if the row still names the copy the snapshot did (compare-and-set).
+                if self._still_names(sha, seen[sha]):
+                    vanished.append(sha)
+                    self.m.store.copy_gone(sha, now)
+            for sha, expires in result.expiries:
+                if self._still_names(sha, seen[sha]):
+                    self.m.store.expiry_seen(sha, now, expires)
+            known_now = self.m.store.known_remote_names()
+            for name in result.delete:
+                if name not in known_now:
+                    self.m.store.doom(name, "left behind", now)
+        for sha in vanished:
+            if self.m.keeps_alive(sha):
+                log.warning("the remote copy of %s is gone; uploading again", self.m.label(sha))
+            else:  # keep_alive = "on_use": a lapsed copy is expected, and made again on use
+                log.debug("the remote copy of %s lapsed", self.m.label(sha))
+        self.m.renewals.due()
+        return vanished
+
+    def _still_names(self, sha: str, name: str | None) -> bool:
+        c = self.m.store.get_content(sha)
+        return c is not None and name is not None and c.remote_name == name
+

@@ -1,0 +1,1 @@
+"""What `status`, the `sync` summary and the STATUS line say: per-file state, counts, costs."""

@@ -1,0 +1,108 @@
+"""Tokens and estimated cost per model (today, this month, in total) and the daily cap.
+
+Pure: works on the store's usage ledger rows and the config's price table.
+Days are Pacific days, the same days the service's per-day quotas use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mediasync.config import LimitsConfig, Price
+from mediasync.gemini.quota import pacific_day, pacific_month
+
+Row = tuple[str, str, int, int, int, int]  # day, model, requests, prompt, output, thoughts
+
+
+@dataclass
+class Spend:
+    requests: int = 0
+    prompt: int = 0
+    output: int = 0
+    thoughts: int = 0
+    cost: float | None = 0.0  # None: no price known for a model in it
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt + self.output + self.thoughts
+
+    def add(self, row: Row, price: Price | None) -> None:
+        _, _, n, p, o, t = row
+        self.requests += n
+        self.prompt += p
+        self.output += o
+        self.thoughts += t
+        if price is None or self.cost is None:
+            self.cost = None
+        else:
+            self.cost += row_cost(price, p, o + t)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "prompt": self.prompt, "output": self.output,
+                "thoughts": self.thoughts, "tokens": self.tokens,
+                "cost_usd": None if self.cost is None else round(self.cost, 6)}
+
+
+def row_cost(price: Price, prompt: int, output: int) -> float:
+    """Dollars for these tokens; thought tokens go in ``output`` (billed as output)."""
+    return (prompt * price.input + output * price.output) / 1_000_000
+
+
+def price_of(prices: Mapping[str, Price], model: str) -> Price | None:
+    model = model.removeprefix("models/")
+    if model in prices:
+        return prices[model]
+    # A dated or preview name ("gemini-2.5-flash-preview-05-20") costs as its family.
+    best = max((m for m in prices if model.startswith(m + "-")), key=len, default=None)
+    return prices[best] if best else None
+
+
+def summary(rows: Iterable[Row], prices: Mapping[str, Price], now: float
+            ) -> dict[str, dict[str, Spend]]:
+    """model -> {"today", "month", "total"} -> Spend."""
+    day, month = pacific_day(now), pacific_month(now)
+    out: dict[str, dict[str, Spend]] = {}
+    for row in rows:
+        mine = out.setdefault(row[1], {"today": Spend(), "month": Spend(), "total": Spend()})
+        price = price_of(prices, row[1])
+        mine["total"].add(row, price)
+        if row[0].startswith(month):
+            mine["month"].add(row, price)
+        if row[0] == day:
+            mine["today"].add(row, price)
+    return out
+
+
+def today(rows: Iterable[Row], prices: Mapping[str, Price], now: float) -> Spend:
+    day = pacific_day(now)
+    total = Spend()
+    for row in rows:
+        if row[0] == day:
+            total.add(row, price_of(prices, row[1]))
+    return total
+
+
+def cap_reached(spent: Spend, limits: LimitsConfig) -> str | None:
+    """What the owner capped, in words, once today's spend reached it."""
+    if limits.max_daily_tokens is not None and spent.tokens >= limits.max_daily_tokens:
+        return f"daily token cap of {limits.max_daily_tokens:,}"
+    if (limits.max_daily_cost is not None and spent.cost is not None
+            and spent.cost >= limits.max_daily_cost):
+        return f"daily cost cap of ${limits.max_daily_cost:.2f}"
+    return None
+
+
+def render(summ: Mapping[str, Mapping[str, Spend]]) -> list[str]:
+    """Lines for `mediasync status`."""
+    lines = []
+    for model, spans in sorted(summ.items()):
+        bits = []
+        for span in ("today", "month", "total"):
+            s = spans[span]
+            cost = "price unknown" if s.cost is None else f"${s.cost:.4f}"
+            label = "this month" if span == "month" else span
+            bits.append(f"{label} {s.tokens:,} tokens ({s.thoughts:,} thoughts) ≈ {cost}")
+        lines.append(f"{model}: " + " · ".join(bits))
+    return lines

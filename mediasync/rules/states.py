@@ -1,0 +1,120 @@
+"""The one decoder of recorded state (docs/architecture.md, "State machines").
+
+A content's remote copy and each output of a file are small state machines. Their
+state is decoded from the store's rows here and nowhere else: the engine's next
+step (plan.remote_step, plan.output_step), `status`, the `sync` summary and the
+systemd STATUS line all ask these two functions. Pure.
+
+Remote copy of a content:
+
+| state      | recorded as                                   | way out (next step)            |
+|------------|-----------------------------------------------|--------------------------------|
+| none       | no copy, nothing under way                    | upload → uploading             |
+| uploading  | an upload URL and offset                      | resume → processing            |
+| processing | an uploaded file, not ACTIVE yet              | poll → serving / failed / none |
+| serving    | a copy usable for a generation                | renewal window → renewing      |
+| renewing   | usable, and due or a fresh copy under way     | fresh copy ACTIVE → serving    |
+| expired    | a copy no longer usable (gone, near expiry)   | upload → uploading             |
+| waiting    | a transient failure, retry time ahead         | retry time → its step again    |
+| failed     | the service refused these bytes               | the file changes (new content) |
+
+Output (a sidecar) of a file:
+
+| state     | recorded as                                        | way out                         |
+|-----------|----------------------------------------------------|---------------------------------|
+| missing   | no record                                          | generate                        |
+| stale     | a record for other bytes, prompt, model or name    | generate                        |
+| writing   | a write recorded as pending                        | confirm (on disk) or generate   |
+| written   | our bytes written                                  | deleted or changed → generate   |
+| kept_edit | the owner's edit kept                              | file/prompt/model change        |
+| waiting   | a transient failure, retry time recorded           | retry time → generate           |
+| blocked   | no answer (safety…, or out of tokens)              | file/prompt/model (+ knobs)     |
+| failed    | refused for these bytes                            | file/prompt/model change        |
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mediasync.rules.plan import Desired
+    from mediasync.rules.rows import ContentRow, OutputRow
+
+# A copy this close to expiry is not handed to a generation: it could die mid-call.
+MIN_USABLE_SECONDS = 120.0
+
+
+class Copy(StrEnum):
+    NONE = "none"
+    UPLOADING = "uploading"
+    PROCESSING = "processing"
+    SERVING = "serving"
+    RENEWING = "renewing"
+    EXPIRED = "expired"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+
+class Output(StrEnum):
+    MISSING = "missing"
+    STALE = "stale"
+    WRITING = "writing"
+    WRITTEN = "written"
+    KEPT_EDIT = "kept_edit"
+    WAITING = "waiting"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+def usable(c: ContentRow, now: float) -> bool:
+    """The content has a remote copy a generation can use now."""
+    return (
+        c.remote_name is not None
+        and c.expires_at is not None
+        and now < c.expires_at - MIN_USABLE_SECONDS
+    )
+
+
+def copy_state(c: ContentRow, now: float, renew_before: float) -> Copy:
+    """The state of a content's remote copy. A working copy serves whatever happened
+    to its renewal: no failure of a new upload takes it away."""
+    if usable(c, now):
+        assert c.expires_at is not None
+        due = now >= c.expires_at - renew_before
+        # A copy being made (e.g. after a restart mid-renewal) finishes in the background.
+        return Copy.RENEWING if due or c.next_url or c.next_name else Copy.SERVING
+    if c.error and c.retry_at is None:
+        return Copy.FAILED
+    if c.retry_at is not None and c.retry_at > now:
+        return Copy.WAITING
+    if c.next_name:
+        return Copy.PROCESSING
+    if c.next_url:
+        return Copy.UPLOADING
+    return Copy.EXPIRED if c.remote_name else Copy.NONE
+
+
+def is_current(row: OutputRow | None, want: Desired, sha256: str) -> bool:
+    """The recorded output answers this prompt and model for these bytes."""
+    return (
+        row is not None
+        and row.sha256 == sha256
+        and row.prompt_hash == want.prompt_hash
+        and row.model == want.model
+        and row.sidecar == want.sidecar
+    )
+
+
+def output_state(row: OutputRow | None, want: Desired, sha256: str) -> Output:
+    """The recorded state of one output (what is on disk is judged separately)."""
+    if row is None:
+        return Output.MISSING
+    if not is_current(row, want, sha256):
+        return Output.STALE
+    if row.outcome == "failed":
+        return Output.WAITING if row.retry_at is not None else Output.FAILED
+    try:
+        return Output(row.outcome)
+    except ValueError:  # an outcome a newer mediasync wrote: generate again
+        return Output.STALE
