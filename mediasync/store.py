@@ -10,15 +10,19 @@ Readers (``mediasync status``) open the same file read-only while the daemon run
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import fields
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from mediasync.rules.rows import ContentRow, OutputRow, PathRow
+from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 
-__all__ = ["SCHEMA_VERSION", "ContentRow", "OutputRow", "PathRow", "Store", "StoreError"]
+__all__ = [
+    "SCHEMA_VERSION", "ContentRow", "Meta", "MetaKey", "OutputRow", "PathRow", "Store",
+    "StoreError",
+]
 
 SCHEMA_VERSION = 3
 
@@ -103,6 +107,50 @@ CREATE TABLE usage (
 """
 
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MetaKey(Generic[T]):
+    """One fact of the ``meta`` table: its name and its form, stated once. A JSON value
+    that cannot be read, or is of another shape, reads as the default: a damaged
+    entry is learned again, never a crash."""
+
+    name: str
+    default: Callable[[], T]
+    is_json: bool = False
+
+
+def _text(name: str) -> MetaKey[str]:
+    return MetaKey(name, str)
+
+
+class Meta:
+    """Every key of the ``meta`` table."""
+
+    INSTANCE_ID = _text("instance_id")  # this state directory's id in remote display names
+    HALTED = _text("halted")  # why API calls are halted (the key was refused), or ""
+    # folder or sub-mount → why it cannot be looked at now, for `status`
+    UNAVAILABLE: MetaKey[dict[str, str]] = MetaKey("unavailable", dict, True)
+    QUOTA_PAUSES: MetaKey[list[Any]] = MetaKey("quota_pauses", list, True)  # Pause.to_json()s
+    LEARNED_LIMITS: MetaKey[dict[str, Any]] = MetaKey("learned_limits", dict, True)
+
+    @staticmethod
+    def folder_dev(folder: str) -> MetaKey[str]:
+        """The folder's st_dev when last seen with files (an unmount tells)."""
+        return _text(f"folder_dev:{folder}")
+
+    @staticmethod
+    def folder_mount(folder: str) -> MetaKey[str]:
+        """The mount point that held the folder when last seen with files."""
+        return _text(f"folder_mount:{folder}")
+
+    @staticmethod
+    def folder_submounts(folder: str) -> MetaKey[list[str]]:
+        """Mount points inside the folder (relative to it) once seen holding files."""
+        return MetaKey(f"folder_submounts:{folder}", list, True)
 
 
 def _columns(cls: type) -> list[str]:
@@ -338,8 +386,9 @@ class Store(_CopyTransitions):
         name stem share stem-named sidecars: clip.mp4 and clip.mov → clip.en.srt)."""
         row = self._db.execute(
             "SELECT o.path FROM outputs o JOIN paths p ON p.path = o.path"
-            " WHERE o.sidecar=? AND o.path!=? AND o.outcome IN ('written', 'writing')"
-            " AND p.gone_at IS NULL LIMIT 1", (sidecar, exclude)).fetchone()
+            " WHERE o.sidecar=? AND o.path!=? AND o.outcome IN (?, ?)"
+            " AND p.gone_at IS NULL LIMIT 1",
+            (sidecar, exclude, Outcome.WRITTEN, Outcome.WRITING)).fetchone()
         return row["path"] if row else None
 
     def delete_output(self, path: str, suffix: str) -> None:
@@ -377,12 +426,23 @@ class Store(_CopyTransitions):
         return names
 
     # -- meta -----------------------------------------------------------------
-    def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
+    def read(self, key: MetaKey[T]) -> T:
+        """A ``meta`` fact, or its default when absent or unreadable."""
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key.name,)).fetchone()
+        if row is None:
+            return key.default()
+        if not key.is_json:
+            return row[0]
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            return key.default()
+        return value if isinstance(value, type(key.default())) else key.default()
 
-    def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
+    def write(self, key: MetaKey[T], value: T) -> None:
+        text = json.dumps(value, sort_keys=True) if key.is_json else value
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)",
+                         (key.name, text))
 
     # -- usage ledger ---------------------------------------------------------
     def add_usage(self, day: str, model: str, prompt: int, output: int, thoughts: int) -> None:
@@ -420,6 +480,7 @@ class Store(_CopyTransitions):
             "bytes_uploading": q(
                 "SELECT COALESCE(SUM(next_offset), 0) FROM contents WHERE next_url IS NOT NULL"
             ).fetchone()[0],
-            "sidecars": q("SELECT COUNT(*) FROM outputs WHERE outcome='written'").fetchone()[0],
+            "sidecars": q("SELECT COUNT(*) FROM outputs WHERE outcome=?",
+                          (Outcome.WRITTEN,)).fetchone()[0],
         }
 

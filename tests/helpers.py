@@ -220,7 +220,7 @@ def content_row(**kw: Any) -> Any:
 
 
 def output_row(want: Any, **kw: Any) -> Any:
-    """A ``store.OutputRow``: the sidecar ``want`` (a ``plan.Desired``) asks for, written
+    """A ``store.OutputRow``: the sidecar ``want`` (a ``rows.Desired``) asks for, written
     from content "s" and current. ``kw`` sets the fields a case is about."""
     from mediasync.store import OutputRow
 

@@ -5,22 +5,20 @@ ledger and the owner's daily cap.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from mediasync.app.logs import register_secret
 from mediasync.config import Config, ModelLimits, resolve_api_key
 from mediasync.gemini import Budgets, ClassLimits, GeminiClient, Pause, Usage, generate_class
-from mediasync.gemini.quota import PAUSES_KEY, pacific_day
+from mediasync.gemini.quota import pacific_day
+from mediasync.gemini.redact import register_secret
 from mediasync.report import costs
-from mediasync.store import Store
+from mediasync.store import Meta, Store
 
 EventHook = Callable[..., Any]  # an httpx event hook (sync or async)
-LEARNED_KEY = "learned_limits"  # meta: JSON of Budgets.learned(), for the next start
 
 
 def _class_limits(m: ModelLimits) -> ClassLimits:
@@ -29,16 +27,13 @@ def _class_limits(m: ModelLimits) -> ClassLimits:
 
 def load_pauses(store: Store) -> list[Pause]:
     try:
-        return [Pause.from_json(d) for d in json.loads(store.get_meta(PAUSES_KEY) or "[]")]
+        return [Pause.from_json(d) for d in store.read(Meta.QUOTA_PAUSES)]
     except (ValueError, KeyError, TypeError):
         return []  # unreadable: the next 429 says it again
 
 
 def load_learned(store: Store) -> object:
-    try:
-        return json.loads(store.get_meta(LEARNED_KEY) or "{}")
-    except ValueError:
-        return {}  # unreadable: the next 429 teaches again
+    return store.read(Meta.LEARNED_LIMITS)  # unreadable: {}; the next 429 teaches again
 
 
 def make_budgets(config: Config, store: Store) -> Budgets:
@@ -47,10 +42,10 @@ def make_budgets(config: Config, store: Store) -> Budgets:
     lim = config.limits
 
     def persist(_: Pause) -> None:
-        store.set_meta(PAUSES_KEY, json.dumps([p.to_json() for p in budgets.active_pauses()]))
+        store.write(Meta.QUOTA_PAUSES, [p.to_json() for p in budgets.active_pauses()])
 
     def persist_learned() -> None:
-        store.set_meta(LEARNED_KEY, json.dumps(budgets.learned()))
+        store.write(Meta.LEARNED_LIMITS, budgets.learned())
 
     budgets = Budgets(
         files_rpm=lim.file_requests_per_minute,

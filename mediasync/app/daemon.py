@@ -28,7 +28,6 @@ from mediasync.gemini import (
     GeminiClient,
 )
 from mediasync.report import status
-from mediasync.rules import plan
 from mediasync.store import Store
 
 log = logging.getLogger("mediasync")
@@ -319,7 +318,7 @@ class Daemon:
     def status_line(self) -> str:
         halted = self.engine.halted
         why = "; ".join(filter(None, [halted, *pause_lines(self.budgets)])) or None
-        return plan.status_line(len(self.config.folders), self._states(), why)
+        return status.status_line(len(self.config.folders), self._states(), why)
 
     def _states(self) -> dict[str, int]:
         """Files per state, from `status`'s own decoder. Decoding every file costs

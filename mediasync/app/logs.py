@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
-import threading
 from collections.abc import Mapping
 from typing import TextIO
+
+from mediasync.gemini.redact import any_secrets, redact
 
 # Libraries that log per request / per event at INFO or DEBUG.
 NOISY_LOGGERS = ("httpx", "httpcore", "apscheduler", "watchdog")
@@ -36,44 +36,6 @@ _SYSLOG_PREFIX = {
     logging.DEBUG: "<7>",
 }
 
-# Shorter values would redact ordinary words everywhere; no real key is this short.
-_MIN_SECRET_LEN = 4
-
-_secrets_lock = threading.Lock()
-_secrets: set[str] = set()
-_secret_re: re.Pattern[str] | None = None
-
-
-def register_secret(value: str) -> None:
-    """Make every later log line replace ``value`` with ``***``."""
-    global _secret_re
-    if not value or len(value) < _MIN_SECRET_LEN:
-        return
-    with _secrets_lock:
-        if value in _secrets:
-            return
-        _secrets.add(value)
-        # Longest first, so a secret containing another is redacted whole.
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _secret_re = re.compile("|".join(re.escape(s) for s in ordered))
-
-
-def redact(text: str) -> str:
-    """Replace every registered secret in ``text`` with ``***``."""
-    pattern = _secret_re
-    if pattern is None:
-        return text
-    return pattern.sub("***", text)
-
-
-def _clear_secrets() -> None:
-    """For tests."""
-    global _secret_re
-    with _secrets_lock:
-        _secrets.clear()
-        _secret_re = None
-
-
 class RedactSecrets(logging.Filter):
     """Rewrites a record's final text (message, traceback, stack) with secrets redacted.
 
@@ -84,7 +46,7 @@ class RedactSecrets(logging.Filter):
     _exc_formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secret_re is None:
+        if not any_secrets():
             return True
         try:
             message = record.getMessage()

@@ -34,7 +34,7 @@ from mediasync.config import FolderConfig
 from mediasync.local.candidates import ignored_name
 from mediasync.local.folderio import FolderIO, FolderUnavailable
 from mediasync.media.formats import media_type
-from mediasync.rules.plan import holder
+from mediasync.rules.availability import holder
 
 log = logging.getLogger("mediasync")
 

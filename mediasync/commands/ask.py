@@ -98,7 +98,7 @@ def _mirrored_copy(config: Config, path: Path) -> tuple[str, str] | None:
 async def _ask(config: Config, path: Path, mime: str, model: str,
                question: str) -> tuple[str | None, str | None]:
     """(answer, None), or (None, block reason)."""
-    from mediasync.rules import plan
+    from mediasync.rules import ownership
 
     mirrored = _mirrored_copy(config, path)
     async with tool_client(config) as client:
@@ -120,7 +120,7 @@ async def _ask(config: Config, path: Path, mime: str, model: str,
             # Named in mediasync's old form (no instance id) so a copy left by a crash
             # is recognisably ours: `files purge` deletes it. The daemon's refresh does
             # not (an old-form name may be another instance's): else it expires in 48 h.
-            file = await client.upload(path, mime, plan.display_name(sha, path.name))
+            file = await client.upload(path, mime, ownership.display_name(sha, path.name))
             try:
                 file = await client.wait_processed(file.name)
                 if file.state == "FAILED":

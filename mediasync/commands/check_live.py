@@ -347,7 +347,7 @@ class RoundTrip:
         return _Stop()
 
     async def run(self) -> None:
-        from mediasync.rules.plan import display_name
+        from mediasync.rules.ownership import display_name
 
         # A fresh seed: bytes no mirrored folder holds, so no daemon mistakes it for its own.
         data = png_bytes_for_check()

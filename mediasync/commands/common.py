@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from mediasync.app.logs import setup_logging
 from mediasync.config import Config, load_config_or_default
 from mediasync.gemini import ApiError, File, GeminiClient, RetryPolicy, TransportError
+from mediasync.rules.failures import classify
 
 if TYPE_CHECKING:
     from mediasync.app.apiclient import EventHook
@@ -48,13 +49,13 @@ def load(args: argparse.Namespace) -> tuple[Path | None, Config]:
 
 
 def api_fatal(e: ApiError) -> bool:
-    """The key refused or no service: nothing later can work.
+    """The key refused (the failure vocabulary's "auth") or no service: nothing later
+    can work.
 
     Only a TransportError means unreachable: a ProtocolError (an answer we could
     not read) has code 0 too, but the service was there and took the key.
     """
-    return e.key_invalid or isinstance(e, TransportError) or (
-        e.code in (401, 403) and not e.file_gone)
+    return isinstance(e, TransportError) or classify(e) == "auth"
 
 
 def api_exit(e: ApiError) -> int:
@@ -105,7 +106,7 @@ def open_state(config: Config) -> Store | None:
 
 def remote_usage(files: Iterable[File]) -> tuple[int, int]:
     """(bytes used, how many files mediasync made) of a listing of the project."""
-    from mediasync.rules.plan import DISPLAY_PREFIX
+    from mediasync.rules.ownership import DISPLAY_PREFIX
 
     files = list(files)
     used = sum(f.size_bytes or 0 for f in files)
@@ -114,7 +115,7 @@ def remote_usage(files: Iterable[File]) -> tuple[int, int]:
 
 
 def human(n: float | None) -> str:
-    from mediasync.rules.plan import human_bytes
+    from mediasync.rules.units import human_bytes
 
     return "-" if n is None else human_bytes(n)
 

@@ -23,6 +23,7 @@ from mediasync.commands.common import (
 from mediasync.config import Config, load_config_or_default
 from mediasync.gemini import ApiError, File, GeminiClient
 from mediasync.media.formats import MAX_PROJECT_BYTES
+from mediasync.store import Meta
 
 HELP = "the remote side: list, delete, purge files in the project"
 
@@ -107,13 +108,13 @@ def _this_instance(config: Config) -> str | None:
     if store is None:
         return None
     try:
-        return store.get_meta("instance_id")
+        return store.read(Meta.INSTANCE_ID) or None
     finally:
         store.close()
 
 
 async def _files_purge(client: GeminiClient, args: argparse.Namespace, config: Config) -> int:
-    from mediasync.rules.plan import DISPLAY_PREFIX, owner_of
+    from mediasync.rules.ownership import DISPLAY_PREFIX, owner_of
 
     files = _by_age(await client.list_files())
     instance = None if args.any_instance else _this_instance(config)

@@ -26,7 +26,7 @@ def main(args: argparse.Namespace) -> int:
 
 def show(config: Config, *, as_json: bool, brief: bool) -> int:
     from mediasync.report import status
-    from mediasync.store import Store
+    from mediasync.store import Meta, Store
 
     db = state_db(config)
     if not db.exists():
@@ -36,7 +36,7 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         return EXIT_OK
     store = Store(db, readonly=True)
     try:
-        halted = store.get_meta("halted") or None
+        halted = store.read(Meta.HALTED) or None
         reports = status.build(store, config)
         unavailable = status.unavailable_folders(store)
         quota = status.quota_state(store, config, time.time())

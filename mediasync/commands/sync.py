@@ -127,7 +127,7 @@ class _ClearsProgress:
 
 def _progress(engine: Engine) -> None:
     """One self-overwriting line on a terminal: files and bytes."""
-    from mediasync.rules.plan import human_bytes
+    from mediasync.rules.units import human_bytes
 
     c = engine.store.counts()
     sys.stderr.write(

@@ -27,8 +27,8 @@ from mediasync.gemini import ApiError, GeminiClient
 from mediasync.local.folderio import FolderIO
 from mediasync.remote.mirror import Mirror
 from mediasync.rules.failures import classify
-from mediasync.rules.plan import LocalFacts
-from mediasync.store import Store
+from mediasync.rules.rows import LocalFacts
+from mediasync.store import Meta, Store
 
 log = logging.getLogger("mediasync")
 
@@ -37,10 +37,10 @@ MAX_TASKS = 64  # paths reconciled at once; uploads/generations have their own b
 
 def instance_id(store: Store) -> str:
     """This state directory's id in remote display names (made once, kept in ``meta``)."""
-    value = store.get_meta("instance_id")
+    value = store.read(Meta.INSTANCE_ID)
     if not value:
         value = secrets.token_hex(4)
-        store.set_meta("instance_id", value)
+        store.write(Meta.INSTANCE_ID, value)
     return value
 
 
@@ -81,7 +81,7 @@ class Engine:
         self._halted: str | None = None
         # A new process tries the key afresh; a key still refused halts again on its
         # first call. Without this, `status` would show a halt an earlier run left.
-        store.set_meta("halted", "")
+        store.write(Meta.HALTED, "")
         self.suffixes = config.sidecar_suffixes()
         self.settle = Settle(monotonic)
         self.scanned: dict[str, LocalFacts] = {}  # stat taken by the last scan
@@ -111,7 +111,7 @@ class Engine:
         # One truth: every change writes through to the store `status` reads, so a
         # reload that clears the halt clears it there too.
         self._halted = value or None
-        self.store.set_meta("halted", value or "")
+        self.store.write(Meta.HALTED, value or "")
 
     def reconfigure(self, config: Config, client: GeminiClient | None = None) -> None:
         """Take a reloaded config (SIGHUP); the caller rescans afterwards."""

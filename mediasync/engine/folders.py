@@ -7,7 +7,6 @@ that go away").
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +21,8 @@ from mediasync.local.folderio import (
     submounts_holding,
 )
 from mediasync.local.scan import stat_all, walk_folder
-from mediasync.rules import plan
+from mediasync.rules import availability
+from mediasync.store import Meta
 
 if TYPE_CHECKING:
     from mediasync.engine.dispatch import Engine
@@ -36,10 +36,8 @@ WALK_TIMEOUT = 1800.0  # a walk of a huge tree may take long; a hung share must 
 class Folders:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
-        # folder → why it is unavailable; JSON in meta "unavailable" for `status`
-        self.unavailable: dict[str, str] = json.loads(
-            engine.store.get_meta("unavailable") or "{}"
-        )
+        # folder → why it is unavailable; kept in the store for `status`
+        self.unavailable: dict[str, str] = engine.store.read(Meta.UNAVAILABLE)
         self._rescans: set[asyncio.Task[int]] = set()
 
     async def scan(self) -> int:
@@ -59,8 +57,8 @@ class Folders:
         # Vanished paths first: a rename's old path must be seen gone before its new one.
         for p in sorted(known - found):
             folder = self.e.config.folder_for(Path(p))
-            if folder is None or (str(folder.path) in reachable
-                                  and plan.unavailable_holding(p, self.unavailable) is None):
+            away = availability.unavailable_holding(p, self.unavailable)
+            if folder is None or (str(folder.path) in reachable and away is None):
                 self.e.mark_dirty(p, event=False)
         for p in sorted(found):
             self.e.mark_dirty(p, event=False)
@@ -92,32 +90,28 @@ class Folders:
         """Seen with files: an empty mount point later, on this device or with this
         mount point gone from the mount table, is an unmount, not deleted files; so
         is a disk mounted inside the folder that held some of them."""
-        if self.e.store.get_meta(f"folder_dev:{key}") != str(look.dev):
-            self.e.store.set_meta(f"folder_dev:{key}", str(look.dev))
+        if self.e.store.read(Meta.folder_dev(key)) != str(look.dev):
+            self.e.store.write(Meta.folder_dev(key), str(look.dev))
         if look.mounts is None:
             return  # mount table unreadable: keep what was recorded
         mount = holding_mount(look.real_path, look.mounts) or ""
-        if (self.e.store.get_meta(f"folder_mount:{key}") or "") != mount:
-            self.e.store.set_meta(f"folder_mount:{key}", mount)
+        if self.e.store.read(Meta.folder_mount(key)) != mount:
+            self.e.store.write(Meta.folder_mount(key), mount)
         # walk_folder follows no symlink: a file's path below the folder is the same
         # below its real path, which is how the mount table names things.
         prefix = key.rstrip("/") + "/"
         held = submounts_holding(look.real_path, (f[len(prefix):] for f in files), look.mounts)
         recorded = self.submounts(key)
         away = [rel for rel in recorded if _join(key, rel) in self.unavailable]
-        self._set_submounts(key, plan.record_submounts(recorded, held, away))
+        self._set_submounts(key, availability.record_submounts(recorded, held, away))
 
     def submounts(self, key: str) -> list[str]:
         """The folder's recorded sub-mounts, relative to it (meta ``folder_submounts:``)."""
-        try:
-            value = json.loads(self.e.store.get_meta(f"folder_submounts:{key}") or "[]")
-        except ValueError:
-            return []
-        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        return [v for v in self.e.store.read(Meta.folder_submounts(key)) if isinstance(v, str)]
 
     def _set_submounts(self, key: str, rels: list[str]) -> None:
         if rels != self.submounts(key):
-            self.e.store.set_meta(f"folder_submounts:{key}", json.dumps(rels))
+            self.e.store.write(Meta.folder_submounts(key), rels)
 
     async def available(self, folder: FolderConfig) -> FolderLook | None:
         """What the folder looks like when its listing can be trusted, else None (said once).
@@ -137,10 +131,10 @@ class Folders:
             # while the folder is …/LABEL/DCIM), or a permission or I/O error.
             self._set_unavailable(key, f"cannot be looked at ({e.strerror or e})")
             return None
-        recorded = self.e.store.get_meta(f"folder_dev:{key}")
-        why = plan.folder_unavailable(
+        recorded = self.e.store.read(Meta.folder_dev(key))
+        why = availability.folder_unavailable(
             look.dev, look.parent_dev, int(recorded) if recorded else None,
-            self.e.store.get_meta(f"folder_mount:{key}") or None, look.mounts,
+            self.e.store.read(Meta.folder_mount(key)) or None, look.mounts,
         )
         self._set_unavailable(key, why)
         if why is not None:
@@ -150,7 +144,8 @@ class Folders:
 
     def _look_at_submounts(self, key: str, look: FolderLook, submounts: list[str]) -> None:
         """Mark the folder's pulled sub-mounts unavailable, and the returned ones back."""
-        away = plan.submounts_unavailable(look.real_path, submounts, look.mounts, look.present)
+        away = availability.submounts_unavailable(
+            look.real_path, submounts, look.mounts, look.present)
         for rel in submounts:
             self._set_unavailable(_join(key, rel), away.get(rel),
                                   removed=rel not in look.present)
@@ -166,7 +161,7 @@ class Folders:
         then a missing file there is not deleted."""
         if await self.available(folder) is None:
             return str(folder.path)
-        return plan.unavailable_holding(path, self.unavailable)
+        return availability.unavailable_holding(path, self.unavailable)
 
     def _set_unavailable(self, folder: str, why: str | None, *, removed: bool = False) -> None:
         if self.unavailable.get(folder) == why:
@@ -181,7 +176,7 @@ class Folders:
             self.unavailable[folder] = why
             log.warning("folder %s %s; nothing in it counts as deleted while it is unavailable",
                         folder, why)
-        self.e.store.set_meta("unavailable", json.dumps(self.unavailable, sort_keys=True))
+        self.e.store.write(Meta.UNAVAILABLE, self.unavailable)
 
     def folder_answers(self, folder: str) -> None:
         """A stuck call in a folder returned: look at everything again."""

@@ -14,16 +14,14 @@ from mediasync.config import FolderConfig
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import ChangedWhileHashing, NotRegular, hash_file
-from mediasync.rules import naming, plan
-from mediasync.rules.plan import LocalFacts
-from mediasync.rules.rows import PathRow
+from mediasync.rules import naming, steps
+from mediasync.rules.rows import LocalFacts, PathRow
 
 if TYPE_CHECKING:
     from mediasync.engine.dispatch import Engine
 
 log = logging.getLogger("mediasync")
 
-READ_PROBLEM = "cannot read it"
 UNREADABLE_RETRY = 600.0  # seconds before an unreadable file is tried again
 UNAVAILABLE_RETRY = 60.0  # seconds before a path in a folder that did not answer is looked at
 
@@ -49,10 +47,10 @@ class Identifier:
             facts.inode,
         )
         settled = row is not None and (row.sha256 or (
-            row.problem and not row.problem.startswith(READ_PROBLEM)))
+            row.problem and not row.problem.startswith(steps.READ_PROBLEM)))
         if row is not None and same and row.gone_at is None and settled:
             return row
-        problem = plan.local_problem(facts.size)
+        problem = steps.local_problem(facts.size)
         sha = row.sha256 if (row is not None and same) else None
         if problem is None and sha is None:
             read = await self._hash(path, folder, rel, facts)
@@ -106,7 +104,7 @@ class Identifier:
             # Permissions and I/O errors change without the file changing: this is
             # looked at again on every scan (and said once), never a verdict.
             self.e.later(path, self.e.clock() + UNREADABLE_RETRY)
-            return None, f"{READ_PROBLEM}: {e.strerror or e}"
+            return None, f"{steps.READ_PROBLEM}: {e.strerror or e}"
         else:
             return sha, None
         return None

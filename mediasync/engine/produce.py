@@ -21,10 +21,9 @@ from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import NotRegular, local_facts
 from mediasync.outputs import formats, structured
-from mediasync.rules import failures, plan, states
+from mediasync.rules import failures, states, steps
 from mediasync.rules.failures import classify
-from mediasync.rules.plan import Desired
-from mediasync.rules.rows import ContentRow, OutputRow, PathRow
+from mediasync.rules.rows import ContentRow, Desired, Outcome, OutputRow, PathRow
 
 if TYPE_CHECKING:
     from mediasync.engine.dispatch import Engine
@@ -66,7 +65,7 @@ class Producer:
         key = str(folder.path) if folder else os.path.dirname(path)
         if (
             row is not None
-            and row.outcome in ("written", "kept_edit")
+            and row.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT)
             and states.is_current(row, want, sha)
             and await self.e.identify.exists(key, want.sidecar)
         ):
@@ -87,8 +86,8 @@ class Producer:
             # tried again later (a rename or a fix by the owner heals it).
             self._cannot_look(path, rel, sha, want, row, target, e)
             return
-        step = plan.output_step(row, want, sha, state, self.e.clock())
-        if step == "skip" and row is not None and row.outcome == "blocked" and (
+        step = steps.output_step(row, want, sha, state, self.e.clock())
+        if step == "skip" and row is not None and row.outcome == Outcome.BLOCKED and (
                 formats.knobs_changed_since(row.message, self._knobs_mark(path, want))):
             step = "generate"  # out of tokens before; the owner changed the knobs since
         if step == "skip":
@@ -101,13 +100,13 @@ class Producer:
             message = (f"not written: {target.name} is {os.path.basename(owner)}'s (files "
                        "named alike share stem-named sidecars)" if owner
                        else "kept the owner's edit")
-            self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
+            self._record(path, sha, want, row, outcome=Outcome.KEPT_EDIT, written_hash=on_disk,
                          message=message)
             log.info("%s: %s", rel, message)
             return
         if step == "confirm":
             # Written just before a crash, recorded as pending: it is current.
-            self._record(path, sha, want, row, outcome="written", written_hash=on_disk)
+            self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=on_disk)
             return
         await self._generate(path, key, rel, sha, want, row, on_disk, ready)
 
@@ -117,7 +116,7 @@ class Producer:
         ready: Callable[[], Awaitable[ContentRow | None]] | None,
     ) -> None:
         job = _Job(path, key, rel, sha, want, row, on_disk,
-                   (row.attempts if row and row.outcome == "failed" else 0) + 1)
+                   (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1)
         if want.format == "xmp" and not await self._xmp_takes_it(job):
             return
         if ready is not None and await ready() is None:
@@ -132,7 +131,7 @@ class Producer:
             message = f"the service gave no answer ({reason})"
             if reason == "MAX_TOKENS":
                 message = formats.out_of_tokens(self._knobs_mark(path, want))
-            self._record(path, sha, want, row, outcome="blocked", written_hash=on_disk,
+            self._record(path, sha, want, row, outcome=Outcome.BLOCKED, written_hash=on_disk,
                          message=message, usage=usage)
             told = message if reason == "MAX_TOKENS" else (
                 f"the service blocked the answer ({reason})")
@@ -214,7 +213,7 @@ class Producer:
             return
         # Record what we are about to write, so a crash between the write and the
         # record still recognises the file as ours.
-        self._record(path, sha, want, row, outcome="writing", written_hash=on_disk,
+        self._record(path, sha, want, row, outcome=Outcome.WRITING, written_hash=on_disk,
                      pending=sidecar.text_hash(sidecar.as_written(text)),
                      usage=usage)
         try:
@@ -236,11 +235,11 @@ class Producer:
             self._retry(job, "the sidecar changed while generating; merging again",
                         self.e.clock() + 1.0, usage)
         elif written is None:
-            self._record(path, sha, want, row, outcome="kept_edit", written_hash=on_disk,
+            self._record(path, sha, want, row, outcome=Outcome.KEPT_EDIT, written_hash=on_disk,
                          message="kept the owner's edit", usage=usage)
             log.info("kept the owner's edit of %s", name)
         else:
-            self._record(path, sha, want, row, outcome="written", written_hash=written,
+            self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=written,
                          usage=usage)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
 
@@ -258,10 +257,10 @@ class Producer:
 
     def _cannot_look(self, path: str, rel: PurePath, sha: str, want: Desired,
                      row: OutputRow | None, target: Path, error: OSError) -> None:
-        attempts = (row.attempts if row and row.outcome == "failed" else 0) + 1
+        attempts = (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1
         v = failures.judge_os(error, attempts, self.e.clock(), self.e.mirror.jitter())
         message = f"cannot use {target.name}: {v.reason}"
-        self._record(path, sha, want, row, outcome="failed", written_hash=None,
+        self._record(path, sha, want, row, outcome=Outcome.FAILED, written_hash=None,
                      message=message, retry_at=v.retry_at, attempts=attempts)
         self.e.note(path, f"sidecar {want.suffix}", "%s: %s", rel, message)
         self.e.later(path, v.retry_at)
@@ -269,7 +268,7 @@ class Producer:
     def _retry(self, job: _Job, message: str, retry_at: float | None,
                usage: Usage | None = None) -> None:
         """Record a transient failure and look again at ``retry_at``."""
-        self._record(job.path, job.sha, job.want, job.row, outcome="failed",
+        self._record(job.path, job.sha, job.want, job.row, outcome=Outcome.FAILED,
                      written_hash=job.on_disk, message=message, retry_at=retry_at,
                      attempts=job.attempts, usage=usage)
         self.e.later(job.path, retry_at)
@@ -287,7 +286,7 @@ class Producer:
             self.e.mirror.forget_copy(sha)
         if not v.counts:
             attempts -= 1  # the day's quota or the owner's cap: not this file's failure
-        self._record(path, sha, want, row, outcome="failed", written_hash=on_disk,
+        self._record(path, sha, want, row, outcome=Outcome.FAILED, written_hash=on_disk,
                      message=str(error), retry_at=v.retry_at, attempts=attempts)
         if not v.counts:
             log.debug("%s: %s waits: %s", rel, want.suffix, error)
@@ -379,16 +378,17 @@ def _moved(path: str, row: PathRow | None) -> bool:
     )
 
 
-def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, str | None]:
+def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[steps.SidecarState, str | None]:
     """Who owns the sidecar, and the hash of our bytes on disk when they are ours.
 
     While a write is recorded as pending, only the pending bytes are current; the
     bytes written before are ours but stale (a crash mid-rewrite), never current.
     """
     written = row.written_hash if row else None
-    if row is not None and row.outcome == "writing" and row.pending_hash:
-        if sidecar.inspect(target, row.pending_hash) == "ours":
-            return "ours", row.pending_hash
+    pending = states.pending_hash(row)
+    if pending:
+        if sidecar.inspect(target, pending) == "ours":
+            return "ours", pending
         state = sidecar.inspect(target, written)
         if state == "ours":
             return "stale", written

@@ -16,10 +16,9 @@ from mediasync.gemini import ApiError
 from mediasync.local.candidates import is_candidate
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import NotRegular, local_facts
-from mediasync.rules import plan
+from mediasync.rules import desired
 from mediasync.rules.failures import ContentUnavailable
-from mediasync.rules.plan import LocalFacts
-from mediasync.rules.rows import ContentRow, PathRow
+from mediasync.rules.rows import ContentRow, LocalFacts, PathRow
 
 if TYPE_CHECKING:
     from mediasync.engine.dispatch import Engine
@@ -54,7 +53,7 @@ class Reconciler:
         else:
             # keep_alive = "on_use": a copy is made only when an output is generated.
             ready = _Once(lambda: self._copy(path, row))
-        for want in plan.desired(folder, path, row.kind, self.e.config.api.model):
+        for want in desired.desired(folder, path, row.kind, self.e.config.api.model):
             await self.e.producer.output(path, rel, sha, want, ready)
         self.e.producer.forget_answers(sha)
 

@@ -1,6 +1,6 @@
 """When a file counts as still: unchanged, and no watcher event, for `settle` seconds.
 
-Half-copied files must not be uploaded; the rule itself is pure (plan.settle_wait),
+Half-copied files must not be uploaded; the rule itself is pure (steps.settle_wait),
 this keeps what it needs between looks at a path.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mediasync.rules import plan
-from mediasync.rules.plan import LocalFacts
+from mediasync.rules import steps
+from mediasync.rules.rows import LocalFacts
 
 
 class Settle:
@@ -24,7 +24,7 @@ class Settle:
 
     def wait(self, path: str, facts: LocalFacts, now_wall: float, settle: float) -> float:
         """Seconds to wait before the file may be taken; 0 when it may be taken now."""
-        wait = plan.settle_wait(facts, self._previous.get(path), self._last_event.get(path),
+        wait = steps.settle_wait(facts, self._previous.get(path), self._last_event.get(path),
                                 now_wall, self._monotonic(), settle)
         if wait > 0:
             self._previous[path] = facts

@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from mediasync.gemini import ApiError
-from mediasync.rules import plan
+from mediasync.rules import steps
 
 if TYPE_CHECKING:
     from mediasync.engine.dispatch import Engine
@@ -83,7 +83,7 @@ class Sweeper:
         """
         e = self.e
         gone = {r.path: r.gone_at or 0.0 for r in e.store.gone_paths()}
-        expired = plan.removable(gone, e.clock(), self.grace)
+        expired = steps.removable(gone, e.clock(), self.grace)
         for p in expired:
             e.store.delete_path(p)
         retired: list[str] = []

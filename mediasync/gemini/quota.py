@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
-PAUSES_KEY = "quota_pauses"  # meta: JSON list of the day's pauses (apiclient), read by `status`
 
 Kind = Literal["rpm", "tpm", "rpd", "storage", "other"]
 _LIMIT_LINE = re.compile(

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 
-from mediasync.rules.plan import holder
+from mediasync.rules.availability import holder
 
 T = TypeVar("T")
 
@@ -248,7 +248,7 @@ _MOUNTS = MountTable()
 def look_at_folder(path: str, submounts: Iterable[str] = ()) -> FolderLook:
     """Devices of the folder and its parent, the mount table, and which of the
     ``submounts`` (relative to the folder) are still directories, for
-    ``plan.folder_unavailable`` and ``plan.submounts_unavailable``.
+    ``availability.folder_unavailable`` and ``availability.submounts_unavailable``.
 
     Blocking: run it through ``FolderIO.call``.
     """

@@ -15,7 +15,7 @@ from pathlib import PurePath
 from mediasync.config import FolderConfig
 from mediasync.local.candidates import ignored_dir, is_candidate
 from mediasync.local.sidecar import TEMP_PREFIX
-from mediasync.rules.plan import LocalFacts
+from mediasync.rules.rows import LocalFacts
 
 _BLOCK = 1024 * 1024
 

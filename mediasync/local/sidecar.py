@@ -25,13 +25,6 @@ State = Literal["missing", "ours", "edited", "foreign"]
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
 
-def sidecar_path(source: Path, suffix: str) -> Path:
-    """photo.jpg + .caption.md → photo.jpg.caption.md, in the same directory."""
-    if not suffix.startswith(".") or "/" in suffix or len(suffix) < 2:
-        raise ValueError(f"bad sidecar suffix {suffix!r}")
-    return source.with_name(source.name + suffix)
-
-
 def text_hash(data: bytes | str) -> str:
     """SHA-256 hex of the bytes (str is hashed as UTF-8)."""
     if isinstance(data, str):

@@ -20,9 +20,8 @@ from typing import Any
 from mediasync.local import sidecar
 from mediasync.media import metadata
 from mediasync.outputs import placeholders, structured, subtitles, xmp
-from mediasync.rules import plan
-from mediasync.rules.plan import Desired
-from mediasync.rules.rows import OutputRow
+from mediasync.rules import states, steps
+from mediasync.rules.rows import Desired, OutputRow
 
 log = logging.getLogger("mediasync")
 
@@ -182,7 +181,7 @@ def _read_regular(path: Path) -> bytes | None:
         raise Refused(f"cannot read {path.name}: {e.strerror or e}") from None
 
 
-def xmp_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, str | None]:
+def xmp_state(target: Path, row: OutputRow | None) -> tuple[steps.SidecarState, str | None]:
     """An XMP sidecar is merged field by field: whoever touched the file, it is ours
     to merge into (the fields themselves say who owns them).
 
@@ -197,6 +196,7 @@ def xmp_state(target: Path, row: OutputRow | None) -> tuple[plan.SidecarState, s
     if data is None:
         return "missing", None
     digest = sidecar.text_hash(data)
-    if row is not None and row.outcome == "writing" and row.pending_hash:
-        return ("ours" if digest == row.pending_hash else "stale"), digest
+    pending = states.pending_hash(row)
+    if pending:
+        return ("ours" if digest == pending else "stale"), digest
     return "ours", digest

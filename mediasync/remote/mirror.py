@@ -23,10 +23,10 @@ from mediasync.gemini import (
 from mediasync.gemini.models import epoch
 from mediasync.local.folderio import FolderIO
 from mediasync.remote.incomplete import Lenient
-from mediasync.remote.listing import Refresher
+from mediasync.remote.refresh import Refresher
 from mediasync.remote.renewals import Renewals
 from mediasync.remote.uploads import Uploader
-from mediasync.rules import failures, plan, states
+from mediasync.rules import failures, states, steps
 from mediasync.rules.failures import ContentUnavailable, classify
 from mediasync.rules.rows import ContentRow
 from mediasync.store import Store
@@ -98,7 +98,7 @@ class Mirror:
         for _ in range(4):
             c = self.store.get_content(sha)
             assert c is not None
-            step = plan.remote_step(c, self.clock(), self.renew_before)
+            step = steps.remote_step(c, self.clock(), self.renew_before)
             if step in ("ready", "renew"):
                 if step == "renew" and self.keeps_alive(sha):
                     self.renewals.start(sha)
@@ -110,7 +110,7 @@ class Mirror:
             async with self.lock(sha):
                 c = self.store.get_content(sha)
                 assert c is not None
-                if plan.remote_step(c, self.clock(), self.renew_before) in ("ready", "renew"):
+                if steps.remote_step(c, self.clock(), self.renew_before) in ("ready", "renew"):
                     continue
                 await self.make_copy(c)
         retry = self.clock() + failures.backoff(1, self.jitter())

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from mediasync.gemini import ApiError
-from mediasync.rules import plan
+from mediasync.rules import steps
 from mediasync.rules.failures import ContentUnavailable
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Renewals:
             c = self.m.store.get_content(sha)
             if c is None or not self.m.store.live_paths_for(sha) or not self.m.keeps_alive(sha):
                 return
-            if plan.remote_step(c, self.m.clock(), self.m.renew_before) != "renew":
+            if steps.remote_step(c, self.m.clock(), self.m.renew_before) != "renew":
                 return
             if c.retry_at is not None and c.retry_at > self.m.clock():
                 return
@@ -82,7 +82,7 @@ class Renewals:
             # Cheap test first: only a copy due for renewal needs its paths looked up.
             if (
                 c.remote_name
-                and plan.remote_step(c, now, self.m.renew_before) == "renew"
+                and steps.remote_step(c, now, self.m.renew_before) == "renew"
                 and self.m.store.live_paths_for(c.sha256)
                 and self.m.keeps_alive(c.sha256)
             ):

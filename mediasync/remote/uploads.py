@@ -10,11 +10,11 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from mediasync.app.logs import redact
 from mediasync.gemini import FileChanged, UploadSession, UploadSessionLost
+from mediasync.gemini.redact import redact
 from mediasync.gemini.upload import DEFAULT_GRANULARITY
 from mediasync.local.scan import local_facts
-from mediasync.rules import plan
+from mediasync.rules import ownership, units
 from mediasync.rules.failures import ContentUnavailable
 from mediasync.rules.rows import ContentRow
 
@@ -75,7 +75,7 @@ class Uploader:
                 return
             self.m.store.session_recorded(sha, self.m.clock(), url, offset, s.granularity)
 
-        display = plan.display_name(sha, os.path.basename(path), self.m.instance)
+        display = ownership.display_name(sha, os.path.basename(path), self.m.instance)
         async with self.m.upload_slots:
             try:
                 file = await self.m.client.upload(
@@ -95,7 +95,7 @@ class Uploader:
         log.info(
             "uploaded %s (%s) as %s",
             os.path.basename(path),
-            plan.human_bytes(c.size),
+            units.human_bytes(c.size),
             file.name,
         )
         if file.state in ("ACTIVE", "FAILED"):

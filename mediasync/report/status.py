@@ -6,22 +6,21 @@ each file should have; renders text or JSON.
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mediasync.config import Config
-from mediasync.engine.identify import READ_PROBLEM
-from mediasync.gemini.quota import PACIFIC, PAUSES_KEY, pause_message
+from mediasync.gemini.quota import PACIFIC, pause_message
 from mediasync.report import costs
-from mediasync.rules import plan, states
-from mediasync.rules.rows import ContentRow, OutputRow, PathRow
+from mediasync.rules import availability, desired, rows, states, steps, units
+from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 from mediasync.rules.states import Copy, Output
-from mediasync.store import Store
+from mediasync.store import Meta, Store
 
 
 @dataclass
@@ -87,8 +86,8 @@ def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float)
         r.message = f"{c.error or 'waiting'}{_next_try(c.retry_at)}"
     elif state is Copy.UPLOADING:
         r.state = "uploading"
-        sent = plan.human_bytes(c.next_offset or 0)
-        r.upload_progress = f"{sent} of {plan.human_bytes(c.size)}"
+        sent = units.human_bytes(c.next_offset or 0)
+        r.upload_progress = f"{sent} of {units.human_bytes(c.size)}"
         r.message = (f"uploading: {r.upload_progress} sent; an interrupted upload resumes "
                      "where it stopped")
     elif state is Copy.PROCESSING:
@@ -113,7 +112,7 @@ _OUTPUT_WORDS = {
 }
 
 
-def _sidecar(o: OutputRow | None, want: plan.Desired, sha: str, now: float) -> SidecarReport:
+def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float) -> SidecarReport:
     name = Path(want.sidecar).name
     state = states.output_state(o, want, sha)  # the engine's own decoder
     if o is None or state in (Output.MISSING, Output.STALE):
@@ -138,7 +137,7 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
-        transient = row.problem.startswith(READ_PROBLEM)
+        transient = row.problem.startswith(steps.READ_PROBLEM)
         r.state, r.message = ("waiting" if transient else "failed"), row.problem
         return r
     renew_before = config.daemon.renew_before
@@ -154,12 +153,12 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     if sidecars_first and not serving:
         r.message = None
     folder = config.folder_for(Path(row.path))
-    wants = plan.desired(folder, row.path, row.kind, config.api.model) if folder else []
+    wants = desired.desired(folder, row.path, row.kind, config.api.model) if folder else []
     complete = serving
     for want in wants:
         s = _sidecar(mine.get(want.suffix), want, row.sha256 or "", now)
         r.sidecars.append(s)
-        if s.outcome in ("written", "kept_edit"):
+        if s.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT):
             continue
         complete = False
         if sidecars_first and r.message is None:  # else the remote copy's reason comes first
@@ -178,7 +177,7 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
 
 
 def _wants_done(r: FileReport) -> bool:
-    return all(s.outcome in ("written", "kept_edit") for s in r.sidecars)
+    return all(s.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT) for s in r.sidecars)
 
 
 def build(store: Store, config: Config, now: float | None = None) -> list[FileReport]:
@@ -188,7 +187,7 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
     them: `status`, `sync`'s summary and the STATUS line all see the same thing.
     """
     now = time.time() if now is None else now
-    halted = store.get_meta("halted") or None
+    halted = store.read(Meta.HALTED) or None
     unavailable = unavailable_folders(store)
     contents = {c.sha256: c for c in store.all_contents()}
     outputs: dict[str, dict[str, OutputRow]] = {}
@@ -199,7 +198,7 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
         if row.gone_at is not None:
             continue
         # The innermost unavailable folder or disk mounted inside one that holds it.
-        away = plan.unavailable_holding(row.path, unavailable)
+        away = availability.unavailable_holding(row.path, unavailable)
         why = f"the folder {away} {unavailable[away]}" if away else None
         r = _file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}),
                   config, halted or why, now)
@@ -215,11 +214,7 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
 
 def unavailable_folders(store: Store) -> dict[str, str]:
     """folder → why it cannot be read now (a pulled disk, a share not answering)."""
-    try:
-        value = json.loads(store.get_meta("unavailable") or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return store.read(Meta.UNAVAILABLE)
 
 
 def counts(reports: list[FileReport]) -> dict[str, int]:
@@ -266,7 +261,7 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
                 if text:
                     lines.append(f"      {text}")
             for s in r.sidecars:
-                extra = f" ({s.message})" if s.message and s.outcome != "written" else ""
+                extra = f" ({s.message})" if s.message and s.outcome != Outcome.WRITTEN else ""
                 kind = f" [{s.format}]" if s.format != "text" else ""
                 lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}")
     return "\n".join(lines)
@@ -300,12 +295,8 @@ def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
 
     The pauses are read here rather than through apiclient.load_pauses: `status`
     stays free of the HTTP client, and one unreadable entry spoils no other."""
-    try:
-        raw = json.loads(store.get_meta(PAUSES_KEY) or "[]")
-    except ValueError:
-        raw = []
     paused = []
-    for p in raw if isinstance(raw, list) else []:
+    for p in store.read(Meta.QUOTA_PAUSES):
         try:
             resume = float(p["resume_at"])
         except (KeyError, TypeError, ValueError):
@@ -339,3 +330,16 @@ def render_quota(state: dict[str, Any]) -> list[str]:
             for m, spans in state["costs"].items()}
     lines += costs.render(summ)
     return lines
+
+
+def status_line(folders: int, states: Mapping[str, int], halted: str | None = None) -> str:
+    """The one-line summary for systemd's STATUS= and the log, from `status`'s own
+    per-file states (report.counts), so both always agree."""
+    busy = states.get("uploading", 0) + states.get("processing", 0)
+    line = (
+        f"watching {folders} folder{'s' if folders != 1 else ''} · "
+        f"{states.get('synced', 0)} synced · {busy} uploading · "
+        f"{states.get('pending', 0)} pending · {states.get('waiting', 0)} waiting · "
+        f"{states.get('failed', 0)} failed"
+    )
+    return f"{line} · {halted}" if halted else line

@@ -34,7 +34,7 @@ def classify(error: ApiError) -> Failure:
         # About an upload session, never the file's bytes nor the key (chunk and
         # query requests carry no key: a 403 there is the session's).
         return "transient"
-    if error.key_invalid or (error.code == 403 and not error.file_gone):
+    if error.key_invalid or (error.code in (401, 403) and not error.file_gone):
         return "auth"
     if error.storage_full:
         return "storage"

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mediasync.local.sidecar import sidecar_path
-
 STEM = "*"
+
+
+def sidecar_path(source: Path, suffix: str) -> Path:
+    """photo.jpg + .caption.md → photo.jpg.caption.md, in the same directory."""
+    if not suffix.startswith(".") or "/" in suffix or len(suffix) < 2:
+        raise ValueError(f"bad sidecar suffix {suffix!r}")
+    return source.with_name(source.name + suffix)
 
 
 def output_key(suffix: str, naming: str) -> str:

@@ -1,11 +1,28 @@
 """The store's row types: plain frozen values, shared by the store (which writes
-them), the pure rules (plan.py, states.py) and `status` (report.py), so that the
+them), the pure rules (`rules/`) and `status` (`report/`), so that the
 rules need not import the database layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mediasync.config import PromptConfig
+
+
+
+class Outcome(StrEnum):
+    """What an output row records; :func:`mediasync.rules.states.output_state` decodes it
+    (with the row's retry time: a failed outcome with one is waiting)."""
+
+    WRITING = "writing"  # a write recorded as pending (its hash), before the rename
+    WRITTEN = "written"
+    KEPT_EDIT = "kept_edit"
+    BLOCKED = "blocked"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -63,3 +80,26 @@ class OutputRow:
     attempts: int
     at: float
     thoughts_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class LocalFacts:
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass(frozen=True)
+class Desired:
+    suffix: str  # the output's key: its sidecar suffix, "*"-prefixed when named after the stem
+    prompt: str
+    model: str
+    prompt_hash: str
+    sidecar: str
+    spec: PromptConfig | None = None  # format, schema, system instruction, …
+    language: str | None = None
+    subformat: str | None = None  # srt or vtt
+
+    @property
+    def format(self) -> str:
+        return self.spec.format if self.spec else "text"

@@ -2,7 +2,7 @@
 
 A content's remote copy and each output of a file are small state machines. Their
 state is decoded from the store's rows here and nowhere else: the engine's next
-step (plan.remote_step, plan.output_step), `status`, the `sync` summary and the
+step (steps.remote_step, steps.output_step), `status`, the `sync` summary and the
 systemd STATUS line all ask these two functions. Pure.
 
 Remote copy of a content:
@@ -37,9 +37,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from mediasync.rules.rows import Outcome
+
 if TYPE_CHECKING:
-    from mediasync.rules.plan import Desired
-    from mediasync.rules.rows import ContentRow, OutputRow
+    from mediasync.rules.rows import ContentRow, Desired, OutputRow
 
 # A copy this close to expiry is not handed to a generation: it could die mid-call.
 MIN_USABLE_SECONDS = 120.0
@@ -112,9 +113,19 @@ def output_state(row: OutputRow | None, want: Desired, sha256: str) -> Output:
         return Output.MISSING
     if not is_current(row, want, sha256):
         return Output.STALE
-    if row.outcome == "failed":
+    if row.outcome == Outcome.FAILED:
         return Output.WAITING if row.retry_at is not None else Output.FAILED
     try:
         return Output(row.outcome)
     except ValueError:  # an outcome a newer mediasync wrote: generate again
         return Output.STALE
+
+
+def pending_hash(row: OutputRow | None) -> str | None:
+    """The hash of the bytes a write recorded as pending will leave, or None.
+
+    While one is pending (a crash before the rename), only those bytes are current;
+    anything else at the sidecar's path is stale or the owner's."""
+    if row is not None and row.outcome == Outcome.WRITING and row.pending_hash:
+        return row.pending_hash
+    return None

@@ -24,7 +24,7 @@ from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.local.folderio import holding_mount, parse_mount_points, read_mount_points
 from mediasync.media.samples import png_bytes
-from mediasync.rules import plan
+from mediasync.rules import availability
 from mediasync.store import Store
 from tests.helpers import Running, cli, db_rows, engine_setup, wait_for, write_config
 
@@ -320,12 +320,13 @@ def test_holding_mount_is_the_innermost_mount_point_but_not_root():
 def test_folder_unavailable_when_its_bind_mount_left_the_mount_table():
     now = frozenset({"/", "/media/my photos"})
     gone = frozenset({"/"})
-    assert plan.folder_unavailable(1, 1, 1, "/media/my photos", now) is None
-    why = plan.folder_unavailable(1, 1, 1, "/media/my photos", gone)
+    assert availability.folder_unavailable(1, 1, 1, "/media/my photos", now) is None
+    why = availability.folder_unavailable(1, 1, 1, "/media/my photos", gone)
     assert why is not None and "not mounted" in why
-    assert plan.folder_unavailable(1, 1, 1, "/media/my photos", None) is None  # unreadable
-    assert plan.folder_unavailable(1, 1, 1, None, gone) is None  # never under a mount point
-    assert plan.folder_unavailable(None, 1, 1, None, now) == "does not exist or is not a directory"
+    assert availability.folder_unavailable(1, 1, 1, "/media/my photos", None) is None  # unreadable
+    assert availability.folder_unavailable(1, 1, 1, None, gone) is None  # never under a mount point
+    missing = availability.folder_unavailable(None, 1, 1, None, now)
+    assert missing == "does not exist or is not a directory"
 
 
 @pytest.mark.parametrize(("mount", "seed"), [(None, 43), ("bound", 46), ("card", 49)],

@@ -290,8 +290,8 @@ def test_refused_renewal_keeps_the_working_copy_and_tries_again(tmp_path, emu):
         await one_pass(engine)
         c = store.all_contents()[0]
         assert c.remote_name == first and c.retry_at is not None, c
-        from mediasync.rules import plan
-        assert plan.remote_step(c, clock(), engine.mirror.renew_before) == "renew"
+        from mediasync.rules import steps
+        assert steps.remote_step(c, clock(), engine.mirror.renew_before) == "renew"
         advance(clock, emu, c.retry_at - clock() + 1)
         await one_pass(engine)
         await engine.refresh()

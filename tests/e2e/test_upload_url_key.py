@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mediasync.app.logs import _clear_secrets, register_secret
 from mediasync.emulator import Emulator, EmulatorConfig, parse_fault_spec
+from mediasync.gemini.redact import _clear_secrets, register_secret
 from mediasync.media.samples import png_bytes
 from mediasync.remote.uploads import storable_url
 from tests.helpers import KEY, cli, db_rows, env, kill9, wait_for, write_config

@@ -13,7 +13,7 @@ import pytest
 from mediasync.config import ConfigError, parse_config
 from mediasync.emulator import schema as emu_schema
 from mediasync.outputs import placeholders, structured
-from mediasync.rules import plan
+from mediasync.rules import desired
 
 HOME = Path("/home/alice")
 HEAD = '[[folders]]\npath = "/media/photos"\n[[folders.prompts]]\nkinds = ["image"]\n' \
@@ -68,7 +68,7 @@ def test_subtitles_defaults_and_file_names():
         'prompt = "t"\nformat = "subtitles"\nsubtitles = ["srt", "vtt"]\n'
         'language = ["en", "de"]\n'), home=HOME)
     folder = cfg.folders[0]
-    wants = plan.desired(folder, "/m/clip.mp4", "video", "m")
+    wants = desired.desired(folder, "/m/clip.mp4", "video", "m")
     assert [Path(w.sidecar).name for w in wants] == [
         "clip.en.srt", "clip.en.vtt", "clip.de.srt", "clip.de.vtt"]
     # srt and vtt of one language ask the same thing; languages differ.
@@ -78,20 +78,20 @@ def test_subtitles_defaults_and_file_names():
 
 def test_plain_text_prompts_keep_their_hash():
     cfg = parse('sidecar = ".caption.md"\n')
-    [want] = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
+    [want] = desired.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
     # What earlier versions recorded: existing text sidecars are not regenerated.
     assert want.prompt_hash == hashlib.sha256(b"p").hexdigest()[:16]
     cfg = parse('sidecar = ".caption.md"\nsystem_instruction = "Be brief."\n')
-    [want] = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
-    assert want.prompt_hash != plan.prompt_hash("p")
+    [want] = desired.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
+    assert want.prompt_hash != desired.prompt_hash("p")
 
 
 def test_xmp_naming():
     cfg = parse('format = "xmp"\n')
-    [want] = plan.desired(cfg.folders[0], "/media/photos/a.cr2.jpg", "image", "m")
+    [want] = desired.desired(cfg.folders[0], "/media/photos/a.cr2.jpg", "image", "m")
     assert want.sidecar == "/media/photos/a.cr2.jpg.xmp"
     cfg = parse('format = "xmp"\nnaming = "stem"\n')
-    [want] = plan.desired(cfg.folders[0], "/media/photos/IMG_1.jpg", "image", "m")
+    [want] = desired.desired(cfg.folders[0], "/media/photos/IMG_1.jpg", "image", "m")
     assert want.sidecar == "/media/photos/IMG_1.xmp"
 
 
@@ -198,6 +198,6 @@ def test_init_presets_write_configs_that_load(tmp_path, preset, formats):
 
 def test_text_outputs_in_other_languages_get_the_code_before_the_extension():
     cfg = parse('sidecar = ".caption.md"\nlanguage = ["de", "fr"]\n')
-    wants = plan.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
+    wants = desired.desired(cfg.folders[0], "/media/photos/a.jpg", "image", "m")
     assert [Path(w.sidecar).name for w in wants] == ["a.jpg.caption.de.md", "a.jpg.caption.fr.md"]
     assert wants[0].prompt_hash != wants[1].prompt_hash

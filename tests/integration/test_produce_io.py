@@ -21,7 +21,7 @@ from mediasync.gemini.limits import FILES
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderIO
 from mediasync.media.samples import png_bytes
-from mediasync.rules import plan
+from mediasync.rules import desired
 from mediasync.store import Store
 from tests.helpers import Clock, engine_setup
 
@@ -126,7 +126,7 @@ def test_an_empty_answer_written_just_before_a_crash_is_ours_afterwards(
     async def scenario() -> None:
         try:
             await _pass(engine)
-            [want] = plan.desired(config.folders[0], str(photo), "image", config.api.model)
+            [want] = desired.desired(config.folders[0], str(photo), "image", config.api.model)
             side = Path(want.sidecar)
             side.unlink()
             sha = store.get_path(str(photo)).sha256

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from typing import Any
 
 import pytest
 
-from mediasync.app.apiclient import LEARNED_KEY, make_budgets
+from mediasync.app.apiclient import make_budgets
 from mediasync.config import load_config
 from mediasync.gemini import Budgets, ClassLimits, QuotaPaused, quota
 from mediasync.gemini.limits import LEARNED_FOR
-from mediasync.store import Store
+from mediasync.store import Meta, Store
 from tests.helpers import VClock, quota_err, write_config
 
 CLS = "generate:gemini-2.5-flash"
@@ -129,7 +130,7 @@ def test_make_budgets_persists_learned_limits_and_reads_the_ledger(tmp_path) -> 
     store = Store(tmp_path / "state.db")
     b = make_budgets(cfg, store)
     b.learn(CLS, quota_err("rpm", 5))
-    assert json.loads(store.get_meta(LEARNED_KEY))[CLS]["rpm"] == 5
+    assert store.read(Meta.LEARNED_LIMITS)[CLS]["rpm"] == 5
 
     today = quota.pacific_day(time.time())
     for _ in range(4):
@@ -139,6 +140,9 @@ def test_make_budgets_persists_learned_limits_and_reads_the_ledger(tmp_path) -> 
     assert again.limits(CLS).rpm == 5
     assert again.state(CLS).day_count == 4
 
-    store.set_meta(LEARNED_KEY, "{not json")
+    store.close()
+    with sqlite3.connect(tmp_path / "state.db") as db:  # a damaged entry, as a crash might leave
+        db.execute("UPDATE meta SET value='{not json' WHERE key=?", (Meta.LEARNED_LIMITS.name,))
+    store = Store(tmp_path / "state.db")
     assert make_budgets(cfg, store).limits(CLS).rpm is None  # ignored, learned anew
     store.close()

@@ -97,3 +97,10 @@ def test_a_quota_pause_waits_until_it_ends_and_is_no_failure_of_the_file():
     assert v.retry_at == NOW + failures.backoff(3, 0.5) and not v.counts
     # Any other 429 is a try that counts.
     assert failures.judge_api(ApiError(429, "RESOURCE_EXHAUSTED", "q"), 1, NOW, 0.5).counts
+
+
+def test_a_401_is_the_key_not_the_file() -> None:
+    from mediasync.commands.common import api_fatal
+    e = ApiError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+    assert failures.classify(e) == "auth"
+    assert api_fatal(e)

@@ -6,7 +6,9 @@ import re
 import pytest
 
 from mediasync.app import logs
-from mediasync.app.logs import RedactSecrets, register_secret, setup_logging
+from mediasync.app.logs import RedactSecrets, setup_logging
+from mediasync.gemini import redact
+from mediasync.gemini.redact import register_secret
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +23,7 @@ def _restore_logging():
     root.setLevel(saved_level)
     for n, lvl in saved_noisy.items():
         logging.getLogger(n).setLevel(lvl)
-    logs._clear_secrets()
+    redact._clear_secrets()
     logging.captureWarnings(False)
 
 

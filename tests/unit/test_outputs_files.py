@@ -13,9 +13,8 @@ import pytest
 from mediasync.config import PromptConfig
 from mediasync.local import sidecar
 from mediasync.outputs import formats, xmp
-from mediasync.rules import plan
-from mediasync.rules.plan import Desired
-from mediasync.rules.rows import OutputRow
+from mediasync.rules import steps
+from mediasync.rules.rows import Desired, OutputRow
 
 XMP_SPEC = PromptConfig(kinds=("image",), prompt="Caption.", sidecar=".xmp", format="xmp")
 
@@ -100,7 +99,7 @@ def test_a_pending_xmp_write_is_current_only_when_its_bytes_are_there(tmp_path):
     pending = _row(target, "writing", sidecar.text_hash(ours))
     # Killed before the rename: darktable's file lacks our fields; merge into it again.
     assert formats.xmp_state(target, pending) == ("stale", sidecar.text_hash(theirs))
-    assert plan.output_step(pending, _want(target), "sha", "stale", 0.0) == "generate"
+    assert steps.output_step(pending, _want(target), "sha", "stale", 0.0) == "generate"
     target.write_bytes(ours)  # killed after it: the pending bytes are current
     assert formats.xmp_state(target, pending) == ("ours", sidecar.text_hash(ours))
     # Without a pending write any XMP there is ours to merge into.

@@ -7,15 +7,17 @@ from functools import partial
 
 import pytest
 
-from mediasync.rules import plan, states
-from mediasync.rules.plan import Desired, LocalFacts, RemoteListing
+from mediasync.report import status
+from mediasync.rules import availability, desired, ownership, states, steps
+from mediasync.rules.ownership import RemoteListing
+from mediasync.rules.rows import Desired, LocalFacts
 from tests.helpers import content_row, output_row
 
 NOW = 1_800_000_000.0
 F = LocalFacts(size=10, mtime_ns=int((NOW - 100) * 1e9), inode=7)
 
 WANT = Desired(
-    ".caption.md", "Caption it.", "m", plan.prompt_hash("Caption it."), "/x.png.caption.md"
+    ".caption.md", "Caption it.", "m", desired.prompt_hash("Caption it."), "/x.png.caption.md"
 )
 
 
@@ -24,43 +26,43 @@ output = partial(output_row, WANT)
 
 # -- settle --------------------------------------------------------------------
 def test_old_untouched_file_is_taken_at_once():
-    assert plan.settle_wait(F, None, None, NOW, 50.0, 2.0) == 0
+    assert steps.settle_wait(F, None, None, NOW, 50.0, 2.0) == 0
 
 
 def test_recent_mtime_waits_for_the_rest_of_settle():
     fresh = dataclasses.replace(F, mtime_ns=int((NOW - 0.5) * 1e9))
-    assert plan.settle_wait(fresh, None, None, NOW, 50.0, 2.0) == pytest.approx(1.5)
+    assert steps.settle_wait(fresh, None, None, NOW, 50.0, 2.0) == pytest.approx(1.5)
 
 
 def test_recent_event_waits_even_with_an_old_mtime():
     # cp -p / rsync keep an old mtime while the file is still being written
-    assert plan.settle_wait(F, None, 49.0, NOW, 50.0, 2.0) == pytest.approx(1.0)
+    assert steps.settle_wait(F, None, 49.0, NOW, 50.0, 2.0) == pytest.approx(1.0)
 
 
 def test_changed_stat_since_last_look_restarts_settle():
     grown = dataclasses.replace(F, size=20)
-    assert plan.settle_wait(grown, F, None, NOW, 50.0, 2.0) == 2.0
+    assert steps.settle_wait(grown, F, None, NOW, 50.0, 2.0) == 2.0
 
 
 def test_future_mtime_waits_one_settle_not_until_then():
     # exFAT stores local time: hours ahead; a camera with a wrong clock: years.
     for ahead in (3 * 3600.0, 5 * 365 * 86400.0):
         future = dataclasses.replace(F, mtime_ns=int((NOW + ahead) * 1e9))
-        assert plan.settle_wait(future, None, None, NOW, 50.0, 2.0) == 2.0
+        assert steps.settle_wait(future, None, None, NOW, 50.0, 2.0) == 2.0
         # unchanged across our own wait: still, whatever its mtime says
-        assert plan.settle_wait(future, future, None, NOW + 2.0, 52.0, 2.0) == 0
+        assert steps.settle_wait(future, future, None, NOW + 2.0, 52.0, 2.0) == 0
         # the event part of the rule stays
-        assert plan.settle_wait(future, future, 51.5, NOW + 2.0, 52.0, 2.0) == pytest.approx(1.5)
+        assert steps.settle_wait(future, future, 51.5, NOW + 2.0, 52.0, 2.0) == pytest.approx(1.5)
         grown = dataclasses.replace(future, size=20)
-        assert plan.settle_wait(grown, future, None, NOW + 2.0, 52.0, 2.0) == 2.0
+        assert steps.settle_wait(grown, future, None, NOW + 2.0, 52.0, 2.0) == 2.0
 
 
 # -- local problems ------------------------------------------------------------
 def test_local_problems():
-    assert "empty" in plan.local_problem(0)
-    assert plan.local_problem(1) is None
-    assert plan.local_problem(2 * 1000**3) is None
-    assert "too large" in plan.local_problem(2 * 1000**3 + 1)
+    assert "empty" in steps.local_problem(0)
+    assert steps.local_problem(1) is None
+    assert steps.local_problem(2 * 1000**3) is None
+    assert "too large" in steps.local_problem(2 * 1000**3 + 1)
 
 
 # -- remote steps --------------------------------------------------------------
@@ -82,7 +84,7 @@ def test_local_problems():
     ],
 )
 def test_remote_step(row, step):
-    assert plan.remote_step(row, NOW, 6 * 3600) == step
+    assert steps.remote_step(row, NOW, 6 * 3600) == step
 
 
 # -- refresh -------------------------------------------------------------------
@@ -90,24 +92,24 @@ def test_refresh_finds_vanished_updates_expiry_and_deletes_only_our_old_orphans(
     sha_a, sha_b = "a" * 64, "b" * 64
     rows = [content_row(sha256=sha_a, remote_name="files/a", expires_at=1.0),
             content_row(sha256=sha_b, remote_name="files/b", expires_at=2.0)]
-    listing = [
-        RemoteListing("files/a", plan.display_name(sha_a, "a.png"), NOW - 9999, 5.0),
-        RemoteListing("files/orphan", plan.display_name("c" * 64, "c.png"), NOW - 9999, 9.0),
-        RemoteListing("files/young", plan.display_name("d" * 64, "d.png"), NOW - 5, 9.0),
-        RemoteListing("files/busy", plan.display_name("e" * 64, "e.png"), NOW - 9999, 9.0),
+    remote = [
+        RemoteListing("files/a", ownership.display_name(sha_a, "a.png"), NOW - 9999, 5.0),
+        RemoteListing("files/orphan", ownership.display_name("c" * 64, "c.png"), NOW - 9999, 9.0),
+        RemoteListing("files/young", ownership.display_name("d" * 64, "d.png"), NOW - 5, 9.0),
+        RemoteListing("files/busy", ownership.display_name("e" * 64, "e.png"), NOW - 9999, 9.0),
         RemoteListing("files/theirs", "holiday.jpg", NOW - 9999, 9.0),
     ]
-    p = plan.plan_refresh(listing, rows, {"files/a", "files/b"}, {("e" * 64)[:16]}, NOW)
+    p = ownership.plan_refresh(remote, rows, {"files/a", "files/b"}, {("e" * 64)[:16]}, NOW)
     assert p.vanished == (sha_b,)
     assert p.expiries == ((sha_a, 5.0),)
     assert p.delete == ("files/orphan",)
 
 
 def test_display_name_round_trip_and_length():
-    name = plan.display_name("f" * 64, "x" * 600)
+    name = ownership.display_name("f" * 64, "x" * 600)
     assert len(name) == 512
-    assert plan.owner_of(name) == (None, "f" * 16)
-    assert plan.owner_of("someone else's") is None
+    assert ownership.owner_of(name) == (None, "f" * 16)
+    assert ownership.owner_of("someone else's") is None
 
 
 # -- outputs -------------------------------------------------------------------
@@ -134,19 +136,19 @@ def test_display_name_round_trip_and_length():
     ],
 )
 def test_output_step(row, state, step):
-    assert plan.output_step(row, WANT, "s", state, NOW) == step
+    assert steps.output_step(row, WANT, "s", state, NOW) == step
 
 
 def test_removable_waits_for_grace():
-    assert plan.removable({"/a": NOW - 10, "/b": NOW - 1}, NOW, 5) == ["/a"]
+    assert steps.removable({"/a": NOW - 10, "/b": NOW - 1}, NOW, 5) == ["/a"]
 
 
 def test_status_line():
-    line = plan.status_line(3, {"synced": 1204, "uploading": 2, "processing": 1, "waiting": 4})
+    line = status.status_line(3, {"synced": 1204, "uploading": 2, "processing": 1, "waiting": 4})
     assert line == (
         "watching 3 folders · 1204 synced · 3 uploading · 0 pending · 4 waiting · 0 failed"
     )
-    assert plan.status_line(1, {}, "key refused").endswith("· key refused")
+    assert status.status_line(1, {}, "key refused").endswith("· key refused")
 
 
 def test_desired_outputs_carry_the_effective_model_and_sidecar_path():
@@ -162,7 +164,7 @@ def test_desired_outputs_carry_the_effective_model_and_sidecar_path():
             PromptConfig(("audio",), "Transcribe.", ".transcript.txt"),
         ),
     )
-    wants = plan.desired(folder, "/m/a b.jpg", "image", "flash")
+    wants = desired.desired(folder, "/m/a b.jpg", "image", "flash")
     assert [(w.suffix, w.model, w.sidecar) for w in wants] == [
         (".caption.md", "flash", "/m/a b.jpg.caption.md"),
         (".tags.txt", "pro", "/m/a b.jpg.tags.txt"),
@@ -172,28 +174,28 @@ def test_desired_outputs_carry_the_effective_model_and_sidecar_path():
 
 def test_display_name_carries_the_instance_and_old_names_still_parse():
     sha = "ab" * 32
-    name = plan.display_name(sha, "a:b.png", "1a2b3c4d")
+    name = ownership.display_name(sha, "a:b.png", "1a2b3c4d")
     assert name == f"mediasync:1a2b3c4d:{sha[:16]}:a:b.png"
-    assert plan.owner_of(name) == ("1a2b3c4d", sha[:16])
-    assert plan.owner_of(f"mediasync:{sha[:16]}:x.png") == (None, sha[:16])  # old form
-    assert plan.owner_of("mediasync:nonsense") is None
+    assert ownership.owner_of(name) == ("1a2b3c4d", sha[:16])
+    assert ownership.owner_of(f"mediasync:{sha[:16]}:x.png") == (None, sha[:16])  # old form
+    assert ownership.owner_of("mediasync:nonsense") is None
 
 
 def test_refresh_deletes_only_this_instances_orphans():
     def orphan(n: str, inst: str | None) -> RemoteListing:
-        return RemoteListing(f"files/{n}", plan.display_name(n * 64, f"{n}.png", inst),
+        return RemoteListing(f"files/{n}", ownership.display_name(n * 64, f"{n}.png", inst),
                              NOW - 9999, 9.0)
 
     listing = [orphan("a", "mine0001"), orphan("b", "other001"), orphan("c", None)]
-    p = plan.plan_refresh(listing, [], set(), set(), NOW, "mine0001")
+    p = ownership.plan_refresh(listing, [], set(), set(), NOW, "mine0001")
     assert p.delete == ("files/a",)
 
 
 def test_folder_unavailable_tells_an_unmount_from_deleted_files():
-    assert plan.folder_unavailable(None, 1, None) == "does not exist or is not a directory"
+    assert availability.folder_unavailable(None, 1, None) == "does not exist or is not a directory"
     # was its own file system with files, now on the parent's: unmounted
-    assert "mount point" in (plan.folder_unavailable(1, 1, 7) or "")
-    assert plan.folder_unavailable(7, 1, 7) is None  # mounted
-    assert plan.folder_unavailable(9, 1, 7) is None  # another disk mounted there
-    assert plan.folder_unavailable(1, 1, 1) is None  # a plain folder: deletions are real
-    assert plan.folder_unavailable(1, 1, None) is None  # never seen with files
+    assert "mount point" in (availability.folder_unavailable(1, 1, 7) or "")
+    assert availability.folder_unavailable(7, 1, 7) is None  # mounted
+    assert availability.folder_unavailable(9, 1, 7) is None  # another disk mounted there
+    assert availability.folder_unavailable(1, 1, 1) is None  # a plain folder: deletions are real
+    assert availability.folder_unavailable(1, 1, None) is None  # never seen with files

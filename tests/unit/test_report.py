@@ -9,8 +9,8 @@ import pytest
 
 from mediasync.config import parse_config
 from mediasync.report import status
-from mediasync.rules import plan
-from mediasync.store import OutputRow, PathRow, Store
+from mediasync.rules import desired
+from mediasync.store import Meta, OutputRow, PathRow, Store
 
 NOW = 1_000_000.0
 HOUR = 3600.0
@@ -60,7 +60,7 @@ def _store_with(tmp_path: Path, config, shape: str, outcome: str | None, halted:
         store.ensure_content("s1", 10, "image/png", "image", NOW)
         store.update_content("s1", NOW, **fields)
     if outcome is not None:
-        (want,) = plan.desired(config.folders[0], row.path, "image", config.api.model)
+        (want,) = desired.desired(config.folders[0], row.path, "image", config.api.model)
         store.put_output(OutputRow(
             path=row.path, suffix=want.suffix, sha256="s1",
             prompt_hash="old" if outcome == "stale" else want.prompt_hash, model=want.model,
@@ -84,7 +84,7 @@ def test_every_unfinished_file_says_why(tmp_path, config, halted, keep_alive):
     for shape, outcome in itertools.product(CONTENT_SHAPES, OUTCOMES):
         store = _store_with(tmp_path, config, shape, outcome, halted)
         if halted:
-            store.set_meta("halted", "the API key was refused")
+            store.write(Meta.HALTED, "the API key was refused")
         (r,) = status.build(store, config, NOW)
         seen.add(r.state)
         if r.state != "synced":
@@ -129,7 +129,7 @@ def test_waiting_is_waiting_everywhere_with_the_next_try(tmp_path, config):
     (r,) = reports
     assert r.state == "waiting" and r.next_try == NOW + 60
     assert "next try" in r.message and "overloaded" in r.message
-    line = plan.status_line(1, status.counts(reports))
+    line = status.status_line(1, status.counts(reports))
     assert "1 waiting" in line and "0 failed" in line
 
 

@@ -13,10 +13,10 @@ from mediasync.local.sidecar import (
     clean_stale_temps,
     inspect,
     move_sidecar,
-    sidecar_path,
     text_hash,
     write_atomic,
 )
+from mediasync.rules.naming import sidecar_path
 
 ODD_NAMES = [
     "photo.jpg",

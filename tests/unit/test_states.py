@@ -6,7 +6,7 @@ from functools import partial
 
 import pytest
 
-from mediasync.rules import plan, states
+from mediasync.rules import rows, states, steps
 from mediasync.rules.states import Copy, Output
 from tests.helpers import content_row, output_row
 
@@ -37,14 +37,14 @@ COPIES = [
 def test_copy_states_and_their_way_out(fields, state, step):
     c = content_row(**fields)
     assert states.copy_state(c, NOW, RENEW) is state
-    assert plan.remote_step(c, NOW, RENEW) == step
+    assert steps.remote_step(c, NOW, RENEW) == step
 
 
 def test_every_copy_state_is_reachable_and_has_a_step():
     assert {s for _, s, _ in COPIES} == set(Copy)
 
 
-WANT = plan.Desired(suffix=".c.md", prompt="p", model="m", prompt_hash="h", sidecar="/f/a.c.md")
+WANT = rows.Desired(suffix=".c.md", prompt="p", model="m", prompt_hash="h", sidecar="/f/a.c.md")
 
 
 row = partial(output_row, WANT)
@@ -72,7 +72,7 @@ OUTPUTS = [
 @pytest.mark.parametrize(("r", "disk", "state", "step"), OUTPUTS)
 def test_output_states_and_their_way_out(r, disk, state, step):
     assert states.output_state(r, WANT, "s") is state
-    assert plan.output_step(r, WANT, "s", disk, NOW) == step
+    assert steps.output_step(r, WANT, "s", disk, NOW) == step
 
 
 def test_every_output_state_is_reachable():

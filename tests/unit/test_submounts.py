@@ -3,14 +3,13 @@ pulled now, and which file each one holds (docs/architecture.md, "Folders that g
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mediasync.config import parse_config
 from mediasync.local.folderio import look_at_folder, submounts_holding
 from mediasync.report import status
-from mediasync.rules import plan
-from mediasync.store import OutputRow, PathRow, Store
+from mediasync.rules import availability, desired
+from mediasync.store import Meta, OutputRow, PathRow, Store
 
 FOLDER = "/home/u/Pictures"
 
@@ -30,36 +29,37 @@ def test_a_recorded_submount_is_unavailable_only_while_missing_from_the_mount_ta
     mounted = frozenset({"/", f"{FOLDER}/card"})
     pulled = frozenset({"/"})
     present = {"card"}
-    assert plan.submounts_unavailable(FOLDER, ["card"], mounted, present) == {}
-    why = plan.submounts_unavailable(FOLDER, ["card"], pulled, present)
+    assert availability.submounts_unavailable(FOLDER, ["card"], mounted, present) == {}
+    why = availability.submounts_unavailable(FOLDER, ["card"], pulled, present)
     assert list(why) == ["card"] and "is not mounted" in why["card"], why
     assert f"{FOLDER}/card" in why["card"]
     # its directory removed: its owner took it away, the files are deleted
-    assert plan.submounts_unavailable(FOLDER, ["card"], pulled, set()) == {}
+    assert availability.submounts_unavailable(FOLDER, ["card"], pulled, set()) == {}
     # mount table unreadable: unknown counts as available, as for folders
-    assert plan.submounts_unavailable(FOLDER, ["card"], None, present) == {}
-    assert plan.submounts_unavailable(FOLDER, [], pulled, present) == {}
+    assert availability.submounts_unavailable(FOLDER, ["card"], None, present) == {}
+    assert availability.submounts_unavailable(FOLDER, [], pulled, present) == {}
 
 
 def test_record_keeps_pulled_submounts_and_drops_empty_remounted_ones():
     # held a file now: recorded
-    assert plan.record_submounts([], ["card"], []) == ["card"]
+    assert availability.record_submounts([], ["card"], []) == ["card"]
     # pulled: kept though it holds nothing now (else its files count deleted next scan)
-    assert plan.record_submounts(["card"], [], ["card"]) == ["card"]
+    assert availability.record_submounts(["card"], [], ["card"]) == ["card"]
     # mounted again, empty (or its directory gone): dropped
-    assert plan.record_submounts(["card", "usb"], ["usb"], []) == ["usb"]
+    assert availability.record_submounts(["card", "usb"], ["usb"], []) == ["usb"]
     # only a recorded one can be kept for being away
-    assert plan.record_submounts([], [], ["card"]) == []
+    assert availability.record_submounts([], [], ["card"]) == []
 
 
 def test_the_innermost_unavailable_key_holds_a_path():
     away = {FOLDER: "does not answer", f"{FOLDER}/card": "is not mounted"}
-    assert plan.unavailable_holding(f"{FOLDER}/card/a.png", away) == f"{FOLDER}/card"
-    assert plan.unavailable_holding(f"{FOLDER}/top.png", away) == FOLDER
-    assert plan.unavailable_holding(f"{FOLDER}/cardx/a.png", {f"{FOLDER}/card": "x"}) is None
-    assert plan.unavailable_holding(f"{FOLDER}/card", {f"{FOLDER}/card": "x"}) == f"{FOLDER}/card"
-    assert plan.unavailable_holding("/elsewhere/a.png", away) is None
-    assert plan.unavailable_holding(f"{FOLDER}/a.png", {}) is None
+    assert availability.unavailable_holding(f"{FOLDER}/card/a.png", away) == f"{FOLDER}/card"
+    assert availability.unavailable_holding(f"{FOLDER}/top.png", away) == FOLDER
+    card = {f"{FOLDER}/card": "x"}
+    assert availability.unavailable_holding(f"{FOLDER}/cardx/a.png", card) is None
+    assert availability.unavailable_holding(f"{FOLDER}/card", card) == f"{FOLDER}/card"
+    assert availability.unavailable_holding("/elsewhere/a.png", away) is None
+    assert availability.unavailable_holding(f"{FOLDER}/a.png", {}) is None
 
 
 def test_look_at_folder_tells_which_submount_directories_are_left(tmp_path):
@@ -79,7 +79,7 @@ def test_status_shows_a_file_on_a_pulled_disk_as_waiting_with_the_reason(tmp_pat
                       sha256="s1", kind="image", mime="image/png", problem=None, gone_at=None,
                       updated_at=0.0)
         store.put_path(row)
-        (want,) = plan.desired(config.folders[0], row.path, "image", config.api.model)
+        (want,) = desired.desired(config.folders[0], row.path, "image", config.api.model)
         store.put_output(OutputRow(
             path=row.path, suffix=want.suffix, sha256="s1", prompt_hash=want.prompt_hash,
             model=want.model, sidecar=want.sidecar, written_hash="h", pending_hash=None,
@@ -89,7 +89,7 @@ def test_status_shows_a_file_on_a_pulled_disk_as_waiting_with_the_reason(tmp_pat
     store.ensure_content("s1", 10, "image/png", "image", 0.0)
     store.update_content("s1", 0.0, remote_name="files/a", uri="u", expires_at=40 * 3600.0)
     card = str(folder / "card")
-    store.set_meta("unavailable", json.dumps({card: "is not mounted (it left)"}))
+    store.write(Meta.UNAVAILABLE, {card: "is not mounted (it left)"})
     try:
         by_name = {Path(r.path).name: r for r in status.build(store, config, now=3600.0)}
     finally:
@@ -99,5 +99,5 @@ def test_status_shows_a_file_on_a_pulled_disk_as_waiting_with_the_reason(tmp_pat
     assert a.state == "waiting"
     assert a.message == f"waiting: the folder {card} is not mounted (it left)"
     counts = status.counts(list(by_name.values()))
-    assert plan.status_line(1, counts).endswith("1 synced · 0 uploading · 0 pending · "
+    assert status.status_line(1, counts).endswith("1 synced · 0 uploading · 0 pending · "
                                                  "1 waiting · 0 failed")

@@ -9,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from mediasync.gemini.models import epoch
-from mediasync.rules import plan
+from mediasync.rules import ownership
 
 if TYPE_CHECKING:
     from mediasync.remote.mirror import Mirror
@@ -32,12 +32,12 @@ class Refresher:
         files = await self.m.client.list_files()
         now = self.m.clock()
         listing = [
-            plan.RemoteListing(f.name, f.display_name, epoch(f.create_time),
+            ownership.RemoteListing(f.name, f.display_name, epoch(f.create_time),
                                epoch(f.expiration_time))
             for f in files
         ]
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
-        result = plan.plan_refresh(listing, contents, known, uploading, now, self.m.instance)
+        result = ownership.plan_refresh(listing, contents, known, uploading, now, self.m.instance)
         seen = {c.sha256: c.remote_name for c in contents}
         vanished = []
         with self.m.store.transaction():

@@ -1,0 +1,97 @@
+"""Which remote files are ours (their display names), and the remote listing
+reconciled with the database: vanished copies, new expiries, leftovers to delete. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mediasync.rules.rows import ContentRow
+
+DISPLAY_PREFIX = "mediasync:"
+
+
+# An unknown remote file of ours younger than this may belong to an upload whose
+# finalize answer we have not recorded yet; leave it for the next refresh.
+ORPHAN_GRACE_SECONDS = 600.0
+
+
+def display_name(sha256: str, file_name: str, instance: str | None = None) -> str:
+    """Marks the remote file as ours (we only ever delete our own) and names it for humans.
+
+    ``mediasync:<instance>:<sha16>:<name>``: the instance id tells apart two state
+    directories sharing one API key. Without one (the old form) it is
+    ``mediasync:<sha16>:<name>``.
+    """
+    owner = f"{instance}:" if instance else ""
+    return f"{DISPLAY_PREFIX}{owner}{sha256[:16]}:{file_name}"[:512]
+
+
+def _is_sha16(s: str) -> bool:
+    return len(s) == 16 and all(c in "0123456789abcdef" for c in s)
+
+
+def owner_of(display: str | None) -> tuple[str | None, str] | None:
+    """(instance id or None for the old form, sha256 prefix) of a name of ours, else None."""
+    if not display or not display.startswith(DISPLAY_PREFIX):
+        return None
+    fields = display[len(DISPLAY_PREFIX) :].split(":", 2)
+    if _is_sha16(fields[0]):
+        return None, fields[0]
+    if len(fields) >= 2 and fields[0] and not _is_sha16(fields[0]) and _is_sha16(fields[1]):
+        return fields[0], fields[1]
+    return None
+
+
+@dataclass(frozen=True)
+class RemoteListing:
+    name: str
+    display_name: str | None
+    create_time: float | None
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    vanished: tuple[str, ...]  # contents whose live copy is gone: upload again
+    expiries: tuple[tuple[str, float], ...]  # (sha256, server expiration) to record
+    delete: tuple[str, ...]  # remote files of ours that nothing refers to
+
+
+def plan_refresh(
+    listing: Iterable[RemoteListing],
+    contents: Iterable[ContentRow],
+    known_names: set[str],
+    uploading_prefixes: set[str],
+    now: float,
+    instance: str | None = None,
+) -> RefreshPlan:
+    """Reconcile the remote listing with the database (the server is the truth).
+
+    Only this instance's leftovers are deleted. A leftover in the old name form
+    (no instance id) may be another instance's, so it is left to expire on its
+    own (48 h); the copies this instance recorded are deleted by name anyway.
+    """
+    by_name = {f.name: f for f in listing}
+    vanished: list[str] = []
+    expiries: list[tuple[str, float]] = []
+    for c in contents:
+        if not c.remote_name:
+            continue
+        listed = by_name.get(c.remote_name)
+        if listed is None:
+            vanished.append(c.sha256)
+        elif listed.expires_at is not None and listed.expires_at != c.expires_at:
+            expiries.append((c.sha256, listed.expires_at))
+    delete = []
+    for f in by_name.values():
+        owner = owner_of(f.display_name)
+        if owner is None or f.name in known_names or owner[1] in uploading_prefixes:
+            continue
+        if instance is not None and owner[0] != instance:
+            continue  # another instance's, or an old-form name whose owner is unknown
+        if f.create_time is not None and now - f.create_time < ORPHAN_GRACE_SECONDS:
+            continue
+        delete.append(f.name)
+    return RefreshPlan(tuple(vanished), tuple(expiries), tuple(sorted(delete)))
