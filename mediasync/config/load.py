@@ -75,7 +75,7 @@ NAMINGS = ("append", "stem")
 # A language tag as players read it from a file name (en, pt-BR, zh-Hant).
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _TOP_KEYS = ("api", "daemon", "folders")
-# Cost knobs (folder and prompt tables), limits and prices: see limits_config.py.
+# Cost knobs (folder and prompt tables), limits and prices: see limits.py.
 _FOLDER_KEYS += COST_KEYS
 _PROMPT_KEYS += COST_KEYS
 _TOP_KEYS += ("limits", "prices")

@@ -15,7 +15,8 @@ import threading
 
 from mediasync.media.formats import FILE_TTL_SECONDS
 
-from .app import VIDEO_PROCESSING_DELAY, Emulator, EmulatorConfig
+from .app import Emulator
+from .config import VIDEO_PROCESSING_DELAY, EmulatorConfig
 from .faults import Fault, parse_duration, parse_fault_spec
 
 __all__ = [

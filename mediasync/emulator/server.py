@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from . import generate
@@ -24,10 +24,8 @@ from .errors import (
     retry_info,
 )
 from .faults import RATE_KINDS, Fault, parse_duration
+from .state import EmulatorState
 from .store import Upload, valid_file_id
-
-if TYPE_CHECKING:
-    from .app import Emulator
 
 VERSIONS = ("v1beta", "v1")
 BLOCK = 1024 * 1024  # body read size: large enough for >500 MB/s, small enough to stay flat
@@ -77,8 +75,8 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: Emulator) -> None:
-        self.app = app
+    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+        self.state = state
         self.connections: set[socket.socket] = set()
         super().__init__(address, Handler)
 
@@ -88,6 +86,13 @@ class Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self.connections.discard(request)
+
+    @property
+    def base_url(self) -> str:
+        host = self.state.config.host
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        return f"http://{host}:{self.server_address[1]}"
 
     def drop_connections(self) -> None:
         # Idle keep-alive connections would otherwise outlive stop().
@@ -129,7 +134,7 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("PUT")
 
     def _dispatch(self, method: str) -> None:
-        self.app = self.server.app
+        self.state = self.server.state
         self._body_left: int | None = None  # bytes still unread; None = chunked not started
         self._body_done = False
         self._chunk_left = 0
@@ -162,13 +167,13 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, ApiError(500, f"Internal emulator error: {e!r}").body(), {})
         finally:
             if not self._counted:
-                self.app.count(self.endpoint)
+                self.state.count(self.endpoint)
 
     def _at(self, endpoint: str) -> None:
         # Count on arrival: a client may read stats() as soon as it has the answer.
         self.endpoint = endpoint
         self._counted = True
-        self.app.count(endpoint)
+        self.state.count(endpoint)
 
     def _send(self, code: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
         # Pretty-printed with a final newline, as the live service sends (wire/08, 20).
@@ -261,13 +266,13 @@ class Handler(BaseHTTPRequestHandler):
         key = self.headers.get("x-goog-api-key") or self.query.get("key")
         if not key:
             raise ApiError(403, _NO_KEY, "PERMISSION_DENIED")
-        want = self.app.config.key
+        want = self.state.config.key
         if want is not None and key != want:
             raise key_invalid(key)
 
     def _fault(self, kinds: tuple[str, ...] = _ALL_KINDS) -> Fault | None:
         """Apply a pending fault: status answers, slow waits, cut drops; others returned."""
-        fault = self.app.faults.take(self.endpoint, kinds)
+        fault = self.state.faults.take(self.endpoint, kinds)
         if fault is None:
             return None
         if fault.kind == "slow":
@@ -284,11 +289,11 @@ class Handler(BaseHTTPRequestHandler):
     def _fault_error(self, fault: Fault) -> ApiError:
         quotas = fault.quotas
         if fault.status == 429 and "storage" in quotas:
-            return quota_exceeded(self.app.config.max_project_bytes)
+            return quota_exceeded(self.state.config.max_project_bytes)
         if fault.status == 429 and quotas:
             rates = [RATE_KINDS[q] for q in quotas if q != "bare"]  # none: the bare form
             delay = parse_duration(fault.retry_delay) if fault.retry_delay else 47.434392449
-            return self.app.quota.refusal(self.model, rates, delay)
+            return self.state.quota.refusal(self.model, rates, delay)
         details = [retry_info(fault.retry_delay)] if fault.retry_delay else []
         msg = fault.message
         if msg is None:
@@ -326,26 +331,26 @@ class Handler(BaseHTTPRequestHandler):
         raise ApiError(404, f"Method not found: {method} {path}", "NOT_FOUND")
 
     def _control(self, method: str, rest: list[str]) -> None:
-        app = self.app
+        state = self.state
         if rest == ["stats"] and method == "GET":
-            return self._send(200, app.stats(), {})
+            return self._send(200, state.stats(), {})
         if rest == ["files"] and method == "GET":
-            return self._send(200, {"files": app.list_files()}, {})
+            return self._send(200, {"files": state.list_files(self.server.base_url)}, {})
         if rest == ["faults"] and method == "POST":
             body = self._json_body()
             try:
                 for item in body if isinstance(body, list) else [body]:
-                    app.add_fault(Fault.from_dict(item))
+                    state.faults.add(Fault.from_dict(item))
             except (TypeError, ValueError) as e:
                 raise ApiError(400, f"Bad fault: {e}") from None
-            return self._send(200, {"faults": [f.to_dict() for f in app.faults.pending()]}, {})
+            return self._send(200, {"faults": [f.to_dict() for f in state.faults.pending()]}, {})
         if rest == ["faults"] and method == "DELETE":
-            app.faults.clear()
+            state.faults.clear()
             return self._send(200, {}, {})
         if rest == ["advance"] and method == "POST":
             body = self._json_body()
-            app.clock.advance(float(body.get("seconds", 0)))
-            return self._send(200, {"now": app.clock.now()}, {})
+            state.clock.advance(float(body.get("seconds", 0)))
+            return self._send(200, {"now": state.clock.now()}, {})
         raise ApiError(404, f"Unknown control endpoint {'/'.join(rest)}", "NOT_FOUND")
 
     def _start(self, ver: str) -> None:
@@ -379,17 +384,17 @@ class Handler(BaseHTTPRequestHandler):
             ) from None
         if declared is not None and declared < 0:
             raise ApiError(400, f"Invalid X-Goog-Upload-Header-Content-Length: {raw_size!r}")
-        upload = self.app.store.start_upload(
+        upload = self.state.store.start_upload(
             ver, file_id, display if isinstance(display, str) else None, mime, declared
         )
         url = f"/upload/{ver}/files?upload_id={upload.id}&upload_protocol=resumable"
         # A start sent with ?key= gets the key back inside its upload URL (wire/16).
         embed = self.query.get("key")
-        if embed is None and self.app.config.key_in_upload_url:
+        if embed is None and self.state.config.key_in_upload_url:
             embed = self.headers.get("x-goog-api-key")
         if embed:
             url += "&key=" + quote(embed, safe="")
-        if not self.app.config.relative_upload_url:
+        if not self.state.config.relative_upload_url:
             url = self._base() + url
         self._send(
             200,
@@ -397,7 +402,7 @@ class Handler(BaseHTTPRequestHandler):
             {
                 "X-Goog-Upload-URL": url,
                 "X-Goog-Upload-Status": "active",
-                "X-Goog-Upload-Chunk-Granularity": str(self.app.config.granularity),
+                "X-Goog-Upload-Chunk-Granularity": str(self.state.config.granularity),
             },
         )
 
@@ -416,7 +421,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "Missing or unknown X-Goog-Upload-Command.")
         kinds = (*_ALL_KINDS, "lost_finalize") if self.endpoint == "finalize" else _ALL_KINDS
         fault = self._fault(kinds)
-        upload = self.app.store.upload(upload_id)
+        upload = self.state.store.upload(upload_id)
         if self.endpoint == "query":
             # No lock: a stalled chunk must not hold up the client's recovery.
             return self._answer_final_or_status(upload, ver)
@@ -437,25 +442,25 @@ class Handler(BaseHTTPRequestHandler):
         return {
             "X-Goog-Upload-Status": status,
             "X-Goog-Upload-Size-Received": str(upload.progress.received),
-            "X-Goog-Upload-Chunk-Granularity": str(self.app.config.granularity),
+            "X-Goog-Upload-Chunk-Granularity": str(self.state.config.granularity),
         }
 
     def _answer_final_or_status(self, upload: Upload, ver: str) -> None:
         if upload.error is not None:
-            if self.app.config.empty_final_after_refusal:
+            if self.state.config.empty_final_after_refusal:
                 return self._send(200, {}, self._status_headers(upload, "final"))
             raise upload.error
         if upload.cancelled:
             cancelled = {"X-Goog-Upload-Status": "cancelled"}
             raise ApiError(400, "The upload session was cancelled.", headers=cancelled)
         if upload.file is not None:
-            res = upload.file.resource(self.app.clock.now(), self._base(), ver, self.app.quirks)
+            res = upload.file.resource(self.state.clock.now(), self._base(), ver, self.state.quirks)
             return self._send(200, {"file": res}, self._status_headers(upload, "final"))
         self._send(200, {}, self._status_headers(upload, "active"))
 
     def _chunk(self, upload: Upload, ver: str, fault: Fault | None) -> None:
         finalize = self.endpoint == "finalize"
-        gran = self.app.config.granularity
+        gran = self.state.config.granularity
         received = upload.progress.received
         active = self._status_headers(upload, "active")
         try:
@@ -485,19 +490,19 @@ class Handler(BaseHTTPRequestHandler):
         added = progress.received - received
         if limit is not None:
             # Cut: keep what arrived, then vanish as a broken connection would.
-            self.app.store.commit(upload, progress, added)
+            self.state.store.commit(upload, progress, added)
             raise _Dropped
         self._check_chunk(upload, added, finalize, gran, active)
-        self.app.store.commit(upload, progress, added)
+        self.state.store.commit(upload, progress, added)
         if not finalize:
             headers = self._status_headers(upload, "active")
             if keep is not None and fault is not None and not fault.counted:
                 del headers["X-Goog-Upload-Size-Received"]
             return self._send(200, {}, headers)
-        rec = self.app.store.finalize(upload)
+        rec = self.state.store.finalize(upload)
         if fault is not None and fault.kind == "lost_finalize":
             raise _Dropped
-        res = rec.resource(self.app.clock.now(), self._base(), ver, self.app.quirks)
+        res = rec.resource(self.state.clock.now(), self._base(), ver, self.state.quirks)
         self._send(200, {"file": res}, self._status_headers(upload, "final"))
 
     @staticmethod
@@ -527,10 +532,10 @@ class Handler(BaseHTTPRequestHandler):
         self._fault()
         self._check_key()
         if method == "GET":
-            rec = self.app.store.get(file_id)
-            res = rec.resource(self.app.clock.now(), self._base(), ver, self.app.quirks)
+            rec = self.state.store.get(file_id)
+            res = rec.resource(self.state.clock.now(), self._base(), ver, self.state.quirks)
             return self._send(200, res, {})
-        self.app.store.delete(file_id)
+        self.state.store.delete(file_id)
         self._send(200, {}, {})
 
     def _list(self, ver: str) -> None:
@@ -548,11 +553,11 @@ class Handler(BaseHTTPRequestHandler):
                 after = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("seq:"))
             except (ValueError, binascii.Error):
                 raise ApiError(400, "Invalid page token.") from None
-        files, last = self.app.store.page(size, after)
-        now, base = self.app.clock.now(), self._base()
+        files, last = self.state.store.page(size, after)
+        now, base = self.state.clock.now(), self._base()
         body: dict[str, Any] = {}
         if files:
-            body["files"] = [f.resource(now, base, ver, self.app.quirks) for f in files]
+            body["files"] = [f.resource(now, base, ver, self.state.quirks) for f in files]
         if last is not None:
             body["nextPageToken"] = base64.urlsafe_b64encode(f"seq:{last}".encode()).decode()
         self._send(200, body, {})
@@ -564,7 +569,7 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise ApiError(400, "Invalid JSON payload: expected an object.")
         uris, prompt = generate.file_parts(body)
-        store, now = self.app.store, self.app.clock.now()
+        store, now = self.state.store, self.state.clock.now()
         records = []
         for uri, _mime in uris:
             file_id = generate.file_id_of(uri)
@@ -575,9 +580,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise not_active(file_id)
             records.append(rec)
         tokens = generate.prompt_tokens(records, prompt)
-        self.app.quota.admit(model, sum(tokens.values()), now)
-        if self.app.config.generate_latency > 0:
-            time.sleep(self.app.config.generate_latency)
+        self.state.quota.admit(model, sum(tokens.values()), now)
+        if self.state.config.generate_latency > 0:
+            time.sleep(self.state.config.generate_latency)
         blocked = fault is not None and fault.kind == "blocked"
         block = (fault.stage, fault.reason) if fault is not None and blocked else None
         config = body.get("generationConfig", body.get("generation_config"))

@@ -1,4 +1,4 @@
-"""Files, upload sessions, quota and the virtual clock: the emulator's state.
+"""Files, upload sessions and the virtual clock: the emulator's file table.
 
 All methods are thread-safe (one lock for the tables, one per upload so a
 chunk's bytes stream without holding the table lock).

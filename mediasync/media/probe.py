@@ -1,7 +1,7 @@
 """Magic-byte sniffing and cheap probes (dimensions, durations) on a file's first
 and last few KiB (its head and tail): pure, bytes in and values out.
 
-Shared by the daemon (mediainfo: {duration}, subtitle clamping) and the emulator
+Shared by the daemon (metadata.py: {duration}, subtitle clamping) and the emulator
 (token counts, videoMetadata), which keeps only those windows of an upload.
 Unknown, truncated or damaged headers answer None, never an exception.
 """

@@ -334,7 +334,7 @@ def render_quota(state: dict[str, Any]) -> list[str]:
 
 def status_line(folders: int, states: Mapping[str, int], halted: str | None = None) -> str:
     """The one-line summary for systemd's STATUS= and the log, from `status`'s own
-    per-file states (report.counts), so both always agree."""
+    per-file states (counts), so both always agree."""
     busy = states.get("uploading", 0) + states.get("processing", 0)
     line = (
         f"watching {folders} folder{'s' if folders != 1 else ''} · "

@@ -5,37 +5,18 @@ state is decoded from the store's rows here and nowhere else: the engine's next
 step (steps.remote_step, steps.output_step), `status`, the `sync` summary and the
 systemd STATUS line all ask these two functions. Pure.
 
-Remote copy of a content:
-
-| state      | recorded as                                   | way out (next step)            |
-|------------|-----------------------------------------------|--------------------------------|
-| none       | no copy, nothing under way                    | upload → uploading             |
-| uploading  | an upload URL and offset                      | resume → processing            |
-| processing | an uploaded file, not ACTIVE yet              | poll → serving / failed / none |
-| serving    | a copy usable for a generation                | renewal window → renewing      |
-| renewing   | usable, and due or a fresh copy under way     | fresh copy ACTIVE → serving    |
-| expired    | a copy no longer usable (gone, near expiry)   | upload → uploading             |
-| waiting    | a transient failure, retry time ahead         | retry time → its step again    |
-| failed     | the service refused these bytes               | the file changes (new content) |
-
-Output (a sidecar) of a file:
-
-| state     | recorded as                                        | way out                         |
-|-----------|----------------------------------------------------|---------------------------------|
-| missing   | no record                                          | generate                        |
-| stale     | a record for other bytes, prompt, model or name    | generate                        |
-| writing   | a write recorded as pending                        | confirm (on disk) or generate   |
-| written   | our bytes written                                  | deleted or changed → generate   |
-| kept_edit | the owner's edit kept                              | file/prompt/model change        |
-| waiting   | a transient failure, retry time recorded           | retry time → generate           |
-| blocked   | no answer (safety…, or out of tokens)              | file/prompt/model (+ knobs)     |
-| failed    | refused for these bytes                            | file/prompt/model change        |
+The two tables below (a state, how the store records it, the way out) are data,
+next to the enums: ``COPY_STATES`` and ``OUTPUT_STATES``. docs/tables.py writes them
+into docs/architecture.md; a test fails while the docs hold other tables, or while
+a state has no row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple
 
 from mediasync.rules.rows import Outcome
 
@@ -66,6 +47,39 @@ class Output(StrEnum):
     WAITING = "waiting"
     BLOCKED = "blocked"
     FAILED = "failed"
+
+
+class Row(NamedTuple):
+    """One row of a state table: what the store holds in that state, and how it ends."""
+
+    recorded_as: str
+    way_out: str
+
+
+# Remote copy of a content (a ``contents`` row), in the order a copy goes through them.
+COPY_STATES: Mapping[Copy, Row] = MappingProxyType({
+    Copy.NONE: Row("no copy, nothing under way", "upload → uploading"),
+    Copy.UPLOADING: Row("an upload URL and offset", "resume → processing"),
+    Copy.PROCESSING: Row("an uploaded file, not ACTIVE yet", "poll → serving / failed / none"),
+    Copy.SERVING: Row("a copy usable for a generation", "renewal window → renewing"),
+    Copy.RENEWING: Row("usable, and due or a fresh copy under way",
+                       "fresh copy ACTIVE → serving"),
+    Copy.EXPIRED: Row("a copy no longer usable (gone, near expiry)", "upload → uploading"),
+    Copy.WAITING: Row("a transient failure, retry time ahead", "retry time → its step again"),
+    Copy.FAILED: Row("the service refused these bytes", "the file changes (new content)"),
+})
+
+# Output (a sidecar) of a file (an ``outputs`` row).
+OUTPUT_STATES: Mapping[Output, Row] = MappingProxyType({
+    Output.MISSING: Row("no record", "generate"),
+    Output.STALE: Row("a record for other bytes, prompt, model or name", "generate"),
+    Output.WRITING: Row("a write recorded as pending", "confirm (on disk) or generate"),
+    Output.WRITTEN: Row("our bytes written", "deleted or changed → generate"),
+    Output.KEPT_EDIT: Row("the owner's edit kept", "file/prompt/model change"),
+    Output.WAITING: Row("a transient failure, retry time recorded", "retry time → generate"),
+    Output.BLOCKED: Row("no answer (safety…, or out of tokens)", "file/prompt/model (+ knobs)"),
+    Output.FAILED: Row("refused for these bytes", "file/prompt/model change"),
+})
 
 
 def usable(c: ContentRow, now: float) -> bool:

@@ -1,5 +1,6 @@
 """The tree is the map: the import contracts in pyproject.toml hold (layers one way,
-the emulator apart). import-linter counts TYPE_CHECKING imports too."""
+the emulator apart, no circle among the emulator's modules). import-linter counts
+TYPE_CHECKING imports too."""
 
 from __future__ import annotations
 

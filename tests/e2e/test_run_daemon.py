@@ -55,7 +55,10 @@ def test_files_dropped_by_copy_rename_and_slow_writing(daemon, emu, tmp_path):
     # The slow file was uploaded once, whole: the emulator holds 3 files, none FAILED.
     assert emu.stats()["uploads_finalized"] == 3
     assert "audio/wav, 1.0 s" in (inbox / "slow.wav.transcript.txt").read_text()
-    assert not list(inbox.glob(".mediasync-tmp-*"))
+    # write_atomic links the temp file to the sidecar's name, then unlinks it: a
+    # sidecar may be seen a moment before its temp file is gone, but not for long.
+    wait_for(lambda: not list(inbox.glob(".mediasync-tmp-*")), timeout=5,
+             what="temp files removed", proc=daemon.proc)
 
 
 def test_rename_and_delete_while_running(daemon, emu):

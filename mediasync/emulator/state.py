@@ -1,0 +1,61 @@
+"""What a request reads and changes: settings, clock, files, faults, quotas, counts.
+
+The server holds this, not the :class:`~mediasync.emulator.app.Emulator`, so the
+HTTP layer needs nothing of the lifecycle that starts it (and imports nothing back).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from .config import EmulatorConfig
+from .faults import FaultSet
+from .quota import QuotaLimits, Quotas
+from .store import Clock, Store
+
+
+class EmulatorState:
+    """One emulator's settings and tables; every part is thread-safe."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.quirks = config.quirks  # validated once, used per answer
+        self.clock = Clock()
+        self.faults = FaultSet()
+        self.quota = Quotas(QuotaLimits(config.quota_rpm, config.quota_tpm, config.quota_rpd,
+                                        config.quota_tier, config.quota_shape))
+        self.store = Store(
+            self.clock,
+            ttl=config.ttl,
+            processing_delay=config.processing_delay,
+            video_processing_delay=config.video_processing_delay,
+            max_file_bytes=config.max_file_bytes,
+            max_project_bytes=config.max_project_bytes,
+        )
+        self._requests: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+
+    def count(self, endpoint: str) -> None:
+        with self._count_lock:
+            self._requests[endpoint] += 1
+
+    def stats(self) -> dict[str, Any]:
+        files = self.store.files()
+        with self._count_lock:
+            requests = dict(self._requests)
+        return {
+            **self.store.counters,
+            "bytes_received": self.store.bytes_received,
+            "requests": requests,
+            "faults_fired": self.faults.fired,
+            "live_files": len(files),
+            "live_bytes": sum(f.size for f in files),
+            "quota": self.quota.stats(),
+        }
+
+    def list_files(self, base: str, ver: str = "v1beta") -> list[dict[str, Any]]:
+        """Snapshot of the live File resources, oldest first, their URIs under ``base``."""
+        now = self.clock.now()
+        return [f.resource(now, base, ver, self.quirks) for f in self.store.files()]
