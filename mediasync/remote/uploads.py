@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from mediasync.gemini import FileChanged, UploadSession, UploadSessionLost
 from mediasync.gemini.redact import redact
-from mediasync.gemini.upload import DEFAULT_GRANULARITY
+from mediasync.gemini.resumable_upload import DEFAULT_GRANULARITY
 from mediasync.local.scan import local_facts
 from mediasync.rules import ownership, units
 from mediasync.rules.failures import ContentUnavailable
