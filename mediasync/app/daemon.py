@@ -28,6 +28,7 @@ from mediasync.gemini import (
     GeminiClient,
 )
 from mediasync.report import status
+from mediasync.rules.states import renew_at
 from mediasync.store import Store
 
 log = logging.getLogger("mediasync")
@@ -75,8 +76,7 @@ class RenewalTimer:
         self._at = 0.0
 
     def plan(self) -> None:
-        """Hear of new copies and plan the next check (at start-up and on reload)."""
-        self.d.engine.mirror.on_copy = self._copy_made
+        """Plan the next check (at start-up and on reload)."""
         self._next()
 
     def _next(self) -> None:
@@ -89,9 +89,10 @@ class RenewalTimer:
                                  replace_existing=True,
                                  run_date=datetime.fromtimestamp(self._at, UTC))
 
-    def _copy_made(self, expires_at: float) -> None:
-        """A new copy: check sooner if its window opens before the planned check."""
-        due = expires_at - self.d.config.daemon.renew_before
+    def copy_made(self, expires_at: float) -> None:
+        """A new copy: check sooner if its window opens before the planned check
+        (none is planned before start-up's plan(), which reads every expiry)."""
+        due = renew_at(expires_at, self.d.config.daemon.renew_before)
         if due < self._at:
             self._check_at(due)
 
@@ -134,7 +135,8 @@ class Daemon:
             self.store = Store(directory / STATE_FILE)
             self.budgets = make_budgets(self.config, self.store)
             client = make_client(self.config, self.env, store=self.store, budgets=self.budgets)
-            self.engine = Engine(self.config, self.store, client)
+            self.engine = Engine(self.config, self.store, client,
+                                 on_copy=self.renewal_timer.copy_made)
             try:
                 return await self._serve()
             finally:

@@ -56,6 +56,7 @@ class Engine:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         fs: FolderIO | None = None,
+        on_copy: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -76,8 +77,9 @@ class Engine:
             sleep=sleep,
             fs=self.fs,
             instance=instance_id(store),
+            keeps_alive=self._keeps_alive,
+            on_copy=on_copy,  # told each new copy's expiry (the daemon's renewal timer)
         )
-        self.mirror.keeps_alive = self._keeps_alive
         self._halted: str | None = None
         # A new process tries the key afresh; a key still refused halts again on its
         # first call. Without this, `status` would show a halt an earlier run left.

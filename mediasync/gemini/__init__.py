@@ -1,11 +1,11 @@
 """The HTTP boundary to the Gemini File API (asyncio + httpx, no SDK)."""
 
-from .client import GeminiClient, ProgressCallback
-from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
-from .limits import Budgets, ClassLimits, Pause, QuotaPaused, generate_class
+from .client import GeminiClient
+from .errors import ApiError, FileChanged, ProtocolError, TransportError, UploadSessionLost
 from .models import File, Generation, UploadSession, UploadStatus, Usage, parse_sha256
+from .pacing import Budgets, ClassLimits, Pause, QuotaPaused, generate_class
+from .resumable_upload import ProgressCallback
 from .retry import RetryPolicy
-from .upload import FileChanged
 
 __all__ = [
     "ApiError",

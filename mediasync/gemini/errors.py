@@ -1,9 +1,9 @@
-"""The one error type of the HTTP boundary, parsed from Google's error JSON.
+"""The errors of the HTTP boundary: ApiError, parsed from Google's error JSON, and its kinds.
 
 Transport failures (time-outs, refused or broken connections) that outlive the
 retry policy surface as :class:`TransportError`, an ``ApiError`` with ``code`` 0
 and ``status`` ``"DEADLINE_EXCEEDED"`` or ``"UNAVAILABLE"``, so callers need one
-``except`` clause.
+``except`` clause. :class:`FileChanged` is the one error about the local file.
 """
 
 from __future__ import annotations
@@ -244,6 +244,12 @@ class ProtocolError(ApiError):
     @property
     def retryable(self) -> bool:
         return False
+
+
+class FileChanged(OSError):
+    """The local file changed under its upload (its size differs from the upload
+    session's, or it shrank while read): start over. Not an ApiError: the service
+    said nothing."""
 
 
 def _default_status(code: int) -> str:

@@ -44,8 +44,8 @@ def redact(text: str) -> str:
     return pattern.sub("***", text)
 
 
-def _clear_secrets() -> None:
-    """For tests."""
+def clear_secrets() -> None:
+    """Forget every registered secret (a test that registered one puts things back)."""
     global _secret_re
     with _secrets_lock:
         _secrets.clear()

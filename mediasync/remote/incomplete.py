@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from mediasync.gemini import File, parse_sha256
 from mediasync.gemini.models import epoch
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import NotRegular, digest
 from mediasync.media.formats import FILE_TTL_SECONDS
-
-if TYPE_CHECKING:
-    from mediasync.remote.mirror import Mirror
+from mediasync.remote.context import RemoteContext
 
 log = logging.getLogger("mediasync")
 
 
+class IncompleteAnswers:
+    """Reads what a File answer left out or put in an unexpected form."""
 
-class Lenient:
-    def __init__(self, mirror: Mirror) -> None:
-        self.m = mirror
+    def __init__(self, ctx: RemoteContext) -> None:
+        self.ctx = ctx
         self._warned: set[str] = set()  # answers we could not read: said once per run
 
     async def hash_holds(self, sha: str, path: str, file: File) -> bool:
@@ -51,11 +49,11 @@ class Lenient:
             )
         if reported == sha:
             return True
-        row = self.m.store.get_path(path)
+        row = self.ctx.store.get_path(path)
         try:
             # In the folder's own threads: a hung share stalls no other folder.
-            now_sha = await self.m.fs.call(row.folder if row else os.path.dirname(path),
-                                           digest, path, timeout=None)
+            now_sha = await self.ctx.fs.call(row.folder if row else os.path.dirname(path),
+                                             digest, path, timeout=None)
         except (OSError, NotRegular, FolderUnavailable):
             now_sha = None  # vanished, replaced or not answering: the next look decides
         if now_sha is not None and now_sha != sha:
@@ -75,7 +73,7 @@ class Lenient:
             return file.uri
         self.warn_once("nouri", f"the service's answer for {file.name} has no uri; "
                         "using the one its name implies")
-        return self.m.client.file_uri(file.name)
+        return self.ctx.client.file_uri(file.name)
 
     def expiry(self, file: File) -> float:
         """The server's expirationTime; if it is missing or unreadable, 48 h from the
@@ -85,7 +83,7 @@ class Lenient:
             return expires
         self.warn_once("noexpiry", f"the service's answer for {file.name} has no readable "
                         "expirationTime; assuming 48 hours from the upload")
-        return (epoch(file.create_time) or self.m.clock()) + FILE_TTL_SECONDS
+        return (epoch(file.create_time) or self.ctx.clock()) + FILE_TTL_SECONDS
 
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

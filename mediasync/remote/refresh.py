@@ -6,62 +6,72 @@ deleted (this instance's only). Runs every `refresh_every`.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from mediasync.gemini.models import epoch
+from mediasync.remote.context import RemoteContext
 from mediasync.rules import ownership
-
-if TYPE_CHECKING:
-    from mediasync.remote.mirror import Mirror
 
 log = logging.getLogger("mediasync")
 
 
-
 class Refresher:
-    def __init__(self, mirror: Mirror) -> None:
-        self.m = mirror
+    """``keeps_alive`` says whether a vanished copy was expected to live (a warning)
+    or to lapse (keep_alive = "on_use"); ``renew_due`` starts the renewals the
+    expiry times taken over call for."""
+
+    def __init__(
+        self,
+        ctx: RemoteContext,
+        *,
+        keeps_alive: Callable[[str], bool],
+        renew_due: Callable[[], int],
+    ) -> None:
+        self.ctx = ctx
+        self.keeps_alive = keeps_alive
+        self.renew_due = renew_due
 
     async def refresh(self) -> list[str]:
         """List every remote file once and reconcile; returns contents to upload again."""
         # The database first: a copy that goes live while the listing is on its way
         # must not look vanished (issue 8, row 6). Anything newer than this snapshot
         # is younger than the listing and left to the next refresh.
-        contents = self.m.store.all_contents()
-        known = self.m.store.known_remote_names()
-        files = await self.m.client.list_files()
-        now = self.m.clock()
+        ctx, store = self.ctx, self.ctx.store
+        contents = store.all_contents()
+        known = store.known_remote_names()
+        files = await ctx.client.list_files()
+        now = ctx.clock()
         listing = [
             ownership.RemoteListing(f.name, f.display_name, epoch(f.create_time),
-                               epoch(f.expiration_time))
+                                    epoch(f.expiration_time))
             for f in files
         ]
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
-        result = ownership.plan_refresh(listing, contents, known, uploading, now, self.m.instance)
+        result = ownership.plan_refresh(listing, contents, known, uploading, now, ctx.instance)
         seen = {c.sha256: c.remote_name for c in contents}
         vanished = []
-        with self.m.store.transaction():
+        with store.transaction():
             for sha in result.vanished:
                 # Only if the row still names the copy the snapshot did (compare-and-set).
                 if self._still_names(sha, seen[sha]):
                     vanished.append(sha)
-                    self.m.store.copy_gone(sha, now)
+                    store.copy_gone(sha, now)
             for sha, expires in result.expiries:
                 if self._still_names(sha, seen[sha]):
-                    self.m.store.expiry_seen(sha, now, expires)
-            known_now = self.m.store.known_remote_names()
+                    store.expiry_seen(sha, now, expires)
+            known_now = store.known_remote_names()
             for name in result.delete:
                 if name not in known_now:
-                    self.m.store.doom(name, "left behind", now)
+                    store.doom(name, "left behind", now)
         for sha in vanished:
-            if self.m.keeps_alive(sha):
-                log.warning("the remote copy of %s is gone; uploading again", self.m.label(sha))
+            if self.keeps_alive(sha):
+                log.warning("the remote copy of %s is gone; uploading again", ctx.label(sha))
             else:  # keep_alive = "on_use": a lapsed copy is expected, and made again on use
-                log.debug("the remote copy of %s lapsed", self.m.label(sha))
-        self.m.renewals.due()
+                log.debug("the remote copy of %s lapsed", ctx.label(sha))
+        self.renew_due()
         return vanished
 
     def _still_names(self, sha: str, name: str | None) -> bool:
-        c = self.m.store.get_content(sha)
+        c = self.ctx.store.get_content(sha)
         return c is not None and name is not None and c.remote_name == name
 

@@ -1,27 +1,45 @@
 """Renewal: upload a fresh copy before the service's 48-hour expiry, switch to it
 once it is ACTIVE and delete the old one; planned from recorded expiry times.
-A renewal that fails never takes the working copy away (failures.py).
+A renewal that fails never takes the working copy away (rules/failures.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from mediasync.gemini import ApiError
+from mediasync.remote.context import RemoteContext
 from mediasync.rules import steps
 from mediasync.rules.failures import ContentUnavailable
-
-if TYPE_CHECKING:
-    from mediasync.remote.mirror import Mirror
+from mediasync.rules.rows import ContentRow
+from mediasync.rules.states import renew_at
 
 log = logging.getLogger("mediasync")
 
 
 class Renewals:
-    def __init__(self, mirror: Mirror) -> None:
-        self.m = mirror
+    """Renewal tasks, one per content at most. ``lock`` holds a content (no upload
+    or poll of it meanwhile); ``make_copy`` uploads and promotes a fresh copy;
+    ``delete_doomed`` deletes the named doomed copies; ``keeps_alive`` says whether
+    a content's copy is renewed at all (keep_alive)."""
+
+    def __init__(
+        self,
+        ctx: RemoteContext,
+        *,
+        lock: Callable[[str], AbstractAsyncContextManager[None]],
+        make_copy: Callable[[ContentRow], Awaitable[None]],
+        delete_doomed: Callable[[list[str]], Awaitable[None]],
+        keeps_alive: Callable[[str], bool],
+    ) -> None:
+        self.ctx = ctx
+        self.lock = lock
+        self.make_copy = make_copy
+        self.delete_doomed = delete_doomed
+        self.keeps_alive = keeps_alive
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def start(self, sha: str) -> None:
@@ -34,26 +52,27 @@ class Renewals:
                                    if self._tasks.get(sha) is t else None)
 
     async def _renew(self, sha: str) -> None:
-        async with self.m.lock(sha):
-            c = self.m.store.get_content(sha)
-            if c is None or not self.m.store.live_paths_for(sha) or not self.m.keeps_alive(sha):
+        ctx = self.ctx
+        async with self.lock(sha):
+            c = ctx.store.get_content(sha)
+            if c is None or not ctx.store.live_paths_for(sha) or not self.keeps_alive(sha):
                 return
-            if steps.remote_step(c, self.m.clock(), self.m.renew_before) != "renew":
+            if steps.remote_step(c, ctx.clock(), ctx.renew_before) != "renew":
                 return
-            if c.retry_at is not None and c.retry_at > self.m.clock():
+            if c.retry_at is not None and c.retry_at > ctx.clock():
                 return
             try:
-                await self.m.make_copy(c)
+                await self.make_copy(c)
             except ContentUnavailable:
                 return  # recorded on the row; the current copy still serves
             except ApiError as e:
-                log.error("renewing %s failed: %s", self.m.label(sha), e)
+                log.error("renewing %s failed: %s", ctx.label(sha), e)
                 return
         # The replaced copy goes now, not at the next listing hours later: it
         # counts against the project's 20 GB until it is deleted.
         if c.remote_name:
             try:
-                await self.m.delete_doomed([c.remote_name])
+                await self.delete_doomed([c.remote_name])
             except ApiError as e:
                 log.warning("could not delete %s yet: %s", c.remote_name, e)
 
@@ -68,25 +87,25 @@ class Renewals:
 
     def next_at(self) -> float | None:
         """When the next live copy enters its renewal window (wall clock), if any."""
-        now = self.m.clock()
-        windows = [c.expires_at - self.m.renew_before for c in self.m.store.all_contents()
-                   if c.remote_name and c.expires_at and c.expires_at - self.m.renew_before > now
-                   and self.m.keeps_alive(c.sha256)]
+        now, before = self.ctx.clock(), self.ctx.renew_before
+        windows = [renew_at(c.expires_at, before) for c in self.ctx.store.all_contents()
+                   if c.remote_name and c.expires_at and renew_at(c.expires_at, before) > now
+                   and self.keeps_alive(c.sha256)]
         return min(windows, default=None)
 
     def due(self) -> int:
         """Start a renewal for every copy in its renewal window (the database only,
         no API call): an idle library is renewed on time whatever the listing does."""
-        now, started = self.m.clock(), 0
-        for c in self.m.store.all_contents():
+        ctx = self.ctx
+        now, started = ctx.clock(), 0
+        for c in ctx.store.all_contents():
             # Cheap test first: only a copy due for renewal needs its paths looked up.
             if (
                 c.remote_name
-                and steps.remote_step(c, now, self.m.renew_before) == "renew"
-                and self.m.store.live_paths_for(c.sha256)
-                and self.m.keeps_alive(c.sha256)
+                and steps.remote_step(c, now, ctx.renew_before) == "renew"
+                and ctx.store.live_paths_for(c.sha256)
+                and self.keeps_alive(c.sha256)
             ):
                 self.start(c.sha256)
                 started += 1
         return started
-

@@ -1,25 +1,25 @@
 """Uploading a content's bytes: pick a local path that still holds them, resume a
 recorded upload session or start one (its URL recorded before the first byte),
-and check that what arrived is what we hashed (lenient.py).
+and check that what arrived is what we hashed (incomplete.py). The wire protocol
+is gemini/resumable_upload.py's.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from urllib.parse import unquote
 
-from mediasync.gemini import FileChanged, UploadSession, UploadSessionLost
+from mediasync.gemini import File, FileChanged, UploadSession, UploadSessionLost
 from mediasync.gemini.redact import redact
-from mediasync.gemini.upload import DEFAULT_GRANULARITY
+from mediasync.gemini.resumable_upload import DEFAULT_GRANULARITY
 from mediasync.local.scan import local_facts
+from mediasync.remote.context import RemoteContext
+from mediasync.remote.incomplete import IncompleteAnswers
 from mediasync.rules import ownership, units
 from mediasync.rules.failures import ContentUnavailable
 from mediasync.rules.rows import ContentRow
-
-if TYPE_CHECKING:
-    from mediasync.remote.mirror import Mirror
 
 log = logging.getLogger("mediasync")
 
@@ -37,17 +37,27 @@ def storable_url(url: str) -> str | None:
 
 
 class Uploader:
-    def __init__(self, mirror: Mirror) -> None:
-        self.m = mirror
+    """Uploads a content; ``promote`` takes a copy the upload answer already shows
+    ACTIVE (or FAILED) without a poll."""
+
+    def __init__(
+        self,
+        ctx: RemoteContext,
+        answers: IncompleteAnswers,
+        promote: Callable[[str, File], None],
+    ) -> None:
+        self.ctx = ctx
+        self.answers = answers
+        self.promote = promote
 
     async def source(self, sha: str) -> str:
         """A live local path that still holds these bytes (by its recorded stat)."""
-        for p in self.m.store.live_paths_for(sha):
-            row = self.m.store.get_path(p)
+        for p in self.ctx.store.live_paths_for(sha):
+            row = self.ctx.store.get_path(p)
             try:
                 # In the folder's threads, at its time-out: a hung share stalls no renewal.
-                facts = await self.m.fs.call(row.folder if row else os.path.dirname(p),
-                                           local_facts, p)
+                facts = await self.ctx.fs.call(row.folder if row else os.path.dirname(p),
+                                               local_facts, p)
             except Exception:  # vanished, a FIFO, a folder not answering…: try the next path
                 continue
             if row and (facts.size, facts.mtime_ns, facts.inode) == (
@@ -73,25 +83,25 @@ class Uploader:
             url = storable_url(s.url)
             if url is None:  # the key would reach the state file: a crash restarts instead
                 return
-            self.m.store.session_recorded(sha, self.m.clock(), url, offset, s.granularity)
+            self.ctx.store.session_recorded(sha, self.ctx.clock(), url, offset, s.granularity)
 
-        display = ownership.display_name(sha, os.path.basename(path), self.m.instance)
-        async with self.m.upload_slots:
+        display = ownership.display_name(sha, os.path.basename(path), self.ctx.instance)
+        async with self.ctx.upload_slots:
             try:
-                file = await self.m.client.upload(
+                file = await self.ctx.client.upload(
                     path, c.mime, display, session=session, on_progress=progress
                 )
             except UploadSessionLost:
                 log.info("%s: upload session expired; starting over", os.path.basename(path))
-                self.m.store.session_dropped(sha, self.m.clock())
-                file = await self.m.client.upload(path, c.mime, display, on_progress=progress)
-        if not await self.m.lenient.hash_holds(sha, path, file):
+                self.ctx.store.session_dropped(sha, self.ctx.clock())
+                file = await self.ctx.client.upload(path, c.mime, display, on_progress=progress)
+        if not await self.answers.hash_holds(sha, path, file):
             # The file changed under the upload: the copy holds other bytes.
-            self.m.store.doom(file.name, "content mismatch", self.m.clock())
-            self.m.store.session_dropped(sha, self.m.clock())
+            self.ctx.store.doom(file.name, "content mismatch", self.ctx.clock())
+            self.ctx.store.session_dropped(sha, self.ctx.clock())
             raise FileChanged("the file changed while it was uploaded")
-        self.m.store.uploaded(sha, self.m.clock(), file.name, self.m.lenient.uri(file),
-                              self.m.lenient.expiry(file), c.uploads + 1)
+        self.ctx.store.uploaded(sha, self.ctx.clock(), file.name, self.answers.uri(file),
+                                self.answers.expiry(file), c.uploads + 1)
         log.info(
             "uploaded %s (%s) as %s",
             os.path.basename(path),
@@ -99,4 +109,4 @@ class Uploader:
             file.name,
         )
         if file.state in ("ACTIVE", "FAILED"):
-            self.m.settle_state(sha, file)
+            self.promote(sha, file)

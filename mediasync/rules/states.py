@@ -91,12 +91,17 @@ def usable(c: ContentRow, now: float) -> bool:
     )
 
 
+def renew_at(expires_at: float, renew_before: float) -> float:
+    """When a copy enters its renewal window: ``renew_before`` ahead of its expiry."""
+    return expires_at - renew_before
+
+
 def copy_state(c: ContentRow, now: float, renew_before: float) -> Copy:
     """The state of a content's remote copy. A working copy serves whatever happened
     to its renewal: no failure of a new upload takes it away."""
     if usable(c, now):
         assert c.expires_at is not None
-        due = now >= c.expires_at - renew_before
+        due = now >= renew_at(c.expires_at, renew_before)
         # A copy being made (e.g. after a restart mid-renewal) finishes in the background.
         return Copy.RENEWING if due or c.next_url or c.next_name else Copy.SERVING
     if c.error and c.retry_at is None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mediasync.emulator import Emulator, EmulatorConfig, parse_fault_spec
-from mediasync.gemini.redact import _clear_secrets, register_secret
+from mediasync.gemini.redact import clear_secrets, register_secret
 from mediasync.media.samples import png_bytes
 from mediasync.remote.uploads import storable_url
 from tests.helpers import KEY, cli, db_rows, env, kill9, wait_for, write_config
@@ -24,7 +24,7 @@ def test_storable_url_drops_the_key_parameter_and_refuses_a_key_elsewhere() -> N
         assert storable_url("https://h/u?upload_id=abc&k=sEcReT%2Dkey-123") is None
         assert storable_url("https://h/sEcReT-key-123/u?upload_id=abc") is None
     finally:
-        _clear_secrets()
+        clear_secrets()
 
 
 def _state_bytes(cfg: Path) -> bytes:

@@ -26,9 +26,9 @@ from mediasync.gemini import (
     UploadSession,
     UploadSessionLost,
 )
-from mediasync.gemini.limits import FILES
 from mediasync.gemini.models import parse_time
-from mediasync.gemini.upload import chunk_size, granularity_of
+from mediasync.gemini.pacing import FILES
+from mediasync.gemini.resumable_upload import chunk_size, granularity_of
 from tests.helpers import VClock
 
 try:

@@ -17,7 +17,7 @@ from mediasync.emulator import Emulator
 from mediasync.engine.dispatch import Engine
 from mediasync.engine.produce import _Job
 from mediasync.gemini import Budgets, GeminiClient, Usage, generate_class
-from mediasync.gemini.limits import FILES
+from mediasync.gemini.pacing import FILES
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderIO
 from mediasync.media.samples import png_bytes

@@ -182,7 +182,7 @@ def test_token_window_paces_on_the_last_prompt_size() -> None:
 
 # -- against the emulator ------------------------------------------------------
 def _client(emu: Emulator, budgets: Budgets) -> GeminiClient:
-    retry = RetryPolicy(max_attempts=3, sleep=budgets._sleep, random=lambda: 0.5)
+    retry = RetryPolicy(max_attempts=3, sleep=budgets.sleep, random=lambda: 0.5)
     return GeminiClient("k", emu.base_url, retry=retry, budgets=budgets)
 
 

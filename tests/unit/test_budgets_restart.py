@@ -14,7 +14,7 @@ import pytest
 from mediasync.app.apiclient import make_budgets
 from mediasync.config import load_config
 from mediasync.gemini import Budgets, ClassLimits, QuotaPaused, quota
-from mediasync.gemini.limits import LEARNED_FOR
+from mediasync.gemini.pacing import LEARNED_FOR
 from mediasync.store import Meta, Store
 from tests.helpers import VClock, quota_err, write_config
 

@@ -23,7 +23,7 @@ def _restore_logging():
     root.setLevel(saved_level)
     for n, lvl in saved_noisy.items():
         logging.getLogger(n).setLevel(lvl)
-    redact._clear_secrets()
+    redact.clear_secrets()
     logging.captureWarnings(False)
 
 

@@ -44,6 +44,15 @@ def test_every_copy_state_is_reachable_and_has_a_step():
     assert {s for _, s, _ in COPIES} == set(Copy)
 
 
+def test_the_renewal_window_opens_renew_before_ahead_of_the_expiry():
+    expires = NOW + 10 * H
+    assert states.renew_at(expires, RENEW) == NOW + 4 * H
+    # copy_state asks the same rule: renewing from that instant on, serving before it
+    c = content_row(**{**LIVE, "expires_at": expires})
+    assert states.copy_state(c, NOW + 4 * H - 1, RENEW) is Copy.SERVING
+    assert states.copy_state(c, NOW + 4 * H, RENEW) is Copy.RENEWING
+
+
 WANT = rows.Desired(suffix=".c.md", prompt="p", model="m", prompt_hash="h", sidecar="/f/a.c.md")
 
 

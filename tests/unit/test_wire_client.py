@@ -153,7 +153,7 @@ def err(number: int, status: int | None = None, *, secret: str | None = None) ->
 
 
 def violations(e: ApiError) -> list[quota.Violation]:
-    """What the daemon's 429 parser reads from the error (as gemini/limits.py calls it)."""
+    """What the daemon's 429 parser reads from the error (as gemini/pacing.py calls it)."""
     return quota.violations(e.details, e.message)
 
 

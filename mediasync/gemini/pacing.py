@@ -1,4 +1,4 @@
-"""Client-side pacing shared by every caller of one key: budgets by class."""
+"""Request pacing shared by every caller of one key: budgets by class, learned from 429s."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ class Budgets:
         self._per_model = dict(per_model or {})
         self._files = ClassLimits(rpm=files_rpm)
         self._clock = clock
-        self._sleep = sleep
+        self.sleep = sleep  # how pacing waits (tests share it with the retry policy)
         self.on_pause = on_pause
         self.on_learn = on_learn
         self._states: dict[str, _State] = {}
@@ -311,7 +311,7 @@ class Budgets:
                     return
                 if wait >= 1.0:
                     log.debug("%s: paced; next request in %.0fs", cls, wait)
-                await self._sleep(wait)
+                await self.sleep(wait)
 
     @staticmethod
     def _roll_day(s: _State, now: float) -> None:

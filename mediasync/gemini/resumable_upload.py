@@ -1,28 +1,25 @@
 """The resumable upload protocol: start a session, query it, send chunks, resume.
 
-Owns the upload session's wire exchanges and its recovery rules (trust the
-server's count, adopt a file whose finalize answer was lost, never upload
-twice). Pacing, retries, the API key and error decoding stay with the
-GeminiClient whose transport this borrows; chunk and query requests carry no
-key, because the upload URL authorises them.
+Owns the upload session's wire exchanges, its chunk sizes and streamed bodies, and
+its recovery rules (trust the server's count, adopt a file whose finalize answer
+was lost, never upload twice). Pacing, retries, the API key and error decoding are
+the shared Transport's (transport.py); chunk and query requests carry no key,
+because the upload URL authorises them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import httpx
 
-from .errors import ApiError, ProtocolError, TransportError, UploadSessionLost
+from .errors import ApiError, FileChanged, ProtocolError, TransportError, UploadSessionLost
 from .models import File, UploadSession, UploadStatus, file_name, json_object
-from .upload import FileChanged, chunk_size, file_body, granularity_of
-
-if TYPE_CHECKING:
-    from .client import GeminiClient
+from .transport import Transport
 
 ProgressCallback = Callable[[UploadSession, int], Awaitable[None] | None]
 
@@ -31,6 +28,55 @@ log = logging.getLogger("mediasync")
 # Chunks refused in a row, each answered by resuming from the server's count, before
 # the session is given up (started over); a count that keeps moving is progress.
 MAX_RESYNCS = 5
+DEFAULT_GRANULARITY = 8 * 1024 * 1024  # when the server names none (the SDK's chunk size)
+READ_BLOCK = 1024 * 1024  # bytes per disk read / socket write: memory stays flat
+
+
+# -- sizes and bodies (no HTTP) -------------------------------------------------
+def granularity_of(headers: Mapping[str, str]) -> int:
+    """X-Goog-Upload-Chunk-Granularity, or 8 MiB when absent or nonsense."""
+    try:
+        value = int(headers.get("x-goog-upload-chunk-granularity", ""))
+    except ValueError:
+        return DEFAULT_GRANULARITY
+    return value if value > 0 else DEFAULT_GRANULARITY
+
+
+def chunk_size(granularity: int, target: int) -> int:
+    """The largest multiple of ``granularity`` ≤ ``target``, but at least one granularity."""
+    return max(granularity, target // granularity * granularity)
+
+
+async def file_body(fd: int, offset: int, length: int) -> AsyncIterator[bytes]:
+    """Stream ``length`` bytes of ``fd`` from ``offset`` in READ_BLOCK pieces.
+
+    ``os.pread`` runs in a worker thread so the event loop never waits on the
+    disk, and being positional it needs no shared file offset between retries.
+    The next block is read while the current one is being sent (two blocks in
+    memory at most): without that overlap the socket idles during every read.
+    """
+    end = offset + length
+
+    def read(at: int) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(asyncio.to_thread(os.pread, fd, min(READ_BLOCK, end - at), at))
+
+    pending = read(offset)
+    try:
+        while True:
+            data = await pending
+            if not data:
+                raise FileChanged(f"file shrank during upload (at byte {offset})")
+            offset += len(data)
+            if offset >= end:
+                yield data
+                return
+            pending = read(offset)
+            yield data
+    finally:
+        pending.cancel()  # the body was abandoned (broken connection): drop the read-ahead
+
+
+# -- the exchanges ----------------------------------------------------------------
 
 
 async def _notify(callback: ProgressCallback | None, session: UploadSession, offset: int) -> None:
@@ -56,16 +102,17 @@ def _received(response: httpx.Response) -> str:
 
 
 class ResumableUpload:
-    """One client's resumable uploads; ``GeminiClient`` delegates its upload methods here."""
+    """Resumable uploads over ``transport``, in chunks of about ``chunk_size`` bytes
+    (a multiple of the session's granularity); ``GeminiClient`` delegates here."""
 
-    def __init__(self, client: GeminiClient) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, chunk_size: int) -> None:
+        self.transport = transport
+        self.chunk_size = chunk_size
 
     async def start(
         self, size: int, mime_type: str, display_name: str | None, name: str | None
     ) -> UploadSession:
         """Open a session for ``size`` bytes; the answer names its URL and granularity."""
-        client = self._client
         meta: dict[str, str] = {}
         if display_name is not None:
             meta["displayName"] = display_name
@@ -77,9 +124,10 @@ class ResumableUpload:
             "X-Goog-Upload-Header-Content-Length": str(size),
             "X-Goog-Upload-Header-Content-Type": mime_type,
         }
-        url = f"{client.base_url}/upload/{client.api_version}/files"
+        url = self.transport.upload_url("files")
         body = {"file": meta}
-        response = await client._call("upload.start", "POST", url, headers=headers, json=body)
+        response = await self.transport.call("upload.start", "POST", url, headers=headers,
+                                             json=body)
         upload_url = response.headers.get("x-goog-upload-url")
         if not upload_url:
             raise ProtocolError("upload start answered without X-Goog-Upload-URL")
@@ -95,22 +143,21 @@ class ResumableUpload:
 
     async def query(self, url: str) -> UploadStatus:
         """The session's state; UploadSessionLost on any non-retryable answer."""
-        client = self._client
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await client._send(
+                response = await self.transport.send(
                     "POST", url, api=False, headers={"X-Goog-Upload-Command": "query"}
                 )
                 if response.status_code == 200:
                     return self._status(response)
-                error = client._error(response)
+                error = self.transport.error(response)
             except TransportError as e:
                 error = e
             if not error.retryable:
                 raise UploadSessionLost(error.code, error.status, error.message, error.details)
-            await client._backoff("upload.query", error, attempt)
+            await self.transport.backoff("upload.query", error, attempt)
 
     def _status(self, response: httpx.Response) -> UploadStatus:
         state = response.headers.get("x-goog-upload-status", "")
@@ -156,7 +203,7 @@ class ResumableUpload:
     async def _send_chunks(
         self, fd: int, session: UploadSession, offset: int, on_progress: ProgressCallback | None
     ) -> File:
-        step = chunk_size(session.granularity, self._client.chunk_size)
+        step = chunk_size(session.granularity, self.chunk_size)
         failures = 0
         while True:
             end = min(offset + step, session.size)
@@ -188,7 +235,7 @@ class ResumableUpload:
                 await _notify(on_progress, session, offset)
                 continue
             failures += 1
-            await self._client._backoff(f"upload.{command}", answer, failures)
+            await self.transport.backoff(f"upload.{command}", answer, failures)
             # The connection broke or the server failed: ask what it kept.
             status = await self.query(session.url)
             if status.state == "final":
@@ -229,9 +276,8 @@ class ResumableUpload:
         self, fd: int, url: str, offset: int, end: int, command: str
     ) -> httpx.Response | ApiError:
         """One chunk exchange: the 200 answer, or the error it met (not raised)."""
-        client = self._client
         try:
-            response = await client._send(
+            response = await self.transport.send(
                 "POST",
                 url,
                 api=False,
@@ -244,7 +290,7 @@ class ResumableUpload:
             )
         except TransportError as e:
             return e
-        return response if response.status_code == 200 else client._error(response)
+        return response if response.status_code == 200 else self.transport.error(response)
 
     async def _finished(
         self, response: httpx.Response, session: UploadSession, on_progress: ProgressCallback | None
