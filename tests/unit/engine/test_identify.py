@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePath
 
 import pytest
@@ -70,15 +71,21 @@ def test_a_new_file_is_hashed_and_recorded(ctx, queue, parts, tmp_path) -> None:
 
 
 def test_an_unchanged_stat_is_not_read_again(ctx, queue, parts, tmp_path) -> None:
-    photo = tmp_path / "inbox" / "a.png"
-    photo.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    identify(ident, ctx, photo)
+    photo = _recorded(ident, ctx, tmp_path)
     _rewrite_keeping_stat(photo, b"FIRST")
     ctx.clock.now += 60  # type: ignore[attr-defined]
     row = identify(ident, ctx, photo)
     assert row is not None and row.sha256 == sha(b"first")
     assert row.updated_at == WALL  # the recorded row, as it was
+
+
+def _recorded(ident: Identifier, ctx: Context, tmp_path: Path) -> Path:
+    """inbox/a.png holding b"first", identified once."""
+    photo = tmp_path / "inbox" / "a.png"
+    photo.write_bytes(b"first")
+    identify(ident, ctx, photo)
+    return photo
 
 
 def _rewrite_keeping_stat(path: Path, data: bytes) -> None:
@@ -91,10 +98,8 @@ def _rewrite_keeping_stat(path: Path, data: bytes) -> None:
 
 def test_new_bytes_are_hashed_and_the_old_content_swept_soon(ctx, queue, parts,
                                                             tmp_path) -> None:
-    photo = tmp_path / "inbox" / "a.png"
-    photo.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    identify(ident, ctx, photo)
+    photo = _recorded(ident, ctx, tmp_path)
     photo.write_bytes(b"second version")
     row = identify(ident, ctx, photo)
     assert row is not None and row.sha256 == sha(b"second version")
@@ -110,12 +115,18 @@ def test_an_empty_file_is_a_problem_recorded_without_reading(ctx, queue, parts,
     assert row.problem == steps.local_problem(0)
 
 
-def test_a_file_written_while_hashed_is_looked_at_again_once_settled(ctx, queue, parts,
-                                                                    tmp_path) -> None:
+def _stat_then(tmp_path: Path, change: Callable[[Path], object]) -> tuple[Path, LocalFacts]:
+    """A file's stat, and the file changed by ``change`` after it (before the read)."""
     photo = tmp_path / "inbox" / "a.png"
     photo.write_bytes(b"first")
     facts = local_facts(str(photo))
-    photo.write_bytes(b"first, and more")  # after the stat, before the read
+    change(photo)
+    return photo, facts
+
+
+def test_a_file_written_while_hashed_is_looked_at_again_once_settled(ctx, queue, parts,
+                                                                    tmp_path) -> None:
+    photo, facts = _stat_then(tmp_path, lambda p: p.write_bytes(b"first, and more"))
     assert identify(parts.identifier(ctx, queue), ctx, photo, facts) is None
     assert queue.asked == [("schedule", str(photo), MONO + SETTLE)]
     assert ctx.store.get_path(str(photo)) is None
@@ -123,11 +134,7 @@ def test_a_file_written_while_hashed_is_looked_at_again_once_settled(ctx, queue,
 
 def test_a_fifo_in_place_of_the_file_is_said_once_not_recorded(ctx, queue, parts,
                                                                 tmp_path) -> None:
-    photo = tmp_path / "inbox" / "a.png"
-    photo.write_bytes(b"first")
-    facts = local_facts(str(photo))
-    photo.unlink()
-    os.mkfifo(photo)
+    photo, facts = _stat_then(tmp_path, lambda p: (p.unlink(), os.mkfifo(p)))
     assert identify(parts.identifier(ctx, queue), ctx, photo, facts) is None
     assert queue.asked == [("note", str(photo), "notregular")]
     assert ctx.store.get_path(str(photo)) is None
@@ -136,11 +143,8 @@ def test_a_fifo_in_place_of_the_file_is_said_once_not_recorded(ctx, queue, parts
 def test_a_file_that_cannot_be_read_is_a_problem_tried_again_later(ctx, queue, parts,
                                                                   tmp_path) -> None:
     """Permissions and I/O errors are no verdict on the bytes: recorded, looked at again."""
-    photo = tmp_path / "inbox" / "a.png"
-    photo.write_bytes(b"first")
-    facts = local_facts(str(photo))
-    photo.unlink()
-    photo.mkdir()  # reading it fails with an OSError (EISDIR) even for root
+    # Reading a directory fails with an OSError (EISDIR), even for root.
+    photo, facts = _stat_then(tmp_path, lambda p: (p.unlink(), p.mkdir()))
     row = identify(parts.identifier(ctx, queue), ctx, photo, facts)
     assert row is not None and row.sha256 is None
     assert row.problem is not None and row.problem.startswith(steps.READ_PROBLEM)
@@ -157,24 +161,24 @@ def test_a_folder_that_does_not_answer_is_asked_again_later(tmp_path, queue, par
 
 
 # -- renames and copies ------------------------------------------------------------
-def _with_sidecar(ident: Identifier, ctx: Context, photo: Path) -> Path:
-    """``photo`` identified, with a written caption recorded for it."""
+def _captioned(ident: Identifier, ctx: Context, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """inbox/a.png identified, with a written caption recorded for it: (a.png, its
+    caption, inbox/b.png: a name not taken yet)."""
     from mediasync.rules import desired
 
-    row = identify(ident, ctx, photo)
+    old = _recorded(ident, ctx, tmp_path)
+    row = ctx.store.get_path(str(old))
     assert row is not None and row.sha256
-    [want] = desired.desired(ctx.config.folders[0], str(photo), "image", "m")
+    [want] = desired.desired(ctx.config.folders[0], str(old), "image", "m")
     side = Path(want.sidecar)
     side.write_text("a caption\n")
-    ctx.store.put_output(output_row(want, path=str(photo), sha256=row.sha256))
-    return side
+    ctx.store.put_output(output_row(want, path=str(old), sha256=row.sha256))
+    return old, side, tmp_path / "inbox" / "b.png"
 
 
 def test_a_renamed_file_takes_its_sidecars_along(ctx, queue, parts, tmp_path) -> None:
-    old, new = tmp_path / "inbox" / "a.png", tmp_path / "inbox" / "b.png"
-    old.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    side = _with_sidecar(ident, ctx, old)
+    old, side, new = _captioned(ident, ctx, tmp_path)
     old.rename(new)
     row = identify(ident, ctx, new)
     assert row is not None and row.sha256 == sha(b"first")
@@ -186,10 +190,8 @@ def test_a_renamed_file_takes_its_sidecars_along(ctx, queue, parts, tmp_path) ->
 
 def test_a_rename_is_recognised_by_its_stat_without_reading_it(ctx, queue, parts,
                                                                 tmp_path) -> None:
-    old, new = tmp_path / "inbox" / "a.png", tmp_path / "inbox" / "b.png"
-    old.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    identify(ident, ctx, old)
+    old, new = _recorded(ident, ctx, tmp_path), tmp_path / "inbox" / "b.png"
     _rewrite_keeping_stat(old, b"FIRST")
     old.rename(new)
     row = identify(ident, ctx, new)
@@ -198,10 +200,8 @@ def test_a_rename_is_recognised_by_its_stat_without_reading_it(ctx, queue, parts
 
 def test_a_copy_leaves_the_originals_sidecars_where_they_are(ctx, queue, parts,
                                                              tmp_path) -> None:
-    old, copy = tmp_path / "inbox" / "a.png", tmp_path / "inbox" / "b.png"
-    old.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    side = _with_sidecar(ident, ctx, old)
+    old, side, copy = _captioned(ident, ctx, tmp_path)
     copy.write_bytes(b"first")
     row = identify(ident, ctx, copy)
     assert row is not None and row.sha256 == sha(b"first")
@@ -213,10 +213,8 @@ def test_a_copy_leaves_the_originals_sidecars_where_they_are(ctx, queue, parts,
 def test_a_path_whose_file_is_only_away_is_no_rename_source(ctx, queue, parts,
                                                             tmp_path) -> None:
     """Gone from sight on a folder that is away counts as still there."""
-    old, new = tmp_path / "inbox" / "a.png", tmp_path / "inbox" / "b.png"
-    old.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    side = _with_sidecar(ident, ctx, old)
+    old, side, new = _captioned(ident, ctx, tmp_path)
     new.write_bytes(b"first")
     old.unlink()
     parts.away_with = str(tmp_path / "inbox")
@@ -227,10 +225,8 @@ def test_a_path_whose_file_is_only_away_is_no_rename_source(ctx, queue, parts,
 # -- gone ------------------------------------------------------------------------------
 def test_a_missing_file_is_marked_gone_and_swept_after_the_grace(ctx, queue, parts,
                                                                  tmp_path) -> None:
-    photo = tmp_path / "inbox" / "a.png"
-    photo.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    identify(ident, ctx, photo)
+    photo = _recorded(ident, ctx, tmp_path)
     photo.unlink()
     asyncio.run(ident.gone(str(photo), ctx.config.folders[0]))
     row = ctx.store.get_path(str(photo))
@@ -241,10 +237,8 @@ def test_a_missing_file_is_marked_gone_and_swept_after_the_grace(ctx, queue, par
 
 def test_a_missing_file_in_a_folder_that_is_away_is_not_gone(ctx, queue, parts,
                                                              tmp_path) -> None:
-    photo = tmp_path / "inbox" / "a.png"
-    photo.write_bytes(b"first")
     ident = parts.identifier(ctx, queue)
-    identify(ident, ctx, photo)
+    photo = _recorded(ident, ctx, tmp_path)
     parts.away_with = str(tmp_path / "inbox")
     asyncio.run(ident.gone(str(photo), ctx.config.folders[0]))
     row = ctx.store.get_path(str(photo))
@@ -256,9 +250,7 @@ def test_a_path_never_recorded_or_already_gone_asks_for_nothing(ctx, queue, part
                                                                 tmp_path) -> None:
     ident = parts.identifier(ctx, queue)
     asyncio.run(ident.gone(str(tmp_path / "inbox" / "never.png"), ctx.config.folders[0]))
-    photo = tmp_path / "inbox" / "a.png"
-    photo.write_bytes(b"first")
-    identify(ident, ctx, photo)
+    photo = _recorded(ident, ctx, tmp_path)
     ctx.store.mark_gone(str(photo), WALL - 5)
     asyncio.run(ident.gone(str(photo), ctx.config.folders[0]))
     assert queue.asked == [] and parts.away_asked == []
