@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from mediasync.config import Config
+from mediasync.engine.context import Context
 from mediasync.engine.folders import Folders
+from mediasync.engine.halt import Halt
 from mediasync.engine.identify import Identifier
 from mediasync.engine.produce import Producer
 from mediasync.engine.reconcile import Reconciler
@@ -27,7 +29,6 @@ from mediasync.gemini import ApiError, GeminiClient
 from mediasync.local.folderio import FolderIO
 from mediasync.remote.mirror import Mirror
 from mediasync.rules.failures import classify
-from mediasync.rules.rows import LocalFacts
 from mediasync.store import Meta, Store
 
 log = logging.getLogger("mediasync")
@@ -45,6 +46,9 @@ def instance_id(store: Store) -> str:
 
 
 class Engine:
+    """The queue of dirty paths and its dispatcher; builds its parts and hands each
+    what it uses (the context, this queue as ``Requeue``, sibling callables)."""
+
     def __init__(
         self,
         config: Config,
@@ -58,39 +62,22 @@ class Engine:
         fs: FolderIO | None = None,
         on_copy: Callable[[float], None] | None = None,
     ) -> None:
-        self.config = config
-        self.store = store
-        self.client = client
-        # Every file call that touches a watched folder goes through here (hung shares).
-        self.fs = fs or FolderIO()
-        self.once = once  # `sync`: no retries scheduled for later, vanished paths swept at once
-        self.clock = clock
-        self.monotonic = monotonic
-        self.upload_slots = asyncio.Semaphore(config.daemon.max_uploads)
-        self.generate_slots = asyncio.Semaphore(config.daemon.max_generations)
+        ctx = self._ctx = Context.of(config, store, client, fs=fs, once=once, clock=clock,
+                                     monotonic=monotonic)
         self.mirror = Mirror(
             client,
             store,
             renew_before=config.daemon.renew_before,
-            upload_slots=self.upload_slots,
+            upload_slots=ctx.live.upload_slots,
             clock=clock,
             sleep=sleep,
-            fs=self.fs,
+            fs=ctx.fs,
             instance=instance_id(store),
             keeps_alive=self._keeps_alive,
             on_copy=on_copy,  # told each new copy's expiry (the daemon's renewal timer)
         )
-        self._halted: str | None = None
-        # A new process tries the key afresh; a key still refused halts again on its
-        # first call. Without this, `status` would show a halt an earlier run left.
-        store.write(Meta.HALTED, "")
-        self.suffixes = config.sidecar_suffixes()
-        self.settle = Settle(monotonic)
-        self.scanned: dict[str, LocalFacts] = {}  # stat taken by the last scan
-        self.folders = Folders(self)
-        self.fs.on_recover = self.folders.folder_answers
-        self.identify = Identifier(self)
-        self.producer = Producer(self)
+        self._halt = Halt(store)
+        # the queue
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, float] = {}
         self._seq = 0
@@ -98,53 +85,87 @@ class Engine:
         self._again: dict[str, float] = {}  # asked for while running: when to look again
         self._wake = asyncio.Event()
         self._stopping = False
-        self.sweeper = Sweeper(self)
-        self.reconciler = Reconciler(self)
         self._noted: set[tuple[str, str]] = set()
+        self._turns = 0
+        # the parts, each given what it uses
+        mirror = self.mirror
+        self._settle = Settle(monotonic)
+        self._folders = Folders(ctx, self)
+        ctx.fs.on_recover = self._folders.folder_answers
+        self._sweeper = Sweeper(ctx, busy=mirror.busy, retire=mirror.retire,
+                                delete_doomed=mirror.delete_doomed, wake=self.wake)
+        self._identify = Identifier(ctx, self, away=self._folders.away,
+                                    forget_settle=self._settle.forget,
+                                    sweep_grace=lambda: self._sweeper.grace)
+        self._producer = Producer(ctx, self, self._halt, exists=self._identify.exists,
+                                  jitter=lambda: mirror.jitter(),  # as the mirror's is then
+                                  forget_copy=mirror.forget_copy)
+        self._reconciler = Reconciler(
+            ctx, self, self._halt,
+            take_stat=self._folders.take_stat,
+            settle_wait=self._settle.wait,
+            identify=self._identify.identify,
+            gone=self._identify.gone,
+            ensure_copy=mirror.ensure,
+            output=self._producer.output,
+            forget_answers=self._producer.forget_answers,
+        )
+
+    # -- what the commands and the daemon read ---------------------------------
+    @property
+    def config(self) -> Config:
+        return self._ctx.config
+
+    @property
+    def client(self) -> GeminiClient:
+        return self._ctx.client
+
+    @property
+    def store(self) -> Store:
+        return self._ctx.store
+
+    @property
+    def fs(self) -> FolderIO:
+        return self._ctx.fs
 
     # -- configuration --------------------------------------------------------
     @property
     def halted(self) -> str | None:
         """Why API calls are halted (the key was refused), or None."""
-        return self._halted
+        return self._halt.why
 
     @halted.setter
     def halted(self, value: str | None) -> None:
-        # One truth: every change writes through to the store `status` reads, so a
-        # reload that clears the halt clears it there too.
-        self._halted = value or None
-        self.store.write(Meta.HALTED, value or "")
+        self._halt.set(value)
 
     def reconfigure(self, config: Config, client: GeminiClient | None = None) -> None:
         """Take a reloaded config (SIGHUP); the caller rescans afterwards."""
-        self.config = config
-        self.suffixes = config.sidecar_suffixes()
+        live = self._ctx.live
+        live.reload(config)
         self.mirror.renew_before = config.daemon.renew_before
-        # New bounds for new work; steps holding a slot of the old ones finish as they are.
-        self.upload_slots = asyncio.Semaphore(config.daemon.max_uploads)
-        self.generate_slots = asyncio.Semaphore(config.daemon.max_generations)
-        self.mirror.upload_slots = self.upload_slots
+        self.mirror.upload_slots = live.upload_slots
         if client is not None:
             self.set_client(client)
 
     def _keeps_alive(self, sha: str) -> bool:
         """A content's copy is renewed while any of its files' folders keeps copies alive."""
-        if self.config.all_kept_alive():  # the default: no lookup per content
+        config = self._ctx.config
+        if config.all_kept_alive():  # the default: no lookup per content
             return True
-        return any(self.config.keeps_alive(Path(p)) for p in self.store.live_paths_for(sha))
+        return any(config.keeps_alive(Path(p)) for p in self._ctx.store.live_paths_for(sha))
 
     def set_client(self, client: GeminiClient) -> None:
         # `halted` stays until a call succeeds, so a still-bad key is logged once.
-        self.client = client
+        self._ctx.live.client = client
         self.mirror.client = client
 
     # -- the queue ------------------------------------------------------------
     def mark_dirty(self, path: str, *, event: bool = True) -> None:
         """A hint that ``path`` may have changed (watcher thread hands it over here)."""
         if event:
-            self.settle.event(path)
-            self.scanned.pop(path, None)  # the scan's stat is stale now
-        self.schedule(path, self.monotonic())
+            self._settle.event(path)
+            self._folders.stale(path)
+        self.schedule(path, self._ctx.monotonic())
 
     def schedule(self, path: str, due: float) -> None:
         if path in self._running:
@@ -160,9 +181,14 @@ class Engine:
 
     def later(self, path: str, at_wall: float | None) -> None:
         """Look at a path again at a wall-clock time (retries), never in `sync`."""
-        if self.once or at_wall is None:
+        if self._ctx.once or at_wall is None:
             return
-        self.schedule(path, self.monotonic() + max(0.0, at_wall - self.clock()))
+        self.schedule(path, self._ctx.monotonic() + max(0.0, at_wall - self._ctx.clock()))
+
+    @property
+    def turns(self) -> int:
+        """How often the dispatcher went to sleep and woke: one that spins shows here."""
+        return self._turns
 
     @property
     def busy(self) -> bool:
@@ -171,7 +197,7 @@ class Engine:
     async def run(self, *, until_idle: bool = False) -> None:
         """Dispatch due paths until stopped (or, with ``until_idle``, until nothing is left)."""
         while not self._stopping:
-            now = self.monotonic()
+            now = self._ctx.monotonic()
             while self._heap and self._heap[0][0] <= now and len(self._running) < MAX_TASKS:
                 due, _, path = heapq.heappop(self._heap)
                 if self._due.get(path) != due:
@@ -179,8 +205,9 @@ class Engine:
                 del self._due[path]
                 self._running[path] = asyncio.create_task(self._process(path), name=path)
             # `sync` has no grace period: there the pass's renames must be seen first.
-            sweep_in = self.sweeper.start_if_due(now, blocked=self.once and bool(self._running))
-            if until_idle and not self._heap and not self._running and not self.sweeper.running:
+            blocked = self._ctx.once and bool(self._running)
+            sweep_in = self._sweeper.start_if_due(now, blocked=blocked)
+            if until_idle and not self._heap and not self._running and not self._sweeper.running:
                 await self.mirror.renewals.wait()
                 if not self._heap and not self._running:
                     return
@@ -190,6 +217,7 @@ class Engine:
             if sweep_in is not None:
                 timeout = sweep_in if timeout is None else min(timeout, sweep_in)
             self._wake.clear()
+            self._turns += 1
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
@@ -203,17 +231,17 @@ class Engine:
         tasks = list(self._running.values())
         for t in tasks:
             t.cancel()
-        tasks += self.sweeper.cancel()
+        tasks += self._sweeper.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _process(self, path: str) -> None:
         try:
-            await self.reconciler.reconcile(path)
+            await self._reconciler.reconcile(path)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unexpected error on %s; will look again later", path)
-            self.later(path, self.clock() + 300)
+            self.later(path, self._ctx.clock() + 300)
         finally:
             self._running.pop(path, None)
             again = self._again.pop(path, None)
@@ -224,15 +252,15 @@ class Engine:
     # -- scans, sweeps and the remote listing ---------------------------------
     async def scan(self) -> int:
         """Queue every candidate file and every recorded path; returns files found."""
-        return await self.folders.scan()
+        return await self._folders.scan()
 
     def sweep_soon(self, delay: float) -> None:
         """Forget vanished paths and retire unneeded contents within ``delay`` seconds."""
-        self.sweeper.soon(delay)
+        self._sweeper.soon(delay)
         self.wake()
 
     async def sweep(self) -> None:
-        await self.sweeper.sweep()
+        await self._sweeper.sweep()
 
     def wake(self) -> None:
         self._wake.set()
@@ -244,16 +272,16 @@ class Engine:
             await self.mirror.delete_doomed()
         except ApiError as e:
             if classify(e) == "auth":
-                self.halt(e)
+                self._halt(e)
             else:
                 log.warning("could not list the remote files: %s", e)
             return
-        if self.halted:
+        if self._halt.why:
             log.info("the API key works again; resuming")
-            self.halted = None
+            self._halt.set(None)
             await self.scan()
         for sha in vanished:
-            for p in self.store.live_paths_for(sha):
+            for p in self._ctx.store.live_paths_for(sha):
                 self.mark_dirty(p, event=False)
 
     # -- problems: said once per path, or a halt of every API call -------------
@@ -264,12 +292,5 @@ class Engine:
             log.warning(msg, *args)
 
     def halt(self, error: ApiError) -> None:
-        if classify(error) != "auth":
-            log.error("unexpected API error: %s", error)
-            return
-        if not self.halted:
-            self.halted = (
-                f"the API key was refused ({error.reason or error.status}); "
-                "fix it and reload (systemctl reload mediasync)"
-            )
-            log.error("%s", self.halted)
+        """Halt every API call if ``error`` refused the key; else log it."""
+        self._halt(error)

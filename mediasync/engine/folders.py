@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mediasync.config import FolderConfig
+from mediasync.engine.context import Context, Requeue
 from mediasync.local import sidecar
 from mediasync.local.folderio import (
     FolderLook,
@@ -22,10 +22,8 @@ from mediasync.local.folderio import (
 )
 from mediasync.local.scan import stat_all, walk_folder
 from mediasync.rules import availability
+from mediasync.rules.rows import LocalFacts
 from mediasync.store import Meta
-
-if TYPE_CHECKING:
-    from mediasync.engine.dispatch import Engine
 
 log = logging.getLogger("mediasync")
 
@@ -34,11 +32,21 @@ WALK_TIMEOUT = 1800.0  # a walk of a huge tree may take long; a hung share must 
 
 
 class Folders:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
+    def __init__(self, ctx: Context, queue: Requeue) -> None:
+        self._ctx = ctx
+        self._queue = queue  # the scan queues what it found
         # folder → why it is unavailable; kept in the store for `status`
-        self.unavailable: dict[str, str] = engine.store.read(Meta.UNAVAILABLE)
+        self.unavailable: dict[str, str] = ctx.store.read(Meta.UNAVAILABLE)
+        self._scanned: dict[str, LocalFacts] = {}  # stat taken by the last scan
         self._rescans: set[asyncio.Task[int]] = set()
+
+    def take_stat(self, path: str) -> LocalFacts | None:
+        """The stat the last scan took of ``path``, handed out once (then it is old)."""
+        return self._scanned.pop(path, None)
+
+    def stale(self, path: str) -> None:
+        """``path`` changed since the scan: its stat from the scan is stale."""
+        self._scanned.pop(path, None)
 
     async def scan(self) -> int:
         """Queue every candidate file and every recorded path; returns files found.
@@ -46,22 +54,22 @@ class Folders:
         Folders are walked side by side, each in its own threads: one that does not
         answer ends its walk at the time-out and holds up none of the others.
         """
-        walks = await asyncio.gather(*(self._scan_folder(f) for f in self.e.config.folders))
+        walks = await asyncio.gather(*(self._scan_folder(f) for f in self._ctx.config.folders))
         found: set[str] = set()
         reachable: set[str] = set()
-        for folder, walked in zip(self.e.config.folders, walks, strict=True):
+        for folder, walked in zip(self._ctx.config.folders, walks, strict=True):
             if walked is not None:
                 reachable.add(str(folder.path))
                 found.update(walked)
-        known = {r.path for r in self.e.store.all_paths() if r.gone_at is None}
+        known = {r.path for r in self._ctx.store.all_paths() if r.gone_at is None}
         # Vanished paths first: a rename's old path must be seen gone before its new one.
         for p in sorted(known - found):
-            folder = self.e.config.folder_for(Path(p))
+            folder = self._ctx.config.folder_for(Path(p))
             away = availability.unavailable_holding(p, self.unavailable)
             if folder is None or (str(folder.path) in reachable and away is None):
-                self.e.mark_dirty(p, event=False)
+                self._queue.mark_dirty(p, event=False)
         for p in sorted(found):
-            self.e.mark_dirty(p, event=False)
+            self._queue.mark_dirty(p, event=False)
         return len(found)
 
     async def _scan_folder(self, folder: FolderConfig) -> list[str] | None:
@@ -72,13 +80,14 @@ class Folders:
             return None
         temp_dirs: set[str] = set()
         try:
-            files = await self.e.fs.call(key, walk_folder, folder, self.e.suffixes, temp_dirs,
-                                       timeout=WALK_TIMEOUT)
-            self.e.scanned.update(await self.e.fs.call(key, stat_all, files, timeout=WALK_TIMEOUT))
+            fs = self._ctx.fs
+            files = await fs.call(key, walk_folder, folder, self._ctx.suffixes, temp_dirs,
+                                  timeout=WALK_TIMEOUT)
+            self._scanned.update(await fs.call(key, stat_all, files, timeout=WALK_TIMEOUT))
             for d in temp_dirs:
                 # Temp files of a write a crash interrupted; young ones may be in flight.
-                await self.e.fs.call(key, sidecar.clean_stale_temps, Path(d), STALE_TEMP,
-                                   self.e.clock())
+                await fs.call(key, sidecar.clean_stale_temps, Path(d), STALE_TEMP,
+                              self._ctx.clock())
         except FolderUnavailable:
             self._set_unavailable(key, "does not answer")
             return None
@@ -90,13 +99,13 @@ class Folders:
         """Seen with files: an empty mount point later, on this device or with this
         mount point gone from the mount table, is an unmount, not deleted files; so
         is a disk mounted inside the folder that held some of them."""
-        if self.e.store.read(Meta.folder_dev(key)) != str(look.dev):
-            self.e.store.write(Meta.folder_dev(key), str(look.dev))
+        if self._ctx.store.read(Meta.folder_dev(key)) != str(look.dev):
+            self._ctx.store.write(Meta.folder_dev(key), str(look.dev))
         if look.mounts is None:
             return  # mount table unreadable: keep what was recorded
         mount = holding_mount(look.real_path, look.mounts) or ""
-        if self.e.store.read(Meta.folder_mount(key)) != mount:
-            self.e.store.write(Meta.folder_mount(key), mount)
+        if self._ctx.store.read(Meta.folder_mount(key)) != mount:
+            self._ctx.store.write(Meta.folder_mount(key), mount)
         # walk_folder follows no symlink: a file's path below the folder is the same
         # below its real path, which is how the mount table names things.
         prefix = key.rstrip("/") + "/"
@@ -107,11 +116,11 @@ class Folders:
 
     def submounts(self, key: str) -> list[str]:
         """The folder's recorded sub-mounts, relative to it (meta ``folder_submounts:``)."""
-        return [v for v in self.e.store.read(Meta.folder_submounts(key)) if isinstance(v, str)]
+        return [v for v in self._ctx.store.read(Meta.folder_submounts(key)) if isinstance(v, str)]
 
     def _set_submounts(self, key: str, rels: list[str]) -> None:
         if rels != self.submounts(key):
-            self.e.store.write(Meta.folder_submounts(key), rels)
+            self._ctx.store.write(Meta.folder_submounts(key), rels)
 
     async def available(self, folder: FolderConfig) -> FolderLook | None:
         """What the folder looks like when its listing can be trusted, else None (said once).
@@ -122,7 +131,7 @@ class Folders:
         key = str(folder.path)
         submounts = self.submounts(key)
         try:
-            look = await self.e.fs.call(key, look_at_folder, key, submounts)
+            look = await self._ctx.fs.call(key, look_at_folder, key, submounts)
         except FolderUnavailable:
             self._set_unavailable(key, "does not answer")
             return None
@@ -131,10 +140,10 @@ class Folders:
             # while the folder is …/LABEL/DCIM), or a permission or I/O error.
             self._set_unavailable(key, f"cannot be looked at ({e.strerror or e})")
             return None
-        recorded = self.e.store.read(Meta.folder_dev(key))
+        recorded = self._ctx.store.read(Meta.folder_dev(key))
         why = availability.folder_unavailable(
             look.dev, look.parent_dev, int(recorded) if recorded else None,
-            self.e.store.read(Meta.folder_mount(key)) or None, look.mounts,
+            self._ctx.store.read(Meta.folder_mount(key)) or None, look.mounts,
         )
         self._set_unavailable(key, why)
         if why is not None:
@@ -176,7 +185,7 @@ class Folders:
             self.unavailable[folder] = why
             log.warning("folder %s %s; nothing in it counts as deleted while it is unavailable",
                         folder, why)
-        self.e.store.write(Meta.UNAVAILABLE, self.unavailable)
+        self._ctx.store.write(Meta.UNAVAILABLE, self.unavailable)
 
     def folder_answers(self, folder: str) -> None:
         """A stuck call in a folder returned: look at everything again."""

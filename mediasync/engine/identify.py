@@ -7,28 +7,43 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
 
 from mediasync.config import FolderConfig
+from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import ChangedWhileHashing, NotRegular, hash_file
 from mediasync.rules import naming, steps
 from mediasync.rules.rows import LocalFacts, PathRow
 
-if TYPE_CHECKING:
-    from mediasync.engine.dispatch import Engine
-
 log = logging.getLogger("mediasync")
 
 UNREADABLE_RETRY = 600.0  # seconds before an unreadable file is tried again
-UNAVAILABLE_RETRY = 60.0  # seconds before a path in a folder that did not answer is looked at
+
+# The folder or sub-mount holding a path that cannot be looked at now, or None
+Away = Callable[[str, FolderConfig], Awaitable[str | None]]
 
 
 class Identifier:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
+    def __init__(
+        self,
+        ctx: Context,
+        queue: Requeue,
+        *,
+        away: Away,
+        forget_settle: Callable[[str], None],
+        sweep_grace: Callable[[], float],
+    ) -> None:
+        """``away``: the folders' verdict on a missing path (Folders.away);
+        ``forget_settle``: drop what settling kept of a gone path (Settle.forget);
+        ``sweep_grace``: how long a gone path waits for its rename to be seen."""
+        self._ctx = ctx
+        self._queue = queue
+        self._away = away
+        self._forget_settle = forget_settle
+        self._sweep_grace = sweep_grace
 
     async def identify(
         self,
@@ -40,7 +55,7 @@ class Identifier:
         facts: LocalFacts,
     ) -> PathRow | None:
         """The path's row with its content hash, reading the file only when its stat changed."""
-        row = self.e.store.get_path(path)
+        row = self._ctx.store.get_path(path)
         same = row is not None and (row.size, row.mtime_ns, row.inode) == (
             facts.size,
             facts.mtime_ns,
@@ -68,9 +83,9 @@ class Identifier:
             mime=mime,
             problem=problem,
             gone_at=None,
-            updated_at=self.e.clock(),
+            updated_at=self._ctx.clock(),
         )
-        self.e.store.put_path(new)
+        self._ctx.store.put_path(new)
         if problem:
             if row is None or row.problem != problem:
                 log.warning("%s: %s", rel, problem)
@@ -78,7 +93,7 @@ class Identifier:
         assert sha is not None
         if row is not None and row.sha256 and row.sha256 != sha:
             log.info("%s changed; uploading the new version", rel)
-            self.e.sweep_soon(0.0)  # the old content may be unneeded now
+            self._queue.sweep_soon(0.0)  # the old content may be unneeded now
         if row is None or row.sha256 != sha:
             await self.adopt_outputs(path, folder, sha)
         return new
@@ -91,19 +106,19 @@ class Identifier:
         if twin is not None:
             return twin.sha256, None
         try:
-            sha = await self.e.fs.call(str(folder.path), hash_file, path, facts, timeout=None)
+            sha = await self._ctx.fs.call(str(folder.path), hash_file, path, facts, timeout=None)
         except FolderUnavailable:
-            self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
+            self._queue.later(path, self._ctx.clock() + UNAVAILABLE_RETRY)
         except ChangedWhileHashing:
-            self.e.schedule(path, self.e.monotonic() + self.e.config.daemon.settle)
+            self._queue.schedule(path, self._ctx.monotonic() + self._ctx.config.daemon.settle)
         except FileNotFoundError:
             await self.gone(path, folder)
         except NotRegular as e:
-            self.e.note(path, "notregular", "skipping %s: %s", rel, e.what)
+            self._queue.note(path, "notregular", "skipping %s: %s", rel, e.what)
         except OSError as e:
             # Permissions and I/O errors change without the file changing: this is
             # looked at again on every scan (and said once), never a verdict.
-            self.e.later(path, self.e.clock() + UNREADABLE_RETRY)
+            self._queue.later(path, self._ctx.clock() + UNREADABLE_RETRY)
             return None, f"{steps.READ_PROBLEM}: {e.strerror or e}"
         else:
             return sha, None
@@ -114,16 +129,16 @@ class Identifier:
         unmounted, or a disk pulled from inside it, counts as still holding the path
         (nothing is taken for moved or deleted on a share or disk that is away)."""
         try:
-            if await self.e.fs.call(folder, os.path.lexists, path):
+            if await self._ctx.fs.call(folder, os.path.lexists, path):
                 return True
         except FolderUnavailable:
             return True
-        cfg = self.e.config.folder_for(Path(path))
-        return cfg is not None and await self.e.folders.away(path, cfg) is not None
+        cfg = self._ctx.config.folder_for(Path(path))
+        return cfg is not None and await self._away(path, cfg) is not None
 
     async def vanished_twin(self, path: str, facts: LocalFacts) -> PathRow | None:
         """A recorded path that no longer exists but had this very file (a rename)."""
-        twin = self.e.store.find_twin(path, facts.inode, facts.size, facts.mtime_ns)
+        twin = self._ctx.store.find_twin(path, facts.inode, facts.size, facts.mtime_ns)
         if twin is not None and (
             twin.gone_at is not None or not await self.exists(twin.folder, twin.path)
         ):
@@ -132,18 +147,18 @@ class Identifier:
 
     async def adopt_outputs(self, path: str, folder: FolderConfig, sha: str) -> None:
         """A renamed (or moved) file takes its sidecars along: no new generation."""
-        if self.e.store.get_outputs(path):
+        if self._ctx.store.get_outputs(path):
             return
-        for old in self.e.store.paths_with_sha(sha, exclude=path):
+        for old in self._ctx.store.paths_with_sha(sha, exclude=path):
             if old.gone_at is None and await self.exists(old.folder, old.path):
                 continue  # a copy, not a rename
-            recorded = self.e.store.get_outputs(old.path)
+            recorded = self._ctx.store.get_outputs(old.path)
             moved: dict[str, str] = {}
             for suffix, out in recorded.items():
                 target = naming.sidecar_for(Path(path), suffix)
                 try:
-                    ok = await self.e.fs.call(str(folder.path), sidecar.move_sidecar,
-                                            Path(out.sidecar), target)
+                    ok = await self._ctx.fs.call(str(folder.path), sidecar.move_sidecar,
+                                                 Path(out.sidecar), target)
                 except FolderUnavailable:
                     ok = False
                 except OSError as e:
@@ -153,8 +168,8 @@ class Identifier:
                     ok = False
                 if ok:
                     moved[suffix] = str(target)
-            self.e.store.move_outputs(old.path, path, moved)
-            self.e.store.delete_path(old.path)
+            self._ctx.store.move_outputs(old.path, path, moved)
+            self._ctx.store.delete_path(old.path)
             if moved:
                 log.info(
                     "%s moved to %s; moved %d sidecar(s) with it",
@@ -163,15 +178,15 @@ class Identifier:
             return
 
     async def gone(self, path: str, folder: FolderConfig | None) -> None:
-        self.e.settle.forget(path)
-        row = self.e.store.get_path(path)
+        self._forget_settle(path)
+        row = self._ctx.store.get_path(path)
         if row is None or row.gone_at is not None:
             return
-        if folder is not None and await self.e.folders.away(path, folder) is not None:
+        if folder is not None and await self._away(path, folder) is not None:
             # An unmounted or hung share, or a disk pulled from inside the folder, is
             # not a folder of deleted files.
             return
-        self.e.store.mark_gone(path, self.e.clock())
+        self._ctx.store.mark_gone(path, self._ctx.clock())
         log.info("%s is gone; its sidecars are kept", path)
-        self.e.sweep_soon(self.e.sweeper.grace)
+        self._queue.sweep_soon(self._sweep_grace())
 

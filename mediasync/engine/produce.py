@@ -12,10 +12,10 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
 
 from mediasync.config import Knobs
-from mediasync.engine.identify import UNAVAILABLE_RETRY
+from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
+from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, Usage
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
@@ -25,14 +25,11 @@ from mediasync.rules import failures, states, steps
 from mediasync.rules.failures import classify
 from mediasync.rules.rows import ContentRow, Desired, Outcome, OutputRow, PathRow
 
-if TYPE_CHECKING:
-    from mediasync.engine.dispatch import Engine
-
 log = logging.getLogger("mediasync")
 
 
 @dataclass(frozen=True)
-class _Job:
+class Job:
     """One output of one file being generated."""
 
     path: str
@@ -46,28 +43,45 @@ class _Job:
 
 
 class Producer:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
+    def __init__(
+        self,
+        ctx: Context,
+        queue: Requeue,
+        halt: Halt,
+        *,
+        exists: Callable[[str, str], Awaitable[bool]],
+        jitter: Callable[[], float],
+        forget_copy: Callable[[str], None],
+    ) -> None:
+        """``exists(folder, path)``: whether a sidecar is there, a folder that is away
+        counting as holding it (Identifier.exists); ``jitter``: a draw in [0, 1) for
+        backoffs; ``forget_copy(sha)``: the remote copy is gone (Mirror.forget_copy)."""
+        self._ctx = ctx
+        self._queue = queue
+        self._halt = halt
+        self._exists = exists
+        self._jitter = jitter
+        self._forget_copy = forget_copy
         # Answers shared within one pass of a content (.srt and .vtt of one request).
-        self.answers: dict[tuple[str, ...], structured.Answer] = {}
+        self._answers: dict[tuple[str, ...], structured.Answer] = {}
 
     def forget_answers(self, sha: str) -> None:
         """Answers are shared within one pass only: a deleted sidecar asks afresh."""
-        for key in [k for k in self.answers if k[0] == sha]:
-            del self.answers[key]
+        for key in [k for k in self._answers if k[0] == sha]:
+            del self._answers[key]
 
     async def output(self, path: str, rel: PurePath, sha: str, want: Desired,
                      ready: Callable[[], Awaitable[ContentRow | None]] | None = None) -> None:
         """Bring one output up to date. ``ready`` makes the remote copy when a generation
         needs it (keep_alive = "on_use"); without it the caller made it already."""
-        row = self.e.store.get_outputs(path).get(want.suffix)
-        folder = self.e.config.folder_for(Path(path))
+        row = self._ctx.store.get_outputs(path).get(want.suffix)
+        folder = self._ctx.config.folder_for(Path(path))
         key = str(folder.path) if folder else os.path.dirname(path)
         if (
             row is not None
             and row.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT)
             and states.is_current(row, want, sha)
-            and await self.e.identify.exists(key, want.sidecar)
+            and await self._exists(key, want.sidecar)
         ):
             # Nothing would be written either way; hashing the sidecar to tell
             # "ours" from "edited" waits until a write is wanted.
@@ -75,28 +89,28 @@ class Producer:
         target = Path(want.sidecar)
         try:
             if want.format == "xmp":
-                state, on_disk = await self.e.fs.call(key, formats.xmp_state, target, row)
+                state, on_disk = await self._ctx.fs.call(key, formats.xmp_state, target, row)
             else:
-                state, on_disk = await self.e.fs.call(key, _sidecar_state, target, row)
+                state, on_disk = await self._ctx.fs.call(key, _sidecar_state, target, row)
         except FolderUnavailable:
-            self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
+            self._queue.later(path, self._ctx.clock() + UNAVAILABLE_RETRY)
             return
         except OSError as e:
             # A sidecar name too long for the file system, permissions…: said plainly,
             # tried again later (a rename or a fix by the owner heals it).
             self._cannot_look(path, rel, sha, want, row, target, e)
             return
-        step = steps.output_step(row, want, sha, state, self.e.clock())
+        step = steps.output_step(row, want, sha, state, self._ctx.clock())
         if step == "skip" and row is not None and row.outcome == Outcome.BLOCKED and (
                 formats.knobs_changed_since(row.message, self._knobs_mark(path, want))):
             step = "generate"  # out of tokens before; the owner changed the knobs since
         if step == "skip":
             return
         if step == "wait":
-            self.e.later(path, row.retry_at if row else None)
+            self._queue.later(path, row.retry_at if row else None)
             return
         if step == "keep_edit":
-            owner = self.e.store.sidecar_owner(want.sidecar, path)
+            owner = self._ctx.store.sidecar_owner(want.sidecar, path)
             message = (f"not written: {target.name} is {os.path.basename(owner)}'s (files "
                        "named alike share stem-named sidecars)" if owner
                        else "kept the owner's edit")
@@ -115,7 +129,7 @@ class Producer:
         row: OutputRow | None, on_disk: str | None,
         ready: Callable[[], Awaitable[ContentRow | None]] | None,
     ) -> None:
-        job = _Job(path, key, rel, sha, want, row, on_disk,
+        job = Job(path, key, rel, sha, want, row, on_disk,
                    (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1)
         if want.format == "xmp" and not await self._xmp_takes_it(job):
             return
@@ -138,8 +152,8 @@ class Producer:
             log.warning("%s: no %s: %s", rel, want.suffix, told)
             return
         try:
-            rendered = await self.e.fs.call(job.key, formats.render, want, gen.text,
-                                            answer.value, req, on_disk)
+            rendered = await self._ctx.fs.call(job.key, formats.render, want, gen.text,
+                                                 answer.value, req, on_disk)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -150,12 +164,12 @@ class Producer:
             return
         if rendered.note:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
-        await self._write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage)
+        await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage)
 
-    async def _xmp_takes_it(self, job: _Job) -> bool:
+    async def _xmp_takes_it(self, job: Job) -> bool:
         """Whether the XMP sidecar there can take the answer; asked before paying for one."""
         try:
-            await self.e.fs.call(job.key, formats.check_xmp, job.want, Path(job.path))
+            await self._ctx.fs.call(job.key, formats.check_xmp, job.want, Path(job.path))
         except FolderUnavailable:
             self._unavailable(job)
             return False
@@ -166,21 +180,21 @@ class Producer:
             return False
         return True
 
-    async def _answer(self, job: _Job) -> tuple[structured.Answer, formats.Request] | None:
+    async def _answer(self, job: Job) -> tuple[structured.Answer, formats.Request] | None:
         """The model's answer to the output's request, or None (recorded why)."""
-        content = self.e.store.get_content(job.sha)
+        content = self._ctx.store.get_content(job.sha)
         if content is None or not content.uri:
             return None
-        knobs = self.e.config.knobs_for(Path(job.path), job.want.spec)
+        knobs = self._ctx.config.knobs_for(Path(job.path), job.want.spec)
         try:
             # Before taking a generate slot: a folder that stops answering holds none.
-            req = await self.e.fs.call(job.key, formats.prepare, job.want, job.path, job.rel,
-                                       content.mime, knobs.system_instruction)
+            req = await self._ctx.fs.call(job.key, formats.prepare, job.want, job.path,
+                                            job.rel, content.mime, knobs.system_instruction)
         except FolderUnavailable:
             self._unavailable(job)
             return None
-        async with self.e.generate_slots:
-            content = self.e.store.get_content(job.sha)  # renewed while waiting, maybe
+        async with self._ctx.generate_slots:
+            content = self._ctx.store.get_content(job.sha)  # renewed while waiting, maybe
             if content is None or not content.uri:
                 return None
             try:
@@ -195,12 +209,12 @@ class Producer:
                             job.attempts)
         return None
 
-    async def _write(self, job: _Job, text: str, usage: Usage) -> None:
+    async def write(self, job: Job, text: str, usage: Usage) -> None:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
         try:
-            moved = await self.e.fs.call(job.key, _moved, path, self.e.store.get_path(path))
+            moved = await self._ctx.fs.call(job.key, _moved, path, self._ctx.store.get_path(path))
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -209,7 +223,7 @@ class Producer:
             # here would sit beside nothing. The rename/delete logic takes over.
             log.info("%s moved or changed while its %s was generated; not writing it",
                      job.rel, want.suffix)
-            self.e.schedule(path, self.e.monotonic())
+            self._queue.schedule(path, self._ctx.monotonic())
             return
         # Record what we are about to write, so a crash between the write and the
         # record still recognises the file as ours.
@@ -217,8 +231,8 @@ class Producer:
                      pending=sidecar.text_hash(sidecar.as_written(text)),
                      usage=usage)
         try:
-            written = await self.e.fs.call(job.key, _write_sidecar, Path(want.sidecar), text,
-                                           on_disk)
+            written = await self._ctx.fs.call(job.key, _write_sidecar, Path(want.sidecar),
+                                                text, on_disk)
         except FolderUnavailable:
             # Whether the rename happened is unknown: the pending record tells on the
             # next look (confirm if our bytes are there, else generate).
@@ -226,14 +240,14 @@ class Producer:
             return
         except OSError as e:
             # Disk full, folder read-only for a while: the owner can fix it; try again.
-            v = failures.judge_os(e, job.attempts, self.e.clock(), self.e.mirror.jitter())
+            v = failures.judge_os(e, job.attempts, self._ctx.clock(), self._jitter())
             log.error("%s: cannot write %s: %s; will try again", job.rel, name, v.reason)
             self._retry(job, f"cannot write {name}: {v.reason}", v.retry_at, usage)
             return
         if written is None and want.format == "xmp":
             # Another tool wrote the sidecar while we asked: merge into its version soon.
             self._retry(job, "the sidecar changed while generating; merging again",
-                        self.e.clock() + 1.0, usage)
+                        self._ctx.clock() + 1.0, usage)
         elif written is None:
             self._record(path, sha, want, row, outcome=Outcome.KEPT_EDIT, written_hash=on_disk,
                          message="kept the owner's edit", usage=usage)
@@ -244,46 +258,46 @@ class Producer:
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
 
     def _knobs_mark(self, path: str, want: Desired) -> str:
-        knobs = self.e.config.knobs_for(Path(path), want.spec)
+        knobs = self._ctx.config.knobs_for(Path(path), want.spec)
         return formats.knobs_fingerprint(knobs.generation_config())
 
-    def _unavailable(self, job: _Job) -> None:
+    def _unavailable(self, job: Job) -> None:
         """The folder stopped answering: look again when it may answer."""
         log.debug("%s: its folder does not answer; %s waits", job.rel, job.want.suffix)
-        self.e.later(job.path, self.e.clock() + UNAVAILABLE_RETRY)
+        self._queue.later(job.path, self._ctx.clock() + UNAVAILABLE_RETRY)
 
-    def _backoff(self, job: _Job) -> float:
-        return self.e.clock() + failures.backoff(job.attempts, self.e.mirror.jitter())
+    def _backoff(self, job: Job) -> float:
+        return self._ctx.clock() + failures.backoff(job.attempts, self._jitter())
 
     def _cannot_look(self, path: str, rel: PurePath, sha: str, want: Desired,
                      row: OutputRow | None, target: Path, error: OSError) -> None:
         attempts = (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1
-        v = failures.judge_os(error, attempts, self.e.clock(), self.e.mirror.jitter())
+        v = failures.judge_os(error, attempts, self._ctx.clock(), self._jitter())
         message = f"cannot use {target.name}: {v.reason}"
         self._record(path, sha, want, row, outcome=Outcome.FAILED, written_hash=None,
                      message=message, retry_at=v.retry_at, attempts=attempts)
-        self.e.note(path, f"sidecar {want.suffix}", "%s: %s", rel, message)
-        self.e.later(path, v.retry_at)
+        self._queue.note(path, f"sidecar {want.suffix}", "%s: %s", rel, message)
+        self._queue.later(path, v.retry_at)
 
-    def _retry(self, job: _Job, message: str, retry_at: float | None,
+    def _retry(self, job: Job, message: str, retry_at: float | None,
                usage: Usage | None = None) -> None:
         """Record a transient failure and look again at ``retry_at``."""
         self._record(job.path, job.sha, job.want, job.row, outcome=Outcome.FAILED,
                      written_hash=job.on_disk, message=message, retry_at=retry_at,
                      attempts=job.attempts, usage=usage)
-        self.e.later(job.path, retry_at)
+        self._queue.later(job.path, retry_at)
 
     def failed(
         self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
         on_disk: str | None, error: ApiError, attempts: int,
     ) -> None:
-        v = failures.judge_api(error, attempts, self.e.clock(), self.e.mirror.jitter())
+        v = failures.judge_api(error, attempts, self._ctx.clock(), self._jitter())
         if v.kind == "config":
-            self.e.halt(error)
+            self._halt(error)
             return
         gone = classify(error) == "gone"
         if gone:
-            self.e.mirror.forget_copy(sha)
+            self._forget_copy(sha)
         if not v.counts:
             attempts -= 1  # the day's quota or the owner's cap: not this file's failure
         self._record(path, sha, want, row, outcome=Outcome.FAILED, written_hash=on_disk,
@@ -294,13 +308,14 @@ class Producer:
             log.warning("%s: %s failed, will try again: %s", rel, want.suffix, error)
         else:
             log.error("%s: %s failed: %s", rel, want.suffix, error)
-        if gone and not self.e.once:
-            self.e.schedule(path, self.e.monotonic())
+        if gone and not self._ctx.once:
+            self._queue.schedule(path, self._ctx.monotonic())
         elif error.file_not_active and v.retry_at is not None:
             # Processing ends within seconds: look again then, in `sync` too.
-            self.e.schedule(path, self.e.monotonic() + max(0.0, v.retry_at - self.e.clock()))
+            wait = max(0.0, v.retry_at - self._ctx.clock())
+            self._queue.schedule(path, self._ctx.monotonic() + wait)
         else:
-            self.e.later(path, v.retry_at)
+            self._queue.later(path, v.retry_at)
 
     async def _ask(self, want: Desired, sha: str, req: formats.Request, uri: str,
                    mime: str, knobs: Knobs) -> structured.Answer:
@@ -309,16 +324,16 @@ class Producer:
         system = req.system  # chosen and filled in formats.prepare
         key = (sha, want.model, req.prompt, system or "", json.dumps(req.schema, sort_keys=True),
                json.dumps(config, sort_keys=True))
-        if key in self.answers:
+        if key in self._answers:
             # Its tokens were counted with the first output that used it.
-            return dataclasses.replace(self.answers[key], usage=Usage())
-        answer = await structured.ask(self.e.client, want.model, file_uri=uri, mime_type=mime,
+            return dataclasses.replace(self._answers[key], usage=Usage())
+        answer = await structured.ask(self._ctx.client, want.model, file_uri=uri, mime_type=mime,
                                       prompt=req.prompt, system=system, schema=req.schema,
                                       knobs=config)
         if answer.value is not None:
-            if len(self.answers) >= 32:
-                self.answers.pop(next(iter(self.answers)))
-            self.answers[key] = answer
+            if len(self._answers) >= 32:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = answer
         return answer
 
     def _record(
@@ -336,7 +351,7 @@ class Producer:
         retry_at: float | None = None,
         attempts: int = 0,
     ) -> None:
-        self.e.store.put_output(
+        self._ctx.store.put_output(
             OutputRow(
                 path=path,
                 suffix=want.suffix,
@@ -354,7 +369,7 @@ class Producer:
                 ),
                 retry_at=retry_at,
                 attempts=attempts,
-                at=self.e.clock(),
+                at=self._ctx.clock(),
                 thoughts_tokens=(
                     usage.thoughts_tokens if usage else (row.thoughts_tokens if row else 0)
                 ),

@@ -8,93 +8,124 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
 
 from mediasync.config import FolderConfig
-from mediasync.engine.identify import UNAVAILABLE_RETRY
+from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
+from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError
 from mediasync.local.candidates import is_candidate
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import NotRegular, local_facts
 from mediasync.rules import desired
 from mediasync.rules.failures import ContentUnavailable
-from mediasync.rules.rows import ContentRow, LocalFacts, PathRow
+from mediasync.rules.rows import ContentRow, Desired, LocalFacts, PathRow
 
-if TYPE_CHECKING:
-    from mediasync.engine.dispatch import Engine
+# The steps of the parts the reconciler takes in turn, as the engine wires them.
+SettleWait = Callable[[str, LocalFacts, float, float], float]  # Settle.wait
+Identify = Callable[[str, FolderConfig, PurePath, str, str, LocalFacts],
+                    Awaitable[PathRow | None]]  # Identifier.identify
+Gone = Callable[[str, FolderConfig | None], Awaitable[None]]  # Identifier.gone
+Ready = Callable[[], Awaitable[ContentRow | None]]
+Output = Callable[[str, PurePath, str, Desired, Ready | None], Awaitable[None]]  # Producer.output
 
 
 class Reconciler:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
+    def __init__(
+        self,
+        ctx: Context,
+        queue: Requeue,
+        halt: Halt,
+        *,
+        take_stat: Callable[[str], LocalFacts | None],
+        settle_wait: SettleWait,
+        identify: Identify,
+        gone: Gone,
+        ensure_copy: Callable[[str], Awaitable[ContentRow]],
+        output: Output,
+        forget_answers: Callable[[str], None],
+    ) -> None:
+        """``take_stat``: the scan's stat of a path, once (Folders.take_stat);
+        ``ensure_copy(sha)``: the content's usable remote copy (Mirror.ensure);
+        ``forget_answers(sha)``: the end of a content's pass (Producer.forget_answers)."""
+        self._ctx = ctx
+        self._queue = queue
+        self._halt = halt
+        self._take_stat = take_stat
+        self._settle_wait = settle_wait
+        self._identify = identify
+        self._gone = gone
+        self._ensure_copy = ensure_copy
+        self._output = output
+        self._forget_answers = forget_answers
 
     async def reconcile(self, path: str) -> None:
         """Take the next step for one path: settle, identify, mirror, outputs."""
-        folder = self.e.config.folder_for(Path(path))
+        folder = self._ctx.config.folder_for(Path(path))
         rel = PurePath(os.path.relpath(path, folder.path)) if folder else None
-        mt = is_candidate(rel, folder, self.e.suffixes) if folder and rel else None
+        mt = is_candidate(rel, folder, self._ctx.suffixes) if folder and rel else None
         if folder is None or rel is None or mt is None:
-            await self.e.identify.gone(path, folder)
+            await self._gone(path, folder)
             return
         facts = await self._look(path, folder, rel)
         if facts is None:
             return
-        wait = self.e.settle.wait(path, facts, self.e.clock(), self.e.config.daemon.settle)
+        wait = self._settle_wait(path, facts, self._ctx.clock(), self._ctx.config.daemon.settle)
         if wait > 0:
-            self.e.schedule(path, self.e.monotonic() + wait)
+            self._queue.schedule(path, self._ctx.monotonic() + wait)
             return
-        row = await self.e.identify.identify(path, folder, rel, mt.kind, mt.mime, facts)
-        if row is None or row.problem or not row.sha256 or self.e.halted:
+        row = await self._identify(path, folder, rel, mt.kind, mt.mime, facts)
+        if row is None or row.problem or not row.sha256 or self._halt.why:
             return
         sha, ready = row.sha256, None
-        if self.e.config.keeps_alive(Path(path)):
+        if self._ctx.config.keeps_alive(Path(path)):
             if await self._copy(path, row) is None:
                 return
         else:
             # keep_alive = "on_use": a copy is made only when an output is generated.
             ready = _Once(lambda: self._copy(path, row))
-        for want in desired.desired(folder, path, row.kind, self.e.config.api.model):
-            await self.e.producer.output(path, rel, sha, want, ready)
-        self.e.producer.forget_answers(sha)
+        for want in desired.desired(folder, path, row.kind, self._ctx.config.api.model):
+            await self._output(path, rel, sha, want, ready)
+        self._forget_answers(sha)
 
     async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
         """The path's stat (from the scan when fresh), or None when there is nothing to do."""
         try:
-            return self.e.scanned.pop(path, None) or await self.e.fs.call(
+            return self._take_stat(path) or await self._ctx.fs.call(
                 str(folder.path), local_facts, path
             )
         except FolderUnavailable:
-            self.e.later(path, self.e.clock() + UNAVAILABLE_RETRY)
+            self._queue.later(path, self._ctx.clock() + UNAVAILABLE_RETRY)
         except FileNotFoundError:
-            await self.e.identify.gone(path, folder)
+            await self._gone(path, folder)
         except NotRegular as e:
-            self.e.note(path, "notregular", "skipping %s: %s, not a regular file", rel, e.what)
-            await self.e.identify.gone(path, folder)
+            self._queue.note(path, "notregular", "skipping %s: %s, not a regular file", rel, e.what)
+            await self._gone(path, folder)
         except OSError as e:
-            self.e.note(path, "stat", "cannot look at %s: %s", rel, e.strerror or e)
+            self._queue.note(path, "stat", "cannot look at %s: %s", rel, e.strerror or e)
         return None
 
     async def _copy(self, path: str, row: PathRow) -> ContentRow | None:
         """The content's usable remote copy (uploaded if needed), or None for now."""
         assert row.sha256 is not None
-        if self.e.store.get_content(row.sha256) is None:
-            self.e.store.ensure_content(row.sha256, row.size, row.mime, row.kind, self.e.clock())
+        store = self._ctx.store
+        if store.get_content(row.sha256) is None:
+            store.ensure_content(row.sha256, row.size, row.mime, row.kind, self._ctx.clock())
         try:
-            return await self.e.mirror.ensure(row.sha256)
+            return await self._ensure_copy(row.sha256)
         except ContentUnavailable as e:
             if e.changed:  # not a retry: the new bytes need hashing (in `sync` too)
-                self.e.schedule(path, self.e.monotonic() + self.e.config.daemon.settle)
+                self._queue.schedule(path, self._ctx.monotonic() + self._ctx.config.daemon.settle)
             else:
-                self.e.later(path, e.retry_at)
+                self._queue.later(path, e.retry_at)
         except ApiError as e:
-            self.e.halt(e)
+            self._halt(e)
         return None
 
 
 class _Once:
     """The copy asked for at most once per pass: a failure is not retried per output."""
 
-    def __init__(self, make: Callable[[], Awaitable[ContentRow | None]]) -> None:
+    def __init__(self, make: Ready) -> None:
         self._make = make
         self._asked = False
         self._got: ContentRow | None = None

@@ -25,7 +25,7 @@ from mediasync.gemini import GeminiClient
 from mediasync.local.folderio import holding_mount, parse_mount_points, read_mount_points
 from mediasync.media.samples import png_bytes
 from mediasync.rules import availability
-from mediasync.store import Store
+from mediasync.store import Meta, Store
 from tests.helpers import Running, cli, db_rows, engine_setup, wait_for, write_config
 
 
@@ -244,10 +244,11 @@ def test_a_vanished_file_on_a_pulled_disk_is_not_gone(card, emu, tmp_path):
             card.umount()
             await engine.scan()
             queued = engine.busy  # the only file is on the pulled disk: nothing to look at
-            await engine.identify.gone(path, config.folders[0])
+            engine.mark_dirty(path)  # as a watcher event: the file is missing
+            await engine.run(until_idle=True)
             row = store.get_path(path)
             assert row is not None
-            return queued, row.gone_at, dict(engine.folders.unavailable)
+            return queued, row.gone_at, store.read(Meta.UNAVAILABLE)
         finally:
             await client.aclose()
             store.close()

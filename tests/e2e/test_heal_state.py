@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
+from mediasync.engine import sweep
 from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
 from mediasync.media.samples import png_bytes
@@ -57,16 +58,6 @@ def is_list(r: httpx.Request) -> bool:
 
 def is_generate(r: httpx.Request) -> bool:
     return r.url.path.endswith(":generateContent")
-
-
-class CountingEvent(asyncio.Event):
-    """The dispatcher clears its wake-up event once per turn: count the turns."""
-
-    turns = 0
-
-    def clear(self) -> None:
-        self.turns += 1
-        super().clear()
 
 
 def make_engine(
@@ -366,7 +357,6 @@ def test_sweep_runs_while_a_slow_task_holds_and_the_loop_sleeps(tmp_path, emu):
             await release.wait()
 
         transport.hooks.append((is_generate, hold))
-        wake = engine._wake = CountingEvent()
         runner = asyncio.create_task(engine.run())
         slow = tmp_path / "inbox" / "slow.png"
         slow.write_bytes(png_bytes(seed=13))
@@ -378,10 +368,10 @@ def test_sweep_runs_while_a_slow_task_holds_and_the_loop_sleeps(tmp_path, emu):
             if store.gone_paths():
                 break
             await asyncio.sleep(0.01)
-        turns = wake.turns
+        turns = engine.turns
         await asyncio.sleep(0.5)  # a slow task runs; a deletion waits for its grace
-        idle_turns = wake.turns - turns
-        mono.offset += engine.sweeper.grace + 1
+        idle_turns = engine.turns - turns
+        mono.offset += sweep.grace(engine.config.daemon.settle, once=False) + 1
         engine.mark_dirty(str(tmp_path / "inbox" / "nothing.png"))  # a wake-up; grace over
         for _ in range(300):
             if emu.stats().get("deletes"):

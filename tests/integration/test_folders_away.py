@@ -10,7 +10,7 @@ from mediasync.config import parse_config
 from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.media.samples import png_bytes
-from mediasync.store import Store
+from mediasync.store import Meta, Store
 
 
 def test_a_folder_whose_parent_vanished_is_unavailable_and_the_others_are_scanned(emu, tmp_path):
@@ -41,7 +41,7 @@ def test_a_folder_whose_parent_vanished_is_unavailable_and_the_others_are_scanne
             await engine.sweep()
             row = store.get_path(str(card / "a.png"))
             assert row is not None
-            return found, dict(engine.folders.unavailable), row.gone_at
+            return found, store.read(Meta.UNAVAILABLE), row.gone_at
         finally:
             await client.aclose()
             store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path, PurePath
@@ -14,8 +15,10 @@ import pytest
 
 from mediasync.config import parse_config
 from mediasync.emulator import Emulator
+from mediasync.engine.context import Context
 from mediasync.engine.dispatch import Engine
-from mediasync.engine.produce import _Job
+from mediasync.engine.halt import Halt
+from mediasync.engine.produce import Job, Producer
 from mediasync.gemini import Budgets, GeminiClient, Usage, generate_class
 from mediasync.gemini.pacing import FILES
 from mediasync.local import sidecar
@@ -117,6 +120,10 @@ def test_an_empty_answer_written_just_before_a_crash_is_ours_afterwards(
     photo.write_bytes(png_bytes(seed=72))
     client = GeminiClient("k", emu.base_url)
     engine = Engine(config, store, client, once=True, clock=Clock())
+    # The producer on its own, beside the engine that made the first pass.
+    producer = Producer(Context.of(config, store, client, once=True, clock=Clock()), engine,
+                        Halt(store), exists=_lexists, jitter=lambda: 0.5,
+                        forget_copy=engine.mirror.forget_copy)
     real = sidecar.write_atomic
 
     def write_then_die(*a: object, **k: object) -> object:
@@ -133,15 +140,15 @@ def test_an_empty_answer_written_just_before_a_crash_is_ours_afterwards(
             row = store.get_outputs(str(photo))[want.suffix]
             # An answer with nothing in it (an empty SRT renders as ""), written to
             # disk as "\n"; the process dies before recording it as written.
-            job = _Job(str(photo), str(inbox), PurePath("photo.png"), sha, want, row, None, 1)
+            job = Job(str(photo), str(inbox), PurePath("photo.png"), sha, want, row, None, 1)
             monkeypatch.setattr(sidecar, "write_atomic", write_then_die)
             with pytest.raises(Crash):
-                await engine.producer._write(job, "", Usage())
+                await producer.write(job, "", Usage())
             monkeypatch.setattr(sidecar, "write_atomic", real)
             assert side.read_bytes() == b"\n"
             assert store.get_outputs(str(photo))[want.suffix].outcome == "writing"
 
-            await engine.producer.output(str(photo), PurePath("photo.png"), sha, want)
+            await producer.output(str(photo), PurePath("photo.png"), sha, want)
             after = store.get_outputs(str(photo))[want.suffix]
             assert after.outcome == "written"  # ours, not taken for the owner's edit
             assert after.written_hash == sidecar.text_hash(b"\n")
@@ -150,6 +157,10 @@ def test_an_empty_answer_written_just_before_a_crash_is_ours_afterwards(
 
     asyncio.run(scenario())
     store.close()
+
+
+async def _lexists(folder: str, path: str) -> bool:
+    return os.path.lexists(path)
 
 
 # -- finding 6: one place decides the system instruction, placeholders filled -------

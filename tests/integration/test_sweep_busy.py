@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from mediasync.emulator import Fault
+from mediasync.engine.context import Context
 from mediasync.engine.dispatch import Engine
-from mediasync.engine.sweep import BUSY_WAIT
+from mediasync.engine.sweep import BUSY_WAIT, Sweeper
 from mediasync.gemini import GeminiClient
 from tests.helpers import engine_setup
 
@@ -23,8 +24,11 @@ def test_a_busy_resweep_does_not_resend_refused_deletes(emu, tmp_path):
 
     async def main() -> None:
         client = GeminiClient("k", emu.base_url)
-        engine = Engine(config, store, client, monotonic=lambda: mono[0])
-        sweeper = engine.sweeper
+        engine = Engine(config, store, client)  # for its mirror
+        mirror = engine.mirror
+        ctx = Context.of(config, store, client, fs=engine.fs, monotonic=lambda: mono[0])
+        sweeper = Sweeper(ctx, busy=mirror.busy, retire=mirror.retire,
+                          delete_doomed=mirror.delete_doomed, wake=lambda: None)
         store.ensure_content(sha, 10, "image/png", "image", 0.0)  # no file needs it
         store.doom("files/refused", "no longer needed", 0.0)
         uploading, release = asyncio.Event(), asyncio.Event()
@@ -39,8 +43,8 @@ def test_a_busy_resweep_does_not_resend_refused_deletes(emu, tmp_path):
 
         async def sweep_when_due() -> None:
             assert sweeper.start_if_due(mono[0], blocked=False) is None
-            assert sweeper._task is not None
-            await sweeper._task
+            assert sweeper.running
+            await sweeper.join()
 
         try:
             sweeper.soon(0.0)
