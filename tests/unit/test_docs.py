@@ -286,7 +286,7 @@ def test_a_broken_reference_is_caught() -> None:
         "`Mirror.ensure` `Engine.later(retry_at)` `Store.mark_gone` `steps.remote_step` "
         "`mediasync.media.probe` `mediasync.store.Meta.LEARNED_LIMITS` `rules/steps.py` "
         "`gemini/` `wire/` `docs/quotas.md` `sidecar.py` `api.key_file` "
-        "`daemon.requests_per_minute` `os.replace` `photo.jpg.caption.md` `Engine.scanned` "
+        "`daemon.requests_per_minute` `os.replace` `photo.jpg.caption.md` `Folders.take_stat` "
         "`Emulator.clock` `files.list` `mediasync emulator --port 0`"
     )
     assert broken_references(good) == []
