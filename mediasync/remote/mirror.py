@@ -67,6 +67,7 @@ class Mirror:
         self._uploader = Uploader(self)
         # Told each new copy's expiry (the daemon plans its renewal check by it).
         self.on_copy: Callable[[float], None] | None = None
+        self.on_renewed: Callable[[], None] | None = None  # a fresh copy replaced one (metrics)
         self.jitter: Callable[[], float] = random.random
         # Whether a content's copy is renewed before it expires (keep_alive; the
         # engine answers from its config). Otherwise it lapses and is made on use.
@@ -204,6 +205,8 @@ class Mirror:
                 self.store.doom(old, "renewed", now)
         if old and old != file.name:
             log.info("renewed %s: %s replaces %s", self.label(sha), file.name, old)
+            if self.on_renewed is not None:
+                self.on_renewed()
         if self.on_copy is not None:
             self.on_copy(expires)
 
