@@ -3,8 +3,8 @@
 ``Notifications.observe`` is the decision, pure but for its memory: each snapshot's
 conditions (report/alerts.py) against what was already told. A subject (a file, a
 folder, a model) is told once when its condition appears, and again only after it
-cleared. New subjects of one event are gathered until they stop coming (``quiet``)
-or for ``max_gather`` at most, and an event is told at most once per ``hold``: a
+cleared. New subjects of one event are gathered until they stop coming (``notify.gather``)
+or ten times that at most, and an event is told at most once per ``hold``: a
 thousand failures make one message with a count, never a thousand messages.
 
 ``Sender`` sends off the event loop (Apprise blocks) with a time-out; a service
@@ -29,8 +29,8 @@ from mediasync.report.snapshot import Snapshot
 
 log = logging.getLogger("mediasync")
 
-QUIET = 30.0  # new subjects of an event are gathered until none came for this long…
-MAX_GATHER = 300.0  # …or this long at most
+MAX_GATHER = 10  # new subjects of an event are gathered until none came for
+# notify.gather, or this many times notify.gather at most
 HOLD = 600.0  # an event is told at most this often
 RETRY = 300.0  # a message that could not be sent is tried again after this
 LISTED = 10  # subjects named in one message; the rest are counted
@@ -61,10 +61,10 @@ class _Event:
 
 
 class Notifications:
-    def __init__(self, config: NotifyConfig, *, quiet: float = QUIET,
-                 max_gather: float = MAX_GATHER, hold: float = HOLD) -> None:
+    def __init__(self, config: NotifyConfig, *, hold: float = HOLD) -> None:
         self.config = config
-        self.quiet, self.max_gather, self.hold = quiet, max_gather, hold
+        self.quiet, self.max_gather = config.gather, MAX_GATHER * config.gather
+        self.hold = hold
         self._events: dict[str, _Event] = {}
         self._summary_day: str | None = None
         self.changed = False  # told sets changed since told() was last read

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -155,7 +156,8 @@ class Observer:
         try:
             where = await endpoint.start()
         except OSError as e:
-            reason = e.strerror or str(e)
+            # asyncio's own text repeats the address; the errno's words say it plainly
+            reason = os.strerror(e.errno).lower() if e.errno else str(e)
             self.problem = f"status page off: cannot listen on {listen}: {reason}"
             log.error("daemon.http: cannot listen on %s: %s; syncing goes on without the "
                       "status page, /metrics and /healthz", listen, reason)

@@ -145,6 +145,7 @@ DEFAULT_NOTIFY: dict[str, Any] = {
     "on": [e for e in EVENTS if e not in OFF_BY_DEFAULT],
     "unavailable_after": "1h",
     "summary_at": "09:00",
+    "gather": "30s",
     "timeout": "30s",
 }
 
@@ -156,6 +157,7 @@ class NotifyConfig:
         default_factory=lambda: frozenset(EVENTS) - OFF_BY_DEFAULT)
     unavailable_after: float = 3600.0
     summary_at: tuple[int, int] = (9, 0)  # local time (hour, minute)
+    gather: float = 30.0  # more of one event are awaited this long, then sent as one
     timeout: float = 30.0
 
 
@@ -186,6 +188,7 @@ def parse_notify(raw: Any) -> NotifyConfig:
         on=frozenset(on),
         unavailable_after=as_duration(t["unavailable_after"], "notify.unavailable_after"),
         summary_at=(int(m[1]), int(m[2])),
+        gather=as_duration(t["gather"], "notify.gather"),
         timeout=as_duration(t["timeout"], "notify.timeout", positive=True),
     )
 
