@@ -35,9 +35,10 @@ from mediasync.store import Meta, Store
 log = logging.getLogger("mediasync")
 
 TICK = 2.0  # how often the loop looks: store changed? notifications due?
-MAX_AGE = 300.0  # a snapshot is read again after this even if nothing was written
+MAX_AGE = 600.0  # a snapshot is read again after this even if nothing was written (times
+# pass: a copy expires, a pause ends)
 SHARE = 20  # wait at least this many times the last reading's duration between readings
-MAX_PACE = 120.0  # …but never longer than this while the store changes
+MAX_PACE = 300.0  # …but never longer than this while the store changes
 BEAT = 1.0  # the heartbeat that measures how late the loop runs
 
 
@@ -177,9 +178,16 @@ class Observer:
         return self._snap if self._snap is not None else snapshot.empty(self.config,
                                                                           self.clock())
 
+    def states(self) -> dict[str, int] | None:
+        """Files per state from the last snapshot, for the STATUS line (None while there
+        is none, or when the observer is off): the daemon then decodes nothing itself."""
+        if self._snap is None or self._task is None:
+            return None
+        return self._snap.counts()
+
     def _stale(self) -> bool:
         age = time.monotonic() - self._read_at
-        if self._snap is None or age >= MAX_AGE:
+        if self._snap is None or age >= max(MAX_AGE, pace(self._snap.took)):
             return True
         return self.store.changes != self._changes and age >= pace(self._snap.took)
 

@@ -41,7 +41,11 @@ class Snapshot:
 
     def counts(self) -> dict[str, int]:
         """Files per state over every folder (the STATUS line's figures)."""
-        return status.counts(self.reports)
+        totals: dict[str, int] = {}
+        for counts in self.per_folder.values():
+            for state, n in counts.items():
+                totals[state] = totals.get(state, 0) + n
+        return totals
 
     def find(self, query: str = "", state: str = "", offset: int = 0,
              limit: int = 50) -> tuple[list[FileReport], int]:

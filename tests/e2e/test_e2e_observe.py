@@ -185,3 +185,15 @@ def test_no_token_beyond_loopback_stops_the_daemon_with_one_line(tmp_path, emu):
     assert r.stderr.strip().splitlines()[-1].endswith(
         "daemon.http_token: required: daemon.http = \"0.0.0.0:8650\" listens beyond loopback; "
         "set http_token (or the systemd credential mediasync-http-token), or listen on 127.0.0.1")
+
+
+def test_check_names_the_endpoint_and_its_token(tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"http": "127.0.0.1:8650"})
+    r = cli(cfg, "check")
+    assert r.returncode == 0, r.stdout
+    assert "ok   http: status page, /metrics and /healthz on 127.0.0.1:8650; no token" in r.stdout
+    cfg.write_text(cfg.read_text().replace("127.0.0.1:8650", "0.0.0.0:8650"))
+    r = cli(cfg, "check", "--notify")
+    assert r.returncode == 2, r.stdout
+    assert "FAIL http daemon.http_token: required" in r.stdout
+    assert "FAIL notify: no [notify] urls in the config" in r.stdout

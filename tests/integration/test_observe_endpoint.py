@@ -245,3 +245,28 @@ def test_no_token_beyond_loopback_is_a_config_error(tmp_path, listen):
     config = parse_config({"daemon": {"http": listen}, "folders": [{"path": str(tmp_path)}]})
     with pytest.raises(ConfigError, match="^daemon.http_token: required"):
         Observer(config, Store(tmp_path / "state.db"), {})
+
+
+def test_a_reload_moves_the_endpoint_and_turns_it_off(tmp_path):
+    config, store = setup(tmp_path)
+    moved = parse_config({"daemon": {"http": "127.0.0.1:0", "http_token": "t"},
+                          "folders": [{"path": str(tmp_path / "Photos")}]})
+    off = parse_config({"folders": [{"path": str(tmp_path / "Photos")}]})
+
+    async def go():
+        obs = await started(config, store)
+        try:
+            async with httpx.AsyncClient() as c:
+                first = base(obs)
+                before = (await c.get(f"{first}/")).status_code
+                await obs.reconfigure(moved)  # a token now: the endpoint starts again with it
+                second = base(obs)
+                guarded = (await c.get(f"{second}/")).status_code
+                await obs.reconfigure(off)
+                return before, guarded, obs.endpoint, obs.enabled
+        finally:
+            await obs.stop()
+
+    before, guarded, endpoint, enabled = asyncio.run(go())
+    assert (before, guarded) == (200, 401)
+    assert endpoint is None and not enabled
