@@ -1,6 +1,6 @@
 """Not a benchmark: makes docs/status-page.png, the README's picture of the status page.
 
-    .venv/bin/python bench/screenshot.py [--width 1000] [--out docs/status-page.png]
+    .venv/bin/python bench/screenshot.py [--width 1000 --height 1000] [--out PNG]
 
 A store written directly (two folders, a few failed and waiting files, today's
 usage, a quota pause), served by the real endpoint (app/observe.py) on a free
@@ -37,12 +37,12 @@ def library(tmp: Path) -> tuple[object, Store]:
     store = Store(tmp / "state.db")
     now = time.time()
     names = ["2026/IMG_2041.HEIC", "2026/IMG_2107 (1).jpg", "scans/receipt-03.png",
-             "2026/IMG_2230.jpg", "2026/IMG_2231.jpg"]
+             "2026/IMG_2230.jpg", "2026/IMG_2231.jpg", "2026/IMG_2299.jpg"]
     fill_store(store, config, 1248, failed=2, waiting=3, names=names, now=now)
     fill_store(store, parse_config({"folders": [{"path": memos}]}), 57, names=["call.m4a"],
                now=now)
     # one blocked answer: a file that failed for good with the service's reason
-    row = store.get_outputs(f"{photos}/2026/IMG_2231.jpg")[".caption.md"]
+    row = store.get_outputs(f"{photos}/2026/IMG_2299.jpg")[".caption.md"]
     store.put_output(OutputRow(**{**row.__dict__, "outcome": "blocked", "written_hash": None,
                                   "message": "the service gave no answer (SAFETY)"}))
     store.write(Meta.UNAVAILABLE, {})
@@ -56,7 +56,7 @@ def library(tmp: Path) -> tuple[object, Store]:
     return config, store
 
 
-async def serve_and_shoot(config: object, store: Store, out: Path, width: int,
+async def serve_and_shoot(config: object, store: Store, out: Path, width: int, height: int,
                           tmp: Path) -> None:
     obs = Observer(config, store, {})  # type: ignore[arg-type]
     await obs.start()
@@ -70,7 +70,7 @@ async def serve_and_shoot(config: object, store: Store, out: Path, width: int,
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp / 'browser'}",
-               f"--window-size={width},1250", f"--screenshot={out}", url]
+               f"--window-size={width},{height}", f"--screenshot={out}", url]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.DEVNULL,
                                                     stderr=subprocess.DEVNULL)
         await asyncio.wait_for(proc.wait(), 120)
@@ -81,11 +81,13 @@ async def serve_and_shoot(config: object, store: Store, out: Path, width: int,
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--width", type=int, default=1000)
+    ap.add_argument("--height", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "status-page.png")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mediasync-shot-") as tmp:
         config, store = library(Path(tmp))
-        asyncio.run(serve_and_shoot(config, store, args.out.resolve(), args.width, Path(tmp)))
+        asyncio.run(serve_and_shoot(config, store, args.out.resolve(), args.width,
+                                    args.height, Path(tmp)))
         store.close()
     print(f"wrote {args.out}")
     return 0

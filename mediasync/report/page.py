@@ -30,8 +30,11 @@ text-align:left;vertical-align:top}td.n,th.n{text-align:right;white-space:nowrap
 .warn{background:#fff3cd;color:#543}
 .failed{color:#a00;font-weight:600}.waiting{color:#8a5a00}.synced{color:#176a2e}
 form{display:flex;flex-wrap:wrap;gap:.4em;margin:.4em 0}input,select,button{font:inherit;
-padding:.3em}input[type=search]{flex:1;min-width:10em}.path{word-break:break-all}
+padding:.3em}input[type=search]{flex:1;min-width:10em}.path{overflow-wrap:anywhere}table.files .path{min-width:10em}
 nav a{margin-right:1em}
+@media (max-width:600px){.opt{display:none}table.files tr{display:block;padding:.4em 0;
+border-bottom:1px solid #ddd}table.files td{display:block;border:0;padding:.1em .3em}
+table.files th{display:none}table.files td.next:not(:empty)::before{content:"next try: "}}
 """
 
 
@@ -81,8 +84,7 @@ def render(s: Snapshot, now: float, *, query: str = "", state: str = "", page: i
         out.append(f"<p class='banner warn'><b>UNAVAILABLE:</b> {e(folder)} {e(why)}; nothing "
                    "in it counts as deleted until it is back</p>")
     for p in s.quota.get("paused", []):
-        out.append(f"<p class='banner warn'><b>PAUSED:</b> {e(p.get('message'))} "
-                   f"(resumes {e(_when(p.get('resume_at'), now))})</p>")
+        out.append(f"<p class='banner warn'><b>PAUSED:</b> {e(p.get('message'))}</p>")
     out += _folders(s)
     out += _spending(s)
     out += _storage(s)
@@ -93,14 +95,17 @@ def render(s: Snapshot, now: float, *, query: str = "", state: str = "", page: i
 
 def _folders(s: Snapshot) -> list[str]:
     cols = ("synced", "pending", "uploading", "processing", "waiting", "failed")
+    opt = ("uploading", "processing")  # left out on a phone's width
     out = ["<h2>Folders</h2><div class=scroll><table><tr><th>folder</th>",
-           *(f"<th class=n>{c}</th>" for c in cols), "<th class=n>sidecars</th></tr>"]
+           *(f"<th class='n{' opt' if c in opt else ''}'>{c}</th>" for c in cols),
+           "<th class='n opt'>sidecars</th></tr>"]
     for folder, counts in s.per_folder.items():
         written = s.outputs.get(folder, {}).get("written", 0)
         cells = "".join(
-            f"<td class='n {c if counts.get(c) and c in ('failed', 'synced') else ''}'>"
-            f"{counts.get(c, 0):,}</td>" for c in cols)
-        out.append(f"<tr><td class=path>{e(folder)}</td>{cells}<td class=n>{written:,}</td></tr>")
+            f"<td class='n {c if counts.get(c) and c in ('failed', 'synced') else ''}"
+            f"{' opt' if c in opt else ''}'>{counts.get(c, 0):,}</td>" for c in cols)
+        out.append(f"<tr><td class=path>{e(folder)}</td>{cells}"
+                   f"<td class='n opt'>{written:,}</td></tr>")
     out.append("</table></div>")
     return out
 
@@ -163,14 +168,14 @@ def _not_done(s: Snapshot, now: float, query: str, state: str, page: int) -> lis
         return out
     first = (page - 1) * PER_PAGE + 1
     out.append(f"<p class=muted>files {first:,}–{first + len(rows) - 1:,} of {total:,}</p>")
-    out.append("<div class=scroll><table><tr><th>file</th><th>state</th><th>why</th>"
-               "<th>next try</th></tr>")
+    out.append("<div class=scroll><table class=files><tr><th>file</th><th>state</th>"
+               "<th>why</th><th>next try</th></tr>")
     for r in rows:
         out.append(
             f"<tr><td class=path title='{e(r.path)}'>{e(_rel(r.path, r.folder))}"
             f"<div class=muted>{e(r.folder)}</div></td>"
             f"<td class={e(r.state)}>{e(r.state)}</td><td>{e(r.message or '')}</td>"
-            f"<td>{e(_when(r.next_try, now)) if r.next_try else '-'}</td></tr>")
+            f"<td class=next>{e(_when(r.next_try, now)) if r.next_try else ''}</td></tr>")
     out.append("</table></div><nav>")
     base = {k: v for k, v in (("q", query), ("state", state)) if v}
     if page > 1:
