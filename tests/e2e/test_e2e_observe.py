@@ -1,6 +1,6 @@
 """End-to-end (issue 19): the real `mediasync run` with [daemon] http and [notify]: the
-page in a real headless browser, /metrics against `status --json`, notifications to a
-local json:// receiver, once across a restart; `check --notify`."""
+page in a real headless browser (skipped without one), /metrics against `status --json`,
+notifications to a local json:// receiver, once across a restart; `check --notify`."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def headless(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
         capture_output=True, text=True, timeout=120)
 
 
-def test_status_page_metrics_and_notifications_with_the_real_daemon(tmp_path, emu, receiver):
+def test_metrics_and_notifications_with_the_real_daemon(tmp_path, emu, receiver):
     cfg = write_config(tmp_path, emu.base_url, daemon={"settle": "100ms",
                                                        "http": "127.0.0.1:0"})
     with open(cfg, "a") as f:
@@ -130,20 +130,6 @@ def test_status_page_metrics_and_notifications_with_the_real_daemon(tmp_path, em
         assert want == {"synced": 1, "failed": 1}
         code, health = get(f"{base}/healthz")
         assert code == 200 and json.loads(health)["last_api_success"]
-
-        # What a person looks for, in a real browser: folders, counts, the failed file
-        # with its reason; the file name shown as text, never run.
-        run = headless(f"{base}/", tmp_path, "--dump-dom")
-        assert run.returncode == 0, run.stderr[-2000:]
-        dom = run.stdout
-        assert str(inbox) in dom and "Folders" in dom
-        assert re.search(r"<td class=\"n synced\">1</td>", dom), dom[:3000]
-        assert "&lt;script&gt;alert('x')&lt;.script&gt; \"q\".png" in dom
-        assert "empty file (0 bytes): nothing to upload" in dom
-        assert "<script>alert" not in dom
-        shot = tmp_path / "page.png"
-        run = headless(f"{base}/", tmp_path, f"--screenshot={shot}", "--window-size=420,900")
-        assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         assert d.stop() == 0, d.log()[-3000:]
 
@@ -157,6 +143,37 @@ def test_status_page_metrics_and_notifications_with_the_real_daemon(tmp_path, em
         assert d.stop() == 0, d.log()[-3000:]
     assert "empty2.png" in receiver.got[1]["message"]
     assert EVIL not in receiver.got[1]["message"], receiver.got[1]
+
+
+def test_the_page_in_a_real_browser(tmp_path, emu):
+    """What a person looks for: folders, counts, the failed file with its reason; the
+    file name shown as text, never run."""
+    if browser() is None:
+        pytest.skip("no headless browser (apt-get install chromium)")
+    cfg = write_config(tmp_path, emu.base_url, daemon={"settle": "100ms",
+                                                       "http": "127.0.0.1:0"})
+    inbox = tmp_path / "inbox"
+    (inbox / "good.png").write_bytes(png_bytes(seed=72))
+    (inbox / EVIL).write_bytes(b"")
+    d = Running(cfg)
+    try:
+        base = endpoint(d)
+        wait_for(lambda: '"synced"} 1.0' in get(f"{base}/metrics")[1]
+                 and '"failed"} 1.0' in get(f"{base}/metrics")[1], what="a reading", proc=d.proc)
+        run = headless(f"{base}/", tmp_path, "--dump-dom")
+        assert run.returncode == 0, run.stderr[-2000:]
+        dom = run.stdout
+        assert str(inbox) in dom and "Folders" in dom
+        assert re.search(r"<td class=\"n synced\">1</td>", dom), dom[:3000]
+        assert re.search(r"<td class=\"n failed\">1</td>", dom), dom[:3000]
+        assert "&lt;script&gt;alert('x')&lt;.script&gt; \"q\".png" in dom
+        assert "empty file (0 bytes): nothing to upload" in dom
+        assert "<script>alert" not in dom
+        shot = tmp_path / "page.png"
+        run = headless(f"{base}/", tmp_path, f"--screenshot={shot}", "--window-size=420,900")
+        assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        assert d.stop() == 0, d.log()[-3000:]
 
 
 def test_check_notify_sends_a_test_message(tmp_path, emu, receiver):
