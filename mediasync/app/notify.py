@@ -7,9 +7,11 @@ cleared. New subjects of one event are gathered until they stop coming (``notify
 or ten times that at most, and an event is told at most once per ``hold``: a
 thousand failures make one message with a count, never a thousand messages.
 
-``Sender`` sends off the event loop (Apprise blocks) with a time-out; a service
-that is down is logged once, its messages kept and tried again, and the daemon
-never waits for it.
+``Sender`` sends off the event loop (Apprise blocks) with a time-out, to each URL
+on its own. A message that reached one of them is done (a service that was down
+misses it, rather than the others getting it again every few minutes); one that
+reached none is kept and tried again. A service that is down is logged once, and
+the daemon never waits for it.
 """
 
 from __future__ import annotations
@@ -169,38 +171,44 @@ class Sender:
         self.urls = tuple(urls)
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify")
-        self._busy: asyncio.Future[bool] | None = None
+        self._busy: asyncio.Future[list[str]] | None = None
         self._failing = False
 
-    def _send(self, title: str, body: str) -> bool:
+    def _send(self, title: str, body: str) -> list[str]:
+        """Each URL on its own; the ones it could not reach."""
         import apprise
 
-        a = apprise.Apprise()
+        missed = []
         for url in self.urls:
+            a = apprise.Apprise()
             a.add(url)
-        return bool(a.notify(title=title, body=body))
+            if not a.notify(title=title, body=body):
+                missed.append(url)
+        return missed
 
     async def send(self, title: str, body: str) -> bool:
-        """True once Apprise delivered it to every URL."""
+        """True once Apprise delivered it to at least one URL."""
         if not self.urls:
             return False
         if self._busy is not None and not self._busy.done():
             return False  # the last one still hangs: this one is tried again later
         loop = asyncio.get_running_loop()
         self._busy = loop.run_in_executor(self._pool, self._send, title, body)
+        missed: list[str] = list(self.urls)
         try:
-            ok = await asyncio.wait_for(asyncio.shield(self._busy), self.timeout)
+            missed = await asyncio.wait_for(asyncio.shield(self._busy), self.timeout)
             why = "the service refused it or could not be reached"
         except TimeoutError:
-            ok, why = False, f"no answer within {self.timeout:.0f} s"
+            why = f"no answer within {self.timeout:.0f} s"
         except Exception as e:  # a plugin's bug must not stop the daemon
-            ok, why = False, f"{type(e).__name__}"
-        if not ok and not self._failing:
+            why = f"{type(e).__name__}"
+        ok = len(missed) < len(self.urls)
+        if missed and not self._failing:
             self._failing = True
-            where = ", ".join(describe_url(u) for u in self.urls)
+            where = ", ".join(describe_url(u) for u in missed)
             log.warning("a notification to %s could not be sent (%s); mediasync keeps "
                         "trying, without saying so again until one gets through", where, why)
-        elif ok and self._failing:
+        elif not missed and self._failing:
             self._failing = False
             log.info("notifications get through again")
         return ok

@@ -125,7 +125,8 @@ class Observer:
         if not was_on:
             await self.start()
             return
-        if (config.daemon.http, self._token) != (old.daemon.http, self._endpoint_token()):
+        moved = (config.daemon.http, self._token) != (old.daemon.http, self._endpoint_token())
+        if moved or self.endpoint is None:  # a port that was taken is tried again too
             if self.endpoint is not None:
                 await self.endpoint.stop()
                 self.endpoint = None

@@ -30,7 +30,8 @@ text-align:left;vertical-align:top}td.n,th.n{text-align:right;white-space:nowrap
 .warn{background:#fff3cd;color:#543}
 .failed{color:#a00;font-weight:600}.waiting{color:#8a5a00}.synced{color:#176a2e}
 form{display:flex;flex-wrap:wrap;gap:.4em;margin:.4em 0}input,select,button{font:inherit;
-padding:.3em}input[type=search]{flex:1;min-width:10em}.path{overflow-wrap:anywhere}table.files .path{min-width:10em}
+padding:.3em}input[type=search]{flex:1;min-width:10em}.path{overflow-wrap:anywhere}
+table.files .path{min-width:10em}
 nav a{margin-right:1em}
 @media (max-width:600px){.opt{display:none}table.files tr{display:block;padding:.4em 0;
 border-bottom:1px solid #ddd}table.files td{display:block;border:0;padding:.1em .3em}

@@ -138,3 +138,45 @@ def test_only_the_events_named_in_on_and_the_daily_summary_at_its_time():
 def test_default_events_leave_out_the_summary():
     assert NotifyConfig().on == {"file_failed", "halted", "quota_used", "cap_reached",
                                  "folder_unavailable"}
+
+
+def test_a_sender_tells_a_down_service_once_and_counts_a_message_sent_if_one_url_took_it(caplog):
+    import asyncio
+    import json
+    import logging
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mediasync.app.notify import Sender
+
+    got = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    up = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=up.serve_forever, daemon=True).start()
+    down = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    dead = down.server_address[1]
+    down.server_close()  # nobody listens there
+    try:
+        caplog.set_level(logging.INFO, logger="mediasync")
+        alive = Sender([f"json://127.0.0.1:{up.server_address[1]}/a",
+                        f"json://user:secretpw@127.0.0.1:{dead}/b"], timeout=10)
+        results = [asyncio.run(alive.send(f"t{i}", "body")) for i in range(3)]
+        nobody = Sender([f"json://127.0.0.1:{dead}/b"], timeout=10)
+        alone = asyncio.run(nobody.send("t", "body"))
+    finally:
+        up.shutdown()
+        up.server_close()
+    assert results == [True, True, True] and [g["title"] for g in got] == ["t0", "t1", "t2"]
+    assert alone is False
+    lines = [r.getMessage() for r in caplog.records if "could not be sent" in r.getMessage()]
+    assert len(lines) == 2  # once per sender, not per message
+    assert all("secretpw" not in line for line in lines)
