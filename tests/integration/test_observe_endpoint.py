@@ -180,7 +180,7 @@ def test_a_flood_never_reads_the_store_and_is_told_to_slow_down(tmp_path, monkey
 
     codes = asyncio.run(go())
     assert len(builds) == 1  # the one refresh() of started(); requests never read
-    assert codes.count(200) >= 40 and codes.count(429) > 0
+    assert codes.count(200) >= 20 and codes.count(429) > 0
     assert set(codes) <= {200, 429}
 
 
