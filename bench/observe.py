@@ -139,6 +139,12 @@ def latency(base: str, rounds: int) -> list[list[str]]:
     return rows
 
 
+def readings(base: str) -> int:
+    text = urllib.request.urlopen(base + "/metrics").read().decode()
+    return int(float(next(line.split()[1] for line in text.splitlines()
+                          if line.startswith("mediasync_snapshot_readings_total"))))
+
+
 def cpu_share(pid: int, seconds: float, scrape: str | None) -> float:
     hz = os.sysconf("SC_CLK_TCK")
     t0, c0 = time.monotonic(), cpu_ticks(pid)
@@ -211,11 +217,14 @@ def main() -> int:
                       f" idle {quiet:.0f}s later", flush=True)
                 rows = latency(base, args.rounds)
                 print(table(rows, ["request", "median ms", "p95 ms", "KiB", "status"]))
-                cpu.append(["with [daemon] http, nobody asks",
-                            f"{100 * cpu_share(proc.pid, args.window, None):.2f}"])
-                cpu.append(["with [daemon] http, /metrics and / every 5 s",
-                            f"{100 * cpu_share(proc.pid, args.window, base):.2f}"])
-                print(table(cpu, [f"daemon CPU over {args.window:.0f}s", "% of one core"]))
+                for label, scrape in (("with [daemon] http, nobody asks", None),
+                                      ("with [daemon] http, /metrics and / every 5 s", base)):
+                    before = readings(base)
+                    share = cpu_share(proc.pid, args.window, scrape)
+                    cpu.append([label, f"{100 * share:.2f}", readings(base) - before])
+                cpu[0].append("-")
+                print(table(cpu, [f"daemon CPU over {args.window:.0f}s", "% of one core",
+                                  "readings of the store"]))
             finally:
                 stop_daemon(proc)
     return 0

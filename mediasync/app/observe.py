@@ -68,10 +68,11 @@ class Observer:
         self.halt_reasons: list[Callable[[], str | None]] = []
         self.problem: str | None = None  # the endpoint could not start (the STATUS line)
         self.registry: CollectorRegistry = metrics.registry(
-            self.current, lambda: self.traffic.traffic, clock)
+            self.current, self._traffic, clock)
         self._snap: Snapshot | None = None
         self._read_at = float("-inf")  # monotonic time of the last reading
         self._changes = -1
+        self.readings = 0  # snapshots read since start (/metrics)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
@@ -82,6 +83,10 @@ class Observer:
         self.sender: Sender | None = None
         self._token = check(config, env)
         self._configure_notify(config)
+
+    def _traffic(self) -> metrics.Traffic:
+        self.traffic.traffic.readings = self.readings
+        return self.traffic.traffic
 
     @property
     def enabled(self) -> bool:
@@ -198,6 +203,7 @@ class Observer:
         self._read_at = time.monotonic()
         snap = await asyncio.to_thread(snapshot.build, self.db, config, self.clock())
         self._snap, self._changes = snap, changes
+        self.readings += 1
         return snap
 
     async def _loop(self) -> None:

@@ -47,6 +47,7 @@ class Traffic:
     refusals: Counter[tuple[str, str]] = field(default_factory=Counter)  # (model|files, quota)
     last_api_success: float | None = None
     last_listing: float | None = None  # the last page of a successful files.list
+    readings: int = 0  # snapshots of the store read (app/observe.py)
 
 
 class SnapshotCollector(Collector):
@@ -198,6 +199,10 @@ def _state(s: Snapshot, t: Traffic, now: float) -> Iterator[Metric]:
                 "figures come from", max(0.0, now - s.taken_at))
     yield gauge("mediasync_snapshot_build_seconds", "How long the last reading of the store "
                 "took", s.took)
+    readings = CounterMetricFamily("mediasync_snapshot_readings", "Readings of the store for "
+                                   "the page, /metrics and notifications, since start")
+    readings.add_metric([], t.readings)
+    yield readings
 
 
 def registry(snapshot: Callable[[], Snapshot], traffic: Callable[[], Traffic],
