@@ -136,6 +136,8 @@ class Meta:
     UNAVAILABLE: MetaKey[dict[str, str]] = MetaKey("unavailable", dict, True)
     QUOTA_PAUSES: MetaKey[list[Any]] = MetaKey("quota_pauses", list, True)  # Pause.to_json()s
     LEARNED_LIMITS: MetaKey[dict[str, Any]] = MetaKey("learned_limits", dict, True)
+    # event → digests of the subjects already notified (app/notify.py): not sent again
+    NOTIFIED: MetaKey[dict[str, Any]] = MetaKey("notified", dict, True)
 
     @staticmethod
     def folder_dev(folder: str) -> MetaKey[str]:

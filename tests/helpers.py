@@ -229,3 +229,41 @@ def output_row(want: Any, **kw: Any) -> Any:
                 written_hash="w", pending_hash=None, outcome="written", message=None,
                 prompt_tokens=1, output_tokens=1, retry_at=None, attempts=0, at=0.0)
     return OutputRow(**{**base, **kw})
+
+
+def fill_store(store: Any, config: Any, count: int, *, failed: int = 0, waiting: int = 0,
+               names: list[str] | None = None, now: float | None = None) -> None:
+    """``count`` image paths of the config's first folder written straight into a store:
+    the first ``failed`` refused for good (empty files), the next ``waiting`` waiting to
+    retry an upload, the rest synced (a live copy, the caption written). For the status
+    page's tests and bench/observe.py (100,000 files without a sync)."""
+    import hashlib
+
+    from mediasync.rules import desired
+    from mediasync.store import OutputRow, PathRow
+
+    folder = config.folders[0]
+    now = time.time() if now is None else now
+    with store.transaction():
+        for i in range(count):
+            name = names[i] if names and i < len(names) else f"img{i:06d}.jpg"
+            path = str(folder.path / name)
+            sha = hashlib.sha256(path.encode()).hexdigest()
+            problem = "empty file (0 bytes): nothing to upload" if i < failed else None
+            store.put_path(PathRow(path, str(folder.path), 1000, 1, i + 1, sha, "image",
+                                   "image/jpeg", problem, None, now))
+            store.ensure_content(sha, 1000, "image/jpeg", "image", now)
+            if i < failed:
+                continue
+            if i < failed + waiting:
+                store.copy_failed(sha, now, "upload failed, will retry: 503 UNAVAILABLE",
+                                  now + 600, 1)
+                continue
+            store.promoted(sha, now, f"files/{sha[:12]}", f"http://x/files/{sha[:12]}",
+                           now + 40 * 3600)
+            for want in desired.desired(folder, path, "image", config.api.model):
+                store.put_output(OutputRow(
+                    path=path, suffix=want.suffix, sha256=sha, prompt_hash=want.prompt_hash,
+                    model=want.model, sidecar=want.sidecar, written_hash="w", pending_hash=None,
+                    outcome="written", message=None, prompt_tokens=300, output_tokens=20,
+                    retry_at=None, attempts=0, at=now, thoughts_tokens=50))

@@ -19,7 +19,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from mediasync.app.apiclient import make_budgets, make_client, pause_lines
 from mediasync.app.instance import STATE_FILE, instance_lock, state_dir
 from mediasync.app.logs import setup_logging
+from mediasync.app.observe import Observer, check
 from mediasync.app.sdnotify import Notifier
+from mediasync.app.traffic import TrafficCounter
 from mediasync.app.watch import Watcher
 from mediasync.config import Config, ConfigError, load_config
 from mediasync.engine.dispatch import Engine
@@ -131,15 +133,23 @@ class Daemon:
 
     async def run(self) -> int:
         directory = state_dir(self.config, self.env)
+        check(self.config, self.env)  # a bad [daemon] http is a config error, before anything
         with instance_lock(directory):
             self.store = Store(directory / STATE_FILE)
             self.budgets = make_budgets(self.config, self.store)
-            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets)
+            self.traffic = TrafficCounter()  # /metrics and /healthz count the API traffic
+            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets,
+                                 event_hooks=self.traffic.hooks())
             self.engine = Engine(self.config, self.store, client,
-                                 on_copy=self.renewal_timer.copy_made)
+                                 on_copy=self.renewal_timer.copy_made,
+                                 on_renewed=self.traffic.renewed)
+            self.observer = Observer(self.config, self.store, self.env, traffic=self.traffic)
+            self.observer.halt_reasons.append(lambda: self.engine.halted)
             try:
+                await self.observer.start()  # /healthz answers during the start-up scan too
                 return await self._serve()
             finally:
+                await self.observer.stop()
                 for t in self._closing:
                     t.cancel()  # each closes its client when cancelled
                 await asyncio.gather(*self._closing, return_exceptions=True)
@@ -249,7 +259,8 @@ class Daemon:
     async def _retry_key(self) -> None:
         """Re-read the key (the key file may have been fixed) before the next try."""
         try:
-            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets)
+            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets,
+                                 event_hooks=self.traffic.hooks())
         except ConfigError as e:
             log.debug("%s", e)  # still missing: stay halted; already said why
             return
@@ -267,7 +278,9 @@ class Daemon:
             # New limits apply; pauses the service imposed stay (they are facts, not config).
             budgets = make_budgets(config, self.store)
             budgets.restore(self.budgets.active_pauses())
-            client = make_client(config, self.env, store=self.store, budgets=budgets)
+            client = make_client(config, self.env, store=self.store, budgets=budgets,
+                                 event_hooks=self.traffic.hooks())
+            check(config, self.env)
         except Exception as e:
             log.error("reload failed, keeping the running config: %s", e)
             self.notifier.ready(self.status_line())
@@ -279,6 +292,7 @@ class Daemon:
         self.engine.halted = None  # a new config deserves a fresh try
         self._close_when_idle(old_client)
         self._apply_restart_only(old_config, config)
+        await self.observer.reconfigure(config)
         self.watcher.stop()
         await self._start_watcher()
         self._schedule_jobs()
@@ -319,13 +333,17 @@ class Daemon:
 
     def status_line(self) -> str:
         halted = self.engine.halted
-        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets)])) or None
+        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets),
+                                      self.observer.problem])) or None
         return status.status_line(len(self.config.folders), self._states(), why)
 
     def _states(self) -> dict[str, int]:
         """Files per state, from `status`'s own decoder. Decoding every file costs
         about 40 ms per 1,000 on the event loop: it is redone only when the store
         changed, and no more often than keeps it under 1 % of the loop's time."""
+        observed = self.observer.states()  # the status page's reading, when it runs
+        if observed is not None:
+            return observed
         changes, now = self.store.changes, time.monotonic()
         cached = self._state_cache
         if cached is not None:

@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--live", action="store_true",
                    help="then one round trip with the service: upload a tiny PNG, one question "
                    "(~300 tokens), delete it; exit 1 if the service answers unlike expected")
+    p.add_argument("--notify", action="store_true",
+                   help="send a test notification to each of [notify] urls; exit 1 if one "
+                   "cannot be sent")
 
 
 class _Report:
@@ -52,6 +55,7 @@ class _Report:
         self.failed = False
         self.api_failed = False
         self.differed = False
+        self.unsent = False  # check --notify: a test notification did not get through
         self.warnings = 0
 
     def ok(self, what: str) -> None:
@@ -87,6 +91,9 @@ def main(args: argparse.Namespace) -> int:
     key_ok = _check_key(config, r)
     _check_state(config, r)
     _check_folders(config, r)
+    _check_http(config, r)
+    if getattr(args, "notify", False):
+        _check_notify(config, r)
     live = getattr(args, "live", False)
     if not live:
         return _verdict(r)
@@ -103,6 +110,9 @@ def _verdict(r: _Report, *, live: str | None = None) -> int:
         extra = f" ({live})" if live and not r.differed else ""
         print(f"verdict: not ready; fix the FAIL lines above{extra}")
         return EXIT_USAGE if r.failed else EXIT_API
+    if r.unsent and not r.differed:
+        print("verdict: a test notification could not be sent; see the FAIL lines above")
+        return EXIT_FAILED
     if r.differed:
         print(f"verdict: the live service differs from what mediasync expects ({live}); "
               "see the FAIL lines above")
@@ -142,6 +152,49 @@ def _check_key(config: Config, r: _Report) -> bool:
     else:
         r.ok(line)
     return True
+
+
+def _check_http(config: Config, r: _Report) -> None:
+    """[daemon] http: beyond loopback only with a token (found as the daemon would)."""
+    from mediasync.app.observe import check
+
+    listen = config.daemon.http
+    if listen is None:
+        return
+    try:
+        token = check(config, os.environ)
+    except ConfigError as e:
+        r.fail(f"http {e}")
+        return
+    guard = "token required but for /healthz" if token else "no token (loopback only)"
+    r.ok(f"http: status page, /metrics and /healthz on {listen}; {guard}")
+
+
+def _check_notify(config: Config, r: _Report) -> None:
+    """check --notify: one test message to each URL, each its own line."""
+    from mediasync.app.notify import Sender
+    from mediasync.config import describe_url
+
+    urls = config.notify.urls
+    if not urls:
+        r.unsent = True
+        print("FAIL notify: no [notify] urls in the config", flush=True)
+        return
+    host = os.uname().nodename
+    for i, url in enumerate(urls):
+        sender = Sender([url], config.notify.timeout)
+        try:
+            ok = asyncio.run(sender.send("mediasync: test notification",
+                                         f"mediasync on {host} can reach you here "
+                                         "(mediasync check --notify)."))
+        finally:
+            sender.close()
+        where = f"notify.urls[{i}] {describe_url(url)}"
+        if ok:
+            r.ok(f"{where}: test notification sent")
+        else:
+            r.unsent = True
+            print(f"FAIL {where}: the test notification could not be sent", flush=True)
 
 
 def _check_state(config: Config, r: _Report) -> None:

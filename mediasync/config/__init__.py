@@ -28,6 +28,15 @@ from .load import (
     parse_config,
     resolve_api_key,
 )
+from .observe import (
+    EVENTS,
+    Listen,
+    NotifyConfig,
+    check_url,
+    describe_url,
+    http_token,
+    token_matches,
+)
 from .template import PRESETS, render_init_config
 from .values import ConfigError, format_duration, parse_duration
 
@@ -35,6 +44,7 @@ __all__ = [
     "DEFAULT_DAEMON",
     "DEFAULT_PRICES",
     "DEFAULT_PROMPTS",
+    "EVENTS",
     "MEDIA_RESOLUTIONS",
     "PRESETS",
     "TIERS",
@@ -44,16 +54,22 @@ __all__ = [
     "FolderConfig",
     "Knobs",
     "LimitsConfig",
+    "Listen",
     "ModelLimits",
+    "NotifyConfig",
     "Price",
     "PromptConfig",
+    "check_url",
     "default_config_path",
+    "describe_url",
     "find_api_key",
     "format_duration",
+    "http_token",
     "load_config",
     "load_config_or_default",
     "parse_config",
     "parse_duration",
     "render_init_config",
     "resolve_api_key",
+    "token_matches",
 ]

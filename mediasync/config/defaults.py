@@ -24,6 +24,9 @@ DEFAULT_DAEMON = {
     "max_generations": 8,
     "requests_per_minute": 600,
     "log_level": "info",
+    # The status page, /metrics and /healthz (issue 19): off unless an address is set.
+    "http": None,
+    "http_token": None,
 }
 DEFAULT_FOLDER = {"recursive": True, "polling": False, "include": [], "exclude": []}
 # Used for a folder that names no prompts.

@@ -38,6 +38,7 @@ from .limits import (
     parse_limits,
     parse_prices,
 )
+from .observe import Listen, NotifyConfig, parse_listen, parse_notify
 from .values import (
     ConfigError,
     as_bool,
@@ -78,7 +79,7 @@ _TOP_KEYS = ("api", "daemon", "folders")
 # Cost knobs (folder and prompt tables), limits and prices: see limits.py.
 _FOLDER_KEYS += COST_KEYS
 _PROMPT_KEYS += COST_KEYS
-_TOP_KEYS += ("limits", "prices")
+_TOP_KEYS += ("limits", "prices", "notify")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class DaemonConfig:
     max_generations: int
     requests_per_minute: int
     log_level: str
+    http: Listen | None = None  # the status endpoint (config/observe.py); None: off
+    http_token: str | None = field(default=None, repr=False)  # a secret: never shown
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class Config:
     source: Path | None = None
     limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def folder_for(self, path: Path) -> FolderConfig | None:
         """The configured folder containing ``path`` (folders never nest)."""
@@ -236,7 +240,8 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
     folders = _folders(data.get("folders"), base, home)
     return Config(api=api, daemon=daemon, folders=folders, source=source,
                   limits=parse_limits(data.get("limits", {}), daemon.requests_per_minute),
-                  prices=parse_prices(data.get("prices", {})))
+                  prices=parse_prices(data.get("prices", {})),
+                  notify=parse_notify(data.get("notify", {})))
 
 
 def _api(raw: Any, base: Path | None, home: Path | None) -> ApiConfig:
@@ -288,6 +293,10 @@ def _daemon(d_in: Mapping[str, Any], base: Path | None, home: Path | None) -> Da
         requests_per_minute=as_pos_int(d_in["requests_per_minute"],
                                        "daemon.requests_per_minute"),
         log_level=level,
+        http=(parse_listen(d_in["http"], "daemon.http", base, home)
+              if d_in["http"] is not None else None),
+        http_token=(as_str(d_in["http_token"], "daemon.http_token").strip()
+                    if d_in["http_token"] is not None else None),
     )
 
 

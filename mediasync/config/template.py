@@ -81,6 +81,9 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# copy lapse once its sidecars are written and upload it again when a prompt\n",
         "# needs it (no renewal traffic for an idle library; a folder may set its own).\n",
         _kv("keep_alive", DEFAULT_DAEMON["keep_alive"]),
+        "# A status page, /metrics and /healthz on this address (off unless set);\n",
+        "# an address beyond loopback needs http_token (README: Status page).\n",
+        "# http = \"127.0.0.1:8650\"\n",
         "\n[limits]\n",
         "# A spending cap for an unattended daemon: once today's estimated cost (tokens\n",
         "# at [prices], Pacific day) reaches it, generation waits for the next day and\n",
@@ -88,6 +91,11 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# and its day quota stops it well before this).\n",
         _kv("max_daily_cost", INIT_DAILY_COST),
         "# tier = \"free\"  # or \"paid\": pin the published limits instead of learning them\n",
+        "\n# Notifications (Apprise URLs: ntfy, e-mail, …) when a file fails for good, the\n",
+        "# key is refused, a quota or the cap is used, a folder stays away; test them with\n",
+        "# `mediasync check --notify`.\n",
+        "# [notify]\n",
+        "# urls = [\"ntfy://my-mediasync-topic\", \"mailto://me:app-password@gmail.com\"]\n",
     ]
     for folder in folders:
         out += [

@@ -61,6 +61,7 @@ class Engine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         fs: FolderIO | None = None,
         on_copy: Callable[[float], None] | None = None,
+        on_renewed: Callable[[], None] | None = None,
     ) -> None:
         ctx = self._ctx = Context.of(config, store, client, fs=fs, once=once, clock=clock,
                                      monotonic=monotonic)
@@ -75,6 +76,7 @@ class Engine:
             instance=instance_id(store),
             keeps_alive=self._keeps_alive,
             on_copy=on_copy,  # told each new copy's expiry (the daemon's renewal timer)
+            on_renewed=on_renewed,  # a fresh copy replaced one (the daemon's metrics)
         )
         self._halt = Halt(store)
         # the queue

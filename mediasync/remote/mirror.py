@@ -61,6 +61,7 @@ class Mirror:
         instance: str | None = None,
         keeps_alive: Callable[[str], bool] = lambda sha: True,
         on_copy: Callable[[float], None] | None = None,
+        on_renewed: Callable[[], None] | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.ctx = ctx = RemoteContext(
@@ -70,6 +71,7 @@ class Mirror:
         )
         self._keeps_alive = keeps_alive
         self._on_copy = on_copy
+        self._on_renewed = on_renewed  # a fresh copy replaced one (metrics)
         self._locks = ContentLocks()
         self.answers = IncompleteAnswers(ctx)
         self._uploader = Uploader(ctx, self.answers, promote=self.promote)
@@ -227,6 +229,8 @@ class Mirror:
                 ctx.store.doom(old, "renewed", now)
         if old and old != file.name:
             log.info("renewed %s: %s replaces %s", ctx.label(sha), file.name, old)
+            if self._on_renewed is not None:
+                self._on_renewed()
         if self._on_copy is not None:
             self._on_copy(expires)
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mediasync.config import Config
+from mediasync.config import Config, FolderConfig
 from mediasync.gemini.quota import PACIFIC, pause_message
 from mediasync.report import costs
 from mediasync.rules import availability, desired, rows, states, steps, units
@@ -133,7 +133,7 @@ _FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
 
 
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
-          stalled: str | None, now: float) -> FileReport:
+          stalled: str | None, now: float, folder: FolderConfig | None) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
@@ -148,11 +148,10 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         return r
     # keep_alive = "on_use": a copy is made only for a generation, so with none under
     # way the sidecars say what the file waits for.
-    on_use = not config.keeps_alive(Path(row.path))
+    on_use = ((folder.keep_alive if folder else None) or config.daemon.keep_alive) != "always"
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
-    folder = config.folder_for(Path(row.path))
     wants = desired.desired(folder, row.path, row.kind, config.api.model) if folder else []
     complete = serving
     for want in wants:
@@ -194,14 +193,18 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
     for o in store.all_outputs():
         outputs.setdefault(o.path, {})[o.suffix] = o
     reports = []
+    # A row records its folder: looked up once per folder, not per file (100,000
+    # files spent half of this function in pathlib otherwise).
+    folders = {str(f.path): f for f in config.folders}
     for row in store.all_paths():
         if row.gone_at is not None:
             continue
         # The innermost unavailable folder or disk mounted inside one that holds it.
         away = availability.unavailable_holding(row.path, unavailable)
         why = f"the folder {away} {unavailable[away]}" if away else None
+        folder = folders.get(row.folder) or config.folder_for(Path(row.path))
         r = _file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}),
-                  config, halted or why, now)
+                  config, halted or why, now, folder)
         if why and r.state != "failed":
             # Out of sight, it cannot be called synced: its bytes or sidecars may have
             # changed on the pulled disk. It waits for the disk, whatever was recorded.
