@@ -24,7 +24,7 @@ __all__ = [
     "StoreError",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -106,7 +106,14 @@ CREATE TABLE usage (
 );
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# A rename is recognised by its stat identity (Store.find_twin, asked for every new
+# file): without an index that question scanned the whole table, quadratic over a
+# first sync of a large library.
+_SCHEMA_V4 = """
+CREATE INDEX paths_stat ON paths(inode, size, mtime_ns);
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 
 T = TypeVar("T")

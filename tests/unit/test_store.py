@@ -62,3 +62,36 @@ def test_readonly_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     assert r.counts()["files"] == 1
     r.close()
     w.close()
+
+
+def test_find_twin_is_looked_up_by_index_and_prefers_a_vanished_path(tmp_path):
+    """Asked for every new file: a scan of the table per file was quadratic over a
+    first sync. The answer is the one the scan gave: a path of that stat identity
+    with a hash, other than the asker, a vanished one first."""
+    s = Store(tmp_path / "state.db")
+    plan = s._db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM paths WHERE path<>? AND inode=? AND size=? AND "
+        "mtime_ns=? AND sha256 IS NOT NULL ORDER BY gone_at IS NULL LIMIT 1",
+        ("/f/x", 1, 2, 3)).fetchall()
+    assert any("USING INDEX paths_stat" in row[-1] for row in plan), plan
+    s.put_path(_path("/f/live.png"))
+    s.put_path(_path("/f/gone.png", gone_at=1.0))
+    s.put_path(_path("/f/nohash.png", sha=None, gone_at=1.0))
+    s.put_path(_path("/f/other.png", inode=10, gone_at=1.0))
+    assert s.find_twin("/f/new.png", 9, 3, 1).path == "/f/gone.png"
+    assert s.find_twin("/f/gone.png", 9, 3, 1).path == "/f/live.png"
+    assert s.find_twin("/f/new.png", 9, 3, 2) is None
+
+
+def test_a_version_3_database_gets_the_stat_index(tmp_path):
+    db = tmp_path / "state.db"
+    s = Store(db)
+    s.put_path(_path("/f/a.png"))
+    s._db.execute("DROP INDEX paths_stat")
+    s._db.execute("PRAGMA user_version=3")
+    s.close()
+    s = Store(db)
+    assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    names = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "paths_stat" in names
+    assert s.get_path("/f/a.png") is not None
