@@ -21,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -174,11 +174,14 @@ class Config:
     limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
-    def folder_for(self, path: Path) -> FolderConfig | None:
+    def folder_for(self, path: Path | str) -> FolderConfig | None:
         """The configured folder containing ``path`` (folders never nest)."""
-        p = PurePath(os.path.normpath(path))
+        # PurePath.is_relative_to on the normalised path, as a string prefix ending at a
+        # separator: asked several times per file, pathlib's parsing cost more than the rest.
+        p = os.path.normpath(path)
         for folder in self.folders:
-            if p.is_relative_to(folder.path):
+            root = str(folder.path)
+            if p == root or p.startswith(root if root.endswith("/") else root + "/"):
                 return folder
         return None
 
