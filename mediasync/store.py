@@ -164,6 +164,16 @@ def _columns(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
 
 
+# Columns in the order of the row types' fields: a row is made from a tuple by position.
+_PATH_COLS = _columns(PathRow)
+_CONTENT_COLS = _columns(ContentRow)
+_OUTPUT_COLS = _columns(OutputRow)
+
+
+def _cols(table: str, cols: list[str]) -> str:
+    return ", ".join(f"{table}.{c}" for c in cols)
+
+
 class StoreError(Exception):
     """The state database cannot be opened or is from a newer mediasync."""
 
@@ -298,6 +308,35 @@ class Store(_CopyTransitions):
         for row in self._db.execute("SELECT * FROM paths ORDER BY path"):
             yield PathRow(**row)
 
+    def live_files(self) -> Iterator[tuple[PathRow, ContentRow | None, dict[str, OutputRow]]]:
+        """Every live path (in path order) with its content's row and its outputs by
+        suffix, one at a time: one query, and memory that does not grow with the
+        library (`status`, a scan's check of the files at rest)."""
+        np, nc = len(_PATH_COLS), len(_CONTENT_COLS)
+        cur = self._db.cursor()
+        cur.row_factory = None  # plain tuples, cut into rows below
+        cur.execute(
+            f"SELECT {_cols('p', _PATH_COLS)}, {_cols('c', _CONTENT_COLS)}, "
+            f"{_cols('o', _OUTPUT_COLS)} FROM paths p"
+            " LEFT JOIN contents c ON c.sha256 = p.sha256"
+            " LEFT JOIN outputs o ON o.path = p.path"
+            " WHERE p.gone_at IS NULL ORDER BY p.path")
+        row: PathRow | None = None
+        content: ContentRow | None = None
+        outputs: dict[str, OutputRow] = {}
+        for r in cur:
+            if row is None or r[0] != row.path:
+                if row is not None:
+                    yield row, content, outputs
+                row = PathRow(*r[:np])
+                content = ContentRow(*r[np:np + nc]) if r[np] is not None else None
+                outputs = {}
+            if r[np + nc] is not None:
+                out = OutputRow(*r[np + nc:])
+                outputs[out.suffix] = out
+        if row is not None:
+            yield row, content, outputs
+
     def put_path(self, row: PathRow) -> None:
         cols = _columns(PathRow)
         self._db.execute(
@@ -313,6 +352,10 @@ class Store(_CopyTransitions):
     def delete_path(self, path: str) -> None:
         self._db.execute("DELETE FROM paths WHERE path=?", (path,))
         self._db.execute("DELETE FROM outputs WHERE path=?", (path,))
+
+    def live_path_names(self) -> set[str]:
+        """The recorded paths not marked gone (names only: a scan asks for all of them)."""
+        return {r[0] for r in self._db.execute("SELECT path FROM paths WHERE gone_at IS NULL")}
 
     def gone_paths(self) -> list[PathRow]:
         rows = self._db.execute("SELECT * FROM paths WHERE gone_at IS NOT NULL")

@@ -196,7 +196,7 @@ class Config:
         base = (folder.knobs if folder else None) or Knobs()
         return base.over(prompt.knobs if prompt else None)
 
-    def keeps_alive(self, path: Path) -> bool:
+    def keeps_alive(self, path: Path | str) -> bool:
         """Whether the remote copy of ``path`` is renewed before it expires."""
         folder = self.folder_for(path)
         mode = (folder.keep_alive if folder else None) or self.daemon.keep_alive

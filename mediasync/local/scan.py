@@ -104,6 +104,11 @@ def stat_all(paths: Iterable[str]) -> dict[str, LocalFacts]:
     return out
 
 
+def missing(paths: Iterable[str]) -> set[str]:
+    """Those of ``paths`` that do not exist (``lexists``: a dangling link exists)."""
+    return {p for p in paths if not os.path.lexists(p)}
+
+
 class ChangedWhileHashing(Exception):
     """The file was written to while we read it; try again once it settles."""
 
