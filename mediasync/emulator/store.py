@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import hashlib
 import heapq
 import math
@@ -119,6 +120,20 @@ class FileRecord:
     probe: Probe
     failure: str | None  # why processing will end FAILED, if it will
 
+    # The record's times as the service writes them, formatted once: a listing of
+    # 100,000 files formatted three times per file per page otherwise.
+    @functools.cached_property
+    def _created(self) -> str:
+        return rfc3339(self.create_time)
+
+    @functools.cached_property
+    def _ready(self) -> str:
+        return rfc3339(self.ready_time)
+
+    @functools.cached_property
+    def _expires(self) -> str:
+        return rfc3339(self.expire_time, 9)
+
     def state(self, now: float) -> str:
         if now < self.ready_time:
             return "PROCESSING"
@@ -135,9 +150,9 @@ class FileRecord:
         out.update(
             mimeType=self.mime,
             sizeBytes=str(self.size),
-            createTime=rfc3339(self.create_time),
-            updateTime=rfc3339(self.create_time if state == "PROCESSING" else self.ready_time),
-            expirationTime=rfc3339(self.expire_time, 9),
+            createTime=self._created,
+            updateTime=self._created if state == "PROCESSING" else self._ready,
+            expirationTime=self._expires,
             sha256Hash=quirks.hash_text(self.sha256),
             uri=f"{base}/{ver}/files/{self.id}",
             state=state,
