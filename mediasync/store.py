@@ -389,7 +389,14 @@ class Store(_CopyTransitions):
         return ContentRow(**row) if row else None
 
     def all_contents(self) -> list[ContentRow]:
-        return [ContentRow(**r) for r in self._db.execute("SELECT * FROM contents")]
+        return list(self.each_content())
+
+    def each_content(self) -> Iterator[ContentRow]:
+        """Every content row, one at a time (a pass over 100,000 need not hold them all)."""
+        cur = self._db.cursor()
+        cur.row_factory = None
+        for r in cur.execute(f"SELECT {_cols('contents', _CONTENT_COLS)} FROM contents"):
+            yield ContentRow(*r)
 
     def ensure_content(
         self, sha256: str, size: int, mime: str, kind: str, now: float
