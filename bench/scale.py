@@ -16,9 +16,10 @@ with its own .venv, e.g. `git archive layout | tar -x -C /tmp/layout`):
    raised, max_uploads 8, max_generations 16. The library the other steps measure is
    made by this one sync (nothing is written into the store directly). Captions a
    minute from the emulator's generateContent count (read every 2 s), and the CPU
-   seconds of the daemon and of the emulator. With --spy S, py-spy (if on PATH)
-   samples both processes for S seconds from the moment half the captions are
-   written, and the functions holding most samples are printed.
+   seconds of the daemon and of the emulator. With --spy S, py-spy (on PATH or in the
+   .venv: `pip install py-spy`, not a dependency) samples both processes for S seconds
+   from the moment half the captions are written; the functions holding most samples
+   are printed.
 3. No-op sync: `mediasync -c default.toml sync` (defaults: settle 2 s, 60 requests a
    minute) over the synced library, --repeat times; wall time from spawn to exit and
    the API requests it made (one paged listing is all it may make).
@@ -48,6 +49,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -125,7 +127,7 @@ def first_sync(side: Side, spy: float) -> None:
             except OSError:
                 continue
             samples.append((time.monotonic() - t0, done))
-            if spy and spy_thread is None and done >= side.size // 2 and shutil.which("py-spy"):
+            if spy and spy_thread is None and done >= side.size // 2 and _py_spy():
                 spy_thread = threading.Thread(target=_spy_both, args=(
                     {"daemon": proc.pid, "emulator": emu.proc.pid}, spy, side.work, spied))
                 spy_thread.start()
@@ -182,12 +184,18 @@ def _per_minute(samples: list[tuple[float, int]]) -> list[int]:
     return out
 
 
+def _py_spy() -> str:
+    """py-spy on PATH, or beside the Python running this (a .venv not activated)."""
+    here = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(here) if here.exists() else "")
+
+
 def _spy_both(pids: dict[str, int], seconds: float, work: Path, into: dict[str, Any]) -> None:
     procs = {}
     for name, pid in pids.items():
         raw = work / f"spy-{name}.txt"
         procs[name] = (raw, subprocess.Popen(
-            ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)),
+            [_py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)),
              "--rate", "50", "--format", "raw", "--nonblocking", "--output", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for name, (raw, p) in procs.items():
