@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,33 @@ from mediasync.media.samples import png_bytes  # noqa: E402
 MIB = 1024 * 1024
 
 
-def mediasync_cmd() -> list[str]:
-    """The real CLI: the console script next to this interpreter, else ``-m mediasync``."""
-    script = Path(sys.executable).parent / "mediasync"
+@dataclass(frozen=True)
+class Tree:
+    """A checkout whose mediasync a bench runs: this one, or another (a baseline
+    branch, e.g. from `git archive`) with its own ``.venv``, for side-by-side runs."""
+
+    root: Path = ROOT
+
+    @property
+    def python(self) -> str:
+        if self.root == ROOT:
+            return sys.executable
+        return str(self.root / ".venv" / "bin" / "python")
+
+
+THIS = Tree()
+
+
+def mediasync_cmd(tree: Tree = THIS) -> list[str]:
+    """The real CLI: the console script next to the tree's interpreter, else ``-m mediasync``."""
+    script = Path(tree.python).parent / "mediasync"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "mediasync"]
+    return [tree.python, "-m", "mediasync"]
 
 
-def bench_env() -> dict[str, str]:
-    env = dict(os.environ, GEMINI_API_KEY="bench", PYTHONPATH=str(ROOT))
+def bench_env(tree: Tree = THIS) -> dict[str, str]:
+    env = dict(os.environ, GEMINI_API_KEY="bench", PYTHONPATH=str(tree.root))
     for var in ("GOOGLE_API_KEY", "MEDIASYNC_CONFIG", "MEDIASYNC_STATE_DIR", "NOTIFY_SOCKET",
                 "CREDENTIALS_DIRECTORY"):
         env.pop(var, None)
@@ -78,10 +96,12 @@ class EmulatorProcess:
 
     def __init__(self, workdir: Path, *, generate_latency: float = 0.0,
                  processing_delay: float | None = None, name: str = "emulator",
-                 flags: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+                 flags: Sequence[str] = (), env: dict[str, str] | None = None,
+                 tree: Tree = THIS) -> None:
         """``flags`` are further ``mediasync emulator`` options (e.g. ``--quota-rpm 10``);
-        ``env`` replaces bench_env() (e.g. to run it under libfaketime)."""
-        cmd = [*mediasync_cmd(), "emulator", "--host", "127.0.0.1", "--port", "0"]
+        ``env`` replaces bench_env() (e.g. to run it under libfaketime); ``tree``: whose
+        emulator."""
+        cmd = [*mediasync_cmd(tree), "emulator", "--host", "127.0.0.1", "--port", "0"]
         if generate_latency:
             cmd += ["--generate-latency", f"{generate_latency}s"]
         if processing_delay is not None:
@@ -91,7 +111,7 @@ class EmulatorProcess:
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log,
-                                     env=env if env is not None else bench_env(), text=True)
+                                     env=env if env is not None else bench_env(tree), text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the emulator prints one line, then nothing
         m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
@@ -176,14 +196,14 @@ def write_config(workdir: Path, base_url: str, folder: Path, *, name: str = "con
 
 
 def run_cli(config: Path, *args: str, log: Path | None = None,
-            timeout: float = 1800) -> tuple[int, float]:
+            timeout: float = 1800, tree: Tree = THIS) -> tuple[int, float]:
     """Run ``mediasync -c CONFIG ARGS`` to completion; (exit code, wall seconds from spawn)."""
-    cmd = [*mediasync_cmd(), "-c", str(config), *args]
+    cmd = [*mediasync_cmd(tree), "-c", str(config), *args]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                              env=bench_env(), timeout=timeout, check=False)
+                              env=bench_env(tree), timeout=timeout, check=False)
         return proc.returncode, time.perf_counter() - t0
     finally:
         if log:
@@ -261,13 +281,14 @@ def which(name: str) -> str | None:
     return shutil.which(name)
 
 
-def start_daemon(config: Path, log: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_daemon(config: Path, log: Path, *, env: dict[str, str] | None = None,
+                 tree: Tree = THIS) -> subprocess.Popen:
     """``mediasync -c CONFIG run`` in the background, stdout and stderr to ``log``
     (truncated); ``env`` replaces bench_env(). The child keeps the log open."""
     with open(log, "wb") as out:
-        return subprocess.Popen([*mediasync_cmd(), "-c", str(config), "run"],
+        return subprocess.Popen([*mediasync_cmd(tree), "-c", str(config), "run"],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                env=env if env is not None else bench_env())
+                                env=env if env is not None else bench_env(tree))
 
 
 def stop_daemon(proc: subprocess.Popen) -> None:
@@ -292,3 +313,49 @@ def sync_once(work: Path, base_url: str, folder: Path, count: int, **daemon: Any
     if code != 0 or done != count:
         raise SystemExit(f"setup failed; see {work / 'setup.log'}")
 
+
+
+@dataclass
+class DaemonMemory:
+    """What ``daemon_memory`` saw: seconds since spawn and RSS figures in KiB."""
+
+    ready_s: float  # the "watching … folder(s)" line: listing and walk done
+    idle_s: float  # then under 5% of a CPU for 2 s
+    rss_idle: int
+    hwm_idle: int
+    rescan_s: float  # the first periodic rescan started
+    rescan_idle_s: float
+    rescan_cpu_s: float  # CPU seconds from the rescan's start to idle again
+    rss_rescan: int
+    hwm_rescan: int  # the peak over the whole run
+    line: str
+
+
+def daemon_memory(config: Path, log: Path, rescan_every: float, *, tree: Tree = THIS,
+                  timeout: float = 300) -> DaemonMemory:
+    """Start ``mediasync run`` on an already-synced library and read its memory after
+    the start-up scan and after its first periodic rescan (``rescan_every`` seconds
+    after the "watching" line, when the scheduler starts); stop it. Every wait is
+    bounded by ``timeout``."""
+    t0 = time.monotonic()
+    daemon = start_daemon(config, log, tree=tree)
+    try:
+        line = wait_for_log(log, r"watching \d+ folder", timeout=timeout)
+        t_ready = time.monotonic()
+        wait_cpu_quiet(daemon.pid, timeout=timeout)
+        t_idle = time.monotonic()
+        first = proc_status(daemon.pid)
+        # The scheduler starts right after that log line; its first rescan is due
+        # rescan_every later.
+        time.sleep(max(0.0, t_ready + rescan_every - 0.5 - time.monotonic()))
+        base = cpu_ticks(daemon.pid)
+        time.sleep(1.0)
+        t_rescan = time.monotonic()
+        wait_cpu_quiet(daemon.pid, timeout=timeout)
+        second = proc_status(daemon.pid)
+        cpu = (cpu_ticks(daemon.pid) - base) / os.sysconf("SC_CLK_TCK")
+        return DaemonMemory(t_ready - t0, t_idle - t0, first["VmRSS"], first["VmHWM"],
+                            t_rescan - t0, time.monotonic() - t0, cpu, second["VmRSS"],
+                            second["VmHWM"], line.strip())
+    finally:
+        stop_daemon(daemon)

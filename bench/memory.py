@@ -23,7 +23,6 @@ step; every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -32,16 +31,11 @@ from pathlib import Path
 from _common import (
     EmulatorProcess,
     command_line,
-    cpu_ticks,
+    daemon_memory,
     machine,
-    proc_status,
     request_delta,
-    start_daemon,
-    stop_daemon,
     sync_once,
     table,
-    wait_cpu_quiet,
-    wait_for_log,
     write_config,
     write_pngs,
 )
@@ -71,40 +65,19 @@ def main() -> int:
 
             cfg = write_config(work, emu.url, folder, name="run.toml",
                                rescan_every=f"{args.rescan_every}s")
-            log = work / "run.log"
             before = emu.requests()
             t0 = time.monotonic()
-            daemon = start_daemon(cfg, log)
-            try:
-                line = wait_for_log(log, r"watching \d+ folder", timeout=300)
-                t_ready = time.monotonic()
-                t_scan = t_ready - t0
-                wait_cpu_quiet(daemon.pid, timeout=300)
-                t_idle = time.monotonic() - t0
-                s = proc_status(daemon.pid)
-                print(f"  start-up: {line.strip()}", flush=True)
-                rows.append(["after start-up scan", f"{t_scan:.1f} / {t_idle:.1f}",
-                             mib(s["VmRSS"]), mib(s["VmHWM"])])
-                # The scheduler starts right after that log line; its first
-                # rescan is due rescan_every later.
-                rescan_at = t_ready + args.rescan_every
-                time.sleep(max(0.0, rescan_at - 0.5 - time.monotonic()))
-                base = cpu_ticks(daemon.pid)
-                time.sleep(1.0)
-                t_rescan = time.monotonic() - t0
-                wait_cpu_quiet(daemon.pid, timeout=300)
-                s = proc_status(daemon.pid)
-                cpu = (cpu_ticks(daemon.pid) - base) / os.sysconf("SC_CLK_TCK")
-                print(f"  rescan: {cpu:.2f} s of CPU from its start to idle", flush=True)
-                rows.append(["after a periodic rescan",
-                             f"{t_rescan:.1f} / {time.monotonic() - t0:.1f}",
-                             mib(s["VmRSS"]), mib(s["VmHWM"])])
-                reqs = request_delta(before, emu.requests())
-                reqs.pop("control", None)
-                print(f"  API requests while the daemon ran ({time.monotonic() - t0:.0f}s): "
-                      f"{reqs}", flush=True)
-            finally:
-                stop_daemon(daemon)
+            m = daemon_memory(cfg, work / "run.log", args.rescan_every)
+            print(f"  start-up: {m.line}", flush=True)
+            rows.append(["after start-up scan", f"{m.ready_s:.1f} / {m.idle_s:.1f}",
+                         mib(m.rss_idle), mib(m.hwm_idle)])
+            print(f"  rescan: {m.rescan_cpu_s:.2f} s of CPU from its start to idle", flush=True)
+            rows.append(["after a periodic rescan", f"{m.rescan_s:.1f} / {m.rescan_idle_s:.1f}",
+                         mib(m.rss_rescan), mib(m.hwm_rescan)])
+            reqs = request_delta(before, emu.requests())
+            reqs.pop("control", None)
+            print(f"  API requests while the daemon ran ({time.monotonic() - t0:.0f}s): "
+                  f"{reqs}", flush=True)
     peak = float(rows[-1][3])
     print()
     print(table(rows, ["moment", "s since spawn (started / idle)", "VmRSS MiB",

@@ -24,7 +24,7 @@ __all__ = [
     "StoreError",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -106,7 +106,14 @@ CREATE TABLE usage (
 );
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# A rename is recognised by its stat identity (Store.find_twin, asked for every new
+# file): without an index that question scanned the whole table, quadratic over a
+# first sync of a large library.
+_SCHEMA_V4 = """
+CREATE INDEX paths_stat ON paths(inode, size, mtime_ns);
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 
 T = TypeVar("T")
@@ -157,6 +164,16 @@ class Meta:
 
 def _columns(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
+
+
+# Columns in the order of the row types' fields: a row is made from a tuple by position.
+_PATH_COLS = _columns(PathRow)
+_CONTENT_COLS = _columns(ContentRow)
+_OUTPUT_COLS = _columns(OutputRow)
+
+
+def _cols(table: str, cols: list[str]) -> str:
+    return ", ".join(f"{table}.{c}" for c in cols)
 
 
 class StoreError(Exception):
@@ -293,6 +310,35 @@ class Store(_CopyTransitions):
         for row in self._db.execute("SELECT * FROM paths ORDER BY path"):
             yield PathRow(**row)
 
+    def live_files(self) -> Iterator[tuple[PathRow, ContentRow | None, dict[str, OutputRow]]]:
+        """Every live path (in path order) with its content's row and its outputs by
+        suffix, one at a time: one query, and memory that does not grow with the
+        library (`status`, a scan's check of the files at rest)."""
+        np, nc = len(_PATH_COLS), len(_CONTENT_COLS)
+        cur = self._db.cursor()
+        cur.row_factory = None  # plain tuples, cut into rows below
+        cur.execute(
+            f"SELECT {_cols('p', _PATH_COLS)}, {_cols('c', _CONTENT_COLS)}, "
+            f"{_cols('o', _OUTPUT_COLS)} FROM paths p"
+            " LEFT JOIN contents c ON c.sha256 = p.sha256"
+            " LEFT JOIN outputs o ON o.path = p.path"
+            " WHERE p.gone_at IS NULL ORDER BY p.path")
+        row: PathRow | None = None
+        content: ContentRow | None = None
+        outputs: dict[str, OutputRow] = {}
+        for r in cur:
+            if row is None or r[0] != row.path:
+                if row is not None:
+                    yield row, content, outputs
+                row = PathRow(*r[:np])
+                content = ContentRow(*r[np:np + nc]) if r[np] is not None else None
+                outputs = {}
+            if r[np + nc] is not None:
+                out = OutputRow(*r[np + nc:])
+                outputs[out.suffix] = out
+        if row is not None:
+            yield row, content, outputs
+
     def put_path(self, row: PathRow) -> None:
         cols = _columns(PathRow)
         self._db.execute(
@@ -308,6 +354,10 @@ class Store(_CopyTransitions):
     def delete_path(self, path: str) -> None:
         self._db.execute("DELETE FROM paths WHERE path=?", (path,))
         self._db.execute("DELETE FROM outputs WHERE path=?", (path,))
+
+    def live_path_names(self) -> set[str]:
+        """The recorded paths not marked gone (names only: a scan asks for all of them)."""
+        return {r[0] for r in self._db.execute("SELECT path FROM paths WHERE gone_at IS NULL")}
 
     def gone_paths(self) -> list[PathRow]:
         rows = self._db.execute("SELECT * FROM paths WHERE gone_at IS NOT NULL")
@@ -341,7 +391,14 @@ class Store(_CopyTransitions):
         return ContentRow(**row) if row else None
 
     def all_contents(self) -> list[ContentRow]:
-        return [ContentRow(**r) for r in self._db.execute("SELECT * FROM contents")]
+        return list(self.each_content())
+
+    def each_content(self) -> Iterator[ContentRow]:
+        """Every content row, one at a time (a pass over 100,000 need not hold them all)."""
+        cur = self._db.cursor()
+        cur.row_factory = None
+        for r in cur.execute(f"SELECT {_cols('contents', _CONTENT_COLS)} FROM contents"):
+            yield ContentRow(*r)
 
     def ensure_content(
         self, sha256: str, size: int, mime: str, kind: str, now: float

@@ -350,6 +350,6 @@ class Daemon:
             last_changes, last_at, took, states = cached
             if last_changes == changes or now - last_at < min(STATUS_EVERY, 100 * took):
                 return states
-        states = status.counts(status.build(self.store, self.config))
+        states = status.counts(status.each(self.store, self.config))  # one file at a time
         self._state_cache = (changes, now, time.monotonic() - now, states)
         return states

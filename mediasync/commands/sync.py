@@ -78,12 +78,14 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
     from mediasync.app.apiclient import pause_lines
     from mediasync.report import status
 
-    reports = status.build(store, config)
-    bad = status.failures(reports)
+    total, bad = 0, []
+    for r in status.each(store, config):  # one at a time: only the unfinished are kept
+        total += 1
+        if not r.ok:
+            bad.append(r)
     if halted:
         log.error("%s", halted)
-    done = len(reports) - len(bad)
-    log.info("%d of %d file(s) synced", done, len(reports))
+    log.info("%d of %d file(s) synced", total - len(bad), total)
     for r in bad:
         log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
     if halted:

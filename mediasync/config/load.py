@@ -21,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -178,11 +178,14 @@ class Config:
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     notify: NotifyConfig = field(default_factory=NotifyConfig)
 
-    def folder_for(self, path: Path) -> FolderConfig | None:
+    def folder_for(self, path: Path | str) -> FolderConfig | None:
         """The configured folder containing ``path`` (folders never nest)."""
-        p = PurePath(os.path.normpath(path))
+        # PurePath.is_relative_to on the normalised path, as a string prefix ending at a
+        # separator: asked several times per file, pathlib's parsing cost more than the rest.
+        p = os.path.normpath(path)
         for folder in self.folders:
-            if p.is_relative_to(folder.path):
+            root = str(folder.path)
+            if p == root or p.startswith(root if root.endswith("/") else root + "/"):
                 return folder
         return None
 
@@ -197,7 +200,7 @@ class Config:
         base = (folder.knobs if folder else None) or Knobs()
         return base.over(prompt.knobs if prompt else None)
 
-    def keeps_alive(self, path: Path) -> bool:
+    def keeps_alive(self, path: Path | str) -> bool:
         """Whether the remote copy of ``path`` is renewed before it expires."""
         folder = self.folder_for(path)
         mode = (folder.keep_alive if folder else None) or self.daemon.keep_alive

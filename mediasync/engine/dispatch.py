@@ -23,6 +23,7 @@ from mediasync.engine.halt import Halt
 from mediasync.engine.identify import Identifier
 from mediasync.engine.produce import Producer
 from mediasync.engine.reconcile import Reconciler
+from mediasync.engine.rest import Rest
 from mediasync.engine.settle import Settle
 from mediasync.engine.sweep import Sweeper
 from mediasync.gemini import ApiError, GeminiClient
@@ -92,7 +93,8 @@ class Engine:
         # the parts, each given what it uses
         mirror = self.mirror
         self._settle = Settle(monotonic)
-        self._folders = Folders(ctx, self)
+        self._rest = Rest(ctx, quiet=self._quiet)
+        self._folders = Folders(ctx, self, at_rest=self._rest.settled)
         ctx.fs.on_recover = self._folders.folder_answers
         self._sweeper = Sweeper(ctx, busy=mirror.busy, retire=mirror.retire,
                                 delete_doomed=mirror.delete_doomed, wake=self.wake)
@@ -191,6 +193,10 @@ class Engine:
     def turns(self) -> int:
         """How often the dispatcher went to sleep and woke: one that spins shows here."""
         return self._turns
+
+    def _quiet(self, path: str) -> bool:
+        """Nothing under way for ``path``: neither queued nor running nor settling."""
+        return path not in self._due and path not in self._running and self._settle.quiet(path)
 
     @property
     def busy(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from mediasync.config import FolderConfig
@@ -31,10 +32,16 @@ STALE_TEMP = 600.0  # seconds before a leftover sidecar temp file is removed
 WALK_TIMEOUT = 1800.0  # a walk of a huge tree may take long; a hung share must still end it
 
 
+# The found paths (with the scan's stat) the reconciler would take no step for (Rest.settled)
+AtRest = Callable[[Mapping[str, LocalFacts]], Awaitable[set[str]]]
+
+
 class Folders:
-    def __init__(self, ctx: Context, queue: Requeue) -> None:
+    def __init__(self, ctx: Context, queue: Requeue, *, at_rest: AtRest | None = None) -> None:
+        """``at_rest``: which found files need not be queued (none without it)."""
         self._ctx = ctx
         self._queue = queue  # the scan queues what it found
+        self._at_rest = at_rest
         # folder → why it is unavailable; kept in the store for `status`
         self.unavailable: dict[str, str] = ctx.store.read(Meta.UNAVAILABLE)
         self._scanned: dict[str, LocalFacts] = {}  # stat taken by the last scan
@@ -61,16 +68,27 @@ class Folders:
             if walked is not None:
                 reachable.add(str(folder.path))
                 found.update(walked)
-        known = {r.path for r in self._ctx.store.all_paths() if r.gone_at is None}
+        known = self._ctx.store.live_path_names()
         # Vanished paths first: a rename's old path must be seen gone before its new one.
         for p in sorted(known - found):
             folder = self._ctx.config.folder_for(Path(p))
             away = availability.unavailable_holding(p, self.unavailable)
             if folder is None or (str(folder.path) in reachable and away is None):
                 self._queue.mark_dirty(p, event=False)
-        for p in sorted(found):
+        resting = await self._resting(found)
+        for p in sorted(found - resting):
             self._queue.mark_dirty(p, event=False)
         return len(found)
+
+    async def _resting(self, found: set[str]) -> set[str]:
+        """The found files at rest; their stats are dropped (nothing will take them)."""
+        if self._at_rest is None:
+            return set()
+        scanned = self._scanned
+        resting = await self._at_rest({p: scanned[p] for p in found if p in scanned})
+        for p in resting:
+            scanned.pop(p, None)
+        return resting
 
     async def _scan_folder(self, folder: FolderConfig) -> list[str] | None:
         """The folder's candidate files (their stat cached), or None when it is unavailable."""

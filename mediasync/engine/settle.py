@@ -32,6 +32,10 @@ class Settle:
             self.forget(path)
         return wait
 
+    def quiet(self, path: str) -> bool:
+        """No watcher event and no earlier look of the path is being waited on."""
+        return path not in self._previous and path not in self._last_event
+
     def forget(self, path: str) -> None:
         self._previous.pop(path, None)
         self._last_event.pop(path, None)

@@ -118,9 +118,7 @@ def is_candidate(rel: PurePath, folder: FolderConfig,
         return None
     if any(ignored_dir(d) for d in dirs):
         return None
-    if ignored_name(name, sidecar_suffixes):
-        return None
-    mt = media_type(name)
+    mt = name_candidate(name, sidecar_suffixes)
     if mt is None:
         return None
     if folder.include and not _matches(folder.include, rel):
@@ -128,3 +126,12 @@ def is_candidate(rel: PurePath, folder: FolderConfig,
     if folder.exclude and _matches(folder.exclude, rel):
         return None
     return mt
+
+
+def name_candidate(name: str, sidecar_suffixes: Iterable[str]) -> MediaType | None:
+    """What ``is_candidate`` asks of the file name alone: all it asks of a file in a
+    directory a walk descended into (no ignored folder above it) when its folder has
+    no include or exclude patterns."""
+    if ignored_name(name, sidecar_suffixes):
+        return None
+    return media_type(name)

@@ -11,7 +11,6 @@ threads also let the process exit on SIGTERM while a call is still stuck.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import queue
 import re
@@ -38,6 +37,60 @@ class FolderUnavailable(Exception):
         self.folder = folder
 
 
+class _Job:
+    """One call in a folder's thread, answered on the event loop that asked for it.
+
+    The worker hands the outcome back with one ``call_soon_threadsafe``: no
+    concurrent.futures.Future, ``wrap_future``, ``shield`` and ``wait_for`` around
+    it (their futures and callbacks cost more than a stat or a small read itself,
+    and a first sync makes several such calls per file).
+    """
+
+    __slots__ = ("fn", "args", "loop", "waiter", "done", "stuck", "on_done")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.fn = fn
+        self.args = args
+        self.loop = loop
+        self.waiter: asyncio.Future[Any] = loop.create_future()
+        self.done = False  # the call returned (set in the worker thread)
+        self.stuck = False  # its caller gave up waiting (set on the loop)
+        self.on_done: Callable[[], None] | None = None  # told on the loop when a stuck one returns
+
+    def run(self) -> None:
+        """In the worker thread."""
+        try:
+            outcome: tuple[bool, Any] = (True, self.fn(*self.args))
+        except BaseException as e:  # handed to the awaiting coroutine
+            outcome = (False, e)
+        self.done = True
+        try:
+            self.loop.call_soon_threadsafe(self._settle, outcome)
+        except RuntimeError:
+            pass  # the loop closed (shutdown) before the call returned
+
+    def _settle(self, outcome: tuple[bool, Any]) -> None:
+        ok, value = outcome
+        if not self.waiter.done():  # not given up on, not cancelled
+            if ok:
+                self.waiter.set_result(value)
+            else:
+                self.waiter.set_exception(value)
+        if self.stuck and self.on_done is not None:
+            self.on_done()
+
+    def expire(self) -> None:
+        """The time-out: the caller stops waiting; the call goes on in its thread."""
+        if not self.waiter.done():
+            self.stuck = True
+            self.waiter.set_exception(_TimedOut())
+
+
+class _TimedOut(Exception):
+    pass
+
+
 class _Pool:
     """Up to ``workers`` daemon threads fed by one queue, started as work arrives
     (ThreadPoolExecutor's threads are joined at exit: a stuck one would block it)."""
@@ -45,30 +98,23 @@ class _Pool:
     def __init__(self, name: str, workers: int) -> None:
         self._name = name
         self._workers = workers
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+    def submit(self, job: _Job) -> None:
         with self._lock:
             if self._idle == 0 and self._threads < self._workers:
                 self._threads += 1
                 threading.Thread(target=self._work, name=f"fs {self._name}", daemon=True).start()
             else:
                 self._idle = max(0, self._idle - 1)
-        self._q.put((fut, fn, args))
-        return fut
+        self._q.put(job)
 
     def _work(self) -> None:
         while True:  # a daemon thread: it ends with the process
-            fut, fn, args = self._q.get()
-            if fut.set_running_or_notify_cancel():
-                try:
-                    fut.set_result(fn(*args))
-                except BaseException as e:  # handed to the awaiting coroutine
-                    fut.set_exception(e)
+            self._q.get().run()
             with self._lock:
                 self._idle += 1
 
@@ -93,12 +139,12 @@ class FolderIO:
         self.timeout = timeout
         self.gate = gate
         self._pools: dict[tuple[str, bool], _Pool] = {}  # (folder, untimed) → its threads
-        self._stuck: dict[str, concurrent.futures.Future[Any]] = {}
+        self._stuck: dict[str, _Job] = {}
         self.on_recover: Callable[[str], None] | None = None
 
     def hung(self, folder: str) -> bool:
         stuck = self._stuck.get(folder)
-        return stuck is not None and not stuck.done()
+        return stuck is not None and not stuck.done
 
     async def call(
         self, folder: str, fn: Callable[..., T], *args: Any, timeout: float | None = -1.0
@@ -120,25 +166,27 @@ class FolderIO:
                 gate(folder)
                 return inner(*a)
 
-        fut = pool.submit(fn, *args)
+        loop = asyncio.get_running_loop()
+        job = _Job(fn, args, loop)
+        pool.submit(job)
         limit = self.timeout if timeout is not None and timeout < 0 else timeout
+        if limit is None:
+            return await job.waiter  # type: ignore[no-any-return]
+        timer = loop.call_later(limit, job.expire)
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), limit)
-        except TimeoutError:
-            self._stuck[folder] = fut
-            loop = asyncio.get_running_loop()
-
-            def recovered(_: object) -> None:
-                try:
-                    loop.call_soon_threadsafe(self._recovered, folder)
-                except RuntimeError:
-                    pass  # the loop closed (shutdown) before the share answered
-
-            fut.add_done_callback(recovered)
+            return await job.waiter  # type: ignore[no-any-return]
+        except _TimedOut:
+            self._stuck[folder] = job
+            job.on_done = lambda: self._recovered(folder)
+            if job.done:  # it returned just as the time ran out: told on the loop soon
+                loop.call_soon(self._recovered, folder)
             raise FolderUnavailable(folder) from None
+        finally:
+            timer.cancel()
 
     def _recovered(self, folder: str) -> None:
-        if self._stuck.get(folder) is not None and self._stuck[folder].done():
+        stuck = self._stuck.get(folder)
+        if stuck is not None and stuck.done:
             del self._stuck[folder]
             if self.on_recover is not None:
                 self.on_recover(folder)

@@ -88,9 +88,9 @@ class Renewals:
     def next_at(self) -> float | None:
         """When the next live copy enters its renewal window (wall clock), if any."""
         now, before = self.ctx.clock(), self.ctx.renew_before
-        windows = [renew_at(c.expires_at, before) for c in self.ctx.store.all_contents()
+        windows = (renew_at(c.expires_at, before) for c in self.ctx.store.each_content()
                    if c.remote_name and c.expires_at and renew_at(c.expires_at, before) > now
-                   and self.keeps_alive(c.sha256)]
+                   and self.keeps_alive(c.sha256))
         return min(windows, default=None)
 
     def due(self) -> int:
@@ -98,7 +98,7 @@ class Renewals:
         no API call): an idle library is renewed on time whatever the listing does."""
         ctx = self.ctx
         now, started = ctx.clock(), 0
-        for c in ctx.store.all_contents():
+        for c in ctx.store.each_content():
             # Cheap test first: only a copy due for renewal needs its paths looked up.
             if (
                 c.remote_name

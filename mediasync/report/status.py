@@ -6,15 +6,16 @@ each file should have; renders text or JSON.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from mediasync.config import Config, FolderConfig
+from mediasync.config import Config
 from mediasync.gemini.quota import PACIFIC, pause_message
 from mediasync.report import costs
 from mediasync.rules import availability, desired, rows, states, steps, units
@@ -64,11 +65,22 @@ class FileReport:
         }
 
 
+@functools.lru_cache(maxsize=4096)
+def _minute(minute: int) -> str:
+    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _stamp(ts: float) -> str:
+    """``ts`` to the minute, UTC; made once per minute (a library's expiry times
+    bunch up, and formatting a date per file was a good part of `status`)."""
+    return _minute(math.floor(ts / 60))
+
+
 def _next_try(retry_at: float | None) -> str:
     """Transient failures say when the next try is (failures.py)."""
     if retry_at is None:
         return ""
-    return f"; next try {datetime.fromtimestamp(retry_at, UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+    return f"; next try {_stamp(retry_at)}"
 
 
 def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float) -> bool:
@@ -113,7 +125,7 @@ _OUTPUT_WORDS = {
 
 
 def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float) -> SidecarReport:
-    name = Path(want.sidecar).name
+    name = os.path.basename(want.sidecar)
     state = states.output_state(o, want, sha)  # the engine's own decoder
     if o is None or state in (Output.MISSING, Output.STALE):
         return SidecarReport(name, "pending", _OUTPUT_WORDS[state][1], format=want.format)
@@ -133,7 +145,7 @@ _FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
 
 
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
-          stalled: str | None, now: float, folder: FolderConfig | None) -> FileReport:
+          stalled: str | None, now: float) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
@@ -148,10 +160,11 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         return r
     # keep_alive = "on_use": a copy is made only for a generation, so with none under
     # way the sidecars say what the file waits for.
-    on_use = ((folder.keep_alive if folder else None) or config.daemon.keep_alive) != "always"
+    on_use = not config.keeps_alive(row.path)
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
+    folder = config.folder_for(row.path)
     wants = desired.desired(folder, row.path, row.kind, config.api.model) if folder else []
     complete = serving
     for want in wants:
@@ -185,34 +198,28 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
     Halts and unavailable folders are read from the store, where the engine keeps
     them: `status`, `sync`'s summary and the STATUS line all see the same thing.
     """
+    return list(each(store, config, now))
+
+
+def each(store: Store, config: Config, now: float | None = None) -> Iterator[FileReport]:
+    """``build``'s reports one at a time, in path order: the rows are read as they go
+    (Store.live_files), so counting them (the daemon's STATUS line) holds no more
+    than one file's in memory however large the library."""
     now = time.time() if now is None else now
     halted = store.read(Meta.HALTED) or None
     unavailable = unavailable_folders(store)
-    contents = {c.sha256: c for c in store.all_contents()}
-    outputs: dict[str, dict[str, OutputRow]] = {}
-    for o in store.all_outputs():
-        outputs.setdefault(o.path, {})[o.suffix] = o
-    reports = []
-    # A row records its folder: looked up once per folder, not per file (100,000
-    # files spent half of this function in pathlib otherwise).
-    folders = {str(f.path): f for f in config.folders}
-    for row in store.all_paths():
-        if row.gone_at is not None:
-            continue
+    for row, content, outputs in store.live_files():
         # The innermost unavailable folder or disk mounted inside one that holds it.
-        away = availability.unavailable_holding(row.path, unavailable)
+        away = availability.unavailable_holding(row.path, unavailable) if unavailable else None
         why = f"the folder {away} {unavailable[away]}" if away else None
-        folder = folders.get(row.folder) or config.folder_for(Path(row.path))
-        r = _file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}),
-                  config, halted or why, now, folder)
+        r = _file(row, content, outputs, config, halted or why, now)
         if why and r.state != "failed":
             # Out of sight, it cannot be called synced: its bytes or sidecars may have
             # changed on the pulled disk. It waits for the disk, whatever was recorded.
             r.state = "waiting"
             if not (r.message or "").startswith("waiting: "):
                 r.message = f"waiting: {why}" + (f"; {r.message}" if r.message else "")
-        reports.append(r)
-    return reports
+        yield r
 
 
 def unavailable_folders(store: Store) -> dict[str, str]:
@@ -220,7 +227,7 @@ def unavailable_folders(store: Store) -> dict[str, str]:
     return store.read(Meta.UNAVAILABLE)
 
 
-def counts(reports: list[FileReport]) -> dict[str, int]:
+def counts(reports: Iterable[FileReport]) -> dict[str, int]:
     """Files per state (the STATUS line and `status` read the same decoder)."""
     out: dict[str, int] = {}
     for r in reports:
@@ -232,8 +239,17 @@ def _when(ts: float | None, now: float) -> str:
     if ts is None:
         return "-"
     left = ts - now
-    stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _stamp(ts)
     return f"{stamp} (in {left / 3600:.1f} h)" if left > 0 else f"{stamp} (expired)"
+
+
+def _relative(path: str, folder: str) -> str:
+    """``os.path.relpath(path, folder)``, by cutting the prefix when the rest is plain."""
+    prefix = folder if folder.endswith("/") else folder + "/"
+    rest = path[len(prefix):]
+    if path.startswith(prefix) and not {"", ".", ".."} & set(rest.split("/")):
+        return rest
+    return os.path.relpath(path, folder)
 
 
 def render_text(reports: list[FileReport], config: Config, now: float, halted: str | None = None,
@@ -242,7 +258,8 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
     if halted:
         lines.append(f"HALTED: {halted}")
     for folder in config.folders:
-        mine = [r for r in reports if r.folder == str(folder.path)]
+        root = str(folder.path)
+        mine = [r for r in reports if r.folder == root]
         t = token_totals(mine)
         summary = (", ".join(f"{n} {s}" for s, n in sorted(counts(mine).items()))
                    or "no media files")
@@ -253,7 +270,7 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
         if not verbose:
             continue
         for r in mine:
-            rel = os.path.relpath(r.path, folder.path)
+            rel = _relative(r.path, root)
             detail = r.state
             if r.upload_progress:
                 detail += f" {r.upload_progress}"
@@ -273,10 +290,26 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
 def render_json(reports: list[FileReport], halted: str | None = None) -> dict[str, Any]:
     files = []
     for r in reports:
-        d = asdict(r)
+        d = _as_dict(r)
         d["tokens"] = r.tokens
         files.append(d)
     return {"halted": halted, "tokens": token_totals(reports), "files": files}
+
+
+def _as_dict(obj: Any) -> Any:
+    """``dataclasses.asdict`` for reports (its deep copies cost more than the rest of
+    `status --json` together): the same dict, fields in order, nested reports too."""
+    if not is_dataclass(obj) or isinstance(obj, type):
+        return obj
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, list):
+            value = [_as_dict(v) for v in value]
+        elif isinstance(value, (dict, tuple)) or is_dataclass(value):
+            value = asdict(obj)[f.name]  # not the plain values reports hold today
+        out[f.name] = value
+    return out
 
 
 def token_totals(reports: list[FileReport]) -> dict[str, int]:

@@ -5,10 +5,10 @@ language and subtitle format, each with the hash that identifies it. Pure.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from dataclasses import replace
 
 from mediasync.config import FolderConfig, PromptConfig
-from mediasync.rules.naming import output_key, sidecar_for
+from mediasync.rules.naming import output_key, sidecar_name
 from mediasync.rules.rows import Desired
 
 
@@ -21,21 +21,39 @@ def prompt_hash(prompt: str, identity: str = "") -> str:
 def desired(folder: FolderConfig, path: str, kind: str, default_model: str) -> list[Desired]:
     """The outputs a file should have: one per file each prompt of its folder writes
     for its kind (a language, a subtitle format)."""
+    return [replace(d, sidecar=sidecar_name(path, d.suffix))
+            for d in _outputs(folder, kind, default_model)]
+
+
+# The outputs of a (folder, kind, model) with no sidecar yet: the same for every file
+# of the folder, so worked out once (prompt hashes included), not per file. Keyed by
+# the folder's identity and holding it, so a reloaded config never meets old entries.
+_CACHE: dict[tuple[int, str, str], tuple[FolderConfig, tuple[Desired, ...]]] = {}
+
+
+def _outputs(folder: FolderConfig, kind: str, default_model: str) -> tuple[Desired, ...]:
+    key = (id(folder), kind, default_model)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is folder:
+        return hit[1]
     out = []
     for p in folder.prompts_for(kind):
         for suffix, language, subformat in p.outputs():
-            key = output_key(suffix, p.naming)
+            key_ = output_key(suffix, p.naming)
             out.append(Desired(
-                suffix=key,
+                suffix=key_,
                 prompt=p.prompt,
                 model=p.effective_model(default_model),
                 prompt_hash=prompt_hash(p.prompt, _identity(p, language)),
-                sidecar=str(sidecar_for(Path(path), key)),
+                sidecar="",
                 spec=p,
                 language=language,
                 subformat=subformat,
             ))
-    return out
+    if len(_CACHE) >= 256:
+        _CACHE.clear()
+    _CACHE[key] = (folder, tuple(out))
+    return _CACHE[key][1]
 
 
 def _identity(p: PromptConfig, language: str | None) -> str:

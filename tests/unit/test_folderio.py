@@ -78,3 +78,54 @@ def test_the_mount_table_is_read_again_only_after_a_mount_or_unmount(tmp_path):
     assert point not in table.points()
     assert table.points() == first
     assert table.reads == 3
+
+
+def test_a_call_returning_as_its_time_runs_out_is_recovered_once():
+    """The time-out and the answer race (a time-out of 0 s lets either win): every
+    call given up on is told back exactly once, and the folder answers again."""
+    fs = FolderIO(timeout=0.0)
+    recovered: list[str] = []
+    fs.on_recover = recovered.append
+
+    async def main() -> int:
+        timeouts = 0
+        for i in range(60):
+            try:
+                assert await fs.call("/f", lambda i=i: i) == i
+            except FolderUnavailable:
+                timeouts += 1
+            for _ in range(200):
+                if not fs.hung("/f"):
+                    break
+                await asyncio.sleep(0.005)
+            assert not fs.hung("/f")
+        for _ in range(20):
+            await asyncio.sleep(0.005)  # any second word of a recovery would come now
+        return timeouts
+
+    timeouts = asyncio.run(main())
+    assert timeouts > 0
+    assert recovered == ["/f"] * timeouts
+
+
+def test_a_caller_that_is_cancelled_leaves_the_call_to_finish():
+    fs = FolderIO(timeout=5.0)
+    release, finished = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        release.wait(10)
+        finished.set()
+        return 1
+
+    async def main() -> None:
+        task = asyncio.ensure_future(fs.call("/f", slow))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        assert await fs.call("/f", lambda: 2) == 2
+        assert not fs.hung("/f")
+
+    asyncio.run(main())
+    assert finished.wait(5)

@@ -62,3 +62,67 @@ def test_readonly_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     assert r.counts()["files"] == 1
     r.close()
     w.close()
+
+
+def test_find_twin_is_looked_up_by_index_and_prefers_a_vanished_path(tmp_path):
+    """Asked for every new file: a scan of the table per file was quadratic over a
+    first sync. The answer is the one the scan gave: a path of that stat identity
+    with a hash, other than the asker, a vanished one first."""
+    s = Store(tmp_path / "state.db")
+    plan = s._db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM paths WHERE path<>? AND inode=? AND size=? AND "
+        "mtime_ns=? AND sha256 IS NOT NULL ORDER BY gone_at IS NULL LIMIT 1",
+        ("/f/x", 1, 2, 3)).fetchall()
+    assert any("USING INDEX paths_stat" in row[-1] for row in plan), plan
+    s.put_path(_path("/f/live.png"))
+    s.put_path(_path("/f/gone.png", gone_at=1.0))
+    s.put_path(_path("/f/nohash.png", sha=None, gone_at=1.0))
+    s.put_path(_path("/f/other.png", inode=10, gone_at=1.0))
+    assert s.find_twin("/f/new.png", 9, 3, 1).path == "/f/gone.png"
+    assert s.find_twin("/f/gone.png", 9, 3, 1).path == "/f/live.png"
+    assert s.find_twin("/f/new.png", 9, 3, 2) is None
+
+
+def test_a_version_3_database_gets_the_stat_index(tmp_path):
+    db = tmp_path / "state.db"
+    s = Store(db)
+    s.put_path(_path("/f/a.png"))
+    s._db.execute("DROP INDEX paths_stat")
+    s._db.execute("PRAGMA user_version=3")
+    s.close()
+    s = Store(db)
+    assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    names = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "paths_stat" in names
+    assert s.get_path("/f/a.png") is not None
+
+
+def test_live_files_gives_each_live_path_with_its_content_and_outputs(tmp_path):
+    """One joined query, rows one at a time: the same as reading the three tables
+    whole and matching them up, as `status` did."""
+    import random
+
+    rng = random.Random(5)
+    s = Store(tmp_path / "state.db")
+    for i in range(300):
+        sha = f"sha{rng.randrange(120)}" if rng.random() < 0.9 else None
+        s.put_path(_path(f"/f/{rng.choice('abc')}/{i:03d}.png", sha=sha,
+                         gone_at=1.0 if rng.random() < 0.15 else None,
+                         problem=None if sha else "empty file"))
+        for suffix in rng.sample([".c.md", ".xmp", ".t.txt"], rng.randrange(4)):
+            s.put_output(OutputRow(f"/f/x/{i:03d}.png" if rng.random() < 0.1 else
+                                   f"/f/{rng.choice('abc')}/{i:03d}.png", suffix, "s", "p", "m",
+                                   "side", "h", None, "written", None, 1, 2, None, 0, 0.0))
+    for n in range(0, 140, 2):  # some contents known, some not; some unreferenced
+        s.ensure_content(f"sha{n}", n, "image/png", "image", 0.0)
+        if n % 3:
+            s.promoted(f"sha{n}", 1.0, f"files/{n}", "u", 99.0)
+    contents = {c.sha256: c for c in s.all_contents()}
+    outputs: dict[str, dict[str, OutputRow]] = {}
+    for o in s.all_outputs():
+        outputs.setdefault(o.path, {})[o.suffix] = o
+    want = [(r, contents.get(r.sha256 or ""), outputs.get(r.path, {}))
+            for r in s.all_paths() if r.gone_at is None]
+    assert list(s.live_files()) == want
+    assert len(want) > 200 and any(c is None for _, c, _ in want)
+    assert s.live_path_names() == {r.path for r, _, _ in want}
