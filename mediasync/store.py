@@ -24,7 +24,7 @@ __all__ = [
     "StoreError",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -106,7 +106,14 @@ CREATE TABLE usage (
 );
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# Retry times past the year 3000 came from a server delay taken at its word (wire/03's
+# 9223372036854775807 s, before delays were clamped): due now, so those files heal.
+_SCHEMA_HEAL_FAR_RETRIES = """
+UPDATE contents SET retry_at = 0 WHERE retry_at > 32503680000;
+UPDATE outputs SET retry_at = 0 WHERE retry_at > 32503680000;
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_HEAL_FAR_RETRIES}
 
 
 T = TypeVar("T")

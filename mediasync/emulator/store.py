@@ -214,13 +214,16 @@ class Store:
         video_processing_delay: float,
         max_file_bytes: int,
         max_project_bytes: int,
+        storage_form: str = "json",
     ) -> None:
         self.clock = clock
         self.ttl = ttl
         self.processing_delay = processing_delay
         self.video_processing_delay = video_processing_delay
         self.max_file_bytes = max_file_bytes
+        # Settable while serving (tests and benchmarks shrink the store).
         self.max_project_bytes = max_project_bytes
+        self.storage_form = storage_form
         self._lock = threading.Lock()
         self._files: dict[str, FileRecord] = {}
         self._uploads: dict[str, Upload] = {}
@@ -303,7 +306,7 @@ class Store:
     def _check_quota(self, wanted: int) -> None:
         used = sum(f.size for f in self._files.values())
         if used + wanted > self.max_project_bytes:
-            raise quota_exceeded(self.max_project_bytes)
+            raise quota_exceeded(self.max_project_bytes, self.storage_form)
 
     def upload(self, upload_id: str) -> Upload:
         with self._lock:

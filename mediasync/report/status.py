@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ def _next_try(retry_at: float | None) -> str:
     """Transient failures say when the next try is (failures.py)."""
     if retry_at is None:
         return ""
-    return f"; next try {datetime.fromtimestamp(retry_at, UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+    return f"; next try {units.utc_stamp(retry_at)}"
 
 
 def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float) -> bool:
@@ -229,7 +229,7 @@ def _when(ts: float | None, now: float) -> str:
     if ts is None:
         return "-"
     left = ts - now
-    stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = units.utc_stamp(ts)
     return f"{stamp} (in {left / 3600:.1f} h)" if left > 0 else f"{stamp} (expired)"
 
 
@@ -307,7 +307,8 @@ def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
             "model": p.get("model"),
             "quota": p.get("what"),
             "resume_at": resume,
-            "resume_at_pt": datetime.fromtimestamp(resume, PACIFIC).isoformat(),
+            "resume_at_pt": datetime.fromtimestamp(min(resume, units.LATEST_SHOWN),
+                                                   PACIFIC).isoformat(),
             "message": pause_message(str(p.get("model")), str(p.get("what")), resume, now),
         })
     usage = store.usage()

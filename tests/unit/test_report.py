@@ -156,3 +156,14 @@ def test_an_unreadable_file_waits_it_does_not_fail(tmp_path, config):
                          "cannot read it: Permission denied"))
     (r,) = status.build(store, config, NOW)
     assert r.state == "waiting" and "Permission denied" in r.message
+
+
+def test_a_time_past_what_datetime_holds_is_shown_not_raised():
+    # wire/03's 9223372036854775807 s once reached status as a retry time: OverflowError
+    # in the health job every 5 s. Any float now reads as a date.
+    from mediasync.rules.units import utc_stamp
+
+    assert utc_stamp(1.8e9 + 9223372036854775807) == "9999-12-31 23:59 UTC"
+    assert utc_stamp(float("inf")) == "9999-12-31 23:59 UTC"
+    assert utc_stamp(float("nan")) == utc_stamp(-5.0) == "1970-01-01 00:00 UTC"
+    assert utc_stamp(1_800_000_000) == "2027-01-15 08:00 UTC"

@@ -62,3 +62,22 @@ def test_readonly_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     assert r.counts()["files"] == 1
     r.close()
     w.close()
+
+
+def test_retry_times_from_an_unclamped_server_delay_heal_on_upgrade(tmp_path):
+    # Before delays were clamped, wire/03's RetryInfo (INT64_MAX s) was recorded as a
+    # retry time some 10^14 days ahead: the migration makes those rows due now.
+    db = tmp_path / "state.db"
+    s = Store(db)
+    s.ensure_content("far", 3, "image/png", "image", 0.0)
+    s.ensure_content("near", 3, "image/png", "image", 0.0)
+    s.copy_failed("far", 1.0, "the project's 20 GB of file storage is full", 9.2e18, 1)
+    s.copy_failed("near", 1.0, "503", 1_800_000_600.0, 1)
+    s.put_output(OutputRow("/f/a.png", ".c.md", "far", "p", "m", "/f/a.png.c.md", None, None,
+                           "failed", "429", 0, 0, 9.2e18, 1, 0.0))
+    s._db.execute("PRAGMA user_version=3")
+    s.close()
+    s = Store(db)
+    assert s.get_content("far").retry_at == 0 and s.get_content("far").error  # waiting, due
+    assert s.get_content("near").retry_at == 1_800_000_600.0
+    assert s.get_outputs("/f/a.png")[".c.md"].retry_at == 0
