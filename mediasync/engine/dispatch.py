@@ -75,6 +75,7 @@ class Engine:
             instance=instance_id(store),
             keeps_alive=self._keeps_alive,
             on_copy=on_copy,  # told each new copy's expiry (the daemon's renewal timer)
+            config=lambda: self._ctx.config,  # the storage budget's
         )
         self._halt = Halt(store)
         # the queue
@@ -109,6 +110,9 @@ class Engine:
             ensure_copy=mirror.ensure,
             output=self._producer.output,
             forget_answers=self._producer.forget_answers,
+            keeps=self._keeps_path,
+            using=mirror.using,
+            replan=mirror.replan,
         )
 
     # -- what the commands and the daemon read ---------------------------------
@@ -148,11 +152,21 @@ class Engine:
             self.set_client(client)
 
     def _keeps_alive(self, sha: str) -> bool:
-        """A content's copy is renewed while any of its files' folders keeps copies alive."""
+        """A content's copy is renewed while any of its files' folders keeps copies alive,
+        and the storage budget keeps it (remote/budget.py)."""
+        budget = self.mirror.budget
+        if budget is not None and not budget.keeps(sha):
+            return False
         config = self._ctx.config
         if config.all_kept_alive():  # the default: no lookup per content
             return True
         return any(config.keeps_alive(Path(p)) for p in self._ctx.store.live_paths_for(sha))
+
+    def _keeps_path(self, path: str, sha: str) -> bool:
+        """Whether this file's copy is made before its outputs and kept alive after."""
+        budget = self.mirror.budget
+        return (self._ctx.config.keeps_alive(Path(path))
+                and (budget is None or budget.keeps(sha)))
 
     def set_client(self, client: GeminiClient) -> None:
         # `halted` stays until a call succeeds, so a still-bad key is logged once.
@@ -228,6 +242,8 @@ class Engine:
         self._stopping = True
         self._wake.set()
         self.mirror.renewals.cancel()
+        if self.mirror.budget is not None:
+            self.mirror.budget.stop()
         tasks = list(self._running.values())
         for t in tasks:
             t.cancel()
@@ -252,7 +268,9 @@ class Engine:
     # -- scans, sweeps and the remote listing ---------------------------------
     async def scan(self) -> int:
         """Queue every candidate file and every recorded path; returns files found."""
-        return await self._folders.scan()
+        found = await self._folders.scan()
+        self.mirror.replan()  # files came and went: plan the storage budget again
+        return found
 
     def sweep_soon(self, delay: float) -> None:
         """Forget vanished paths and retire unneeded contents within ``delay`` seconds."""
@@ -276,6 +294,7 @@ class Engine:
             else:
                 log.warning("could not list the remote files: %s", e)
             return
+        self.mirror.replan()  # the listing shows what other uploads hold
         if self._halt.why:
             log.info("the API key works again; resuming")
             self._halt.set(None)

@@ -19,6 +19,15 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]*)\s*")
 HINT = "(write e.g. 500MB, 18GB, 1.5GiB)"
 
 
+def human_bytes(n: float) -> str:
+    """``34.0 MB``: decimal units, one decimal (what `status` and the log print)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
 def parse_size(text: str | int) -> int:
     """Bytes from ``"500MB"``, ``"18GB"``, ``"1.5GiB"`` or a plain number of bytes.
     Raises ValueError, with the hint of how to write one."""

@@ -11,8 +11,9 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 
+from mediasync.config import Config
 from mediasync.gemini import (
     ApiError,
     File,
@@ -21,6 +22,7 @@ from mediasync.gemini import (
 )
 from mediasync.gemini.models import epoch
 from mediasync.local.folderio import FolderIO
+from mediasync.remote.budget import StoreBudget
 from mediasync.remote.context import RemoteContext
 from mediasync.remote.incomplete import IncompleteAnswers
 from mediasync.remote.locks import ContentLocks
@@ -43,9 +45,10 @@ class Mirror:
     """Composes the parts of the remote copy around one shared RemoteContext.
 
     ``keeps_alive(sha)``: whether a content's copy is renewed before it expires
-    (keep_alive; the engine answers from its config), else it lapses and is made
-    again on use. ``on_copy(expires_at)`` hears of every copy made (the daemon
-    plans its renewal check by it).
+    (keep_alive and the storage budget; the engine answers), else it lapses and is
+    made again on use. ``on_copy(expires_at)`` hears of every copy made (the daemon
+    plans its renewal check by it). ``config``: the current config, for the storage
+    budget (``budget``); without it no budget is kept (every copy fits).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class Mirror:
         keeps_alive: Callable[[str], bool] = lambda sha: True,
         on_copy: Callable[[float], None] | None = None,
         jitter: Callable[[], float] = random.random,
+        config: Callable[[], Config] | None = None,
     ) -> None:
         self.ctx = ctx = RemoteContext(
             client=client, store=store, clock=clock, sleep=sleep, fs=fs or FolderIO(),
@@ -72,7 +76,10 @@ class Mirror:
         self._on_copy = on_copy
         self._locks = ContentLocks()
         self.answers = IncompleteAnswers(ctx)
-        self._uploader = Uploader(ctx, self.answers, promote=self.promote)
+        self.budget = (StoreBudget(ctx, config=config, busy=self.busy,
+                                   delete_doomed=self.delete_doomed)
+                       if config is not None else None)
+        self._uploader = Uploader(ctx, self.answers, promote=self.promote, room=self._room)
         self.renewals = Renewals(ctx, lock=self.lock, make_copy=self.make_copy,
                                  delete_doomed=self.delete_doomed, keeps_alive=keeps_alive)
         self._refresher = Refresher(ctx, keeps_alive=keeps_alive, renew_due=self.renewals.due)
@@ -111,6 +118,19 @@ class Mirror:
         """One upload, poll or renewal of a content at a time."""
         return self._locks.hold(sha)
 
+    # -- the storage budget (remote/budget.py) -----------------------------------
+    def _room(self, sha: str, size: int) -> AbstractAsyncContextManager[None]:
+        return self.budget.room(sha, size) if self.budget is not None else nullcontext()
+
+    def using(self, sha: str) -> AbstractAsyncContextManager[None]:
+        """A pass uses this content's copy: it is not deleted to make room meanwhile."""
+        return self.budget.using(sha) if self.budget is not None else nullcontext()
+
+    def replan(self) -> None:
+        """Files came or went: plan the storage budget again soon."""
+        if self.budget is not None:
+            self.budget.replan_soon()
+
     # -- the copy a generation uses --------------------------------------------
     async def ensure(self, sha: str) -> ContentRow:
         """A content with a usable ACTIVE remote copy; uploads it when needed.
@@ -146,9 +166,17 @@ class Mirror:
         a failure is recorded on the row and raised as ContentUnavailable."""
         ctx, sha = self.ctx, c.sha256
         try:
-            if not c.next_name:
-                await self._uploader.upload(c)
-            await self._await_active(sha)
+            for tries_left in (2, 1, 0):
+                try:
+                    await self._copy(c)
+                    return
+                except ApiError as e:
+                    # The store is full: if the budget can make room (or learns it is
+                    # smaller than planned for), try again now, not in ten minutes.
+                    if not (e.storage_full and tries_left and self.budget is not None
+                            and await self.budget.full(e, c.size)):
+                        raise
+                    c = ctx.store.get_content(sha) or c
         except CopyVanished:
             return  # next_name is dropped: the caller's next look uploads again
         except ApiError as e:
@@ -175,6 +203,20 @@ class Mirror:
             ctx.store.session_dropped(sha, ctx.clock())
             msg = f"the file changed or vanished during upload: {e}"
             raise ContentUnavailable(msg, None, changed=True) from e
+
+    async def _copy(self, c: ContentRow) -> None:
+        if not c.next_name:
+            await self._uploader.upload(c)
+        await self._await_active(c.sha256)
+        # A renewal's replaced copy goes at once: it counts against the store (and the
+        # budget) until it is deleted, and the next renewal needs that room.
+        if c.remote_name and c.remote_name in self.ctx.store.doomed():
+            try:
+                await self.delete_doomed([c.remote_name])
+            except ApiError as e:
+                if classify(e) == "auth":
+                    raise
+                log.warning("could not delete %s yet: %s", c.remote_name, e)
 
     async def _await_active(self, sha: str) -> None:
         ctx = self.ctx
@@ -267,3 +309,4 @@ class Mirror:
                 if name:
                     store.doom(name, "no longer needed", now)
             store.delete_content(c.sha256)
+        self.replan()

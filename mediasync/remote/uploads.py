@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import unquote
 
 from mediasync.gemini import File, FileChanged, UploadSession, UploadSessionLost
@@ -38,17 +39,20 @@ def storable_url(url: str) -> str | None:
 
 class Uploader:
     """Uploads a content; ``promote`` takes a copy the upload answer already shows
-    ACTIVE (or FAILED) without a poll."""
+    ACTIVE (or FAILED) without a poll; ``room(sha, size)`` is held while the bytes go
+    (the storage budget: remote/budget.py)."""
 
     def __init__(
         self,
         ctx: RemoteContext,
         answers: IncompleteAnswers,
         promote: Callable[[str, File], None],
+        room: Callable[[str, int], AbstractAsyncContextManager[None]],
     ) -> None:
         self.ctx = ctx
         self.answers = answers
         self.promote = promote
+        self.room = room
 
     async def source(self, sha: str) -> str:
         """A live local path that still holds these bytes (by its recorded stat)."""
@@ -86,7 +90,7 @@ class Uploader:
             self.ctx.store.session_recorded(sha, self.ctx.clock(), url, offset, s.granularity)
 
         display = ownership.display_name(sha, os.path.basename(path), self.ctx.instance)
-        async with self.ctx.upload_slots:
+        async with self.room(sha, c.size), self.ctx.upload_slots:
             try:
                 file = await self.ctx.client.upload(
                     path, c.mime, display, session=session, on_progress=progress

@@ -60,6 +60,8 @@ class ContentRow:
     attempts: int
     uploads: int
     updated_at: float
+    remote_bytes: int | None = None  # the live copy's size when a proxy (None: the original)
+    next_bytes: int | None = None  # the same of the copy being made
 
 
 @dataclass(frozen=True)

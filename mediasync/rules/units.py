@@ -5,14 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from mediasync.gemini.quota import LATEST_SHOWN
+from mediasync.media.sizes import human_bytes
 
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
+__all__ = ["LATEST_SHOWN", "human_bytes", "utc_stamp"]
 
 
 def utc_stamp(ts: float) -> str:

@@ -75,6 +75,8 @@ def test_retry_times_from_an_unclamped_server_delay_heal_on_upgrade(tmp_path):
     s.copy_failed("near", 1.0, "503", 1_800_000_600.0, 1)
     s.put_output(OutputRow("/f/a.png", ".c.md", "far", "p", "m", "/f/a.png.c.md", None, None,
                            "failed", "429", 0, 0, 9.2e18, 1, 0.0))
+    for col in ("remote_bytes", "next_bytes"):  # back to schema 3, as an old daemon left it
+        s._db.execute(f"ALTER TABLE contents DROP COLUMN {col}")
     s._db.execute("PRAGMA user_version=3")
     s.close()
     s = Store(db)
