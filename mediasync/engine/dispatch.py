@@ -76,6 +76,7 @@ class Engine:
             keeps_alive=self._keeps_alive,
             on_copy=on_copy,  # told each new copy's expiry (the daemon's renewal timer)
             config=lambda: self._ctx.config,  # the storage budget's
+            on_kept=self._look_again,  # kept again by the budget, and no copy: make one
         )
         self._halt = Halt(store)
         # the queue
@@ -162,6 +163,11 @@ class Engine:
             return True
         return any(config.keeps_alive(Path(p)) for p in self._ctx.store.live_paths_for(sha))
 
+    def _look_again(self, shas: list[str]) -> None:
+        for sha in shas:
+            for p in self._ctx.store.live_paths_for(sha):
+                self.mark_dirty(p, event=False)
+
     def _keeps_path(self, path: str, sha: str) -> bool:
         """Whether this file's copy is made before its outputs and kept alive after."""
         budget = self.mirror.budget
@@ -223,6 +229,7 @@ class Engine:
             sweep_in = self._sweeper.start_if_due(now, blocked=blocked)
             if until_idle and not self._heap and not self._running and not self._sweeper.running:
                 await self.mirror.renewals.wait()
+                self.mirror.settle_budget()  # the copies the budget keeps come back
                 if not self._heap and not self._running:
                     return
             timeout = None

@@ -30,7 +30,6 @@ from contextlib import asynccontextmanager
 from mediasync.config import Config
 from mediasync.gemini import ApiError
 from mediasync.gemini.quota import violations
-from mediasync.media.formats import MAX_PROJECT_BYTES
 from mediasync.remote.context import RemoteContext
 from mediasync.rules import budget
 from mediasync.rules.units import human_bytes
@@ -43,25 +42,16 @@ WAIT_CHECK = 30.0  # a wait for room looks again this often, whatever it was tol
 
 
 def store_size(store: Store) -> int:
-    """The project's store: as a full-store answer named it, else the documented 20 GiB."""
-    size = store.read(Meta.STORE_SIZE).get("bytes")
-    return int(size) if isinstance(size, int) and size > 0 else MAX_PROJECT_BYTES
+    return budget.store_size(store.read(Meta.STORE_SIZE))
 
 
 def others_bytes(store: Store) -> int:
-    """What other uploads on the key hold (other instances, other programs), as last seen."""
-    usage = store.read(Meta.STORE_USAGE)
-    total = 0
-    for key in ("other_instances", "other_uploads"):
-        v = usage.get(key)
-        total += v if isinstance(v, int) and v > 0 else 0
-    return total
+    return budget.others_bytes(store.read(Meta.STORE_USAGE))
 
 
 def limit_of(store: Store, config: Config) -> int:
-    """The bytes this instance may hold now (rules/budget.py effective)."""
-    size = store_size(store)
-    return budget.effective(config.daemon.storage_budget.of(size), size, others_bytes(store))
+    """The bytes this instance may hold now (rules/budget.py limit)."""
+    return budget.limit(config, store.read(Meta.STORE_SIZE), store.read(Meta.STORE_USAGE))
 
 
 class StoreBudget:
@@ -72,8 +62,12 @@ class StoreBudget:
         config: Callable[[], Config],
         busy: Callable[[str], bool],
         delete_doomed: Callable[[list[str]], Awaitable[None]],
+        on_kept: Callable[[list[str]], None] | None = None,
     ) -> None:
+        """``on_kept(shas)``: contents the plan keeps now and that have no live copy
+        (a copy made room earlier, or lapsed): the engine looks at their files again."""
         self.ctx = ctx
+        self._on_kept = on_kept
         self._config = config
         self._busy = busy
         self._delete_doomed = delete_doomed
@@ -95,8 +89,10 @@ class StoreBudget:
 
     def replan(self) -> None:
         """Plan which copies are kept alive, now."""
+        self._dirty = False
         store, config = self.ctx.store, self._config()
         limit = self.limit()
+        before, known = self.kept, self._holdings
         total, largest = store.library_bytes()
         if total + largest <= limit:
             self.kept, self._holdings = None, None  # it all fits: no plan per file
@@ -104,13 +100,26 @@ class StoreBudget:
             outputs: dict[str, dict] = {}
             for o in store.all_outputs():
                 outputs.setdefault(o.path, {})[o.suffix] = o
-            hs = budget.holdings(store.all_paths(), outputs, config)
-            kept = budget.plan(hs, limit, config.daemon.keep_first)
-            if kept != self.kept:
+            kept, hs = budget.kept(store.all_paths(), outputs, config, limit)
+            if kept is not None and kept != self.kept:
                 log.info("storage budget %s: keeping %d of %d copies alive",
                          human_bytes(limit), len(kept), len(hs))
-            self.kept, self._holdings = kept, hs
+            self.kept, self._holdings = kept, (hs if kept is not None else None)
+        if before is not None and self.kept != before and self._on_kept is not None:
+            # Kept now, outside the plan before: its copy may have lapsed or made room.
+            now_kept = self.kept if self.kept is not None else {h.sha for h in known or ()}
+            live = {sha for sha, copy, _ in store.copies_held(self.ctx.clock()) if copy}
+            back = sorted(now_kept - before - live)
+            if back:
+                self._on_kept(back)
         self._wake()
+
+    def settle(self) -> None:
+        """Plan now if a plan is due (`sync` before it ends: the kept copies come back)."""
+        if self._dirty:
+            if self._task is not None:
+                self._task.cancel()
+            self.replan()
 
     def replan_soon(self) -> None:
         """Plan again shortly: several changes in a row make one plan."""
@@ -191,10 +200,12 @@ class StoreBudget:
         c = self.ctx.store.get_content(sha)
         return c is not None and (c.remote_name is not None or c.next_name is not None)
 
-    async def full(self, error: ApiError, size: int) -> bool:
+    async def full(self, error: ApiError, size: int) -> None:
         """The service refused an upload of ``size`` bytes: its store is full. Learn
-        its size and what others hold, plan again and make room; True when room was
-        made (try again now), False when only waiting can help."""
+        its size and what others hold (so the budget is at most what is left), plan
+        again and make what room can be made now. The caller then tries again through
+        ``room``, which waits for copies in use to be done with, or goes on when
+        nothing of ours can make room (then the service's answer is waited for)."""
         store, now = self.ctx.store, self.ctx.clock()
         for v in violations(error.details, error.message):
             if v.kind == "storage" and v.limit:
@@ -212,10 +223,8 @@ class StoreBudget:
         self.replan()
         cond = self._condition()
         async with cond:
-            freed = 0
             while self._used(now) + size > self.limit() and await self._evict(1):
-                freed += 1
-        return freed > 0
+                pass
 
     async def _evict(self, n: int) -> int:
         """Delete up to ``n`` copies outside the plan that nothing uses; how many went."""
@@ -233,8 +242,9 @@ class StoreBudget:
         # A copy no live file refers to (a rename in its grace, a lapsed leftover) first.
         strays = [budget.Holding(sha, size, False, False, 0, False)
                   for sha, size in held.items() if sha not in known]
-        order = budget.evict_order([*strays, *(h for h in hs if h.sha in held)],
-                                   self.kept or frozenset(), self._config().daemon.keep_first)
+        order = [sha for sha in budget.evict_order(
+            [*strays, *hs], self.kept or frozenset(), self._config().daemon.keep_first,
+            self.limit()) if sha in held]
         gone = 0
         for sha in order:
             if gone >= n:

@@ -66,6 +66,7 @@ class Mirror:
         on_copy: Callable[[float], None] | None = None,
         jitter: Callable[[], float] = random.random,
         config: Callable[[], Config] | None = None,
+        on_kept: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.ctx = ctx = RemoteContext(
             client=client, store=store, clock=clock, sleep=sleep, fs=fs or FolderIO(),
@@ -77,7 +78,7 @@ class Mirror:
         self._locks = ContentLocks()
         self.answers = IncompleteAnswers(ctx)
         self.budget = (StoreBudget(ctx, config=config, busy=self.busy,
-                                   delete_doomed=self.delete_doomed)
+                                   delete_doomed=self.delete_doomed, on_kept=on_kept)
                        if config is not None else None)
         self._uploader = Uploader(ctx, self.answers, promote=self.promote, room=self._room)
         self.renewals = Renewals(ctx, lock=self.lock, make_copy=self.make_copy,
@@ -131,6 +132,11 @@ class Mirror:
         if self.budget is not None:
             self.budget.replan_soon()
 
+    def settle_budget(self) -> None:
+        """Make a plan that is due now (`sync`, before it ends)."""
+        if self.budget is not None:
+            self.budget.settle()
+
     # -- the copy a generation uses --------------------------------------------
     async def ensure(self, sha: str) -> ContentRow:
         """A content with a usable ACTIVE remote copy; uploads it when needed.
@@ -171,11 +177,12 @@ class Mirror:
                     await self._copy(c)
                     return
                 except ApiError as e:
-                    # The store is full: if the budget can make room (or learns it is
-                    # smaller than planned for), try again now, not in ten minutes.
-                    if not (e.storage_full and tries_left and self.budget is not None
-                            and await self.budget.full(e, c.size)):
+                    # The store is full: the budget learns how full, makes what room
+                    # it can, and the upload waits for room through it (a file never
+                    # waits ten minutes for space mediasync can make).
+                    if not (e.storage_full and tries_left and self.budget is not None):
                         raise
+                    await self.budget.full(e, c.size)
                     c = ctx.store.get_content(sha) or c
         except CopyVanished:
             return  # next_name is dropped: the caller's next look uploads again

@@ -17,7 +17,7 @@ from typing import Any
 from mediasync.config import Config
 from mediasync.gemini.quota import PACIFIC, pause_message
 from mediasync.report import costs
-from mediasync.rules import availability, desired, rows, states, steps, units
+from mediasync.rules import availability, budget, desired, rows, states, steps, units
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 from mediasync.rules.states import Copy, Output
 from mediasync.store import Meta, Store
@@ -132,8 +132,11 @@ def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float) -> S
 _FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
 
 
+NOT_KEPT = "captioned, copy not kept (storage budget)"
+
+
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
-          stalled: str | None, now: float) -> FileReport:
+          stalled: str | None, now: float, kept: frozenset[str] | None = None) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
@@ -146,9 +149,10 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         r.message = "not uploaded yet"
     if r.state == "failed":
         return r
-    # keep_alive = "on_use": a copy is made only for a generation, so with none under
-    # way the sidecars say what the file waits for.
-    on_use = not config.keeps_alive(Path(row.path))
+    # keep_alive = "on_use", or a copy beyond the storage budget: a copy is made only
+    # for a generation, so with none under way the sidecars say what the file waits for.
+    beyond = kept is not None and (row.sha256 or "") not in kept
+    on_use = not config.keeps_alive(Path(row.path)) or beyond
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
@@ -168,9 +172,12 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
                 r.next_try = mine[want.suffix].retry_at
     if complete and r.state == "pending":
         r.state, r.message = "synced", None
+        if beyond and config.keeps_alive(Path(row.path)):
+            r.note = NOT_KEPT  # its copy lapses, or makes room
     elif on_use and not serving and row.sha256 and r.state != "failed" and _wants_done(r):
         r.state, r.message, r.next_try = "synced", None, None
-        r.note = "no remote copy is kept (keep_alive = \"on_use\"); uploaded again when needed"
+        r.note = (NOT_KEPT if config.keeps_alive(Path(row.path)) else
+                  "no remote copy is kept (keep_alive = \"on_use\"); uploaded again when needed")
     elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
         r.message = f"waiting: {stalled}" + (f"; {r.message}" if r.message else "")
     return r
@@ -193,15 +200,18 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
     outputs: dict[str, dict[str, OutputRow]] = {}
     for o in store.all_outputs():
         outputs.setdefault(o.path, {})[o.suffix] = o
+    paths = list(store.all_paths())
+    # The storage budget's plan, as the daemon makes it (rules/budget.py).
+    kept, _ = budget.kept(paths, outputs, config, store_limit(store, config))
     reports = []
-    for row in store.all_paths():
+    for row in paths:
         if row.gone_at is not None:
             continue
         # The innermost unavailable folder or disk mounted inside one that holds it.
         away = availability.unavailable_holding(row.path, unavailable)
         why = f"the folder {away} {unavailable[away]}" if away else None
         r = _file(row, contents.get(row.sha256 or ""), outputs.get(row.path, {}),
-                  config, halted or why, now)
+                  config, halted or why, now, kept)
         if why and r.state != "failed":
             # Out of sight, it cannot be called synced: its bytes or sidecars may have
             # changed on the pulled disk. It waits for the disk, whatever was recorded.
@@ -210,6 +220,40 @@ def build(store: Store, config: Config, now: float | None = None) -> list[FileRe
                 r.message = f"waiting: {why}" + (f"; {r.message}" if r.message else "")
         reports.append(r)
     return reports
+
+
+def store_limit(store: Store, config: Config) -> int:
+    return budget.limit(config, store.read(Meta.STORE_SIZE), store.read(Meta.STORE_USAGE))
+
+
+def store_state(store: Store, config: Config, reports: list[FileReport],
+                now: float) -> dict[str, Any]:
+    """The project's store for `status`: this instance's bytes (its database), other
+    instances' and other uploads' (the last listing, or an estimate from a full store),
+    the store's size, the budget, and how many files keep no copy because of it."""
+    usage = store.read(Meta.STORE_USAGE)
+    mine = sum(live + making for _, live, making in store.copies_held(now))
+    return {
+        "mine": mine,
+        "other_instances": budget.others_bytes({"other_instances":
+                                                usage.get("other_instances")}),
+        "other_uploads": budget.others_bytes({"other_uploads": usage.get("other_uploads")}),
+        "listed_at": usage.get("at"),
+        "size": budget.store_size(store.read(Meta.STORE_SIZE)),
+        "budget": store_limit(store, config),
+        "not_kept": sum(1 for r in reports if r.note == NOT_KEPT),
+    }
+
+
+def render_store(s: dict[str, Any]) -> str:
+    h = units.human_bytes
+    listed = f" (listed {units.utc_stamp(s['listed_at'])})" if s.get("listed_at") else ""
+    line = (f"store: {h(s['mine'])} used by this instance, {h(s['other_instances'])} by other "
+            f"mediasync instances, {h(s['other_uploads'])} by other uploads{listed}; "
+            f"budget {h(s['budget'])} of {h(s['size'])}")
+    if s["not_kept"]:
+        line += f"; {s['not_kept']} file(s) {NOT_KEPT}"
+    return line
 
 
 def unavailable_folders(store: Store) -> dict[str, str]:

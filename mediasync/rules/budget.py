@@ -16,10 +16,11 @@ largest of them fit the budget (:func:`plan`), and renewals always fit, one at a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mediasync.config import Config
+from mediasync.media.formats import MAX_PROJECT_BYTES
 from mediasync.rules import desired
 from mediasync.rules.rows import OutputRow, PathRow
 from mediasync.rules.states import Output, output_state
@@ -66,11 +67,37 @@ def plan(holdings: Iterable[Holding], budget: int, order: str) -> frozenset[str]
     return frozenset(kept)
 
 
-def evict_order(holdings: Iterable[Holding], kept: frozenset[str], order: str) -> list[str]:
+def evict_order(holdings: Iterable[Holding], kept: frozenset[str], order: str,
+                budget: int) -> list[str]:
     """The copies to delete when room is needed, first to last: those outside the
-    plan, least important first. Kept copies are never evicted."""
+    plan, least important first; kept copies never. Last of all, the copies the plan
+    will keep once every output is written (a file done now was needed before: its
+    copy would only be uploaded again)."""
+    holdings = list(holdings)
+    settled = plan((replace(h, needed=False) for h in holdings), budget, order)
     out = [h for h in holdings if h.sha not in kept]
-    return [h.sha for h in sorted(out, key=lambda h: rank(h, order), reverse=True)]
+    return [h.sha for h in sorted(out, key=lambda h: (h.sha not in settled, rank(h, order)),
+                                  reverse=True)]
+
+
+def store_size(learned: Mapping[str, object]) -> int:
+    """The project's store: as a full-store answer named it (meta ``store_size``), else
+    the documented 20 GiB."""
+    size = learned.get("bytes")
+    return size if isinstance(size, int) and size > 0 else MAX_PROJECT_BYTES
+
+
+def others_bytes(usage: Mapping[str, object]) -> int:
+    """What other uploads on the key hold (other instances, other programs), as the last
+    listing showed (meta ``store_usage``) or a full store made us estimate."""
+    return sum(v for k in ("other_instances", "other_uploads")
+               if isinstance(v := usage.get(k), int) and v > 0)
+
+
+def limit(config: Config, learned: Mapping[str, object], usage: Mapping[str, object]) -> int:
+    """The bytes this instance may hold now: its budget of the store as known."""
+    size = store_size(learned)
+    return effective(config.daemon.storage_budget.of(size), size, others_bytes(usage))
 
 
 def effective(budget: int, store: int, others: int) -> int:
@@ -108,3 +135,16 @@ def holdings(
                         h.pinned or old.pinned, max(h.newest, old.newest), h.wanted or old.wanted)
         by_sha[row.sha256] = h
     return list(by_sha.values())
+
+
+def kept(
+    paths: Iterable[PathRow],
+    outputs: Mapping[str, Mapping[str, OutputRow]],
+    config: Config,
+    limit: int,
+) -> tuple[frozenset[str] | None, list[Holding]]:
+    """(the contents kept alive, or None when the whole library fits; the holdings)."""
+    hs = holdings(paths, outputs, config)
+    if sum(h.size for h in hs) + max((h.size for h in hs), default=0) <= limit:
+        return None, hs
+    return plan(hs, limit, config.daemon.keep_first), hs

@@ -45,13 +45,22 @@ def test_on_use_contents_are_never_kept_and_go_first_when_room_is_needed():
     lib = [h("kept", newest=5), h("lapsing", newest=9, wanted=False), h("older", newest=1)]
     kept = budget.plan(lib, 2 * MB, "newest")
     assert kept == {"kept"}
-    assert budget.evict_order(lib, kept, "newest") == ["older", "lapsing"]
+    assert budget.evict_order(lib, kept, "newest", 2 * MB) == ["older", "lapsing"]
 
 
 def test_eviction_takes_the_least_important_first_and_never_a_kept_copy():
     lib = [h("todo", needed=True), h("pin", pinned=True, newest=1), h("a", newest=3),
            h("b", newest=2)]
-    assert budget.evict_order(lib, frozenset({"a"}), "newest") == ["b", "pin", "todo"]
+    assert budget.evict_order(lib, frozenset({"a"}), "newest", MB) == ["b", "pin", "todo"]
+
+
+def test_the_copies_kept_once_all_is_written_make_room_last():
+    # While others still need copies, the newest (done) is outside the plan; it is the
+    # one the plan keeps once they are written, so it goes last: never uploaded twice.
+    lib = [h("new", newest=9), h("old", newest=1), h("t1", needed=True), h("t2", needed=True)]
+    kept = budget.plan(lib, 3 * MB, "newest")
+    assert kept == {"t1", "t2"}
+    assert budget.evict_order(lib, kept, "newest", 3 * MB) == ["old", "new"]
 
 
 def test_what_other_uploads_hold_comes_off_the_budget():

@@ -1,0 +1,61 @@
+"""The store is a budget (issue 15): a library three times the service's store is
+captioned in full by `sync`, without a wait for space, and `status` shows the store;
+a renewal in a store its copies fill makes room instead of failing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from mediasync.emulator import Emulator, EmulatorConfig
+from mediasync.media.samples import png_bytes
+from tests.helpers import cli, write_config
+
+KB = 1000
+FILE = 100 * KB  # each photo
+FILES = 12
+STORE = 4 * FILE  # the emulator's store holds a third of the library
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    # The full store answered as wire/03 does: RetryInfo of 9223372036854775807 s.
+    e = Emulator(EmulatorConfig(port=0, max_project_bytes=STORE,
+                                storage_form="retryinfo")).start()
+    yield e
+    e.stop()
+
+
+def photo(seed: int) -> bytes:
+    head = png_bytes(seed=seed)
+    return head + bytes(FILE - len(head))  # padded after IEND: a 100 kB photo
+
+
+def test_a_library_three_times_the_store_is_captioned_in_full(tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url)  # the default budget: 90% of the store
+    for i in range(FILES):
+        (tmp_path / "inbox" / f"p{i:02}.png").write_bytes(photo(i))
+    r = cli(cfg, "sync", timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(list((tmp_path / "inbox").glob("*.caption.md"))) == FILES
+    assert "waiting for space" not in r.stdout + r.stderr
+    stats = emu.stats()
+    assert stats["live_bytes"] <= STORE
+    # Room was made by deleting copies already used; at most the copies the budget keeps
+    # (newest first: 2 of 360 kB, with room for a renewal) were uploaded twice.
+    assert FILES <= stats["uploads_finalized"] <= FILES + 2, stats
+    assert stats["requests"]["generate"] == FILES
+
+    status = json.loads(cli(cfg, "status", "--json").stdout)
+    assert {f["state"] for f in status["files"]} == {"synced"}
+    store = status["store"]
+    assert store["size"] == STORE and store["budget"] == int(0.9 * STORE)
+    assert store["mine"] == stats["live_bytes"] and store["mine"] <= store["budget"]
+    not_kept = [f for f in status["files"] if f["note"] and "storage budget" in f["note"]]
+    assert len(not_kept) >= FILES - 3
+    assert all(f["note"] == "captioned, copy not kept (storage budget)" for f in not_kept)
+    text = cli(cfg, "status").stdout
+    assert "captioned, copy not kept (storage budget)" in text
+    assert "store:" in text, text
