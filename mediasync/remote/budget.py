@@ -31,7 +31,7 @@ from mediasync.config import Config
 from mediasync.gemini import ApiError
 from mediasync.gemini.quota import violations
 from mediasync.remote.context import RemoteContext
-from mediasync.rules import budget
+from mediasync.rules import budget, ownership
 from mediasync.rules.units import human_bytes
 from mediasync.store import Meta, Store
 
@@ -39,6 +39,7 @@ log = logging.getLogger("mediasync")
 
 REPLAN_EVERY = 0.5  # seconds between two plans at least (more when a plan takes long)
 WAIT_CHECK = 30.0  # a wait for room looks again this often, whatever it was told
+LIST_EVERY = 60.0  # a full store lists the remote files at most this often
 
 
 def store_size(store: Store) -> int:
@@ -79,6 +80,7 @@ class StoreBudget:
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
         self.evicted = 0  # copies deleted to make room (for benchmarks and tests)
+        self._listed_at = float("-inf")
 
     # -- the plan ---------------------------------------------------------------
     def keeps(self, sha: str) -> bool:
@@ -212,14 +214,18 @@ class StoreBudget:
                 if v.limit != store_size(store):
                     log.info("the service's file store holds %s", human_bytes(v.limit))
                 store.write(Meta.STORE_SIZE, {"bytes": v.limit, "at": now})
-        # What we hold and want did not fit: the rest of the store is someone else's.
-        mine = self._used(now) - sum(self._held.values())
-        usage = store.read(Meta.STORE_USAGE)
-        others = store_size(store) - mine - size + 1
-        if others > others_bytes(store):
-            usage = {**usage, "other_uploads": max(0, others - int(
-                usage.get("other_instances") or 0)), "estimated_at": now}
-            store.write(Meta.STORE_USAGE, usage)
+        # Who holds the rest: one listing (at most one a minute), not a guess from our
+        # own count, which uploads of ours under way make wrong.
+        if now - self._listed_at >= LIST_EVERY:
+            self._listed_at = now
+            try:
+                files = await self.ctx.client.list_files()
+            except ApiError as e:
+                log.warning("could not list the remote files: %s", e)
+            else:
+                store.write(Meta.STORE_USAGE, {**ownership.store_usage(
+                    ((f.name, f.display_name, f.size_bytes or 0) for f in files),
+                    store.known_remote_names(), self.ctx.instance), "at": now})
         self.replan()
         cond = self._condition()
         async with cond:
@@ -242,9 +248,11 @@ class StoreBudget:
         # A copy no live file refers to (a rename in its grace, a lapsed leftover) first.
         strays = [budget.Holding(sha, size, False, False, 0, False)
                   for sha, size in held.items() if sha not in known]
+        # While the whole library fits, every copy a folder keeps alive is kept.
+        kept = self.kept if self.kept is not None else frozenset(h.sha for h in hs if h.wanted)
         order = [sha for sha in budget.evict_order(
-            [*strays, *hs], self.kept or frozenset(), self._config().daemon.keep_first,
-            self.limit()) if sha in held]
+            [*strays, *hs], kept, self._config().daemon.keep_first, self.limit())
+            if sha in held]
         gone = 0
         for sha in order:
             if gone >= n:

@@ -59,3 +59,30 @@ def test_a_library_three_times_the_store_is_captioned_in_full(tmp_path, emu):
     text = cli(cfg, "status").stdout
     assert "captioned, copy not kept (storage budget)" in text
     assert "store:" in text, text
+
+
+def test_renewals_in_a_store_95_percent_full_all_fit_one_at_a_time(tmp_path):
+    # Twenty 50 kB photos fill 95% of a 1.05 MB store. Every copy is due for renewal as
+    # soon as it is made (ttl 59 min, renew_before 1 h), so each needs room for a second
+    # copy: once the full store names its size, renewals go one at a time and delete
+    # the copy they replace before the next starts. None lapses, none waits for space.
+    files, size = 20, 50 * KB
+    e = Emulator(EmulatorConfig(port=0, max_project_bytes=files * size + size,
+                                ttl=59 * 60, storage_form="retryinfo")).start()
+    try:
+        cfg = write_config(tmp_path, e.base_url,
+                           daemon={"storage_budget": "100%", "renew_before": "1h"})
+        for i in range(files):
+            head = png_bytes(seed=100 + i)
+            (tmp_path / "inbox" / f"p{i:02}.png").write_bytes(head + bytes(size - len(head)))
+        r = cli(cfg, "sync", timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        stats = e.stats()
+        assert stats["uploads_finalized"] == 2 * files, stats  # every copy renewed once
+        assert stats["live_files"] == files and stats["live_bytes"] <= files * size + size
+        status = json.loads(cli(cfg, "status", "--json").stdout)
+        assert {f["state"] for f in status["files"]} == {"synced"}
+        assert not [f for f in status["files"] if f["note"]], status["files"]  # 0 lapses
+        assert "waiting for space" not in r.stdout + r.stderr
+    finally:
+        e.stop()
