@@ -27,8 +27,11 @@ from mediasync.engine.settle import Settle
 from mediasync.engine.sweep import Sweeper
 from mediasync.gemini import ApiError, GeminiClient
 from mediasync.local.folderio import FolderIO
+from mediasync.local.proxies import ProxyCache
+from mediasync.media.proxy import Spec, wants_proxy
 from mediasync.remote.mirror import Mirror
 from mediasync.rules.failures import classify
+from mediasync.rules.rows import ContentRow
 from mediasync.store import Meta, Store
 
 log = logging.getLogger("mediasync")
@@ -77,6 +80,8 @@ class Engine:
             on_copy=on_copy,  # told each new copy's expiry (the daemon's renewal timer)
             config=lambda: self._ctx.config,  # the storage budget's
             on_kept=self._look_again,  # kept again by the budget, and no copy: make one
+            proxy_cache=ProxyCache(config.daemon.state_dir / "proxies"),
+            proxy_spec=self._proxy_spec,  # upload = "original" | "proxy" | "auto"
         )
         self._halt = Halt(store)
         # the queue
@@ -162,6 +167,17 @@ class Engine:
         if config.all_kept_alive():  # the default: no lookup per content
             return True
         return any(config.keeps_alive(Path(p)) for p in self._ctx.store.live_paths_for(sha))
+
+    def _proxy_spec(self, c: ContentRow, path: str) -> Spec | None:
+        """The upload proxy this file's settings ask for (media/proxy.py), or None."""
+        config = self._ctx.config
+        mode = config.upload_mode(Path(path), c.kind)
+        folder = config.folder_for(Path(path))
+        prompts = folder.prompts_for(c.kind) if folder else ()
+        # 360p only when every prompt of the file asks for low media resolution.
+        low = bool(prompts) and all(
+            config.knobs_for(Path(path), p).media_resolution == "low" for p in prompts)
+        return wants_proxy(c.kind, c.size, mode, "low" if low else None)
 
     def _look_again(self, shas: list[str]) -> None:
         for sha in shas:

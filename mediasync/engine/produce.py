@@ -198,7 +198,8 @@ class Producer:
             if content is None or not content.uri:
                 return None
             try:
-                answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
+                answer = await self._ask(job.want, job.sha, req, content.uri, content.copy_mime,
+                                         knobs)
                 return answer, req
             except structured.InvalidAnswer as e:
                 # Asked twice already; a later try may do better (transient).

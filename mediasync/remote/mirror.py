@@ -22,10 +22,13 @@ from mediasync.gemini import (
 )
 from mediasync.gemini.models import epoch
 from mediasync.local.folderio import FolderIO
+from mediasync.local.proxies import ProxyCache
+from mediasync.media.proxy import Spec
 from mediasync.remote.budget import StoreBudget
 from mediasync.remote.context import RemoteContext
 from mediasync.remote.incomplete import IncompleteAnswers
 from mediasync.remote.locks import ContentLocks
+from mediasync.remote.proxies import NoUpload, Proxies, ProxySpace
 from mediasync.remote.refresh import Refresher
 from mediasync.remote.renewals import Renewals
 from mediasync.remote.uploads import Uploader
@@ -67,6 +70,8 @@ class Mirror:
         jitter: Callable[[], float] = random.random,
         config: Callable[[], Config] | None = None,
         on_kept: Callable[[list[str]], None] | None = None,
+        proxy_cache: ProxyCache | None = None,
+        proxy_spec: Callable[[ContentRow, str], Spec | None] | None = None,
     ) -> None:
         self.ctx = ctx = RemoteContext(
             client=client, store=store, clock=clock, sleep=sleep, fs=fs or FolderIO(),
@@ -80,7 +85,10 @@ class Mirror:
         self.budget = (StoreBudget(ctx, config=config, busy=self.busy,
                                    delete_doomed=self.delete_doomed, on_kept=on_kept)
                        if config is not None else None)
-        self._uploader = Uploader(ctx, self.answers, promote=self.promote, room=self._room)
+        self.proxies = (Proxies(ctx, proxy_cache, proxy_spec)
+                        if proxy_cache is not None and proxy_spec is not None else None)
+        self._uploader = Uploader(ctx, self.answers, promote=self.promote, room=self._room,
+                                  proxies=self.proxies)
         self.renewals = Renewals(ctx, lock=self.lock, make_copy=self.make_copy,
                                  delete_doomed=self.delete_doomed, keeps_alive=keeps_alive)
         self._refresher = Refresher(ctx, keeps_alive=keeps_alive, renew_due=self.renewals.due)
@@ -195,7 +203,7 @@ class Mirror:
             if v.kind == "config":
                 raise
             if v.kind == "permanent":
-                msg = v.reason
+                msg = v.reason + self._no_proxy(sha)
                 ctx.store.session_dropped(sha, now)
             elif e.storage_full:
                 msg = v.reason
@@ -210,6 +218,23 @@ class Mirror:
             ctx.store.session_dropped(sha, ctx.clock())
             msg = f"the file changed or vanished during upload: {e}"
             raise ContentUnavailable(msg, None, changed=True) from e
+        except NoUpload as e:
+            # Neither a proxy nor the original can go: a verdict on these bytes.
+            ctx.store.copy_failed(sha, ctx.clock(), str(e), None, c.attempts + 1)
+            log.error("%s: %s", ctx.label(sha), e)
+            raise ContentUnavailable(str(e), None) from e
+        except ProxySpace as e:
+            # The state directory is full or read-only for now: nothing half-written is
+            # left (local/proxies.py); try again later, as any local fault.
+            now = ctx.clock()
+            v = failures.judge_os(e.error, c.attempts + 1, now, ctx.jitter())
+            msg = f"cannot write its upload proxy to the state directory: {v.reason}"
+            ctx.store.copy_failed(sha, now, msg, v.retry_at, c.attempts + 1)
+            log.error("%s: %s; will try again", ctx.label(sha), msg)
+            raise ContentUnavailable(msg, v.retry_at) from e
+
+    def _no_proxy(self, sha: str) -> str:
+        return self.proxies.why_not(sha) if self.proxies is not None else ""
 
     async def _copy(self, c: ContentRow) -> None:
         if not c.next_name:
@@ -253,7 +278,8 @@ class Mirror:
             ctx.store.doom(file.name, "no longer needed", now)
             return
         if file.state == "FAILED":
-            msg = f"the service could not process it: {file.error_message or 'FAILED'}"
+            msg = (f"the service could not process it: {file.error_message or 'FAILED'}"
+                   + self._no_proxy(sha))
             # Permanent for these bytes, unless a working copy still serves (a renewal).
             retry = None
             if states.usable(c, now):

@@ -46,6 +46,7 @@ class FileReport:
     upload_progress: str | None = None
     note: str | None = None  # e.g. a renewal failed while the working copy still serves
     next_try: float | None = None  # when a waiting file is tried again (epoch seconds)
+    proxy: str | None = None  # "uploaded as a proxy (34 MB of 2.7 GB)" (media/proxy.py)
     sidecars: list[SidecarReport] = field(default_factory=list)
 
     @property
@@ -74,6 +75,9 @@ def _next_try(retry_at: float | None) -> str:
 def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float) -> bool:
     """Fill the file's state from its remote copy; True when a copy serves now."""
     r.remote_name, r.expires_at = c.remote_name, c.expires_at
+    if c.remote_name and c.remote_bytes is not None:
+        r.proxy = (f"uploaded as a proxy ({units.human_bytes(c.remote_bytes)} of "
+                   f"{units.human_bytes(c.size)})")
     state = states.copy_state(c, now, renew_before)
     if state in (Copy.SERVING, Copy.RENEWING):
         if c.error:  # a working copy outranks a failed renewal (failures.py)
@@ -301,7 +305,7 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
             if r.remote_name:
                 detail += f" · {r.remote_name} expires {_when(r.expires_at, now)}"
             lines.append(f"  {rel}: {detail}")
-            for text in (r.message, r.note):
+            for text in (r.message, r.note, r.proxy):
                 if text:
                     lines.append(f"      {text}")
             for s in r.sidecars:
