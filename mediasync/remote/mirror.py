@@ -310,9 +310,15 @@ class Mirror:
         """List every remote file once and reconcile; returns contents to upload again."""
         return await self._refresher.refresh()
 
-    def forget_copy(self, sha: str) -> None:
-        """The server says the copy is gone (403 on use): upload again."""
+    def forget_copy(self, sha: str, uri: str | None = None) -> bool:
+        """The server says the copy at ``uri`` is gone (403 on use): upload again.
+        False when the content names another copy by now (a renewal replaced the one
+        the generation used): that one serves, nothing is forgotten."""
+        c = self.ctx.store.get_content(sha)
+        if c is None or (uri is not None and c.uri != uri):
+            return False
         self.ctx.store.copy_gone(sha, self.ctx.clock())
+        return True
 
     async def delete_doomed(self, names: list[str] | None = None) -> None:
         """Delete the remote files recorded as doomed (all, or these of them)."""
