@@ -81,6 +81,10 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# copy lapse once its sidecars are written and upload it again when a prompt\n",
         "# needs it (no renewal traffic for an idle library; a folder may set its own).\n",
         _kv("keep_alive", DEFAULT_DAEMON["keep_alive"]),
+        "# The share of the project's 20 GiB file store (or a size: \"18GB\") mediasync\n",
+        "# keeps its copies in; beyond it a copy lapses once its sidecars are written\n",
+        "# (newest files are kept first; keep_first = \"oldest\" or \"smallest\" to change).\n",
+        _kv("storage_budget", DEFAULT_DAEMON["storage_budget"]),
         "\n[limits]\n",
         "# A spending cap for an unattended daemon: once today's estimated cost (tokens\n",
         "# at [prices], Pacific day) reaches it, generation waits for the next day and\n",
@@ -101,6 +105,10 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
             "# Globs on the path relative to the folder or on the file name.\n",
             _kv("include", []),
             _kv("exclude", []),
+            "# \"auto\": video over 100 MB (or 2 GB, the service's limit) and audio over 25 MB\n",
+            "# are uploaded as a proxy (720p, 16 kHz mono sound); \"original\" or \"proxy\".\n",
+            _kv("upload", "auto"),
+            "# pinned = true  # keep this folder's copies alive first (storage_budget)\n",
         ]
         if preset in _PRESET_PROMPTS:
             for note, p in _PRESET_PROMPTS[preset]:

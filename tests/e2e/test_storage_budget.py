@@ -86,3 +86,27 @@ def test_renewals_in_a_store_95_percent_full_all_fit_one_at_a_time(tmp_path):
         assert "waiting for space" not in r.stdout + r.stderr
     finally:
         e.stop()
+
+
+def test_a_file_that_shrinks_is_planned_again_by_its_new_size(tmp_path, emu):
+    # A kept photo shrinks to a tenth (a re-export): its new bytes are a new content,
+    # captioned once more; the old content's copy is deleted and the budget counts the
+    # new size, so the bytes freed go to other copies and nothing waits for space.
+    cfg = write_config(tmp_path, emu.base_url)
+    inbox = tmp_path / "inbox"
+    for i in range(FILES):
+        (inbox / f"p{i:02}.png").write_bytes(photo(i))
+    assert cli(cfg, "sync", timeout=180).returncode == 0
+    newest = max(inbox.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
+    head = png_bytes(seed=999)
+    newest.write_bytes(head + bytes(FILE // 10 - len(head)))
+    r = cli(cfg, "sync", timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "waiting for space" not in r.stdout + r.stderr
+    status = json.loads(cli(cfg, "status", "--json").stdout)
+    assert {f["state"] for f in status["files"]} == {"synced"}
+    assert emu.stats()["requests"]["generate"] == FILES + 1  # the new bytes, once
+    live = {f["name"] for f in emu.list_files()}
+    assert sum(f["sizeBytes"] != str(FILE) for f in emu.list_files()) <= 1
+    assert status["store"]["mine"] == emu.stats()["live_bytes"] <= status["store"]["budget"]
+    assert len(live) <= STORE // (FILE // 10)
