@@ -24,7 +24,7 @@ __all__ = [
     "StoreError",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -113,7 +113,22 @@ _SCHEMA_V4 = """
 CREATE INDEX paths_stat ON paths(inode, size, mtime_ns);
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+# The size of a remote copy that is not the original's bytes (an upload proxy, issue
+# 15): of the live copy and of the one being made. NULL: the original, ``size``.
+_SCHEMA_COPY_BYTES = """
+ALTER TABLE contents ADD COLUMN remote_bytes INTEGER;
+ALTER TABLE contents ADD COLUMN next_bytes INTEGER;
+"""
+
+# Retry times past the year 3000 came from a server delay taken at its word (wire/03's
+# 9223372036854775807 s, before delays were clamped): due now, so those files heal.
+_SCHEMA_HEAL_FAR_RETRIES = """
+UPDATE contents SET retry_at = 0 WHERE retry_at > 32503680000;
+UPDATE outputs SET retry_at = 0 WHERE retry_at > 32503680000;
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4,
+               5: _SCHEMA_HEAL_FAR_RETRIES, 6: _SCHEMA_COPY_BYTES}
 
 
 T = TypeVar("T")
@@ -145,6 +160,10 @@ class Meta:
     LEARNED_LIMITS: MetaKey[dict[str, Any]] = MetaKey("learned_limits", dict, True)
     # event → digests of the subjects already notified (app/notify.py): not sent again
     NOTIFIED: MetaKey[dict[str, Any]] = MetaKey("notified", dict, True)
+    # The project's store: its size as a full-store answer named it ({"bytes": n}), and
+    # who used it at the last listing ({"mine", "other_instances", "other_uploads", "at"}).
+    STORE_SIZE: MetaKey[dict[str, Any]] = MetaKey("store_size", dict, True)
+    STORE_USAGE: MetaKey[dict[str, Any]] = MetaKey("store_usage", dict, True)
 
     @staticmethod
     def folder_dev(folder: str) -> MetaKey[str]:
@@ -207,15 +226,18 @@ class _CopyTransitions:
         self.update_content(sha256, now, next_url=None, next_offset=None)
 
     def uploaded(self, sha256: str, now: float, name: str, uri: str, expires_at: float,
-                 uploads: int) -> None:
-        """uploading → processing: the service holds the bytes as ``name``."""
+                 uploads: int, proxy_bytes: int | None = None) -> None:
+        """uploading → processing: the service holds the bytes as ``name`` (a proxy of
+        ``proxy_bytes`` bytes, or the original)."""
         self.update_content(sha256, now, next_url=None, next_offset=None, next_name=name,
-                            next_uri=uri, next_expires_at=expires_at, uploads=uploads)
+                            next_uri=uri, next_expires_at=expires_at, uploads=uploads,
+                            next_bytes=proxy_bytes)
 
     def processing_dropped(self, sha256: str, now: float, *, error: str | None = None,
                            retry_at: float | None = None, attempts: int | None = None) -> None:
         """processing → none (gone) or waiting/failed (FAILED, with ``error``)."""
-        values: dict[str, Any] = dict(next_name=None, next_uri=None, next_expires_at=None)
+        values: dict[str, Any] = dict(next_name=None, next_uri=None, next_expires_at=None,
+                                      next_bytes=None)
         if error is not None:
             values.update(error=error, retry_at=retry_at, attempts=attempts)
         self.update_content(sha256, now, **values)
@@ -223,9 +245,11 @@ class _CopyTransitions:
     def promoted(self, sha256: str, now: float, name: str, uri: str,
                  expires_at: float) -> None:
         """→ serving: this copy is ACTIVE and used from now on; errors are cleared."""
+        self._db.execute("UPDATE contents SET remote_bytes=next_bytes WHERE sha256=?",
+                         (sha256,))
         self.update_content(sha256, now, remote_name=name, uri=uri, expires_at=expires_at,
                             next_name=None, next_uri=None, next_expires_at=None, error=None,
-                            retry_at=None, attempts=0)
+                            retry_at=None, attempts=0, next_bytes=None)
 
     def copy_failed(self, sha256: str, now: float, error: str, retry_at: float | None,
                     attempts: int) -> None:
@@ -234,7 +258,8 @@ class _CopyTransitions:
 
     def copy_gone(self, sha256: str, now: float) -> None:
         """serving → none: the service no longer has the copy (purged, expired)."""
-        self.update_content(sha256, now, remote_name=None, uri=None, expires_at=None)
+        self.update_content(sha256, now, remote_name=None, uri=None, expires_at=None,
+                            remote_bytes=None)
 
     def expiry_seen(self, sha256: str, now: float, expires_at: float) -> None:
         """The listing names another expiry time for the live copy: the server wins."""
@@ -414,6 +439,27 @@ class Store(_CopyTransitions):
 
     def delete_content(self, sha256: str) -> None:
         self._db.execute("DELETE FROM contents WHERE sha256=?", (sha256,))
+
+    def copies_held(self, now: float) -> list[tuple[str, int, int]]:
+        """(sha256, bytes of its live copy, bytes of the copy uploaded and not ACTIVE
+        yet) of every content with a copy of ours in the service's store."""
+        rows = self._db.execute(
+            "SELECT sha256,"
+            " CASE WHEN remote_name IS NOT NULL AND expires_at > ?"
+            "  THEN COALESCE(remote_bytes, size) ELSE 0 END,"
+            " CASE WHEN next_name IS NOT NULL THEN COALESCE(next_bytes, size) ELSE 0 END"
+            " FROM contents"
+            " WHERE (remote_name IS NOT NULL AND expires_at > ?) OR next_name IS NOT NULL",
+            (now, now))
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    def library_bytes(self) -> tuple[int, int]:
+        """(total, largest) size of the distinct contents of the live paths."""
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(size), 0), COALESCE(MAX(size), 0) FROM (SELECT MAX(size)"
+            " AS size FROM paths WHERE gone_at IS NULL AND sha256 IS NOT NULL"
+            " AND problem IS NULL GROUP BY sha256)").fetchone()
+        return int(row[0]), int(row[1])
 
     def unreferenced_contents(self) -> list[ContentRow]:
         # Vanished paths still inside their grace period keep their content:

@@ -87,7 +87,7 @@ def _mirrored_copy(config: Config, path: Path) -> tuple[str, str] | None:
                 continue
             c = store.get_content(row.sha256)
             if c and c.uri and usable(c, time.time()):
-                return c.uri, c.mime
+                return c.uri, c.copy_mime
     except Exception as e:  # a busy or odd database: fall back to an upload
         log.debug("cannot read %s: %s", state_db(config), e)
     finally:

@@ -40,16 +40,19 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         reports = status.build(store, config)
         unavailable = status.unavailable_folders(store)
         quota = status.quota_state(store, config, time.time())
+        store_use = status.store_state(store, config, reports, time.time())
     finally:
         store.close()
     if as_json:
         doc = {**status.render_json(reports, halted), **quota}
         doc["unavailable"] = unavailable
+        doc["store"] = store_use
         print(json.dumps(doc, indent=2))
     else:
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
         print(status.render_text(reports, config, time.time(), halted, verbose=not brief))
+        print(status.render_store(store_use))
         for line in status.render_quota(quota):
             print(line)
     return EXIT_OK

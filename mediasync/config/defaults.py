@@ -20,6 +20,13 @@ DEFAULT_DAEMON = {
     "refresh_every": "6h",
     "renew_before": "6h",
     "keep_alive": "always",
+    # The share of the project's store (20 GiB, or the size the service names when
+    # full) this instance keeps copies in: the rest is room for a renewal's second
+    # copy and for other uploads on the key. A size ("18GB") works too.
+    "storage_budget": "90%",
+    # Which copies the budget keeps alive first, after files with outputs to make
+    # and pinned folders: "newest", "oldest" or "smallest" (file modification time, size).
+    "keep_first": "newest",
     "max_uploads": 2,
     "max_generations": 8,
     "requests_per_minute": 600,

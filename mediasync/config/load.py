@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mediasync.media.formats import FILE_TTL_SECONDS, KINDS, media_type
+from mediasync.media.formats import FILE_TTL_SECONDS, KINDS, MAX_PROJECT_BYTES, media_type
+from mediasync.media.sizes import human_bytes, parse_size
 
 from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_FOLDER, DEFAULT_PROMPTS
 from .limits import (
@@ -61,14 +62,21 @@ KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 _API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout")
 _DAEMON_KEYS = tuple(DEFAULT_DAEMON)
-_FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts", "keep_alive")
+_FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts", "keep_alive",
+                "pinned", "upload")
+# What is uploaded of a file: its bytes, a proxy of what the model needs (media/proxy.py),
+# or "auto": the original except video over 2 GB and video or audio over a size.
+UPLOADS = ("auto", "original", "proxy")
+# Which copies the storage budget keeps alive first (after files with outputs to
+# make, and pinned folders): by file modification time, or the smallest first.
+KEEP_FIRST = ("newest", "oldest", "smallest")
 # "always": every copy is renewed before its 48 h expiry (the remote mirror stays
 # alive). "on_use": a copy lapses once its outputs are written and is uploaded again
 # when a prompt (or `ask`) needs it: no renewal traffic for an idle library.
 KEEP_ALIVE = ("always", "on_use")
 _PROMPT_KEYS = (
     "kinds", "prompt", "sidecar", "model", "format", "schema", "language",
-    "subtitles", "naming", "max_cue", "alt_text",
+    "subtitles", "naming", "max_cue", "alt_text", "upload",
 )
 FORMATS = ("text", "json", "xmp", "subtitles")
 SUBTITLE_FORMATS = ("srt", "vtt")
@@ -92,6 +100,25 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class StorageBudget:
+    """``[daemon] storage_budget``: a share of the project's store, or a size in bytes."""
+
+    share: float | None = 0.9
+    size: int | None = None
+
+    def of(self, store_bytes: int) -> int:
+        """Bytes this instance may hold in a store of ``store_bytes``."""
+        if self.size is not None:
+            return min(self.size, store_bytes)
+        return int((self.share if self.share is not None else 0.9) * store_bytes)
+
+    def describe(self) -> str:
+        if self.size is not None:
+            return human_bytes(self.size)
+        return f"{(self.share or 0) * 100:g}% of the store"
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     state_dir: Path
     settle: float
@@ -99,6 +126,8 @@ class DaemonConfig:
     refresh_every: float
     renew_before: float
     keep_alive: str
+    storage_budget: StorageBudget
+    keep_first: str
     max_uploads: int
     max_generations: int
     requests_per_minute: int
@@ -122,6 +151,7 @@ class PromptConfig:
     max_cue: float = 7.0  # seconds a subtitle cue may last at most
     alt_text: bool = False  # xmp: also write Iptc4xmpCore:AltTextAccessibility
     knobs: Knobs | None = None  # cost knobs of this prompt (over its folder's)
+    upload: str | None = None  # "original", "proxy", "auto"; None: the folder's
 
     def effective_model(self, default_model: str) -> str:
         return self.model or default_model
@@ -163,6 +193,8 @@ class FolderConfig:
     prompts: tuple[PromptConfig, ...] = field(default_factory=tuple)
     knobs: Knobs | None = None  # cost knobs for every prompt of the folder
     keep_alive: str | None = None  # None: [daemon] keep_alive
+    pinned: bool = False  # the storage budget keeps this folder's copies first
+    upload: str = "auto"  # what is uploaded of a file: "original", "proxy" or "auto"
 
     def prompts_for(self, kind: str) -> tuple[PromptConfig, ...]:
         return tuple(p for p in self.prompts if kind in p.kinds)
@@ -205,6 +237,15 @@ class Config:
         folder = self.folder_for(path)
         mode = (folder.keep_alive if folder else None) or self.daemon.keep_alive
         return mode == "always"
+
+    def upload_mode(self, path: Path, kind: str) -> str:
+        """"original", "proxy" or "auto" for a file: one remote copy serves all its
+        prompts, so when they disagree the original wins, then a proxy."""
+        folder = self.folder_for(path)
+        if folder is None:
+            return "auto"
+        modes = {p.upload or folder.upload for p in folder.prompts_for(kind)} or {folder.upload}
+        return next(m for m in ("original", "proxy", "auto") if m in modes)
 
     def all_kept_alive(self) -> bool:
         modes = {self.daemon.keep_alive, *(f.keep_alive for f in self.folders)} - {None}
@@ -291,6 +332,8 @@ def _daemon(d_in: Mapping[str, Any], base: Path | None, home: Path | None) -> Da
         refresh_every=as_duration(d_in["refresh_every"], "daemon.refresh_every", positive=True),
         renew_before=renew_before,
         keep_alive=as_choice(d_in["keep_alive"], KEEP_ALIVE, "daemon.keep_alive"),
+        storage_budget=_storage_budget(d_in["storage_budget"], "daemon.storage_budget"),
+        keep_first=as_choice(d_in["keep_first"], KEEP_FIRST, "daemon.keep_first"),
         max_uploads=as_pos_int(d_in["max_uploads"], "daemon.max_uploads"),
         max_generations=as_pos_int(d_in["max_generations"], "daemon.max_generations"),
         requests_per_minute=as_pos_int(d_in["requests_per_minute"],
@@ -301,6 +344,30 @@ def _daemon(d_in: Mapping[str, Any], base: Path | None, home: Path | None) -> Da
         http_token=(as_str(d_in["http_token"], "daemon.http_token").strip()
                     if d_in["http_token"] is not None else None),
     )
+
+
+def _storage_budget(value: Any, key: str) -> StorageBudget:
+    """"90%" (of the project's store) or a size ("18GB"); never more than the store."""
+    store = f"{MAX_PROJECT_BYTES / 1024**3:g} GiB"
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ConfigError(f"{value!r} is not a share like \"90%\"", key=key) from None
+        if not 0 < share <= 1:
+            raise ConfigError(f"{value!r} must be more than 0% and at most 100% of the "
+                              f"project's store ({store})", key=key)
+        return StorageBudget(share=share)
+    try:
+        size = parse_size(value)
+    except ValueError as e:
+        raise ConfigError(f"{e}, or a share of the store like \"90%\"", key=key) from None
+    if size <= 0:
+        raise ConfigError(f"{value!r} must be more than zero", key=key)
+    if size > MAX_PROJECT_BYTES:
+        raise ConfigError(f"{value!r} is more than the service's store holds ({store} per "
+                          "project); write at most that, or a share like \"90%\"", key=key)
+    return StorageBudget(share=None, size=size)
 
 
 def _folders(raw: Any, base: Path | None, home: Path | None) -> tuple[FolderConfig, ...]:
@@ -372,6 +439,8 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
         knobs=parse_knobs(t, where),
         keep_alive=(as_choice(t["keep_alive"], KEEP_ALIVE, f"{where}.keep_alive")
                     if "keep_alive" in t else None),
+        pinned=as_bool(t.get("pinned", False), f"{where}.pinned"),
+        upload=as_choice(t.get("upload", "auto"), UPLOADS, f"{where}.upload"),
     )
 
 
@@ -421,6 +490,7 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
         max_cue=as_duration(t.get("max_cue", 7.0), f"{where}.max_cue", positive=True),
         alt_text=as_bool(t.get("alt_text", False), f"{where}.alt_text"),
         knobs=parse_knobs(t, where),
+        upload=as_choice(t["upload"], UPLOADS, f"{where}.upload") if "upload" in t else None,
     )
 
 

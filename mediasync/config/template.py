@@ -84,6 +84,10 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# A status page, /metrics and /healthz on this address (off unless set);\n",
         "# an address beyond loopback needs http_token (README: Status page).\n",
         "# http = \"127.0.0.1:8650\"\n",
+        "# The share of the project's 20 GiB file store (or a size: \"18GB\") mediasync\n",
+        "# keeps its copies in; beyond it a copy lapses once its sidecars are written\n",
+        "# (newest files are kept first; keep_first = \"oldest\" or \"smallest\" to change).\n",
+        _kv("storage_budget", DEFAULT_DAEMON["storage_budget"]),
         "\n[limits]\n",
         "# A spending cap for an unattended daemon: once today's estimated cost (tokens\n",
         "# at [prices], Pacific day) reaches it, generation waits for the next day and\n",
@@ -109,6 +113,10 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
             "# Globs on the path relative to the folder or on the file name.\n",
             _kv("include", []),
             _kv("exclude", []),
+            "# \"auto\": video over 100 MB (or 2 GB, the service's limit) and audio over 25 MB\n",
+            "# are uploaded as a proxy (720p, 16 kHz mono sound); \"original\" or \"proxy\".\n",
+            _kv("upload", "auto"),
+            "# pinned = true  # keep this folder's copies alive first (storage_budget)\n",
         ]
         if preset in _PRESET_PROMPTS:
             for note, p in _PRESET_PROMPTS[preset]:

@@ -13,10 +13,12 @@ import signal
 import sys
 import threading
 
-from mediasync.media.formats import FILE_TTL_SECONDS
+from mediasync.media.formats import FILE_TTL_SECONDS, MAX_PROJECT_BYTES
+from mediasync.media.sizes import parse_size
 
 from .app import Emulator
 from .config import VIDEO_PROCESSING_DELAY, EmulatorConfig
+from .errors import STORAGE_FORMS
 from .faults import Fault, parse_duration, parse_fault_spec
 
 __all__ = [
@@ -33,6 +35,13 @@ __all__ = [
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -99,6 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="put the API key into every upload URL, header-keyed starts too (the live "
         "service does so for a start sent with ?key=)",
     )
+    parser.add_argument("--max-project-bytes", type=_size, default=MAX_PROJECT_BYTES,
+                        metavar="SIZE", help="the project's file store, e.g. 6MB (default "
+                        "20 GiB, as live)")
+    parser.add_argument("--storage-form", choices=STORAGE_FORMS, default="json",
+                        help="a full store answers as wire/02 (json) or with wire/03's RetryInfo "
+                        "of 9223372036854775807 s (retryinfo)")
     parser.add_argument("--quota-rpm", type=int, default=None, metavar="N",
                         help="generateContent requests a minute per model (default: unlimited)")
     parser.add_argument("--quota-tpm", type=int, default=None, metavar="N",
@@ -140,6 +155,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         omit_fields=tuple(args.omit_field),
         relative_upload_url=args.relative_upload_url,
         key_in_upload_url=args.key_in_upload_url,
+        max_project_bytes=args.max_project_bytes,
+        storage_form=args.storage_form,
         quota_rpm=args.quota_rpm,
         quota_tpm=args.quota_tpm,
         quota_rpd=args.quota_rpd,

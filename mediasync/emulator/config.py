@@ -24,7 +24,10 @@ class EmulatorConfig:
     generate_latency: float = 0.0
     granularity: int = 8 * 1024 * 1024
     max_file_bytes: int = MAX_FILE_BYTES
-    max_project_bytes: int = MAX_PROJECT_BYTES
+    max_project_bytes: int = MAX_PROJECT_BYTES  # the project's store (settable: store.py)
+    # A full store answered as wire/02 ("json") or with wire/03's RetryInfo of
+    # INT64_MAX seconds ("retryinfo"); see errors.quota_exceeded.
+    storage_form: str = "json"
     # Answer unlike the live service (see store.Quirks), for client robustness tests.
     hash_form: str = "hex"
     omit_fields: tuple[str, ...] = ()

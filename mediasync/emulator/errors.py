@@ -119,8 +119,17 @@ def _quota_names(kind: str, tier: str) -> tuple[str, str]:
             f"GenerateRequestsPer{per}PerProjectPerModel{suffix}")
 
 
-def quota_exceeded(limit: int) -> ApiError:
-    """The 20 GB project store is full (wire/02): QuotaFailure without dimensions, Help."""
+# How a full store is answered: "json" as wire/02 (QuotaFailure and Help), or
+# "retryinfo" with wire/03's RetryInfo of INT64_MAX seconds ("never") added, as JSON.
+STORAGE_FORMS = ("json", "retryinfo")
+NEVER = "9223372036854775807s"
+
+
+def quota_exceeded(limit: int, form: str = "json") -> ApiError:
+    """The 20 GB project store is full (wire/02): QuotaFailure without dimensions, Help;
+    ``form="retryinfo"`` adds the RetryInfo wire/03 carries, 9223372036854775807 s."""
+    if form not in STORAGE_FORMS:
+        raise ValueError(f"storage form must be one of {', '.join(STORAGE_FORMS)}")
     metric = _METRIC + "file_storage_bytes"
     return ApiError(
         429,
@@ -138,6 +147,7 @@ def quota_exceeded(limit: int) -> ApiError:
                 ],
             },
             HELP,
+            *([retry_info(NEVER)] if form == "retryinfo" else []),
         ],
     )
 

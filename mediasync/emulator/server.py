@@ -289,7 +289,8 @@ class Handler(BaseHTTPRequestHandler):
     def _fault_error(self, fault: Fault) -> ApiError:
         quotas = fault.quotas
         if fault.status == 429 and "storage" in quotas:
-            return quota_exceeded(self.state.config.max_project_bytes)
+            return quota_exceeded(self.state.store.max_project_bytes,
+                                  self.state.store.storage_form)
         if fault.status == 429 and quotas:
             rates = [RATE_KINDS[q] for q in quotas if q != "bare"]  # none: the bare form
             delay = parse_duration(fault.retry_delay) if fault.retry_delay else 47.434392449

@@ -33,6 +33,7 @@ class EmulatorState:
             video_processing_delay=config.video_processing_delay,
             max_file_bytes=config.max_file_bytes,
             max_project_bytes=config.max_project_bytes,
+            storage_form=config.storage_form,
         )
         self._requests: Counter[str] = Counter()
         self._count_lock = threading.Lock()

@@ -231,13 +231,16 @@ class Store:
         video_processing_delay: float,
         max_file_bytes: int,
         max_project_bytes: int,
+        storage_form: str = "json",
     ) -> None:
         self.clock = clock
         self.ttl = ttl
         self.processing_delay = processing_delay
         self.video_processing_delay = video_processing_delay
         self.max_file_bytes = max_file_bytes
+        # Settable while serving (tests and benchmarks shrink the store).
         self.max_project_bytes = max_project_bytes
+        self.storage_form = storage_form
         self._lock = threading.Lock()
         self._uploads: dict[str, Upload] = {}
         self._seq = 0
@@ -362,7 +365,7 @@ class Store:
 
     def _check_quota(self, wanted: int) -> None:
         if self._used + wanted > self.max_project_bytes:
-            raise quota_exceeded(self.max_project_bytes)
+            raise quota_exceeded(self.max_project_bytes, self.storage_form)
 
     def upload(self, upload_id: str) -> Upload:
         with self._lock:

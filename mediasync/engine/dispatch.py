@@ -28,8 +28,11 @@ from mediasync.engine.settle import Settle
 from mediasync.engine.sweep import Sweeper
 from mediasync.gemini import ApiError, GeminiClient
 from mediasync.local.folderio import FolderIO
+from mediasync.local.proxies import ProxyCache
+from mediasync.media.proxy import Spec, wants_proxy
 from mediasync.remote.mirror import Mirror
 from mediasync.rules.failures import classify
+from mediasync.rules.rows import ContentRow
 from mediasync.store import Meta, Store
 
 log = logging.getLogger("mediasync")
@@ -78,6 +81,10 @@ class Engine:
             keeps_alive=self._keeps_alive,
             on_copy=on_copy,  # told each new copy's expiry (the daemon's renewal timer)
             on_renewed=on_renewed,  # a fresh copy replaced one (the daemon's metrics)
+            config=lambda: self._ctx.config,  # the storage budget's
+            on_kept=self._look_again,  # kept again by the budget, and no copy: make one
+            proxy_cache=ProxyCache(config.daemon.state_dir / "proxies"),
+            proxy_spec=self._proxy_spec,  # upload = "original" | "proxy" | "auto"
         )
         self._halt = Halt(store)
         # the queue
@@ -113,6 +120,9 @@ class Engine:
             ensure_copy=mirror.ensure,
             output=self._producer.output,
             forget_answers=self._producer.forget_answers,
+            keeps=self._keeps_path,
+            using=mirror.using,
+            replan=mirror.replan,
         )
 
     # -- what the commands and the daemon read ---------------------------------
@@ -152,11 +162,37 @@ class Engine:
             self.set_client(client)
 
     def _keeps_alive(self, sha: str) -> bool:
-        """A content's copy is renewed while any of its files' folders keeps copies alive."""
+        """A content's copy is renewed while any of its files' folders keeps copies alive,
+        and the storage budget keeps it (remote/budget.py)."""
+        budget = self.mirror.budget
+        if budget is not None and not budget.keeps(sha):
+            return False
         config = self._ctx.config
         if config.all_kept_alive():  # the default: no lookup per content
             return True
         return any(config.keeps_alive(Path(p)) for p in self._ctx.store.live_paths_for(sha))
+
+    def _proxy_spec(self, c: ContentRow, path: str) -> Spec | None:
+        """The upload proxy this file's settings ask for (media/proxy.py), or None."""
+        config = self._ctx.config
+        mode = config.upload_mode(Path(path), c.kind)
+        folder = config.folder_for(Path(path))
+        prompts = folder.prompts_for(c.kind) if folder else ()
+        # 360p only when every prompt of the file asks for low media resolution.
+        low = bool(prompts) and all(
+            config.knobs_for(Path(path), p).media_resolution == "low" for p in prompts)
+        return wants_proxy(c.kind, c.size, mode, "low" if low else None)
+
+    def _look_again(self, shas: list[str]) -> None:
+        for sha in shas:
+            for p in self._ctx.store.live_paths_for(sha):
+                self.mark_dirty(p, event=False)
+
+    def _keeps_path(self, path: str, sha: str) -> bool:
+        """Whether this file's copy is made before its outputs and kept alive after."""
+        budget = self.mirror.budget
+        return (self._ctx.config.keeps_alive(Path(path))
+                and (budget is None or budget.keeps(sha)))
 
     def set_client(self, client: GeminiClient) -> None:
         # `halted` stays until a call succeeds, so a still-bad key is logged once.
@@ -217,6 +253,7 @@ class Engine:
             sweep_in = self._sweeper.start_if_due(now, blocked=blocked)
             if until_idle and not self._heap and not self._running and not self._sweeper.running:
                 await self.mirror.renewals.wait()
+                self.mirror.settle_budget()  # the copies the budget keeps come back
                 if not self._heap and not self._running:
                     return
             timeout = None
@@ -236,6 +273,8 @@ class Engine:
         self._stopping = True
         self._wake.set()
         self.mirror.renewals.cancel()
+        if self.mirror.budget is not None:
+            self.mirror.budget.stop()
         tasks = list(self._running.values())
         for t in tasks:
             t.cancel()
@@ -260,7 +299,9 @@ class Engine:
     # -- scans, sweeps and the remote listing ---------------------------------
     async def scan(self) -> int:
         """Queue every candidate file and every recorded path; returns files found."""
-        return await self._folders.scan()
+        found = await self._folders.scan()
+        self.mirror.replan()  # files came and went: plan the storage budget again
+        return found
 
     def sweep_soon(self, delay: float) -> None:
         """Forget vanished paths and retire unneeded contents within ``delay`` seconds."""
@@ -284,6 +325,7 @@ class Engine:
             else:
                 log.warning("could not list the remote files: %s", e)
             return
+        self.mirror.replan()  # the listing shows what other uploads hold
         if self._halt.why:
             log.info("the API key works again; resuming")
             self._halt.set(None)

@@ -61,11 +61,16 @@ class Identifier:
             facts.mtime_ns,
             facts.inode,
         )
+        # Video and audio over 2 GB go as an upload proxy, unless the folder says
+        # upload = "original" (then "too large" is the file's verdict).
+        proxied = kind in ("video", "audio") and self._ctx.config.upload_mode(
+            Path(path), kind) != "original"
+        problem = steps.local_problem(facts.size, proxied=proxied)
         settled = row is not None and (row.sha256 or (
-            row.problem and not row.problem.startswith(steps.READ_PROBLEM)))
+            row.problem and not row.problem.startswith(steps.READ_PROBLEM)
+            and row.problem == problem))  # a verdict the settings no longer give: again
         if row is not None and same and row.gone_at is None and settled:
             return row
-        problem = steps.local_problem(facts.size)
         sha = row.sha256 if (row is not None and same) else None
         if problem is None and sha is None:
             read = await self._hash(path, folder, rel, facts)

@@ -51,11 +51,12 @@ class Producer:
         *,
         exists: Callable[[str, str], Awaitable[bool]],
         jitter: Callable[[], float],
-        forget_copy: Callable[[str], None],
+        forget_copy: Callable[[str, str | None], bool],
     ) -> None:
         """``exists(folder, path)``: whether a sidecar is there, a folder that is away
         counting as holding it (Identifier.exists); ``jitter``: a draw in [0, 1) for
-        backoffs; ``forget_copy(sha)``: the remote copy is gone (Mirror.forget_copy)."""
+        backoffs; ``forget_copy(sha, uri)``: the remote copy at ``uri`` is gone, False when
+        another serves by now (Mirror.forget_copy)."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
@@ -198,7 +199,8 @@ class Producer:
             if content is None or not content.uri:
                 return None
             try:
-                answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
+                answer = await self._ask(job.want, job.sha, req, content.uri, content.copy_mime,
+                                         knobs)
                 return answer, req
             except structured.InvalidAnswer as e:
                 # Asked twice already; a later try may do better (transient).
@@ -206,7 +208,7 @@ class Producer:
                 self._retry(job, f"invalid answer: {e.reason}", self._backoff(job), e.usage)
             except ApiError as e:
                 self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, e,
-                            job.attempts)
+                            job.attempts, uri=content.uri)
         return None
 
     async def write(self, job: Job, text: str, usage: Usage) -> None:
@@ -289,15 +291,15 @@ class Producer:
 
     def failed(
         self, path: str, rel: PurePath, sha: str, want: Desired, row: OutputRow | None,
-        on_disk: str | None, error: ApiError, attempts: int,
+        on_disk: str | None, error: ApiError, attempts: int, *, uri: str | None = None,
     ) -> None:
         v = failures.judge_api(error, attempts, self._ctx.clock(), self._jitter())
         if v.kind == "config":
             self._halt(error)
             return
         gone = classify(error) == "gone"
-        if gone:
-            self._forget_copy(sha)
+        # A copy a renewal replaced while this generation used it: ask the new one now.
+        replaced = gone and not self._forget_copy(sha, uri)
         if not v.counts:
             attempts -= 1  # the day's quota or the owner's cap: not this file's failure
         self._record(path, sha, want, row, outcome=Outcome.FAILED, written_hash=on_disk,
@@ -308,7 +310,7 @@ class Producer:
             log.warning("%s: %s failed, will try again: %s", rel, want.suffix, error)
         else:
             log.error("%s: %s failed: %s", rel, want.suffix, error)
-        if gone and not self._ctx.once:
+        if (gone and not self._ctx.once) or replaced:
             self._queue.schedule(path, self._ctx.monotonic())
         elif error.file_not_active and v.retry_at is not None:
             # Processing ends within seconds: look again then, in `sync` too.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path, PurePath
 
 from mediasync.config import FolderConfig
@@ -43,10 +44,17 @@ class Reconciler:
         ensure_copy: Callable[[str], Awaitable[ContentRow]],
         output: Output,
         forget_answers: Callable[[str], None],
+        keeps: Callable[[str, str], bool],
+        using: Callable[[str], AbstractAsyncContextManager[None]],
+        replan: Callable[[], None],
     ) -> None:
         """``take_stat``: the scan's stat of a path, once (Folders.take_stat);
         ``ensure_copy(sha)``: the content's usable remote copy (Mirror.ensure);
-        ``forget_answers(sha)``: the end of a content's pass (Producer.forget_answers)."""
+        ``forget_answers(sha)``: the end of a content's pass (Producer.forget_answers);
+        ``keeps(path, sha)``: whether the copy is made before the outputs and kept alive
+        (keep_alive and the storage budget), else made only when a generation needs it;
+        ``using(sha)``: held while the pass may use the copy (Mirror.using);
+        ``replan()``: a new content, plan the storage budget again (Mirror.replan)."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
@@ -57,6 +65,9 @@ class Reconciler:
         self._ensure_copy = ensure_copy
         self._output = output
         self._forget_answers = forget_answers
+        self._keeps = keeps
+        self._using = using
+        self._replan = replan
 
     async def reconcile(self, path: str) -> None:
         """Take the next step for one path: settle, identify, mirror, outputs."""
@@ -77,14 +88,16 @@ class Reconciler:
         if row is None or row.problem or not row.sha256 or self._halt.why:
             return
         sha, ready = row.sha256, None
-        if self._ctx.config.keeps_alive(Path(path)):
-            if await self._copy(path, row) is None:
-                return
-        else:
-            # keep_alive = "on_use": a copy is made only when an output is generated.
-            ready = _Once(lambda: self._copy(path, row))
-        for want in desired.desired(folder, path, row.kind, self._ctx.config.api.model):
-            await self._output(path, rel, sha, want, ready)
+        async with self._using(sha):
+            if self._keeps(path, sha):
+                if await self._copy(path, row) is None:
+                    return
+            else:
+                # keep_alive = "on_use", or beyond the storage budget: a copy is made
+                # only when an output is generated.
+                ready = _Once(lambda: self._copy(path, row))
+            for want in desired.desired(folder, path, row.kind, self._ctx.config.api.model):
+                await self._output(path, rel, sha, want, ready)
         self._forget_answers(sha)
 
     async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
@@ -110,6 +123,7 @@ class Reconciler:
         store = self._ctx.store
         if store.get_content(row.sha256) is None:
             store.ensure_content(row.sha256, row.size, row.mime, row.kind, self._ctx.clock())
+            self._replan()
         try:
             return await self._ensure_copy(row.sha256)
         except ContentUnavailable as e:

@@ -55,6 +55,22 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+# The longest a server-named delay is taken at its word. A RetryInfo is advice: the
+# live storage-full answer names 9223372036854775807 s (wire/03), and a wait of
+# days, or a time past what datetime can hold, helps nobody. An hour, as the
+# longest backoff of our own (rules/failures.py BACKOFF_CAP).
+MAX_SERVER_DELAY = 3600.0
+
+
+def clamp_delay(seconds: float) -> float:
+    """A server-named delay as mediasync waits it: within [0, MAX_SERVER_DELAY]; a
+    value that is no number (NaN) waits nothing. The one clamp every reader of a
+    RetryInfo goes through (ApiError.retry_delay)."""
+    if seconds != seconds or seconds <= 0:  # NaN, negative
+        return 0.0
+    return min(seconds, MAX_SERVER_DELAY)
+
+
 def parse_duration(value: Any) -> float | None:
     """A protobuf Duration as JSON ("28s", "1.5s", "0.200s") in seconds."""
     if isinstance(value, int | float):
@@ -96,13 +112,14 @@ class ApiError(Exception):
     @property
     def retry_delay(self) -> float | None:
         """Seconds from RetryInfo.retryDelay, else from "Please retry in 47.4s." in the
-        message (wire/28), when the server named one."""
+        message (wire/28), when the server named one; clamped (:func:`clamp_delay`),
+        so no caller ever waits days on the server's word."""
         for d in self._details_of(_RETRY_INFO):
             delay = parse_duration(d.get("retryDelay"))
             if delay is not None:
-                return max(0.0, delay)
+                return clamp_delay(delay)
         match = _RETRY_IN.search(self.message)
-        return float(match.group(1)) if match else None
+        return clamp_delay(float(match.group(1))) if match else None
 
     @property
     def reason(self) -> str | None:

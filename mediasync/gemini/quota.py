@@ -129,9 +129,15 @@ def in_words(seconds: float) -> str:
     return f"{s} s"
 
 
+# The latest time a message shows as a date: datetime holds years up to 9999, and
+# a time recorded from an absurd server delay (wire/03) or a damaged state entry
+# must not raise where it is shown (rules/units.py utc_stamp).
+LATEST_SHOWN = 253402300799.0  # 9999-12-31 23:59:59 UTC
+
+
 def pause_message(model: str, what: str, resume_at: float, now: float) -> str:
     """One line for status, the log and systemd's STATUS: why and until when."""
-    local = datetime.fromtimestamp(resume_at, PACIFIC)
+    local = datetime.fromtimestamp(min(resume_at, LATEST_SHOWN - 86400), PACIFIC)
     return (f"{what} for {model} used; resuming at {local:%H:%M} PT "
             f"(in {in_words(resume_at - now)})")
 

@@ -17,7 +17,9 @@ KINDS: tuple[Kind, ...] = ("image", "audio", "video")
 
 GB = 1000**3  # the service counts decimal gigabytes
 MAX_FILE_BYTES = 2 * GB
-MAX_PROJECT_BYTES = 20 * GB
+# The project's store: 20 GiB, the quotaValue of the live storage-full answer
+# ("21474836480", wire/02 and 03), though the docs call it "20 GB".
+MAX_PROJECT_BYTES = 20 * 1024**3
 FILE_TTL_SECONDS = 48 * 3600
 MAX_VIDEO_SECONDS = 3600
 MAX_AUDIO_SECONDS = int(9.5 * 3600)

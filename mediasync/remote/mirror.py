@@ -11,8 +11,9 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 
+from mediasync.config import Config
 from mediasync.gemini import (
     ApiError,
     File,
@@ -21,9 +22,13 @@ from mediasync.gemini import (
 )
 from mediasync.gemini.models import epoch
 from mediasync.local.folderio import FolderIO
+from mediasync.local.proxies import ProxyCache
+from mediasync.media.proxy import Spec
+from mediasync.remote.budget import StoreBudget
 from mediasync.remote.context import RemoteContext
 from mediasync.remote.incomplete import IncompleteAnswers
 from mediasync.remote.locks import ContentLocks
+from mediasync.remote.proxies import NoUpload, Proxies, ProxySpace
 from mediasync.remote.refresh import Refresher
 from mediasync.remote.renewals import Renewals
 from mediasync.remote.uploads import Uploader
@@ -43,9 +48,10 @@ class Mirror:
     """Composes the parts of the remote copy around one shared RemoteContext.
 
     ``keeps_alive(sha)``: whether a content's copy is renewed before it expires
-    (keep_alive; the engine answers from its config), else it lapses and is made
-    again on use. ``on_copy(expires_at)`` hears of every copy made (the daemon
-    plans its renewal check by it).
+    (keep_alive and the storage budget; the engine answers), else it lapses and is
+    made again on use. ``on_copy(expires_at)`` hears of every copy made (the daemon
+    plans its renewal check by it). ``config``: the current config, for the storage
+    budget (``budget``); without it no budget is kept (every copy fits).
     """
 
     def __init__(
@@ -63,6 +69,10 @@ class Mirror:
         on_copy: Callable[[float], None] | None = None,
         on_renewed: Callable[[], None] | None = None,
         jitter: Callable[[], float] = random.random,
+        config: Callable[[], Config] | None = None,
+        on_kept: Callable[[list[str]], None] | None = None,
+        proxy_cache: ProxyCache | None = None,
+        proxy_spec: Callable[[ContentRow, str], Spec | None] | None = None,
     ) -> None:
         self.ctx = ctx = RemoteContext(
             client=client, store=store, clock=clock, sleep=sleep, fs=fs or FolderIO(),
@@ -74,7 +84,13 @@ class Mirror:
         self._on_renewed = on_renewed  # a fresh copy replaced one (metrics)
         self._locks = ContentLocks()
         self.answers = IncompleteAnswers(ctx)
-        self._uploader = Uploader(ctx, self.answers, promote=self.promote)
+        self.budget = (StoreBudget(ctx, config=config, busy=self.busy,
+                                   delete_doomed=self.delete_doomed, on_kept=on_kept)
+                       if config is not None else None)
+        self.proxies = (Proxies(ctx, proxy_cache, proxy_spec)
+                        if proxy_cache is not None and proxy_spec is not None else None)
+        self._uploader = Uploader(ctx, self.answers, promote=self.promote, room=self._room,
+                                  proxies=self.proxies)
         self.renewals = Renewals(ctx, lock=self.lock, make_copy=self.make_copy,
                                  delete_doomed=self.delete_doomed, keeps_alive=keeps_alive)
         self._refresher = Refresher(ctx, keeps_alive=keeps_alive, renew_due=self.renewals.due)
@@ -113,6 +129,24 @@ class Mirror:
         """One upload, poll or renewal of a content at a time."""
         return self._locks.hold(sha)
 
+    # -- the storage budget (remote/budget.py) -----------------------------------
+    def _room(self, sha: str, size: int) -> AbstractAsyncContextManager[None]:
+        return self.budget.room(sha, size) if self.budget is not None else nullcontext()
+
+    def using(self, sha: str) -> AbstractAsyncContextManager[None]:
+        """A pass uses this content's copy: it is not deleted to make room meanwhile."""
+        return self.budget.using(sha) if self.budget is not None else nullcontext()
+
+    def replan(self) -> None:
+        """Files came or went: plan the storage budget again soon."""
+        if self.budget is not None:
+            self.budget.replan_soon()
+
+    def settle_budget(self) -> None:
+        """Make a plan that is due now (`sync`, before it ends)."""
+        if self.budget is not None:
+            self.budget.settle()
+
     # -- the copy a generation uses --------------------------------------------
     async def ensure(self, sha: str) -> ContentRow:
         """A content with a usable ACTIVE remote copy; uploads it when needed.
@@ -148,9 +182,18 @@ class Mirror:
         a failure is recorded on the row and raised as ContentUnavailable."""
         ctx, sha = self.ctx, c.sha256
         try:
-            if not c.next_name:
-                await self._uploader.upload(c)
-            await self._await_active(sha)
+            for tries_left in (2, 1, 0):
+                try:
+                    await self._copy(c)
+                    return
+                except ApiError as e:
+                    # The store is full: the budget learns how full, makes what room
+                    # it can, and the upload waits for room through it (a file never
+                    # waits ten minutes for space mediasync can make).
+                    if not (e.storage_full and tries_left and self.budget is not None):
+                        raise
+                    await self.budget.full(e, c.size)
+                    c = ctx.store.get_content(sha) or c
         except CopyVanished:
             return  # next_name is dropped: the caller's next look uploads again
         except ApiError as e:
@@ -162,7 +205,7 @@ class Mirror:
             if v.kind == "config":
                 raise
             if v.kind == "permanent":
-                msg = v.reason
+                msg = v.reason + self._no_proxy(sha)
                 ctx.store.session_dropped(sha, now)
             elif e.storage_full:
                 msg = v.reason
@@ -177,6 +220,37 @@ class Mirror:
             ctx.store.session_dropped(sha, ctx.clock())
             msg = f"the file changed or vanished during upload: {e}"
             raise ContentUnavailable(msg, None, changed=True) from e
+        except NoUpload as e:
+            # Neither a proxy nor the original can go: a verdict on these bytes.
+            ctx.store.copy_failed(sha, ctx.clock(), str(e), None, c.attempts + 1)
+            log.error("%s: %s", ctx.label(sha), e)
+            raise ContentUnavailable(str(e), None) from e
+        except ProxySpace as e:
+            # The state directory is full or read-only for now: nothing half-written is
+            # left (local/proxies.py); try again later, as any local fault.
+            now = ctx.clock()
+            v = failures.judge_os(e.error, c.attempts + 1, now, ctx.jitter())
+            msg = f"cannot write its upload proxy to the state directory: {v.reason}"
+            ctx.store.copy_failed(sha, now, msg, v.retry_at, c.attempts + 1)
+            log.error("%s: %s; will try again", ctx.label(sha), msg)
+            raise ContentUnavailable(msg, v.retry_at) from e
+
+    def _no_proxy(self, sha: str) -> str:
+        return self.proxies.why_not(sha) if self.proxies is not None else ""
+
+    async def _copy(self, c: ContentRow) -> None:
+        if not c.next_name:
+            await self._uploader.upload(c)
+        await self._await_active(c.sha256)
+        # A renewal's replaced copy goes at once: it counts against the store (and the
+        # budget) until it is deleted, and the next renewal needs that room.
+        if c.remote_name and c.remote_name in self.ctx.store.doomed():
+            try:
+                await self.delete_doomed([c.remote_name])
+            except ApiError as e:
+                if classify(e) == "auth":
+                    raise
+                log.warning("could not delete %s yet: %s", c.remote_name, e)
 
     async def _await_active(self, sha: str) -> None:
         ctx = self.ctx
@@ -206,7 +280,8 @@ class Mirror:
             ctx.store.doom(file.name, "no longer needed", now)
             return
         if file.state == "FAILED":
-            msg = f"the service could not process it: {file.error_message or 'FAILED'}"
+            msg = (f"the service could not process it: {file.error_message or 'FAILED'}"
+                   + self._no_proxy(sha))
             # Permanent for these bytes, unless a working copy still serves (a renewal).
             retry = None
             if states.usable(c, now):
@@ -239,9 +314,15 @@ class Mirror:
         """List every remote file once and reconcile; returns contents to upload again."""
         return await self._refresher.refresh()
 
-    def forget_copy(self, sha: str) -> None:
-        """The server says the copy is gone (403 on use): upload again."""
+    def forget_copy(self, sha: str, uri: str | None = None) -> bool:
+        """The server says the copy at ``uri`` is gone (403 on use): upload again.
+        False when the content names another copy by now (a renewal replaced the one
+        the generation used): that one serves, nothing is forgotten."""
+        c = self.ctx.store.get_content(sha)
+        if c is None or (uri is not None and c.uri != uri):
+            return False
         self.ctx.store.copy_gone(sha, self.ctx.clock())
+        return True
 
     async def delete_doomed(self, names: list[str] | None = None) -> None:
         """Delete the remote files recorded as doomed (all, or these of them)."""
@@ -271,3 +352,4 @@ class Mirror:
                 if name:
                     store.doom(name, "no longer needed", now)
             store.delete_content(c.sha256)
+        self.replan()

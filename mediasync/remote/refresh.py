@@ -11,6 +11,7 @@ from collections.abc import Callable
 from mediasync.gemini.models import epoch
 from mediasync.remote.context import RemoteContext
 from mediasync.rules import ownership
+from mediasync.store import Meta
 
 log = logging.getLogger("mediasync")
 
@@ -46,6 +47,10 @@ class Refresher:
                                     epoch(f.expiration_time))
             for f in files
         ]
+        # Who holds the store, for the storage budget and `status`.
+        store.write(Meta.STORE_USAGE, {
+            **ownership.store_usage(((f.name, f.display_name, f.size_bytes or 0) for f in files),
+                                    known, ctx.instance), "at": now})
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
         result = ownership.plan_refresh(listing, contents, known, uploading, now, ctx.instance)
         seen = {c.sha256: c.remote_name for c in contents}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import unquote
 
 from mediasync.gemini import File, FileChanged, UploadSession, UploadSessionLost
@@ -17,6 +18,7 @@ from mediasync.gemini.resumable_upload import DEFAULT_GRANULARITY
 from mediasync.local.scan import local_facts
 from mediasync.remote.context import RemoteContext
 from mediasync.remote.incomplete import IncompleteAnswers
+from mediasync.remote.proxies import Proxies
 from mediasync.rules import ownership, units
 from mediasync.rules.failures import ContentUnavailable
 from mediasync.rules.rows import ContentRow
@@ -38,17 +40,23 @@ def storable_url(url: str) -> str | None:
 
 class Uploader:
     """Uploads a content; ``promote`` takes a copy the upload answer already shows
-    ACTIVE (or FAILED) without a poll."""
+    ACTIVE (or FAILED) without a poll; ``room(sha, size)`` is held while the bytes go
+    (the storage budget: remote/budget.py); ``proxies`` makes the upload proxy a
+    file's settings ask for (remote/proxies.py), None: always the original."""
 
     def __init__(
         self,
         ctx: RemoteContext,
         answers: IncompleteAnswers,
         promote: Callable[[str, File], None],
+        room: Callable[[str, int], AbstractAsyncContextManager[None]],
+        proxies: Proxies | None = None,
     ) -> None:
         self.ctx = ctx
         self.answers = answers
         self.promote = promote
+        self.room = room
+        self.proxies = proxies
 
     async def source(self, sha: str) -> str:
         """A live local path that still holds these bytes (by its recorded stat)."""
@@ -71,10 +79,14 @@ class Uploader:
     async def upload(self, c: ContentRow) -> None:
         sha = c.sha256
         path = await self.source(sha)
+        proxy = await self.proxies.for_upload(c, path) if self.proxies is not None else None
+        # What goes: the proxy's bytes (its own hash proves them), or the original's.
+        send, mime, size, digest = ((proxy.path, proxy.mime, proxy.size, proxy.sha256)
+                                    if proxy else (path, c.mime, c.size, sha))
         session = None
         if c.next_url:
             session = UploadSession(
-                url=c.next_url, size=c.size, granularity=c.next_granularity or DEFAULT_GRANULARITY
+                url=c.next_url, size=size, granularity=c.next_granularity or DEFAULT_GRANULARITY
             )
 
         def progress(s: UploadSession, offset: int) -> None:
@@ -86,26 +98,32 @@ class Uploader:
             self.ctx.store.session_recorded(sha, self.ctx.clock(), url, offset, s.granularity)
 
         display = ownership.display_name(sha, os.path.basename(path), self.ctx.instance)
-        async with self.ctx.upload_slots:
+        async with self.room(sha, size), self.ctx.upload_slots:
             try:
                 file = await self.ctx.client.upload(
-                    path, c.mime, display, session=session, on_progress=progress
+                    send, mime, display, session=session, on_progress=progress
                 )
-            except UploadSessionLost:
-                log.info("%s: upload session expired; starting over", os.path.basename(path))
+            except (UploadSessionLost, FileChanged) as e:
+                if isinstance(e, FileChanged) and proxy is None:
+                    raise  # the user's file changed: identify it again
+                # A session gone, or one begun for other bytes (a proxy made again).
+                log.info("%s: upload session %s; starting over", os.path.basename(path),
+                         "expired" if isinstance(e, UploadSessionLost) else "is for other bytes")
                 self.ctx.store.session_dropped(sha, self.ctx.clock())
-                file = await self.ctx.client.upload(path, c.mime, display, on_progress=progress)
-        if not await self.answers.hash_holds(sha, path, file):
+                file = await self.ctx.client.upload(send, mime, display, on_progress=progress)
+        if not await self.answers.hash_holds(digest, send, file):
             # The file changed under the upload: the copy holds other bytes.
             self.ctx.store.doom(file.name, "content mismatch", self.ctx.clock())
             self.ctx.store.session_dropped(sha, self.ctx.clock())
             raise FileChanged("the file changed while it was uploaded")
         self.ctx.store.uploaded(sha, self.ctx.clock(), file.name, self.answers.uri(file),
-                                self.answers.expiry(file), c.uploads + 1)
+                                self.answers.expiry(file), c.uploads + 1,
+                                proxy.size if proxy else None)
         log.info(
             "uploaded %s (%s) as %s",
             os.path.basename(path),
-            units.human_bytes(c.size),
+            (f"a proxy of {units.human_bytes(size)} for {units.human_bytes(c.size)}" if proxy
+             else units.human_bytes(c.size)),
             file.name,
         )
         if file.state in ("ACTIVE", "FAILED"):

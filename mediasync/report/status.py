@@ -12,13 +12,13 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mediasync.config import Config
 from mediasync.gemini.quota import PACIFIC, pause_message
 from mediasync.report import costs
-from mediasync.rules import availability, desired, rows, states, steps, units
+from mediasync.rules import availability, budget, desired, rows, states, steps, units
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 from mediasync.rules.states import Copy, Output
 from mediasync.store import Meta, Store
@@ -47,6 +47,7 @@ class FileReport:
     upload_progress: str | None = None
     note: str | None = None  # e.g. a renewal failed while the working copy still serves
     next_try: float | None = None  # when a waiting file is tried again (epoch seconds)
+    proxy: str | None = None  # "uploaded as a proxy (34 MB of 2.7 GB)" (media/proxy.py)
     sidecars: list[SidecarReport] = field(default_factory=list)
 
     @property
@@ -67,12 +68,14 @@ class FileReport:
 
 @functools.lru_cache(maxsize=4096)
 def _minute(minute: int) -> str:
-    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return units.utc_stamp(minute * 60)
 
 
 def _stamp(ts: float) -> str:
     """``ts`` to the minute, UTC; made once per minute (a library's expiry times
     bunch up, and formatting a date per file was a good part of `status`)."""
+    if not 0 <= ts < units.LATEST_SHOWN:  # NaN too: any float reads as a date
+        return units.utc_stamp(ts)
     return _minute(math.floor(ts / 60))
 
 
@@ -86,6 +89,9 @@ def _next_try(retry_at: float | None) -> str:
 def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float) -> bool:
     """Fill the file's state from its remote copy; True when a copy serves now."""
     r.remote_name, r.expires_at = c.remote_name, c.expires_at
+    if c.remote_name and c.remote_bytes is not None:
+        r.proxy = (f"uploaded as a proxy ({units.human_bytes(c.remote_bytes)} of "
+                   f"{units.human_bytes(c.size)})")
     state = states.copy_state(c, now, renew_before)
     if state in (Copy.SERVING, Copy.RENEWING):
         if c.error:  # a working copy outranks a failed renewal (failures.py)
@@ -144,8 +150,11 @@ def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float) -> S
 _FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
 
 
+NOT_KEPT = "captioned, copy not kept (storage budget)"
+
+
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
-          stalled: str | None, now: float) -> FileReport:
+          stalled: str | None, now: float, kept: frozenset[str] | None = None) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
@@ -158,9 +167,10 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         r.message = "not uploaded yet"
     if r.state == "failed":
         return r
-    # keep_alive = "on_use": a copy is made only for a generation, so with none under
-    # way the sidecars say what the file waits for.
-    on_use = not config.keeps_alive(row.path)
+    # keep_alive = "on_use", or a copy beyond the storage budget: a copy is made only
+    # for a generation, so with none under way the sidecars say what the file waits for.
+    beyond = kept is not None and (row.sha256 or "") not in kept
+    on_use = not config.keeps_alive(row.path) or beyond
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
@@ -180,9 +190,12 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
                 r.next_try = mine[want.suffix].retry_at
     if complete and r.state == "pending":
         r.state, r.message = "synced", None
+        if beyond and config.keeps_alive(row.path):
+            r.note = NOT_KEPT  # its copy lapses, or makes room
     elif on_use and not serving and row.sha256 and r.state != "failed" and _wants_done(r):
         r.state, r.message, r.next_try = "synced", None, None
-        r.note = "no remote copy is kept (keep_alive = \"on_use\"); uploaded again when needed"
+        r.note = (NOT_KEPT if config.keeps_alive(row.path) else
+                  "no remote copy is kept (keep_alive = \"on_use\"); uploaded again when needed")
     elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
         r.message = f"waiting: {stalled}" + (f"; {r.message}" if r.message else "")
     return r
@@ -208,11 +221,12 @@ def each(store: Store, config: Config, now: float | None = None) -> Iterator[Fil
     now = time.time() if now is None else now
     halted = store.read(Meta.HALTED) or None
     unavailable = unavailable_folders(store)
+    kept = _kept(store, config)
     for row, content, outputs in store.live_files():
         # The innermost unavailable folder or disk mounted inside one that holds it.
         away = availability.unavailable_holding(row.path, unavailable) if unavailable else None
         why = f"the folder {away} {unavailable[away]}" if away else None
-        r = _file(row, content, outputs, config, halted or why, now)
+        r = _file(row, content, outputs, config, halted or why, now, kept)
         if why and r.state != "failed":
             # Out of sight, it cannot be called synced: its bytes or sidecars may have
             # changed on the pulled disk. It waits for the disk, whatever was recorded.
@@ -220,6 +234,53 @@ def each(store: Store, config: Config, now: float | None = None) -> Iterator[Fil
             if not (r.message or "").startswith("waiting: "):
                 r.message = f"waiting: {why}" + (f"; {r.message}" if r.message else "")
         yield r
+
+
+def _kept(store: Store, config: Config) -> frozenset[str] | None:
+    """The storage budget's plan, as the daemon makes it (rules/budget.py); None when
+    the whole library fits, known from one sum without reading every row."""
+    limit = store_limit(store, config)
+    total, largest = store.library_bytes()
+    if total + largest <= limit:
+        return None
+    outputs: dict[str, dict[str, OutputRow]] = {}
+    for o in store.all_outputs():
+        outputs.setdefault(o.path, {})[o.suffix] = o
+    return budget.kept(store.all_paths(), outputs, config, limit)[0]
+
+
+def store_limit(store: Store, config: Config) -> int:
+    return budget.limit(config, store.read(Meta.STORE_SIZE), store.read(Meta.STORE_USAGE))
+
+
+def store_state(store: Store, config: Config, reports: list[FileReport],
+                now: float) -> dict[str, Any]:
+    """The project's store for `status`: this instance's bytes (its database), other
+    instances' and other uploads' (the last listing, or an estimate from a full store),
+    the store's size, the budget, and how many files keep no copy because of it."""
+    usage = store.read(Meta.STORE_USAGE)
+    mine = sum(live + making for _, live, making in store.copies_held(now))
+    return {
+        "mine": mine,
+        "other_instances": budget.others_bytes({"other_instances":
+                                                usage.get("other_instances")}),
+        "other_uploads": budget.others_bytes({"other_uploads": usage.get("other_uploads")}),
+        "listed_at": usage.get("at"),
+        "size": budget.store_size(store.read(Meta.STORE_SIZE)),
+        "budget": store_limit(store, config),
+        "not_kept": sum(1 for r in reports if r.note == NOT_KEPT),
+    }
+
+
+def render_store(s: dict[str, Any]) -> str:
+    h = units.human_bytes
+    listed = f" (listed {units.utc_stamp(s['listed_at'])})" if s.get("listed_at") else ""
+    line = (f"store: {h(s['mine'])} used by this instance, {h(s['other_instances'])} by other "
+            f"mediasync instances, {h(s['other_uploads'])} by other uploads{listed}; "
+            f"budget {h(s['budget'])} of {h(s['size'])}")
+    if s["not_kept"]:
+        line += f"; {s['not_kept']} file(s) {NOT_KEPT}"
+    return line
 
 
 def unavailable_folders(store: Store) -> dict[str, str]:
@@ -277,7 +338,7 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
             if r.remote_name:
                 detail += f" · {r.remote_name} expires {_when(r.expires_at, now)}"
             lines.append(f"  {rel}: {detail}")
-            for text in (r.message, r.note):
+            for text in (r.message, r.note, r.proxy):
                 if text:
                     lines.append(f"      {text}")
             for s in r.sidecars:
@@ -343,7 +404,8 @@ def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
             "model": p.get("model"),
             "quota": p.get("what"),
             "resume_at": resume,
-            "resume_at_pt": datetime.fromtimestamp(resume, PACIFIC).isoformat(),
+            "resume_at_pt": datetime.fromtimestamp(min(resume, units.LATEST_SHOWN),
+                                                   PACIFIC).isoformat(),
             "message": pause_message(str(p.get("model")), str(p.get("what")), resume, now),
         })
     usage = store.usage()

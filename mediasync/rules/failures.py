@@ -103,8 +103,11 @@ def judge_api(
         reason = "the project's 20 GB of file storage is full; waiting for space"
     else:
         reason = str(error)
-    if error.retry_delay is not None:
-        delay = max(delay, error.retry_delay)  # the server asked for at least this
+    if error.retry_delay is not None and kind != "storage":
+        # The server asked for at least this (clamped where it is read: an hour at
+        # most). Not for a full store: its RetryInfo says "never" (wire/03), while
+        # space comes back when copies are deleted or expire, ours included.
+        delay = max(delay, error.retry_delay)
     if isinstance(error, QuotaPaused):
         # No call of its class goes out before then: an earlier try only fails again.
         return Verdict("transient", reason, now + max(delay, error.resume_at - now),

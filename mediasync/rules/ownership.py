@@ -44,6 +44,24 @@ def owner_of(display: str | None) -> tuple[str | None, str] | None:
     return None
 
 
+def store_usage(listing: Iterable[tuple[str, str | None, int]], known_names: set[str],
+                instance: str | None) -> dict[str, int]:
+    """Bytes in the project's store by owner, from the listing's (name, display name,
+    size): ``mine`` (recorded by this instance, or named with its id), ``other_instances``
+    (other mediasync instances on the key: ``mediasync:<other>:…``, or the old form
+    nobody here recorded) and ``other_uploads`` (every other program's)."""
+    out = {"mine": 0, "other_instances": 0, "other_uploads": 0}
+    for name, display, size in listing:
+        owner = owner_of(display)
+        if name in known_names or (owner is not None and instance and owner[0] == instance):
+            out["mine"] += size
+        elif owner is not None:
+            out["other_instances"] += size
+        else:
+            out["other_uploads"] += size
+    return out
+
+
 @dataclass(frozen=True)
 class RemoteListing:
     name: str

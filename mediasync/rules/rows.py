@@ -60,6 +60,17 @@ class ContentRow:
     attempts: int
     uploads: int
     updated_at: float
+    remote_bytes: int | None = None  # the live copy's size when a proxy (None: the original)
+    next_bytes: int | None = None  # the same of the copy being made
+
+    @property
+    def copy_mime(self) -> str:
+        """The MIME type of the live copy: a proxy's (media/proxy.py) or the original's."""
+        if self.remote_bytes is None:
+            return self.mime
+        from mediasync.media.proxy import AUDIO_MIME, VIDEO_MIME
+
+        return VIDEO_MIME if self.kind == "video" else AUDIO_MIME
 
 
 @dataclass(frozen=True)

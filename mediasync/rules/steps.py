@@ -50,11 +50,12 @@ def settle_wait(
 READ_PROBLEM = "cannot read it"
 
 
-def local_problem(size: int) -> str | None:
-    """Why a file cannot be mirrored at all, or None."""
+def local_problem(size: int, *, proxied: bool = False) -> str | None:
+    """Why a file cannot be mirrored at all, or None. ``proxied``: a file over the
+    service's limit may go as an upload proxy (media/proxy.py)."""
     if size == 0:
         return "empty file (0 bytes): nothing to upload"
-    if size > MAX_FILE_BYTES:
+    if size > MAX_FILE_BYTES and not proxied:
         return (
             f"too large: {human_bytes(size)}; the File API takes at most "
             f"{human_bytes(MAX_FILE_BYTES)} per file"

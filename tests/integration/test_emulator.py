@@ -324,6 +324,19 @@ def test_project_quota_429_with_quota_failure() -> None:
         assert start(c, 1500).status_code == 200
 
 
+def test_a_full_store_in_wire_03s_form_and_a_store_resized_while_serving() -> None:
+    # storage_form="retryinfo": wire/02's details plus wire/03's RetryInfo of INT64_MAX s.
+    config = EmulatorConfig(max_project_bytes=3000, storage_form="retryinfo")
+    with Emulator(config) as e, client(e) as c:
+        upload(c, png(8, 8) + bytes(2000 - len(png(8, 8))))
+        err = error(start(c, 1500), 429, "RESOURCE_EXHAUSTED")
+        assert err["details"][-1] == {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                      "retryDelay": "9223372036854775807s"}
+        assert "limit: 3000" in err["message"]
+        e.store.max_project_bytes = 4000  # the store is settable while serving
+        assert start(c, 1500).status_code == 200
+
+
 # -- names ---------------------------------------------------------------
 @pytest.mark.parametrize("name", ["-abc", "abc-", "ABC", "a_b", "a" * 41, "a.b"])
 def test_bad_names(emu: Emulator, name: str) -> None:

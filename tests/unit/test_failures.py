@@ -65,7 +65,7 @@ def test_backoff_doubles_caps_and_jitters():
 
 def test_server_retry_delay_and_storage_wait_are_floors():
     slow = failures.judge_api(ApiError(429, "RESOURCE_EXHAUSTED", "q", RETRY), 1, NOW, 0.5)
-    assert slow.retry_at == NOW + 5400
+    assert slow.retry_at == NOW + 3600  # 5400 s asked for: clamped to an hour
     full = failures.judge_api(ApiError(429, "RESOURCE_EXHAUSTED", "f", STORAGE), 1, NOW, 0.5)
     assert full.retry_at == NOW + failures.STORAGE_WAIT and "20 GB" in full.reason
     gone = failures.judge_api(ApiError(403, "PERMISSION_DENIED", GONE), 9, NOW, 0.5)
@@ -104,3 +104,13 @@ def test_a_401_is_the_key_not_the_file() -> None:
     e = ApiError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
     assert failures.classify(e) == "auth"
     assert api_fatal(e)
+
+
+def test_a_full_store_waits_our_own_time_whatever_its_retry_info_says():
+    # wire/03: the storage-full answer carries RetryInfo 9223372036854775807 s.
+    never = [*STORAGE, {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": "9223372036854775807s"}]
+    v = failures.judge_api(ApiError(429, "RESOURCE_EXHAUSTED", "full", never), 1, NOW, 0.5)
+    assert v.transient and v.retry_at == NOW + failures.STORAGE_WAIT
+    many = failures.judge_api(ApiError(429, "RESOURCE_EXHAUSTED", "full", never), 30, NOW, 0.5)
+    assert many.retry_at == NOW + failures.BACKOFF_CAP  # never days

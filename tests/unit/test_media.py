@@ -109,7 +109,7 @@ def test_media_type_is_frozen_and_hashable():
 
 def test_limits():
     assert MAX_FILE_BYTES == 2_000_000_000
-    assert MAX_PROJECT_BYTES == 20_000_000_000
+    assert MAX_PROJECT_BYTES == 21_474_836_480  # wire/02: quotaValue "21474836480"
     assert FILE_TTL_SECONDS == 48 * 3600
     assert MAX_VIDEO_SECONDS == 3600
     assert MAX_AUDIO_SECONDS == 34200

@@ -163,17 +163,27 @@ def test_the_per_file_shortcuts_say_what_the_library_calls_say():
     without the general calls, with the same results."""
     import dataclasses
     import os
-    from datetime import UTC, datetime
+
+    from mediasync.rules.units import utc_stamp
 
     for path, folder in [("/f/a.png", "/f"), ("/f/d/a.png", "/f"), ("/f/a.png", "/f/"),
                          ("/f//a.png", "/f"), ("/f/./a.png", "/f"), ("/f/../g/a.png", "/f"),
                          ("/g/a.png", "/f"), ("/fa/b.png", "/f"), ("/x.png", "/"),
                          ("/f/d/../a.png", "/f"), ("/f", "/f"), ("/f/a/", "/f")]:
         assert status._relative(path, folder) == os.path.relpath(path, folder), path
-    for ts in [0.0, 59.999, 60.0, 1_700_000_000.5, 1_700_000_039.0, -61.0, 4_102_444_799.9]:
-        want = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        assert status._stamp(ts) == want, ts
+    for ts in [0.0, 59.999, 60.0, 1_700_000_000.5, 1_700_000_039.0, -61.0, 4_102_444_799.9,
+               9.2e18, float("inf"), float("nan")]:
+        assert status._stamp(ts) == utc_stamp(ts), ts
     r = status.FileReport("/f/a.png", "/f", "waiting", "why", "files/x", 5.0, None, "n", 9.0,
                           [status.SidecarReport("a.png.c.md", "written", None, 3, 1, 1, 1)])
     assert status._as_dict(r) == dataclasses.asdict(r)
     assert list(status._as_dict(r)) == list(dataclasses.asdict(r))
+def test_a_time_past_what_datetime_holds_is_shown_not_raised():
+    # wire/03's 9223372036854775807 s once reached status as a retry time: OverflowError
+    # in the health job every 5 s. Any float now reads as a date.
+    from mediasync.rules.units import utc_stamp
+
+    assert utc_stamp(1.8e9 + 9223372036854775807) == "9999-12-31 23:59 UTC"
+    assert utc_stamp(float("inf")) == "9999-12-31 23:59 UTC"
+    assert utc_stamp(float("nan")) == utc_stamp(-5.0) == "1970-01-01 00:00 UTC"
+    assert utc_stamp(1_800_000_000) == "2027-01-15 08:00 UTC"

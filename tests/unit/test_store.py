@@ -64,6 +64,14 @@ def test_readonly_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     w.close()
 
 
+def _back_to_version_3(s: Store) -> None:
+    """Undo every migration after 3, as a database an older daemon wrote."""
+    s._db.execute("DROP INDEX paths_stat")
+    for col in ("remote_bytes", "next_bytes"):
+        s._db.execute(f"ALTER TABLE contents DROP COLUMN {col}")
+    s._db.execute("PRAGMA user_version=3")
+
+
 def test_find_twin_is_looked_up_by_index_and_prefers_a_vanished_path(tmp_path):
     """Asked for every new file: a scan of the table per file was quadratic over a
     first sync. The answer is the one the scan gave: a path of that stat identity
@@ -87,8 +95,7 @@ def test_a_version_3_database_gets_the_stat_index(tmp_path):
     db = tmp_path / "state.db"
     s = Store(db)
     s.put_path(_path("/f/a.png"))
-    s._db.execute("DROP INDEX paths_stat")
-    s._db.execute("PRAGMA user_version=3")
+    _back_to_version_3(s)
     s.close()
     s = Store(db)
     assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -126,3 +133,20 @@ def test_live_files_gives_each_live_path_with_its_content_and_outputs(tmp_path):
     assert list(s.live_files()) == want
     assert len(want) > 200 and any(c is None for _, c, _ in want)
     assert s.live_path_names() == {r.path for r, _, _ in want}
+def test_retry_times_from_an_unclamped_server_delay_heal_on_upgrade(tmp_path):
+    # Before delays were clamped, wire/03's RetryInfo (INT64_MAX s) was recorded as a
+    # retry time some 10^14 days ahead: the migration makes those rows due now.
+    db = tmp_path / "state.db"
+    s = Store(db)
+    s.ensure_content("far", 3, "image/png", "image", 0.0)
+    s.ensure_content("near", 3, "image/png", "image", 0.0)
+    s.copy_failed("far", 1.0, "the project's 20 GB of file storage is full", 9.2e18, 1)
+    s.copy_failed("near", 1.0, "503", 1_800_000_600.0, 1)
+    s.put_output(OutputRow("/f/a.png", ".c.md", "far", "p", "m", "/f/a.png.c.md", None, None,
+                           "failed", "429", 0, 0, 9.2e18, 1, 0.0))
+    _back_to_version_3(s)  # as an old daemon left it
+    s.close()
+    s = Store(db)
+    assert s.get_content("far").retry_at == 0 and s.get_content("far").error  # waiting, due
+    assert s.get_content("near").retry_at == 1_800_000_600.0
+    assert s.get_outputs("/f/a.png")[".c.md"].retry_at == 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mediasync.gemini import quota
-from mediasync.gemini.errors import ApiError
+from mediasync.gemini.errors import MAX_SERVER_DELAY, ApiError, clamp_delay
 from mediasync.gemini.models import File, Generation
 from tests.wire_samples import WIRE, body, raw, sample
 
@@ -176,7 +176,8 @@ def test_03_storage_full_in_proto_text() -> None:
     assert e.storage_full and not e.retryable
     assert [v.quota_id for v in violations(e)] == ["FileStorageBytesPerProject"]
     assert violations(e)[0].limit == 21474836480
-    assert (e.retry_delay or 0) > 1e18  # INT64_MAX seconds: never
+    # INT64_MAX seconds ("never") is advice, clamped where it is read: an hour at most
+    assert e.retry_delay == MAX_SERVER_DELAY == 3600
     assert e.message.startswith("RESOURCE_EXHAUSTED: You exceeded your current quota")
     assert "type.googleapis.com" not in e.message
 
@@ -314,3 +315,16 @@ def test_35_error_wrapped_in_an_array() -> None:
 def test_36_bodiless_501_does_not_crash() -> None:
     e = err(36)
     assert e.code == 501 and e.status == "NOT_IMPLEMENTED" and not e.retryable
+
+
+@pytest.mark.parametrize("delay, waited", [
+    ("47s", 47.0), ("0.5s", 0.5), ("5400s", MAX_SERVER_DELAY), ("-3s", 0.0),
+    ("9223372036854775807s", MAX_SERVER_DELAY), ("1e999s", MAX_SERVER_DELAY), ("nans", 0.0),
+])
+def test_every_retry_delay_is_clamped_where_it_is_read(delay: str, waited: float) -> None:
+    # One clamp for every reader (judge_api, pacing, the in-call retry): never days.
+    info = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
+    assert ApiError(429, "RESOURCE_EXHAUSTED", "q", info).retry_delay == waited
+    text = ApiError(429, "RESOURCE_EXHAUSTED", "Please retry in 99999999999s.")
+    assert text.retry_delay == MAX_SERVER_DELAY
+    assert clamp_delay(float("inf")) == MAX_SERVER_DELAY and clamp_delay(float("nan")) == 0.0

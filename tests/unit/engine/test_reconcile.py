@@ -5,6 +5,7 @@ are records here; the file system and store are real."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -36,6 +37,9 @@ class Parts:
         self.row: dict[str, Any] = {}  # fields of the row identify returns (None: none)
         self.copy_error: Exception | None = None
         self.ask_ready = 0  # times each output calls ``ready``
+        self.beyond: set[str] = set()  # contents the storage budget does not keep
+        self.use: list[tuple[str, str]] = []  # ("in"|"out", sha) of Mirror.using
+        self.replans = 0
 
     def take_stat(self, path: str) -> LocalFacts | None:
         return self.stats.pop(path, None)
@@ -73,14 +77,30 @@ class Parts:
     def forget_answers(self, sha: str) -> None:
         self.calls.append(("forget_answers", sha))
 
+    def keeps(self, path: str, sha: str) -> bool:
+        return self.ctx.config.keeps_alive(Path(path)) and sha not in self.beyond
+
+    @contextlib.asynccontextmanager
+    async def using(self, sha: str):
+        self.use.append(("in", sha))
+        self.calls.append(("using", sha))
+        try:
+            yield
+        finally:
+            self.use.append(("out", sha))
+
+    def replan(self) -> None:
+        self.replans += 1
+
     def reconciler(self, queue: Queue, halt: Halt) -> Reconciler:
         return Reconciler(self.ctx, queue, halt, take_stat=self.take_stat,
                           settle_wait=self.settle_wait, identify=self.identify, gone=self.gone,
                           ensure_copy=self.ensure_copy, output=self.output,
-                          forget_answers=self.forget_answers)
+                          forget_answers=self.forget_answers, keeps=self.keeps,
+                          using=self.using, replan=self.replan)
 
     def steps(self) -> list[str]:
-        return [c[0] for c in self.calls]
+        return [c[0] for c in self.calls if c[0] != "using"]
 
 
 @pytest.fixture
@@ -237,3 +257,22 @@ def test_on_use_the_copy_is_made_only_when_an_output_asks_and_once_a_pass(
     finally:
         asyncio.run(client.aclose())
         ctx.store.close()
+
+
+def test_beyond_the_storage_budget_the_copy_is_made_only_for_a_generation_and_held_in_use(
+        parts, queue, halt, tmp_path) -> None:
+    # A content the budget does not keep alive goes as under keep_alive = "on_use":
+    # no upload before the outputs; and the pass holds it in use from the copy to the
+    # last output, so no other upload deletes it to make room meanwhile.
+    path = photo(tmp_path)
+    parts.beyond.add(SHA)
+    parts.ask_ready = 1
+    reconcile(parts, queue, halt, path)
+    assert parts.steps() == ["settle", "identify", "output", "copy", "forget_answers"]
+    assert parts.calls[2] == ("using", SHA)  # before the copy…
+    assert parts.use == [("in", SHA), ("out", SHA)]  # …and let go after the outputs
+    parts.calls.clear()
+    parts.beyond.clear()  # kept: uploaded first, as under keep_alive = "always"
+    parts.ask_ready = 0
+    reconcile(parts, queue, halt, path)
+    assert parts.steps() == ["settle", "identify", "copy", "output", "forget_answers"]

@@ -75,3 +75,16 @@ def test_a_reload_reaches_every_part(ctx, add_copy) -> None:
     m.client = other
     assert m.answers.uri(File("files/x")) == "http://127.0.0.2:9/v1beta/files/x"
     asyncio.run(other.aclose())
+
+
+def test_a_403_on_a_copy_a_renewal_replaced_forgets_nothing(ctx, add_copy) -> None:
+    # A generation used files/old while its renewal promoted files/new and deleted the
+    # old one: the 403 is about the old copy; the new one still serves.
+    m = _mirror(ctx, [])
+    add_copy(A, T0 + 2 * HOUR, name="files/old")
+    old_uri = ctx.store.get_content(A).uri
+    m.promote(A, _file("files/new", "ACTIVE", T0 + 48 * HOUR))
+    assert m.forget_copy(A, old_uri) is False
+    assert ctx.store.get_content(A).remote_name == "files/new"
+    assert m.forget_copy(A, "https://x/files/new") is True  # the one that serves: gone
+    assert ctx.store.get_content(A).remote_name is None

@@ -1,0 +1,295 @@
+"""The storage budget at run time: which copies are kept alive (rules/budget.py
+plans it), room made before every upload, copies in use never deleted.
+
+- ``keeps(sha)``: whether the plan keeps this content's copy alive (renewals, and
+  the reconciler's upload before the outputs, ask it; the rest lapse as under
+  ``keep_alive = "on_use"`` and are uploaded again when a prompt needs them).
+- ``room(sha, size)``: held around every upload (a renewal's too) until the copy
+  is ACTIVE: waits until this instance's copies plus the upload fit the budget,
+  deleting copies outside the plan, least important first, that no pass is using.
+  So a file never waits for space while mediasync itself could make it.
+- ``using(sha)``: held by a reconciler's pass from the copy to the last output: a
+  copy being generated from is never deleted under it.
+- ``full(error, size)``: the service said the store is full: learn its size (the
+  answer names it) and what others hold, plan again, make room if we can.
+
+The plan is made again (``replan_soon``) when files come and go, when a pass ends
+(its outputs written: it no longer needs a copy) and when the listing shows what
+other uploads hold. While the whole library fits, nothing is planned per file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from mediasync.config import Config
+from mediasync.gemini import ApiError
+from mediasync.gemini.quota import violations
+from mediasync.remote.context import RemoteContext
+from mediasync.rules import budget, ownership
+from mediasync.rules.units import human_bytes
+from mediasync.store import Meta, Store
+
+log = logging.getLogger("mediasync")
+
+REPLAN_EVERY = 0.5  # seconds between two plans at least (more when a plan takes long)
+WAIT_CHECK = 30.0  # a wait for room looks again this often, whatever it was told
+LIST_EVERY = 60.0  # a full store lists the remote files at most this often
+
+
+def store_size(store: Store) -> int:
+    return budget.store_size(store.read(Meta.STORE_SIZE))
+
+
+def others_bytes(store: Store) -> int:
+    return budget.others_bytes(store.read(Meta.STORE_USAGE))
+
+
+def limit_of(store: Store, config: Config) -> int:
+    """The bytes this instance may hold now (rules/budget.py limit)."""
+    return budget.limit(config, store.read(Meta.STORE_SIZE), store.read(Meta.STORE_USAGE))
+
+
+class StoreBudget:
+    def __init__(
+        self,
+        ctx: RemoteContext,
+        *,
+        config: Callable[[], Config],
+        busy: Callable[[str], bool],
+        delete_doomed: Callable[[list[str]], Awaitable[None]],
+        on_kept: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """``on_kept(shas)``: contents the plan keeps now and that have no live copy
+        (a copy made room earlier, or lapsed): the engine looks at their files again."""
+        self.ctx = ctx
+        self._on_kept = on_kept
+        self._config = config
+        self._busy = busy
+        self._delete_doomed = delete_doomed
+        self.kept: frozenset[str] | None = None  # None: every copy is kept (it all fits)
+        self._holdings: list[budget.Holding] | None = None
+        self._in_use: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()  # bytes reserved per content being uploaded
+        self._cond: asyncio.Condition | None = None
+        self._dirty = False
+        self._task: asyncio.Task[None] | None = None
+        self.evicted = 0  # copies deleted to make room (for benchmarks and tests)
+        self._listed_at = float("-inf")
+
+    # -- the plan ---------------------------------------------------------------
+    def keeps(self, sha: str) -> bool:
+        return self.kept is None or sha in self.kept
+
+    def limit(self) -> int:
+        return limit_of(self.ctx.store, self._config())
+
+    def replan(self) -> None:
+        """Plan which copies are kept alive, now."""
+        self._dirty = False
+        store, config = self.ctx.store, self._config()
+        limit = self.limit()
+        before, known = self.kept, self._holdings
+        total, largest = store.library_bytes()
+        if total + largest <= limit:
+            self.kept, self._holdings = None, None  # it all fits: no plan per file
+        else:
+            outputs: dict[str, dict] = {}
+            for o in store.all_outputs():
+                outputs.setdefault(o.path, {})[o.suffix] = o
+            kept, hs = budget.kept(store.all_paths(), outputs, config, limit)
+            if kept is not None and kept != self.kept:
+                log.info("storage budget %s: keeping %d of %d copies alive",
+                         human_bytes(limit), len(kept), len(hs))
+            self.kept, self._holdings = kept, (hs if kept is not None else None)
+        if before is not None and self.kept != before and self._on_kept is not None:
+            # Kept now, outside the plan before: its copy may have lapsed or made room.
+            now_kept = self.kept if self.kept is not None else {h.sha for h in known or ()}
+            live = {sha for sha, copy, _ in store.copies_held(self.ctx.clock()) if copy}
+            back = sorted(now_kept - before - live)
+            if back:
+                self._on_kept(back)
+        self._wake()
+
+    def settle(self) -> None:
+        """Plan now if a plan is due (`sync` before it ends: the kept copies come back)."""
+        if self._dirty:
+            if self._task is not None:
+                self._task.cancel()
+            self.replan()
+
+    def replan_soon(self) -> None:
+        """Plan again shortly: several changes in a row make one plan."""
+        self._dirty = True
+        if self._task is None or self._task.done():
+            try:
+                self._task = asyncio.get_running_loop().create_task(self._replanner(),
+                                                                    name="storage budget")
+            except RuntimeError:  # no loop (a command outside the daemon): plan now
+                self._dirty = False
+                self.replan()
+
+    async def _replanner(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            started = time.monotonic()
+            self.replan()
+            # A plan of 100,000 files takes a while: never more than a fifth of the time.
+            await asyncio.sleep(max(REPLAN_EVERY, 4 * (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- copies in use, room for uploads ------------------------------------------
+    @asynccontextmanager
+    async def using(self, sha: str) -> AsyncIterator[None]:
+        self._in_use[sha] += 1
+        try:
+            yield
+        finally:
+            self._in_use[sha] -= 1
+            if self._in_use[sha] <= 0:
+                del self._in_use[sha]
+            self.replan_soon()  # its outputs may be written: it may need no copy now
+            self._wake()
+
+    def _used(self, now: float) -> int:
+        """This instance's bytes in the store, uploads under way included."""
+        used = 0
+        for sha, live, making in self.ctx.store.copies_held(now):
+            # An upload holding room counts by what it holds until it lets go.
+            used += live + (0 if self._held.get(sha) else making)
+        return used + sum(self._held.values())
+
+    @asynccontextmanager
+    async def room(self, sha: str, size: int) -> AsyncIterator[None]:
+        """Room for an upload of ``size`` bytes, held until the caller is done."""
+        cond = self._condition()
+        async with cond:
+            while True:
+                limit = self.limit()
+                if self._used(self.ctx.clock()) + size <= limit:
+                    break
+                if await self._evict(1):
+                    continue
+                if not self._held and not any(s != sha for s in self._in_use
+                                              if self._holds_copy(s)):
+                    # Nothing of ours will free anything: let the service decide (a
+                    # full store is then said plainly and waited for).
+                    log.debug("%s: over the storage budget with nothing to delete",
+                              self.ctx.label(sha))
+                    break
+                try:
+                    await asyncio.wait_for(cond.wait(), WAIT_CHECK)
+                except TimeoutError:
+                    pass
+            self._held[sha] += size
+        try:
+            yield
+        finally:
+            self._held[sha] -= size
+            if self._held[sha] <= 0:
+                del self._held[sha]
+            self._wake()
+
+    def _holds_copy(self, sha: str) -> bool:
+        c = self.ctx.store.get_content(sha)
+        return c is not None and (c.remote_name is not None or c.next_name is not None)
+
+    async def full(self, error: ApiError, size: int) -> None:
+        """The service refused an upload of ``size`` bytes: its store is full. Learn
+        its size and what others hold (so the budget is at most what is left), plan
+        again and make what room can be made now. The caller then tries again through
+        ``room``, which waits for copies in use to be done with, or goes on when
+        nothing of ours can make room (then the service's answer is waited for)."""
+        store, now = self.ctx.store, self.ctx.clock()
+        for v in violations(error.details, error.message):
+            if v.kind == "storage" and v.limit:
+                if v.limit != store_size(store):
+                    log.info("the service's file store holds %s", human_bytes(v.limit))
+                store.write(Meta.STORE_SIZE, {"bytes": v.limit, "at": now})
+        # Who holds the rest: one listing (at most one a minute), not a guess from our
+        # own count, which uploads of ours under way make wrong.
+        if now - self._listed_at >= LIST_EVERY:
+            self._listed_at = now
+            try:
+                files = await self.ctx.client.list_files()
+            except ApiError as e:
+                log.warning("could not list the remote files: %s", e)
+            else:
+                store.write(Meta.STORE_USAGE, {**ownership.store_usage(
+                    ((f.name, f.display_name, f.size_bytes or 0) for f in files),
+                    store.known_remote_names(), self.ctx.instance), "at": now})
+        self.replan()
+        cond = self._condition()
+        async with cond:
+            while self._used(now) + size > self.limit() and await self._evict(1):
+                pass
+
+    async def _evict(self, n: int) -> int:
+        """Delete up to ``n`` copies outside the plan that nothing uses; how many went."""
+        store, now = self.ctx.store, self.ctx.clock()
+        held = {sha: live for sha, live, _ in store.copies_held(now) if live}
+        if not held:
+            return 0
+        hs = self._holdings
+        if hs is None:  # everything was kept: rank them now
+            outputs: dict[str, dict] = {}
+            for o in store.all_outputs():
+                outputs.setdefault(o.path, {})[o.suffix] = o
+            hs = budget.holdings(store.all_paths(), outputs, self._config())
+        known = {h.sha for h in hs}
+        # A copy no live file refers to (a rename in its grace, a lapsed leftover) first.
+        strays = [budget.Holding(sha, size, False, False, 0, False)
+                  for sha, size in held.items() if sha not in known]
+        # While the whole library fits, every copy a folder keeps alive is kept.
+        kept = self.kept if self.kept is not None else frozenset(h.sha for h in hs if h.wanted)
+        order = [sha for sha in budget.evict_order(
+            [*strays, *hs], kept, self._config().daemon.keep_first, self.limit())
+            if sha in held]
+        gone = 0
+        for sha in order:
+            if gone >= n:
+                break
+            if self._in_use.get(sha) or self._held.get(sha) or self._busy(sha):
+                continue
+            c = store.get_content(sha)
+            if c is None or not c.remote_name:
+                continue
+            with store.transaction():
+                store.doom(c.remote_name, "storage budget", now)
+                store.copy_gone(sha, now)
+            log.info("%s: its remote copy makes room (storage budget)", self.ctx.label(sha))
+            try:
+                await self._delete_doomed([c.remote_name])
+            except ApiError as e:
+                log.warning("could not delete %s yet: %s", c.remote_name, e)
+            gone += 1
+            self.evicted += 1
+        return gone
+
+    # -- waking those who wait for room --------------------------------------------
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    def _wake(self) -> None:
+        cond = self._cond
+        if cond is None:
+            return
+
+        async def notify() -> None:
+            async with cond:
+                cond.notify_all()
+
+        try:
+            asyncio.get_running_loop().create_task(notify())
+        except RuntimeError:
+            pass
