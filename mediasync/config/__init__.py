@@ -6,11 +6,15 @@ the defaults in :mod:`.defaults`, ``[limits]``/``[prices]`` and the generation k
 the config from here.
 """
 
-from .defaults import DEFAULT_DAEMON, DEFAULT_PROMPTS
+from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_PROMPTS
+from .families import Family, family
 from .limits import (
     DEFAULT_PRICES,
     MEDIA_RESOLUTIONS,
+    SERVICE_TIERS,
+    TIER_FACTORS,
     TIERS,
+    KnobRequest,
     Knobs,
     LimitsConfig,
     ModelLimits,
@@ -32,22 +36,28 @@ from .template import PRESETS, render_init_config
 from .values import ConfigError, format_duration, parse_duration
 
 __all__ = [
+    "DEFAULT_API",
     "DEFAULT_DAEMON",
     "DEFAULT_PRICES",
     "DEFAULT_PROMPTS",
     "MEDIA_RESOLUTIONS",
     "PRESETS",
+    "SERVICE_TIERS",
     "TIERS",
+    "TIER_FACTORS",
     "ApiConfig",
     "Config",
     "ConfigError",
+    "Family",
     "FolderConfig",
+    "KnobRequest",
     "Knobs",
     "LimitsConfig",
     "ModelLimits",
     "Price",
     "PromptConfig",
     "default_config_path",
+    "family",
     "find_api_key",
     "format_duration",
     "load_config",
