@@ -16,7 +16,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mediasync.app.apiclient import make_budgets, make_client, pause_lines
+from mediasync.app.apiclient import held_lines, make_budgets, make_client, pause_lines
 from mediasync.app.instance import STATE_FILE, instance_lock, state_dir
 from mediasync.app.logs import setup_logging
 from mediasync.app.sdnotify import Notifier
@@ -319,7 +319,8 @@ class Daemon:
 
     def status_line(self) -> str:
         halted = self.engine.halted
-        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets)])) or None
+        why = "; ".join(filter(None, [halted, *held_lines(self.budgets),
+                                      *pause_lines(self.budgets)])) or None
         return status.status_line(len(self.config.folders), self._states(), why)
 
     def _states(self) -> dict[str, int]:

@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from mediasync.app.logs import setup_logging
-from mediasync.commands.common import EXIT_API, EXIT_FAILED, EXIT_OK, EXIT_QUOTA, load
+from mediasync.commands.common import (
+    EXIT_API,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_QUOTA,
+    EXIT_USAGE,
+    load,
+)
 from mediasync.config import Config
 from mediasync.gemini import Budgets
 
@@ -75,7 +82,7 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
 
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:
     """Log what the pass did and what failed; the exit code."""
-    from mediasync.app.apiclient import pause_lines
+    from mediasync.app.apiclient import held_lines, pause_lines
     from mediasync.report import status
 
     reports = status.build(store, config)
@@ -84,10 +91,22 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
         log.error("%s", halted)
     done = len(reports) - len(bad)
     log.info("%d of %d file(s) synced", done, len(reports))
+    held = held_lines(budgets)
+    waiting = {line: 0 for line in held}
     for r in bad:
+        line = next((h for h in held if h in (r.message or "")), None)
+        if line is not None:
+            waiting[line] += 1  # one line for the model, not one per file
+            continue
         log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
     if halted:
         return EXIT_API
+    if held:
+        # A model the service does not serve (or a tier the key may not use) is the
+        # config's fault: exit 2, as for any configuration problem.
+        for line, n in waiting.items():
+            log.error("%d file(s) wait: %s", n, line)
+        return EXIT_USAGE
     paused = pause_lines(budgets)
     if paused:
         # Waiting until midnight Pacific is the daemon's job, not a one-shot's.
