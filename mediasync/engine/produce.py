@@ -137,6 +137,9 @@ class Producer:
     ) -> None:
         job = Job(path, key, rel, sha, want, row, on_disk,
                    (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1)
+        budgets = self._ctx.client.budgets
+        if budgets is not None and budgets.holding(f"model:{want.model}"):
+            return  # held for the config: no copy made for it, no call (its end rescans)
         if want.format == "xmp" and not await self._xmp_takes_it(job):
             return
         if ready is not None and await ready() is None:

@@ -62,3 +62,26 @@ def test_readonly_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     assert r.counts()["files"] == 1
     r.close()
     w.close()
+
+
+def test_migration_4_keeps_the_ledger_as_standard_and_adds_provenance(tmp_path):
+    from mediasync.store import _MIGRATIONS
+
+    db = tmp_path / "state.db"
+    old = sqlite3.connect(db)
+    for v in (1, 2, 3):
+        old.executescript(_MIGRATIONS[v])
+    old.execute("PRAGMA user_version=3")
+    old.execute("INSERT INTO usage VALUES ('2026-11-30', 'gemini-2.5-flash', 4, 100, 20, 30)")
+    old.commit()
+    old.close()
+    s = Store(db)
+    assert s.usage() == [("2026-11-30", "gemini-2.5-flash", 4, 100, 20, 30, "standard")]
+    s.add_usage("2026-11-30", "gemini-2.5-flash", 10, 2, 0, "flex")
+    s.add_usage("2026-11-30", "gemini-2.5-flash", 10, 2, 0, "flex")
+    assert s.usage(day="2026-11-30")[0][-1] == "flex"  # ordered by tier
+    assert s.usage(day="2026-11-30")[0][2:6] == (2, 20, 4, 0)
+    row = OutputRow("/f/a.png", ".c.md", "s1", "p", "m", "/f/a.png.c.md", "h", None, "written",
+                    None, 1, 2, None, 0, 0.0, 0, "gemini-3.5-flash-lite", "flex")
+    s.put_output(row)
+    assert s.get_outputs("/f/a.png")[".c.md"] == row
