@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mediasync.gemini import ApiError, ConfigPaused, FlexFallback, QuotaPaused, flex_refusal
-from mediasync.gemini.pacing import Pause, model_pause
 from mediasync.gemini.errors import TransportError
+from mediasync.gemini.pacing import Pause, model_pause
 
 SHED = ApiError(503, "UNAVAILABLE", "The flex service tier is at capacity.")
 
