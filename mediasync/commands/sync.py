@@ -92,11 +92,10 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
     done = len(reports) - len(bad)
     log.info("%d of %d file(s) synced", done, len(reports))
     held = held_lines(budgets)
-    waiting = {line: 0 for line in held}
+    waiting = 0
     for r in bad:
-        line = next((h for h in held if h in (r.message or "")), None)
-        if line is not None:
-            waiting[line] += 1  # one line for the model, not one per file
+        if held and status.SEE_HELD in (r.message or ""):
+            waiting += 1  # one line for the model, not one per file
             continue
         log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
     if halted:
@@ -104,8 +103,9 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
     if held:
         # A model the service does not serve (or a tier the key may not use) is the
         # config's fault: exit 2, as for any configuration problem.
-        for line, n in waiting.items():
-            log.error("%d file(s) wait: %s", n, line)
+        for line in held:
+            log.error("%s", line)
+        log.error("%d file(s) wait for it", waiting)
         return EXIT_USAGE
     paused = pause_lines(budgets)
     if paused:

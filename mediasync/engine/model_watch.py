@@ -28,6 +28,7 @@ class ModelWatch:
         self._ctx = ctx
         self._infos: dict[str, ModelInfo] = {}
         self._said: set[str] = set()  # holds confirmed and logged in this run
+        self._earlier: set[str] | None = None  # holds an earlier run recorded (said by none)
 
     def thinks(self, model: str) -> bool | None:
         """The models.get answer's ``thinking`` flag, when one was read."""
@@ -42,6 +43,8 @@ class ModelWatch:
         if budgets is None:
             return False
         configured = self._ctx.config.models()
+        if self._earlier is None:
+            self._earlier = set(budgets.held)
         lifted = False
         for key, pause in list(budgets.held.items()):
             # A reload is the owner's fix: holds of models no longer named, and of tiers,
@@ -75,6 +78,6 @@ class ModelWatch:
         key = f"model:{model}"
         already = budgets.holding(key)
         budgets.hold(model_pause(model, why, self._ctx.clock()))  # says it when new
-        if already is not None and key not in self._said:
+        if already is not None and key in (self._earlier or ()) and key not in self._said:
             log.error("%s (%s)", already.message, why)  # held by an earlier run: say it once
         self._said.add(key)

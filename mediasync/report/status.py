@@ -188,14 +188,20 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     return r
 
 
+SEE_HELD = "(see HELD)"  # a file's reason when its model or tier is held: said once above
+
+
 def _held_for(held: Mapping[str, str], config: Config, path: str,
               want: rows.Desired) -> str | None:
-    """Why ``want``'s model or tier is held, if it is."""
-    why = held.get(f"model:{want.model}")
-    if why is None and any(k.startswith("tier:") for k in held):
+    """Why ``want`` waits, in short, when its model or tier is held (the HELD line, said
+    once, carries the fix)."""
+    if f"model:{want.model}" in held:
+        return f"waiting for model {want.model}, which the service does not serve {SEE_HELD}"
+    if any(k.startswith("tier:") for k in held):
         tier = config.knobs_for(Path(path), want.spec).service_tier
-        why = held.get(f"tier:{tier}") if tier else None
-    return why
+        if tier and f"tier:{tier}" in held:
+            return f"waiting for service_tier \"{tier}\", refused for this key {SEE_HELD}"
+    return None
 
 
 def held(store: Store, config: Config | None = None) -> dict[str, str]:

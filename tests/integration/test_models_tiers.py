@@ -235,8 +235,8 @@ def test_engine_holds_a_retired_model_one_wave_at_most_then_a_fix_resumes(tmp_pa
         assert store.all_outputs() == []  # nothing recorded against any file
         reports = status.build(store, config)
         assert {r.state for r in reports} == {"waiting"}
-        assert all("model gemini-2.5-flash is not available" in (r.message or "")
-                   for r in reports)
+        assert all("waiting for model gemini-2.5-flash, which the service does not serve"
+                   in (r.message or "") for r in reports)
         assert list(status.held(store, config)) == ["model:gemini-2.5-flash"]
 
         # The same bad model after a restart: the start-up look holds it, no wave at all.
