@@ -675,7 +675,8 @@ def test_render_init_round_trip(tmp_path):
     assert c.folders[0].prompts == default.folders[0].prompts
     # A new daemon never runs up a bill its owner did not see: init writes a cap.
     assert c.limits.max_daily_cost == 2.0 and default.limits.max_daily_cost is None
-    assert "# thinking_budget = 0" in text
+    assert '# thinking = "off"' in text and '# media_resolution = "low"' in text
+    assert f'model = "{c.api.model}"' in text and '# service_tier = "flex"' in text
     assert text.count("\n# ") > 5  # commented
     # and it loads from a file too
     p = tmp_path / "config.toml"
