@@ -221,6 +221,17 @@ async def _pass(engine: Engine) -> None:
     await engine.run(until_idle=True)
 
 
+def _one_pass(config, store) -> None:  # noqa: ANN001
+    """One pass of a fresh engine and client, as `sync` makes it."""
+
+    async def go() -> None:
+        client = make_client(config, {"GEMINI_API_KEY": "k"}, store=store)
+        await _pass(Engine(config, store, client, once=True))
+        await client.aclose()
+
+    asyncio.run(go())
+
+
 def test_engine_holds_a_retired_model_one_wave_at_most_then_a_fix_resumes(tmp_path, emu):
     config, store = _setup(tmp_path, emu, 12, model="gemini-2.5-flash")
 
@@ -285,13 +296,7 @@ def test_the_model_coming_back_lifts_the_hold_at_the_next_look(tmp_path, emu):
 def test_a_model_without_generate_content_is_held_too(tmp_path, emu):
     config, store = _setup(tmp_path, emu, 2, model="gemini-embedding-001")
 
-    async def go() -> None:
-        client = make_client(config, {"GEMINI_API_KEY": "k"}, store=store)
-        engine = Engine(config, store, client, once=True)
-        await _pass(engine)
-        await client.aclose()
-
-    asyncio.run(go())
+    _one_pass(config, store)
     (why,) = [d["why"] for d in store.read(Meta.HELD)]
     assert "does not support generateContent (it supports embedContent" in why
     assert emu.stats()["generate_by_model"] == {}
@@ -301,13 +306,7 @@ def test_a_model_without_generate_content_is_held_too(tmp_path, emu):
 def test_a_model_that_refuses_a_part_stays_that_files_verdict(tmp_path, emu):
     config, store = _setup(tmp_path, emu, 1, model="gemini-3.5-transcribe")
 
-    async def go() -> None:
-        client = make_client(config, {"GEMINI_API_KEY": "k"}, store=store)
-        engine = Engine(config, store, client, once=True)
-        await _pass(engine)
-        await client.aclose()
-
-    asyncio.run(go())
+    _one_pass(config, store)
     (report,) = status.build(store, config)
     assert report.state == "failed" and "does not support image input" in report.message
     assert store.read(Meta.HELD) == []  # the model is fine: the file is not for it
@@ -318,13 +317,7 @@ def test_outputs_record_the_model_and_tier_that_served(tmp_path, emu):
     config, store = _setup(tmp_path, emu, 2, model="gemini-2.5-flash", service_tier="flex")
     emu.models.route("gemini-2.5-flash", "gemini-3.5-flash-lite")
 
-    async def go() -> None:
-        client = make_client(config, {"GEMINI_API_KEY": "k"}, store=store)
-        engine = Engine(config, store, client, once=True)
-        await _pass(engine)
-        await client.aclose()
-
-    asyncio.run(go())
+    _one_pass(config, store)
     rows = store.all_outputs()
     assert {(r.model, r.model_version, r.service_tier) for r in rows} == {
         ("gemini-2.5-flash", "gemini-3.5-flash-lite", "flex")}
