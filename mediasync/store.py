@@ -24,7 +24,7 @@ __all__ = [
     "StoreError",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -127,8 +127,33 @@ UPDATE contents SET retry_at = 0 WHERE retry_at > 32503680000;
 UPDATE outputs SET retry_at = 0 WHERE retry_at > 32503680000;
 """
 
+# Provenance (issue 16): the model and service tier that served each output (an answer's
+# modelVersion and usageMetadata.serviceTier; a silent re-route shows here), and the
+# ledger per tier as well as per model, so each call is priced at the tier that served
+# it. SQLite cannot change a primary key: the ledger is copied into a new table.
+_SCHEMA_PROVENANCE = """
+ALTER TABLE outputs ADD COLUMN model_version TEXT;
+ALTER TABLE outputs ADD COLUMN service_tier TEXT;
+CREATE TABLE usage_by_tier (
+    day TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tier TEXT NOT NULL DEFAULT 'standard',
+    requests INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    thoughts_tokens INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, model, tier)
+);
+INSERT INTO usage_by_tier (day, model, tier, requests, prompt_tokens, output_tokens,
+    thoughts_tokens)
+    SELECT day, model, 'standard', requests, prompt_tokens, output_tokens, thoughts_tokens
+    FROM usage;
+DROP TABLE usage;
+ALTER TABLE usage_by_tier RENAME TO usage;
+"""
+
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4,
-               5: _SCHEMA_HEAL_FAR_RETRIES, 6: _SCHEMA_COPY_BYTES}
+               5: _SCHEMA_HEAL_FAR_RETRIES, 6: _SCHEMA_COPY_BYTES, 7: _SCHEMA_PROVENANCE}
 
 
 T = TypeVar("T")
@@ -157,6 +182,9 @@ class Meta:
     # folder or sub-mount → why it cannot be looked at now, for `status`
     UNAVAILABLE: MetaKey[dict[str, str]] = MetaKey("unavailable", dict, True)
     QUOTA_PAUSES: MetaKey[list[Any]] = MetaKey("quota_pauses", list, True)  # Pause.to_json()s
+    # Models the service does not serve and tiers the key may not use, until the config
+    # changes (ConfigPause.to_json()s): `status`, the STATUS line, /healthz read them.
+    HELD: MetaKey[list[Any]] = MetaKey("held", list, True)
     LEARNED_LIMITS: MetaKey[dict[str, Any]] = MetaKey("learned_limits", dict, True)
     # event → digests of the subjects already notified (app/notify.py): not sent again
     NOTIFIED: MetaKey[dict[str, Any]] = MetaKey("notified", dict, True)
@@ -550,22 +578,25 @@ class Store(_CopyTransitions):
                          (key.name, text))
 
     # -- usage ledger ---------------------------------------------------------
-    def add_usage(self, day: str, model: str, prompt: int, output: int, thoughts: int) -> None:
+    def add_usage(self, day: str, model: str, prompt: int, output: int, thoughts: int,
+                  tier: str = "standard") -> None:
+        """One call: ``model`` and ``tier`` as they served it (billing follows them)."""
         self._db.execute(
-            "INSERT INTO usage (day, model, requests, prompt_tokens, output_tokens, "
-            "thoughts_tokens) VALUES (?,?,1,?,?,?) ON CONFLICT (day, model) DO UPDATE SET "
-            "requests=requests+1, prompt_tokens=prompt_tokens+excluded.prompt_tokens, "
+            "INSERT INTO usage (day, model, tier, requests, prompt_tokens, output_tokens, "
+            "thoughts_tokens) VALUES (?,?,?,1,?,?,?) ON CONFLICT (day, model, tier) DO UPDATE "
+            "SET requests=requests+1, prompt_tokens=prompt_tokens+excluded.prompt_tokens, "
             "output_tokens=output_tokens+excluded.output_tokens, "
             "thoughts_tokens=thoughts_tokens+excluded.thoughts_tokens",
-            (day, model, prompt, output, thoughts),
+            (day, model, tier, prompt, output, thoughts),
         )
 
-    def usage(self, day: str | None = None) -> list[tuple[str, str, int, int, int, int]]:
-        """(day, model, requests, prompt, output, thoughts) rows; only ``day``'s if given."""
+    def usage(self, day: str | None = None) -> list[tuple[str, str, int, int, int, int, str]]:
+        """(day, model, requests, prompt, output, thoughts, tier) rows; only ``day``'s if
+        given."""
         where, args = ("WHERE day=? ", (day,)) if day is not None else ("", ())
         return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
-            "SELECT day, model, requests, prompt_tokens, output_tokens, thoughts_tokens "
-            f"FROM usage {where}ORDER BY day, model", args)]
+            "SELECT day, model, requests, prompt_tokens, output_tokens, thoughts_tokens, tier "
+            f"FROM usage {where}ORDER BY day, model, tier", args)]
 
     def counts(self) -> dict[str, int]:
         """Progress figures for `sync`'s terminal line. Per-file states (synced,

@@ -12,7 +12,16 @@ from typing import Any
 import httpx
 
 from mediasync.config import Config, ModelLimits, resolve_api_key
-from mediasync.gemini import Budgets, ClassLimits, GeminiClient, Pause, Usage, generate_class
+from mediasync.gemini import (
+    Budgets,
+    ClassLimits,
+    ConfigPause,
+    FlexFallback,
+    GeminiClient,
+    Pause,
+    Usage,
+    generate_class,
+)
 from mediasync.gemini.quota import pacific_day
 from mediasync.gemini.redact import register_secret
 from mediasync.report import costs
@@ -30,6 +39,16 @@ def load_pauses(store: Store) -> list[Pause]:
         return [Pause.from_json(d) for d in store.read(Meta.QUOTA_PAUSES)]
     except (ValueError, KeyError, TypeError):
         return []  # unreadable: the next 429 says it again
+
+
+def load_held(store: Store) -> list[ConfigPause]:
+    held = []
+    for d in store.read(Meta.HELD):
+        try:
+            held.append(ConfigPause.from_json(d))
+        except (ValueError, KeyError, TypeError):
+            continue  # unreadable: the start-up look or the next 404 says it again
+    return held
 
 
 def load_learned(store: Store) -> object:
@@ -56,8 +75,15 @@ def make_budgets(config: Config, store: Store) -> Budgets:
     )
     budgets.restore(load_pauses(store))
     budgets.restore_learned(load_learned(store))
-    for day, model, requests, *_ in store.usage(day=pacific_day(time.time())):
-        budgets.restore_day(generate_class(model), day, requests)
+    budgets.restore_held(load_held(store))
+    budgets.on_hold = lambda: store.write(Meta.HELD, [p.to_json() for p in
+                                                      budgets.held.values()])
+    today = pacific_day(time.time())
+    made: dict[str, int] = {}
+    for _, model, requests, *_ in store.usage(day=today):
+        made[model] = made.get(model, 0) + requests  # every tier of the model
+    for model, requests in made.items():
+        budgets.restore_day(generate_class(model), today, requests)
     _check_cap(config, store, budgets)
     return budgets
 
@@ -94,11 +120,13 @@ def make_client(config: Config, env: Mapping[str, str], *, store: Store | None =
         budgets=budgets,
         timeout=config.api.timeout,
         http=http,
+        flex=FlexFallback(config.api.flex_fallback, config.api.flex_fallback_after),
+        flex_timeout=config.api.flex_timeout,
     )
     if store is not None and budgets is not None:
-        def on_usage(model: str, usage: Usage) -> None:
+        def on_usage(model: str, usage: Usage, tier: str) -> None:
             store.add_usage(pacific_day(time.time()), model, usage.prompt_tokens,
-                            usage.candidates_tokens, usage.thoughts_tokens)
+                            usage.candidates_tokens, usage.thoughts_tokens, tier)
             _check_cap(config, store, budgets)
 
         client.on_usage = on_usage
@@ -110,3 +138,8 @@ def pause_lines(budgets: Budgets | None) -> list[str]:
         return []
     now = time.time()
     return [p.message(now) for p in budgets.active_pauses()]
+
+
+def held_lines(budgets: Budgets | None) -> list[str]:
+    """One line per model or tier held for the config (the STATUS line, `sync`)."""
+    return [] if budgets is None else [p.message for p in budgets.held.values()]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mediasync.app.apiclient import make_budgets, make_client, pause_lines
+from mediasync.app.apiclient import held_lines, make_budgets, make_client, pause_lines
 from mediasync.app.instance import STATE_FILE, instance_lock, state_dir
 from mediasync.app.logs import setup_logging
 from mediasync.app.observe import Observer, check
@@ -333,7 +333,8 @@ class Daemon:
 
     def status_line(self) -> str:
         halted = self.engine.halted
-        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets),
+        why = "; ".join(filter(None, [halted, *held_lines(self.budgets),
+                                      *pause_lines(self.budgets),
                                       self.observer.problem])) or None
         return status.status_line(len(self.config.folders), self._states(), why)
 

@@ -30,7 +30,7 @@ from mediasync.config import (
     find_api_key,
     load_config,
 )
-from mediasync.gemini import ApiError, File
+from mediasync.gemini import ApiError, File, ModelInfo
 from mediasync.media.formats import MAX_PROJECT_BYTES
 
 HELP = "check the config, the API key and the folders; exit 0 if ready"
@@ -89,6 +89,9 @@ def main(args: argparse.Namespace) -> int:
         return _verdict(r)
     r.ok(f"config {path}: {len(config.folders)} folder(s), model {config.api.model}")
     key_ok = _check_key(config, r)
+    if key_ok:
+        _check_models(config, r)
+    _check_knobs(config, r)
     _check_state(config, r)
     _check_folders(config, r)
     _check_http(config, r)
@@ -195,6 +198,69 @@ def _check_notify(config: Config, r: _Report) -> None:
         else:
             r.unsent = True
             print(f"FAIL {where}: the test notification could not be sent", flush=True)
+
+
+def _check_models(config: Config, r: _Report) -> None:
+    """Every model the config names, by models.get: served and answering generateContent.
+    A missing one lists those that are; a transient failure is said as such."""
+    names = config.models()
+
+    async def probe() -> tuple[dict[str, ModelInfo | ApiError], list[ModelInfo] | ApiError]:
+        got: dict[str, ModelInfo | ApiError] = {}
+        listing: list[ModelInfo] | ApiError = []
+        async with tool_client(config, quick=True) as client:
+            for model in names:
+                try:
+                    got[model] = await client.get_model(model)
+                except ApiError as e:
+                    got[model] = e
+            if any(isinstance(v, ApiError) and v.model_missing for v in got.values()):
+                try:
+                    listing = await client.list_models()
+                except ApiError as e:
+                    listing = e
+        return got, listing
+
+    got, listing = asyncio.run(probe())
+    for model, where in names.items():
+        answer = got[model]
+        if isinstance(answer, ModelInfo):
+            if answer.generates:
+                shown = f" ({answer.display_name})" if answer.display_name else ""
+                r.ok(f"model {model}{shown} ({where}): listed, supports generateContent")
+            else:
+                r.fail(f"{where}: {model!r} exists but does not support generateContent (it "
+                       f"supports {', '.join(answer.methods) or 'nothing listed'})")
+        elif answer.model_missing:
+            r.fail(f"{where}: model {model!r} is not available (retired or unknown: "
+                   f"{answer.code} {answer.status}); {_available(listing)}")
+        elif api_fatal(answer):
+            r.fail(f"model {model} ({where}): {describe_api_error(answer)}", api=True)
+        else:
+            r.warn(f"model {model} ({where}): could not be looked up now ({answer}); a "
+                   "transient failure, not a sign that it is missing")
+
+
+def _available(listing: list[ModelInfo] | ApiError) -> str:
+    if isinstance(listing, ApiError):
+        return f"the list of models could not be read ({listing})"
+    names = sorted(m.id for m in listing if m.generates and m.id)
+    if not names:
+        return "the service lists no model that supports generateContent"
+    return "models that support generateContent: " + ", ".join(names)
+
+
+def _check_knobs(config: Config, r: _Report) -> None:
+    """Knobs a model cannot honour as written (thinking = "off" on a model that cannot
+    stop thinking…): said once each, with what is sent instead."""
+    said: set[str] = set()
+    for i, folder in enumerate(config.folders):
+        for prompt in folder.prompts:
+            model = prompt.effective_model(config.api.model)
+            for note in config.knobs_for(folder.path / "x", prompt).request(model).notes:
+                if note not in said:
+                    said.add(note)
+                    r.warn(f"folders[{i}]: {note}")
 
 
 def _check_state(config: Config, r: _Report) -> None:

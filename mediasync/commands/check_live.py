@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mediasync.commands.common import api_fatal, describe_api_error, tool_client
-from mediasync.config import Config
+from mediasync.config import Config, Knobs
 from mediasync.gemini import ApiError, GeminiClient, ProtocolError, TransportError
 from mediasync.gemini.models import parse_time, sha256_hex
 from mediasync.media.formats import FILE_TTL_SECONDS
@@ -36,8 +36,15 @@ from mediasync.media.formats import FILE_TTL_SECONDS
 MIME = "image/png"
 SAMPLE_SIDE = 16  # pixels: one image ≤ 384 px costs 258 tokens whatever its size
 PROMPT = "Colour?"  # one word: the answer's cost is the image, not the prompt
-# Thinking off and a few output tokens: about 300 tokens in all (258 of them the image).
-GENERATION_CONFIG: dict[str, Any] = {"thinkingConfig": {"thinkingBudget": 0}, "maxOutputTokens": 16}
+# Thinking off (or its lowest level) and a few output tokens: about 300 tokens in all on
+# 2.5 (258 of them the image), about 1,150 on 3.x (an image there is 1,120 by default;
+# media_resolution "low" makes it 280).
+KNOBS = Knobs(thinking="off", max_output_tokens=16, media_resolution="low")
+
+
+def generation_config(model: str) -> dict[str, Any]:
+    """The cheap question's generationConfig, as ``model``'s family takes it."""
+    return KNOBS.generation_config(model)
 ACTIVE_WAIT = 60.0  # seconds: a 16 px PNG is ACTIVE at once on the live service
 TTL_SLACK = 120.0  # seconds either side of createTime + 48 h (live: a few ms less)
 STATES = ("PROCESSING", "ACTIVE", "FAILED")
@@ -247,6 +254,9 @@ def inspect_generation(raw: Mapping[str, Any], model: str) -> Outcome:
         said = f"prompt blocked ({block})"
     else:
         said = f"no text (finish reason {first.get('finishReason') or 'none'})"
+    served = raw.get("modelVersion")
+    if isinstance(served, str) and served.removeprefix("models/") != model:
+        said += f"; served by {served} (billed at its price)"
     summary = (f"generateContent ({model}): {counts['totalTokenCount']} tokens "
                f"({', '.join(parts)}); {said}")
     return Outcome(summary)
@@ -434,7 +444,7 @@ class RoundTrip:
         return file.uri
 
     async def _generate(self, uri: str) -> None:
-        config = dict(GENERATION_CONFIG)
+        config = generation_config(self.model)
         note = ""
         try:
             gen = await self.client.generate(self.model, file_uri=uri, mime_type=MIME,

@@ -32,11 +32,12 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
     if not db.exists():
         print(f"mediasync: nothing synced yet ({db} does not exist)", file=sys.stderr)
         if as_json:
-            print(json.dumps(status.render_json([], None)))
+            print(json.dumps(status.render_json([], None)))  # no state: nothing held
         return EXIT_OK
     store = Store(db, readonly=True)
     try:
         halted = store.read(Meta.HALTED) or None
+        holds = status.held(store, config)
         reports = status.build(store, config)
         unavailable = status.unavailable_folders(store)
         quota = status.quota_state(store, config, time.time())
@@ -44,14 +45,15 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
     finally:
         store.close()
     if as_json:
-        doc = {**status.render_json(reports, halted), **quota}
+        doc = {**status.render_json(reports, halted, holds), **quota}
         doc["unavailable"] = unavailable
         doc["store"] = store_use
         print(json.dumps(doc, indent=2))
     else:
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
-        print(status.render_text(reports, config, time.time(), halted, verbose=not brief))
+        print(status.render_text(reports, config, time.time(), halted, verbose=not brief,
+                                 holds=holds))
         print(status.render_store(store_use))
         for line in status.render_quota(quota):
             print(line)

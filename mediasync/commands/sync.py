@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from mediasync.app.logs import setup_logging
-from mediasync.commands.common import EXIT_API, EXIT_FAILED, EXIT_OK, EXIT_QUOTA, load
+from mediasync.commands.common import (
+    EXIT_API,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_QUOTA,
+    EXIT_USAGE,
+    load,
+)
 from mediasync.config import Config
 from mediasync.gemini import Budgets
 
@@ -75,7 +82,7 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
 
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:
     """Log what the pass did and what failed; the exit code."""
-    from mediasync.app.apiclient import pause_lines
+    from mediasync.app.apiclient import held_lines, pause_lines
     from mediasync.report import status
 
     total, bad = 0, []
@@ -86,10 +93,22 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
     if halted:
         log.error("%s", halted)
     log.info("%d of %d file(s) synced", total - len(bad), total)
+    held = held_lines(budgets)
+    waiting = 0
     for r in bad:
+        if held and status.SEE_HELD in (r.message or ""):
+            waiting += 1  # one line for the model, not one per file
+            continue
         log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
     if halted:
         return EXIT_API
+    if held:
+        # A model the service does not serve (or a tier the key may not use) is the
+        # config's fault: exit 2, as for any configuration problem.
+        for line in held:
+            log.error("%s", line)
+        log.error("%d file(s) wait for it", waiting)
+        return EXIT_USAGE
     paused = pause_lines(budgets)
     if paused:
         # Waiting until midnight Pacific is the daemon's job, not a one-shot's.

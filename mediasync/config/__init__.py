@@ -6,11 +6,15 @@ the defaults in :mod:`.defaults`, ``[limits]``/``[prices]`` and the generation k
 the config from here.
 """
 
-from .defaults import DEFAULT_DAEMON, DEFAULT_PROMPTS
+from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_PROMPTS
+from .families import Family, family
 from .limits import (
     DEFAULT_PRICES,
     MEDIA_RESOLUTIONS,
+    SERVICE_TIERS,
+    TIER_FACTORS,
     TIERS,
+    KnobRequest,
     Knobs,
     LimitsConfig,
     ModelLimits,
@@ -42,17 +46,22 @@ from .template import PRESETS, render_init_config
 from .values import ConfigError, format_duration, parse_duration
 
 __all__ = [
+    "DEFAULT_API",
     "DEFAULT_DAEMON",
     "DEFAULT_PRICES",
     "DEFAULT_PROMPTS",
     "EVENTS",
     "MEDIA_RESOLUTIONS",
     "PRESETS",
+    "SERVICE_TIERS",
     "TIERS",
+    "TIER_FACTORS",
     "ApiConfig",
     "Config",
     "ConfigError",
+    "Family",
     "FolderConfig",
+    "KnobRequest",
     "Knobs",
     "LimitsConfig",
     "Listen",
@@ -64,6 +73,7 @@ __all__ = [
     "StorageBudget",
     "default_config_path",
     "describe_url",
+    "family",
     "find_api_key",
     "format_duration",
     "http_token",

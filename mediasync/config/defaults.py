@@ -10,8 +10,13 @@ from typing import Any
 DEFAULT_API = {
     "base_url": "https://generativelanguage.googleapis.com",
     "api_version": "v1beta",
-    "model": "gemini-2.5-flash",
+    # Google's named replacement for gemini-2.5-flash, at its price (docs/service.md,
+    # "The default model"). Pinned, not an alias such as gemini-flash-latest.
+    "model": "gemini-3.5-flash-lite",
     "timeout": "60s",
+    "flex_fallback": False,
+    "flex_fallback_after": 3,
+    "flex_timeout": "20m",
 }
 DEFAULT_DAEMON = {
     "state_dir": "~/.local/state/mediasync",

@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import ConfigError, as_pos_int, as_str, as_table, check_keys
+from .families import THINKING_WORDS, Thinking, family, parse_thinking, thinking_request
+from .values import ConfigError, as_choice, as_pos_int, as_str, as_table, check_keys
 
 # The keys of a folder or prompt table that are cost knobs.
-COST_KEYS = ("thinking_budget", "media_resolution", "max_output_tokens", "temperature",
-             "system_instruction")
-
+COST_KEYS = ("thinking", "thinking_budget", "media_resolution", "max_output_tokens",
+             "temperature", "system_instruction", "service_tier")
+# generateContent's top-level serviceTier: Flex costs half and answers in minutes,
+# Priority costs more (docs/service.md, "Service tiers").
+SERVICE_TIERS = ("flex", "standard", "priority")
 
 MEDIA_RESOLUTIONS = {"low": "MEDIA_RESOLUTION_LOW", "medium": "MEDIA_RESOLUTION_MEDIUM",
                      "high": "MEDIA_RESOLUTION_HIGH"}
@@ -32,34 +35,71 @@ _MODEL_LIMIT_KEYS = ("requests_per_minute", "input_tokens_per_minute", "requests
 
 @dataclass(frozen=True)
 class Price:
-    """US dollars per million tokens (thought tokens are billed as output)."""
+    """US dollars per million tokens (thought tokens are billed as output) on the
+    standard tier; ``changes``: (first Pacific day, price) of announced changes."""
 
     input: float
     output: float
+    changes: tuple[tuple[str, Price], ...] = ()
+
+    def on(self, day: str) -> Price:
+        """The price of a call made on ``day`` (YYYY-MM-DD, Pacific)."""
+        current = self
+        for first, price in self.changes:
+            if day >= first:
+                current = price
+        return current
 
 
-# Standard (not batch) paid-tier prices per 1M tokens for text/image/video input,
-# from ai.google.dev/gemini-api/docs/pricing as read in 2025, unchanged in listings
-# of it checked in November 2026 (prompts ≤ 200k tokens;
-# 2.5 Flash audio input costs more, $1.00). Override with [prices."model"].
+# Standard (not batch) paid-tier prices per 1M tokens for text/image/video input, prompts
+# ≤ 200k tokens, from ai.google.dev/gemini-api/docs/pricing. Each row's source and the date
+# it was read are in docs/service.md ("Prices"); a model not listed here is counted in
+# tokens with "price unknown", never at another model's price. Override with
+# [prices."model"].
 DEFAULT_PRICES: dict[str, Price] = {
+    # read 2026-09-20 and 2026-10-07 (the page's own dates: $0.75/$3.75 "through
+    # December 31, 2026", $1.50/$7.50 "starting January 1, 2027")
+    "gemini-3.8-flash": Price(0.75, 3.75, (("2027-01-01", Price(1.50, 7.50)),)),
+    "gemini-3.5-flash": Price(1.50, 9.00),  # read 2026-09-20, 2026-10-07
+    "gemini-3.5-flash-lite": Price(0.30, 2.50),  # read 2026-10-07
+    "gemini-3.1-pro-preview": Price(2.00, 12.00),  # read 2026-09-20, 2026-10-07
+    "gemini-3.1-flash-lite": Price(0.25, 1.50),  # the page of 2026-03-03, as quoted 2026-04
+    "gemini-3-flash-preview": Price(0.50, 3.00),  # read early 2026
+    # 2025 rows, unchanged in the readings of 2026-10-07; 2.5 Flash and Pro retire on
+    # 2026-12-01 (docs/service.md), kept for the ledger of earlier calls
     "gemini-2.5-pro": Price(1.25, 10.00),
     "gemini-2.5-flash": Price(0.30, 2.50),
     "gemini-2.5-flash-lite": Price(0.10, 0.40),
     "gemini-2.0-flash": Price(0.10, 0.40),
     "gemini-2.0-flash-lite": Price(0.075, 0.30),
 }
+# What a service tier costs against standard (ai.google.dev/gemini-api/docs/optimization,
+# read 2026-10): Flex "50% discount"; Priority "75% to 100% more than standard", counted
+# at the upper bound so the daily cost cap is never passed because of our estimate.
+TIER_FACTORS = {"flex": 0.5, "standard": 1.0, "priority": 2.0}
+
+
+@dataclass(frozen=True)
+class KnobRequest:
+    """What a prompt's knobs send to one model: the generationConfig, the top-level
+    serviceTier (None: the service's default, standard) and notes to log once where
+    the model cannot do what was asked."""
+
+    generation_config: dict[str, Any]
+    service_tier: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Knobs:
-    """Cost knobs passed through generationConfig (None: the service's default)."""
+    """Cost knobs of a folder or prompt (None: not set here, the service's default)."""
 
-    thinking_budget: int | None = None
+    thinking: Thinking | None = None  # "off", a level, or a token budget (thinking_budget)
     media_resolution: str | None = None
     max_output_tokens: int | None = None
     temperature: float | None = None
     system_instruction: str | None = None
+    service_tier: str | None = None
 
     def over(self, other: Knobs | None) -> Knobs:
         """These knobs with ``other``'s set ones on top."""
@@ -68,17 +108,31 @@ class Knobs:
         return Knobs(**{k: v if v is not None else getattr(self, k)
                         for k, v in other.__dict__.items()})
 
-    def generation_config(self) -> dict[str, Any]:
+    def request(self, model: str, thinks: bool | None = None) -> KnobRequest:
+        """The request fields for ``model``, by its family (config/families.py);
+        ``thinks``: the models.get answer's ``thinking`` flag, when known."""
+        fam = family(model, thinks)
         out: dict[str, Any] = {}
-        if self.thinking_budget is not None:
-            out["thinkingConfig"] = {"thinkingBudget": self.thinking_budget}
+        notes: list[str] = []
+        thinking = thinking_request(self.thinking, fam, model)
+        if thinking.config is not None:
+            out["thinkingConfig"] = thinking.config
+        if thinking.note:
+            notes.append(thinking.note)
         if self.media_resolution is not None:
-            out["mediaResolution"] = MEDIA_RESOLUTIONS[self.media_resolution]
+            if fam.resolution:
+                out["mediaResolution"] = MEDIA_RESOLUTIONS[self.media_resolution]
+            else:
+                notes.append(f"{model} does not take media_resolution; it is not sent")
         if self.max_output_tokens is not None:
             out["maxOutputTokens"] = self.max_output_tokens
         if self.temperature is not None:
             out["temperature"] = self.temperature
-        return out
+        tier = self.service_tier if self.service_tier != "standard" else None
+        return KnobRequest(out, tier, tuple(notes))
+
+    def generation_config(self, model: str, thinks: bool | None = None) -> dict[str, Any]:
+        return self.request(model, thinks).generation_config
 
 
 @dataclass(frozen=True)
@@ -102,10 +156,7 @@ class LimitsConfig:
 def parse_knobs(t: Mapping[str, Any], where: str) -> Knobs | None:
     if not any(k in t for k in COST_KEYS):
         return None
-    tb = t.get("thinking_budget")
-    if tb is not None and (isinstance(tb, bool) or not isinstance(tb, int) or tb < -1):
-        raise ConfigError(f"must be an integer ≥ 0 (0 turns thinking off; -1: the model "
-                          f"decides), not {tb!r}", key=f"{where}.thinking_budget")
+    thinking = _thinking(t, where)
     mr = t.get("media_resolution")
     if mr is not None and mr not in MEDIA_RESOLUTIONS:
         raise ConfigError(f"{mr!r} is not one of {', '.join(MEDIA_RESOLUTIONS)}",
@@ -121,7 +172,31 @@ def parse_knobs(t: Mapping[str, Any], where: str) -> Knobs | None:
     si = t.get("system_instruction")
     if si is not None:
         si = as_str(si, f"{where}.system_instruction")
-    return Knobs(tb, mr, mo, float(temp) if temp is not None else None, si)
+    tier = t.get("service_tier")
+    if tier is not None:
+        tier = as_choice(tier, SERVICE_TIERS, f"{where}.service_tier")
+    return Knobs(thinking, mr, mo, float(temp) if temp is not None else None, si, tier)
+
+
+def _thinking(t: Mapping[str, Any], where: str) -> Thinking | None:
+    """`thinking` (a word or a budget), or the older `thinking_budget` (a budget)."""
+    if "thinking" in t and "thinking_budget" in t:
+        raise ConfigError("set thinking or thinking_budget, not both (thinking_budget = N "
+                          "is thinking = N)", key=f"{where}.thinking_budget")
+    if "thinking_budget" in t:
+        tb = t["thinking_budget"]
+        if isinstance(tb, bool) or not isinstance(tb, int) or tb < -1:
+            raise ConfigError(f"must be an integer ≥ 0 (0 turns thinking off; -1: the model "
+                              f"decides), not {tb!r}", key=f"{where}.thinking_budget")
+        return tb
+    if "thinking" not in t:
+        return None
+    value = parse_thinking(t["thinking"])
+    if value is None:
+        raise ConfigError(f"{t['thinking']!r} is not one of {', '.join(THINKING_WORDS)} or a "
+                          "token budget (an integer ≥ 0; -1: the model decides)",
+                          key=f"{where}.thinking")
+    return value
 
 
 def _opt_pos_int(t: Mapping[str, Any], k: str, where: str) -> int | None:

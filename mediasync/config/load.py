@@ -32,6 +32,7 @@ from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_FOLDER, DEFAULT_PROMP
 from .limits import (
     COST_KEYS,
     DEFAULT_PRICES,
+    SERVICE_TIERS,
     Knobs,
     LimitsConfig,
     Price,
@@ -60,7 +61,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 KEY_FILE_NAME = "gemini-api-key"  # systemd LoadCredential= name
 KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
-_API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout")
+_API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout", "service_tier",
+             "flex_fallback", "flex_fallback_after", "flex_timeout")
 _DAEMON_KEYS = tuple(DEFAULT_DAEMON)
 _FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts", "keep_alive",
                 "pinned", "upload")
@@ -97,6 +99,11 @@ class ApiConfig:
     model: str
     key_file: Path | None
     timeout: float
+    service_tier: str | None = None  # None: the service's default (standard)
+    # Flex refused this many times in a row: standard for a while, if allowed.
+    flex_fallback: bool = False
+    flex_fallback_after: int = 3
+    flex_timeout: float = 1200.0  # Flex answers in 1–15 minutes
 
 
 @dataclass(frozen=True)
@@ -229,8 +236,18 @@ class Config:
     def knobs_for(self, path: Path, prompt: PromptConfig | None) -> Knobs:
         """The cost knobs of ``prompt`` for ``path`` (the prompt's over its folder's)."""
         folder = self.folder_for(path)
-        base = (folder.knobs if folder else None) or Knobs()
+        base = Knobs(service_tier=self.api.service_tier).over(folder.knobs if folder else None)
         return base.over(prompt.knobs if prompt else None)
+
+    def models(self) -> dict[str, str]:
+        """Every model the config names → the first key naming it (``api.model``,
+        ``folders[0].prompts[1].model``), for `check` and the start-up look."""
+        out = {self.api.model: "api.model"}
+        for i, f in enumerate(self.folders):
+            for j, p in enumerate(f.prompts):
+                if p.model:
+                    out.setdefault(p.model, f"folders[{i}].prompts[{j}].model")
+        return out
 
     def keeps_alive(self, path: Path | str) -> bool:
         """Whether the remote copy of ``path`` is renewed before it expires."""
@@ -309,6 +326,12 @@ def _api(raw: Any, base: Path | None, home: Path | None) -> ApiConfig:
         model=as_str(api_in["model"], "api.model").strip(),
         key_file=key_file,
         timeout=as_duration(api_in["timeout"], "api.timeout", positive=True),
+        service_tier=(as_choice(api_in["service_tier"], SERVICE_TIERS, "api.service_tier")
+                      if "service_tier" in api_in else None),
+        flex_fallback=as_bool(api_in["flex_fallback"], "api.flex_fallback"),
+        flex_fallback_after=as_pos_int(api_in["flex_fallback_after"],
+                                       "api.flex_fallback_after"),
+        flex_timeout=as_duration(api_in["flex_timeout"], "api.flex_timeout", positive=True),
     )
 
 

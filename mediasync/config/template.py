@@ -63,8 +63,11 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# The API key does not belong here: set api.key_file, or GEMINI_API_KEY,\n",
         "# or a systemd credential named gemini-api-key.\n",
         "\n[api]\n",
-        "# Model used by prompts that do not name their own.\n",
+        "# Model used by prompts that do not name their own: a pinned name (an alias such\n",
+        "# as gemini-flash-latest changes model and price by itself). Models retire:\n",
+        "# `mediasync check` says whether the service still has it and lists those it has.\n",
         _kv("model", DEFAULT_API["model"]),
+        "# service_tier = \"flex\"  # half price, answers in minutes; fine for a daemon\n",
         "# v1beta or v1.\n",
         _kv("api_version", DEFAULT_API["api_version"]),
         "# key_file = \"/run/credentials/mediasync.service/gemini-api-key\"\n",
@@ -134,6 +137,8 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
                 *("  " + _kv(k, v) for k, v in p.items()),
             ]
             if p["kinds"] == ["image"]:
-                out.append("  # thinking_budget = 0  # a caption rarely needs thinking: about 90 % "
-                           "cheaper on 2.5 Flash\n")
+                out.append("  # thinking = \"off\"  # a caption rarely needs thinking (thoughts "
+                           "are billed as output)\n"
+                           "  # media_resolution = \"low\"  # a Gemini 3 image: 280 tokens, "
+                           "not 1,120\n")
     return "".join(out)

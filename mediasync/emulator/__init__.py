@@ -20,11 +20,15 @@ from .app import Emulator
 from .config import VIDEO_PROCESSING_DELAY, EmulatorConfig
 from .errors import STORAGE_FORMS
 from .faults import Fault, parse_duration, parse_fault_spec
+from .models import DEFAULT_MODELS, Catalog, ModelSpec
 
 __all__ = [
+    "DEFAULT_MODELS",
+    "Catalog",
     "Emulator",
     "EmulatorConfig",
     "Fault",
+    "ModelSpec",
     "add_arguments",
     "parse_duration",
     "parse_fault_spec",
@@ -51,6 +55,13 @@ def _fault(text: str) -> Fault:
         return parse_fault_spec(text)
     except (ValueError, TypeError) as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _route(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not OLD=NEW")
+    return old.strip(), new.strip()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +138,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="429 wording: full (late 2025: limit lines, quotaValue on a lone "
                         "violation), novalue (mid 2025: no numbers but RetryInfo), or bare "
                         "(a Help detail only, as wire/29)")
+    parser.add_argument("--retire-model", action="append", default=[], metavar="MODEL",
+                        help="shut this model down: 404 NOT_FOUND to every call, as wire/41, "
+                        "and gone from models.list (repeatable)")
+    parser.add_argument("--route-model", type=_route, action="append", default=[],
+                        metavar="OLD=NEW", help="answer calls to OLD with NEW (modelVersion "
+                        "names NEW), as reported for some retired names (repeatable)")
+    parser.add_argument("--flex-latency", type=_duration, default=0.0,
+                        help="how long a serviceTier \"flex\" call takes, e.g. 2s (live: 1-15 "
+                        "minutes)")
+    parser.add_argument("--flex-capacity", type=int, default=None, metavar="N",
+                        help="Flex calls in flight at once; more are refused with 503 "
+                        "UNAVAILABLE (default: no limit; 0 refuses every Flex call)")
+    parser.add_argument("--priority", choices=("refuse", "serve", "standard"),
+                        default="refuse", help="serviceTier \"priority\": refused as for a key "
+                        "below paid tier 2 (400), served, or served at standard")
     parser.add_argument(
         "--fault",
         type=_fault,
@@ -162,6 +188,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         quota_rpd=args.quota_rpd,
         quota_tier=args.quota_tier,
         quota_shape=args.quota_shape,
+        retired_models=tuple(args.retire_model),
+        model_routes=tuple(args.route_model),
+        flex_latency=args.flex_latency,
+        flex_capacity=args.flex_capacity,
+        priority=args.priority,
     )
     emu = Emulator(config)
     for fault in args.fault:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .config import EmulatorConfig
 from .faults import Fault, FaultSet
+from .models import Catalog
 from .quota import Quotas
 from .server import Server
 from .state import EmulatorState
@@ -42,6 +43,11 @@ class Emulator:
     @property
     def quota(self) -> Quotas:
         return self.state.quota
+
+    @property
+    def models(self) -> Catalog:
+        """The models served: ``retire``, ``restore``, ``route``, ``add``."""
+        return self.state.models
 
     @property
     def faults(self) -> FaultSet:

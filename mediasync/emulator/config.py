@@ -44,6 +44,18 @@ class EmulatorConfig:
     quota_rpd: int | None = None
     quota_tier: str = "free"
     quota_shape: str = "full"
+    # Models (emulator/models.py): shut down ones (404 to every call, as wire/41), and
+    # names answered by another model (old → new; modelVersion names the new one).
+    retired_models: tuple[str, ...] = ()
+    model_routes: tuple[tuple[str, str], ...] = ()
+    # Service tiers: Flex answers after flex_latency (live: 1–15 minutes) and, with
+    # flex_capacity set, refuses calls beyond that many in flight with a 503 (our
+    # choice of shape: docs/service.md). priority: "refuse" (the key's tier may not use
+    # it: a 400 naming the service tier), "serve", or "standard" (served at standard,
+    # as the live service may silently do).
+    flex_latency: float = 0.0
+    flex_capacity: int | None = None
+    priority: str = "refuse"
 
     @property
     def quirks(self) -> Quirks:

@@ -13,7 +13,8 @@ KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage"
 QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
 RATE_KINDS = {"per_minute": "rpm", "per_day": "rpd", "input_tokens": "tpm"}  # as quota.py
 BLOCK_STAGES = ("prompt", "candidate")
-ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate", "any")
+ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate",
+             "models.list", "models.get", "any")
 _DEFAULT_MATCH = {"cut": "chunk", "short": "chunk", "lost_finalize": "finalize",
                   "blocked": "generate"}
 

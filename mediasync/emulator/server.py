@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from . import generate
+from . import generate, thinking
 from .errors import (
     SERVER_MESSAGES,
     ApiError,
@@ -24,8 +24,9 @@ from .errors import (
     retry_info,
 )
 from .faults import RATE_KINDS, Fault, parse_duration
+from .models import GENERATE, ModelSpec
 from .state import EmulatorState
-from .store import Upload, valid_file_id
+from .store import Upload, media_kind, valid_file_id
 
 VERSIONS = ("v1beta", "v1")
 BLOCK = 1024 * 1024  # body read size: large enough for >500 MB/s, small enough to stay flat
@@ -68,6 +69,14 @@ class _Garbage(Exception):
     """Answer 200 with a body that is not JSON (the garbage fault)."""
 
 
+TIERS = ("flex", "standard", "priority")
+# Our shapes (no capture shows them; docs/service.md): Flex shedding load is a 503, which
+# every client retries; Priority for a key whose billing tier may not use it is a 400
+# that names the service tier.
+FLEX_REFUSED = "The flex service tier is at capacity. Please try again later or use the " \
+    "standard tier."
+PRIORITY_REFUSED = ("The priority service tier is not available for this project: it needs "
+                    "paid tier 2 or 3.")
 _GARBAGE = b"<html><head><title>502</title></head><body>upstream unavailable</body></html>\n"
 
 
@@ -320,6 +329,12 @@ class Handler(BaseHTTPRequestHandler):
             if ver == ["files"] and method == "GET":
                 self._at("list")
                 return self._list(parts[0])
+            if ver == ["models"] and method == "GET":
+                self._at("models.list")
+                return self._models(parts[0])
+            if len(ver) == 2 and ver[0] == "models" and method == "GET" and ":" not in ver[1]:
+                self._at("models.get")
+                return self._model(parts[0], ver[1])
             if len(ver) == 2 and ver[0] == "files" and method in ("GET", "DELETE"):
                 self._at("get" if method == "GET" else "delete")
                 return self._file(parts[0], ver[1], method)
@@ -328,7 +343,14 @@ class Handler(BaseHTTPRequestHandler):
                 if verb == "generateContent":
                     self.model = model
                     self._at("generate")
-                    return self._generate(model)
+                    self.state.asked(model)
+                    return self._generate(parts[0], model)
+                if verb:
+                    self._check_key()
+                    # Known models, other methods (countTokens, embedContent…): not
+                    # emulated; a retired or unknown model is a 404 whatever the method.
+                    self.state.models.serving(model, parts[0], verb)
+                    raise ApiError(501, f"{verb} is not emulated.", "NOT_IMPLEMENTED")
         raise ApiError(404, f"Method not found: {method} {path}", "NOT_FOUND")
 
     def _control(self, method: str, rest: list[str]) -> None:
@@ -348,6 +370,29 @@ class Handler(BaseHTTPRequestHandler):
         if rest == ["faults"] and method == "DELETE":
             state.faults.clear()
             return self._send(200, {}, {})
+        if rest == ["models"] and method == "GET":
+            return self._send(200, state.models.to_dict(), {})
+        if rest == ["models"] and method == "POST":
+            body = self._json_body()
+            for model in body.get("retire") or []:
+                state.models.retire(str(model))
+            for model in body.get("restore") or []:
+                state.models.restore(str(model))
+            for old, new in (body.get("route") or {}).items():
+                state.models.route(str(old), str(new))
+            return self._send(200, state.models.to_dict(), {})
+        if rest == ["tiers"] and method == "POST":
+            body = self._json_body()
+            if "flex_latency" in body:
+                state.flex_latency = float(body["flex_latency"])
+            if "flex_capacity" in body:
+                cap = body["flex_capacity"]
+                state.flex_capacity = None if cap is None else int(cap)
+            if "priority" in body:
+                state.priority = str(body["priority"])
+            return self._send(200, {"flex_latency": state.flex_latency,
+                                    "flex_capacity": state.flex_capacity,
+                                    "priority": state.priority}, {})
         if rest == ["advance"] and method == "POST":
             body = self._json_body()
             state.clock.advance(float(body.get("seconds", 0)))
@@ -563,16 +608,63 @@ class Handler(BaseHTTPRequestHandler):
             body["nextPageToken"] = base64.urlsafe_b64encode(f"seq:{last}".encode()).decode()
         self._send(200, body, {})
 
-    def _generate(self, model: str) -> None:
+    def _models(self, ver: str) -> None:
+        """models.list: ``{"models": [...], "nextPageToken"}`` (token as wire/37)."""
+        self._fault()
+        self._check_key()
+        try:
+            size = int(self.query.get("pageSize") or self.query.get("page_size") or 50)
+        except ValueError:
+            raise ApiError(400, "Invalid pageSize.") from None
+        size = 50 if size <= 0 else min(size, 1000)
+        token = self.query.get("pageToken") or self.query.get("page_token") or ""
+        specs, next_token = self.state.models.page(size, token)
+        body: dict[str, Any] = {"models": [m.resource() for m in specs]}
+        if next_token:
+            body["nextPageToken"] = next_token  # the last key, as in wire/37
+        self._send(200, body, {})
+
+    def _model(self, ver: str, model: str) -> None:
+        """models.get: the bare Model; a retired or unknown one is a 404 (wire/41)."""
+        self._fault()
+        self._check_key()
+        self._send(200, self.state.models.get(model, ver).resource(), {})
+
+    def _tier(self, body: dict[str, Any]) -> str | None:
+        """The serviceTier asked for (top-level, either spelling), checked."""
+        raw = body.get("serviceTier", body.get("service_tier"))
+        if raw is None:
+            return None
+        tier = str(raw).strip().lower().removeprefix("service_tier_")
+        if tier in ("unspecified", ""):
+            return None
+        if tier not in TIERS:
+            raise ApiError(400, f"Invalid value at 'service_tier' ({raw!r}).")
+        return tier
+
+    def _check_parts(self, spec: ModelSpec, records: list[Any]) -> None:
+        """A model that does not take a media kind refuses the part: the file's verdict."""
+        for rec in records:
+            kind = media_kind(rec.mime)
+            if kind is not None and kind not in spec.inputs:
+                raise ApiError(400, f"models/{spec.id} does not support {kind} input "
+                                    f"({rec.mime}).")
+
+    def _generate(self, ver: str, model: str) -> None:
         fault = self._fault((*_ALL_KINDS, "blocked"))
         self._check_key()
+        spec = self.state.models.serving(model, ver, GENERATE)  # 404 as wire/41
         body = self._json_body()
         if not isinstance(body, dict):
             raise ApiError(400, "Invalid JSON payload: expected an object.")
+        config = body.get("generationConfig", body.get("generation_config"))
+        thinking.check(spec, config)
+        tier = self._tier(body)
         uris, prompt = generate.file_parts(body)
         store, now = self.state.store, self.state.clock.now()
-        records = []
-        for uri, _mime in uris:
+        records, resolutions = [], []
+        wide = generate.resolution(_get(config, "mediaResolution", "media_resolution"))
+        for uri, _mime, own in uris:
             file_id = generate.file_id_of(uri)
             if not valid_file_id(file_id):
                 raise file_not_found(file_id)
@@ -580,11 +672,36 @@ class Handler(BaseHTTPRequestHandler):
             if rec.state(now) != "ACTIVE":
                 raise not_active(file_id)
             records.append(rec)
-        tokens = generate.prompt_tokens(records, prompt)
+            resolutions.append(own or wide)
+        self._check_parts(spec, records)
+        served = tier or "standard"
+        if tier == "priority":
+            if self.state.priority == "refuse":
+                raise ApiError(400, PRIORITY_REFUSED)
+            if self.state.priority == "standard":
+                served = "standard"  # silently, as the live service may
+        tokens = generate.prompt_tokens(records, prompt, spec.family, resolutions)
         self.state.quota.admit(model, sum(tokens.values()), now)
-        if self.state.config.generate_latency > 0:
+        if tier == "flex":
+            if not self.state.flex_enter():
+                raise ApiError(503, FLEX_REFUSED)
+            try:
+                if self.state.flex_latency > 0:
+                    time.sleep(self.state.flex_latency)
+            finally:
+                self.state.flex_leave()
+        elif self.state.config.generate_latency > 0:
             time.sleep(self.state.config.generate_latency)
         blocked = fault is not None and fault.kind == "blocked"
         block = (fault.stage, fault.reason) if fault is not None and blocked else None
-        config = body.get("generationConfig", body.get("generation_config"))
-        self._send(200, generate.answer(model, records, prompt, tokens, block, config), {})
+        self.state.served(served)
+        answer = generate.answer(spec, records, prompt, tokens, block, config,
+                                 served if tier else None)
+        # The tier that served, also as a header (files-api.md, "Service tiers").
+        self._send(200, answer, {"x-gemini-service-tier": served})
+
+
+def _get(mapping: Any, camel: str, snake: str) -> Any:
+    if not isinstance(mapping, dict):
+        return None
+    return mapping.get(camel, mapping.get(snake))

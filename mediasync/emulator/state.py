@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import EmulatorConfig
 from .faults import FaultSet
+from .models import Catalog
 from .quota import QuotaLimits, Quotas
 from .store import Clock, Store
 
@@ -37,6 +38,36 @@ class EmulatorState:
         )
         self._requests: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        self.models = Catalog.default(config.retired_models, dict(config.model_routes))
+        # Tiers, changeable while serving (POST /_emulator/tiers).
+        self.flex_latency = config.flex_latency
+        self.flex_capacity = config.flex_capacity
+        self.priority = config.priority
+        self.flex_in_flight = 0
+        self.tiers: Counter[str] = Counter()  # generate calls served per tier, and refusals
+        self.models_asked: Counter[str] = Counter()  # generate calls per model asked for
+
+    def flex_enter(self) -> bool:
+        """Take a Flex slot; False when the tier is at capacity (refuse the call)."""
+        with self._count_lock:
+            if self.flex_capacity is not None and self.flex_in_flight >= self.flex_capacity:
+                self.tiers["flex_refused"] += 1
+                return False
+            self.flex_in_flight += 1
+            return True
+
+    def flex_leave(self) -> None:
+        with self._count_lock:
+            self.flex_in_flight -= 1
+
+    def asked(self, model: str) -> None:
+        """A generate call arrived for ``model`` (served or not: retired ones count)."""
+        with self._count_lock:
+            self.models_asked[model] += 1
+
+    def served(self, tier: str) -> None:
+        with self._count_lock:
+            self.tiers[tier] += 1
 
     def count(self, endpoint: str) -> None:
         with self._count_lock:
@@ -54,6 +85,9 @@ class EmulatorState:
             "live_files": len(files),
             "live_bytes": sum(f.size for f in files),
             "quota": self.quota.stats(),
+            "models": self.models.to_dict(),
+            "generate_by_model": dict(self.models_asked),
+            "tiers": dict(self.tiers),
         }
 
     def list_files(self, base: str, ver: str = "v1beta") -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from mediasync.engine.context import Context
 from mediasync.engine.folders import Folders
 from mediasync.engine.halt import Halt
 from mediasync.engine.identify import Identifier
+from mediasync.engine.model_watch import ModelWatch
 from mediasync.engine.produce import Producer
 from mediasync.engine.reconcile import Reconciler
 from mediasync.engine.rest import Rest
@@ -108,9 +109,11 @@ class Engine:
         self._identify = Identifier(ctx, self, away=self._folders.away,
                                     forget_settle=self._settle.forget,
                                     sweep_grace=lambda: self._sweeper.grace)
+        self._models = ModelWatch(ctx)
         self._producer = Producer(ctx, self, self._halt, exists=self._identify.exists,
                                   jitter=lambda: mirror.jitter(),  # as the mirror's is then
-                                  forget_copy=mirror.forget_copy)
+                                  forget_copy=mirror.forget_copy,
+                                  thinks=self._models.thinks)
         self._reconciler = Reconciler(
             ctx, self, self._halt,
             take_stat=self._folders.take_stat,
@@ -315,8 +318,11 @@ class Engine:
         self._wake.set()
 
     async def refresh(self) -> None:
-        """Reconcile with the server's listing: vanished copies, orphans, renewals."""
+        """Reconcile with the server's listing: vanished copies, orphans, renewals; and
+        look up the configured models (a retired one is held before any generation)."""
         try:
+            if await self._models.look():
+                await self.scan()
             vanished = await self.mirror.refresh()
             await self.mirror.delete_doomed()
         except ApiError as e:

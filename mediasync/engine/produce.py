@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from mediasync.config import Knobs
+from mediasync.config import KnobRequest, Knobs
 from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.engine.halt import Halt
-from mediasync.gemini import ApiError, Usage
+from mediasync.gemini import ApiError, ConfigPaused, Usage
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import NotRegular, local_facts
@@ -40,6 +40,7 @@ class Job:
     row: OutputRow | None
     on_disk: str | None  # hash of our bytes on disk, when they are ours
     attempts: int
+    served: tuple[str | None, str | None] = (None, None)  # model and tier of the answer
 
 
 class Producer:
@@ -52,17 +53,21 @@ class Producer:
         exists: Callable[[str, str], Awaitable[bool]],
         jitter: Callable[[], float],
         forget_copy: Callable[[str, str | None], bool],
+        thinks: Callable[[str], bool | None] = lambda model: None,
     ) -> None:
         """``exists(folder, path)``: whether a sidecar is there, a folder that is away
         counting as holding it (Identifier.exists); ``jitter``: a draw in [0, 1) for
         backoffs; ``forget_copy(sha, uri)``: the remote copy at ``uri`` is gone, False when
-        another serves by now (Mirror.forget_copy)."""
+        another serves by now (Mirror.forget_copy); ``thinks(model)``: its models.get
+        answer's ``thinking`` flag, when known (ModelWatch.thinks)."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
         self._exists = exists
         self._jitter = jitter
         self._forget_copy = forget_copy
+        self._thinks = thinks
+        self._said: set[str] = set()  # knob notes logged once per run
         # Answers shared within one pass of a content (.srt and .vtt of one request).
         self._answers: dict[tuple[str, ...], structured.Answer] = {}
 
@@ -132,6 +137,9 @@ class Producer:
     ) -> None:
         job = Job(path, key, rel, sha, want, row, on_disk,
                    (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1)
+        budgets = self._ctx.client.budgets
+        if budgets is not None and budgets.holding(f"model:{want.model}"):
+            return  # held for the config: no copy made for it, no call (its end rescans)
         if want.format == "xmp" and not await self._xmp_takes_it(job):
             return
         if ready is not None and await ready() is None:
@@ -141,6 +149,7 @@ class Producer:
             return
         answer, req = asked
         gen, usage = answer.generation, answer.usage
+        job = dataclasses.replace(job, served=(gen.model_version, gen.service_tier))
         if gen.blocked or gen.text is None:
             reason = gen.block_reason or gen.finish_reason or "no text"
             message = f"the service gave no answer ({reason})"
@@ -186,7 +195,7 @@ class Producer:
         content = self._ctx.store.get_content(job.sha)
         if content is None or not content.uri:
             return None
-        knobs = self._ctx.config.knobs_for(Path(job.path), job.want.spec)
+        knobs = self._knobs(job.path, job.want)
         try:
             # Before taking a generate slot: a folder that stops answering holds none.
             req = await self._ctx.fs.call(job.key, formats.prepare, job.want, job.path,
@@ -206,10 +215,27 @@ class Producer:
                 # Asked twice already; a later try may do better (transient).
                 log.error("%s: %s: invalid answer twice: %s", job.rel, job.want.suffix, e.reason)
                 self._retry(job, f"invalid answer: {e.reason}", self._backoff(job), e.usage)
+            except ConfigPaused as e:
+                # The model (or tier) is held for the config: said once by the budgets,
+                # shown once by `status`; nothing is recorded against this file, and the
+                # hold's end (a reload, the model's return) looks at every path again.
+                log.debug("%s: %s waits: %s", job.rel, job.want.suffix, e.message)
             except ApiError as e:
                 self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, e,
                             job.attempts, uri=content.uri)
         return None
+
+    def _knobs(self, path: str, want: Desired) -> Knobs:
+        return self._ctx.config.knobs_for(Path(path), want.spec)
+
+    def _request(self, knobs: Knobs, model: str) -> KnobRequest:
+        """The knobs as ``model``'s family takes them; what it cannot do, said once."""
+        request = knobs.request(model, self._thinks(model))
+        for note in request.notes:
+            if note not in self._said:
+                self._said.add(note)
+                log.warning("%s", note)
+        return request
 
     async def write(self, job: Job, text: str, usage: Usage) -> None:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
@@ -231,7 +257,7 @@ class Producer:
         # record still recognises the file as ours.
         self._record(path, sha, want, row, outcome=Outcome.WRITING, written_hash=on_disk,
                      pending=sidecar.text_hash(sidecar.as_written(text)),
-                     usage=usage)
+                     usage=usage, served=job.served)
         try:
             written = await self._ctx.fs.call(job.key, _write_sidecar, Path(want.sidecar),
                                                 text, on_disk)
@@ -256,12 +282,13 @@ class Producer:
             log.info("kept the owner's edit of %s", name)
         else:
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=written,
-                         usage=usage)
+                         usage=usage, served=job.served)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
 
     def _knobs_mark(self, path: str, want: Desired) -> str:
-        knobs = self._ctx.config.knobs_for(Path(path), want.spec)
-        return formats.knobs_fingerprint(knobs.generation_config())
+        knobs = self._knobs(path, want)
+        return formats.knobs_fingerprint(knobs.generation_config(want.model,
+                                                                 self._thinks(want.model)))
 
     def _unavailable(self, job: Job) -> None:
         """The folder stopped answering: look again when it may answer."""
@@ -322,7 +349,8 @@ class Producer:
     async def _ask(self, want: Desired, sha: str, req: formats.Request, uri: str,
                    mime: str, knobs: Knobs) -> structured.Answer:
         """One answer per content and request: .srt and .vtt of one language share it."""
-        config = knobs.generation_config()
+        request = self._request(knobs, want.model)
+        config = request.generation_config
         system = req.system  # chosen and filled in formats.prepare
         key = (sha, want.model, req.prompt, system or "", json.dumps(req.schema, sort_keys=True),
                json.dumps(config, sort_keys=True))
@@ -331,7 +359,7 @@ class Producer:
             return dataclasses.replace(self._answers[key], usage=Usage())
         answer = await structured.ask(self._ctx.client, want.model, file_uri=uri, mime_type=mime,
                                       prompt=req.prompt, system=system, schema=req.schema,
-                                      knobs=config)
+                                      knobs=config, service_tier=request.service_tier)
         if answer.value is not None:
             if len(self._answers) >= 32:
                 self._answers.pop(next(iter(self._answers)))
@@ -352,7 +380,12 @@ class Producer:
         usage: Usage | None = None,
         retry_at: float | None = None,
         attempts: int = 0,
+        served: tuple[str | None, str | None] | None = None,
     ) -> None:
+        """``served``: the model and tier of a new answer written now; else the row's
+        own (what wrote the sidecar on disk)."""
+        model_version, tier = served if served is not None else (
+            (row.model_version, row.service_tier) if row else (None, None))
         self._ctx.store.put_output(
             OutputRow(
                 path=path,
@@ -375,8 +408,11 @@ class Producer:
                 thoughts_tokens=(
                     usage.thoughts_tokens if usage else (row.thoughts_tokens if row else 0)
                 ),
+                model_version=model_version,
+                service_tier=tier,
             )
         )
+
 
 
 

@@ -8,18 +8,37 @@ which the ResumableUpload shares.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from . import catalog
 from .errors import ApiError
-from .models import File, Generation, UploadSession, UploadStatus, file_name, json_object
-from .pacing import Budgets, generate_class
+from .models import (
+    File,
+    Generation,
+    ModelInfo,
+    UploadSession,
+    UploadStatus,
+    file_name,
+    json_object,
+)
+from .pacing import Budgets, ConfigPaused, generate_class, tier_pause
 from .resumable_upload import ProgressCallback, ResumableUpload
 from .retry import RetryPolicy
+from .tiers import FLEX, FlexFallback, flex_refusal
 from .transport import Transport
+
+# Flex calls are refused, not retried in the call: the tier is shedding load, and a
+# try a second later meets the same load (the output is tried again later).
+_FLEX_RETRY = RetryPolicy(max_attempts=1)
+FLEX_TIMEOUT = 1200.0  # Flex answers in 1–15 minutes
+
+# (the model that served, its usage, the tier that served or was asked for)
+UsageHook = Callable[[str, Any, str], None]
 
 
 def _prompt_tokens(response: httpx.Response) -> int:
@@ -36,6 +55,7 @@ def _generate_body(
     prompt: str,
     generation_config: dict[str, Any] | None,
     system_instruction: str | None,
+    service_tier: str | None = None,
 ) -> dict[str, Any]:
     """The generateContent request: the file, then the prompt, in one user turn."""
     body: dict[str, Any] = {
@@ -53,6 +73,8 @@ def _generate_body(
         body["generationConfig"] = generation_config
     if system_instruction:
         body["systemInstruction"] = {"parts": [{"text": system_instruction}]}
+    if service_tier:
+        body["serviceTier"] = service_tier  # top-level, not in generationConfig
     return body
 
 
@@ -70,6 +92,8 @@ class GeminiClient:
         timeout: float = 60.0,
         chunk_size: int = 8 * 1024 * 1024,
         http: httpx.AsyncClient | None = None,
+        flex: FlexFallback | None = None,
+        flex_timeout: float = FLEX_TIMEOUT,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -78,7 +102,9 @@ class GeminiClient:
             api_key, base_url, api_version, retry=retry or RetryPolicy(), budgets=budgets,
             http=http or httpx.AsyncClient(timeout=httpx.Timeout(timeout)),
         )
-        self.on_usage: Callable[[str, Any], None] | None = None  # cost accounting
+        self.on_usage: UsageHook | None = None  # cost accounting
+        self.flex = flex or FlexFallback()
+        self.flex_timeout = flex_timeout
         self._uploads = ResumableUpload(self.transport, chunk_size)
 
     @property
@@ -176,6 +202,15 @@ class GeminiClient:
         raise ApiError with ``file_gone``: callers should treat that as done."""
         await self.transport.call("files.delete", "DELETE", self.transport.url(file_name(name)))
 
+    # -- models -----------------------------------------------------------------
+    async def list_models(self) -> list[ModelInfo]:
+        """Every model the key may use, every page."""
+        return await catalog.list_models(self.transport)
+
+    async def get_model(self, model: str) -> ModelInfo:
+        """One model; ApiError 404 (``model_missing``) when retired or unknown."""
+        return await catalog.get_model(self.transport, model)
+
     # -- generation -----------------------------------------------------------
     async def generate(
         self,
@@ -186,15 +221,51 @@ class GeminiClient:
         prompt: str,
         generation_config: dict[str, Any] | None = None,
         system_instruction: str | None = None,
+        service_tier: str | None = None,
     ) -> Generation:
+        """One answer. ``service_tier``: "flex", "standard" or "priority" (None: the
+        service's default). A Flex call gets a time-out sized for minutes, is not
+        retried when refused, and may fall back to standard (:class:`FlexFallback`)."""
         model = model.removeprefix("models/")
-        body = _generate_body(file_uri, mime_type, prompt, generation_config, system_instruction)
+        budgets = self.budgets
+        if service_tier and budgets is not None:
+            held = budgets.holding(f"tier:{service_tier}")
+            if held is not None:
+                raise ConfigPaused(held)
+        tier = self.flex.tier(model, service_tier)
+        body = _generate_body(file_uri, mime_type, prompt, generation_config,
+                              system_instruction, tier)
         url = self.transport.url(f"models/{model}:generateContent")
-        response = await self.transport.call("generateContent", "POST", url, json=body,
-                                    budget=generate_class(model), on_success=_prompt_tokens)
-        gen = Generation.from_json(json_object(response.content))
+        extra: dict[str, Any] = {}
+        if tier == FLEX:
+            extra = {"retry": _FLEX_RETRY, "flex": True,
+                     "timeout": httpx.Timeout(self.flex_timeout, connect=30.0)}
+        try:
+            response = await self.transport.call(
+                "generateContent", "POST", url, json=body, budget=generate_class(model),
+                on_success=_prompt_tokens, **extra)
+        except ApiError as e:
+            if tier == FLEX and flex_refusal(e):
+                if self.flex.refused(model, e):
+                    return await self.generate(
+                        model, file_uri=file_uri, mime_type=mime_type, prompt=prompt,
+                        generation_config=generation_config,
+                        system_instruction=system_instruction, service_tier=service_tier)
+            elif tier and e.tier_refused and not isinstance(e, ConfigPaused):
+                if budgets is not None:
+                    raise ConfigPaused(budgets.hold(
+                        tier_pause(tier, str(e), budgets.clock()))) from None
+            raise
+        if tier == FLEX:
+            self.flex.served(model)
+        gen = Generation.from_json(json_object(response.content),
+                                   tier_header=response.headers.get("x-gemini-service-tier"))
+        # The tier that served it, as the answer says; else the one asked for.
+        gen = dataclasses.replace(gen, service_tier=gen.service_tier or tier or "standard")
         if self.on_usage is not None:
-            self.on_usage(model, gen.usage)
+            # Billed as the model and tier that served it (a silent re-route shows in
+            # modelVersion), else the ones asked for.
+            self.on_usage(gen.model_version or model, gen.usage, gen.service_tier)
         return gen
 
     # -- resumable upload (the protocol lives in resumable_upload.py) ---------

@@ -30,6 +30,9 @@ _RETRY_IN = re.compile(r"Please retry in (\d+(?:\.\d+)?)s")
 _PROTO_VIOLATION = re.compile(r"violations\s*\{(?P<body>[^{}]*)\}")
 _PROTO_FIELD = re.compile(r'(\w+):\s*(?:"([^"]*)"|(\d+))')
 _PROTO_RETRY = re.compile(r"retry_delay\s*\{\s*seconds:\s*(\d+)")
+# A model the service does not serve (wire/41): "models/<id> is not found for API version
+# v1beta, or is not supported for generateContent. …"
+_MODEL_NAMED = re.compile(r"models/([A-Za-z0-9][\w.\-]*)")
 _STATUS_PREFIX = re.compile(r"\s*([A-Z][A-Z_]+[A-Z]):")
 _STATUS_CODES = {
     "INVALID_ARGUMENT": 400,
@@ -162,6 +165,23 @@ class ApiError(Exception):
                     return True
         # Not as a QuotaFailure but named in the text (wire/02's message, wire/03).
         return self.code == 429 and any(word in self.message for word in _STORAGE_QUOTA)
+
+    @property
+    def model_missing(self) -> str | None:
+        """The model a 404 names (retired, unknown, or not serving this method: wire/41),
+        or None. A fact about the configuration, not about any file."""
+        if self.code != 404:
+            return None
+        match = _MODEL_NAMED.search(self.message)
+        return match.group(1).rstrip(".") if match else None
+
+    @property
+    def tier_refused(self) -> bool:
+        """A service tier the key may not use (Priority needs paid tier 2 or 3): a 400 or
+        403 that speaks of the tier, not of the key."""
+        msg = self.message.lower()
+        return (self.code in (400, 403) and not self.key_invalid
+                and ("service tier" in msg or "service_tier" in msg or "servicetier" in msg))
 
     @property
     def retryable(self) -> bool:

@@ -170,9 +170,22 @@ class Usage:
     thoughts_tokens: int = 0  # absent (0) without thinking; billed as output
 
 
+def tier_name(value: Any) -> str | None:
+    """A service tier as the answer names it ("flex", "FLEX", "SERVICE_TIER_FLEX"), in
+    the config's words ("flex", "standard", "priority"); None when absent or unknown."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    name = value.strip().lower().removeprefix("service_tier_")
+    return name if name in ("flex", "standard", "priority") else None
+
+
 @dataclass(frozen=True)
 class Generation:
-    """One generateContent answer; a blocked answer is a result with no text."""
+    """One generateContent answer; a blocked answer is a result with no text.
+
+    ``model_version``: the model that served it (after a silent re-route, not the one
+    asked for); ``service_tier``: the tier that served it (usageMetadata.serviceTier,
+    else the x-gemini-service-tier header), None when the answer did not say."""
 
     text: str | None
     finish_reason: str | None
@@ -180,6 +193,7 @@ class Generation:
     usage: Usage
     model_version: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    service_tier: str | None = None
 
     @property
     def blocked(self) -> bool:
@@ -188,7 +202,7 @@ class Generation:
         )
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Generation:
+    def from_json(cls, data: dict[str, Any], *, tier_header: str | None = None) -> Generation:
         # Every level may be missing: no candidates (blocked prompt, wire/22), no
         # content (blocked candidate, 24), content without parts (MAX_TOKENS, 21).
         candidates = _list(data.get("candidates"))
@@ -212,9 +226,60 @@ class Generation:
                 total_tokens=_int(meta.get("totalTokenCount")) or 0,
                 thoughts_tokens=_int(meta.get("thoughtsTokenCount")) or 0,
             ),
-            model_version=data.get("modelVersion"),
+            model_version=_model_id(data.get("modelVersion")),
             raw=data,
+            service_tier=tier_name(meta.get("serviceTier")) or tier_name(tier_header),
         )
+
+
+def _model_id(value: Any) -> str | None:
+    return value.removeprefix("models/") if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model of models.list / models.get. The field set is not proven by a capture
+    (files-api.md, "Models"): every field but the name may be missing."""
+
+    name: str  # "models/<id>"
+    display_name: str | None = None
+    description: str | None = None
+    version: str | None = None
+    input_token_limit: int | None = None
+    output_token_limit: int | None = None
+    methods: tuple[str, ...] = ()  # supportedGenerationMethods
+    thinking: bool | None = None
+
+    @property
+    def id(self) -> str:
+        return self.name.removeprefix("models/")
+
+    @property
+    def generates(self) -> bool:
+        """Whether it answers generateContent (an answer that lists no methods: assume so)."""
+        return not self.methods or "generateContent" in self.methods
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelInfo:
+        methods = data.get("supportedGenerationMethods", data.get("supported_generation_methods"))
+        thinking = data.get("thinking")
+        return cls(
+            name=str(data.get("name") or ""),
+            display_name=data.get("displayName") if isinstance(data.get("displayName"), str)
+            else None,
+            description=data.get("description") if isinstance(data.get("description"), str)
+            else None,
+            version=str(data["version"]) if data.get("version") is not None else None,
+            input_token_limit=_int(data.get("inputTokenLimit")),
+            output_token_limit=_int(data.get("outputTokenLimit")),
+            methods=tuple(m for m in _list(methods) if isinstance(m, str)),
+            thinking=thinking if isinstance(thinking, bool) else None,
+        )
+
+
+def model_name(model: str) -> str:
+    """A model's resource name: ``models/`` added when the caller gave the bare id."""
+    return model if model.startswith("models/") else f"models/{model}"
 
 
 def json_object(content: bytes) -> dict[str, Any]:

@@ -104,6 +104,69 @@ class QuotaPaused(ApiError):
         return self.pause.resume_at
 
 
+# How a paused model or tier is said: the owner's fix, not the file's fault.
+MODEL_FIX = ("set api.model or the prompt's model; `mediasync check` lists the available "
+             "ones")
+TIER_FIX = ("set api.service_tier (or the folder's or prompt's service_tier) to \"standard\" "
+            "or \"flex\"")
+
+
+@dataclass(frozen=True)
+class ConfigPause:
+    """Calls that cannot succeed until the config changes: a model the service does not
+    serve (``key`` "model:<id>") or a tier the key may not use ("tier:priority").
+
+    No resume time: lifted by a reload, by a look that finds the model again, or by a
+    restart whose start-up look finds it (app/ and engine/model_watch.py)."""
+
+    key: str
+    message: str  # one line for the log and `status`
+    why: str  # what the service said
+    since: float
+
+    @property
+    def subject(self) -> str:
+        return self.key.partition(":")[2]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "message": self.message, "why": self.why, "since": self.since}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ConfigPause:
+        return cls(str(d["key"]), str(d["message"]), str(d.get("why") or ""),
+                   float(d.get("since") or 0.0))
+
+
+def model_pause(model: str, why: str, now: float) -> ConfigPause:
+    model = model.removeprefix("models/")
+    return ConfigPause(f"model:{model}", f"model {model} is not available: {MODEL_FIX}",
+                       why, now)
+
+
+def tier_pause(tier: str, why: str, now: float) -> ConfigPause:
+    return ConfigPause(f"tier:{tier}", f"service_tier = \"{tier}\" is refused for this key "
+                       f"(Priority needs paid tier 2 or 3): {TIER_FIX}", why, now)
+
+
+class ConfigPaused(ApiError):
+    """A call not sent: its model or tier is paused (a :class:`ConfigPause`). Raised by the
+    client itself, like :class:`QuotaPaused`; never a failure of the file it was for."""
+
+    def __init__(self, pause: ConfigPause) -> None:
+        super().__init__(404 if pause.key.startswith("model:") else 400,
+                         "NOT_FOUND" if pause.key.startswith("model:") else
+                         "INVALID_ARGUMENT", pause.message)
+        self.pause = pause
+
+    @property
+    def model_missing(self) -> str | None:
+        return self.pause.subject if self.pause.key.startswith("model:") else None
+
+    @property
+    def tier_refused(self) -> bool:
+        return self.pause.key.startswith("tier:")
+
+
 class _Window:
     """Weights (1 per request, or tokens) stamped in a sliding window."""
 
@@ -186,6 +249,11 @@ class Budgets:
         self._states: dict[str, _State] = {}
         self.pauses: dict[str, Pause] = {}
         self.refused: dict[str, int] = {}  # 429s per class this run (benchmarks, tests)
+        self.held: dict[str, ConfigPause] = {}  # models and tiers paused until a fix
+        self.on_hold: Callable[[], None] | None = None  # told of every change of ``held``
+
+    def clock(self) -> float:
+        return self._clock()
 
     def _pinned(self, cls: str) -> ClassLimits:
         if cls == FILES:
@@ -241,6 +309,40 @@ class Budgets:
             if p.resume_at > now:
                 self.pauses[p.cls] = p
 
+    # -- models and tiers that only a config change brings back ------------------
+    def hold(self, pause: ConfigPause) -> ConfigPause:
+        """Stop every call under ``pause.key``; said once (a pause already held is kept)."""
+        old = self.held.get(pause.key)
+        if old is not None:
+            return old
+        self.held[pause.key] = pause
+        log.error("%s (%s)", pause.message, pause.why)
+        if self.on_hold is not None:
+            self.on_hold()
+        return pause
+
+    def release(self, key: str) -> bool:
+        """Lift a held pause (the model is served again, the config changed)."""
+        if self.held.pop(key, None) is None:
+            return False
+        if self.on_hold is not None:
+            self.on_hold()
+        return True
+
+    def holding(self, key: str) -> ConfigPause | None:
+        return self.held.get(key)
+
+    def restore_held(self, pauses: list[ConfigPause]) -> None:
+        """Held pauses an earlier run recorded (the start-up look confirms or lifts them)."""
+        for p in pauses:
+            self.held.setdefault(p.key, p)
+
+    def _check_held(self, cls: str) -> None:
+        if cls.startswith("generate:"):
+            p = self.held.get("model:" + cls.partition(":")[2])
+            if p is not None:
+                raise ConfigPaused(p)
+
     # -- what a restart keeps ---------------------------------------------------
     def learned(self) -> dict[str, Any]:
         """Limits learned from 429s, per class, as JSON: with when, and under which
@@ -285,11 +387,13 @@ class Budgets:
 
     # -- the call -------------------------------------------------------------
     async def acquire(self, cls: str) -> None:
+        self._check_held(cls)
         s = self.state(cls)
         if s.lock is None:
             s.lock = asyncio.Lock()
         async with s.lock:  # waiters of one class in arrival order; other classes go on
             while True:
+                self._check_held(cls)  # held while this one waited its turn
                 now = self._clock()
                 p = self.paused(cls)
                 if p is not None:

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from .errors import ApiError, TransportError
-from .pacing import FILES, MAX_QUOTA_RETRIES, Budgets
+from .pacing import FILES, MAX_QUOTA_RETRIES, Budgets, ConfigPaused, model_pause
+from .quota import violations
 from .retry import RetryPolicy
 
 log = logging.getLogger("mediasync.gemini")
@@ -101,14 +102,16 @@ class Transport:
     def _describe(self, e: Exception) -> str:
         return f"{type(e).__name__}: {e}".replace(self._key.get(), "***")
 
-    async def backoff(self, op: str, error: ApiError, attempt: int) -> None:
+    async def backoff(self, op: str, error: ApiError, attempt: int,
+                      retry: RetryPolicy | None = None) -> None:
         """Wait before the next try, or re-raise ``error`` when the policy says stop.
         ``attempt`` counts the tries made so far."""
-        if not self.retry.should_retry(error, attempt):
+        retry = retry or self.retry
+        if not retry.should_retry(error, attempt):
             raise error
-        wait = self.retry.delay(error, attempt)
+        wait = retry.delay(error, attempt)
         log.info("%s failed (%s); retry %d in %.2fs", op, error, attempt, wait)
-        await self.retry.sleep(wait)
+        await retry.sleep(wait)
 
     async def call(
         self,
@@ -119,6 +122,8 @@ class Transport:
         limited: bool = True,
         budget: str = FILES,
         on_success: Callable[[httpx.Response], int] | None = None,
+        retry: RetryPolicy | None = None,
+        flex: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
         """An API request (key, pacing, retries); returns only a 200 answer.
@@ -128,7 +133,11 @@ class Transport:
         retried after the class's own wait, without using up the attempts.
         ``limited=False``: the first try takes no turn of the budget (a listing's
         later pages). ``on_success`` returns the prompt tokens of an answer (token
-        pacing).
+        pacing). ``retry``: this call's own policy. ``flex``: a Flex call, whose 429
+        naming no quota is the tier shedding load, not a rate limit to learn.
+
+        A generation answered 404 naming its model (wire/41) holds that model in the
+        budgets (no later call goes out) and raises :class:`ConfigPaused`.
         """
         attempt = quota_tries = 0
         budgets = self.budgets
@@ -146,7 +155,12 @@ class Transport:
                 error = self.error(response)
             except TransportError as e:
                 error = e
-            if budgets is not None and error.code == 429 and not error.storage_full:
+            if budgets is not None and error.model_missing and budget.startswith("generate:"):
+                # The model asked for, whatever name the message gives (an alias's target).
+                model = budget.partition(":")[2]
+                raise ConfigPaused(budgets.hold(model_pause(model, str(error), budgets.clock())))
+            shed = flex and error.code == 429 and not violations(error.details, error.message)
+            if budgets is not None and error.code == 429 and not error.storage_full and not shed:
                 wait = budgets.learn(budget, error)  # raises QuotaPaused for the day
                 quota_tries += 1
                 if quota_tries < MAX_QUOTA_RETRIES:
@@ -154,4 +168,4 @@ class Transport:
                     log.info("%s refused (429); %s", op,
                              f"holding {wait:.0f}s" if wait else "pacing to the learned limit")
                     continue
-            await self.backoff(op, error, attempt)
+            await self.backoff(op, error, attempt, retry)

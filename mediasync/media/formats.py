@@ -97,3 +97,34 @@ def audio_tokens(seconds: float) -> int:
 def video_tokens(seconds: float) -> int:
     # The service quotes 263–300 per second; estimate with the upper figure.
     return math.ceil(300 * seconds)
+
+
+# -- media_resolution (files-api.md, "Models"; docs/service.md) ------------------------
+# Gemini 3: one image costs a fixed count by resolution, whatever its size; video frames
+# (one a second) 70 at low or medium, 280 at high. Unspecified: high for images, the
+# documented default, and 70 a frame for video.
+V3_IMAGE_TOKENS = {"low": 280, "medium": 560, "high": 1120}
+V3_FRAME_TOKENS = {"low": 70, "medium": 70, "high": 280}
+# Gemini 2.5 at MEDIA_RESOLUTION_LOW: 64 tokens an image, 66 a video frame; medium and
+# high (and unspecified) count as image_tokens and video_tokens above.
+V25_LOW_IMAGE_TOKENS = 64
+V25_LOW_FRAME_TOKENS = 66
+
+
+def image_tokens_for(family: str, resolution: str | None, width: int, height: int) -> int:
+    """An image's prompt tokens on a model of ``family`` ("3", "2.5", other) at
+    ``resolution`` ("low", "medium", "high", None: the default)."""
+    if family == "3":
+        return V3_IMAGE_TOKENS[resolution or "high"]
+    if family == "2.5" and resolution == "low":
+        return V25_LOW_IMAGE_TOKENS
+    return image_tokens(width, height)
+
+
+def video_tokens_for(family: str, resolution: str | None, seconds: float) -> int:
+    """A video's prompt tokens: frames (one a second) and its sound (32 a second)."""
+    if family == "3":
+        return math.ceil((V3_FRAME_TOKENS[resolution or "low"] + 32) * seconds)
+    if family == "2.5" and resolution == "low":
+        return math.ceil((V25_LOW_FRAME_TOKENS + 32) * seconds)
+    return video_tokens(seconds)

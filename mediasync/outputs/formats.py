@@ -60,7 +60,7 @@ _KNOBS_MARK = re.compile(r"\[knobs ([0-9a-f]{12})\]$")
 def out_of_tokens(fingerprint: str) -> str:
     """Why a MAX_TOKENS answer had no text, what to change, and under which knobs."""
     return ("the service gave no answer (MAX_TOKENS): thinking used up max_output_tokens "
-            "before any text; raise max_output_tokens or set thinking_budget = 0 "
+            "before any text; raise max_output_tokens or set thinking = \"off\" "
             f"[knobs {fingerprint}]")
 
 

@@ -177,6 +177,7 @@ async def ask(
     system: str | None,
     schema: dict[str, Any] | None,
     knobs: dict[str, Any] | None = None,
+    service_tier: str | None = None,
 ) -> Answer:
     """Generate, and for a structured prompt check the answer (asking once more if bad).
 
@@ -188,7 +189,7 @@ async def ask(
         gen = await client.generate(
             model, file_uri=file_uri, mime_type=mime_type, prompt=prompt,
             generation_config={**(knobs or {}), **(generation_config(schema) or {})} or None,
-            system_instruction=system,
+            system_instruction=system, service_tier=service_tier,
         )
         usage = _add(usage, gen.usage)
         if schema is None or gen.blocked or gen.text is None:

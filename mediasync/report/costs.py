@@ -6,14 +6,19 @@ Days are Pacific days, the same days the service's per-day quotas use.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mediasync.config import LimitsConfig, Price
+from mediasync.config import TIER_FACTORS, LimitsConfig, Price
 from mediasync.gemini.quota import pacific_day, pacific_month
 
-Row = tuple[str, str, int, int, int, int]  # day, model, requests, prompt, output, thoughts
+# day, model, requests, prompt, output, thoughts, tier (the model and tier that served)
+Row = tuple[str, str, int, int, int, int, str]
+# What a dated or preview name adds to its family's: "-001", "-preview", "-preview-05-20",
+# "-exp-0827", "-latest". Anything else ("-lite", "-image", "-tts") is another model.
+_VERSION_SUFFIX = re.compile(r"-(?:\d{3}|preview(?:-[\w-]+)?|exp(?:-[\w-]+)?|latest)$")
 
 
 @dataclass
@@ -29,7 +34,7 @@ class Spend:
         return self.prompt + self.output + self.thoughts
 
     def add(self, row: Row, price: Price | None) -> None:
-        _, _, n, p, o, t = row
+        day, _, n, p, o, t, tier = row
         self.requests += n
         self.prompt += p
         self.output += o
@@ -37,7 +42,8 @@ class Spend:
         if price is None or self.cost is None:
             self.cost = None
         else:
-            self.cost += row_cost(price, p, o + t)
+            # The price of the day the calls were made, at the tier that served them.
+            self.cost += row_cost(price.on(day), p, o + t) * TIER_FACTORS.get(tier, 1.0)
 
     def to_json(self) -> dict[str, Any]:
         return {"requests": self.requests, "prompt": self.prompt, "output": self.output,
@@ -51,11 +57,15 @@ def row_cost(price: Price, prompt: int, output: int) -> float:
 
 
 def price_of(prices: Mapping[str, Price], model: str) -> Price | None:
+    """The model's price, or None: a model not in the table is counted in tokens with
+    "price unknown", never at another model's price."""
     model = model.removeprefix("models/")
     if model in prices:
         return prices[model]
-    # A dated or preview name ("gemini-2.5-flash-preview-05-20") costs as its family.
-    best = max((m for m in prices if model.startswith(m + "-")), key=len, default=None)
+    # A dated or preview name ("gemini-2.5-flash-preview-05-20") costs as its family;
+    # "gemini-3.5-flash-image" is not "gemini-3.5-flash".
+    best = max((m for m in prices if model.startswith(m + "-")
+                and _VERSION_SUFFIX.fullmatch(model[len(m):])), key=len, default=None)
     return prices[best] if best else None
 
 

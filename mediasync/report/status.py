@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from mediasync.config import Config
@@ -34,6 +35,9 @@ class SidecarReport:
     output_tokens: int = 0
     thoughts_tokens: int = 0
     format: str = "text"  # text, json, xmp, subtitles
+    model: str | None = None  # the model asked for
+    model_version: str | None = None  # the model that wrote what is recorded (modelVersion)
+    service_tier: str | None = None  # the tier that served it
 
 
 @dataclass
@@ -130,11 +134,18 @@ _OUTPUT_WORDS = {
 }
 
 
-def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float) -> SidecarReport:
+def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float,
+             held: str | None = None) -> SidecarReport:
+    """``held``: why its model or tier is held for the config, if it is."""
     name = os.path.basename(want.sidecar)
     state = states.output_state(o, want, sha)  # the engine's own decoder
+    served = (o.model_version, o.service_tier) if o is not None else (None, None)
+    if held and state not in (Output.WRITTEN, Output.KEPT_EDIT, Output.BLOCKED):
+        return SidecarReport(name, "waiting", held, format=want.format, model=want.model,
+                             model_version=served[0], service_tier=served[1])
     if o is None or state in (Output.MISSING, Output.STALE):
-        return SidecarReport(name, "pending", _OUTPUT_WORDS[state][1], format=want.format)
+        return SidecarReport(name, "pending", _OUTPUT_WORDS[state][1], format=want.format,
+                             model=want.model)
     outcome, fallback = _OUTPUT_WORDS.get(state, (o.outcome, None))
     message = o.message or fallback
     if state is Output.WAITING:
@@ -143,7 +154,7 @@ def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float) -> S
         message = fallback
     return SidecarReport(name, outcome, message, o.prompt_tokens + o.output_tokens
                          + o.thoughts_tokens, o.prompt_tokens, o.output_tokens,
-                         o.thoughts_tokens, want.format)
+                         o.thoughts_tokens, want.format, want.model, *served)
 
 
 # What a sidecar's outcome makes of its file, when the remote copy is fine.
@@ -154,7 +165,8 @@ NOT_KEPT = "captioned, copy not kept (storage budget)"
 
 
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
-          stalled: str | None, now: float, kept: frozenset[str] | None = None) -> FileReport:
+          stalled: str | None, now: float, kept: frozenset[str] | None = None,
+          held: Mapping[str, str] | None = None) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
@@ -178,7 +190,8 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     wants = desired.desired(folder, row.path, row.kind, config.api.model) if folder else []
     complete = serving
     for want in wants:
-        s = _sidecar(mine.get(want.suffix), want, row.sha256 or "", now)
+        s = _sidecar(mine.get(want.suffix), want, row.sha256 or "", now,
+                     _held_for(held, config, row.path, want) if held else None)
         r.sidecars.append(s)
         if s.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT):
             continue
@@ -186,7 +199,7 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         if sidecars_first and r.message is None:  # else the remote copy's reason comes first
             r.state = _FILE_STATE.get(s.outcome, "pending")
             r.message = f"{s.name}: {s.message}"
-            if s.outcome == "waiting":
+            if s.outcome == "waiting" and want.suffix in mine:
                 r.next_try = mine[want.suffix].retry_at
     if complete and r.state == "pending":
         r.state, r.message = "synced", None
@@ -199,6 +212,38 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
         r.message = f"waiting: {stalled}" + (f"; {r.message}" if r.message else "")
     return r
+
+
+SEE_HELD = "(see HELD)"  # a file's reason when its model or tier is held: said once above
+
+
+def _held_for(held: Mapping[str, str], config: Config, path: str,
+              want: rows.Desired) -> str | None:
+    """Why ``want`` waits, in short, when its model or tier is held (the HELD line, said
+    once, carries the fix)."""
+    if f"model:{want.model}" in held:
+        return f"waiting for model {want.model}, which the service does not serve {SEE_HELD}"
+    if any(k.startswith("tier:") for k in held):
+        tier = config.knobs_for(Path(path), want.spec).service_tier
+        if tier and f"tier:{tier}" in held:
+            return f"waiting for service_tier \"{tier}\", refused for this key {SEE_HELD}"
+    return None
+
+
+def held(store: Store, config: Config | None = None) -> dict[str, str]:
+    """Models the service does not serve and tiers the key may not use, each with its
+    one line ("model X is not available: …"), as the engine keeps them (Meta.HELD).
+    With ``config``: only those it still names (a reload may have fixed it)."""
+    out: dict[str, str] = {}
+    names = config.models() if config is not None else None
+    for d in store.read(Meta.HELD):
+        if not isinstance(d, dict) or not isinstance(d.get("key"), str):
+            continue
+        key, message = d["key"], str(d.get("message") or d["key"])
+        if names is not None and key.startswith("model:") and key[6:] not in names:
+            continue
+        out[key] = message
+    return out
 
 
 def _wants_done(r: FileReport) -> bool:
@@ -222,11 +267,12 @@ def each(store: Store, config: Config, now: float | None = None) -> Iterator[Fil
     halted = store.read(Meta.HALTED) or None
     unavailable = unavailable_folders(store)
     kept = _kept(store, config)
+    holds = held(store, config)
     for row, content, outputs in store.live_files():
         # The innermost unavailable folder or disk mounted inside one that holds it.
         away = availability.unavailable_holding(row.path, unavailable) if unavailable else None
         why = f"the folder {away} {unavailable[away]}" if away else None
-        r = _file(row, content, outputs, config, halted or why, now, kept)
+        r = _file(row, content, outputs, config, halted or why, now, kept, holds)
         if why and r.state != "failed":
             # Out of sight, it cannot be called synced: its bytes or sidecars may have
             # changed on the pulled disk. It waits for the disk, whatever was recorded.
@@ -314,10 +360,12 @@ def _relative(path: str, folder: str) -> str:
 
 
 def render_text(reports: list[FileReport], config: Config, now: float, halted: str | None = None,
-                *, verbose: bool = True) -> str:
+                *, verbose: bool = True, holds: Mapping[str, str] | None = None) -> str:
     lines = []
     if halted:
         lines.append(f"HALTED: {halted}")
+    # One line per held model or tier, not one per file (their files say "waiting").
+    lines += [f"HELD: {message}" for message in (holds or {}).values()]
     for folder in config.folders:
         root = str(folder.path)
         mine = [r for r in reports if r.folder == root]
@@ -344,17 +392,33 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
             for s in r.sidecars:
                 extra = f" ({s.message})" if s.message and s.outcome != Outcome.WRITTEN else ""
                 kind = f" [{s.format}]" if s.format != "text" else ""
-                lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}")
+                lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}"
+                             f"{_provenance(s)}")
     return "\n".join(lines)
 
 
-def render_json(reports: list[FileReport], halted: str | None = None) -> dict[str, Any]:
+def _provenance(s: SidecarReport) -> str:
+    """What wrote a sidecar, when it is not simply the model asked for at standard."""
+    if s.outcome not in (Outcome.WRITTEN, Outcome.KEPT_EDIT) or s.model_version is None:
+        return ""
+    bits = []
+    if s.model and s.model_version != s.model:
+        bits.append(f"by {s.model_version}")
+    if s.service_tier and s.service_tier != "standard":
+        bits.append(s.service_tier)
+    return f" [{', '.join(bits)}]" if bits else ""
+
+
+def render_json(reports: list[FileReport], halted: str | None = None,
+                holds: Mapping[str, str] | None = None) -> dict[str, Any]:
     files = []
     for r in reports:
         d = _as_dict(r)
         d["tokens"] = r.tokens
         files.append(d)
-    return {"halted": halted, "tokens": token_totals(reports), "files": files}
+    held_list = [{"key": k, "message": m} for k, m in (holds or {}).items()]
+    return {"halted": halted, "held": held_list, "tokens": token_totals(reports),
+            "files": files}
 
 
 def _as_dict(obj: Any) -> Any:

@@ -8,6 +8,9 @@ alike. Pure.
 - permanent: a verdict about these bytes (the service refused or FAILED the file,
   blocked the answer). Waits until the file, the prompt or the model changes.
 - config: the key was refused. Calls stop until the config is fixed.
+- held: a model the service does not serve (wire/41) or a tier the key may not use.
+  A fact about the config, not about any file: its outputs wait, nothing is recorded
+  against them, and a reload (or the model's return) resumes them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Literal
 
 from mediasync.gemini import ApiError, QuotaPaused, UploadSessionLost
 
-Failure = Literal["auth", "storage", "transient", "permanent", "gone"]
+Failure = Literal["auth", "storage", "transient", "permanent", "gone", "held"]
 Kind = Literal["transient", "permanent", "config"]
 
 BACKOFF_BASE = 30.0
@@ -26,6 +29,7 @@ BACKOFF_CAP = 3600.0  # about an hour: a long outage is noticed within the hour 
 STORAGE_WAIT = 600.0  # the 20 GB store frees up only when files are deleted or expire
 GONE_WAIT = 1.0  # a vanished copy is uploaded again at once
 NOT_ACTIVE_WAIT = 2.0  # processing takes seconds: look again soon, doubling
+HELD_WAIT = 3600.0  # a model or tier held for the config: a reload resumes it at once
 
 
 def classify(error: ApiError) -> Failure:
@@ -34,6 +38,8 @@ def classify(error: ApiError) -> Failure:
         # About an upload session, never the file's bytes nor the key (chunk and
         # query requests carry no key: a 403 there is the session's).
         return "transient"
+    if error.model_missing or error.tier_refused:
+        return "held"
     if error.key_invalid or (error.code in (401, 403) and not error.file_gone):
         return "auth"
     if error.storage_full:
@@ -91,6 +97,11 @@ def judge_api(
     kind = classify(error)
     if kind == "auth":
         return Verdict("config", f"the API key was refused: {error}", None)
+    if kind == "held":
+        # The owner's fix resumes it (engine/model_watch.py); until then it waits an
+        # hour between looks, counting no attempt.
+        return Verdict("transient", error.message or str(error), now + HELD_WAIT,
+                       counts=False)
     if kind == "permanent" and not serving:
         return Verdict("permanent", f"the service refused it: {error.message or error}", None)
     if kind == "gone":

@@ -91,6 +91,8 @@ class OutputRow:
     attempts: int
     at: float
     thoughts_tokens: int = 0
+    model_version: str | None = None  # the model that served the answer (modelVersion)
+    service_tier: str | None = None  # the tier that served it (or was asked for)
 
 
 @dataclass(frozen=True)

@@ -210,12 +210,13 @@ def test_generate_asks_cheaply_with_thinking_off(emu: Emulator) -> None:
     assert all(line.startswith("ok") for line in lines), lines
     (body,) = sent
     assert body["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 0},
+                                        "mediaResolution": "MEDIA_RESOLUTION_LOW",
                                         "maxOutputTokens": 16}
     parts = body["contents"][0]["parts"]
     assert len(parts[1]["text"].split()) == 1
     tokens = next(line for line in lines if "generateContent" in line)
     total = int(tokens.split("): ")[1].split(" tokens")[0])
-    assert 258 < total < 400
+    assert 64 < total < 200  # 2.5 at media_resolution "low": 64 for the image
     assert emu.stats()["live_files"] == 0
 
 
@@ -327,9 +328,15 @@ def test_plain_check_makes_no_upload(tmp_path: Path, emu: Emulator) -> None:
     cfg = write_config(tmp_path, emu.base_url, folder=tmp_path / "media")
     r = cli(cfg, "check", timeout=60, GEMINI_API_KEY=KEY)
     assert r.returncode == 0 and "as mediasync expects" not in r.stdout
-    assert set(emu.stats()["requests"]) == {"list"}
+    # the listing (the key, the storage used) and one look at the configured model
+    assert emu.stats()["requests"] == {"list": 1, "models.get": 1}
 
 
 def test_module_constants_stay_cheap() -> None:
-    assert check_live.GENERATION_CONFIG["maxOutputTokens"] <= 32
+    assert check_live.generation_config("gemini-2.5-flash")["maxOutputTokens"] <= 32
+    # thinking "off" as each family takes it: a budget of 0 on 2.5, the lowest level on 3.x
+    assert check_live.generation_config("gemini-3.5-flash-lite")["thinkingConfig"] == {
+        "thinkingLevel": "MINIMAL"}
+    assert check_live.generation_config("gemini-3.5-flash-lite")["mediaResolution"] == \
+        "MEDIA_RESOLUTION_LOW"  # 280 tokens for the image, not 1,120
     assert check_live.SAMPLE_SIDE <= 384  # one 258-token tile

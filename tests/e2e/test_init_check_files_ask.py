@@ -268,7 +268,7 @@ def test_ask_on_an_unmirrored_file_uploads_then_deletes(tmp_path: Path, emu: Emu
     from mediasync.media.samples import wav_bytes
 
     loose.write_bytes(wav_bytes(0.5))
-    r = cli("-c", str(cfg), "ask", "--model", "gemini-x", str(loose), "Transcribe it")
+    r = cli("-c", str(cfg), "ask", "--model", "gemini-3.8-flash", str(loose), "Transcribe it")
     assert r.returncode == 0, r.stderr
     assert "Transcribe it" in r.stdout
     stats = emu.stats()

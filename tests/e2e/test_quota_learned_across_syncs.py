@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mediasync.config import DEFAULT_API
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.media.samples import png_bytes
 from tests.helpers import cli, db_rows, env, wait_for, write_config
 
-MODEL = "gemini-2.5-flash"
+MODEL = DEFAULT_API["model"]
 FAST = "thinking_budget = 0\nmedia_resolution = \"low\""
 
 

@@ -39,7 +39,8 @@ def test_sync_writes_every_sidecar_then_a_second_sync_does_nothing(tmp_path, emu
     assert r.returncode == 0, r.stderr
     after = emu.stats()["requests"]
     calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-    assert {k: v for k, v in calls.items() if v} == {"list": 1}
+    # the listing, and the start-up look at the configured model (issue 16)
+    assert {k: v for k, v in calls.items() if v} == {"list": 1, "models.get": 1}
 
 
 def test_same_bytes_in_two_places_make_one_remote_file(tmp_path, emu):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+from mediasync.config import DEFAULT_API
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.media.samples import png_bytes
 from tests.helpers import cli, write_config
+
+MODEL = DEFAULT_API["model"]
 
 
 def test_sync_stops_on_a_used_day_quota_with_exit_5_and_status_says_why(tmp_path):
@@ -18,11 +21,11 @@ def test_sync_stops_on_a_used_day_quota_with_exit_5_and_status_says_why(tmp_path
             (inbox / f"p{i}.png").write_bytes(png_bytes(seed=40 + i))
         r = cli(cfg, "sync")
         assert r.returncode == 5, r.stderr
-        assert "daily quota of 3 requests for gemini-2.5-flash used; resuming at 00:00 PT" \
+        assert f"daily quota of 3 requests for {MODEL} used; resuming at 00:00 PT" \
             in r.stderr
         quota = emu.stats()["quota"]
-        assert quota["admitted"] == {"gemini-2.5-flash": 3}
-        assert quota["refused"] == {"gemini-2.5-flash": {"rpd": 1}}  # one refusal, then none
+        assert quota["admitted"] == {MODEL: 3}
+        assert quota["refused"] == {MODEL: {"rpd": 1}}  # one refusal, then none
 
         # A second sync honours the recorded pause: not one generate call.
         gens = emu.stats()["requests"]["generate"]
@@ -32,16 +35,16 @@ def test_sync_stops_on_a_used_day_quota_with_exit_5_and_status_says_why(tmp_path
 
         st = json.loads(cli(cfg, "status", "--json").stdout)
         (p,) = st["paused"]
-        assert p["model"] == "gemini-2.5-flash" and p["quota"] == "daily quota of 3 requests"
+        assert p["model"] == MODEL and p["quota"] == "daily quota of 3 requests"
         assert p["resume_at_pt"].endswith(("T00:00:00-08:00", "T00:00:00-07:00"))
-        assert st["costs"]["gemini-2.5-flash"]["today"]["requests"] == 3
-        assert st["costs"]["gemini-2.5-flash"]["today"]["cost_usd"] > 0
+        assert st["costs"][MODEL]["today"]["requests"] == 3
+        assert st["costs"][MODEL]["today"]["cost_usd"] > 0
         # Waiting files are not failed files: they say when they are tried again.
         waiting = [f for f in st["files"] if f["state"] == "waiting"]
         assert len(waiting) == 3 and all("daily quota" in f["message"] for f in waiting)
         assert not [f for f in st["files"] if f["state"] == "failed"]
         text = cli(cfg, "status").stdout
-        assert "PAUSED: daily quota of 3 requests for gemini-2.5-flash used" in text
+        assert f"PAUSED: daily quota of 3 requests for {MODEL} used" in text
 
 
 def test_daily_token_cap_pauses_generation(tmp_path, emu):

@@ -251,7 +251,7 @@ def test_emulator_bare_429_is_wire_29_shaped(tmp_path: Path) -> None:
             async with GeminiClient("k", emu.base_url) as c:
                 uri = await _uploaded(c, tmp_path)
             body = {"contents": [{"parts": [{"file_data": {"file_uri": uri}}, {"text": "p"}]}]}
-            url = f"{emu.base_url}/v1beta/models/m:generateContent"
+            url = f"{emu.base_url}/v1beta/models/gemini-2.5-flash:generateContent"
             async with httpx.AsyncClient() as h:
                 r1 = await h.post(url, json=body, headers={"x-goog-api-key": "k"})
                 r2 = await h.post(url, json=body, headers={"x-goog-api-key": "k"})
@@ -281,10 +281,10 @@ def test_limits_tier_pins_and_knobs_parse() -> None:
     assert c.limits.models["gemini-2.5-pro"].requests_per_minute == 5
     assert c.limits.max_daily_cost == 2.0 and c.prices["my-model"].output == 2.0
     k = c.knobs_for(Path("/x/a.png"), c.folders[0].prompts[0])
-    assert k == Knobs(0, "low", None, 0.2, "terse")
-    assert k.generation_config() == {"thinkingConfig": {"thinkingBudget": 0},
-                                     "mediaResolution": "MEDIA_RESOLUTION_LOW",
-                                     "temperature": 0.2}
+    assert k == Knobs(0, "low", None, 0.2, "terse")  # thinking_budget = 0 is thinking = 0
+    assert k.generation_config("gemini-2.5-flash") == {
+        "thinkingConfig": {"thinkingBudget": 0}, "mediaResolution": "MEDIA_RESOLUTION_LOW",
+        "temperature": 0.2}
     with pytest.raises(ConfigError, match="folders\\[0\\].media_resolution"):
         parse_config({"folders": [{"path": "/x", "media_resolution": "ultra"}]})
     with pytest.raises(ConfigError, match="limits.tier"):
@@ -296,9 +296,9 @@ def test_costs_per_model_today_month_total() -> None:
     from mediasync.report import costs
 
     now = datetime.fromisoformat("2025-06-12T12:00:00-07:00").timestamp()
-    rows = [("2025-06-12", "gemini-2.5-flash", 2, 1_000_000, 100_000, 300_000),
-            ("2025-06-01", "gemini-2.5-flash", 1, 1_000_000, 0, 0),
-            ("2025-05-30", "gemini-2.5-flash-preview-05-20", 1, 1_000_000, 0, 0)]
+    rows = [("2025-06-12", "gemini-2.5-flash", 2, 1_000_000, 100_000, 300_000, "standard"),
+            ("2025-06-01", "gemini-2.5-flash", 1, 1_000_000, 0, 0, "standard"),
+            ("2025-05-30", "gemini-2.5-flash-preview-05-20", 1, 1_000_000, 0, 0, "standard")]
     s = costs.summary(rows, DEFAULT_PRICES, now)
     today = s["gemini-2.5-flash"]["today"]
     assert today.cost == pytest.approx(0.30 + 0.4 * 2.50)  # thoughts billed as output

@@ -117,3 +117,49 @@ def test_sdk_sees_failed_precondition_and_bad_key() -> None:
         with pytest.raises(errors.ClientError) as info:
             bad.files.get(name=f.name)
         assert info.value.code == 400 and "API key not valid" in info.value.message
+
+
+# -- models and tiers (issue 16) ------------------------------------------------------
+@pytest.mark.parametrize("ver", ["v1", "v1beta"])
+def test_sdk_models_list_and_get(emu: Emulator, ver: str) -> None:
+    client = sdk(emu, ver)
+    pager = client.models.list(config={"page_size": 4})
+    assert len(pager.page) == 4
+    listed = [m.name for m in pager]  # further pages by nextPageToken (wire/37's form)
+    assert len(listed) == len(set(listed)) == len(emu.models.models)
+    assert "models/gemini-3.5-flash-lite" in listed
+    got = client.models.get(model="gemini-3.5-flash-lite")
+    assert got.name == "models/gemini-3.5-flash-lite" and got.display_name
+    assert "generateContent" in got.supported_actions and got.thinking is True
+    assert got.input_token_limit == 1_048_576
+
+
+def test_sdk_sees_a_retired_model_as_404_everywhere() -> None:
+    with Emulator(EmulatorConfig(retired_models=("gemini-2.5-flash",))) as e:
+        client = sdk(e, "v1beta")
+        assert "models/gemini-2.5-flash" not in [m.name for m in client.models.list()]
+        for call in (lambda: client.models.get(model="gemini-2.5-flash"),
+                     lambda: client.models.generate_content(model="gemini-2.5-flash",
+                                                            contents="hi")):
+            with pytest.raises(errors.ClientError) as info:
+                call()
+            assert info.value.code == 404 and info.value.status == "NOT_FOUND"
+            assert info.value.message.startswith("models/gemini-2.5-flash is not found for API "
+                                                 "version v1beta, or is not supported for ")
+
+
+def test_sdk_service_tier_and_thinking_level(emu: Emulator) -> None:
+    client = sdk(emu, "v1beta")
+    r = client.models.generate_content(
+        model="gemini-3.8-flash", contents="hi",
+        config=types.GenerateContentConfig(
+            service_tier="flex", thinking_config=types.ThinkingConfig(thinking_level="LOW")))
+    # this SDK's usage type has no serviceTier field (it keeps the header)
+    assert r.sdk_http_response.headers["x-gemini-service-tier"] == "flex"
+    assert r.model_version == "gemini-3.8-flash" and r.usage_metadata.thoughts_token_count
+    with pytest.raises(errors.ClientError) as info:  # both knobs at once
+        client.models.generate_content(
+            model="gemini-3.8-flash", contents="hi",
+            config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(
+                thinking_level="LOW", thinking_budget=0)))
+    assert info.value.code == 400 and "mutually exclusive" in info.value.message

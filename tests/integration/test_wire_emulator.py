@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mediasync.emulator import Emulator, EmulatorConfig, Fault
-from mediasync.emulator.thinking import thinks_by_default
+from mediasync.emulator import Emulator, EmulatorConfig, Fault, ModelSpec
+from mediasync.emulator.models import DEFAULT_MODELS, after_token
 from mediasync.gemini import quota
 from mediasync.gemini.errors import ApiError
 from mediasync.media.samples import mp4_bytes, png_bytes
@@ -203,15 +203,13 @@ def status_of(number: int) -> int:
 
 # -- which sample each case answers ---------------------------------------
 COMPARED = {1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 24,
-            25, 26, 27, 28, 29, 31, 32, 34, 38}  # fmt: skip
+            25, 26, 27, 28, 29, 31, 32, 34, 37, 38, 41}  # fmt: skip
 NOT_SERVED = {
     3: "proto text inside another message, not an HTTP body",
     20: "cachedContents are not emulated",
     35: "streamGenerateContent is not emulated",
     36: "historical 2024 multipart upload",
-    37: "models.list is not emulated",
     40: "batches are not emulated yet (issue 17)",
-    41: "models are not retired in the emulator yet (issue 16)",
 }
 
 
@@ -364,7 +362,10 @@ def test_17_audio_on_a_model_without_thinking(emu: Emulator, api: httpx.Client) 
     assert [d["modality"] for d in usage["promptTokensDetails"]] == ["TEXT", "AUDIO"]
 
 
-def test_18_image_on_1_5_flash(api: httpx.Client) -> None:
+def test_18_image_on_1_5_flash(emu: Emulator, api: httpx.Client) -> None:
+    # Shut down in 2025, not in the default catalogue: served again for the sample's era.
+    emu.models.add(ModelSpec("gemini-1.5-flash", "Gemini 1.5 Flash", family="2.0", levels=(),
+                             default_level=None))
     f = uploaded(api, png_bytes(300, 200), "image/png")
     r = generate(api, "gemini-1.5-flash", f, "Write a detailed alt text for this image.")
     conforms(body(18), r.json(), lack={"avgLogprobs"}, add={"index", "responseId"})
@@ -568,8 +569,91 @@ def test_client_reads_the_emulators_quota_429(emu: Emulator, api: httpx.Client) 
 
 @pytest.mark.parametrize(
     "model,thinks",
-    [("gemini-2.5-flash", True), ("models/gemini-2.5-pro", True), ("gemini-3-pro-preview", True),
-     ("gemini-2.5-flash-lite", False), ("gemini-2.0-flash", False), ("gemini-1.5-flash", False)],
+    [("gemini-2.5-flash", True), ("models/gemini-2.5-pro", True), ("gemini-3.8-flash", True),
+     ("gemini-3.1-pro-preview", True), ("gemini-2.5-flash-lite", False),
+     ("gemini-3.5-flash-lite", False), ("gemini-2.0-flash", False)],
 )  # fmt: skip
-def test_which_models_think_by_default(model: str, thinks: bool) -> None:
-    assert thinks_by_default(model) is thinks
+def test_which_models_think_by_default(api: httpx.Client, model: str, thinks: bool) -> None:
+    u = generate(api, model.removeprefix("models/"), None).json()["usageMetadata"]
+    assert ("thoughtsTokenCount" in u) is thinks
+
+
+# -- models (issue 16) -------------------------------------------------------
+RETIRED = "gemini-2.0-pro"  # wire/41's own model
+
+
+@pytest.fixture
+def retiring() -> Iterator[tuple[Emulator, httpx.Client]]:
+    with Emulator(EmulatorConfig(key=KEY, retired_models=("gemini-2.5-flash",))) as e:
+        with httpx.Client(base_url=e.base_url, headers={"x-goog-api-key": KEY},
+                          timeout=10) as c:
+            yield e, c
+
+
+@pytest.mark.parametrize("model", [RETIRED, "gemini-2.5-flash"])
+def test_41_generate_on_a_retired_or_unknown_model(retiring, model: str) -> None:
+    emu, api = retiring
+    f = uploaded(api, png_bytes(8, 8), "image/png")
+    r = generate(api, model, f)
+    assert r.status_code == status_of(41) == 404
+    conforms(body(41), r.json())
+    want = body(41)["error"]["message"].replace("gemini-2.0-pro", model)
+    assert r.json()["error"]["message"] == want  # word for word, the method named
+    assert "details" not in r.json()["error"]
+
+
+def test_41_every_call_to_a_retired_model_names_its_method(retiring) -> None:
+    _, api = retiring
+    got = api.get("/v1beta/models/gemini-2.5-flash")
+    assert got.status_code == 404 and got.json()["error"]["status"] == "NOT_FOUND"
+    assert got.json()["error"]["message"].startswith(
+        "models/gemini-2.5-flash is not found for API version v1beta, or is not supported for get.")
+    counted = api.post("/v1/models/gemini-2.5-flash:countTokens", json={})
+    assert counted.status_code == 404
+    assert "API version v1, or is not supported for countTokens." in counted.json()["error"][
+        "message"]
+    listed = [m["name"] for m in api.get("/v1beta/models", params={"pageSize": 1000}).json()[
+        "models"]]
+    assert "models/gemini-2.5-flash" not in listed and "models/gemini-3.5-flash-lite" in listed
+
+
+def test_41_a_retired_model_comes_back_when_restored(retiring) -> None:
+    emu, api = retiring
+    f = uploaded(api, png_bytes(8, 8), "image/png")
+    emu.models.restore("gemini-2.5-flash")
+    assert generate(api, "gemini-2.5-flash", f).status_code == 200
+
+
+def test_37_models_list_pages_end_with_a_token_in_the_live_form(api: httpx.Client) -> None:
+    first = api.get("/v1beta/models", params={"pageSize": 3})
+    assert first.status_code == 200
+    page = first.json()
+    assert list(page) == ["models", "nextPageToken"]  # the token is the last key (37)
+    token = page["nextPageToken"]
+    tail = sample(37)["body_tail_as_captured"]
+    live = re.search(r'"nextPageToken": "([^"]+)"', tail).group(1)
+    # The same encoding: standard base64, padded, of field 1 = the last name returned.
+    assert base64.b64decode(live)[:2] == b"\x0a\x24"
+    assert after_token(live) == "models/gemini-2.0-flash-thinking-001"
+    assert after_token(token) == page["models"][-1]["name"]
+    assert base64.b64decode(token) == b"\x0a" + bytes([len(page["models"][-1]["name"])]) + \
+        page["models"][-1]["name"].encode()
+    names, pages, params = [], 0, {"pageSize": 3}
+    while True:
+        got = api.get("/v1beta/models", params=params).json()
+        names += [m["name"] for m in got["models"]]
+        pages += 1
+        if "nextPageToken" not in got:
+            break
+        params = {"pageSize": 3, "pageToken": got["nextPageToken"]}
+    assert len(names) == len(set(names)) == len(DEFAULT_MODELS) and pages > 1
+
+
+def test_models_get_answers_the_live_fields(api: httpx.Client) -> None:
+    m = api.get("/v1beta/models/gemini-3.5-flash-lite").json()
+    # files-api.md, "Models": the field set (unverified by a capture)
+    assert set(m) >= {"name", "version", "displayName", "description", "inputTokenLimit",
+                      "outputTokenLimit", "supportedGenerationMethods", "temperature", "topP",
+                      "topK", "maxTemperature", "thinking"}
+    assert m["name"] == "models/gemini-3.5-flash-lite" and "generateContent" in m[
+        "supportedGenerationMethods"]

@@ -119,7 +119,7 @@ def test_minimal_config_gets_defaults():
     assert c.api == ApiConfig(
         base_url="https://generativelanguage.googleapis.com",
         api_version="v1beta",
-        model="gemini-2.5-flash",
+        model="gemini-3.5-flash-lite",
         key_file=None,
         timeout=60.0,
     )
@@ -523,7 +523,8 @@ def test_example_file_loads():
     c = load_config(REPO / "mediasync.example.toml")
     assert len(c.folders) == 2
     assert c.api.key_file is None
-    assert c.folders[1].prompts[0].model == "gemini-2.5-pro"
+    assert c.folders[1].prompts[0].model == "gemini-3.8-flash"
+    assert c.folders[1].prompts[0].knobs.service_tier == "flex"
     # the example documents the defaults: its [api] and [daemon] equal a bare config's
     bare = parse_config({"folders": [{"path": "/x"}]}, source=c.source)
     assert c.api == bare.api
@@ -674,7 +675,8 @@ def test_render_init_round_trip(tmp_path):
     assert c.folders[0].prompts == default.folders[0].prompts
     # A new daemon never runs up a bill its owner did not see: init writes a cap.
     assert c.limits.max_daily_cost == 2.0 and default.limits.max_daily_cost is None
-    assert "# thinking_budget = 0" in text
+    assert '# thinking = "off"' in text and '# media_resolution = "low"' in text
+    assert f'model = "{c.api.model}"' in text and '# service_tier = "flex"' in text
     assert text.count("\n# ") > 5  # commented
     # and it loads from a file too
     p = tmp_path / "config.toml"

@@ -49,6 +49,13 @@ NOT_CODE = {
     "client.files.get": "google-genai SDK",
     "client.files.upload": "google-genai SDK",
     "client.models.generate_content": "google-genai SDK",
+    "models.get": "File API operation",
+    "models.list": "File API operation",
+    "thinkingConfig.thinkingBudget": "request field",
+    "thinkingConfig.thinkingLevel": "request field",
+    "generationConfig.mediaResolution": "request field",
+    "part.mediaResolution.level": "request field",
+    "usageMetadata.serviceTier": "answer field",
 }
 # The last part of a file name, not of a dotted code name.
 FILE_SUFFIXES = {

@@ -178,6 +178,8 @@ def test_the_per_file_shortcuts_say_what_the_library_calls_say():
                           [status.SidecarReport("a.png.c.md", "written", None, 3, 1, 1, 1)])
     assert status._as_dict(r) == dataclasses.asdict(r)
     assert list(status._as_dict(r)) == list(dataclasses.asdict(r))
+
+
 def test_a_time_past_what_datetime_holds_is_shown_not_raised():
     # wire/03's 9223372036854775807 s once reached status as a retry time: OverflowError
     # in the health job every 5 s. Any float now reads as a date.
@@ -187,3 +189,36 @@ def test_a_time_past_what_datetime_holds_is_shown_not_raised():
     assert utc_stamp(float("inf")) == "9999-12-31 23:59 UTC"
     assert utc_stamp(float("nan")) == utc_stamp(-5.0) == "1970-01-01 00:00 UTC"
     assert utc_stamp(1_800_000_000) == "2027-01-15 08:00 UTC"
+
+
+# -- prices (issue 16) ----------------------------------------------------------------
+def test_an_unknown_model_is_price_unknown_never_another_models_price() -> None:
+    from mediasync.config import DEFAULT_PRICES
+    from mediasync.report import costs
+
+    assert costs.price_of(DEFAULT_PRICES, "gemini-2.5-flash-preview-05-20") == \
+        DEFAULT_PRICES["gemini-2.5-flash"]  # a dated name costs as its family
+    assert costs.price_of(DEFAULT_PRICES, "models/gemini-3.5-flash-lite-001") == \
+        DEFAULT_PRICES["gemini-3.5-flash-lite"]
+    for model in ("gemini-3.5-flash-image", "gemini-3.6-flash", "gemini-9-ultra",
+                  "gemini-3.8-flash-lite"):
+        assert costs.price_of(DEFAULT_PRICES, model) is None, model
+    rows = [("2026-12-01", "gemini-3.6-flash", 1, 1000, 10, 0, "standard")]
+    spend = costs.summary(rows, DEFAULT_PRICES, 0.0)["gemini-3.6-flash"]["total"]
+    assert spend.tokens == 1010 and spend.cost is None
+    assert "price unknown" in costs.render({"gemini-3.6-flash": {
+        "today": spend, "month": spend, "total": spend}})[0]
+
+
+def test_each_row_costs_its_days_price_at_its_tier() -> None:
+    from mediasync.config import DEFAULT_PRICES
+    from mediasync.report import costs
+
+    m = "gemini-3.8-flash"
+    rows = [("2026-12-31", m, 1, 1_000_000, 0, 1_000_000, "standard"),  # 0.75 + 3.75
+            ("2027-01-01", m, 1, 1_000_000, 0, 0, "standard"),  # the new price: 1.50
+            ("2027-01-01", m, 1, 1_000_000, 0, 0, "flex"),  # half: 0.75
+            ("2027-01-01", m, 1, 1_000_000, 0, 0, "priority")]  # up to twice: 3.00
+    total = costs.summary(rows, DEFAULT_PRICES, 0.0)[m]["total"]
+    assert total.cost == pytest.approx(4.50 + 1.50 + 0.75 + 3.00)
+    assert total.requests == 4

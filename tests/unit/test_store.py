@@ -69,6 +69,12 @@ def _back_to_version_3(s: Store) -> None:
     s._db.execute("DROP INDEX paths_stat")
     for col in ("remote_bytes", "next_bytes"):
         s._db.execute(f"ALTER TABLE contents DROP COLUMN {col}")
+    for col in ("model_version", "service_tier"):
+        s._db.execute(f"ALTER TABLE outputs DROP COLUMN {col}")
+    s._db.executescript("DROP TABLE usage; CREATE TABLE usage (day TEXT NOT NULL, model TEXT "
+                        "NOT NULL, requests INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER "
+                        "NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
+                        "thoughts_tokens INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (day, model));")
     s._db.execute("PRAGMA user_version=3")
 
 
@@ -133,6 +139,8 @@ def test_live_files_gives_each_live_path_with_its_content_and_outputs(tmp_path):
     assert list(s.live_files()) == want
     assert len(want) > 200 and any(c is None for _, c, _ in want)
     assert s.live_path_names() == {r.path for r, _, _ in want}
+
+
 def test_retry_times_from_an_unclamped_server_delay_heal_on_upgrade(tmp_path):
     # Before delays were clamped, wire/03's RetryInfo (INT64_MAX s) was recorded as a
     # retry time some 10^14 days ahead: the migration makes those rows due now.
@@ -150,3 +158,26 @@ def test_retry_times_from_an_unclamped_server_delay_heal_on_upgrade(tmp_path):
     assert s.get_content("far").retry_at == 0 and s.get_content("far").error  # waiting, due
     assert s.get_content("near").retry_at == 1_800_000_600.0
     assert s.get_outputs("/f/a.png")[".c.md"].retry_at == 0
+
+
+def test_the_provenance_migration_keeps_the_ledger_as_standard_and_adds_provenance(tmp_path):
+    from mediasync.store import _MIGRATIONS
+
+    db = tmp_path / "state.db"
+    old = sqlite3.connect(db)
+    for v in (1, 2, 3):
+        old.executescript(_MIGRATIONS[v])
+    old.execute("PRAGMA user_version=3")
+    old.execute("INSERT INTO usage VALUES ('2026-11-30', 'gemini-2.5-flash', 4, 100, 20, 30)")
+    old.commit()
+    old.close()
+    s = Store(db)
+    assert s.usage() == [("2026-11-30", "gemini-2.5-flash", 4, 100, 20, 30, "standard")]
+    s.add_usage("2026-11-30", "gemini-2.5-flash", 10, 2, 0, "flex")
+    s.add_usage("2026-11-30", "gemini-2.5-flash", 10, 2, 0, "flex")
+    assert s.usage(day="2026-11-30")[0][-1] == "flex"  # ordered by tier
+    assert s.usage(day="2026-11-30")[0][2:6] == (2, 20, 4, 0)
+    row = OutputRow("/f/a.png", ".c.md", "s1", "p", "m", "/f/a.png.c.md", "h", None, "written",
+                    None, 1, 2, None, 0, 0.0, 0, "gemini-3.5-flash-lite", "flex")
+    s.put_output(row)
+    assert s.get_outputs("/f/a.png")[".c.md"] == row

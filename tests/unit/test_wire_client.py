@@ -15,13 +15,12 @@ from tests.wire_samples import WIRE, body, raw, sample
 # What each sample is for on the client side; a new sample must be placed here.
 FILES = (1, 11, 12, 13, 14)
 GENERATIONS = (17, 18, 19, 20, 21, 22, 23, 24, 38)
-ERRORS = (2, 3, 4, 5, 6, 7, 8, 9, 10, 25, 26, 27, 28, 29, 31, 32, 34, 35, 36)
+ERRORS = (2, 3, 4, 5, 6, 7, 8, 9, 10, 25, 26, 27, 28, 29, 31, 32, 34, 35, 36, 41)
 NOT_PARSED = {
     15: "delete answers {}: nothing to parse (the emulator's shape is checked)",
     16: "upload start: a status line, no body",
-    37: "models.list page token: the client does not list models",
+    37: "models.list page token: opaque, sent back as it came (test_37_…)",
     40: "batches.list: the client has no batches yet (issue 17)",
-    41: "model not found: the client reads it as any 404 (issue 16 reads it as a model's)",
 }
 
 BBB_SHA256 = "f78f39603e6774907f2faafabf26a667f4a6fc31769ec304a8a8f7c62d280508"
@@ -328,3 +327,61 @@ def test_every_retry_delay_is_clamped_where_it_is_read(delay: str, waited: float
     text = ApiError(429, "RESOURCE_EXHAUSTED", "Please retry in 99999999999s.")
     assert text.retry_delay == MAX_SERVER_DELAY
     assert clamp_delay(float("inf")) == MAX_SERVER_DELAY and clamp_delay(float("nan")) == 0.0
+
+
+# -- models (issue 16) ----------------------------------------------------------------
+def test_41_a_retired_model_is_named_and_held_not_a_verdict_on_the_file() -> None:
+    from mediasync.rules import failures
+
+    e = err(41)
+    assert (e.code, e.status) == (404, "NOT_FOUND") and e.details == []
+    assert e.model_missing == "gemini-2.0-pro"  # the model, not any file
+    assert not e.retryable and not e.file_gone and not e.key_invalid
+    assert failures.classify(e) == "held"
+    v = failures.judge_api(e, attempts=1, now=100.0, jitter=0.5)
+    assert v.transient and not v.counts  # never "failed", no attempt counted
+
+
+def test_41_other_404s_name_no_model() -> None:
+    assert ApiError(404, "NOT_FOUND", "Method not found: GET /v1beta/x").model_missing is None
+    assert ApiError(400, "INVALID_ARGUMENT", "models/x is bad").model_missing is None
+
+
+def test_37_a_models_list_page_token_is_read_as_an_opaque_string() -> None:
+    from mediasync.emulator.models import after_token
+
+    tail = sample(37)["body_tail_as_captured"]
+    page = json.loads('{"models": [{"name": "models/x"}' + tail.split("}", 1)[1])
+    token = page["nextPageToken"]
+    assert token == "CiRtb2RlbHMvZ2VtaW5pLTIuMC1mbGFzaC10aGlua2luZy0wMDE="
+    # The client sends it back as it came (catalog.list_models); its form, for the emulator:
+    assert after_token(token) == "models/gemini-2.0-flash-thinking-001"
+
+
+def test_model_resource_parses_leniently() -> None:
+    from mediasync.gemini import ModelInfo
+
+    m = ModelInfo.from_json({"name": "models/gemini-3.5-flash-lite", "inputTokenLimit": "1048576",
+                             "supportedGenerationMethods": ["generateContent", 7],
+                             "thinking": True, "displayName": 3})
+    assert m.id == "gemini-3.5-flash-lite" and m.input_token_limit == 1048576
+    assert m.methods == ("generateContent",) and m.generates and m.thinking is True
+    assert m.display_name is None
+    assert not ModelInfo.from_json({"name": "models/e", "supportedGenerationMethods": [
+        "embedContent"]}).generates
+    assert ModelInfo.from_json({"name": "models/bare"}).generates  # nothing listed: assume
+
+
+@pytest.mark.parametrize("usage,header,tier", [
+    ({"serviceTier": "flex"}, None, "flex"),
+    ({"serviceTier": "SERVICE_TIER_FLEX"}, None, "flex"),
+    ({"serviceTier": "PRIORITY"}, None, "priority"),
+    ({}, "standard", "standard"),
+    ({"serviceTier": "odd"}, "flex", "flex"),
+    ({}, None, None),
+])  # fmt: skip
+def test_the_tier_that_served_is_read_from_usage_then_the_header(usage, header, tier) -> None:
+    data = json.loads(json.dumps(body(19)[0]["response"]))
+    data["usageMetadata"].update(usage)
+    g = Generation.from_json(data, tier_header=header)
+    assert g.service_tier == tier and g.model_version == "gemini-2.5-flash"
