@@ -19,11 +19,11 @@ from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, Usage
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
-from mediasync.local.scan import NotRegular, local_facts
+from mediasync.local.scan import ChangedWhileHashing, NotRegular, hash_file, local_facts
 from mediasync.outputs import formats, structured
 from mediasync.rules import failures, states, steps
 from mediasync.rules.failures import classify
-from mediasync.rules.rows import ContentRow, Desired, Outcome, OutputRow, PathRow
+from mediasync.rules.rows import ContentRow, Desired, LocalFacts, Outcome, OutputRow, PathRow
 
 log = logging.getLogger("mediasync")
 
@@ -214,7 +214,7 @@ class Producer:
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
         try:
-            moved = await self._ctx.fs.call(job.key, _moved, path, self._ctx.store.get_path(path))
+            moved = await self._moved(job)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -256,6 +256,27 @@ class Producer:
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=written,
                          usage=usage)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
+
+    async def _moved(self, job: Job) -> bool:
+        """Whether the file is no longer the one identified (renamed, deleted, other
+        bytes). The stat is a cache, the hash the identity: a touch or a copy over
+        itself while the answer was on its way keeps the paid answer (issue 18, item 7),
+        and the stat cache follows, so nothing is hashed again."""
+        recorded = self._ctx.store.get_path(job.path)
+        facts = await self._ctx.fs.call(job.key, _stat_if_changed, job.path, recorded)
+        if facts is None:
+            return False
+        if recorded is None or not recorded.sha256 or facts.size != recorded.size:
+            return True
+        try:
+            sha = await self._ctx.fs.call(job.key, hash_file, job.path, facts, timeout=None)
+        except (OSError, NotRegular, ChangedWhileHashing):
+            return True
+        if sha != recorded.sha256:
+            return True
+        self._ctx.store.put_path(dataclasses.replace(
+            recorded, size=facts.size, mtime_ns=facts.mtime_ns, inode=facts.inode))
+        return False
 
     def _knobs_mark(self, path: str, want: Desired) -> str:
         knobs = self._ctx.config.knobs_for(Path(path), want.spec)
@@ -382,15 +403,20 @@ def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:
     return sidecar.write_atomic(target, text, expected=expected)
 
 
-def _moved(path: str, row: PathRow | None) -> bool:
-    """The file is no longer the one identified (renamed, deleted, replaced)."""
+_GONE = LocalFacts(-1, -1, -1)  # no regular file there any more
+
+
+def _stat_if_changed(path: str, row: PathRow | None) -> LocalFacts | None:
+    """The file's stat when it differs from the recorded one (``_GONE``: no file);
+    None when it is the file identified."""
     try:
         facts = local_facts(path)
     except (OSError, NotRegular):
-        return True
-    return row is None or (facts.size, facts.mtime_ns, facts.inode) != (
-        row.size, row.mtime_ns, row.inode
-    )
+        return _GONE
+    if row is not None and (facts.size, facts.mtime_ns, facts.inode) == (
+            row.size, row.mtime_ns, row.inode):
+        return None
+    return facts
 
 
 def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[steps.SidecarState, str | None]:

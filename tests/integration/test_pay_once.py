@@ -1,0 +1,118 @@
+"""Money: a paid answer is not thrown away or bought twice (issue 18, items 7 and 8).
+
+The engine in-process against the emulator over loopback; the emulator counts the
+generateContent requests it answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from mediasync.emulator import Emulator
+from mediasync.engine.dispatch import Engine
+from mediasync.gemini import GeminiClient
+from mediasync.media.samples import png_bytes
+from tests.helpers import Clock, engine_setup
+
+
+class AfterGenerate(httpx.AsyncBaseTransport):
+    """Real HTTP; ``hook`` runs each time a generateContent answer has arrived."""
+
+    def __init__(self, hook: Callable[[], None]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hook = hook
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith(":generateContent"):
+            await response.aread()
+            self.hook()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def _pass(engine: Engine) -> None:
+    await engine.refresh()
+    await engine.scan()
+    await engine.run(until_idle=True)
+    await engine.sweep()
+
+
+def _generations(emu: Emulator) -> int:
+    return emu.stats()["requests"].get("generate", 0)
+
+
+# -- item 7: an mtime touched while the answer is on its way -------------------------
+def test_a_file_touched_while_generating_is_not_paid_for_twice(tmp_path: Path, emu: Emulator):
+    config, store = engine_setup(tmp_path, emu.base_url)
+    photo = tmp_path / "inbox" / "photo.png"
+    photo.write_bytes(png_bytes(seed=181))
+
+    touched = []
+
+    def touch() -> None:
+        # A backup tool or `touch`: the mtime moves, the bytes stay (once: unfixed, a
+        # touch at every answer would pay for ever).
+        if touched:
+            return
+        touched.append(True)
+        st = photo.stat()
+        os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+    client = GeminiClient("k", emu.base_url, http=httpx.AsyncClient(transport=AfterGenerate(touch)))
+    engine = Engine(config, store, client, once=True, clock=Clock())
+
+    async def scenario() -> None:
+        try:
+            await _pass(engine)
+            await _pass(engine)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    [row] = store.get_outputs(str(photo)).values()
+    assert row.outcome == "written"
+    assert Path(row.sidecar).exists()
+    assert _generations(emu) == 1
+    # The stat cache follows the touch: the next look reads nothing again.
+    assert store.get_path(str(photo)).mtime_ns == photo.stat().st_mtime_ns
+    store.close()
+
+
+def test_a_file_whose_bytes_changed_while_generating_is_not_written(tmp_path, emu):
+    config, store = engine_setup(tmp_path, emu.base_url)
+    photo = tmp_path / "inbox" / "photo.png"
+    photo.write_bytes(png_bytes(seed=182))
+    changed = []
+
+    def rewrite() -> None:
+        if not changed:  # the same size, other bytes: only the hash can tell
+            data = bytearray(photo.read_bytes())
+            data[-20] ^= 0xFF
+            photo.write_bytes(bytes(data))
+            changed.append(True)
+
+    client = GeminiClient("k", emu.base_url,
+                          http=httpx.AsyncClient(transport=AfterGenerate(rewrite)))
+    engine = Engine(config, store, client, once=True, clock=Clock())
+
+    async def scenario() -> None:
+        try:
+            await _pass(engine)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    row = store.get_path(str(photo))
+    outputs = store.get_outputs(str(photo))
+    # The first answer was for other bytes: the sidecar on disk answers the new ones.
+    assert all(o.sha256 == row.sha256 for o in outputs.values())
+    assert _generations(emu) == 2
+    store.close()
