@@ -17,6 +17,7 @@ from .limits import (
     Price,
 )
 from .load import (
+    RANGES_AUTO,
     ApiConfig,
     Config,
     FolderConfig,
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_PROMPTS",
     "MEDIA_RESOLUTIONS",
     "PRESETS",
+    "RANGES_AUTO",
     "TIERS",
     "ApiConfig",
     "Config",

@@ -67,7 +67,7 @@ _FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts",
 KEEP_ALIVE = ("always", "on_use")
 _PROMPT_KEYS = (
     "kinds", "prompt", "sidecar", "model", "format", "schema", "language",
-    "subtitles", "naming", "max_cue", "alt_text",
+    "subtitles", "naming", "max_cue", "alt_text", "ranges",
 )
 FORMATS = ("text", "json", "xmp", "subtitles")
 SUBTITLE_FORMATS = ("srt", "vtt")
@@ -119,6 +119,10 @@ class PromptConfig:
     max_cue: float = 7.0  # seconds a subtitle cue may last at most
     alt_text: bool = False  # xmp: also write Iptc4xmpCore:AltTextAccessibility
     knobs: Knobs | None = None  # cost knobs of this prompt (over its folder's)
+    # Long audio and video asked for in time ranges, the answers joined (transcripts,
+    # subtitles): None never; RANGES_AUTO once a whole answer is cut at the output
+    # limit; a number of seconds: parts that long from the start.
+    ranges: float | str | None = None
 
     def effective_model(self, default_model: str) -> str:
         return self.model or default_model
@@ -409,7 +413,32 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
         max_cue=as_duration(t.get("max_cue", 7.0), f"{where}.max_cue", positive=True),
         alt_text=as_bool(t.get("alt_text", False), f"{where}.alt_text"),
         knobs=parse_knobs(t, where),
+        ranges=_ranges(t, fmt, f"{where}.ranges"),
     )
+
+
+RANGES_AUTO = "auto"
+
+
+def _ranges(t: Mapping[str, Any], fmt: str, key: str) -> float | str | None:
+    """``ranges``: "auto", "off" (or false), or a duration. Only answers that can be
+    joined in order take it (text and subtitles); subtitles default to "auto"."""
+    if "ranges" not in t:
+        return RANGES_AUTO if fmt == "subtitles" else None
+    if fmt not in ("text", "subtitles"):
+        raise ConfigError("only applies to format = \"text\" or \"subtitles\" (answers "
+                          "joined in order)", key=key)
+    value = t["ranges"]
+    if value is False or value == "off":
+        return None
+    if value == RANGES_AUTO:
+        return RANGES_AUTO
+    if value is True:
+        raise ConfigError('must be "auto", "off" or a duration such as "20m"', key=key)
+    seconds = as_duration(value, key, positive=True)
+    if seconds < 60:
+        raise ConfigError(f"{value!r} is too short: a part is at least a minute", key=key)
+    return seconds
 
 
 _DEFAULT_SIDECAR = {"xmp": ".xmp", "subtitles": ""}

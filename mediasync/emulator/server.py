@@ -23,7 +23,7 @@ from .errors import (
     quota_exceeded,
     retry_info,
 )
-from .faults import RATE_KINDS, Fault, parse_duration
+from .faults import GENERATE_KINDS, RATE_KINDS, Fault, parse_duration
 from .state import EmulatorState
 from .store import Upload, valid_file_id
 
@@ -563,7 +563,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, body, {})
 
     def _generate(self, model: str) -> None:
-        fault = self._fault((*_ALL_KINDS, "blocked"))
+        fault = self._fault((*_ALL_KINDS, *GENERATE_KINDS))
         self._check_key()
         body = self._json_body()
         if not isinstance(body, dict):
@@ -579,11 +579,20 @@ class Handler(BaseHTTPRequestHandler):
             if rec.state(now) != "ACTIVE":
                 raise not_active(file_id)
             records.append(rec)
-        tokens = generate.prompt_tokens(records, prompt)
+        clip = generate.clip_of(body)
+        tokens = generate.prompt_tokens(records, prompt, clip)
         self.state.quota.admit(model, sum(tokens.values()), now)
         if self.state.config.generate_latency > 0:
             time.sleep(self.state.config.generate_latency)
-        blocked = fault is not None and fault.kind == "blocked"
-        block = (fault.stage, fault.reason) if fault is not None and blocked else None
+        block = cut = None
+        if fault is not None and fault.kind == "blocked":
+            block = (fault.stage, str(fault.reason))
+        elif fault is not None and fault.kind == "truncated":
+            cut = (str(fault.reason), fault.keep)
         config = body.get("generationConfig", body.get("generation_config"))
-        self._send(200, generate.answer(model, records, prompt, tokens, block, config), {})
+        answer = generate.answer(model, records, prompt, tokens, block, config, clip=clip,
+                                 output_limit=self.state.config.output_token_limit, cut=cut)
+        if fault is not None and fault.kind == "answer":
+            answer = generate.scripted(answer, fault.text or "", str(fault.reason))
+        self.state.generated(records)
+        self._send(200, answer, {})

@@ -35,20 +35,29 @@ class EmulatorState:
             max_project_bytes=config.max_project_bytes,
         )
         self._requests: Counter[str] = Counter()
+        self._generated: Counter[str] = Counter()  # answers per content (sha256 hex)
         self._count_lock = threading.Lock()
 
     def count(self, endpoint: str) -> None:
         with self._count_lock:
             self._requests[endpoint] += 1
 
+    def generated(self, records: list[Any]) -> None:
+        """One answer about these files (counted per content, for "paid once" checks)."""
+        with self._count_lock:
+            for rec in records:
+                self._generated[rec.sha256.hex()] += 1
+
     def stats(self) -> dict[str, Any]:
         files = self.store.files()
         with self._count_lock:
             requests = dict(self._requests)
+            generated = dict(self._generated)
         return {
             **self.store.counters,
             "bytes_received": self.store.bytes_received,
             "requests": requests,
+            "generated": generated,
             "faults_fired": self.faults.fired,
             "live_files": len(files),
             "live_bytes": sum(f.size for f in files),

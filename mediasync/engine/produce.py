@@ -20,8 +20,8 @@ from mediasync.gemini import ApiError, Usage
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import ChangedWhileHashing, NotRegular, hash_file, local_facts
-from mediasync.outputs import formats, structured
-from mediasync.rules import failures, states, steps
+from mediasync.outputs import formats, ranges, structured
+from mediasync.rules import completeness, failures, states, steps
 from mediasync.rules.failures import classify
 from mediasync.rules.rows import ContentRow, Desired, LocalFacts, Outcome, OutputRow, PathRow
 
@@ -101,9 +101,9 @@ class Producer:
             self._cannot_look(path, rel, sha, want, row, target, e)
             return
         step = steps.output_step(row, want, sha, state, self._ctx.clock())
-        if step == "skip" and row is not None and row.outcome == Outcome.BLOCKED and (
+        if step == "skip" and row is not None and row.outcome in _MARKED and (
                 formats.knobs_changed_since(row.message, self._knobs_mark(path, want))):
-            step = "generate"  # out of tokens before; the owner changed the knobs since
+            step = "generate"  # out of tokens or cut before; the owner changed the knobs since
         if step == "skip":
             return
         if step == "wait":
@@ -151,6 +151,17 @@ class Producer:
                 f"the service blocked the answer ({reason})")
             log.warning("%s: no %s: %s", rel, want.suffix, told)
             return
+        cut = completeness.cut_reason(gen.finish_reason, gen.text)
+        if cut is not None:
+            # Written, it would look whole; asked again, it would be cut again: an
+            # outcome to say, until the owner raises the limit (issue 18, item 5).
+            fix = formats.cut_fix(want, req, req.mime.partition("/")[0],
+                                  gen.usage.thoughts_tokens)
+            message = completeness.cut_message(
+                cut, visible=gen.usage.candidates_tokens, thoughts=gen.usage.thoughts_tokens,
+                fix=fix)
+            self._incomplete(job, (answer.where or "") + message, usage)
+            return
         try:
             rendered = await self._ctx.fs.call(job.key, formats.render, want, gen.text,
                                                  answer.value, req, on_disk)
@@ -162,9 +173,21 @@ class Producer:
             log.error("%s: %s", rel, e)
             self._retry(job, str(e), self._backoff(job), usage)
             return
+        if rendered.incomplete:
+            self._incomplete(job, rendered.incomplete, usage)
+            return
         if rendered.note:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
-        await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage)
+        await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage,
+                         note=rendered.note)
+
+    def _incomplete(self, job: Job, message: str, usage: Usage) -> None:
+        """Record an answer that is not whole: not written, not asked again until the
+        file, prompt, model or knobs change (the mark says under which knobs)."""
+        marked = f"{message} [knobs {self._knobs_mark(job.path, job.want)}]"
+        self._record(job.path, job.sha, job.want, job.row, outcome=Outcome.INCOMPLETE,
+                     written_hash=job.on_disk, message=marked, usage=usage)
+        log.warning("%s: %s %s", job.rel, job.want.suffix, message)
 
     async def _xmp_takes_it(self, job: Job) -> bool:
         """Whether the XMP sidecar there can take the answer; asked before paying for one."""
@@ -198,7 +221,8 @@ class Producer:
             if content is None or not content.uri:
                 return None
             try:
-                answer = await self._ask(job.want, job.sha, req, content.uri, content.mime, knobs)
+                answer = await self._ask(job.want, job.sha, req, content.uri, content.mime,
+                                         knobs)
                 return answer, req
             except structured.InvalidAnswer as e:
                 # Asked twice already; a later try may do better (transient).
@@ -209,7 +233,7 @@ class Producer:
                             job.attempts)
         return None
 
-    async def write(self, job: Job, text: str, usage: Usage) -> None:
+    async def write(self, job: Job, text: str, usage: Usage, note: str | None = None) -> None:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
@@ -254,7 +278,7 @@ class Producer:
             log.info("kept the owner's edit of %s", name)
         else:
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=written,
-                         usage=usage)
+                         usage=usage, message=note)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
 
     async def _moved(self, job: Job) -> bool:
@@ -280,7 +304,10 @@ class Producer:
 
     def _knobs_mark(self, path: str, want: Desired) -> str:
         knobs = self._ctx.config.knobs_for(Path(path), want.spec)
-        return formats.knobs_fingerprint(knobs.generation_config())
+        config = knobs.generation_config()
+        if want.spec is not None and want.spec.ranges is not None:
+            config = {**config, "ranges": want.spec.ranges}  # asking in parts is a fix too
+        return formats.knobs_fingerprint(config)
 
     def _unavailable(self, job: Job) -> None:
         """The folder stopped answering: look again when it may answer."""
@@ -348,9 +375,21 @@ class Producer:
         if key in self._answers:
             # Its tokens were counted with the first output that used it.
             return dataclasses.replace(self._answers[key], usage=Usage())
-        answer = await structured.ask(self._ctx.client, want.model, file_uri=uri, mime_type=mime,
-                                      prompt=req.prompt, system=system, schema=req.schema,
-                                      knobs=config)
+        accept = formats.acceptance(want, req)
+
+        async def once(prompt: str, clip: tuple[float, float] | None) -> structured.Answer:
+            return await structured.ask(
+                self._ctx.client, want.model, file_uri=uri, mime_type=mime, prompt=prompt,
+                system=system, schema=req.schema, knobs=config, clip=clip,
+                accept=accept if prompt is req.prompt else None)
+
+        length = formats.ranged(want, req, mime)
+        if length is None or req.duration is None:
+            answer = await once(req.prompt, None)
+        else:
+            answer = await ranges.ask(once, prompt=req.prompt, fmt=want.format,
+                                      kind=mime.partition("/")[0], duration=req.duration,
+                                      length=None if isinstance(length, str) else length)
         if answer.value is not None:
             if len(self._answers) >= 32:
                 self._answers.pop(next(iter(self._answers)))
@@ -397,6 +436,10 @@ class Producer:
             )
         )
 
+
+
+# Outcomes recorded with the knobs they were asked under: asked again when those change.
+_MARKED = (Outcome.BLOCKED, Outcome.INCOMPLETE)
 
 
 def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:

@@ -30,22 +30,29 @@ def _prompt_tokens(response: httpx.Response) -> int:
         return 0
 
 
+def _offset(seconds: float) -> str:
+    """A protobuf Duration in JSON: seconds with up to 9 fractional digits and an "s"."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
 def _generate_body(
     file_uri: str,
     mime_type: str,
     prompt: str,
     generation_config: dict[str, Any] | None,
     system_instruction: str | None,
+    clip: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """The generateContent request: the file, then the prompt, in one user turn."""
+    """The generateContent request: the file, then the prompt, in one user turn.
+    ``clip``: (start, end) seconds of a video the answer is about (Part.videoMetadata)."""
+    part: dict[str, Any] = {"file_data": {"mime_type": mime_type, "file_uri": file_uri}}
+    if clip is not None:
+        part["videoMetadata"] = {"startOffset": _offset(clip[0]), "endOffset": _offset(clip[1])}
     body: dict[str, Any] = {
         "contents": [
             {
                 "role": "user",
-                "parts": [
-                    {"file_data": {"mime_type": mime_type, "file_uri": file_uri}},
-                    {"text": prompt},
-                ],
+                "parts": [part, {"text": prompt}],
             }
         ]
     }
@@ -186,9 +193,11 @@ class GeminiClient:
         prompt: str,
         generation_config: dict[str, Any] | None = None,
         system_instruction: str | None = None,
+        clip: tuple[float, float] | None = None,
     ) -> Generation:
         model = model.removeprefix("models/")
-        body = _generate_body(file_uri, mime_type, prompt, generation_config, system_instruction)
+        body = _generate_body(file_uri, mime_type, prompt, generation_config, system_instruction,
+                              clip)
         url = self.transport.url(f"models/{model}:generateContent")
         response = await self.transport.call("generateContent", "POST", url, json=body,
                                     budget=generate_class(model), on_success=_prompt_tokens)

@@ -26,7 +26,7 @@ from mediasync.store import Meta, Store
 @dataclass
 class SidecarReport:
     name: str
-    outcome: str  # written, kept_edit, blocked, failed, waiting, writing, pending
+    outcome: str  # written, kept_edit, blocked, incomplete, failed, waiting, writing, pending
     message: str | None = None
     tokens: int = 0
     prompt_tokens: int = 0
@@ -108,6 +108,7 @@ _OUTPUT_WORDS = {
     Output.WRITING: ("writing", "a write was interrupted; it will be written again"),
     Output.WAITING: ("waiting", None),
     Output.BLOCKED: ("blocked", "blocked"),
+    Output.INCOMPLETE: ("incomplete", "incomplete"),
     Output.FAILED: ("failed", "failed"),
 }
 
@@ -129,7 +130,8 @@ def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float) -> S
 
 
 # What a sidecar's outcome makes of its file, when the remote copy is fine.
-_FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
+_FILE_STATE = {"failed": "failed", "blocked": "failed", "incomplete": "failed",
+               "waiting": "waiting"}
 
 
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
@@ -261,7 +263,8 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
                 if text:
                     lines.append(f"      {text}")
             for s in r.sidecars:
-                extra = f" ({s.message})" if s.message and s.outcome != Outcome.WRITTEN else ""
+                # A written sidecar's message is a note (cues mended, an answer shared).
+                extra = f" ({s.message})" if s.message else ""
                 kind = f" [{s.format}]" if s.format != "text" else ""
                 lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}")
     return "\n".join(lines)
