@@ -21,10 +21,10 @@ from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 
 __all__ = [
     "SCHEMA_VERSION", "ContentRow", "Meta", "MetaKey", "OutputRow", "PathRow", "Store",
-    "StoreError",
+    "StoreError", "StoredAnswer",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -106,7 +106,24 @@ CREATE TABLE usage (
 );
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# Paid answers by what decides them (content, model, prompt as sent, system, schema,
+# knobs, ranges): one generation for every path holding the same bytes, in this pass
+# and later ones (issue 18, item 8). The owner's captions and transcripts, kept only
+# while their content is (Store.delete_content). text NULL: no text (a block).
+_SCHEMA_V4 = """
+CREATE TABLE answers (
+    key TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    text TEXT,
+    finish TEXT,
+    block TEXT,
+    paid_by TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX answers_sha ON answers(sha256);
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 
 T = TypeVar("T")
@@ -151,6 +168,16 @@ class Meta:
     def folder_submounts(folder: str) -> MetaKey[list[str]]:
         """Mount points inside the folder (relative to it) once seen holding files."""
         return MetaKey(f"folder_submounts:{folder}", list, True)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A paid answer as the ``answers`` table keeps it."""
+
+    text: str | None
+    finish: str | None
+    block: str | None
+    paid_by: str  # the path whose output paid for it
 
 
 def _columns(cls: type) -> list[str]:
@@ -355,6 +382,7 @@ class Store(_CopyTransitions):
 
     def delete_content(self, sha256: str) -> None:
         self._db.execute("DELETE FROM contents WHERE sha256=?", (sha256,))
+        self._db.execute("DELETE FROM answers WHERE sha256=?", (sha256,))
 
     def unreferenced_contents(self) -> list[ContentRow]:
         # Vanished paths still inside their grace period keep their content:
@@ -404,6 +432,21 @@ class Store(_CopyTransitions):
                     (new, sidecar, old, suffix),
                 )
             self._db.execute("DELETE FROM outputs WHERE path=?", (old,))
+
+    # -- paid answers ---------------------------------------------------------
+    def get_answer(self, key: str) -> StoredAnswer | None:
+        row = self._db.execute("SELECT text, finish, block, paid_by FROM answers WHERE key=?",
+                               (key,)).fetchone()
+        return StoredAnswer(*row) if row else None
+
+    def put_answer(self, key: str, sha256: str, answer: StoredAnswer, now: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO answers (key, sha256, text, finish, block, paid_by, at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (key, sha256, answer.text, answer.finish, answer.block, answer.paid_by, now))
+
+    def delete_answer(self, key: str) -> None:
+        self._db.execute("DELETE FROM answers WHERE key=?", (key,))
 
     # -- doomed remote files --------------------------------------------------
     def doom(self, remote_name: str, reason: str, now: float) -> None:

@@ -108,7 +108,6 @@ class Engine:
             gone=self._identify.gone,
             ensure_copy=mirror.ensure,
             output=self._producer.output,
-            forget_answers=self._producer.forget_answers,
         )
 
     # -- what the commands and the daemon read ---------------------------------

@@ -6,14 +6,13 @@ failures.py, so a transient cause is retried and never made permanent).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from mediasync.config import Knobs
+from mediasync.engine.answers import AnswerBook, answer_key
 from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, Usage
@@ -40,6 +39,7 @@ class Job:
     row: OutputRow | None
     on_disk: str | None  # hash of our bytes on disk, when they are ours
     attempts: int
+    fresh: bool = False  # ask afresh: no kept answer (the owner deleted our sidecar)
 
 
 class Producer:
@@ -62,13 +62,8 @@ class Producer:
         self._exists = exists
         self._jitter = jitter
         self._forget_copy = forget_copy
-        # Answers shared within one pass of a content (.srt and .vtt of one request).
-        self._answers: dict[tuple[str, ...], structured.Answer] = {}
-
-    def forget_answers(self, sha: str) -> None:
-        """Answers are shared within one pass only: a deleted sidecar asks afresh."""
-        for key in [k for k in self._answers if k[0] == sha]:
-            del self._answers[key]
+        # Paid answers by what decides them: the same bytes cost one generation.
+        self._book = AnswerBook(ctx.store, ctx.clock)
 
     async def output(self, path: str, rel: PurePath, sha: str, want: Desired,
                      ready: Callable[[], Awaitable[ContentRow | None]] | None = None) -> None:
@@ -122,15 +117,18 @@ class Producer:
             # Written just before a crash, recorded as pending: it is current.
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=on_disk)
             return
-        await self._generate(path, key, rel, sha, want, row, on_disk, ready)
+        # Our sidecar, current, deleted by its owner: a re-roll, asked afresh.
+        fresh = (state == "missing" and row is not None and row.outcome == Outcome.WRITTEN
+                 and states.is_current(row, want, sha))
+        await self._generate(path, key, rel, sha, want, row, on_disk, ready, fresh)
 
     async def _generate(
         self, path: str, key: str, rel: PurePath, sha: str, want: Desired,
         row: OutputRow | None, on_disk: str | None,
-        ready: Callable[[], Awaitable[ContentRow | None]] | None,
+        ready: Callable[[], Awaitable[ContentRow | None]] | None, fresh: bool = False,
     ) -> None:
         job = Job(path, key, rel, sha, want, row, on_disk,
-                   (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1)
+                  (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1, fresh)
         if want.format == "xmp" and not await self._xmp_takes_it(job):
             return
         if ready is not None and await ready() is None:
@@ -138,7 +136,7 @@ class Producer:
         asked = await self._answer(job)
         if asked is None:
             return
-        answer, req = asked
+        answer, req, shared = asked
         gen, usage = answer.generation, answer.usage
         if gen.blocked or gen.text is None:
             reason = gen.block_reason or gen.finish_reason or "no text"
@@ -178,8 +176,9 @@ class Producer:
             return
         if rendered.note:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
+        note = "; ".join(filter(None, [shared, rendered.note])) or None
         await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage,
-                         note=rendered.note)
+                         note=note)
 
     def _incomplete(self, job: Job, message: str, usage: Usage) -> None:
         """Record an answer that is not whole: not written, not asked again until the
@@ -203,8 +202,11 @@ class Producer:
             return False
         return True
 
-    async def _answer(self, job: Job) -> tuple[structured.Answer, formats.Request] | None:
-        """The model's answer to the output's request, or None (recorded why)."""
+    async def _answer(
+        self, job: Job,
+    ) -> tuple[structured.Answer, formats.Request, str | None] | None:
+        """The model's answer to the output's request, or None (recorded why); with a
+        note when the answer was paid for another file (same bytes and request)."""
         content = self._ctx.store.get_content(job.sha)
         if content is None or not content.uri:
             return None
@@ -216,22 +218,43 @@ class Producer:
         except FolderUnavailable:
             self._unavailable(job)
             return None
-        async with self._ctx.generate_slots:
-            content = self._ctx.store.get_content(job.sha)  # renewed while waiting, maybe
-            if content is None or not content.uri:
-                return None
-            try:
-                answer = await self._ask(job.want, job.sha, req, content.uri, content.mime,
-                                         knobs)
-                return answer, req
-            except structured.InvalidAnswer as e:
-                # Asked twice already; a later try may do better (transient).
-                log.error("%s: %s: invalid answer twice: %s", job.rel, job.want.suffix, e.reason)
-                self._retry(job, f"invalid answer: {e.reason}", self._backoff(job), e.usage)
-            except ApiError as e:
-                self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, e,
-                            job.attempts)
-        return None
+        want, config = job.want, knobs.generation_config()
+        length = formats.ranged(want, req, content.mime)
+        key = answer_key(job.sha, want.model, req.prompt, req.system, req.schema, config, length)
+        if job.fresh:
+            self._book.forget(key)
+
+        async def ask() -> structured.Answer:
+            # A kept answer needs no slot; a paid one waits for its turn.
+            async with self._ctx.generate_slots:
+                now = self._ctx.store.get_content(job.sha)  # renewed while waiting, maybe
+                if now is None or not now.uri:
+                    raise _NoCopy
+                return await self._ask(want, req, now.uri, now.mime, config, length)
+
+        schema = req.schema
+        try:
+            answer, paid_by = await self._book.get(
+                key, job.sha, job.path, ask,
+                (lambda text: structured.parse(text, schema)) if schema else (lambda _: None))
+        except _NoCopy:
+            return None
+        except structured.InvalidAnswer as e:
+            # Asked twice already; a later try may do better (transient).
+            log.error("%s: %s: invalid answer twice: %s", job.rel, want.suffix, e.reason)
+            self._retry(job, f"invalid answer: {e.reason}", self._backoff(job), e.usage)
+            return None
+        except ApiError as e:
+            self.failed(job.path, job.rel, job.sha, want, job.row, job.on_disk, e,
+                        job.attempts)
+            return None
+        shared = None
+        if paid_by is not None and paid_by != job.path:
+            # Named as status names files: relative to this file's folder when inside it.
+            shown = (os.path.relpath(paid_by, job.key)
+                     if Path(paid_by).is_relative_to(job.key) else paid_by)
+            shared = f"the answer paid for {shown} (same bytes and request; paid once)"
+        return answer, req, shared
 
     async def write(self, job: Job, text: str, usage: Usage, note: str | None = None) -> None:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
@@ -365,36 +388,23 @@ class Producer:
         else:
             self._queue.later(path, v.retry_at)
 
-    async def _ask(self, want: Desired, sha: str, req: formats.Request, uri: str,
-                   mime: str, knobs: Knobs) -> structured.Answer:
-        """One answer per content and request: .srt and .vtt of one language share it."""
-        config = knobs.generation_config()
-        system = req.system  # chosen and filled in formats.prepare
-        key = (sha, want.model, req.prompt, system or "", json.dumps(req.schema, sort_keys=True),
-               json.dumps(config, sort_keys=True))
-        if key in self._answers:
-            # Its tokens were counted with the first output that used it.
-            return dataclasses.replace(self._answers[key], usage=Usage())
+    async def _ask(self, want: Desired, req: formats.Request, uri: str, mime: str,
+                   config: dict[str, object], length: float | str | None,
+                   ) -> structured.Answer:
+        """Ask the model: in one request, or in time ranges joined (``length``)."""
         accept = formats.acceptance(want, req)
 
         async def once(prompt: str, clip: tuple[float, float] | None) -> structured.Answer:
             return await structured.ask(
                 self._ctx.client, want.model, file_uri=uri, mime_type=mime, prompt=prompt,
-                system=system, schema=req.schema, knobs=config, clip=clip,
+                system=req.system, schema=req.schema, knobs=config, clip=clip,
                 accept=accept if prompt is req.prompt else None)
 
-        length = formats.ranged(want, req, mime)
         if length is None or req.duration is None:
-            answer = await once(req.prompt, None)
-        else:
-            answer = await ranges.ask(once, prompt=req.prompt, fmt=want.format,
-                                      kind=mime.partition("/")[0], duration=req.duration,
-                                      length=None if isinstance(length, str) else length)
-        if answer.value is not None:
-            if len(self._answers) >= 32:
-                self._answers.pop(next(iter(self._answers)))
-            self._answers[key] = answer
-        return answer
+            return await once(req.prompt, None)
+        return await ranges.ask(once, prompt=req.prompt, fmt=want.format,
+                                kind=mime.partition("/")[0], duration=req.duration,
+                                length=None if isinstance(length, str) else length)
 
     def _record(
         self,
@@ -436,6 +446,10 @@ class Producer:
             )
         )
 
+
+
+class _NoCopy(Exception):
+    """The remote copy went while the generation waited for its turn."""
 
 
 # Outcomes recorded with the knobs they were asked under: asked again when those change.

@@ -42,11 +42,9 @@ class Reconciler:
         gone: Gone,
         ensure_copy: Callable[[str], Awaitable[ContentRow]],
         output: Output,
-        forget_answers: Callable[[str], None],
     ) -> None:
         """``take_stat``: the scan's stat of a path, once (Folders.take_stat);
-        ``ensure_copy(sha)``: the content's usable remote copy (Mirror.ensure);
-        ``forget_answers(sha)``: the end of a content's pass (Producer.forget_answers)."""
+        ``ensure_copy(sha)``: the content's usable remote copy (Mirror.ensure)."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
@@ -56,7 +54,6 @@ class Reconciler:
         self._gone = gone
         self._ensure_copy = ensure_copy
         self._output = output
-        self._forget_answers = forget_answers
 
     async def reconcile(self, path: str) -> None:
         """Take the next step for one path: settle, identify, mirror, outputs."""
@@ -85,7 +82,6 @@ class Reconciler:
             ready = _Once(lambda: self._copy(path, row))
         for want in desired.desired(folder, path, row.kind, self._ctx.config.api.model):
             await self._output(path, rel, sha, want, ready)
-        self._forget_answers(sha)
 
     async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
         """The path's stat (from the scan when fresh), or None when there is nothing to do."""
