@@ -319,7 +319,8 @@ class Daemon:
 
     def status_line(self) -> str:
         halted = self.engine.halted
-        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets)])) or None
+        why = "; ".join(filter(None, [halted, *pause_lines(self.budgets, self.engine.client)]))
+        why = why or None
         return status.status_line(len(self.config.folders), self._states(), why)
 
     def _states(self) -> dict[str, int]:

@@ -99,6 +99,11 @@ class Producer:
         if step == "skip" and row is not None and row.outcome in _MARKED and (
                 formats.knobs_changed_since(row.message, self._knobs_mark(path, want))):
             step = "generate"  # out of tokens or cut before; the owner changed the knobs since
+        if step == "wait" and row is not None and (row.message or "").startswith(PAUSE_WAIT) and (
+                self._ctx.client.paused(want.model) is None):
+            # It waited for the day's quota or the owner's cap, which no longer holds
+            # (the cap raised or removed: a reload or restart read it again).
+            step = "generate"
         if step == "skip":
             return
         if step == "wait":
@@ -369,10 +374,12 @@ class Producer:
         gone = classify(error) == "gone"
         if gone:
             self._forget_copy(sha)
+        message = str(error)
         if not v.counts:
             attempts -= 1  # the day's quota or the owner's cap: not this file's failure
+            message = f"{PAUSE_WAIT}{error.message}"  # looked at again if the pause ends early
         self._record(path, sha, want, row, outcome=Outcome.FAILED, written_hash=on_disk,
-                     message=str(error), retry_at=v.retry_at, attempts=attempts)
+                     message=message, retry_at=v.retry_at, attempts=attempts)
         if not v.counts:
             log.debug("%s: %s waits: %s", rel, want.suffix, error)
         elif v.transient:
@@ -421,6 +428,17 @@ class Producer:
         retry_at: float | None = None,
         attempts: int = 0,
     ) -> None:
+        # Tokens spent on this output as it is now, every attempt counted (a retry
+        # pays again); another file, prompt or model starts from nothing.
+        before = row if row is not None and states.is_current(row, want, sha) else None
+        spent = Usage(
+            prompt_tokens=(before.prompt_tokens if before else 0) + (
+                usage.prompt_tokens if usage else 0),
+            candidates_tokens=(before.output_tokens if before else 0) + (
+                usage.candidates_tokens if usage else 0),
+            thoughts_tokens=(before.thoughts_tokens if before else 0) + (
+                usage.thoughts_tokens if usage else 0),
+        )
         self._ctx.store.put_output(
             OutputRow(
                 path=path,
@@ -433,19 +451,19 @@ class Producer:
                 pending_hash=pending,
                 outcome=outcome,
                 message=message,
-                prompt_tokens=usage.prompt_tokens if usage else (row.prompt_tokens if row else 0),
-                output_tokens=(
-                    usage.candidates_tokens if usage else (row.output_tokens if row else 0)
-                ),
+                prompt_tokens=spent.prompt_tokens,
+                output_tokens=spent.candidates_tokens,
                 retry_at=retry_at,
                 attempts=attempts,
                 at=self._ctx.clock(),
-                thoughts_tokens=(
-                    usage.thoughts_tokens if usage else (row.thoughts_tokens if row else 0)
-                ),
+                thoughts_tokens=spent.thoughts_tokens,
             )
         )
 
+
+
+# How an output waiting for a pause of our own (a day's quota, the cap) is recorded.
+PAUSE_WAIT = "waiting: "
 
 
 class _NoCopy(Exception):

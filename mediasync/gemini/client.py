@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from .errors import ApiError
 from .models import File, Generation, UploadSession, UploadStatus, file_name, json_object
-from .pacing import Budgets, generate_class
+from .pacing import Budgets, Pause, generate_class
 from .resumable_upload import ProgressCallback, ResumableUpload
 from .retry import RetryPolicy
 from .transport import Transport
@@ -63,6 +63,19 @@ def _generate_body(
     return body
 
 
+class Gate(Protocol):
+    """What may hold a generation before it goes out (the owner's daily cap)."""
+
+    async def admit(self, model: str) -> Any:
+        """A ticket for one call, or raises QuotaPaused."""
+
+    async def release(self, ticket: Any) -> None:
+        """The call ended (its usage is counted already)."""
+
+    def paused(self, model: str) -> Pause | None:
+        """Why no call of ``model`` would be admitted now, or None."""
+
+
 class GeminiClient:
     """Files and generation; uploads via ResumableUpload; requests via Transport."""
 
@@ -86,6 +99,7 @@ class GeminiClient:
             http=http or httpx.AsyncClient(timeout=httpx.Timeout(timeout)),
         )
         self.on_usage: Callable[[str, Any], None] | None = None  # cost accounting
+        self.gate: Gate | None = None  # holds a generation before it goes out (daily cap)
         self._uploads = ResumableUpload(self.transport, chunk_size)
 
     @property
@@ -199,12 +213,27 @@ class GeminiClient:
         body = _generate_body(file_uri, mime_type, prompt, generation_config, system_instruction,
                               clip)
         url = self.transport.url(f"models/{model}:generateContent")
-        response = await self.transport.call("generateContent", "POST", url, json=body,
-                                    budget=generate_class(model), on_success=_prompt_tokens)
-        gen = Generation.from_json(json_object(response.content))
-        if self.on_usage is not None:
-            self.on_usage(model, gen.usage)
+        ticket = await self.gate.admit(model) if self.gate is not None else None
+        try:
+            response = await self.transport.call("generateContent", "POST", url, json=body,
+                                                 budget=generate_class(model),
+                                                 on_success=_prompt_tokens)
+            gen = Generation.from_json(json_object(response.content))
+            if self.on_usage is not None:
+                self.on_usage(model, gen.usage)
+        finally:
+            if self.gate is not None:
+                await self.gate.release(ticket)
         return gen
+
+    def paused(self, model: str) -> Pause | None:
+        """Why generation with ``model`` is held now (a day's quota, the owner's cap
+        under the current config), or None."""
+        model = model.removeprefix("models/")
+        held = self.budgets.paused(generate_class(model)) if self.budgets is not None else None
+        if held is None and self.gate is not None:
+            held = self.gate.paused(model)
+        return held
 
     # -- resumable upload (the protocol lives in resumable_upload.py) ---------
     async def start_upload(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mediasync.config import Config
-from mediasync.gemini.quota import PACIFIC, pause_message
+from mediasync.gemini.quota import PACIFIC, next_reset, pause_message
 from mediasync.report import costs
 from mediasync.rules import availability, desired, rows, states, steps, units
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
@@ -298,24 +298,31 @@ def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
 
     The pauses are read here rather than through apiclient.load_pauses: `status`
     stays free of the HTTP client, and one unreadable entry spoils no other."""
+    def pause(model: Any, what: Any, resume: float) -> dict[str, Any]:
+        return {
+            "model": model,
+            "quota": what,
+            "resume_at": resume,
+            "resume_at_pt": datetime.fromtimestamp(resume, PACIFIC).isoformat(),
+            "message": pause_message(str(model), str(what), resume, now),
+        }
+
     paused = []
     for p in store.read(Meta.QUOTA_PAUSES):
         try:
             resume = float(p["resume_at"])
         except (KeyError, TypeError, ValueError):
             continue
-        if resume <= now:
+        # The owner's cap is read from the config below, never from an old pause.
+        if resume <= now or p.get("class") == "generate:*":
             continue
-        paused.append({
-            "model": p.get("model"),
-            "quota": p.get("what"),
-            "resume_at": resume,
-            "resume_at_pt": datetime.fromtimestamp(resume, PACIFIC).isoformat(),
-            "message": pause_message(str(p.get("model")), str(p.get("what")), resume, now),
-        })
+        paused.append(pause(p.get("model"), p.get("what"), resume))
     usage = store.usage()
     summ = costs.summary(usage, config.prices, now)
     spent = costs.today(usage, config.prices, now)
+    holds = costs.cap_holds(spent, usage, config.prices, config.limits, config.api.model)
+    if holds is not None:
+        paused.append(pause("all models", holds, next_reset(now)))
     return {
         "paused": paused,
         "costs": {m: {k: v.to_json() for k, v in spans.items()} for m, spans in summ.items()},
