@@ -8,7 +8,13 @@ import math
 import re
 from typing import Any
 
-from mediasync.media.formats import audio_tokens, image_tokens, video_tokens
+from mediasync.media.formats import (
+    MAX_AUDIO_SECONDS,
+    MAX_VIDEO_SECONDS,
+    audio_tokens,
+    image_tokens,
+    video_tokens,
+)
 
 from . import schema, thinking
 from .errors import ApiError
@@ -180,6 +186,24 @@ def _blocked(
         },
         "modelVersion": model,
     }
+
+
+INPUT_TOKEN_LIMIT = 1_048_576  # gemini-2.5-flash's context window
+
+
+def check_length(records: list[FileRecord], clip: Clip | None, tokens: int) -> None:
+    """Refuse media longer than one request takes, as the service does (400): video past
+    MAX_VIDEO_SECONDS (a clip counts alone), audio past MAX_AUDIO_SECONDS."""
+    for i, rec in enumerate(records):
+        kind = media_kind(rec.mime)
+        limit = {"video": MAX_VIDEO_SECONDS, "audio": MAX_AUDIO_SECONDS}.get(kind or "")
+        if limit is None:
+            continue
+        start, end = _span(rec, clip if i == 0 and kind == "video" else None)
+        if end - start > limit:
+            raise ApiError(400, f"The input token count ({max(tokens, INPUT_TOKEN_LIMIT + 1)}) "
+                                f"exceeds the maximum number of tokens allowed "
+                                f"({INPUT_TOKEN_LIMIT}).")
 
 
 def prompt_tokens(records: list[FileRecord], prompt: str,

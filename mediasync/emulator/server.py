@@ -581,6 +581,7 @@ class Handler(BaseHTTPRequestHandler):
             records.append(rec)
         clip = generate.clip_of(body)
         tokens = generate.prompt_tokens(records, prompt, clip)
+        generate.check_length(records, clip, sum(tokens.values()))
         self.state.quota.admit(model, sum(tokens.values()), now)
         if self.state.config.generate_latency > 0:
             time.sleep(self.state.config.generate_latency)

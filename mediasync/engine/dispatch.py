@@ -108,6 +108,7 @@ class Engine:
             gone=self._identify.gone,
             ensure_copy=mirror.ensure,
             output=self._producer.output,
+            too_long=self._producer.too_long_for_all,
         )
 
     # -- what the commands and the daemon read ---------------------------------

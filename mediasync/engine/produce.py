@@ -19,8 +19,9 @@ from mediasync.gemini import ApiError, Usage
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import ChangedWhileHashing, NotRegular, hash_file, local_facts
+from mediasync.media import metadata
 from mediasync.outputs import formats, ranges, structured
-from mediasync.rules import completeness, failures, states, steps
+from mediasync.rules import completeness, failures, lengths, states, steps
 from mediasync.rules.failures import classify
 from mediasync.rules.rows import ContentRow, Desired, LocalFacts, Outcome, OutputRow, PathRow
 
@@ -64,6 +65,7 @@ class Producer:
         self._forget_copy = forget_copy
         # Paid answers by what decides them: the same bytes cost one generation.
         self._book = AnswerBook(ctx.store, ctx.clock)
+        self._durations: dict[str, float | None] = {}  # seconds of audio and video, by sha
 
     async def output(self, path: str, rel: PurePath, sha: str, want: Desired,
                      ready: Callable[[], Awaitable[ContentRow | None]] | None = None) -> None:
@@ -134,6 +136,8 @@ class Producer:
     ) -> None:
         job = Job(path, key, rel, sha, want, row, on_disk,
                   (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1, fresh)
+        if await self._too_long(job):
+            return
         if want.format == "xmp" and not await self._xmp_takes_it(job):
             return
         if ready is not None and await ready() is None:
@@ -192,6 +196,54 @@ class Producer:
         self._record(job.path, job.sha, job.want, job.row, outcome=Outcome.INCOMPLETE,
                      written_hash=job.on_disk, message=marked, usage=usage)
         log.warning("%s: %s %s", job.rel, job.want.suffix, message)
+
+    async def too_long_for_all(self, path: str, rel: PurePath, sha: str,
+                               wants: list[Desired]) -> bool:
+        """Before a first copy is made: whether no output of the file can take its
+        length (each refusal recorded), so nothing is uploaded for none of them."""
+        content = self._ctx.store.get_content(sha)
+        if not wants or (content is not None and (
+                content.remote_name or content.next_name or content.next_url)):
+            return False
+        folder = self._ctx.config.folder_for(Path(path))
+        key = str(folder.path) if folder else os.path.dirname(path)
+        rows = self._ctx.store.get_outputs(path)
+        for want in wants:
+            row = rows.get(want.suffix)
+            job = Job(path, key, rel, sha, want, row, row.written_hash if row else None, 1)
+            if not await self._too_long(job):
+                return False
+        return True
+
+    async def _too_long(self, job: Job) -> bool:
+        """Whether one request cannot take the media for this output; recorded as its
+        verdict (until the file, prompt, model or ranges change) before anything is paid."""
+        row = self._ctx.store.get_path(job.path)
+        if row is None or lengths.limit(row.kind) is None:
+            return False
+        if job.sha not in self._durations:
+            try:
+                seconds = await self._ctx.fs.call(job.key, metadata.duration, Path(job.path),
+                                                  row.mime)
+            except FolderUnavailable:
+                return False  # the output's own steps say so
+            if len(self._durations) >= 4096:
+                self._durations.pop(next(iter(self._durations)))
+            self._durations[job.sha] = seconds
+        want = job.want
+        reason = lengths.too_long(row.kind, self._durations[job.sha],
+                                  clips=formats.clips(want, row.kind),
+                                  can_clip=want.format in formats.JOINED)
+        if reason is None:
+            return False
+        current = job.row is not None and states.is_current(job.row, want, job.sha)
+        if not (current and job.row is not None and job.row.outcome == Outcome.FAILED
+                and (job.row.message or "").startswith(reason)):
+            self._record(job.path, job.sha, want, job.row, outcome=Outcome.FAILED,
+                         written_hash=job.on_disk,
+                         message=f"{reason} [knobs {self._knobs_mark(job.path, want)}]")
+            log.warning("%s: no %s: %s", job.rel, want.suffix, reason)
+        return True
 
     async def _xmp_takes_it(self, job: Job) -> bool:
         """Whether the XMP sidecar there can take the answer; asked before paying for one."""
@@ -409,9 +461,11 @@ class Producer:
 
         if length is None or req.duration is None:
             return await once(req.prompt, None)
-        return await ranges.ask(once, prompt=req.prompt, fmt=want.format,
-                                kind=mime.partition("/")[0], duration=req.duration,
-                                length=None if isinstance(length, str) else length)
+        kind = mime.partition("/")[0]
+        return await ranges.ask(once, prompt=req.prompt, fmt=want.format, kind=kind,
+                                duration=req.duration,
+                                length=None if isinstance(length, str) else length,
+                                most=lengths.limit(kind) if kind == "video" else None)
 
     def _record(
         self,
@@ -471,7 +525,7 @@ class _NoCopy(Exception):
 
 
 # Outcomes recorded with the knobs they were asked under: asked again when those change.
-_MARKED = (Outcome.BLOCKED, Outcome.INCOMPLETE)
+_MARKED = (Outcome.BLOCKED, Outcome.INCOMPLETE, Outcome.FAILED)
 
 
 def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:

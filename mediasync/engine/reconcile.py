@@ -27,6 +27,8 @@ Identify = Callable[[str, FolderConfig, PurePath, str, str, LocalFacts],
 Gone = Callable[[str, FolderConfig | None], Awaitable[None]]  # Identifier.gone
 Ready = Callable[[], Awaitable[ContentRow | None]]
 Output = Callable[[str, PurePath, str, Desired, Ready | None], Awaitable[None]]  # Producer.output
+# Producer.too_long_for_all
+TooLong = Callable[[str, PurePath, str, list[Desired]], Awaitable[bool]]
 
 
 class Reconciler:
@@ -42,9 +44,12 @@ class Reconciler:
         gone: Gone,
         ensure_copy: Callable[[str], Awaitable[ContentRow]],
         output: Output,
+        too_long: TooLong | None = None,
     ) -> None:
         """``take_stat``: the scan's stat of a path, once (Folders.take_stat);
-        ``ensure_copy(sha)``: the content's usable remote copy (Mirror.ensure)."""
+        ``ensure_copy(sha)``: the content's usable remote copy (Mirror.ensure);
+        ``too_long``: whether no output can take the media's length, before its
+        first copy (Producer.too_long_for_all)."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
@@ -54,6 +59,7 @@ class Reconciler:
         self._gone = gone
         self._ensure_copy = ensure_copy
         self._output = output
+        self._too_long = too_long
 
     async def reconcile(self, path: str) -> None:
         """Take the next step for one path: settle, identify, mirror, outputs."""
@@ -74,13 +80,16 @@ class Reconciler:
         if row is None or row.problem or not row.sha256 or self._halt.why:
             return
         sha, ready = row.sha256, None
+        wants = desired.desired(folder, path, row.kind, self._ctx.config.api.model)
         if self._ctx.config.keeps_alive(Path(path)):
+            if self._too_long is not None and await self._too_long(path, rel, sha, wants):
+                return  # too long for every output: nothing is uploaded for none
             if await self._copy(path, row) is None:
                 return
         else:
             # keep_alive = "on_use": a copy is made only when an output is generated.
             ready = _Once(lambda: self._copy(path, row))
-        for want in desired.desired(folder, path, row.kind, self._ctx.config.api.model):
+        for want in wants:
             await self._output(path, rel, sha, want, ready)
 
     async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:

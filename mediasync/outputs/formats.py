@@ -112,6 +112,15 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str,
     return Request(prompt, system, structured.schema_for(spec), duration, path, mime)
 
 
+JOINED = ("text", "subtitles")  # formats whose answers in parts are joined in order
+
+
+def clips(want: Desired, kind: str) -> bool:
+    """The output asks for a video in clips (``ranges``): each request holds one."""
+    return (kind == "video" and want.spec is not None and want.spec.ranges is not None
+            and want.format in JOINED)
+
+
 def ranged(want: Desired, request: Request, mime: str) -> float | str | None:
     """The output's ``ranges`` setting where it applies: audio or video of known length,
     an answer that is joined in order (text, subtitles); else None (asked whole)."""

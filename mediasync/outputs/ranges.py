@@ -147,15 +147,18 @@ Ask = Callable[[str, tuple[float, float] | None], Awaitable[Answer]]
 
 
 async def ask(ask_one: Ask, *, prompt: str, fmt: str, kind: str, duration: float,
-              length: float | None) -> Answer:
+              length: float | None, most: float | None = None) -> Answer:
     """The answer for the whole media, asked in parts where it does not fit in one.
 
     ``ask_one(prompt, clip)`` asks once (``clip``: a video's (start, end) seconds);
-    ``length``: the part length to start with (None: the whole first). Returns the
-    joined answer, or the first part's answer that is not whole (blocked, cut and
-    not splittable, out of calls), with every call's usage.
+    ``length``: the part length to start with (None: the whole first); ``most``: the
+    longest part one request takes (a video longer than that starts in parts).
+    Returns the joined answer, or the first part's answer that is not whole (blocked,
+    cut and not splittable, out of calls), with every call's usage.
     """
     whole = Span(0.0, duration)
+    if most is not None and duration > most:
+        length = min(length or most, most)
     pending: list[Span | None] = (list(parts(whole, length)) if length and duration > length
                                   else [None])
     done: list[tuple[Span, Answer]] = []

@@ -168,7 +168,12 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
             r.message = f"{s.name}: {s.message}"
             if s.outcome == "waiting":
                 r.next_try = mine[want.suffix].retry_at
-    if complete and r.state == "pending":
+    verdicts = [s for s in r.sidecars if s.outcome in _VERDICTS]
+    if not serving and r.sidecars and len(verdicts) == len(r.sidecars):
+        # No copy is made for a file no output can take (too long): its outputs'
+        # verdicts are its own, not "not uploaded yet".
+        r.state, r.message = "failed", f"{verdicts[0].name}: {verdicts[0].message}"
+    elif complete and r.state == "pending":
         r.state, r.message = "synced", None
     elif on_use and not serving and row.sha256 and r.state != "failed" and _wants_done(r):
         r.state, r.message, r.next_try = "synced", None, None
@@ -176,6 +181,10 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
         r.message = f"waiting: {stalled}" + (f"; {r.message}" if r.message else "")
     return r
+
+
+# Sidecar outcomes that are a verdict on these bytes, not a wait.
+_VERDICTS = ("failed", "blocked", "incomplete")
 
 
 def _wants_done(r: FileReport) -> bool:
