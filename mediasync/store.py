@@ -24,7 +24,7 @@ __all__ = [
     "StoreError", "StoredAnswer",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -123,7 +123,18 @@ CREATE TABLE answers (
 CREATE INDEX answers_sha ON answers(sha256);
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+# What mediasync last wrote into each XMP sidecar (outputs/xmp.Marks as JSON): a tool
+# that regenerates the XMP from its own database drops the marks inside the file, and
+# these still tell our caption and keywords from the owner's (issue 18, item 11).
+_SCHEMA_V5 = """
+CREATE TABLE xmp_marks (
+    sidecar TEXT PRIMARY KEY,
+    marks TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
 
 
 T = TypeVar("T")
@@ -447,6 +458,16 @@ class Store(_CopyTransitions):
 
     def delete_answer(self, key: str) -> None:
         self._db.execute("DELETE FROM answers WHERE key=?", (key,))
+
+    # -- what we wrote into XMP sidecars -------------------------------------
+    def get_xmp_marks(self, sidecar: str) -> str | None:
+        row = self._db.execute("SELECT marks FROM xmp_marks WHERE sidecar=?",
+                               (sidecar,)).fetchone()
+        return row[0] if row else None
+
+    def put_xmp_marks(self, sidecar: str, marks: str, now: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO xmp_marks (sidecar, marks, at) VALUES (?,?,?)",
+                         (sidecar, marks, now))
 
     # -- doomed remote files --------------------------------------------------
     def doom(self, remote_name: str, reason: str, now: float) -> None:

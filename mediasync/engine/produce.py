@@ -170,8 +170,10 @@ class Producer:
             self._incomplete(job, (answer.where or "") + message, usage)
             return
         try:
+            marks = (self._ctx.store.get_xmp_marks(want.sidecar)
+                     if want.format == "xmp" else None)
             rendered = await self._ctx.fs.call(job.key, formats.render, want, gen.text,
-                                                 answer.value, req, on_disk)
+                                                 answer.value, req, on_disk, marks)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -187,7 +189,7 @@ class Producer:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
         note = "; ".join(filter(None, [shared, rendered.note])) or None
         await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage,
-                         note=note)
+                         note=note, marks=rendered.marks)
 
     def _incomplete(self, job: Job, message: str, usage: Usage) -> None:
         """Record an answer that is not whole: not written, not asked again until the
@@ -313,7 +315,8 @@ class Producer:
             shared = f"the answer paid for {shown} (same bytes and request; paid once)"
         return answer, req, shared
 
-    async def write(self, job: Job, text: str, usage: Usage, note: str | None = None) -> None:
+    async def write(self, job: Job, text: str, usage: Usage, note: str | None = None,
+                    marks: str | None = None) -> None:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
@@ -357,6 +360,8 @@ class Producer:
                          message="kept the owner's edit", usage=usage)
             log.info("kept the owner's edit of %s", name)
         else:
+            if marks is not None:  # what is ours in an XMP, should another tool drop it
+                self._ctx.store.put_xmp_marks(want.sidecar, marks, self._ctx.clock())
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=written,
                          usage=usage, message=note)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)

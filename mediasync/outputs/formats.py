@@ -50,6 +50,7 @@ class Rendered:
     base: str | None  # hash of the bytes the text was merged into: write only over those
     note: str | None = None  # what the owner kept, what was clamped
     incomplete: str | None = None  # why this text must not be written as the whole answer
+    marks: str | None = None  # XMP: what is ours in ``text`` (xmp.Marks), to remember
 
 
 def knobs_fingerprint(config: dict[str, Any]) -> str:
@@ -165,8 +166,9 @@ def acceptance(want: Desired, request: Request) -> Callable[[Any], str | None] |
 
 
 def render(want: Desired, text: str, value: Any, request: Request,
-           on_disk: str | None) -> Rendered:
-    """The sidecar's new text. ``on_disk`` is the hash of our bytes there (text kinds)."""
+           on_disk: str | None, marks: str | None = None) -> Rendered:
+    """The sidecar's new text. ``on_disk`` is the hash of our bytes there (text kinds);
+    ``marks``: what we last wrote into the XMP sidecar (xmp.Marks as JSON)."""
     fmt = want.format
     if fmt == "json":
         return Rendered(json.dumps(value, ensure_ascii=False, indent=2) + "\n", on_disk)
@@ -179,7 +181,7 @@ def render(want: Desired, text: str, value: Any, request: Request,
         return Rendered(subtitles.render(want.subformat, cues.cues), on_disk, note,
                         incomplete and f"incomplete subtitles: {incomplete}")
     if fmt == "xmp":
-        return _render_xmp(want, value, Path(request.source))
+        return _render_xmp(want, value, Path(request.source), xmp.Marks.from_json(marks))
     return Rendered(sidecar.as_written(text), on_disk)
 
 
@@ -208,7 +210,8 @@ def _not_xmp(target: Path, e: xmp.NotXmp) -> str:
     return f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; left as it is"
 
 
-def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
+def _render_xmp(want: Desired, value: dict[str, Any], source: Path,
+                remembered: xmp.Marks | None) -> Rendered:
     existing = check_xmp(want, source)
     fields = xmp.Fields(
         caption=" ".join(str(value.get("caption") or "").split()),
@@ -217,14 +220,14 @@ def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
                   if want.spec is not None and want.spec.alt_text else None),
     )
     try:
-        merged = xmp.merge(existing, fields, source.name)
+        merged = xmp.merge(existing, fields, source.name, remembered)
     except xmp.NotXmp as e:
         raise Refused(_not_xmp(Path(want.sidecar), e)) from None
     note = None
     if merged.kept:
         note = f"kept the owner's {' and '.join(merged.kept)}"
     base = sidecar.text_hash(existing) if existing is not None else None
-    return Rendered(merged.text, base, note)
+    return Rendered(merged.text, base, note, marks=merged.marks.to_json())
 
 
 def _read_regular(path: Path) -> bytes | None:
