@@ -16,7 +16,7 @@ import webvtt
 
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes
-from tests.helpers import cli, db_rows, write_config
+from tests.helpers import Recording, cli, db_rows, write_config
 
 SUBTITLES = """
 [[folders.prompts]]
@@ -207,21 +207,6 @@ def test_the_segments_the_issue_lost_are_written_with_a_note(tmp_path, emu):
     [srt_side] = [s for f in status["files"] for s in f["sidecars"] if s["name"] == "clip.en.srt"]
     assert srt_side["outcome"] == "written" and "3 cue(s) mended" in srt_side["message"]
 
-
-class Recording(httpx.AsyncBaseTransport):
-    """Real HTTP; keeps the generateContent bodies sent."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.bodies: list[dict] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith(":generateContent"):
-            self.bodies.append(json.loads(request.content))
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def test_cues_lost_beyond_a_small_share_are_asked_again_once_naming_the_problem(tmp_path, emu):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,25 +16,7 @@ from mediasync.emulator import Emulator
 from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient
 from mediasync.media.samples import png_bytes
-from tests.helpers import Clock, engine_setup
-
-
-class AfterGenerate(httpx.AsyncBaseTransport):
-    """Real HTTP; ``hook`` runs each time a generateContent answer has arrived."""
-
-    def __init__(self, hook: Callable[[], None]) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.hook = hook
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.url.path.endswith(":generateContent"):
-            await response.aread()
-            self.hook()
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+from tests.helpers import AfterGenerate, Clock, engine_setup
 
 
 async def _pass(engine: Engine) -> None:
