@@ -438,6 +438,12 @@ class Store(_CopyTransitions):
         with self._tx():
             self._db.execute("DELETE FROM outputs WHERE path=?", (new,))
             for suffix, sidecar in sidecars.items():
+                # What we wrote into a moved XMP sidecar moves with it.
+                self._db.execute(
+                    "UPDATE OR REPLACE xmp_marks SET sidecar=? WHERE sidecar="
+                    "(SELECT sidecar FROM outputs WHERE path=? AND suffix=?)",
+                    (sidecar, old, suffix),
+                )
                 self._db.execute(
                     "UPDATE outputs SET path=?, sidecar=? WHERE path=? AND suffix=?",
                     (new, sidecar, old, suffix),
