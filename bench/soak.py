@@ -13,22 +13,33 @@ folder is renamed away and back instead, and the output says so.
 
 Schedule, as fractions of ``--duration`` D (defaults for D = 600 s in brackets):
 - churn: every ``--churn-every`` s until the unmount, new files are added,
-  one file's bytes are rewritten and one file is deleted;
+  one file's bytes are rewritten, one file is deleted, one file's mtime is
+  touched with its bytes unchanged (as a backup tool does) and one PNG's XMP
+  sidecar is rewritten by another tool from its own database (darktable): our
+  marks dropped, the caption and keywords kept, a tag and a rating added;
 - fault storms: every ``--storm-every`` s until 0.55 D, the next of: 503s on
   any endpoint, 429s with RetryInfo on generate and on upload start, lost
-  finalize answers, cut chunks, 503s on chunks, a 503 on the listing;
+  finalize answers, cut chunks, 503s on chunks, a 503 on the listing, answers
+  cut off at MAX_TOKENS with partial text;
 - generateContent outage: 503 "overloaded" on every generate from 0.1 D to
   0.4 D [3 min];
 - purge at 0.5 D: ``mediasync files purge --all --yes`` (the real CLI);
+- at 0.56 D the owner raises ``max_output_tokens`` and reloads (SIGHUP): outputs
+  recorded incomplete after a cut answer are asked again (cuts not yet fired are
+  withdrawn: the storms are over);
 - unmount at 0.6 D for ``--unmount-for`` s [D/10 = 1 min], then mounted again:
   that is the last fault.
 Then, every 5 s, the invariants are checked until they all hold (convergence)
 or D plus ``--grace`` has passed. Invariants:
-- every media file has its sidecar, and the state DB records it ``written``
-  for the file's current SHA-256 with the sidecar's current bytes;
+- every media file has its sidecars, and the state DB records each ``written``
+  for the file's current SHA-256 with the sidecar's current bytes (an XMP: a
+  caption in it, the other tool's rating kept, and never "kept the owner's":
+  the owner edits nothing here);
 - every content on disk has exactly one live remote copy, ACTIVE, and it is
   the one the DB names;
 - no remote file holds a content no file on disk has (no orphan);
+- a file touched with its bytes unchanged is not paid for twice: at most as many
+  such contents were answered more than once an output as cut answers were injected;
 - the daemon's log has no traceback (checked after SIGTERM).
 With ``--strict`` also: nothing logged gone and nothing deleted remotely while
 the folder was unmounted (docs/architecture.md, "A folder that goes away").
@@ -41,6 +52,7 @@ import argparse
 import hashlib
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -50,6 +62,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from _common import (
     command_line,
@@ -65,9 +78,34 @@ from _common import (
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.emulator.faults import FaultSet
 from mediasync.media.samples import mp4_bytes, png_bytes, wav_bytes
+from mediasync.outputs import xmp
 
-SIDECARS = {"png": ".caption.md", "mp4": ".caption.md", "wav": ".transcript.txt"}
-SIDECAR_ENDS = tuple(set(SIDECARS.values()))
+# Each PNG also gets an XMP sidecar (caption and keywords merged into it).
+SIDECARS = {"png": (".caption.md", ".xmp"), "mp4": (".caption.md",),
+            "wav": (".transcript.txt",)}
+XMP_PROMPTS = """
+[[folders.prompts]]
+kinds = ["image"]
+prompt = "Caption this image in one sentence."
+sidecar = ".caption.md"
+
+[[folders.prompts]]
+kinds = ["image"]
+format = "xmp"
+prompt = "Caption this photo and give keywords."
+
+[[folders.prompts]]
+kinds = ["video"]
+prompt = "Describe this video in a few sentences."
+sidecar = ".caption.md"
+
+[[folders.prompts]]
+kinds = ["audio"]
+prompt = "Transcribe this audio. Use proper punctuation and paragraph breaks."
+sidecar = ".transcript.txt"
+ranges = "auto"
+"""
+TOOL_RATING = "3"  # what the other tool adds when it rewrites an XMP sidecar
 OVERLOADED = "The model is overloaded. Please try again later."
 
 
@@ -104,7 +142,9 @@ STORMS = [
      [Fault(status=429, match="start", times=2, retry_delay="2s")]),
     ("503 x2 on chunks, 503 x1 on list",
      [Fault(status=503, match="chunk", times=2), Fault(status=503, match="list", times=1)]),
+    ("answers cut at MAX_TOKENS x2", [Fault(kind="truncated", times=2)]),
 ]
+CUT_LIMIT = 32_768  # the owner's raised max_output_tokens
 
 
 # -- the folder ------------------------------------------------------------------
@@ -117,6 +157,8 @@ class Library:
         self.disk = disk
         self.seed = 0
         self.rng = random.Random(8)
+        self.touched: dict[str, str] = {}  # path (relative) -> SHA-256 when touched
+        self.retooled: set[str] = set()  # XMP sidecars another tool rewrote (relative)
 
     def _bytes(self, ext: str, seed: int) -> bytes:
         if ext == "png":
@@ -148,7 +190,39 @@ class Library:
         changed.write_bytes(self._bytes(changed.suffix[1:], self.seed + 100_000))
         gone = self.rng.choice([f for f in files if f != changed])
         gone.unlink()
-        return f"added 2, rewrote {changed.name}, deleted {gone.name}"
+        touched = self.rng.choice([f for f in files if f not in (changed, gone)])
+        st = touched.stat()
+        os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        self.touched[str(touched.relative_to(self.disk))] = sha_file(touched)
+        done = f"added 2, rewrote {changed.name}, deleted {gone.name}, touched {touched.name}"
+        xmps = sorted(p for p in self.disk.rglob("*.png.xmp") if not p.name.startswith("."))
+        if xmps:
+            side = self.rng.choice(xmps)
+            if rewrite_xmp_as_another_tool(side):
+                self.retooled.add(str(side.relative_to(self.disk)))
+                done += f", another tool rewrote {side.name}"
+        return done
+
+
+def rewrite_xmp_as_another_tool(side: Path) -> bool:
+    """As darktable writes a sidecar from its database: what it imported from ours (the
+    caption, the keywords) and its own (a rating, a tag), without our marks."""
+    try:
+        caption, keywords = xmp.read_fields(side.read_bytes())
+    except (OSError, xmp.NotXmp):
+        return False  # being replaced just now, or gone
+    items = "".join(f"<rdf:li>{escape(k)}</rdf:li>" for k in [*keywords, "holiday"])
+    text = (f'<x:xmpmeta xmlns:x="{xmp.NS_X}" x:xmptk="XMP Core 4.4.0-Exiv2">'
+            f'<rdf:RDF xmlns:rdf="{xmp.NS_RDF}"><rdf:Description rdf:about="" '
+            f'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:dc="{xmp.NS_DC}" '
+            f'xmp:Rating="{TOOL_RATING}"><dc:description><rdf:Alt>'
+            f'<rdf:li xml:lang="x-default">{escape(caption or "")}</rdf:li></rdf:Alt>'
+            f"</dc:description><dc:subject><rdf:Bag>{items}</rdf:Bag></dc:subject>"
+            "</rdf:Description></rdf:RDF></x:xmpmeta>\n")
+    tmp = side.with_name(f".{side.name}.tool")
+    tmp.write_text(text)
+    os.rename(tmp, side)
+    return True
 
 
 def populate(lib: Library, count: int) -> None:
@@ -205,7 +279,8 @@ def sha_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check(emu: Emulator, db: Path, folder: Path) -> tuple[list[str], dict[str, Any]]:
+def check(emu: Emulator, db: Path, folder: Path, touched: dict[str, str] | None = None,
+          cuts: int = 0, retooled: set[str] | None = None) -> tuple[list[str], dict[str, Any]]:
     """The invariants over the folder, the state DB and the emulator's store."""
     fails: list[str] = []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
@@ -223,24 +298,26 @@ def check(emu: Emulator, db: Path, folder: Path) -> tuple[list[str], dict[str, A
     for p in media:
         sha = sha_file(p)
         contents.setdefault(sha, p)
-        suffix = SIDECARS[p.suffix[1:]]
-        side = Path(f"{p}{suffix}")
-        row = outputs.get((str(p), suffix))
-        why = None
-        if not side.exists():
-            why = "sidecar missing"
-        elif row is None:
-            why = "sidecar not recorded in the DB"
-        elif row[0] != sha:
-            why = "DB output is for other bytes (stale sidecar)"
-        elif row[1] != "written":
-            why = f"DB output outcome {row[1]!r}"
-        elif row[2] != sha_file(side):
-            why = "sidecar bytes differ from what the DB says was written"
-        if why:
-            bad[why] += 1
-            examples.setdefault(why, f"{p.relative_to(folder)}"
-                                + (f" ({row[1]}: {row[3]})" if row and row[3] else ""))
+        for suffix in SIDECARS[p.suffix[1:]]:
+            side = Path(f"{p}{suffix}")
+            row = outputs.get((str(p), suffix))
+            why = None
+            if not side.exists():
+                why = "sidecar missing"
+            elif row is None:
+                why = "sidecar not recorded in the DB"
+            elif row[0] != sha:
+                why = "DB output is for other bytes (stale sidecar)"
+            elif row[1] != "written":
+                why = f"DB output outcome {row[1]!r}"
+            elif suffix == ".xmp":
+                why = xmp_problem(side, row[3], str(side.relative_to(folder)) in (retooled or ()))
+            elif row[2] != sha_file(side):
+                why = "sidecar bytes differ from what the DB says was written"
+            if why:
+                bad[why] += 1
+                examples.setdefault(why, f"{side.relative_to(folder)}"
+                                    + (f" ({row[1]}: {row[3]})" if row and row[3] else ""))
     for why, n in sorted(bad.items()):
         fails.append(f"{n} file(s): {why}, e.g. {examples[why]}")
 
@@ -265,9 +342,35 @@ def check(emu: Emulator, db: Path, folder: Path) -> tuple[list[str], dict[str, A
     orphans = [r for s, rs in copies.items() if s not in contents for r in rs]
     if orphans:
         fails.append(f"{len(orphans)} orphan remote file(s), e.g. {orphans[0].display_name}")
+    # A touch (same bytes) must not pay again; only a cut answer asked again may.
+    generated = emu.stats()["generated"]
+    same = {sha: len(SIDECARS[rel.rpartition(".")[2]]) for rel, sha in (touched or {}).items()
+            if (folder / rel).is_file() and sha_file(folder / rel) == sha}
+    twice = sum(1 for sha, outputs in same.items() if generated.get(sha, 0) > outputs)
+    if twice > cuts:
+        fails.append(f"{twice} touched file(s) with unchanged bytes answered more than once "
+                     f"(only {cuts} cut answer(s) were injected)")
     facts = {"media files": len(media), "contents": len(contents), "live remote": len(live),
-             "orphans": len(orphans)}
+             "orphans": len(orphans), "touched, bytes unchanged": len(same),
+             "of those answered twice": twice}
     return fails, facts
+
+
+def xmp_problem(side: Path, message: str | None, retooled: bool) -> str | None:
+    """What is wrong with an XMP sidecar recorded written (another tool may have
+    rewritten it since: its bytes are not ours to compare)."""
+    if message and "kept the owner's" in message:
+        return "XMP caption taken for the owner's (nobody edited one)"
+    data = side.read_bytes()
+    try:
+        caption, _ = xmp.read_fields(data)
+    except xmp.NotXmp:
+        return "XMP sidecar is not XMP"
+    if not caption:
+        return "XMP sidecar without a caption"
+    if retooled and f'Rating="{TOOL_RATING}"' not in data.decode(errors="replace"):
+        return "the other tool's XMP rating lost"
+    return None
 
 
 def tracebacks(log: Path) -> list[str]:
@@ -315,6 +418,7 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     # soak proves healing, so it lists as often as the old default did.
     cfg = write_config(work, emu.base_url, folder, requests_per_minute=args.rpm,
                        refresh_every="30s")
+    cfg.write_text(cfg.read_text() + XMP_PROMPTS)
     log = work / "run.log"
     print(f"watched folder: {mount.how}", flush=True)
     daemon = start_daemon(cfg, log)
@@ -374,7 +478,8 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
           work: Path) -> dict[str, Any]:
     D = args.duration
     plan: list[tuple[float, str]] = [(0.1 * D, "outage on"), (0.4 * D, "outage off"),
-                                      (0.5 * D, "purge"), (0.6 * D, "unmount"),
+                                      (0.5 * D, "purge"), (0.56 * D, "raise limit"),
+                                      (0.6 * D, "unmount"),
                                       (0.6 * D + args.unmount_for, "mount")]
     t = args.storm_every / 2
     while t < 0.55 * D:
@@ -405,6 +510,16 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
         elif what == "outage off":
             faults.remove(outage)
             tl.note("generateContent outage ends")
+        elif what == "raise limit":
+            left = [f for f in faults.pending() if f.kind == "truncated"]
+            for f in left:
+                faults.remove(f)
+            text = cfg.read_text()
+            cfg.write_text(text.replace("[[folders]]\n",
+                                        f"[[folders]]\nmax_output_tokens = {CUT_LIMIT}\n", 1))
+            daemon.send_signal(signal.SIGHUP)
+            tl.note(f"owner raises max_output_tokens to {CUT_LIMIT:,} and reloads (SIGHUP); "
+                    f"{len(left)} cut fault(s) not yet fired withdrawn")
         elif what == "purge":
             # The purge is a client too: the storm's 503s hit it as well, so retry it.
             attempt, code = 0, -1
@@ -437,7 +552,8 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
         if daemon.poll() is not None:
             fails = [f"the daemon exited with {daemon.returncode}"]
             break
-        fails, facts = check(emu, db, folder)
+        cuts = sum(n for k, n in faults.by_kind.items() if k.startswith("truncated"))
+        fails, facts = check(emu, db, folder, lib.touched, cuts, lib.retooled)
         if not fails and converged is None:
             converged = tl.now() - last_fault
             tl.note(f"all invariants hold, {converged:.0f}s after the last fault")

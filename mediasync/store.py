@@ -21,10 +21,10 @@ from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 
 __all__ = [
     "SCHEMA_VERSION", "ContentRow", "Meta", "MetaKey", "OutputRow", "PathRow", "Store",
-    "StoreError",
+    "StoreError", "StoredAnswer",
 ]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -152,8 +152,37 @@ DROP TABLE usage;
 ALTER TABLE usage_by_tier RENAME TO usage;
 """
 
+# Paid answers by what decides them (content, model, prompt as sent, system, schema,
+# knobs, ranges): one generation for every path holding the same bytes, in this pass
+# and later ones (issue 18, item 8). The owner's captions and transcripts, kept only
+# while their content is (Store.delete_content). text NULL: no text (a block).
+_SCHEMA_ANSWERS = """
+CREATE TABLE answers (
+    key TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    text TEXT,
+    finish TEXT,
+    block TEXT,
+    paid_by TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX answers_sha ON answers(sha256);
+"""
+
+# What mediasync last wrote into each XMP sidecar (outputs/xmp.Marks as JSON): a tool
+# that regenerates the XMP from its own database drops the marks inside the file, and
+# these still tell our caption and keywords from the owner's (issue 18, item 11).
+_SCHEMA_XMP_MARKS = """
+CREATE TABLE xmp_marks (
+    sidecar TEXT PRIMARY KEY,
+    marks TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4,
-               5: _SCHEMA_HEAL_FAR_RETRIES, 6: _SCHEMA_COPY_BYTES, 7: _SCHEMA_PROVENANCE}
+               5: _SCHEMA_HEAL_FAR_RETRIES, 6: _SCHEMA_COPY_BYTES, 7: _SCHEMA_PROVENANCE,
+               8: _SCHEMA_ANSWERS, 9: _SCHEMA_XMP_MARKS}
 
 
 T = TypeVar("T")
@@ -207,6 +236,16 @@ class Meta:
     def folder_submounts(folder: str) -> MetaKey[list[str]]:
         """Mount points inside the folder (relative to it) once seen holding files."""
         return MetaKey(f"folder_submounts:{folder}", list, True)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A paid answer as the ``answers`` table keeps it."""
+
+    text: str | None
+    finish: str | None
+    block: str | None
+    paid_by: str  # the path whose output paid for it
 
 
 def _columns(cls: type) -> list[str]:
@@ -467,6 +506,7 @@ class Store(_CopyTransitions):
 
     def delete_content(self, sha256: str) -> None:
         self._db.execute("DELETE FROM contents WHERE sha256=?", (sha256,))
+        self._db.execute("DELETE FROM answers WHERE sha256=?", (sha256,))
 
     def copies_held(self, now: float) -> list[tuple[str, int, int]]:
         """(sha256, bytes of its live copy, bytes of the copy uploaded and not ACTIVE
@@ -532,11 +572,42 @@ class Store(_CopyTransitions):
         with self._tx():
             self._db.execute("DELETE FROM outputs WHERE path=?", (new,))
             for suffix, sidecar in sidecars.items():
+                # What we wrote into a moved XMP sidecar moves with it.
+                self._db.execute(
+                    "UPDATE OR REPLACE xmp_marks SET sidecar=? WHERE sidecar="
+                    "(SELECT sidecar FROM outputs WHERE path=? AND suffix=?)",
+                    (sidecar, old, suffix),
+                )
                 self._db.execute(
                     "UPDATE outputs SET path=?, sidecar=? WHERE path=? AND suffix=?",
                     (new, sidecar, old, suffix),
                 )
             self._db.execute("DELETE FROM outputs WHERE path=?", (old,))
+
+    # -- paid answers ---------------------------------------------------------
+    def get_answer(self, key: str) -> StoredAnswer | None:
+        row = self._db.execute("SELECT text, finish, block, paid_by FROM answers WHERE key=?",
+                               (key,)).fetchone()
+        return StoredAnswer(*row) if row else None
+
+    def put_answer(self, key: str, sha256: str, answer: StoredAnswer, now: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO answers (key, sha256, text, finish, block, paid_by, at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (key, sha256, answer.text, answer.finish, answer.block, answer.paid_by, now))
+
+    def delete_answer(self, key: str) -> None:
+        self._db.execute("DELETE FROM answers WHERE key=?", (key,))
+
+    # -- what we wrote into XMP sidecars -------------------------------------
+    def get_xmp_marks(self, sidecar: str) -> str | None:
+        row = self._db.execute("SELECT marks FROM xmp_marks WHERE sidecar=?",
+                               (sidecar,)).fetchone()
+        return row[0] if row else None
+
+    def put_xmp_marks(self, sidecar: str, marks: str, now: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO xmp_marks (sidecar, marks, at) VALUES (?,?,?)",
+                         (sidecar, marks, now))
 
     # -- doomed remote files --------------------------------------------------
     def doom(self, remote_name: str, reason: str, now: float) -> None:

@@ -4,6 +4,7 @@ clocks the tests move, and sample rows and files."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import sqlite3
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 KEY = "e2e-test-key-0123456789"
 
@@ -267,3 +270,38 @@ def fill_store(store: Any, config: Any, count: int, *, failed: int = 0, waiting:
                     model=want.model, sidecar=want.sidecar, written_hash="w", pending_hash=None,
                     outcome="written", message=None, prompt_tokens=300, output_tokens=20,
                     retry_at=None, attempts=0, at=now, thoughts_tokens=50))
+
+
+# -- real HTTP with a look at it (never a mock of our HTTP layer) -------------------
+class AfterGenerate(httpx.AsyncBaseTransport):
+    """Real HTTP; ``hook`` runs each time a generateContent answer has arrived."""
+
+    def __init__(self, hook: Callable[[], None]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hook = hook
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith(":generateContent"):
+            await response.aread()
+            self.hook()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """Real HTTP; keeps the generateContent bodies sent."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.bodies: list[dict] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(":generateContent"):
+            self.bodies.append(json.loads(request.content))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from mediasync.app.cap import CAP_CLASS, DailyCap
 from mediasync.config import Config, ModelLimits, resolve_api_key
 from mediasync.gemini import (
     Budgets,
@@ -24,7 +25,6 @@ from mediasync.gemini import (
 )
 from mediasync.gemini.quota import pacific_day
 from mediasync.gemini.redact import register_secret
-from mediasync.report import costs
 from mediasync.store import Meta, Store
 
 EventHook = Callable[..., Any]  # an httpx event hook (sync or async)
@@ -35,10 +35,14 @@ def _class_limits(m: ModelLimits) -> ClassLimits:
 
 
 def load_pauses(store: Store) -> list[Pause]:
+    """The service's pauses an earlier run recorded. The owner's cap is not one of
+    them: it is read from the current config (app/cap.py), so an old cap pause, as
+    earlier versions kept it, is dropped here (it outlived the owner's fix)."""
     try:
-        return [Pause.from_json(d) for d in store.read(Meta.QUOTA_PAUSES)]
+        pauses = [Pause.from_json(d) for d in store.read(Meta.QUOTA_PAUSES)]
     except (ValueError, KeyError, TypeError):
         return []  # unreadable: the next 429 says it again
+    return [p for p in pauses if p.cls != CAP_CLASS]
 
 
 def load_held(store: Store) -> list[ConfigPause]:
@@ -60,7 +64,7 @@ def make_budgets(config: Config, store: Store) -> Budgets:
     for a restart); today's requests per model come back from the usage ledger."""
     lim = config.limits
 
-    def persist(_: Pause) -> None:
+    def persist(_: Pause | None = None) -> None:
         store.write(Meta.QUOTA_PAUSES, [p.to_json() for p in budgets.active_pauses()])
 
     def persist_learned() -> None:
@@ -74,6 +78,8 @@ def make_budgets(config: Config, store: Store) -> Budgets:
         on_learn=persist_learned,
     )
     budgets.restore(load_pauses(store))
+    if [p.to_json() for p in budgets.active_pauses()] != store.read(Meta.QUOTA_PAUSES):
+        persist()  # what is kept is what holds: an old cap pause, a day gone by, dropped
     budgets.restore_learned(load_learned(store))
     budgets.restore_held(load_held(store))
     budgets.on_hold = lambda: store.write(Meta.HELD, [p.to_json() for p in
@@ -84,20 +90,7 @@ def make_budgets(config: Config, store: Store) -> Budgets:
         made[model] = made.get(model, 0) + requests  # every tier of the model
     for model, requests in made.items():
         budgets.restore_day(generate_class(model), today, requests)
-    _check_cap(config, store, budgets)
     return budgets
-
-
-def _check_cap(config: Config, store: Store, budgets: Budgets) -> None:
-    """The owner's daily cap: once today's spend reaches it, no generation until tomorrow."""
-    if config.limits.max_daily_tokens is None and config.limits.max_daily_cost is None:
-        return
-    # Called after every answer: read today's rows only, not the whole ledger.
-    now = time.time()
-    today = store.usage(day=pacific_day(now))
-    what = costs.cap_reached(costs.today(today, config.prices, now), config.limits)
-    if what is not None:
-        budgets.pause("generate:*", what, "all models")
 
 
 def make_client(config: Config, env: Mapping[str, str], *, store: Store | None = None,
@@ -127,17 +120,20 @@ def make_client(config: Config, env: Mapping[str, str], *, store: Store | None =
         def on_usage(model: str, usage: Usage, tier: str) -> None:
             store.add_usage(pacific_day(time.time()), model, usage.prompt_tokens,
                             usage.candidates_tokens, usage.thoughts_tokens, tier)
-            _check_cap(config, store, budgets)
 
         client.on_usage = on_usage
+        # The owner's cap, from this config: a reload or restart re-reads it.
+        client.gate = DailyCap(config.limits, config.prices, store)
     return client
 
 
-def pause_lines(budgets: Budgets | None) -> list[str]:
-    if budgets is None:
-        return []
+def pause_lines(budgets: Budgets | None, client: GeminiClient | None = None) -> list[str]:
+    """Why generation (or file calls) wait now: the service's pauses and the cap."""
     now = time.time()
-    return [p.message(now) for p in budgets.active_pauses()]
+    pauses = budgets.active_pauses() if budgets is not None else []
+    cap = client.gate.paused() if client is not None and isinstance(
+        client.gate, DailyCap) else None
+    return [p.message(now) for p in [*pauses, *([cap] if cap else [])]]
 
 
 def held_lines(budgets: Budgets | None) -> list[str]:

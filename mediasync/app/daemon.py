@@ -334,7 +334,7 @@ class Daemon:
     def status_line(self) -> str:
         halted = self.engine.halted
         why = "; ".join(filter(None, [halted, *held_lines(self.budgets),
-                                      *pause_lines(self.budgets),
+                                      *pause_lines(self.budgets, self.engine.client),
                                       self.observer.problem])) or None
         return status.status_line(len(self.config.folders), self._states(), why)
 

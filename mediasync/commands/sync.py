@@ -21,7 +21,7 @@ from mediasync.commands.common import (
     load,
 )
 from mediasync.config import Config
-from mediasync.gemini import Budgets
+from mediasync.gemini import Budgets, GeminiClient
 
 if TYPE_CHECKING:
     from mediasync.engine.dispatch import Engine
@@ -74,13 +74,14 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
                 ticker.cancel()
                 progress(engine)
                 print(file=sys.stderr)  # end the progress line before the summary
-            return _summary(config, store, engine.halted, client.budgets)
+            return _summary(config, store, engine.halted, client.budgets, client)
         finally:
             await client.aclose()
             store.close()
 
 
-def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:
+def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None,
+             client: GeminiClient | None = None) -> int:
     """Log what the pass did and what failed; the exit code."""
     from mediasync.app.apiclient import held_lines, pause_lines
     from mediasync.report import status
@@ -109,13 +110,15 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
             log.error("%s", line)
         log.error("%d file(s) wait for it", waiting)
         return EXIT_USAGE
-    paused = pause_lines(budgets)
-    if paused:
+    paused = pause_lines(budgets, client)
+    if paused and any(r.state == "waiting" for r in bad):
         # Waiting until midnight Pacific is the daemon's job, not a one-shot's.
         for line in paused:
             log.error("stopping: %s; run `mediasync sync` again then, or let "
                       "`mediasync run` wait", line)
         return EXIT_QUOTA
+    for line in paused:  # reached, but nothing of this pass waits for it
+        log.info("%s", line)
     return EXIT_FAILED if bad else EXIT_OK
 
 

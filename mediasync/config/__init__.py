@@ -21,6 +21,7 @@ from .limits import (
     Price,
 )
 from .load import (
+    RANGES_AUTO,
     ApiConfig,
     Config,
     FolderConfig,
@@ -54,6 +55,7 @@ __all__ = [
     "MEDIA_RESOLUTIONS",
     "PRESETS",
     "SERVICE_TIERS",
+    "RANGES_AUTO",
     "TIERS",
     "TIER_FACTORS",
     "ApiConfig",

@@ -57,5 +57,8 @@ DEFAULT_PROMPTS: tuple[dict[str, Any], ...] = (
         "kinds": ["audio"],
         "prompt": "Transcribe this audio. Use proper punctuation and paragraph breaks.",
         "sidecar": ".transcript.txt",
+        # A transcript grows with the audio: one cut at the output limit is asked for
+        # again in time ranges and joined (a 3-hour podcast gets its whole transcript).
+        "ranges": "auto",
     },
 )

@@ -78,7 +78,7 @@ KEEP_FIRST = ("newest", "oldest", "smallest")
 KEEP_ALIVE = ("always", "on_use")
 _PROMPT_KEYS = (
     "kinds", "prompt", "sidecar", "model", "format", "schema", "language",
-    "subtitles", "naming", "max_cue", "alt_text", "upload",
+    "subtitles", "naming", "max_cue", "alt_text", "upload", "ranges",
 )
 FORMATS = ("text", "json", "xmp", "subtitles")
 SUBTITLE_FORMATS = ("srt", "vtt")
@@ -159,6 +159,10 @@ class PromptConfig:
     alt_text: bool = False  # xmp: also write Iptc4xmpCore:AltTextAccessibility
     knobs: Knobs | None = None  # cost knobs of this prompt (over its folder's)
     upload: str | None = None  # "original", "proxy", "auto"; None: the folder's
+    # Long audio and video asked for in time ranges, the answers joined (transcripts,
+    # subtitles): None never; RANGES_AUTO once a whole answer is cut at the output
+    # limit; a number of seconds: parts that long from the start.
+    ranges: float | str | None = None
 
     def effective_model(self, default_model: str) -> str:
         return self.model or default_model
@@ -514,7 +518,32 @@ def _prompt(raw: Any, where: str, base: Path | None = None,
         alt_text=as_bool(t.get("alt_text", False), f"{where}.alt_text"),
         knobs=parse_knobs(t, where),
         upload=as_choice(t["upload"], UPLOADS, f"{where}.upload") if "upload" in t else None,
+        ranges=_ranges(t, fmt, f"{where}.ranges"),
     )
+
+
+RANGES_AUTO = "auto"
+
+
+def _ranges(t: Mapping[str, Any], fmt: str, key: str) -> float | str | None:
+    """``ranges``: "auto", "off" (or false), or a duration. Only answers that can be
+    joined in order take it (text and subtitles); subtitles default to "auto"."""
+    if "ranges" not in t:
+        return RANGES_AUTO if fmt == "subtitles" else None
+    if fmt not in ("text", "subtitles"):
+        raise ConfigError("only applies to format = \"text\" or \"subtitles\" (answers "
+                          "joined in order)", key=key)
+    value = t["ranges"]
+    if value is False or value == "off":
+        return None
+    if value == RANGES_AUTO:
+        return RANGES_AUTO
+    if value is True:
+        raise ConfigError('must be "auto", "off" or a duration such as "20m"', key=key)
+    seconds = as_duration(value, key, positive=True)
+    if seconds < 60:
+        raise ConfigError(f"{value!r} is too short: a part is at least a minute", key=key)
+    return seconds
 
 
 _DEFAULT_SIDECAR = {"xmp": ".xmp", "subtitles": ""}

@@ -22,6 +22,9 @@ class EmulatorConfig:
     processing_delay: float = 0.0
     video_processing_delay: float = VIDEO_PROCESSING_DELAY
     generate_latency: float = 0.0
+    # The model's own output limit (gemini-2.5-flash: 65,536 tokens); a request's
+    # maxOutputTokens may lower it. A transcript longer than this is cut (MAX_TOKENS).
+    output_token_limit: int = 65_536
     granularity: int = 8 * 1024 * 1024
     max_file_bytes: int = MAX_FILE_BYTES
     max_project_bytes: int = MAX_PROJECT_BYTES  # the project's store (settable: store.py)

@@ -7,7 +7,8 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage")
+KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage", "truncated",
+         "answer")
 # 429 forms (see errors.rate_quota_exceeded): violations to name, or "bare" (Help only,
 # wire/29) or "storage" (the 20 GB store, wire/02). Join several with "+".
 QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
@@ -16,7 +17,9 @@ BLOCK_STAGES = ("prompt", "candidate")
 ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate",
              "models.list", "models.get", "any")
 _DEFAULT_MATCH = {"cut": "chunk", "short": "chunk", "lost_finalize": "finalize",
-                  "blocked": "generate"}
+                  "blocked": "generate", "truncated": "generate", "answer": "generate"}
+_DEFAULT_REASON = {"blocked": "SAFETY", "truncated": "MAX_TOKENS", "answer": "STOP"}
+GENERATE_KINDS = ("blocked", "truncated", "answer")  # faults that shape an answer
 
 
 @dataclass
@@ -35,7 +38,10 @@ class Fault:
     "prompt" = promptFeedback.blockReason ``reason`` (SAFETY with ratings as wire/23,
     PROHIBITED_CONTENT bare as 22), "candidate" = finishReason ``reason`` and no
     content, as 24), "garbage" (answer 200 with an HTML page, not JSON, as a
-    proxy or captive portal in the way may).
+    proxy or captive portal in the way may), "truncated" (generateContent answers
+    with the first ``keep`` share of its text and finishReason ``reason``, MAX_TOKENS
+    by default: an answer cut off), "answer" (generateContent answers ``text`` as
+    the candidate's text, finishReason ``reason``, STOP by default: a scripted answer).
     quota: for a 429, answer in the live quota wording (``QUOTAS``, "+"-joined),
     in the emulator's quota tier and shape.
     match: an endpoint name or "any"; "chunk" also hits finalizing chunks.
@@ -52,9 +58,11 @@ class Fault:
     delay: float = 0.0
     message: str | None = None
     quota: str | None = None
-    reason: str = "SAFETY"
+    reason: str | None = None  # blocked: SAFETY; truncated: MAX_TOKENS; answer: STOP
     stage: str = "prompt"
     counted: bool = True  # short: False leaves X-Goog-Upload-Size-Received out
+    keep: float = 0.5  # truncated: the share of the answer's text kept
+    text: str | None = None  # answer: the candidate's text
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -68,6 +76,10 @@ class Fault:
             raise ValueError(f"unknown block stage {self.stage!r} (prompt or candidate)")
         if self.match is None:
             self.match = _DEFAULT_MATCH.get(self.kind, "any")
+        if self.reason is None:
+            self.reason = _DEFAULT_REASON.get(self.kind)
+        if not 0.0 <= self.keep <= 1.0:
+            raise ValueError(f"keep must be a share from 0 to 1, not {self.keep!r}")
         if self.match not in ENDPOINTS:
             raise ValueError(f"unknown fault match {self.match!r} (one of {', '.join(ENDPOINTS)})")
 
@@ -144,7 +156,8 @@ def parse_fault_spec(spec: str) -> Fault:
     """``503:match=chunk:times=2``, ``429:retry_delay=1s``, ``cut:after_bytes=1000``,
     ``lost_finalize``, ``slow:delay=2`` (``times=all`` hits every request),
     ``429:quota=per_day+per_minute``, ``429:quota=bare``,
-    ``blocked:reason=PROHIBITED_CONTENT``, ``blocked:stage=candidate``."""
+    ``blocked:reason=PROHIBITED_CONTENT``, ``blocked:stage=candidate``,
+    ``truncated``, ``truncated:reason=RECITATION:keep=0.3``."""
     head, *opts = spec.split(":")
     data: dict[str, Any] = {}
     if head.isdigit():
@@ -164,8 +177,10 @@ def parse_fault_spec(spec: str) -> Fault:
             data[key] = parse_duration(value)
         elif key == "retry_delay":
             data[key] = f"{parse_duration(value):g}s"
-        elif key in ("match", "message", "quota", "reason", "stage"):
+        elif key in ("match", "message", "quota", "reason", "stage", "text"):
             data[key] = value
+        elif key == "keep":
+            data[key] = float(value)
         else:
             raise ValueError(f"unknown fault option {key!r}")
     return Fault.from_dict(data)

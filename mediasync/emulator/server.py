@@ -23,7 +23,7 @@ from .errors import (
     quota_exceeded,
     retry_info,
 )
-from .faults import RATE_KINDS, Fault, parse_duration
+from .faults import GENERATE_KINDS, RATE_KINDS, Fault, parse_duration
 from .models import GENERATE, ModelSpec
 from .state import EmulatorState
 from .store import Upload, media_kind, valid_file_id
@@ -651,7 +651,7 @@ class Handler(BaseHTTPRequestHandler):
                                     f"({rec.mime}).")
 
     def _generate(self, ver: str, model: str) -> None:
-        fault = self._fault((*_ALL_KINDS, "blocked"))
+        fault = self._fault((*_ALL_KINDS, *GENERATE_KINDS))
         self._check_key()
         spec = self.state.models.serving(model, ver, GENERATE)  # 404 as wire/41
         body = self._json_body()
@@ -680,7 +680,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, PRIORITY_REFUSED)
             if self.state.priority == "standard":
                 served = "standard"  # silently, as the live service may
-        tokens = generate.prompt_tokens(records, prompt, spec.family, resolutions)
+        clip = generate.clip_of(body)
+        tokens = generate.prompt_tokens(records, prompt, spec.family, resolutions, clip)
+        generate.check_length(records, clip, sum(tokens.values()))
         self.state.quota.admit(model, sum(tokens.values()), now)
         if tier == "flex":
             if not self.state.flex_enter():
@@ -692,11 +694,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.flex_leave()
         elif self.state.config.generate_latency > 0:
             time.sleep(self.state.config.generate_latency)
-        blocked = fault is not None and fault.kind == "blocked"
-        block = (fault.stage, fault.reason) if fault is not None and blocked else None
+        block = cut = None
+        if fault is not None and fault.kind == "blocked":
+            block = (fault.stage, str(fault.reason))
+        elif fault is not None and fault.kind == "truncated":
+            cut = (str(fault.reason), fault.keep)
         self.state.served(served)
         answer = generate.answer(spec, records, prompt, tokens, block, config,
-                                 served if tier else None)
+                                 served if tier else None, clip=clip,
+                                 output_limit=self.state.config.output_token_limit, cut=cut)
+        if fault is not None and fault.kind == "answer":
+            answer = generate.scripted(answer, fault.text or "", str(fault.reason))
+        self.state.generated(records)
         # The tier that served, also as a header (files-api.md, "Service tiers").
         self._send(200, answer, {"x-gemini-service-tier": served})
 

@@ -37,6 +37,7 @@ class EmulatorState:
             storage_form=config.storage_form,
         )
         self._requests: Counter[str] = Counter()
+        self._generated: Counter[str] = Counter()  # answers per content (sha256 hex)
         self._count_lock = threading.Lock()
         self.models = Catalog.default(config.retired_models, dict(config.model_routes))
         # Tiers, changeable while serving (POST /_emulator/tiers).
@@ -73,14 +74,22 @@ class EmulatorState:
         with self._count_lock:
             self._requests[endpoint] += 1
 
+    def generated(self, records: list[Any]) -> None:
+        """One answer about these files (counted per content, for "paid once" checks)."""
+        with self._count_lock:
+            for rec in records:
+                self._generated[rec.sha256.hex()] += 1
+
     def stats(self) -> dict[str, Any]:
         files = self.store.files()
         with self._count_lock:
             requests = dict(self._requests)
+            generated = dict(self._generated)
         return {
             **self.store.counters,
             "bytes_received": self.store.bytes_received,
             "requests": requests,
+            "generated": generated,
             "faults_fired": self.faults.fired,
             "live_files": len(files),
             "live_bytes": sum(f.size for f in files),

@@ -122,10 +122,10 @@ class Engine:
             gone=self._identify.gone,
             ensure_copy=mirror.ensure,
             output=self._producer.output,
-            forget_answers=self._producer.forget_answers,
             keeps=self._keeps_path,
             using=mirror.using,
             replan=mirror.replan,
+            too_long=self._producer.too_long_for_all,
         )
 
     # -- what the commands and the daemon read ---------------------------------

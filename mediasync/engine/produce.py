@@ -6,7 +6,6 @@ failures.py, so a transient cause is retried and never made permanent).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -14,16 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from mediasync.config import KnobRequest, Knobs
+from mediasync.engine.answers import AnswerBook, answer_key
 from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, ConfigPaused, Usage
 from mediasync.local import sidecar
 from mediasync.local.folderio import FolderUnavailable
-from mediasync.local.scan import NotRegular, local_facts
-from mediasync.outputs import formats, structured
-from mediasync.rules import failures, states, steps
+from mediasync.local.scan import ChangedWhileHashing, NotRegular, hash_file, local_facts
+from mediasync.media import metadata
+from mediasync.outputs import formats, ranges, structured
+from mediasync.rules import completeness, failures, lengths, states, steps
 from mediasync.rules.failures import classify
-from mediasync.rules.rows import ContentRow, Desired, Outcome, OutputRow, PathRow
+from mediasync.rules.rows import ContentRow, Desired, LocalFacts, Outcome, OutputRow, PathRow
 
 log = logging.getLogger("mediasync")
 
@@ -40,6 +41,7 @@ class Job:
     row: OutputRow | None
     on_disk: str | None  # hash of our bytes on disk, when they are ours
     attempts: int
+    fresh: bool = False  # ask afresh: no kept answer (the owner deleted our sidecar)
     served: tuple[str | None, str | None] = (None, None)  # model and tier of the answer
 
 
@@ -68,13 +70,9 @@ class Producer:
         self._forget_copy = forget_copy
         self._thinks = thinks
         self._said: set[str] = set()  # knob notes logged once per run
-        # Answers shared within one pass of a content (.srt and .vtt of one request).
-        self._answers: dict[tuple[str, ...], structured.Answer] = {}
-
-    def forget_answers(self, sha: str) -> None:
-        """Answers are shared within one pass only: a deleted sidecar asks afresh."""
-        for key in [k for k in self._answers if k[0] == sha]:
-            del self._answers[key]
+        # Paid answers by what decides them: the same bytes cost one generation.
+        self._book = AnswerBook(ctx.store, ctx.clock)
+        self._durations: dict[str, float | None] = {}  # seconds of audio and video, by sha
 
     async def output(self, path: str, rel: PurePath, sha: str, want: Desired,
                      ready: Callable[[], Awaitable[ContentRow | None]] | None = None) -> None:
@@ -107,9 +105,14 @@ class Producer:
             self._cannot_look(path, rel, sha, want, row, target, e)
             return
         step = steps.output_step(row, want, sha, state, self._ctx.clock())
-        if step == "skip" and row is not None and row.outcome == Outcome.BLOCKED and (
+        if step == "skip" and row is not None and row.outcome in _MARKED and (
                 formats.knobs_changed_since(row.message, self._knobs_mark(path, want))):
-            step = "generate"  # out of tokens before; the owner changed the knobs since
+            step = "generate"  # out of tokens or cut before; the owner changed the knobs since
+        if step == "wait" and row is not None and (row.message or "").startswith(PAUSE_WAIT) and (
+                self._ctx.client.paused(want.model) is None):
+            # It waited for the day's quota or the owner's cap, which no longer holds
+            # (the cap raised or removed: a reload or restart read it again).
+            step = "generate"
         if step == "skip":
             return
         if step == "wait":
@@ -128,18 +131,23 @@ class Producer:
             # Written just before a crash, recorded as pending: it is current.
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=on_disk)
             return
-        await self._generate(path, key, rel, sha, want, row, on_disk, ready)
+        # Our sidecar, current, deleted by its owner: a re-roll, asked afresh.
+        fresh = (state == "missing" and row is not None and row.outcome == Outcome.WRITTEN
+                 and states.is_current(row, want, sha))
+        await self._generate(path, key, rel, sha, want, row, on_disk, ready, fresh)
 
     async def _generate(
         self, path: str, key: str, rel: PurePath, sha: str, want: Desired,
         row: OutputRow | None, on_disk: str | None,
-        ready: Callable[[], Awaitable[ContentRow | None]] | None,
+        ready: Callable[[], Awaitable[ContentRow | None]] | None, fresh: bool = False,
     ) -> None:
         job = Job(path, key, rel, sha, want, row, on_disk,
-                   (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1)
+                  (row.attempts if row and row.outcome == Outcome.FAILED else 0) + 1, fresh)
         budgets = self._ctx.client.budgets
         if budgets is not None and budgets.holding(f"model:{want.model}"):
             return  # held for the config: no copy made for it, no call (its end rescans)
+        if await self._too_long(job):
+            return
         if want.format == "xmp" and not await self._xmp_takes_it(job):
             return
         if ready is not None and await ready() is None:
@@ -147,7 +155,7 @@ class Producer:
         asked = await self._answer(job)
         if asked is None:
             return
-        answer, req = asked
+        answer, req, shared = asked
         gen, usage = answer.generation, answer.usage
         job = dataclasses.replace(job, served=(gen.model_version, gen.service_tier))
         if gen.blocked or gen.text is None:
@@ -161,9 +169,22 @@ class Producer:
                 f"the service blocked the answer ({reason})")
             log.warning("%s: no %s: %s", rel, want.suffix, told)
             return
+        cut = completeness.cut_reason(gen.finish_reason, gen.text)
+        if cut is not None:
+            # Written, it would look whole; asked again, it would be cut again: an
+            # outcome to say, until the owner raises the limit (issue 18, item 5).
+            fix = formats.cut_fix(want, req, req.mime.partition("/")[0],
+                                  gen.usage.thoughts_tokens)
+            message = completeness.cut_message(
+                cut, visible=gen.usage.candidates_tokens, thoughts=gen.usage.thoughts_tokens,
+                fix=fix)
+            self._incomplete(job, (answer.where or "") + message, usage)
+            return
         try:
+            marks = (self._ctx.store.get_xmp_marks(want.sidecar)
+                     if want.format == "xmp" else None)
             rendered = await self._ctx.fs.call(job.key, formats.render, want, gen.text,
-                                                 answer.value, req, on_disk)
+                                                 answer.value, req, on_disk, marks)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -172,9 +193,70 @@ class Producer:
             log.error("%s: %s", rel, e)
             self._retry(job, str(e), self._backoff(job), usage)
             return
+        if rendered.incomplete:
+            self._incomplete(job, rendered.incomplete, usage)
+            return
         if rendered.note:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
-        await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage)
+        note = "; ".join(filter(None, [shared, rendered.note])) or None
+        await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage,
+                         note=note, marks=rendered.marks)
+
+    def _incomplete(self, job: Job, message: str, usage: Usage) -> None:
+        """Record an answer that is not whole: not written, not asked again until the
+        file, prompt, model or knobs change (the mark says under which knobs)."""
+        marked = f"{message} [knobs {self._knobs_mark(job.path, job.want)}]"
+        self._record(job.path, job.sha, job.want, job.row, outcome=Outcome.INCOMPLETE,
+                     written_hash=job.on_disk, message=marked, usage=usage)
+        log.warning("%s: %s %s", job.rel, job.want.suffix, message)
+
+    async def too_long_for_all(self, path: str, rel: PurePath, sha: str,
+                               wants: list[Desired]) -> bool:
+        """Before a first copy is made: whether no output of the file can take its
+        length (each refusal recorded), so nothing is uploaded for none of them."""
+        content = self._ctx.store.get_content(sha)
+        if not wants or (content is not None and (
+                content.remote_name or content.next_name or content.next_url)):
+            return False
+        folder = self._ctx.config.folder_for(Path(path))
+        key = str(folder.path) if folder else os.path.dirname(path)
+        rows = self._ctx.store.get_outputs(path)
+        for want in wants:
+            row = rows.get(want.suffix)
+            job = Job(path, key, rel, sha, want, row, row.written_hash if row else None, 1)
+            if not await self._too_long(job):
+                return False
+        return True
+
+    async def _too_long(self, job: Job) -> bool:
+        """Whether one request cannot take the media for this output; recorded as its
+        verdict (until the file, prompt, model or ranges change) before anything is paid."""
+        row = self._ctx.store.get_path(job.path)
+        if row is None or lengths.limit(row.kind) is None:
+            return False
+        if job.sha not in self._durations:
+            try:
+                seconds = await self._ctx.fs.call(job.key, metadata.duration, Path(job.path),
+                                                  row.mime)
+            except FolderUnavailable:
+                return False  # the output's own steps say so
+            if len(self._durations) >= 4096:
+                self._durations.pop(next(iter(self._durations)))
+            self._durations[job.sha] = seconds
+        want = job.want
+        reason = lengths.too_long(row.kind, self._durations[job.sha],
+                                  clips=formats.clips(want, row.kind),
+                                  can_clip=want.format in formats.JOINED)
+        if reason is None:
+            return False
+        current = job.row is not None and states.is_current(job.row, want, job.sha)
+        if not (current and job.row is not None and job.row.outcome == Outcome.FAILED
+                and (job.row.message or "").startswith(reason)):
+            self._record(job.path, job.sha, want, job.row, outcome=Outcome.FAILED,
+                         written_hash=job.on_disk,
+                         message=f"{reason} [knobs {self._knobs_mark(job.path, want)}]")
+            log.warning("%s: no %s: %s", job.rel, want.suffix, reason)
+        return True
 
     async def _xmp_takes_it(self, job: Job) -> bool:
         """Whether the XMP sidecar there can take the answer; asked before paying for one."""
@@ -190,8 +272,11 @@ class Producer:
             return False
         return True
 
-    async def _answer(self, job: Job) -> tuple[structured.Answer, formats.Request] | None:
-        """The model's answer to the output's request, or None (recorded why)."""
+    async def _answer(
+        self, job: Job,
+    ) -> tuple[structured.Answer, formats.Request, str | None] | None:
+        """The model's answer to the output's request, or None (recorded why); with a
+        note when the answer was paid for another file (same bytes and request)."""
         content = self._ctx.store.get_content(job.sha)
         if content is None or not content.uri:
             return None
@@ -203,46 +288,63 @@ class Producer:
         except FolderUnavailable:
             self._unavailable(job)
             return None
-        async with self._ctx.generate_slots:
-            content = self._ctx.store.get_content(job.sha)  # renewed while waiting, maybe
-            if content is None or not content.uri:
-                return None
-            try:
-                answer = await self._ask(job.want, job.sha, req, content.uri, content.copy_mime,
-                                         knobs)
-                return answer, req
-            except structured.InvalidAnswer as e:
-                # Asked twice already; a later try may do better (transient).
-                log.error("%s: %s: invalid answer twice: %s", job.rel, job.want.suffix, e.reason)
-                self._retry(job, f"invalid answer: {e.reason}", self._backoff(job), e.usage)
-            except ConfigPaused as e:
-                # The model (or tier) is held for the config: said once by the budgets,
-                # shown once by `status`; nothing is recorded against this file, and the
-                # hold's end (a reload, the model's return) looks at every path again.
-                log.debug("%s: %s waits: %s", job.rel, job.want.suffix, e.message)
-            except ApiError as e:
-                self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, e,
-                            job.attempts, uri=content.uri)
-        return None
+        want = job.want
+        request = self._request(knobs, want.model)
+        config = request.generation_config
+        length = formats.ranged(want, req, content.mime)
+        key = answer_key(job.sha, want.model, req.prompt, req.system, req.schema, config, length)
+        if job.fresh:
+            self._book.forget(key)
 
-    def _knobs(self, path: str, want: Desired) -> Knobs:
-        return self._ctx.config.knobs_for(Path(path), want.spec)
+        async def ask() -> structured.Answer:
+            # A kept answer needs no slot; a paid one waits for its turn.
+            async with self._ctx.generate_slots:
+                now = self._ctx.store.get_content(job.sha)  # renewed while waiting, maybe
+                if now is None or not now.uri:
+                    raise _NoCopy
+                used.append(now.uri)
+                return await self._ask(want, req, now.uri, now.copy_mime, config, length,
+                                       request.service_tier)
 
-    def _request(self, knobs: Knobs, model: str) -> KnobRequest:
-        """The knobs as ``model``'s family takes them; what it cannot do, said once."""
-        request = knobs.request(model, self._thinks(model))
-        for note in request.notes:
-            if note not in self._said:
-                self._said.add(note)
-                log.warning("%s", note)
-        return request
+        used: list[str] = []  # the copy asked (a renewal may replace it meanwhile)
 
-    async def write(self, job: Job, text: str, usage: Usage) -> None:
+        schema = req.schema
+        try:
+            answer, paid_by = await self._book.get(
+                key, job.sha, job.path, ask,
+                (lambda text: structured.parse(text, schema)) if schema else (lambda _: None))
+        except _NoCopy:
+            return None
+        except structured.InvalidAnswer as e:
+            # Asked twice already; a later try may do better (transient).
+            log.error("%s: %s: invalid answer twice: %s", job.rel, want.suffix, e.reason)
+            self._retry(job, f"invalid answer: {e.reason}", self._backoff(job), e.usage)
+            return None
+        except ConfigPaused as e:
+            # The model (or tier) is held for the config: said once by the budgets,
+            # shown once by `status`; nothing is recorded against this file, and the
+            # hold's end (a reload, the model's return) looks at every path again.
+            log.debug("%s: %s waits: %s", job.rel, want.suffix, e.message)
+            return None
+        except ApiError as e:
+            self.failed(job.path, job.rel, job.sha, want, job.row, job.on_disk, e,
+                        job.attempts, uri=used[-1] if used else content.uri)
+            return None
+        shared = None
+        if paid_by is not None and paid_by != job.path:
+            # Named as status names files: relative to this file's folder when inside it.
+            shown = (os.path.relpath(paid_by, job.key)
+                     if Path(paid_by).is_relative_to(job.key) else paid_by)
+            shared = f"the answer paid for {shown} (same bytes and request; paid once)"
+        return answer, req, shared
+
+    async def write(self, job: Job, text: str, usage: Usage, note: str | None = None,
+                    marks: str | None = None) -> None:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
         try:
-            moved = await self._ctx.fs.call(job.key, _moved, path, self._ctx.store.get_path(path))
+            moved = await self._moved(job)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -281,14 +383,51 @@ class Producer:
                          message="kept the owner's edit", usage=usage)
             log.info("kept the owner's edit of %s", name)
         else:
+            if marks is not None:  # what is ours in an XMP, should another tool drop it
+                self._ctx.store.put_xmp_marks(want.sidecar, marks, self._ctx.clock())
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=written,
-                         usage=usage, served=job.served)
+                         usage=usage, message=note, served=job.served)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
+
+    async def _moved(self, job: Job) -> bool:
+        """Whether the file is no longer the one identified (renamed, deleted, other
+        bytes). The stat is a cache, the hash the identity: a touch or a copy over
+        itself while the answer was on its way keeps the paid answer (issue 18, item 7),
+        and the stat cache follows, so nothing is hashed again."""
+        recorded = self._ctx.store.get_path(job.path)
+        facts = await self._ctx.fs.call(job.key, _stat_if_changed, job.path, recorded)
+        if facts is None:
+            return False
+        if recorded is None or not recorded.sha256 or facts.size != recorded.size:
+            return True
+        try:
+            sha = await self._ctx.fs.call(job.key, hash_file, job.path, facts, timeout=None)
+        except (OSError, NotRegular, ChangedWhileHashing):
+            return True
+        if sha != recorded.sha256:
+            return True
+        self._ctx.store.put_path(dataclasses.replace(
+            recorded, size=facts.size, mtime_ns=facts.mtime_ns, inode=facts.inode))
+        return False
+
+    def _knobs(self, path: str, want: Desired) -> Knobs:
+        return self._ctx.config.knobs_for(Path(path), want.spec)
+
+    def _request(self, knobs: Knobs, model: str) -> KnobRequest:
+        """The knobs as ``model``'s family takes them; what it cannot do, said once."""
+        request = knobs.request(model, self._thinks(model))
+        for note in request.notes:
+            if note not in self._said:
+                self._said.add(note)
+                log.warning("%s", note)
+        return request
 
     def _knobs_mark(self, path: str, want: Desired) -> str:
         knobs = self._knobs(path, want)
-        return formats.knobs_fingerprint(knobs.generation_config(want.model,
-                                                                 self._thinks(want.model)))
+        config = knobs.generation_config(want.model, self._thinks(want.model))
+        if want.spec is not None and want.spec.ranges is not None:
+            config = {**config, "ranges": want.spec.ranges}  # asking in parts is a fix too
+        return formats.knobs_fingerprint(config)
 
     def _unavailable(self, job: Job) -> None:
         """The folder stopped answering: look again when it may answer."""
@@ -327,10 +466,12 @@ class Producer:
         gone = classify(error) == "gone"
         # A copy a renewal replaced while this generation used it: ask the new one now.
         replaced = gone and not self._forget_copy(sha, uri)
+        message = str(error)
         if not v.counts:
             attempts -= 1  # the day's quota or the owner's cap: not this file's failure
+            message = f"{PAUSE_WAIT}{error.message}"  # looked at again if the pause ends early
         self._record(path, sha, want, row, outcome=Outcome.FAILED, written_hash=on_disk,
-                     message=str(error), retry_at=v.retry_at, attempts=attempts)
+                     message=message, retry_at=v.retry_at, attempts=attempts)
         if not v.counts:
             log.debug("%s: %s waits: %s", rel, want.suffix, error)
         elif v.transient:
@@ -346,25 +487,25 @@ class Producer:
         else:
             self._queue.later(path, v.retry_at)
 
-    async def _ask(self, want: Desired, sha: str, req: formats.Request, uri: str,
-                   mime: str, knobs: Knobs) -> structured.Answer:
-        """One answer per content and request: .srt and .vtt of one language share it."""
-        request = self._request(knobs, want.model)
-        config = request.generation_config
-        system = req.system  # chosen and filled in formats.prepare
-        key = (sha, want.model, req.prompt, system or "", json.dumps(req.schema, sort_keys=True),
-               json.dumps(config, sort_keys=True))
-        if key in self._answers:
-            # Its tokens were counted with the first output that used it.
-            return dataclasses.replace(self._answers[key], usage=Usage())
-        answer = await structured.ask(self._ctx.client, want.model, file_uri=uri, mime_type=mime,
-                                      prompt=req.prompt, system=system, schema=req.schema,
-                                      knobs=config, service_tier=request.service_tier)
-        if answer.value is not None:
-            if len(self._answers) >= 32:
-                self._answers.pop(next(iter(self._answers)))
-            self._answers[key] = answer
-        return answer
+    async def _ask(self, want: Desired, req: formats.Request, uri: str, mime: str,
+                   config: dict[str, object], length: float | str | None,
+                   service_tier: str | None = None) -> structured.Answer:
+        """Ask the model: in one request, or in time ranges joined (``length``)."""
+        accept = formats.acceptance(want, req)
+
+        async def once(prompt: str, clip: tuple[float, float] | None) -> structured.Answer:
+            return await structured.ask(
+                self._ctx.client, want.model, file_uri=uri, mime_type=mime, prompt=prompt,
+                system=req.system, schema=req.schema, knobs=config, clip=clip,
+                service_tier=service_tier, accept=accept if prompt is req.prompt else None)
+
+        if length is None or req.duration is None:
+            return await once(req.prompt, None)
+        kind = mime.partition("/")[0]
+        return await ranges.ask(once, prompt=req.prompt, fmt=want.format, kind=kind,
+                                duration=req.duration,
+                                length=None if isinstance(length, str) else length,
+                                most=lengths.limit(kind) if kind == "video" else None)
 
     def _record(
         self,
@@ -386,6 +527,17 @@ class Producer:
         own (what wrote the sidecar on disk)."""
         model_version, tier = served if served is not None else (
             (row.model_version, row.service_tier) if row else (None, None))
+        # Tokens spent on this output as it is now, every attempt counted (a retry
+        # pays again); another file, prompt or model starts from nothing.
+        before = row if row is not None and states.is_current(row, want, sha) else None
+        spent = Usage(
+            prompt_tokens=(before.prompt_tokens if before else 0) + (
+                usage.prompt_tokens if usage else 0),
+            candidates_tokens=(before.output_tokens if before else 0) + (
+                usage.candidates_tokens if usage else 0),
+            thoughts_tokens=(before.thoughts_tokens if before else 0) + (
+                usage.thoughts_tokens if usage else 0),
+        )
         self._ctx.store.put_output(
             OutputRow(
                 path=path,
@@ -398,37 +550,48 @@ class Producer:
                 pending_hash=pending,
                 outcome=outcome,
                 message=message,
-                prompt_tokens=usage.prompt_tokens if usage else (row.prompt_tokens if row else 0),
-                output_tokens=(
-                    usage.candidates_tokens if usage else (row.output_tokens if row else 0)
-                ),
+                prompt_tokens=spent.prompt_tokens,
+                output_tokens=spent.candidates_tokens,
                 retry_at=retry_at,
                 attempts=attempts,
                 at=self._ctx.clock(),
-                thoughts_tokens=(
-                    usage.thoughts_tokens if usage else (row.thoughts_tokens if row else 0)
-                ),
+                thoughts_tokens=spent.thoughts_tokens,
                 model_version=model_version,
                 service_tier=tier,
             )
         )
 
 
+# How an output waiting for a pause of our own (a day's quota, the cap) is recorded.
+PAUSE_WAIT = "waiting: "
+
+
+class _NoCopy(Exception):
+    """The remote copy went while the generation waited for its turn."""
+
+
+# Outcomes recorded with the knobs they were asked under: asked again when those change.
+_MARKED = (Outcome.BLOCKED, Outcome.INCOMPLETE, Outcome.FAILED)
 
 
 def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:
     return sidecar.write_atomic(target, text, expected=expected)
 
 
-def _moved(path: str, row: PathRow | None) -> bool:
-    """The file is no longer the one identified (renamed, deleted, replaced)."""
+_GONE = LocalFacts(-1, -1, -1)  # no regular file there any more
+
+
+def _stat_if_changed(path: str, row: PathRow | None) -> LocalFacts | None:
+    """The file's stat when it differs from the recorded one (``_GONE``: no file);
+    None when it is the file identified."""
     try:
         facts = local_facts(path)
     except (OSError, NotRegular):
-        return True
-    return row is None or (facts.size, facts.mtime_ns, facts.inode) != (
-        row.size, row.mtime_ns, row.inode
-    )
+        return _GONE
+    if row is not None and (facts.size, facts.mtime_ns, facts.inode) == (
+            row.size, row.mtime_ns, row.inode):
+        return None
+    return facts
 
 
 def _sidecar_state(target: Path, row: OutputRow | None) -> tuple[steps.SidecarState, str | None]:

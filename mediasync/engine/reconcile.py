@@ -28,6 +28,8 @@ Identify = Callable[[str, FolderConfig, PurePath, str, str, LocalFacts],
 Gone = Callable[[str, FolderConfig | None], Awaitable[None]]  # Identifier.gone
 Ready = Callable[[], Awaitable[ContentRow | None]]
 Output = Callable[[str, PurePath, str, Desired, Ready | None], Awaitable[None]]  # Producer.output
+# Producer.too_long_for_all
+TooLong = Callable[[str, PurePath, str, list[Desired]], Awaitable[bool]]
 
 
 class Reconciler:
@@ -43,18 +45,19 @@ class Reconciler:
         gone: Gone,
         ensure_copy: Callable[[str], Awaitable[ContentRow]],
         output: Output,
-        forget_answers: Callable[[str], None],
         keeps: Callable[[str, str], bool],
         using: Callable[[str], AbstractAsyncContextManager[None]],
         replan: Callable[[], None],
+        too_long: TooLong | None = None,
     ) -> None:
         """``take_stat``: the scan's stat of a path, once (Folders.take_stat);
         ``ensure_copy(sha)``: the content's usable remote copy (Mirror.ensure);
-        ``forget_answers(sha)``: the end of a content's pass (Producer.forget_answers);
         ``keeps(path, sha)``: whether the copy is made before the outputs and kept alive
         (keep_alive and the storage budget), else made only when a generation needs it;
         ``using(sha)``: held while the pass may use the copy (Mirror.using);
-        ``replan()``: a new content, plan the storage budget again (Mirror.replan)."""
+        ``replan()``: a new content, plan the storage budget again (Mirror.replan);
+        ``too_long``: whether no output can take the media's length, before its
+        first copy (Producer.too_long_for_all)."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
@@ -64,10 +67,10 @@ class Reconciler:
         self._gone = gone
         self._ensure_copy = ensure_copy
         self._output = output
-        self._forget_answers = forget_answers
         self._keeps = keeps
         self._using = using
         self._replan = replan
+        self._too_long = too_long
 
     async def reconcile(self, path: str) -> None:
         """Take the next step for one path: settle, identify, mirror, outputs."""
@@ -88,17 +91,19 @@ class Reconciler:
         if row is None or row.problem or not row.sha256 or self._halt.why:
             return
         sha, ready = row.sha256, None
+        wants = desired.desired(folder, path, row.kind, self._ctx.config.api.model)
         async with self._using(sha):
             if self._keeps(path, sha):
+                if self._too_long is not None and await self._too_long(path, rel, sha, wants):
+                    return  # too long for every output: nothing is uploaded for none
                 if await self._copy(path, row) is None:
                     return
             else:
                 # keep_alive = "on_use", or beyond the storage budget: a copy is made
                 # only when an output is generated.
                 ready = _Once(lambda: self._copy(path, row))
-            for want in desired.desired(folder, path, row.kind, self._ctx.config.api.model):
+            for want in wants:
                 await self._output(path, rel, sha, want, ready)
-        self._forget_answers(sha)
 
     async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
         """The path's stat (from the scan when fresh), or None when there is nothing to do."""

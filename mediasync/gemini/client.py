@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -26,7 +26,7 @@ from .models import (
     file_name,
     json_object,
 )
-from .pacing import Budgets, ConfigPaused, generate_class, tier_pause
+from .pacing import Budgets, ConfigPaused, Pause, generate_class, tier_pause
 from .resumable_upload import ProgressCallback, ResumableUpload
 from .retry import RetryPolicy
 from .tiers import FLEX, FlexFallback, flex_refusal
@@ -49,6 +49,11 @@ def _prompt_tokens(response: httpx.Response) -> int:
         return 0
 
 
+def _offset(seconds: float) -> str:
+    """A protobuf Duration in JSON: seconds with up to 9 fractional digits and an "s"."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
 def _generate_body(
     file_uri: str,
     mime_type: str,
@@ -56,16 +61,18 @@ def _generate_body(
     generation_config: dict[str, Any] | None,
     system_instruction: str | None,
     service_tier: str | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """The generateContent request: the file, then the prompt, in one user turn."""
+    """The generateContent request: the file, then the prompt, in one user turn.
+    ``clip``: (start, end) seconds of a video the answer is about (Part.videoMetadata)."""
+    part: dict[str, Any] = {"file_data": {"mime_type": mime_type, "file_uri": file_uri}}
+    if clip is not None:
+        part["videoMetadata"] = {"startOffset": _offset(clip[0]), "endOffset": _offset(clip[1])}
     body: dict[str, Any] = {
         "contents": [
             {
                 "role": "user",
-                "parts": [
-                    {"file_data": {"mime_type": mime_type, "file_uri": file_uri}},
-                    {"text": prompt},
-                ],
+                "parts": [part, {"text": prompt}],
             }
         ]
     }
@@ -76,6 +83,19 @@ def _generate_body(
     if service_tier:
         body["serviceTier"] = service_tier  # top-level, not in generationConfig
     return body
+
+
+class Gate(Protocol):
+    """What may hold a generation before it goes out (the owner's daily cap)."""
+
+    async def admit(self, model: str) -> Any:
+        """A ticket for one call, or raises QuotaPaused."""
+
+    async def release(self, ticket: Any) -> None:
+        """The call ended (its usage is counted already)."""
+
+    def paused(self, model: str) -> Pause | None:
+        """Why no call of ``model`` would be admitted now, or None."""
 
 
 class GeminiClient:
@@ -105,6 +125,7 @@ class GeminiClient:
         self.on_usage: UsageHook | None = None  # cost accounting
         self.flex = flex or FlexFallback()
         self.flex_timeout = flex_timeout
+        self.gate: Gate | None = None  # holds a generation before it goes out (daily cap)
         self._uploads = ResumableUpload(self.transport, chunk_size)
 
     @property
@@ -222,6 +243,7 @@ class GeminiClient:
         generation_config: dict[str, Any] | None = None,
         system_instruction: str | None = None,
         service_tier: str | None = None,
+        clip: tuple[float, float] | None = None,
     ) -> Generation:
         """One answer. ``service_tier``: "flex", "standard" or "priority" (None: the
         service's default). A Flex call gets a time-out sized for minutes, is not
@@ -234,39 +256,61 @@ class GeminiClient:
                 raise ConfigPaused(held)
         tier = self.flex.tier(model, service_tier)
         body = _generate_body(file_uri, mime_type, prompt, generation_config,
-                              system_instruction, tier)
+                              system_instruction, tier, clip)
         url = self.transport.url(f"models/{model}:generateContent")
         extra: dict[str, Any] = {}
         if tier == FLEX:
             extra = {"retry": _FLEX_RETRY, "flex": True,
                      "timeout": httpx.Timeout(self.flex_timeout, connect=30.0)}
+        # The owner's daily cap holds the call before it goes out; its share is freed
+        # once the answer's usage is in the ledger, or the call failed.
+        ticket = await self.gate.admit(model) if self.gate is not None else None
+        gen: Generation | None = None
         try:
             response = await self.transport.call(
                 "generateContent", "POST", url, json=body, budget=generate_class(model),
                 on_success=_prompt_tokens, **extra)
+            if tier == FLEX:
+                self.flex.served(model)
+            gen = Generation.from_json(
+                json_object(response.content),
+                tier_header=response.headers.get("x-gemini-service-tier"))
+            # The tier that served it, as the answer says; else the one asked for.
+            gen = dataclasses.replace(gen, service_tier=gen.service_tier or tier or "standard")
+            if self.on_usage is not None:
+                # Billed as the model and tier that served it (a silent re-route shows in
+                # modelVersion), else the ones asked for.
+                self.on_usage(gen.model_version or model, gen.usage, gen.service_tier)
         except ApiError as e:
             if tier == FLEX and flex_refusal(e):
-                if self.flex.refused(model, e):
-                    return await self.generate(
-                        model, file_uri=file_uri, mime_type=mime_type, prompt=prompt,
-                        generation_config=generation_config,
-                        system_instruction=system_instruction, service_tier=service_tier)
+                if not self.flex.refused(model, e):
+                    raise
+                # refused on Flex: asked again on standard, below
             elif tier and e.tier_refused and not isinstance(e, ConfigPaused):
                 if budgets is not None:
                     raise ConfigPaused(budgets.hold(
                         tier_pause(tier, str(e), budgets.clock()))) from None
-            raise
-        if tier == FLEX:
-            self.flex.served(model)
-        gen = Generation.from_json(json_object(response.content),
-                                   tier_header=response.headers.get("x-gemini-service-tier"))
-        # The tier that served it, as the answer says; else the one asked for.
-        gen = dataclasses.replace(gen, service_tier=gen.service_tier or tier or "standard")
-        if self.on_usage is not None:
-            # Billed as the model and tier that served it (a silent re-route shows in
-            # modelVersion), else the ones asked for.
-            self.on_usage(gen.model_version or model, gen.usage, gen.service_tier)
+                raise
+            else:
+                raise
+        finally:
+            if self.gate is not None:
+                await self.gate.release(ticket)
+        if gen is None:
+            return await self.generate(
+                model, file_uri=file_uri, mime_type=mime_type, prompt=prompt,
+                generation_config=generation_config, system_instruction=system_instruction,
+                service_tier=service_tier, clip=clip)
         return gen
+
+    def paused(self, model: str) -> Pause | None:
+        """Why generation with ``model`` is held now (a day's quota, the owner's cap
+        under the current config), or None."""
+        model = model.removeprefix("models/")
+        held = self.budgets.paused(generate_class(model)) if self.budgets is not None else None
+        if held is None and self.gate is not None:
+            held = self.gate.paused(model)
+        return held
 
     # -- resumable upload (the protocol lives in resumable_upload.py) ---------
     async def start_upload(

@@ -175,6 +175,33 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
+def _keep_access(tmp: Path, path: Path) -> None:
+    """Give the new file the old one's mode, owner and group (a private 660 XMP with
+    GPS data must not become 644). Owner and group as far as we may set them; where
+    the group cannot be kept its bits are dropped, never handed to our own group.
+
+    The file is replaced by rename, so other hard links to the old file keep the old
+    bytes: writing in place would keep the link, but a crash or a full disk midway
+    would leave the owner's file half written.
+    """
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    try:
+        os.chown(tmp, st.st_uid, st.st_gid)
+    except OSError:
+        try:
+            os.chown(tmp, -1, st.st_gid)  # allowed when we are in the owner's group
+        except OSError:
+            mode &= ~0o070
+    try:
+        os.chmod(tmp, mode)
+    except OSError:
+        pass  # a file system without modes (vfat, some shares): nothing to keep
+
+
 def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
     """Write ``text`` to ``path`` atomically unless the file there is the owner's.
 
@@ -192,6 +219,7 @@ def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
             # Re-check just before the swap: the owner may have edited meanwhile.
             state = inspect(path, expected)
             if state == "ours":
+                _keep_access(tmp, path)
                 os.replace(tmp, path)
                 break
             if state != "missing":

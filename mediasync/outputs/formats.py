@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from mediasync.local import sidecar
 from mediasync.media import metadata
 from mediasync.outputs import placeholders, structured, subtitles, xmp
-from mediasync.rules import states, steps
+from mediasync.rules import completeness, states, steps
 from mediasync.rules.rows import Desired, OutputRow
 
 log = logging.getLogger("mediasync")
@@ -36,6 +37,7 @@ class Request:
     schema: dict[str, Any] | None
     duration: float | None  # seconds of the media, where known (subtitles clamp to it)
     source: str = ""  # the media file's path
+    mime: str = ""  # the media file's MIME type
 
 
 class Refused(Exception):
@@ -47,6 +49,8 @@ class Rendered:
     text: str
     base: str | None  # hash of the bytes the text was merged into: write only over those
     note: str | None = None  # what the owner kept, what was clamped
+    incomplete: str | None = None  # why this text must not be written as the whole answer
+    marks: str | None = None  # XMP: what is ours in ``text`` (xmp.Marks), to remember
 
 
 def knobs_fingerprint(config: dict[str, Any]) -> str:
@@ -86,7 +90,8 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str,
     if system:
         used |= placeholders.used(system)
     duration = None
-    if want.format == "subtitles" or "duration" in used:
+    if (want.format == "subtitles" or "duration" in used
+            or (spec is not None and spec.ranges is not None)):
         duration = metadata.duration(Path(path), mime)
     info = metadata.Exif()
     if used & set(placeholders.NEEDS_EXIF) and mime.startswith("image/"):
@@ -105,12 +110,65 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str,
         prompt += "\n\n" + placeholders.fill(_LANGUAGE_ASK, values)
     if system:
         system = placeholders.fill(system, values)
-    return Request(prompt, system, structured.schema_for(spec), duration, path)
+    return Request(prompt, system, structured.schema_for(spec), duration, path, mime)
+
+
+JOINED = ("text", "subtitles")  # formats whose answers in parts are joined in order
+
+
+def clips(want: Desired, kind: str) -> bool:
+    """The output asks for a video in clips (``ranges``): each request holds one."""
+    return (kind == "video" and want.spec is not None and want.spec.ranges is not None
+            and want.format in JOINED)
+
+
+def ranged(want: Desired, request: Request, mime: str) -> float | str | None:
+    """The output's ``ranges`` setting where it applies: audio or video of known length,
+    an answer that is joined in order (text, subtitles); else None (asked whole)."""
+    spec = want.spec
+    if (spec is None or spec.ranges is None or want.format not in ("text", "subtitles")
+            or not mime.startswith(("audio/", "video/")) or request.duration is None):
+        return None
+    return spec.ranges
+
+
+def cut_fix(want: Desired, request: Request, kind: str, thoughts: int) -> str:
+    """What the owner can change so the answer fits: the settings, by name."""
+    fixes = ["raise max_output_tokens"]
+    if thoughts:
+        fixes.append("lower thinking_budget (0 turns thinking off)")
+    if (want.format in ("text", "subtitles") and kind in ("audio", "video")
+            and (want.spec is None or want.spec.ranges is None)):
+        fixes.append('set ranges = "auto" on the prompt to ask for the media in parts')
+    return " or ".join([", ".join(fixes[:-1]), fixes[-1]] if len(fixes) > 1 else fixes)
+
+
+def acceptance(want: Desired, request: Request) -> Callable[[Any], str | None] | None:
+    """For an answer that parses but may still be unusable (subtitles losing cues):
+    what to tell the model when asking once more, or None when it is fine."""
+    if want.format != "subtitles" or want.spec is None:
+        return None
+    max_cue = want.spec.max_cue
+
+    def check(value: Any) -> str | None:
+        segments = value.get("segments") if isinstance(value, dict) else None
+        cues = subtitles.cues_from(segments or [], duration=request.duration, max_cue=max_cue)
+        problem, _ = completeness.cue_verdict(cues.segments, cues.clamped, cues.dropped)
+        if problem is None:
+            return None
+        length = (f", within the media's {request.duration:.1f} seconds"
+                  if request.duration is not None else "")
+        return (f"An earlier answer could not be used: {problem}. Give every segment a "
+                f"start before its end, in seconds (not milliseconds) from the start of "
+                f"the media{length}.")
+
+    return check
 
 
 def render(want: Desired, text: str, value: Any, request: Request,
-           on_disk: str | None) -> Rendered:
-    """The sidecar's new text. ``on_disk`` is the hash of our bytes there (text kinds)."""
+           on_disk: str | None, marks: str | None = None) -> Rendered:
+    """The sidecar's new text. ``on_disk`` is the hash of our bytes there (text kinds);
+    ``marks``: what we last wrote into the XMP sidecar (xmp.Marks as JSON)."""
     fmt = want.format
     if fmt == "json":
         return Rendered(json.dumps(value, ensure_ascii=False, indent=2) + "\n", on_disk)
@@ -118,13 +176,12 @@ def render(want: Desired, text: str, value: Any, request: Request,
         assert want.spec is not None and want.subformat is not None
         cues = subtitles.cues_from(value.get("segments") or [], duration=request.duration,
                                    max_cue=want.spec.max_cue)
-        note = None
-        if cues.clamped:
-            note = (f"{cues.clamped} cue(s) ran past the end of the media "
-                    f"({request.duration:.3f} s) and were clamped")
-        return Rendered(subtitles.render(want.subformat, cues.cues), on_disk, note)
+        incomplete, note = completeness.cue_verdict(cues.segments, cues.clamped, cues.dropped,
+                                                    cues.repaired)
+        return Rendered(subtitles.render(want.subformat, cues.cues), on_disk, note,
+                        incomplete and f"incomplete subtitles: {incomplete}")
     if fmt == "xmp":
-        return _render_xmp(want, value, Path(request.source))
+        return _render_xmp(want, value, Path(request.source), xmp.Marks.from_json(marks))
     return Rendered(sidecar.as_written(text), on_disk)
 
 
@@ -153,7 +210,8 @@ def _not_xmp(target: Path, e: xmp.NotXmp) -> str:
     return f"{target.name} is not an XMP sidecar mediasync can merge into: {e}; left as it is"
 
 
-def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
+def _render_xmp(want: Desired, value: dict[str, Any], source: Path,
+                remembered: xmp.Marks | None) -> Rendered:
     existing = check_xmp(want, source)
     fields = xmp.Fields(
         caption=" ".join(str(value.get("caption") or "").split()),
@@ -162,14 +220,14 @@ def _render_xmp(want: Desired, value: dict[str, Any], source: Path) -> Rendered:
                   if want.spec is not None and want.spec.alt_text else None),
     )
     try:
-        merged = xmp.merge(existing, fields, source.name)
+        merged = xmp.merge(existing, fields, source.name, remembered)
     except xmp.NotXmp as e:
         raise Refused(_not_xmp(Path(want.sidecar), e)) from None
     note = None
     if merged.kept:
         note = f"kept the owner's {' and '.join(merged.kept)}"
     base = sidecar.text_hash(existing) if existing is not None else None
-    return Rendered(merged.text, base, note)
+    return Rendered(merged.text, base, note, marks=merged.marks.to_json())
 
 
 def _read_regular(path: Path) -> bytes | None:

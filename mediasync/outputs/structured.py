@@ -10,13 +10,15 @@ match the schema is asked for once more; a second bad one is an
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
 from mediasync.config import PromptConfig
 from mediasync.gemini import GeminiClient, Usage
 from mediasync.gemini.models import Generation
+from mediasync.rules import completeness
 
 ATTEMPTS = 2  # an invalid answer is asked for once more
 
@@ -161,6 +163,7 @@ class Answer:
     generation: Generation
     value: Any  # the parsed JSON for a structured prompt, else None
     usage: Usage  # of every call made for it
+    where: str | None = None  # asked in parts: the part this answer (not whole) was about
 
 
 def _add(a: Usage, b: Usage) -> Usage:
@@ -178,24 +181,43 @@ async def ask(
     schema: dict[str, Any] | None,
     knobs: dict[str, Any] | None = None,
     service_tier: str | None = None,
+    clip: tuple[float, float] | None = None,
+    accept: Callable[[Any], str | None] | None = None,
 ) -> Answer:
     """Generate, and for a structured prompt check the answer (asking once more if bad).
 
-    Raises :class:`InvalidAnswer` after two bad answers; ApiError passes through.
+    An answer the service cut off (finishReason other than STOP, with text) is
+    returned as it is, never re-asked here: asking the same again buys the same cut
+    (issue 18, item 5). ``accept(value)`` may find a valid answer unusable: it
+    returns what to tell the model when asking once more (the problem named), and a
+    second such answer is returned all the same, for the caller to judge.
+    Raises :class:`InvalidAnswer` after two answers that do not parse or fit the
+    schema; ApiError passes through.
     """
     usage = Usage()
     reason = ""
+    usable: Answer | None = None
+    asked = prompt
     for _ in range(ATTEMPTS if schema is not None else 1):
         gen = await client.generate(
-            model, file_uri=file_uri, mime_type=mime_type, prompt=prompt,
+            model, file_uri=file_uri, mime_type=mime_type, prompt=asked,
             generation_config={**(knobs or {}), **(generation_config(schema) or {})} or None,
-            system_instruction=system, service_tier=service_tier,
+            system_instruction=system, service_tier=service_tier, clip=clip,
         )
         usage = _add(usage, gen.usage)
-        if schema is None or gen.blocked or gen.text is None:
+        if (schema is None or gen.blocked or gen.text is None
+                or completeness.cut_reason(gen.finish_reason, gen.text)):
             return Answer(gen, None, usage)
         try:
-            return Answer(gen, parse(gen.text, schema), usage)
+            value = parse(gen.text, schema)
         except ValueError as e:
             reason = str(e)
+            continue
+        problem = accept(value) if accept is not None else None
+        if problem is None:
+            return Answer(gen, value, usage)
+        usable = Answer(gen, value, usage)
+        asked = f"{prompt}\n\n{problem}"
+    if usable is not None:
+        return replace(usable, usage=usage)
     raise InvalidAnswer(reason, usage)

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-MIN_CUE = 0.2  # seconds: a shorter cue cannot be read; it joins no one and is dropped
+MIN_CUE = 0.2  # seconds: a shorter cue cannot be read; it is lengthened or joins the one before
+# Beyond this a time is no time (a model's 1e20, or milliseconds of a week): the cue is
+# dropped and counted, never handed to timedelta (which overflows).
+ABSURD_SECONDS = 7 * 86400.0
+# Milliseconds where seconds were asked: a time this far past the end of the media that,
+# read as milliseconds, falls inside it.
+_MS_BEYOND = 1.5
 
 
 @dataclass(frozen=True)
@@ -24,8 +30,16 @@ class Cue:
 
 @dataclass(frozen=True)
 class Cues:
+    """The cues, and what was done to the segments to get them: ``clamped`` ran past the
+    end of the media and were cut there; ``dropped`` held text but no usable time (none,
+    absurd, after the end) and are lost; ``repaired`` counts by what was mended without
+    losing anything (start after end, milliseconds, joined to the cue before)."""
+
     cues: tuple[Cue, ...]
-    clamped: int  # cues whose times ran past the end of the media
+    clamped: int = 0
+    dropped: int = 0
+    segments: int = 0  # segments with text: what clamped and dropped are a share of
+    repaired: tuple[tuple[str, int], ...] = ()
 
 
 def _seconds(value: Any) -> float | None:
@@ -38,21 +52,49 @@ def _seconds(value: Any) -> float | None:
 def cues_from(
     segments: Iterable[Mapping[str, Any]], *, duration: float | None, max_cue: float
 ) -> Cues:
-    """Ordered, non-overlapping cues within ``[0, duration]``, none longer than ``max_cue``."""
+    """Ordered, non-overlapping cues within ``[0, duration]``, none longer than ``max_cue``.
+
+    Every plausible reading is taken before a segment is given up: a start after its
+    end is swapped, times in milliseconds are read as such, a cue too short or too
+    close to the one before joins it. What is lost or cut is counted (issue 18, item 6).
+    """
     raw: list[Cue] = []
-    clamped = 0
+    clamped = dropped = total = 0
+    mended: dict[str, int] = {}
+
+    def mend(why: str) -> None:
+        mended[why] = mended.get(why, 0) + 1
+
     for seg in segments:
-        start, end = _seconds(seg.get("start")), _seconds(seg.get("end"))
+        if not isinstance(seg, Mapping):
+            continue
         text = " ".join(str(seg.get("text") or "").split())
-        if start is None or end is None or not text:
+        if not text:
+            continue
+        total += 1
+        start, end = _seconds(seg.get("start")), _seconds(seg.get("end"))
+        if start is None or end is None:
+            dropped += 1
             continue
         start, end = max(0.0, start), max(0.0, end)
+        if start > end:
+            start, end = end, start
+            mend("start after end")
+        if (duration is not None and end > duration * _MS_BEYOND + 1 and end / 1000 <= duration
+                and end - start >= 1000 * MIN_CUE / 2):  # as ms, still a cue one can read
+            start, end = start / 1000, end / 1000
+            mend("milliseconds")
+        if end > ABSURD_SECONDS or (duration is not None and start >= duration):
+            dropped += 1  # no time in the media: nothing to show it at
+            continue
         if duration is not None and end > duration:
             clamped += 1
             end = duration
-            start = min(start, duration)
         if end - start < MIN_CUE:
-            continue
+            end = start + MIN_CUE
+            if duration is not None and end > duration:
+                start, end = max(0.0, duration - MIN_CUE), duration
+            mend("too short, lengthened")
         speaker = " ".join(str(seg.get("speaker") or "").split()) or None
         raw.append(Cue(start, end, text, speaker))
     raw.sort(key=lambda c: (c.start, c.end))
@@ -61,15 +103,25 @@ def cues_from(
         if ordered and cue.start < ordered[-1].end:
             prev = ordered[-1]
             # Overlap: the earlier cue ends where this one starts (speech rarely overlaps
-            # in a way a reader can follow on one line).
+            # in a way a reader can follow on one line); one starting too soon after it
+            # to be read apart joins its text instead.
             if cue.start - prev.start >= MIN_CUE:
                 ordered[-1] = Cue(prev.start, cue.start, prev.text, prev.speaker)
             else:
-                cue = Cue(prev.end, cue.end, cue.text, cue.speaker)
-                if cue.end - cue.start < MIN_CUE:
-                    continue
-        ordered.extend(_split(cue, max_cue))
-    return Cues(tuple(ordered), clamped)
+                ordered[-1] = _join(prev, cue)
+                mend("joined to the cue before")
+                continue
+        ordered.append(cue)
+    out: list[Cue] = []
+    for cue in ordered:
+        out.extend(_split(cue, max_cue))
+    return Cues(tuple(out), clamped, dropped, total, tuple(sorted(mended.items())))
+
+
+def _join(prev: Cue, cue: Cue) -> Cue:
+    text = cue.text if cue.speaker == prev.speaker or not cue.speaker else (
+        f"{cue.speaker}: {cue.text}")
+    return Cue(prev.start, max(prev.end, cue.end), f"{prev.text} {text}", prev.speaker)
 
 
 def _split(cue: Cue, max_cue: float) -> list[Cue]:

@@ -9,7 +9,10 @@ Ownership is per field and travels inside the sidecar: ``mediasync:*``
 properties hold the SHA-256 of the description and alt text we wrote, and the
 keywords we added. A field whose text no longer hashes to ours was edited by
 its owner (or was there before us) and is kept; another tool rewriting the
-file does not freeze our fields. The existing file is parsed with
+file does not freeze our fields. The same marks are remembered outside the file
+(``Marks``, kept in the store by the caller): a tool that regenerates the XMP
+from its own database (darktable) drops our marks, and the remembered ones then
+still say which caption and keywords were ours. The existing file is parsed with
 ``defusedxml`` (no entities, no DTDs); a file that is not XMP is refused,
 never replaced. Pure: bytes in, text out.
 """
@@ -55,9 +58,40 @@ class Fields:
 
 
 @dataclass(frozen=True)
+class Marks:
+    """What mediasync last wrote into a sidecar: hashes of its texts, its keywords."""
+    description: str | None = None
+    alt_text: str | None = None
+    keywords: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({"description": self.description, "altText": self.alt_text,
+                           "keywords": list(self.keywords)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Marks | None:
+        try:
+            value = json.loads(text or "")
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(value, dict):
+            return None
+
+        def sha(key: str) -> str | None:
+            v = value.get(key)
+            return v if isinstance(v, str) else None
+
+        words = value.get("keywords")
+        return cls(sha("description"), sha("altText"),
+                   tuple(w for w in words if isinstance(w, str))
+                   if isinstance(words, list) else ())
+
+
+@dataclass(frozen=True)
 class Merged:
     text: str
     kept: tuple[str, ...]  # our fields the owner had written: left as they were
+    marks: Marks = Marks()  # what is ours in ``text``: for the caller to remember
 
 
 def _sha(text: str) -> str:
@@ -76,9 +110,13 @@ def _parse(data: bytes | None) -> Document:
     except Exception as e:  # noqa: BLE001 - expat's errors have no common base
         raise NotXmp(f"not well-formed XML ({e})") from None
     root = doc.documentElement
-    if (root.namespaceURI, root.localName) not in ((NS_X, "xmpmeta"), (NS_RDF, "RDF")):
+    if (root.namespaceURI, root.localName) not in _ROOTS:
         raise NotXmp(f"its root element is <{root.tagName}>, not <x:xmpmeta> or <rdf:RDF>")
     return doc
+
+
+# <x:xapmeta> is the root older Adobe tools (Photoshop CS, XMP SDK 1) wrote.
+_ROOTS = ((NS_X, "xmpmeta"), (NS_X, "xapmeta"), (NS_RDF, "RDF"))
 
 
 def _children(el: Element, ns: str, name: str) -> list[Element]:
@@ -111,21 +149,42 @@ def _description(doc: Document, rdf: Element) -> Element:
     descs = _children(rdf, NS_RDF, "Description")
     if descs:
         return descs[0]
-    desc = doc.createElementNS(NS_RDF, "rdf:Description")
-    desc.setAttributeNS(NS_RDF, "rdf:about", "")
+    rdf_prefix = _prefix(rdf, NS_RDF)
+    desc = doc.createElementNS(NS_RDF, f"{rdf_prefix}:Description")
+    desc.setAttributeNS(NS_RDF, f"{rdf_prefix}:about", "")
     rdf.appendChild(desc)
     return desc
 
 
-def _declare(el: Element, ns: str) -> None:
-    """Make sure ``ns`` is declared with our prefix (minidom does not do it on output)."""
-    prefix = PREFIXES[ns]
+def _bindings(el: Element) -> dict[str, str]:
+    """The namespace prefixes in scope at ``el`` (the innermost binding wins)."""
+    found: dict[str, str] = {}
     node: Node | None = el
     while node is not None and node.nodeType == Node.ELEMENT_NODE:
-        if node.getAttribute(f"xmlns:{prefix}") == ns:  # type: ignore[attr-defined]
-            return
+        attrs = node.attributes  # type: ignore[attr-defined]
+        for i in range(attrs.length):
+            a = attrs.item(i)
+            if a.name.startswith("xmlns:"):
+                found.setdefault(a.name[6:], a.value)
         node = node.parentNode
+    return found
+
+
+def _prefix(el: Element, ns: str) -> str:
+    """A prefix for ``ns`` on ``el``, declared there if need be (minidom does not on
+    output): one already bound to it in scope, else ours. Never a prefix the owner
+    bound to another namespace: rebinding it would move the owner's elements into
+    ours (an owner's ``dc`` that is not Dublin Core stays theirs)."""
+    scope = _bindings(el)
+    for prefix, uri in scope.items():
+        if uri == ns:
+            return prefix
+    base = PREFIXES[ns]
+    prefix, n = base, 1
+    while prefix in scope:
+        prefix, n = f"{base}{n}", n + 1
     el.setAttribute(f"xmlns:{prefix}", ns)
+    return prefix
 
 
 def _text(el: Element) -> str:
@@ -151,13 +210,15 @@ def _lang_alt(prop: Element | None) -> str | None:
     return _text(items[0]) if items else (_text(prop).strip() or None if prop else None)
 
 
-def _new_prop(doc: Document, desc: Element, ns: str, qname: str, container: str) -> Element:
-    _declare(desc, ns)
-    _declare(desc, NS_RDF)
-    prop = doc.createElementNS(ns, qname)
-    prop.appendChild(doc.createElementNS(NS_RDF, f"rdf:{container}"))
+def _new_prop(doc: Document, desc: Element, ns: str, name: str, container: str) -> Element:
+    prop = doc.createElementNS(ns, f"{_prefix(desc, ns)}:{name}")
+    prop.appendChild(_rdf_element(doc, desc, container))
     desc.appendChild(prop)
     return prop
+
+
+def _rdf_element(doc: Document, where: Element, name: str) -> Element:
+    return doc.createElementNS(NS_RDF, f"{_prefix(where, NS_RDF)}:{name}")
 
 
 def _set_lang_alt(doc: Document, rdf: Element, ns: str, name: str, value: str) -> None:
@@ -165,13 +226,12 @@ def _set_lang_alt(doc: Document, rdf: Element, ns: str, name: str, value: str) -
     if desc is not None and prop is None:
         desc.removeAttributeNS(ns, name)  # attribute form: replace by the Alt structure
     if prop is None:
-        prop = _new_prop(doc, desc or _description(doc, rdf), ns,
-                         f"{PREFIXES[ns]}:{name}", "Alt")
+        prop = _new_prop(doc, desc or _description(doc, rdf), ns, name, "Alt")
     alts = _children(prop, NS_RDF, "Alt")
     if not alts:
         for c in list(prop.childNodes):
             prop.removeChild(c)
-        prop.appendChild(doc.createElementNS(NS_RDF, "rdf:Alt"))
+        prop.appendChild(_rdf_element(doc, prop, "Alt"))
         alts = _children(prop, NS_RDF, "Alt")
     alt = alts[0]
     target = None
@@ -179,7 +239,7 @@ def _set_lang_alt(doc: Document, rdf: Element, ns: str, name: str, value: str) -
         if li.getAttributeNS(NS_XML, "lang") == "x-default":
             target = li
     if target is None:
-        target = doc.createElementNS(NS_RDF, "rdf:li")
+        target = _rdf_element(doc, alt, "li")
         target.setAttributeNS(NS_XML, "xml:lang", "x-default")
         alt.insertBefore(target, alt.firstChild)
     for c in list(target.childNodes):
@@ -204,43 +264,49 @@ def _set_mark(doc: Document, rdf: Element, name: str, value: str) -> None:
         for p in _children(desc, NS_MS, name):
             desc.removeChild(p)
     desc = _description(doc, rdf)
-    _declare(desc, NS_MS)
-    desc.setAttributeNS(NS_MS, f"mediasync:{name}", value)
+    desc.setAttributeNS(NS_MS, f"{_prefix(desc, NS_MS)}:{name}", value)
 
 
 def _owned_text(doc: Document, rdf: Element, ns: str, name: str, mark: str,
-                value: str) -> bool:
-    """Write a lang-alt field unless its owner wrote it; True when written."""
+                value: str, remembered: str | None) -> str | None:
+    """Write a lang-alt field unless its owner wrote it; the hash of what is ours
+    there now (None: the owner's field was kept). ``remembered`` stands in for the
+    mark when the file lost it (a tool rewrote the file from its own database)."""
     desc, prop = _find(rdf, ns, name)
     # A simple attribute (dc:description="…", not strictly XMP) is text all the same.
     current = desc.getAttributeNS(ns, name) if desc is not None and prop is None else (
         _lang_alt(prop))
-    ours = _get_mark(rdf, mark)
+    ours = _get_mark(rdf, mark) or remembered
     if current is not None and current.strip() and (ours is None or _sha(current) != ours):
-        return False  # edited since we wrote it, or there before us: the owner's
+        return None  # edited since we wrote it, or there before us: the owner's
     _set_lang_alt(doc, rdf, ns, name, value)
     _set_mark(doc, rdf, mark, _sha(value))
-    return True
+    return _sha(value)
 
 
-def _keywords(doc: Document, rdf: Element, keywords: Sequence[str]) -> None:
-    """dc:subject keeps every tag but the ones we added last time; ours are added anew."""
+def _keywords(doc: Document, rdf: Element, keywords: Sequence[str],
+              remembered: Sequence[str]) -> tuple[str, ...]:
+    """dc:subject keeps every tag but the ones we added last time; ours are added anew.
+    Returns the ones added (ours). ``remembered``: ours last time, when the file lost
+    the mark (else they would count as the owner's and pile up)."""
     desc, prop = _find(rdf, NS_DC, "subject")
-    previous = set(_json_list(_get_mark(rdf, "keywords")))
+    mark = _get_mark(rdf, "keywords")
+    previous = set(_json_list(mark) if mark is not None else remembered)
     if prop is None:
         if desc is not None:  # a lone keyword as an attribute: becomes the bag's first item
             first = desc.getAttributeNS(NS_DC, "subject")
             desc.removeAttributeNS(NS_DC, "subject")
         else:
             first = ""
-        prop = _new_prop(doc, desc or _description(doc, rdf), NS_DC, "dc:subject", "Bag")
+        prop = _new_prop(doc, desc or _description(doc, rdf), NS_DC, "subject", "Bag")
         if first:
-            li = doc.createElementNS(NS_RDF, "rdf:li")
+            bag = _children(prop, NS_RDF, "Bag")[0]
+            li = _rdf_element(doc, bag, "li")
             li.appendChild(doc.createTextNode(first))
-            _children(prop, NS_RDF, "Bag")[0].appendChild(li)
+            bag.appendChild(li)
     containers = (_children(prop, NS_RDF, "Bag") or _children(prop, NS_RDF, "Seq"))
     if not containers:
-        prop.appendChild(doc.createElementNS(NS_RDF, "rdf:Bag"))
+        prop.appendChild(_rdf_element(doc, prop, "Bag"))
         containers = _children(prop, NS_RDF, "Bag")
     bag = containers[0]
     kept: list[str] = []
@@ -254,12 +320,13 @@ def _keywords(doc: Document, rdf: Element, keywords: Sequence[str]) -> None:
     for word in keywords:
         word = " ".join(word.split())
         if word and word not in kept and word not in added:
-            li = doc.createElementNS(NS_RDF, "rdf:li")
+            li = _rdf_element(doc, bag, "li")
             li.appendChild(doc.createTextNode(word))
             bag.appendChild(li)
             added.append(word)
     # JSON, not newlines: XML parsers fold whitespace in attribute values.
     _set_mark(doc, rdf, "keywords", json.dumps(added, ensure_ascii=False))
+    return tuple(added)
 
 
 def _json_list(text: str | None) -> list[str]:
@@ -270,25 +337,37 @@ def _json_list(text: str | None) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def merge(existing: bytes | None, fields: Fields, source: str | None = None) -> Merged:
+def merge(existing: bytes | None, fields: Fields, source: str | None = None,
+          remembered: Marks | None = None) -> Merged:
     """The sidecar with our fields set where they are still ours. Raises NotXmp.
 
     ``source`` is the media file's name, recorded so that a stem-named sidecar
     (photo.xmp) shared by photo.jpg and photo.heic is not taken over by the other.
+    ``remembered``: the marks of our last write, for a file that lost its own.
     """
     doc = _parse(existing)
     rdf = _rdf(doc)
+    root = doc.documentElement
+    if (root.namespaceURI, root.localName) == (NS_X, "xapmeta"):
+        # The old name, read only by tools that also read the new one; exiv2 does not
+        # know a file that starts with it (without an xpacket) as XMP at all.
+        doc.renameNode(root, NS_X, f"{root.prefix}:xmpmeta" if root.prefix else "xmpmeta")
+    old = remembered or Marks()
     if source is not None:
         _set_mark(doc, rdf, "source", source)
     kept: list[str] = []
-    if not _owned_text(doc, rdf, NS_DC, "description", "description", fields.caption):
+    description = _owned_text(doc, rdf, NS_DC, "description", "description",
+                              fields.caption, old.description)
+    if description is None:
         kept.append("dc:description")
-    if fields.alt_text is not None and not _owned_text(
-        doc, rdf, NS_IPTC, "AltTextAccessibility", "altText", fields.alt_text
-    ):
-        kept.append("Iptc4xmpCore:AltTextAccessibility")
-    _keywords(doc, rdf, fields.keywords)
-    return Merged(_serialize(doc), tuple(kept))
+    alt = None
+    if fields.alt_text is not None:
+        alt = _owned_text(doc, rdf, NS_IPTC, "AltTextAccessibility", "altText",
+                          fields.alt_text, old.alt_text)
+        if alt is None:
+            kept.append("Iptc4xmpCore:AltTextAccessibility")
+    added = _keywords(doc, rdf, fields.keywords, old.keywords)
+    return Merged(_serialize(doc), tuple(kept), Marks(description, alt, added))
 
 
 def _serialize(doc: Document) -> str:

@@ -45,6 +45,13 @@ class Spend:
             # The price of the day the calls were made, at the tier that served them.
             self.cost += row_cost(price.on(day), p, o + t) * TIER_FACTORS.get(tier, 1.0)
 
+    def merge(self, other: Spend) -> None:
+        self.requests += other.requests
+        self.prompt += other.prompt
+        self.output += other.output
+        self.thoughts += other.thoughts
+        self.cost = None if self.cost is None or other.cost is None else self.cost + other.cost
+
     def to_json(self) -> dict[str, Any]:
         return {"requests": self.requests, "prompt": self.prompt, "output": self.output,
                 "thoughts": self.thoughts, "tokens": self.tokens,
@@ -102,6 +109,67 @@ def cap_reached(spent: Spend, limits: LimitsConfig) -> str | None:
             and spent.cost >= limits.max_daily_cost):
         return f"daily cost cap of ${limits.max_daily_cost:.2f}"
     return None
+
+
+def cap_words(limits: LimitsConfig) -> str:
+    """The owner's cap, in words (the token cap first, as cap_reached says it)."""
+    if limits.max_daily_tokens is not None:
+        return f"daily token cap of {limits.max_daily_tokens:,}"
+    return f"daily cost cap of ${limits.max_daily_cost or 0:.2f}"
+
+
+# What one call is taken to cost before the ledger knows better: a caption with
+# thinking on (258 image tokens, a prompt, ~1,200 of thoughts and answer).
+DEFAULT_CALL = (1_500, 500)  # prompt, output tokens
+
+
+def call_estimate(today_spent: Spend, rows: Iterable[Row], prices: Mapping[str, Price],
+                  model: str) -> Spend:
+    """What the next call is reserved at: today's average call, else the ledger's
+    average for ``model`` (all days), else DEFAULT_CALL at its price."""
+    base = today_spent if today_spent.requests else None
+    if base is None:
+        mine = Spend()
+        for row in rows:
+            if row[1] == model.removeprefix("models/"):
+                mine.add(row, price_of(prices, row[1]))
+        base = mine if mine.requests else None
+    if base is None:
+        prompt, output = DEFAULT_CALL
+        price = price_of(prices, model)
+        return Spend(1, prompt, output, 0, None if price is None else row_cost(price, prompt,
+                                                                                 output))
+    n = base.requests
+    return Spend(1, -(-base.prompt // n), -(-base.output // n), -(-base.thoughts // n),
+                 None if base.cost is None else base.cost / n)
+
+
+def cap_passed(spent: Spend, held: Spend, need: Spend, limits: LimitsConfig) -> str | None:
+    """What the owner capped, in words, when one more call of ``need`` on top of what
+    was spent and what the calls in flight hold would pass it; None when it fits."""
+    tokens = spent.tokens + held.tokens + need.tokens
+    if limits.max_daily_tokens is not None and tokens > limits.max_daily_tokens:
+        return (f"daily token cap of {limits.max_daily_tokens:,}: {spent.tokens:,} spent, "
+                f"the next call takes about {need.tokens:,}; waiting for the next day")
+    if limits.max_daily_cost is not None and None not in (spent.cost, held.cost, need.cost):
+        assert spent.cost is not None and held.cost is not None and need.cost is not None
+        if spent.cost + held.cost + need.cost > limits.max_daily_cost:
+            return (f"daily cost cap of ${limits.max_daily_cost:.2f}: ${spent.cost:.2f} "
+                    f"spent, the next call takes about ${need.cost:.4f}; waiting for the "
+                    "next day")
+    return None
+
+
+def cap_holds(spent: Spend, rows: Iterable[Row], prices: Mapping[str, Price],
+              limits: LimitsConfig, model: str) -> str | None:
+    """The owner's cap in words while it holds generation with nothing in flight:
+    reached, or the next call would pass it. None while there is room."""
+    reached = cap_reached(spent, limits)
+    if reached is not None or (limits.max_daily_tokens is None
+                               and limits.max_daily_cost is None):
+        return reached
+    need = call_estimate(spent, rows, prices, model)
+    return cap_words(limits) if cap_passed(spent, Spend(), need, limits) else None
 
 
 def render(summ: Mapping[str, Mapping[str, Spend]]) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mediasync.config import Config
-from mediasync.gemini.quota import PACIFIC, pause_message
+from mediasync.gemini.quota import PACIFIC, next_reset, pause_message
 from mediasync.report import costs
 from mediasync.rules import availability, budget, desired, rows, states, steps, units
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
@@ -28,7 +28,7 @@ from mediasync.store import Meta, Store
 @dataclass
 class SidecarReport:
     name: str
-    outcome: str  # written, kept_edit, blocked, failed, waiting, writing, pending
+    outcome: str  # written, kept_edit, blocked, incomplete, failed, waiting, writing, pending
     message: str | None = None
     tokens: int = 0
     prompt_tokens: int = 0
@@ -130,6 +130,7 @@ _OUTPUT_WORDS = {
     Output.WRITING: ("writing", "a write was interrupted; it will be written again"),
     Output.WAITING: ("waiting", None),
     Output.BLOCKED: ("blocked", "blocked"),
+    Output.INCOMPLETE: ("incomplete", "incomplete"),
     Output.FAILED: ("failed", "failed"),
 }
 
@@ -158,7 +159,8 @@ def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float,
 
 
 # What a sidecar's outcome makes of its file, when the remote copy is fine.
-_FILE_STATE = {"failed": "failed", "blocked": "failed", "waiting": "waiting"}
+_FILE_STATE = {"failed": "failed", "blocked": "failed", "incomplete": "failed",
+               "waiting": "waiting"}
 
 
 NOT_KEPT = "captioned, copy not kept (storage budget)"
@@ -201,7 +203,12 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
             r.message = f"{s.name}: {s.message}"
             if s.outcome == "waiting" and want.suffix in mine:
                 r.next_try = mine[want.suffix].retry_at
-    if complete and r.state == "pending":
+    verdicts = [s for s in r.sidecars if s.outcome in _VERDICTS]
+    if not serving and r.sidecars and len(verdicts) == len(r.sidecars):
+        # No copy is made for a file no output can take (too long): its outputs'
+        # verdicts are its own, not "not uploaded yet".
+        r.state, r.message = "failed", f"{verdicts[0].name}: {verdicts[0].message}"
+    elif complete and r.state == "pending":
         r.state, r.message = "synced", None
         if beyond and config.keeps_alive(row.path):
             r.note = NOT_KEPT  # its copy lapses, or makes room
@@ -244,6 +251,10 @@ def held(store: Store, config: Config | None = None) -> dict[str, str]:
             continue
         out[key] = message
     return out
+
+
+# Sidecar outcomes that are a verdict on these bytes, not a wait.
+_VERDICTS = ("failed", "blocked", "incomplete")
 
 
 def _wants_done(r: FileReport) -> bool:
@@ -390,7 +401,8 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
                 if text:
                     lines.append(f"      {text}")
             for s in r.sidecars:
-                extra = f" ({s.message})" if s.message and s.outcome != Outcome.WRITTEN else ""
+                # A written sidecar's message is a note (cues mended, an answer shared).
+                extra = f" ({s.message})" if s.message else ""
                 kind = f" [{s.format}]" if s.format != "text" else ""
                 lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}"
                              f"{_provenance(s)}")
@@ -456,25 +468,32 @@ def quota_state(store: Store, config: Config, now: float) -> dict[str, Any]:
 
     The pauses are read here rather than through apiclient.load_pauses: `status`
     stays free of the HTTP client, and one unreadable entry spoils no other."""
+    def pause(model: Any, what: Any, resume: float) -> dict[str, Any]:
+        return {
+            "model": model,
+            "quota": what,
+            "resume_at": resume,
+            "resume_at_pt": datetime.fromtimestamp(min(resume, units.LATEST_SHOWN),
+                                                   PACIFIC).isoformat(),
+            "message": pause_message(str(model), str(what), resume, now),
+        }
+
     paused = []
     for p in store.read(Meta.QUOTA_PAUSES):
         try:
             resume = float(p["resume_at"])
         except (KeyError, TypeError, ValueError):
             continue
-        if resume <= now:
+        # The owner's cap is read from the config below, never from an old pause.
+        if resume <= now or p.get("class") == "generate:*":
             continue
-        paused.append({
-            "model": p.get("model"),
-            "quota": p.get("what"),
-            "resume_at": resume,
-            "resume_at_pt": datetime.fromtimestamp(min(resume, units.LATEST_SHOWN),
-                                                   PACIFIC).isoformat(),
-            "message": pause_message(str(p.get("model")), str(p.get("what")), resume, now),
-        })
+        paused.append(pause(p.get("model"), p.get("what"), resume))
     usage = store.usage()
     summ = costs.summary(usage, config.prices, now)
     spent = costs.today(usage, config.prices, now)
+    holds = costs.cap_holds(spent, usage, config.prices, config.limits, config.api.model)
+    if holds is not None:
+        paused.append(pause("all models", holds, next_reset(now)))
     return {
         "paused": paused,
         "costs": {m: {k: v.to_json() for k, v in spans.items()} for m, spans in summ.items()},

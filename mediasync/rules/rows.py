@@ -22,6 +22,7 @@ class Outcome(StrEnum):
     WRITTEN = "written"
     KEPT_EDIT = "kept_edit"
     BLOCKED = "blocked"
+    INCOMPLETE = "incomplete"  # an answer cut off, or subtitles that lost cues: not written
     FAILED = "failed"
 
 

@@ -46,6 +46,7 @@ class Output(StrEnum):
     KEPT_EDIT = "kept_edit"
     WAITING = "waiting"
     BLOCKED = "blocked"
+    INCOMPLETE = "incomplete"
     FAILED = "failed"
 
 
@@ -78,6 +79,8 @@ OUTPUT_STATES: Mapping[Output, Row] = MappingProxyType({
     Output.KEPT_EDIT: Row("the owner's edit kept", "file/prompt/model change"),
     Output.WAITING: Row("a transient failure, retry time recorded", "retry time → generate"),
     Output.BLOCKED: Row("no answer (safety…, or out of tokens)", "file/prompt/model (+ knobs)"),
+    Output.INCOMPLETE: Row("an answer cut off or losing cues; not written",
+                           "file/prompt/model (+ knobs, ranges)"),
     Output.FAILED: Row("refused for these bytes", "file/prompt/model change"),
 })
 

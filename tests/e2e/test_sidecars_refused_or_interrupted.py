@@ -111,7 +111,9 @@ def test_no_text_for_lack_of_tokens_names_the_knobs_and_heals_when_they_change(t
     assert cli(cfg, "sync").returncode in (0, 1)
     assert _generations(emu) == 1  # the same knobs: not paid for again
 
-    cfg = config('max_output_tokens = 10\nthinking = "off"')  # the owner's fix
+    # The owner's fix: thinking off, and room for the caption (10 tokens would cut it
+    # mid-sentence, which is incomplete, not written: issue 18, item 5).
+    cfg = config('max_output_tokens = 200\nthinking = "off"')
     cli(cfg, "sync")
     assert _generations(emu) == 2
     assert side.exists()

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from mediasync.app.apiclient import make_budgets
+from mediasync.app.cap import DailyCap
 from mediasync.config import parse_config
 from mediasync.gemini.quota import pacific_day
 from mediasync.store import Store
@@ -24,7 +25,15 @@ def test_usage_of_one_day_and_the_cap_counts_only_today(tmp_path: Path) -> None:
         return parse_config({"limits": {"max_daily_tokens": tokens},
                              "folders": [{"path": str(tmp_path)}]})
 
-    assert make_budgets(cfg(21), store).active_pauses() == []  # 20 today: under the cap
-    (pause,) = make_budgets(cfg(20), store).active_pauses()
-    assert "daily token cap of 20" in pause.message(time.time())
+    def cap(tokens: int) -> DailyCap:
+        c = cfg(tokens)
+        return DailyCap(c.limits, c.prices, store)
+
+    # 20 today, and a call costs 20 today on average: room under 41, none under 39.
+    assert cap(41).paused() is None
+    assert cap(39).paused() is not None
+    pause = cap(20).paused()
+    assert pause is not None and "daily token cap of 20" in pause.message(time.time())
+    # The cap is no pause the budgets keep: each config reads it afresh.
+    assert make_budgets(cfg(20), store).active_pauses() == []
     store.close()

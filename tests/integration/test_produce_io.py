@@ -4,10 +4,8 @@ through the folder's own threads, and what it records survives a crash."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path, PurePath
 
 import httpx
@@ -26,25 +24,7 @@ from mediasync.local.folderio import FolderIO
 from mediasync.media.samples import png_bytes
 from mediasync.rules import desired
 from mediasync.store import Store
-from tests.helpers import Clock, engine_setup
-
-
-class AfterGenerate(httpx.AsyncBaseTransport):
-    """Real HTTP; ``hook`` runs once a generateContent answer has arrived."""
-
-    def __init__(self, hook: Callable[[], None]) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.hook = hook
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.url.path.endswith(":generateContent"):
-            await response.aread()
-            self.hook()
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+from tests.helpers import AfterGenerate, Clock, Recording, engine_setup
 
 
 class HangAfterGenerate:
@@ -164,21 +144,6 @@ async def _lexists(folder: str, path: str) -> bool:
 
 
 # -- finding 6: one place decides the system instruction, placeholders filled -------
-class Recording(httpx.AsyncBaseTransport):
-    """Real HTTP; keeps the generateContent bodies sent."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.bodies: list[dict] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith(":generateContent"):
-            self.bodies.append(json.loads(request.content))
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
 
 def _sent_systems(tmp_path: Path, emu: Emulator, folder: dict) -> list[str | None]:
     inbox = tmp_path / "inbox"

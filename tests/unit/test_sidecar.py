@@ -405,3 +405,25 @@ def test_a_temp_file_being_written_is_never_stale(tmp_path):
     sc._done(tmp)  # the write ended without renaming it (a crash would leave it so)
     assert sc.clean_stale_temps(tmp_path, 600, time.time()) == 1
     assert not tmp.exists()
+
+
+def test_a_replaced_sidecar_keeps_its_mode(tmp_path):
+    p = tmp_path / "photo.jpg.caption.md"
+    h = write_atomic(p, "one", expected=None)
+    os.chmod(p, 0o640)
+    write_atomic(p, "two", expected=h)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o640 and p.read_text() == "two\n"
+
+
+def test_a_group_that_cannot_be_kept_loses_its_bits(tmp_path, monkeypatch):
+    """Not root and not in the file's group: its group bits must not go to ours."""
+    p = tmp_path / "photo.jpg.xmp"
+    h = write_atomic(p, "one", expected=None)
+    os.chmod(p, 0o664)
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EPERM, "not permitted")
+
+    monkeypatch.setattr(sidecar.os, "chown", refuse)
+    write_atomic(p, "two", expected=h)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o604

@@ -73,6 +73,7 @@ OUTPUTS = [
     (row(outcome="failed", retry_at=NOW + 60), "missing", Output.WAITING, "wait"),
     (row(outcome="failed", retry_at=NOW - 1), "missing", Output.WAITING, "generate"),
     (row(outcome="blocked"), "missing", Output.BLOCKED, "skip"),
+    (row(outcome="incomplete"), "missing", Output.INCOMPLETE, "skip"),  # no paid loop
     (row(outcome="failed"), "missing", Output.FAILED, "skip"),
     (row(outcome="from-a-newer-version"), "ours", Output.STALE, "generate"),
 ]

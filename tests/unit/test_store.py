@@ -55,6 +55,17 @@ def test_find_twin_and_move_outputs(tmp_path):
     assert s.get_outputs("/f/new.png")[".c.md"].sidecar == "/f/new.png.c.md"
 
 
+def test_xmp_marks_move_with_their_sidecar(tmp_path):
+    s = Store(tmp_path / "state.db")
+    s.put_output(OutputRow("/f/old.png", ".xmp", "s1", "p", "m", "/f/old.png.xmp", "h", None,
+                           "written", None, 1, 2, None, 0, 0.0))
+    s.put_xmp_marks("/f/old.png.xmp", '{"description": "d"}', 1.0)
+    s.put_xmp_marks("/f/new.png.xmp", '{"description": "stale"}', 1.0)
+    s.move_outputs("/f/old.png", "/f/new.png", {".xmp": "/f/new.png.xmp"})
+    assert s.get_xmp_marks("/f/new.png.xmp") == '{"description": "d"}'
+    assert s.get_xmp_marks("/f/old.png.xmp") is None
+
+
 def test_readonly_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     w = Store(tmp_path / "state.db")
     w.put_path(_path("/f/a.png"))

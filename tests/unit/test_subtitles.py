@@ -30,7 +30,7 @@ def test_times_past_the_end_are_clamped_and_counted():
         {"start": 3.0, "end": 4.0, "text": "after the end"},
     ], duration=2.0, max_cue=10)
     assert _times(cues) == [(1.0, 2.0)]
-    assert cues.clamped == 2
+    assert (cues.clamped, cues.dropped, cues.segments) == (1, 1, 2)
 
 
 def test_a_long_cue_is_split_with_its_words():
@@ -41,11 +41,54 @@ def test_a_long_cue_is_split_with_its_words():
     assert all(c.end - c.start <= 7 for c in cues.cues)
 
 
-def test_bad_segments_are_skipped_not_fatal():
+def test_bad_segments_are_skipped_not_fatal_and_counted():
     cues = cues_from([{"start": "x", "end": 1, "text": "a"}, {"start": 0, "text": "b"},
-                      {"start": float("nan"), "end": 1, "text": "c"},
-                      {"start": 2, "end": 1, "text": "backwards"}], duration=None, max_cue=5)
+                      {"start": float("nan"), "end": 1, "text": "c"}, "not a segment",
+                      {"start": 1, "end": 2}], duration=None, max_cue=5)
     assert cues.cues == ()
+    assert (cues.dropped, cues.segments) == (3, 3)
+
+
+# -- issue 18, item 6: every plausible reading before a cue is given up ----------------
+def test_the_three_lost_segments_of_the_issue_are_all_kept():
+    # A cue less than 0.2 s after another, one whose start is after its end, and times
+    # in milliseconds where seconds were asked: each was dropped silently before.
+    cues = cues_from([
+        {"start": 0.0, "end": 1.0, "text": "one"},
+        {"start": 0.1, "end": 0.9, "text": "two"},
+        {"start": 1.8, "end": 1.2, "text": "three"},
+        {"start": 2500, "end": 2900, "text": "four"},
+    ], duration=3.0, max_cue=7)
+    assert " ".join(c.text for c in cues.cues) == "one two three four"
+    assert _times(cues) == [(0.0, 1.0), (1.2, 1.8), (2.5, 2.9)]
+    assert (cues.clamped, cues.dropped) == (0, 0)
+    assert dict(cues.repaired) == {"joined to the cue before": 1, "start after end": 1,
+                                   "milliseconds": 1}
+
+
+def test_a_cue_too_short_to_read_is_lengthened_not_dropped():
+    cues = cues_from([{"start": 1.0, "end": 1.05, "text": "hi"}], duration=None, max_cue=7)
+    assert _times(cues) == [(1.0, 1.2)]
+
+
+def test_an_absurd_time_is_dropped_and_never_reaches_timedelta():
+    segs = [{"start": 0, "end": 1, "text": "fine"}, {"start": 1e20, "end": 1e21, "text": "x"},
+            {"start": 0, "end": 1e300, "text": "y"}]
+    cues = cues_from(segs, duration=None, max_cue=7)
+    assert [c.text for c in cues.cues] == ["fine"] and cues.dropped == 2
+    assert len(list(srt.parse(render_srt(cues.cues)))) == 1
+    assert len(webvtt.from_string(render_vtt(cues.cues)).captions) == 1
+
+
+def test_the_verdict_small_losses_are_a_note_larger_ones_incomplete():
+    from mediasync.rules.completeness import cue_verdict
+
+    assert cue_verdict(20, 1, 1) == (None, "1 of 20 cue(s) dropped (no usable time in the "
+                                           "media), 1 of 20 cut at the end of the media")
+    assert cue_verdict(20, 0, 3)[0] == "3 of 20 cue(s) dropped (no usable time in the media)"
+    assert cue_verdict(0, 0, 0) == (None, None)  # silence: no cue, nothing lost
+    assert cue_verdict(4, 0, 0, (("milliseconds", 1),)) == (
+        None, "1 cue(s) mended (milliseconds ×1)")
 
 
 def test_srt_and_vtt_parse_back_with_speakers():

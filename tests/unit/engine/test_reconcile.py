@@ -74,9 +74,6 @@ class Parts:
             assert ready is not None
             await ready()
 
-    def forget_answers(self, sha: str) -> None:
-        self.calls.append(("forget_answers", sha))
-
     def keeps(self, path: str, sha: str) -> bool:
         return self.ctx.config.keeps_alive(Path(path)) and sha not in self.beyond
 
@@ -96,7 +93,7 @@ class Parts:
         return Reconciler(self.ctx, queue, halt, take_stat=self.take_stat,
                           settle_wait=self.settle_wait, identify=self.identify, gone=self.gone,
                           ensure_copy=self.ensure_copy, output=self.output,
-                          forget_answers=self.forget_answers, keeps=self.keeps,
+                          keeps=self.keeps,
                           using=self.using, replan=self.replan)
 
     def steps(self) -> list[str]:
@@ -179,14 +176,13 @@ def test_the_scans_stat_is_taken_instead_of_a_new_one(parts, queue, halt, tmp_pa
     assert parts.stats == {}  # taken once
 
 
-def test_a_settled_file_gets_its_copy_then_each_output_then_its_answers_forgotten(
+def test_a_settled_file_gets_its_copy_then_each_output(
         parts, queue, halt, ctx, tmp_path) -> None:
     path = photo(tmp_path)
     reconcile(parts, queue, halt, path)
     wants = desired.desired(ctx.config.folders[0], str(path), "image", ctx.config.api.model)
     assert wants
-    assert parts.steps() == ["settle", "identify", "copy",
-                             *["output"] * len(wants), "forget_answers"]
+    assert parts.steps() == ["settle", "identify", "copy", *["output"] * len(wants)]
     assert [c[2] for c in parts.calls if c[0] == "output"] == [w.suffix for w in wants]
     assert all(not c[3] for c in parts.calls if c[0] == "output")  # no ``ready``: made
     content = ctx.store.get_content(SHA)  # the content is recorded before its copy
@@ -245,14 +241,13 @@ def test_on_use_the_copy_is_made_only_when_an_output_asks_and_once_a_pass(
         parts = Parts(ctx)
         path = photo(tmp_path)
         reconcile(parts, queue, Halt(ctx.store), path)
-        assert parts.steps() == ["settle", "identify", "output", "output", "forget_answers"]
+        assert parts.steps() == ["settle", "identify", "output", "output"]
         assert all(c[3] for c in parts.calls if c[0] == "output")  # each may ask
         parts.calls.clear()
         parts.ask_ready = 2
         parts.copy_error = ContentUnavailable("not yet", WALL + 30)
         reconcile(parts, queue, Halt(ctx.store), path)
-        assert parts.steps() == ["settle", "identify", "output", "copy", "output",
-                                 "forget_answers"]
+        assert parts.steps() == ["settle", "identify", "output", "copy", "output"]
         assert queue.asked == [("later", str(path), WALL + 30)]  # said once, not per output
     finally:
         asyncio.run(client.aclose())
@@ -268,11 +263,11 @@ def test_beyond_the_storage_budget_the_copy_is_made_only_for_a_generation_and_he
     parts.beyond.add(SHA)
     parts.ask_ready = 1
     reconcile(parts, queue, halt, path)
-    assert parts.steps() == ["settle", "identify", "output", "copy", "forget_answers"]
+    assert parts.steps() == ["settle", "identify", "output", "copy"]
     assert parts.calls[2] == ("using", SHA)  # before the copy…
     assert parts.use == [("in", SHA), ("out", SHA)]  # …and let go after the outputs
     parts.calls.clear()
     parts.beyond.clear()  # kept: uploaded first, as under keep_alive = "always"
     parts.ask_ready = 0
     reconcile(parts, queue, halt, path)
-    assert parts.steps() == ["settle", "identify", "copy", "output", "forget_answers"]
+    assert parts.steps() == ["settle", "identify", "copy", "output"]
