@@ -17,6 +17,8 @@ from tests.helpers import Running, cli, db_rows, wait_for, write_config
 def _config(tmp_path: Path, emu: Emulator, cap: int | None, *, generations: int = 8) -> Path:
     cfg = write_config(tmp_path, emu.base_url, daemon={"max_generations": generations},
                        folder_extra="thinking_budget = 0")
+    # The token numbers below are 2.5 Flash's (an image by its tiles; thinking off).
+    cfg.write_text(cfg.read_text().replace("[api]\n", '[api]\nmodel = "gemini-2.5-flash"\n'))
     if cap is not None:
         cfg.write_text(cfg.read_text().replace(
             "[[folders]]", f"[limits]\nmax_daily_tokens = {cap}\n\n[[folders]]"))

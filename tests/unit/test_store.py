@@ -86,6 +86,7 @@ def _back_to_version_3(s: Store) -> None:
                         "NOT NULL, requests INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER "
                         "NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
                         "thoughts_tokens INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (day, model));")
+    s._db.executescript("DROP TABLE answers; DROP TABLE xmp_marks;")
     s._db.execute("PRAGMA user_version=3")
 
 
