@@ -203,7 +203,8 @@ def test_bad_config_names_the_key(tmp_path, emu):
 
 def test_kill_9_mid_upload_resumes_with_one_remote_copy(tmp_path):
     with Emulator(EmulatorConfig(port=0)) as e:
-        cfg = write_config(tmp_path, e.base_url)
+        # The original's bytes (audio over 25 MB would go as a small proxy under "auto").
+        cfg = write_config(tmp_path, e.base_url, folder_extra='upload = "original"')
         big = tmp_path / "inbox" / "big.wav"
         with wave.open(str(big), "wb") as w:  # five 8 MiB chunks of silence
             w.setnchannels(1)
