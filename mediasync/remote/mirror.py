@@ -192,6 +192,15 @@ class Mirror:
                         raise
                     await self.budget.full(e, c.size)
                     c = ctx.store.get_content(sha) or c
+                    if (c.remote_name and not self.budget.keeps(sha)
+                            and states.usable(c, ctx.clock())):
+                        # A renewal the plan, made again from the store's size just
+                        # learned, no longer keeps: its copy lapses as planned, and
+                        # while this renewal held the content its copy could not make
+                        # room for the copies kept.
+                        log.info("%s: not renewed (storage budget)", ctx.label(sha))
+                        self.budget.wake()  # its copy can make room once we let go
+                        return
         except CopyVanished:
             return  # next_name is dropped: the caller's next look uploads again
         except ApiError as e:

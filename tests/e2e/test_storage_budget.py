@@ -110,3 +110,35 @@ def test_a_file_that_shrinks_is_planned_again_by_its_new_size(tmp_path, emu):
     assert sum(f["sizeBytes"] != str(FILE) for f in emu.list_files()) <= 1
     assert status["store"]["mine"] == emu.stats()["live_bytes"] <= status["store"]["budget"]
     assert len(live) <= STORE // (FILE // 10)
+
+
+def test_a_renewal_the_plan_drops_gives_its_room_to_the_kept_copies(tmp_path):
+    # Ten 50 kB photos in a 526 kB store: less than one photo of headroom, so the plan
+    # keeps nine (with room for one renewal). Every copy is due for renewal at once, and
+    # the first renewals start before a full store has named its size. The renewal of
+    # the copy the plan then drops stops (its copy lapses as planned), so it no longer
+    # holds the one copy that can make room: the nine kept are renewed, nothing waits
+    # for space, and the next sync renews all nine again.
+    files, size = 10, 50 * KB
+    e = Emulator(EmulatorConfig(port=0, max_project_bytes=int(files * size / 0.95),
+                                ttl=59 * 60, storage_form="retryinfo")).start()
+    try:
+        cfg = write_config(tmp_path, e.base_url,
+                           daemon={"storage_budget": "100%", "renew_before": "1h"})
+        for i in range(files):
+            head = png_bytes(seed=200 + i)
+            (tmp_path / "inbox" / f"p{i:02}.png").write_bytes(head + bytes(size - len(head)))
+        r = cli(cfg, "sync", timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "waiting for space" not in r.stdout + r.stderr
+        before = e.stats()["uploads_finalized"]
+        r = cli(cfg, "sync", timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "waiting for space" not in r.stdout + r.stderr
+        assert e.stats()["uploads_finalized"] - before == files - 1  # every kept copy
+        status = json.loads(cli(cfg, "status", "--json").stdout)
+        assert {f["state"] for f in status["files"]} == {"synced"}
+        notes = sorted(f["note"] or "" for f in status["files"])
+        assert notes == [""] * (files - 1) + ["captioned, copy not kept (storage budget)"]
+    finally:
+        e.stop()
