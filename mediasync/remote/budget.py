@@ -77,6 +77,7 @@ class StoreBudget:
         self._in_use: Counter[str] = Counter()
         self._held: Counter[str] = Counter()  # bytes reserved per content being uploaded
         self._waiting: Counter[str] = Counter()  # contents waiting in room()
+        self._deleting: dict[str, int] = {}  # replaced copies not deleted yet: bytes
         self._cond: asyncio.Condition | None = None
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
@@ -166,7 +167,17 @@ class StoreBudget:
         for sha, live, making in self.ctx.store.copies_held(now):
             # An upload holding room counts by what it holds until it lets go.
             used += live + (0 if self._held.get(sha) else making)
+        if self._deleting:
+            # A replaced copy holds its room until its deletion is done.
+            doomed = set(self.ctx.store.doomed())
+            self._deleting = {n: b for n, b in self._deleting.items() if n in doomed}
+            used += sum(self._deleting.values())
         return used + sum(self._held.values())
+
+    def deleting(self, name: str, size: int) -> None:
+        """A renewal replaced this copy: it counts until it is deleted (until then the
+        service counts it too, and the next upload admitted would be refused)."""
+        self._deleting[name] = size
 
     @asynccontextmanager
     async def room(self, sha: str, size: int) -> AsyncIterator[None]:
@@ -209,10 +220,11 @@ class StoreBudget:
 
     def _freeing(self, sha: str) -> bool:
         """Whether something of ours other than ``sha`` will free room once done: a
-        pass using a copy, or a copy outside the plan whose upload or renewal is under
-        way (a renewal started before the plan dropped it), unless that one is itself
-        waiting for room (two waiting on each other would wait for ever)."""
-        if any(s != sha for s in self._in_use if self._holds_copy(s)):
+        replaced copy being deleted, a pass using a copy, or a copy outside the plan
+        whose upload or renewal is under way (a renewal started before the plan
+        dropped it), unless that one is itself waiting for room (two waiting on each
+        other would wait for ever)."""
+        if self._deleting or any(s != sha for s in self._in_use if self._holds_copy(s)):
             return True
         return any(s != sha and s not in self._waiting and not self.keeps(s) and self._busy(s)
                    for s, live, _ in self.ctx.store.copies_held(self.ctx.clock()) if live)

@@ -309,6 +309,8 @@ class Mirror:
                                expires)
             if old and old != file.name:
                 ctx.store.doom(old, "renewed", now)
+        if old and old != file.name and self.budget is not None:
+            self.budget.deleting(old, c.remote_bytes or c.size)
         if old and old != file.name:
             log.info("renewed %s: %s replaces %s", ctx.label(sha), file.name, old)
         if self._on_copy is not None:
@@ -344,6 +346,8 @@ class Mirror:
                     continue
             store.undoom(name)
             log.debug("deleted remote %s", name)
+            if self.budget is not None:
+                self.budget.wake()  # its room is free now
 
     def busy(self, sha: str) -> bool:
         """An upload, poll or renewal of this content is under way."""
