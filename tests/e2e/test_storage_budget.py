@@ -142,3 +142,15 @@ def test_a_renewal_the_plan_drops_gives_its_room_to_the_kept_copies(tmp_path):
         assert notes == [""] * (files - 1) + ["captioned, copy not kept (storage budget)"]
     finally:
         e.stop()
+
+
+def test_a_budget_larger_than_the_service_store_is_a_config_error_naming_the_key(
+        tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"storage_budget": "25GB"})
+    for command in ("sync", "run"):
+        r = cli(cfg, command, timeout=60)
+        assert r.returncode == 2, r.stdout + r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "daemon.storage_budget: '25GB' is more than the " \
+               "service's store holds (20 GiB per project)" in lines[0], r.stderr
+    assert emu.stats()["requests"] == {}  # nothing was asked of the service
