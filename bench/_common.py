@@ -292,3 +292,17 @@ def sync_once(work: Path, base_url: str, folder: Path, count: int, **daemon: Any
     if code != 0 or done != count:
         raise SystemExit(f"setup failed; see {work / 'setup.log'}")
 
+
+
+def status_json(config: Path) -> dict[str, Any]:
+    """``mediasync -c CONFIG status --json``, parsed."""
+    out = subprocess.run([*mediasync_cmd(), "-c", str(config), "status", "--json"],
+                         capture_output=True, text=True, env=bench_env(), check=False)
+    return json.loads(out.stdout)
+
+
+def cell(v: object) -> str:
+    """A table cell: a dict of counts as "a 1, b 2"."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {n}" for k, n in v.items())
+    return str(v)

@@ -22,20 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from _common import (
     EmulatorProcess,
-    bench_env,
+    cell,
     command_line,
     count_sidecars,
     machine,
-    mediasync_cmd,
     request_delta,
     run_cli,
+    status_json,
     table,
     write_config,
 )
@@ -49,12 +48,6 @@ def photos(folder: Path, count: int, size: int, first: int = 0) -> None:
     for i in range(count):
         head = png_bytes(seed=first + i)
         (folder / f"p{first + i:04}.png").write_bytes(head + bytes(max(0, size - len(head))))
-
-
-def status_json(config: Path) -> dict:
-    out = subprocess.run([*mediasync_cmd(), "-c", str(config), "status", "--json"],
-                         capture_output=True, text=True, env=bench_env(), check=False)
-    return json.loads(out.stdout)
 
 
 def refused(before: dict, after: dict) -> int:
@@ -149,12 +142,6 @@ def _live_ids(emu: EmulatorProcess) -> list[str]:
     return ids
 
 
-def _cell(v: object) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k} {n}" for k, n in v.items())
-    return str(v)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=60, help="photos in benchmark 1")
@@ -175,7 +162,7 @@ def main() -> int:
         keys = ["library", "exit", "captions", "wall_s", "uploads", "bytes_uploaded",
                 "requests", "requests_total", "starts_refused", "waited_for_space",
                 "live_bytes_end", "budget", "not_kept"]
-        print(table([[k, *(_cell(r[k]) for r in runs)] for k in keys],
+        print(table([[k, *(cell(r[k]) for r in runs)] for k in keys],
                     ["figure", "store fits", "store = 1/3 of library"]))
         print(f"\n2. renewal at 95% full, every copy due at once, {args.rounds} rounds\n")
         rows = [row for budget in ("100%", "90%")
@@ -184,7 +171,7 @@ def main() -> int:
                 "kept_alive", "lapsed", "not_kept_by_budget", "starts_refused",
                 "waited_for_space", "synced"]
         print(f"{rows[0]['library']} in a store of {rows[0]['store']}\n")
-        print(table([[_cell(r[k]) for k in keys] for r in rows], keys))
+        print(table([[cell(r[k]) for k in keys] for r in rows], keys))
     return 0
 
 

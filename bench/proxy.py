@@ -32,12 +32,12 @@ from pathlib import Path
 from _common import (
     ROOT,
     EmulatorProcess,
-    bench_env,
+    cell,
     command_line,
     machine,
-    mediasync_cmd,
     request_delta,
     run_cli,
+    status_json,
     table,
     write_config,
 )
@@ -136,9 +136,7 @@ def sync(work: Path, media: Path, mode: str) -> dict:
         before = emu.stats()
         code, wall = run_cli(cfg, "sync", log=d / "sync.log")
         after = emu.stats()
-        st = json.loads(subprocess.run(
-            [*mediasync_cmd(), "-c", str(cfg), "status", "--json"], capture_output=True,
-            text=True, env=bench_env(), check=False).stdout)
+        st = status_json(cfg)
     (f,) = st["files"]
     return {
         "file": media.name, "mode": mode, "exit": code, "wall_s": round(wall, 1),
@@ -150,12 +148,6 @@ def sync(work: Path, media: Path, mode: str) -> dict:
         "refused": "too large" in (d / "sync.log").read_text()
                    or "exceeds the maximum" in (d / "sync.log").read_text(),
     }
-
-
-def _cell(v: object) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k} {n}" for k, n in v.items())
-    return str(v)
 
 
 def main() -> int:
@@ -184,7 +176,7 @@ def main() -> int:
             print(f"\n{media.name}: {media.stat().st_size:,} bytes\n")
             figures = ["exit", "state", "copy", "refused", "bytes_uploaded", "prompt_tokens",
                        "wall_s", "requests"]
-            lines = [[k, *(_cell(r[k]) for r in runs)] for k in figures]
+            lines = [[k, *(cell(r[k]) for r in runs)] for k in figures]
             lines += [["proxy encode s (alone)", "", made["encode_s"]],
                       ["proxy encode peak RSS MiB", "", made["peak_rss_mib"]]]
             print(table(lines, ["figure", 'upload = "original"', 'upload = "proxy"']))
