@@ -359,3 +359,17 @@ def daemon_memory(config: Path, log: Path, rescan_every: float, *, tree: Tree = 
                             second["VmHWM"], line.strip())
     finally:
         stop_daemon(daemon)
+
+
+def status_json(config: Path) -> dict[str, Any]:
+    """``mediasync -c CONFIG status --json``, parsed."""
+    out = subprocess.run([*mediasync_cmd(), "-c", str(config), "status", "--json"],
+                         capture_output=True, text=True, env=bench_env(), check=False)
+    return json.loads(out.stdout)
+
+
+def cell(v: object) -> str:
+    """A table cell: a dict of counts as "a 1, b 2"."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {n}" for k, n in v.items())
+    return str(v)

@@ -385,6 +385,9 @@ def _storage_budget(value: Any, key: str) -> StorageBudget:
             raise ConfigError(f"{value!r} must be more than 0% and at most 100% of the "
                               f"project's store ({store})", key=key)
         return StorageBudget(share=share)
+    if not isinstance(value, str):  # a bare 18 is more likely 18 GB than 18 bytes
+        raise ConfigError(f"{value!r} needs a unit (e.g. \"18GB\") or a share like \"90%\"",
+                          key=key)
     try:
         size = parse_size(value)
     except ValueError as e:

@@ -76,6 +76,8 @@ class StoreBudget:
         self._holdings: list[budget.Holding] | None = None
         self._in_use: Counter[str] = Counter()
         self._held: Counter[str] = Counter()  # bytes reserved per content being uploaded
+        self._waiting: Counter[str] = Counter()  # contents waiting in room()
+        self._deleting: dict[str, int] = {}  # replaced copies not deleted yet: bytes
         self._cond: asyncio.Condition | None = None
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
@@ -165,30 +167,30 @@ class StoreBudget:
         for sha, live, making in self.ctx.store.copies_held(now):
             # An upload holding room counts by what it holds until it lets go.
             used += live + (0 if self._held.get(sha) else making)
+        if self._deleting:
+            # A replaced copy holds its room until its deletion is done.
+            doomed = set(self.ctx.store.doomed())
+            self._deleting = {n: b for n, b in self._deleting.items() if n in doomed}
+            used += sum(self._deleting.values())
         return used + sum(self._held.values())
+
+    def deleting(self, name: str, size: int) -> None:
+        """A renewal replaced this copy: it counts until it is deleted (until then the
+        service counts it too, and the next upload admitted would be refused)."""
+        self._deleting[name] = size
 
     @asynccontextmanager
     async def room(self, sha: str, size: int) -> AsyncIterator[None]:
         """Room for an upload of ``size`` bytes, held until the caller is done."""
         cond = self._condition()
         async with cond:
-            while True:
-                limit = self.limit()
-                if self._used(self.ctx.clock()) + size <= limit:
-                    break
-                if await self._evict(1):
-                    continue
-                if not self._held and not any(s != sha for s in self._in_use
-                                              if self._holds_copy(s)):
-                    # Nothing of ours will free anything: let the service decide (a
-                    # full store is then said plainly and waited for).
-                    log.debug("%s: over the storage budget with nothing to delete",
-                              self.ctx.label(sha))
-                    break
-                try:
-                    await asyncio.wait_for(cond.wait(), WAIT_CHECK)
-                except TimeoutError:
-                    pass
+            self._waiting[sha] += 1
+            try:
+                await self._wait_for_room(cond, sha, size)
+            finally:
+                self._waiting[sha] -= 1
+                if self._waiting[sha] <= 0:
+                    del self._waiting[sha]
             self._held[sha] += size
         try:
             yield
@@ -197,6 +199,35 @@ class StoreBudget:
             if self._held[sha] <= 0:
                 del self._held[sha]
             self._wake()
+
+    async def _wait_for_room(self, cond: asyncio.Condition, sha: str, size: int) -> None:
+        while True:
+            limit = self.limit()
+            if self._used(self.ctx.clock()) + size <= limit:
+                break
+            if await self._evict(1):
+                continue
+            if not self._held and not self._freeing(sha):
+                # Nothing of ours will free anything: let the service decide (a
+                # full store is then said plainly and waited for).
+                log.debug("%s: over the storage budget with nothing to delete",
+                          self.ctx.label(sha))
+                break
+            try:
+                await asyncio.wait_for(cond.wait(), WAIT_CHECK)
+            except TimeoutError:
+                pass
+
+    def _freeing(self, sha: str) -> bool:
+        """Whether something of ours other than ``sha`` will free room once done: a
+        replaced copy being deleted, a pass using a copy, or a copy outside the plan
+        whose upload or renewal is under way (a renewal started before the plan
+        dropped it), unless that one is itself waiting for room (two waiting on each
+        other would wait for ever)."""
+        if self._deleting or any(s != sha for s in self._in_use if self._holds_copy(s)):
+            return True
+        return any(s != sha and s not in self._waiting and not self.keeps(s) and self._busy(s)
+                   for s, live, _ in self.ctx.store.copies_held(self.ctx.clock()) if live)
 
     def _holds_copy(self, sha: str) -> bool:
         c = self.ctx.store.get_content(sha)
@@ -275,6 +306,10 @@ class StoreBudget:
         return gone
 
     # -- waking those who wait for room --------------------------------------------
+    def wake(self) -> None:
+        """Something may have freed room (an upload or renewal let its content go)."""
+        self._wake()
+
     def _condition(self) -> asyncio.Condition:
         if self._cond is None:
             self._cond = asyncio.Condition()

@@ -194,6 +194,15 @@ class Mirror:
                         raise
                     await self.budget.full(e, c.size)
                     c = ctx.store.get_content(sha) or c
+                    if (c.remote_name and not self.budget.keeps(sha)
+                            and states.usable(c, ctx.clock())):
+                        # A renewal the plan, made again from the store's size just
+                        # learned, no longer keeps: its copy lapses as planned, and
+                        # while this renewal held the content its copy could not make
+                        # room for the copies kept.
+                        log.info("%s: not renewed (storage budget)", ctx.label(sha))
+                        self.budget.wake()  # its copy can make room once we let go
+                        return
         except CopyVanished:
             return  # next_name is dropped: the caller's next look uploads again
         except ApiError as e:
@@ -302,6 +311,8 @@ class Mirror:
                                expires)
             if old and old != file.name:
                 ctx.store.doom(old, "renewed", now)
+        if old and old != file.name and self.budget is not None:
+            self.budget.deleting(old, c.remote_bytes or c.size)
         if old and old != file.name:
             log.info("renewed %s: %s replaces %s", ctx.label(sha), file.name, old)
             if self._on_renewed is not None:
@@ -339,6 +350,8 @@ class Mirror:
                     continue
             store.undoom(name)
             log.debug("deleted remote %s", name)
+            if self.budget is not None:
+                self.budget.wake()  # its room is free now
 
     def busy(self, sha: str) -> bool:
         """An upload, poll or renewal of this content is under way."""

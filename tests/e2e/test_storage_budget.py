@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +33,24 @@ def emu() -> Iterator[Emulator]:
 def photo(seed: int) -> bytes:
     head = png_bytes(seed=seed)
     return head + bytes(FILE - len(head))  # padded after IEND: a 100 kB photo
+
+
+@contextmanager
+def renewing(tmp_path: Path, files: int, size: int, store: int,
+             seed: int) -> Iterator[tuple[Emulator, Path]]:
+    """``files`` photos of ``size`` bytes in a store of ``store`` bytes, budget 100%,
+    every copy due for renewal as soon as it is made (ttl 59 min, renew_before 1 h)."""
+    e = Emulator(EmulatorConfig(port=0, max_project_bytes=store, ttl=59 * 60,
+                                storage_form="retryinfo")).start()
+    try:
+        cfg = write_config(tmp_path, e.base_url,
+                           daemon={"storage_budget": "100%", "renew_before": "1h"})
+        for i in range(files):
+            head = png_bytes(seed=seed + i)
+            (tmp_path / "inbox" / f"p{i:02}.png").write_bytes(head + bytes(size - len(head)))
+        yield e, cfg
+    finally:
+        e.stop()
 
 
 def test_a_library_three_times_the_store_is_captioned_in_full(tmp_path, emu):
@@ -67,14 +87,7 @@ def test_renewals_in_a_store_95_percent_full_all_fit_one_at_a_time(tmp_path):
     # copy: once the full store names its size, renewals go one at a time and delete
     # the copy they replace before the next starts. None lapses, none waits for space.
     files, size = 20, 50 * KB
-    e = Emulator(EmulatorConfig(port=0, max_project_bytes=files * size + size,
-                                ttl=59 * 60, storage_form="retryinfo")).start()
-    try:
-        cfg = write_config(tmp_path, e.base_url,
-                           daemon={"storage_budget": "100%", "renew_before": "1h"})
-        for i in range(files):
-            head = png_bytes(seed=100 + i)
-            (tmp_path / "inbox" / f"p{i:02}.png").write_bytes(head + bytes(size - len(head)))
+    with renewing(tmp_path, files, size, files * size + size, seed=100) as (e, cfg):
         r = cli(cfg, "sync", timeout=180)
         assert r.returncode == 0, r.stdout + r.stderr
         stats = e.stats()
@@ -84,8 +97,6 @@ def test_renewals_in_a_store_95_percent_full_all_fit_one_at_a_time(tmp_path):
         assert {f["state"] for f in status["files"]} == {"synced"}
         assert not [f for f in status["files"] if f["note"]], status["files"]  # 0 lapses
         assert "waiting for space" not in r.stdout + r.stderr
-    finally:
-        e.stop()
 
 
 def test_a_file_that_shrinks_is_planned_again_by_its_new_size(tmp_path, emu):
@@ -110,3 +121,38 @@ def test_a_file_that_shrinks_is_planned_again_by_its_new_size(tmp_path, emu):
     assert sum(f["sizeBytes"] != str(FILE) for f in emu.list_files()) <= 1
     assert status["store"]["mine"] == emu.stats()["live_bytes"] <= status["store"]["budget"]
     assert len(live) <= STORE // (FILE // 10)
+
+
+def test_a_renewal_the_plan_drops_gives_its_room_to_the_kept_copies(tmp_path):
+    # Ten 50 kB photos in a 526 kB store: less than one photo of headroom, so the plan
+    # keeps nine (with room for one renewal). Every copy is due for renewal at once, and
+    # the first renewals start before a full store has named its size. The renewal of
+    # the copy the plan then drops stops (its copy lapses as planned), so it no longer
+    # holds the one copy that can make room: the nine kept are renewed, nothing waits
+    # for space, and the next sync renews all nine again.
+    files, size = 10, 50 * KB
+    with renewing(tmp_path, files, size, int(files * size / 0.95), seed=200) as (e, cfg):
+        r = cli(cfg, "sync", timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "waiting for space" not in r.stdout + r.stderr
+        before = e.stats()["uploads_finalized"]
+        r = cli(cfg, "sync", timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "waiting for space" not in r.stdout + r.stderr
+        assert e.stats()["uploads_finalized"] - before == files - 1  # every kept copy
+        status = json.loads(cli(cfg, "status", "--json").stdout)
+        assert {f["state"] for f in status["files"]} == {"synced"}
+        notes = sorted(f["note"] or "" for f in status["files"])
+        assert notes == [""] * (files - 1) + ["captioned, copy not kept (storage budget)"]
+
+
+def test_a_budget_larger_than_the_service_store_is_a_config_error_naming_the_key(
+        tmp_path, emu):
+    cfg = write_config(tmp_path, emu.base_url, daemon={"storage_budget": "25GB"})
+    for command in ("sync", "run"):
+        r = cli(cfg, command, timeout=60)
+        assert r.returncode == 2, r.stdout + r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "daemon.storage_budget: '25GB' is more than the " \
+               "service's store holds (20 GiB per project)" in lines[0], r.stderr
+    assert emu.stats()["requests"] == {}  # nothing was asked of the service

@@ -700,3 +700,46 @@ def test_file_operations_pace_to_daemon_requests_per_minute_unless_pinned():
     both = "[daemon]\nrequests_per_minute = 42\n[limits]\nfile_requests_per_minute = 7\n"
     assert parse(both + MINIMAL).limits.file_requests_per_minute == 7
     assert "daemon.requests_per_minute" in err("[daemon]\nrequests_per_minute = 0\n" + MINIMAL)
+
+
+# -- the storage budget and upload proxies (issue 15) --------------------------------
+
+FOLDER = '[[folders]]\npath = "/srv/photos"\n'
+
+
+def test_storage_budget_is_a_share_of_the_store_or_a_size():
+    assert parse(FOLDER).daemon.storage_budget.of(1000) == 900  # 90% by default
+    assert parse('[daemon]\nstorage_budget = "100%"\n' + FOLDER).daemon.storage_budget.of(
+        1000) == 1000
+    budget = parse('[daemon]\nstorage_budget = "18GB"\n' + FOLDER).daemon.storage_budget
+    assert budget.of(20 * 1024**3) == 18 * 10**9
+    assert budget.of(10 * 10**9) == 10 * 10**9  # never more than the store as learned
+
+
+@pytest.mark.parametrize("value, says", [
+    ('"25GB"', "is more than the service's store holds (20 GiB per project)"),
+    ('"21GiB"', "is more than the service's store holds"),
+    ('"150%"', "at most 100%"),
+    ('"0%"', "must be more than 0%"),
+    ('"0MB"', "must be more than zero"),
+    ('"lots"', "is not a size"),
+    ("18", "needs a unit"),
+])
+def test_a_bad_storage_budget_is_a_one_line_error_naming_the_key(value, says):
+    msg = err(f"[daemon]\nstorage_budget = {value}\n" + FOLDER)
+    assert "daemon.storage_budget: " in msg and says in msg, msg
+
+
+def test_keep_first_pinned_and_upload_take_their_values_and_name_the_key():
+    cfg = parse('[daemon]\nkeep_first = "oldest"\n' + FOLDER + 'pinned = true\nupload = "proxy"\n')
+    assert cfg.daemon.keep_first == "oldest"
+    assert cfg.folders[0].pinned and cfg.folders[0].upload == "proxy"
+    assert parse(FOLDER).folders[0].upload == "auto" and not parse(FOLDER).folders[0].pinned
+    assert "daemon.keep_first: 'newst' is not one of newest, oldest, smallest; did you mean " \
+           "'newest'?" in err('[daemon]\nkeep_first = "newst"\n' + FOLDER)
+    assert "folders[0].upload: 'proxi' is not one of auto, original, proxy; did you mean " \
+           "'proxy'?" in err(FOLDER + 'upload = "proxi"\n')
+    assert "folders[0].pinned: must be true or false" in err(FOLDER + 'pinned = "yes"\n')
+    assert "folders[0].prompts[0].upload: " in err(
+        FOLDER + '[[folders.prompts]]\nkinds = ["video"]\nsidecar = ".x.md"\nprompt = "hi"\n'
+        'upload = "orig"\n')
