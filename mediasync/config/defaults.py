@@ -25,7 +25,8 @@ DEFAULT_DAEMON = {
     "requests_per_minute": 600,
     "log_level": "info",
 }
-DEFAULT_FOLDER = {"recursive": True, "polling": False, "include": [], "exclude": []}
+DEFAULT_FOLDER = {"recursive": True, "polling": False, "include": [], "exclude": [],
+                  "follow_symlinks": False}
 # Used for a folder that names no prompts.
 DEFAULT_PROMPTS: tuple[dict[str, Any], ...] = (
     {

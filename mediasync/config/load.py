@@ -60,7 +60,8 @@ KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 _API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout")
 _DAEMON_KEYS = tuple(DEFAULT_DAEMON)
-_FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts", "keep_alive")
+_FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts", "keep_alive",
+                "follow_symlinks")
 # "always": every copy is renewed before its 48 h expiry (the remote mirror stays
 # alive). "on_use": a copy lapses once its outputs are written and is uploaded again
 # when a prompt (or `ask`) needs it: no renewal traffic for an idle library.
@@ -160,6 +161,7 @@ class FolderConfig:
     prompts: tuple[PromptConfig, ...] = field(default_factory=tuple)
     knobs: Knobs | None = None  # cost knobs for every prompt of the folder
     keep_alive: str | None = None  # None: [daemon] keep_alive
+    follow_symlinks: bool = False  # mirror links to files inside the folder (local/scan.py)
 
     def prompts_for(self, kind: str) -> tuple[PromptConfig, ...]:
         return tuple(p for p in self.prompts if kind in p.kinds)
@@ -360,6 +362,7 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
         knobs=parse_knobs(t, where),
         keep_alive=(as_choice(t["keep_alive"], KEEP_ALIVE, f"{where}.keep_alive")
                     if "keep_alive" in t else None),
+        follow_symlinks=as_bool(t["follow_symlinks"], f"{where}.follow_symlinks"),
     )
 
 

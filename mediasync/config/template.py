@@ -101,6 +101,8 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
             "# Globs on the path relative to the folder or on the file name.\n",
             _kv("include", []),
             _kv("exclude", []),
+            "# Mirror symbolic links to media files inside the folder (never ones out of it).\n",
+            _kv("follow_symlinks", False),
         ]
         if preset in _PRESET_PROMPTS:
             for note, p in _PRESET_PROMPTS[preset]:

@@ -17,7 +17,7 @@ from mediasync.config import Knobs
 from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, Usage
-from mediasync.local import sidecar
+from mediasync.local import marks, sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import NotRegular, local_facts
 from mediasync.outputs import formats, structured
@@ -77,6 +77,8 @@ class Producer:
         row = self._ctx.store.get_outputs(path).get(want.suffix)
         folder = self._ctx.config.folder_for(Path(path))
         key = str(folder.path) if folder else os.path.dirname(path)
+        if row is None:
+            row = await self._adopt(key, path, rel, want)
         if (
             row is not None
             and row.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT)
@@ -123,6 +125,26 @@ class Producer:
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=on_disk)
             return
         await self._generate(path, key, rel, sha, want, row, on_disk, ready)
+
+    async def _adopt(self, key: str, path: str, rel: PurePath, want: Desired) -> OutputRow | None:
+        """No record of this output (a rebuilt database): a sidecar whose mark says
+        mediasync wrote these very bytes is ours again, recorded as the answer it
+        marks; so it is regenerated when the file, prompt or model differ, and
+        left alone (not paid for again) when they do not."""
+        try:
+            mark = await self._ctx.fs.call(key, marks.ours, Path(want.sidecar))
+        except (FolderUnavailable, OSError):
+            return None  # looked at again with the sidecar itself (output_step)
+        if mark is None or mark.source != os.path.basename(path):
+            return None  # no mark, other bytes, or another file's (a shared stem)
+        row = OutputRow(path=path, suffix=want.suffix, sha256=mark.content,
+                        prompt_hash=mark.prompt, model=mark.model, sidecar=want.sidecar,
+                        written_hash=mark.sha256, pending_hash=None, outcome=Outcome.WRITTEN,
+                        message=None, prompt_tokens=0, output_tokens=0, retry_at=None,
+                        attempts=0, at=self._ctx.clock())
+        self._ctx.store.put_output(row)
+        log.debug("%s: %s is mediasync's by its mark", rel, Path(want.sidecar).name)
+        return row
 
     async def _generate(
         self, path: str, key: str, rel: PurePath, sha: str, want: Desired,
@@ -213,8 +235,11 @@ class Producer:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
+        folder = self._ctx.config.folder_for(Path(path))
+        within = str(folder.path) if folder and folder.follow_symlinks else None
         try:
-            moved = await self._ctx.fs.call(job.key, _moved, path, self._ctx.store.get_path(path))
+            moved = await self._ctx.fs.call(job.key, _moved, path, self._ctx.store.get_path(path),
+                                            within)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -231,8 +256,9 @@ class Producer:
                      pending=sidecar.text_hash(sidecar.as_written(text)),
                      usage=usage)
         try:
+            mark = marks.Mark("", sha, want.prompt_hash, want.model, os.path.basename(path))
             written = await self._ctx.fs.call(job.key, _write_sidecar, Path(want.sidecar),
-                                                text, on_disk)
+                                                text, on_disk, mark)
         except FolderUnavailable:
             # Whether the rename happened is unknown: the pending record tells on the
             # next look (confirm if our bytes are there, else generate).
@@ -378,14 +404,15 @@ class Producer:
 
 
 
-def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:
-    return sidecar.write_atomic(target, text, expected=expected)
+def _write_sidecar(target: Path, text: str, expected: str | None,
+                   mark: marks.Mark | None = None) -> str | None:
+    return sidecar.write_atomic(target, text, expected=expected, mark=mark)
 
 
-def _moved(path: str, row: PathRow | None) -> bool:
+def _moved(path: str, row: PathRow | None, within: str | None = None) -> bool:
     """The file is no longer the one identified (renamed, deleted, replaced)."""
     try:
-        facts = local_facts(path)
+        facts = local_facts(path, within)
     except (OSError, NotRegular):
         return True
     return row is None or (facts.size, facts.mtime_ns, facts.inode) != (

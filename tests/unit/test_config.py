@@ -445,6 +445,11 @@ def test_same_sidecar_in_different_folders_is_fine():
             "did you mean 'exclude'?",
         ),
         (
+            '[[folders]]\npath = "/a"\nfollow_symlink = true',
+            "folders[0].follow_symlink",
+            "did you mean 'follow_symlinks'?",
+        ),
+        (
             PROMPT + 'kind=["image"]\nprompt="p"\nsidecar=".c"',
             "folders[0].prompts[0].kind",
             "did you mean 'kinds'?",
@@ -698,3 +703,9 @@ def test_file_operations_pace_to_daemon_requests_per_minute_unless_pinned():
     both = "[daemon]\nrequests_per_minute = 42\n[limits]\nfile_requests_per_minute = 7\n"
     assert parse(both + MINIMAL).limits.file_requests_per_minute == 7
     assert "daemon.requests_per_minute" in err("[daemon]\nrequests_per_minute = 0\n" + MINIMAL)
+
+
+def test_follow_symlinks_is_a_folder_setting_off_by_default():
+    c = parse('[[folders]]\npath="/a"\n[[folders]]\npath="/b"\nfollow_symlinks = true\n')
+    assert [f.follow_symlinks for f in c.folders] == [False, True]
+    assert "folders[0].follow_symlinks" in err('[[folders]]\npath="/a"\nfollow_symlinks = 1\n')

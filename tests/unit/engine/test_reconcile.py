@@ -73,10 +73,14 @@ class Parts:
     def forget_answers(self, sha: str) -> None:
         self.calls.append(("forget_answers", sha))
 
+    def skip(self, path: str, folder: object, kind: str, mime: str, facts: object,
+             why: str) -> None:
+        self.calls.append(("skip", path, why))
+
     def reconciler(self, queue: Queue, halt: Halt) -> Reconciler:
         return Reconciler(self.ctx, queue, halt, take_stat=self.take_stat,
                           settle_wait=self.settle_wait, identify=self.identify, gone=self.gone,
-                          ensure_copy=self.ensure_copy, output=self.output,
+                          skip=self.skip, ensure_copy=self.ensure_copy, output=self.output,
                           forget_answers=self.forget_answers)
 
     def steps(self) -> list[str]:
