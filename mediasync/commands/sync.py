@@ -46,7 +46,7 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
     # Imported here: parsing the command line (this module's HELP) need not load the daemon.
     from mediasync.app.instance import InstanceLocked, instance_lock, state_dir
     from mediasync.app.statedir import StateGuard, open_state
-    from mediasync.store import StoreDamaged, is_damage
+    from mediasync.store import is_damage
 
     directory = state_dir(config, env)
     with instance_lock(directory) as lock:
@@ -60,10 +60,12 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
                 except Exception as e:
                     if not is_damage(e):
                         raise
-                    if not again:
-                        raise StoreDamaged(store.path, str(e)) from e
-                    log.error("the state database is damaged: %s", e)
-                    code, damaged = None, str(e)
+                    if again:
+                        log.error("the state database is damaged: %s", e)
+                        code, damaged = None, str(e)
+                    else:  # the new one too: a disk going bad; the next run looks again
+                        log.error("the state database is damaged again (%s); stopping", e)
+                        code = EXIT_FAILED
                 # Deleted or replaced during the pass: written back before it is closed.
                 stolen = StateGuard(lock, store).check()
             finally:

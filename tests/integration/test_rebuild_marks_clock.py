@@ -86,6 +86,21 @@ def test_damage_found_during_a_pass_is_moved_aside_and_the_pass_runs_again(
     assert "unexpected error" not in caplog.text  # one line, no traceback per path
 
 
+def test_damage_again_on_the_new_database_ends_the_sync_with_one_line(
+        tmp_path, emu, monkeypatch, caplog):
+    cfg, _ = _setup(tmp_path, emu)
+    broken = _damage_error(tmp_path)
+
+    def get_outputs(self: Store, path: str):
+        raise broken  # a disk going bad: the new database is damaged too
+
+    monkeypatch.setattr(Store, "get_outputs", get_outputs)
+    assert _sync(cfg) == 1  # not 2 (a config error), no traceback; the next run heals
+    assert len(list((tmp_path / "state").glob("state.db.damaged-*"))) == 1
+    assert "damaged again" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
 def test_without_extended_attributes_a_rebuild_still_knows_its_sidecars(
         tmp_path, emu, monkeypatch):
     def refuse(*_a, **_k):
