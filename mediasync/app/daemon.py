@@ -136,6 +136,7 @@ class Daemon:
         self._closing: set[asyncio.Task[None]] = set()  # replaced clients, closed when idle
         self.renewal_timer = RenewalTimer(self)
         self._reopen: str | None = None  # the state database is damaged: restart on a new one
+        self._quit = False  # SIGTERM or SIGINT: no restart on a new database either
         self._stolen: str | None = None  # another mediasync took the state directory
         # (store changes, monotonic time, seconds it took, files per state); see _states
         self._state_cache: tuple[int, float, float, dict[str, int]] | None = None
@@ -163,7 +164,7 @@ class Daemon:
                 if self._stolen:
                     raise InstanceLocked(self._stolen)
                 damaged, self._reopen = self._reopen, None
-                if damaged is None:
+                if damaged is None or self._quit:
                     return code
                 self._stop.clear()
                 self._state_cache = None
@@ -171,7 +172,7 @@ class Daemon:
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, self._terminate)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         me = asyncio.current_task()
         if me is not None:
@@ -281,7 +282,11 @@ class Daemon:
         check = _quiet(self._check_state, "state check", self.restart)
         while True:
             await asyncio.sleep(STATE_CHECK_EVERY)
-            await check()
+            try:
+                await check()
+            except Exception:  # a bug must not end the checks for the rest of the run
+                log.exception("the state check failed; it runs again in %.0f s",
+                              STATE_CHECK_EVERY)
 
     async def _check_state(self) -> None:
         """The lock file and the database file are still ours (app/statedir.py); a
@@ -295,6 +300,10 @@ class Daemon:
             self._stop.set()
         elif self.engine.damaged is not None:
             self.restart(self.engine.damaged)
+
+    def _terminate(self) -> None:
+        self._quit = True
+        self._stop.set()
 
     def restart(self, why: str) -> None:
         """The state database is damaged: stop serving, move it aside, start again."""
