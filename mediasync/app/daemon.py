@@ -7,6 +7,7 @@ No business logic here: ``run`` keeps the engine fed until SIGTERM (the one-pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -37,6 +38,8 @@ log = logging.getLogger("mediasync")
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 STATUS_EVERY = 30.0  # at most this long between recounts of the STATUS line
 STATE_CHECK_EVERY = 5.0  # seconds between looks at the lock file and the database file
+RESTART_CALM = 600.0  # a rebuilt database that served this long was no disk going bad
+RESTART_WAIT_MAX = 300.0  # the longest wait before starting again on a new database
 
 
 def _quiet(job: Callable[[], Awaitable[None]], what: str,
@@ -145,7 +148,9 @@ class Daemon:
         directory = state_dir(self.config, self.env)
         with instance_lock(directory) as lock:
             damaged: str | None = None
+            quick = 0  # restarts in a row that each came soon after the last
             while True:  # once, unless the database is found damaged while serving
+                started = time.monotonic()
                 self.store = open_state(directory, damaged=damaged)
                 self.guard = StateGuard(lock, self.store)
                 self.budgets = make_budgets(self.config, self.store)
@@ -168,6 +173,18 @@ class Daemon:
                     return code
                 self._stop.clear()
                 self._state_cache = None
+                # Damaged again soon after a rebuild: a disk going bad. Each start lists
+                # the remote side, so wait longer each time (SIGTERM still stops at once).
+                quick = quick + 1 if time.monotonic() - started < RESTART_CALM else 0
+                if quick > 1:
+                    delay = min(RESTART_WAIT_MAX, 5.0 * 2 ** (quick - 2))
+                    log.warning("the state database was damaged again within %.0f s; "
+                                "starting again in %.0f s", RESTART_CALM, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                    if self._quit:
+                        return 0
+                    self._stop.clear()
 
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()

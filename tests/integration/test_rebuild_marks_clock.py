@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mediasync.app.daemon import Daemon
 from mediasync.commands.sync import sync
 from mediasync.config import load_config
 from mediasync.emulator import Emulator, Fault
@@ -99,6 +100,36 @@ def test_damage_again_on_the_new_database_ends_the_sync_with_one_line(
     assert len(list((tmp_path / "state").glob("state.db.damaged-*"))) == 1
     assert "damaged again" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_a_daemon_damaged_again_and_again_waits_before_each_new_start(
+        tmp_path, emu, monkeypatch, caplog):
+    cfg, _ = _setup(tmp_path, emu)
+    broken = _damage_error(tmp_path)
+    scans: list[float] = []
+
+    async def scan(self: Engine) -> int:
+        scans.append(time.monotonic())
+        raise broken  # every new database is found damaged at once: a disk going bad
+
+    monkeypatch.setattr(Engine, "scan", scan)
+    daemon = Daemon(load_config(cfg), cfg, env())
+
+    async def scenario() -> tuple[int, int]:
+        task = asyncio.create_task(daemon.run())
+        for _ in range(400):
+            if "starting again in 5 s" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        started = len(scans)
+        daemon._terminate()  # SIGTERM while it waits: it stops at once
+        return started, await asyncio.wait_for(task, 30)
+
+    started, code = asyncio.run(scenario())
+    assert code == 0
+    assert started == 2  # the first rebuild at once, the next one waits (no tight loop)
+    assert len(list((tmp_path / "state").glob("state.db.damaged-*"))) == 1
 
 
 def test_without_extended_attributes_a_rebuild_still_knows_its_sidecars(
