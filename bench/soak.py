@@ -551,8 +551,10 @@ def report(args: argparse.Namespace, D: float, r: dict[str, Any], tbs: list[str]
         ["remote deletes while unmounted", delta("unmount", "mount", "deletes")],
         ["'is gone' log lines while unmounted", delta("unmount", "mount", "gone")],
         ["generateContent requests after remount", delta("mount", "end", "generate")],
-        ["uploads started from the damaged database to the purge",
+        ["uploads started from the damaged database to the purge (new and rewritten files)",
          delta("db damaged", "purge", "uploads_started")],
+        ["generateContent requests from the damaged database to the purge",
+         delta("db damaged", "purge", "generate")],
         ["faults fired", r["faults_fired"]],
         ["converged after last fault", "never" if r["converged"] is None
          else f"{r['converged']:.0f}s"],
