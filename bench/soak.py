@@ -23,6 +23,10 @@ Schedule, as fractions of ``--duration`` D (defaults for D = 600 s in brackets):
   cut off at MAX_TOKENS with partial text;
 - generateContent outage: 503 "overloaded" on every generate from 0.1 D to
   0.4 D [3 min];
+- state database deleted at 0.2 D while the daemon runs (it must write it back);
+- state database damaged at 0.45 D: the daemon is stopped, bytes 100-4096 of
+  ``state.db`` zeroed (issue 18), and started again (it must keep the damaged file
+  aside and rebuild, adopting its remote copies and its sidecars);
 - purge at 0.5 D: ``mediasync files purge --all --yes`` (the real CLI);
 - at 0.56 D the owner raises ``max_output_tokens`` and reloads (SIGHUP): outputs
   recorded incomplete after a cut answer are asked again (cuts not yet fired are
@@ -65,8 +69,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from _common import (
+    bench_env,
     command_line,
     machine,
+    mediasync_cmd,
     run_cli,
     start_daemon,
     stop_daemon,
@@ -381,6 +387,39 @@ def tracebacks(log: Path) -> list[str]:
 # -- the run -----------------------------------------------------------------------
 
 
+class Daemon:
+    """The daemon's process, which the database fault stops and starts again (the
+    log is appended to, so every run's lines are checked for tracebacks)."""
+
+    def __init__(self, cfg: Path, log: Path) -> None:
+        self.cfg, self.log = cfg, log
+        self.proc = start_daemon(cfg, log)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def stop(self) -> int | None:
+        stop_daemon(self.proc)
+        return self.proc.returncode
+
+    def start_again(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([*mediasync_cmd(), "-c", str(self.cfg), "run"],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                         env=bench_env())
+
+
+def damage_db(db: Path) -> None:
+    """Bytes 100-4096 zeroed, as issue 18 measured: the schema page is gone."""
+    data = bytearray(db.read_bytes())
+    data[100:4096] = bytes(min(3996, max(0, len(data) - 100)))
+    db.write_bytes(bytes(data))
+
+
 class Timeline:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -393,7 +432,7 @@ class Timeline:
         self.events.append((self.now(), what))
         print(f"[{self.now():6.1f}s] {what}", flush=True)
 
-    def until(self, t: float, daemon: subprocess.Popen) -> None:
+    def until(self, t: float, daemon: Daemon) -> None:
         while self.now() < t:
             if daemon.poll() is not None:
                 raise SystemExit(f"the daemon exited with {daemon.returncode} at "
@@ -421,7 +460,7 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     cfg.write_text(cfg.read_text() + XMP_PROMPTS)
     log = work / "run.log"
     print(f"watched folder: {mount.how}", flush=True)
-    daemon = start_daemon(cfg, log)
+    daemon = Daemon(cfg, log)
     tl = Timeline()
     try:
         wait_for_log(log, r"watching \d+ folder", timeout=120)
@@ -429,7 +468,7 @@ def soak(args: argparse.Namespace, work: Path) -> int:
         result = drive(args, tl, daemon, emu, faults, lib, mount, folder, cfg, work)
     finally:
         if daemon.poll() is None:
-            stop_daemon(daemon)
+            daemon.stop()
         emu.stop()
         mount.close()
     result["exit"] = daemon.returncode
@@ -473,11 +512,12 @@ class PulledDisk:
         return {"copies of kept files deleted": deleted, "kept files logged gone": gone}
 
 
-def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu: Emulator,
+def drive(args: argparse.Namespace, tl: Timeline, daemon: Daemon, emu: Emulator,
           faults: CountingFaults, lib: Library, mount: Mount, folder: Path, cfg: Path,
           work: Path) -> dict[str, Any]:
     D = args.duration
     plan: list[tuple[float, str]] = [(0.1 * D, "outage on"), (0.4 * D, "outage off"),
+                                      (0.2 * D, "db deleted"), (0.45 * D, "db damaged"),
                                       (0.5 * D, "purge"), (0.56 * D, "raise limit"),
                                       (0.6 * D, "unmount"),
                                       (0.6 * D + args.unmount_for, "mount")]
@@ -494,6 +534,8 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
     storm_i = 0
     marks: dict[str, dict[str, int]] = {}
     damage: dict[str, int] = {}
+    state: dict[str, Any] = {}
+    db = work / "state" / "state.db"
     for at, what in plan:
         tl.until(at, daemon)
         if what == "storm":
@@ -520,6 +562,25 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
             daemon.send_signal(signal.SIGHUP)
             tl.note(f"owner raises max_output_tokens to {CUT_LIMIT:,} and reloads (SIGHUP); "
                     f"{len(left)} cut fault(s) not yet fired withdrawn")
+        elif what == "db deleted":
+            offset = (work / "run.log").stat().st_size
+            db.unlink()
+            line = wait_for_log(work / "run.log", "wrote it back", timeout=60, offset=offset)
+            state["db deleted"] = "written back by the running daemon"
+            tl.note(f"state.db deleted while running: {line.split(' ', 3)[-1][:90]}")
+        elif what == "db damaged":
+            code = daemon.stop()
+            marks["db damaged"] = snapshot(emu, work / "run.log")
+            damage_db(db)
+            offset = (work / "run.log").stat().st_size
+            daemon.start_again()
+            wait_for_log(work / "run.log", r"the state database was damaged", timeout=120,
+                         offset=offset)
+            wait_for_log(work / "run.log", r"watching \d+ folder", timeout=120, offset=offset)
+            state["db damaged: exit code of the stopped daemon"] = code
+            state["db damaged: kept aside"] = len(list(db.parent.glob("state.db.damaged-*")))
+            state["_offset"] = offset
+            tl.note(f"state.db damaged (daemon stopped, exit {code}, started again): rebuilt")
         elif what == "purge":
             # The purge is a client too: the storm's 503s hit it as well, so retry it.
             attempt, code = 0, -1
@@ -528,6 +589,11 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
                 code, secs = run_cli(cfg, "files", "purge", "--all", "--yes",
                                      log=work / "purge.log")
             marks["purge"] = snapshot(emu, work / "run.log")
+            if "_offset" in state:  # what the rebuild took over before the purge dropped it
+                text = (work / "run.log").read_bytes()[state.pop("_offset"):].decode(
+                    errors="replace")
+                state["db damaged: remote copies adopted until the purge"] = text.count(
+                    "adopted its live remote copy")
             tl.note(f"purge --all --yes: exit {code} (attempt {attempt}), {secs:.1f}s, "
                     f"{emu.store.counters['deletes']} deletes so far, "
                     f"{len(emu.store.files())} remote files left")
@@ -542,7 +608,6 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
             mount.mount()
             tl.note(f"folder mounted again: last fault; while unmounted: {damage}")
     last_fault = tl.now()
-    db = work / "state" / "state.db"
     deadline = D + args.grace
     converged = None
     fails: list[str] = []
@@ -573,7 +638,7 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: subprocess.Popen, emu:
         damage.update({f"{k} (until the end)": v for k, v in pulled.damage(folder).items()})
     return {"fails": fails, "facts": facts, "converged": converged, "marks": marks,
             "last_fault": last_fault, "elapsed": tl.now(), "faults_fired": faults.fired,
-            "requests": emu.stats()["requests"], "damage": damage}
+            "requests": emu.stats()["requests"], "damage": damage, "state": state}
 
 
 def report(args: argparse.Namespace, D: float, r: dict[str, Any], tbs: list[str],
@@ -602,6 +667,10 @@ def report(args: argparse.Namespace, D: float, r: dict[str, Any], tbs: list[str]
         ["remote deletes while unmounted", delta("unmount", "mount", "deletes")],
         ["'is gone' log lines while unmounted", delta("unmount", "mount", "gone")],
         ["generateContent requests after remount", delta("mount", "end", "generate")],
+        ["uploads started from the damaged database to the purge (new and rewritten files)",
+         delta("db damaged", "purge", "uploads_started")],
+        ["generateContent requests from the damaged database to the purge",
+         delta("db damaged", "purge", "generate")],
         ["faults fired", r["faults_fired"]],
         ["converged after last fault", "never" if r["converged"] is None
          else f"{r['converged']:.0f}s"],
@@ -609,6 +678,7 @@ def report(args: argparse.Namespace, D: float, r: dict[str, Any], tbs: list[str]
         ["daemon exit code after SIGTERM", r["exit"]],
     ]
     rows += [[f"unmount: {k}", v] for k, v in r["damage"].items()]
+    rows += [[k, v] for k, v in r["state"].items()]
     rows += [[k, v] for k, v in r["facts"].items()]
     print(table(rows, ["figure", "value"]))
     print()

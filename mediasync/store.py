@@ -11,17 +11,19 @@ Readers (``mediasync status``) open the same file read-only while the daemon run
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mediasync.rules.naming import shown
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 
 __all__ = [
     "SCHEMA_VERSION", "ContentRow", "Meta", "MetaKey", "OutputRow", "PathRow", "Store",
-    "StoreError", "StoredAnswer",
+    "StoreDamaged", "StoreError", "StoredAnswer", "is_damage",
 ]
 
 SCHEMA_VERSION = 9
@@ -221,6 +223,8 @@ class Meta:
     # who used it at the last listing ({"mine", "other_instances", "other_uploads", "at"}).
     STORE_SIZE: MetaKey[dict[str, Any]] = MetaKey("store_size", dict, True)
     STORE_USAGE: MetaKey[dict[str, Any]] = MetaKey("store_usage", dict, True)
+    # The database was rebuilt or written back (app/statedir.py): at, what, pending
+    RECOVERY: MetaKey[dict[str, Any]] = MetaKey("recovery", dict, True)
 
     @staticmethod
     def folder_dev(folder: str) -> MetaKey[str]:
@@ -266,6 +270,68 @@ class StoreError(Exception):
     """The state database cannot be opened or is from a newer mediasync."""
 
 
+class StoreDamaged(StoreError):
+    """The state database's file is damaged (SQLite: malformed, or not a database)."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path}: the state database is damaged: {detail}")
+        self.detail = detail
+
+
+# SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
+# Never SQLITE_BUSY, _IOERR, _FULL, _CANTOPEN: those are transient, not damage.
+_DAMAGE_CODES = {11, 26}
+
+
+def is_damage(exc: BaseException) -> bool:
+    """``exc`` says the database file is damaged (not locked, full or unreadable now)."""
+    if isinstance(exc, StoreDamaged):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and (
+        code & 0xFF) in _DAMAGE_CODES
+
+
+def _key(path: str) -> str | bytes:
+    """A path as the database holds it: text, or the name's bytes when it is not
+    UTF-8 (the OS handed it over surrogate-escaped; SQLite text must be UTF-8).
+    Valid names stay text, so rows written before need no migration."""
+    if path.isascii():
+        return path
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _path(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _free_text(value: Any) -> Any:
+    """Free text (a message naming a file) that SQLite can hold: an undecodable
+    name in it is shown escaped (\\xe9), as `status` shows names."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return shown(value)
+    return value
+
+
+def _path_row(row: sqlite3.Row) -> PathRow:
+    values = dict(row)
+    values["path"] = _path(values["path"])
+    return PathRow(**values)
+
+
+def _output_row(row: sqlite3.Row) -> OutputRow:
+    values = dict(row)
+    values["path"], values["sidecar"] = _path(values["path"]), _path(values["sidecar"])
+    return OutputRow(**values)
+
+
 class _CopyTransitions:
     """Named transitions of a content's remote copy (states.Copy): each says which
     state it leads to, so no caller writes an inconsistent combination of columns."""
@@ -279,7 +345,7 @@ class _CopyTransitions:
         cols = ", ".join(f"{k}=?" for k in values)
         self._db.execute(
             f"UPDATE contents SET {cols}, updated_at=? WHERE sha256=?",
-            [*values.values(), now, sha256],
+            [*map(_free_text, values.values()), now, sha256],
         )
 
     def session_recorded(self, sha256: str, now: float, url: str, offset: int,
@@ -336,27 +402,75 @@ class _CopyTransitions:
 class Store(_CopyTransitions):
     """A thin typed layer over the state database. Every write commits at once."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, check: bool = False) -> None:
+        """``check``: run SQLite's quick_check too (every page read: about 0.3 s per
+        100,000 files, docs/benchmarks.md), so damage is found at the start, not
+        in the middle of a pass. Damage raises StoreDamaged."""
         self.path = path
+        self.created = False  # this open made the database (it was not there)
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
                 self._db.row_factory = sqlite3.Row
+                # Reading the schema finds a damaged first page now, not in a caller.
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, timeout=5, isolation_level=None)
-                self._db.row_factory = sqlite3.Row
-                self._db.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode survives a process crash; only an OS crash
-                # can lose the last commits, which the next rescan repairs.
-                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._connect()
                 self._migrate()
+                if check:
+                    found = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+                    if found != ["ok"]:
+                        self._db.close()
+                        raise StoreDamaged(path, "quick_check: " + "; ".join(found))
+            self._ino = os.stat(path).st_ino
         except sqlite3.Error as exc:
+            if hasattr(self, "_db"):
+                self._db.close()  # before the file is moved aside
+            if is_damage(exc):
+                raise StoreDamaged(path, str(exc)) from exc
             raise StoreError(f"{path}: cannot open the state database: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the state database: {exc}") from exc
+
+    def _connect(self) -> None:
+        self._db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash; only an OS crash
+        # can lose the last commits, which the next rescan repairs.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    # -- the file under us (app/statedir.py heals it) ---------------------------
+    def moved(self) -> bool:
+        """The file at our path is no longer the one we write (deleted or replaced);
+        SQLite goes on writing to the unlinked one, which is lost when we close."""
+        try:
+            return os.stat(self.path).st_ino != self._ino
+        except FileNotFoundError:
+            return True
+
+    def copy_to(self, target: Path) -> None:
+        """Write everything this connection holds to a new database file ``target``
+        (SQLite's online backup: a consistent copy, WAL included)."""
+        dst = sqlite3.connect(target)
+        try:
+            self._db.backup(dst)
+        finally:
+            dst.close()
+
+    def reopen(self) -> None:
+        """Go on with the file now at our path (the caller put it there). SQLite does
+        not checkpoint a moved file when it closes, nor delete its -wal by name."""
+        self._db.close()
+        self._connect()
+        self._ino = os.stat(self.path).st_ino
 
     # -- schema ---------------------------------------------------------------
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and not self._db.execute("SELECT 1 FROM sqlite_master").fetchone():
+            self.created = True
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: written by a newer mediasync (schema {version} > {SCHEMA_VERSION})"
@@ -395,12 +509,12 @@ class Store(_CopyTransitions):
 
     # -- paths ----------------------------------------------------------------
     def get_path(self, path: str) -> PathRow | None:
-        row = self._db.execute("SELECT * FROM paths WHERE path=?", (path,)).fetchone()
-        return PathRow(**row) if row else None
+        row = self._db.execute("SELECT * FROM paths WHERE path=?", (_key(path),)).fetchone()
+        return _path_row(row) if row else None
 
     def all_paths(self) -> Iterator[PathRow]:
         for row in self._db.execute("SELECT * FROM paths ORDER BY path"):
-            yield PathRow(**row)
+            yield _path_row(row)
 
     def live_files(self) -> Iterator[tuple[PathRow, ContentRow | None, dict[str, OutputRow]]]:
         """Every live path (in path order) with its content's row and its outputs by
@@ -433,19 +547,21 @@ class Store(_CopyTransitions):
 
     def put_path(self, row: PathRow) -> None:
         cols = _columns(PathRow)
+        values = [getattr(row, c) for c in cols]
+        values[0], values[cols.index("problem")] = _key(row.path), _free_text(row.problem)
         self._db.execute(
             f"INSERT OR REPLACE INTO paths ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
-            [getattr(row, c) for c in cols],
+            values,
         )
 
     def mark_gone(self, path: str, now: float) -> None:
         self._db.execute(
-            "UPDATE paths SET gone_at=? WHERE path=? AND gone_at IS NULL", (now, path)
+            "UPDATE paths SET gone_at=? WHERE path=? AND gone_at IS NULL", (now, _key(path))
         )
 
     def delete_path(self, path: str) -> None:
-        self._db.execute("DELETE FROM paths WHERE path=?", (path,))
-        self._db.execute("DELETE FROM outputs WHERE path=?", (path,))
+        self._db.execute("DELETE FROM paths WHERE path=?", (_key(path),))
+        self._db.execute("DELETE FROM outputs WHERE path=?", (_key(path),))
 
     def live_path_names(self) -> set[str]:
         """The recorded paths not marked gone (names only: a scan asks for all of them)."""
@@ -453,29 +569,29 @@ class Store(_CopyTransitions):
 
     def gone_paths(self) -> list[PathRow]:
         rows = self._db.execute("SELECT * FROM paths WHERE gone_at IS NOT NULL")
-        return [PathRow(**r) for r in rows]
+        return [_path_row(r) for r in rows]
 
     def find_twin(self, path: str, inode: int, size: int, mtime_ns: int) -> PathRow | None:
         """Another recorded path with the same stat identity (a rename keeps all three)."""
         row = self._db.execute(
             "SELECT * FROM paths WHERE path<>? AND inode=? AND size=? AND mtime_ns=?"
             " AND sha256 IS NOT NULL ORDER BY gone_at IS NULL LIMIT 1",
-            (path, inode, size, mtime_ns),
+            (_key(path), inode, size, mtime_ns),
         ).fetchone()
-        return PathRow(**row) if row else None
+        return _path_row(row) if row else None
 
     def paths_with_sha(self, sha256: str, *, exclude: str) -> list[PathRow]:
         rows = self._db.execute(
             "SELECT * FROM paths WHERE sha256=? AND path<>? ORDER BY gone_at IS NULL, path",
-            (sha256, exclude),
+            (sha256, _key(exclude)),
         )
-        return [PathRow(**r) for r in rows]
+        return [_path_row(r) for r in rows]
 
     def live_paths_for(self, sha256: str) -> list[str]:
         rows = self._db.execute(
             "SELECT path FROM paths WHERE sha256=? AND gone_at IS NULL ORDER BY path", (sha256,)
         )
-        return [r[0] for r in rows]
+        return [_path(r[0]) for r in rows]
 
     # -- contents -------------------------------------------------------------
     def get_content(self, sha256: str) -> ContentRow | None:
@@ -540,18 +656,21 @@ class Store(_CopyTransitions):
 
     # -- outputs --------------------------------------------------------------
     def get_outputs(self, path: str) -> dict[str, OutputRow]:
-        rows = self._db.execute("SELECT * FROM outputs WHERE path=?", (path,))
-        return {r["suffix"]: OutputRow(**r) for r in rows}
+        rows = self._db.execute("SELECT * FROM outputs WHERE path=?", (_key(path),))
+        return {r["suffix"]: _output_row(r) for r in rows}
 
     def all_outputs(self) -> list[OutputRow]:
-        return [OutputRow(**r) for r in self._db.execute("SELECT * FROM outputs")]
+        return [_output_row(r) for r in self._db.execute("SELECT * FROM outputs")]
 
     def put_output(self, row: OutputRow) -> None:
         cols = _columns(OutputRow)
+        values = [getattr(row, c) for c in cols]
+        for c, convert in (("path", _key), ("sidecar", _key), ("message", _free_text)):
+            values[cols.index(c)] = convert(getattr(row, c))
         self._db.execute(
             f"INSERT OR REPLACE INTO outputs ({','.join(cols)})"
             f" VALUES ({','.join('?' * len(cols))})",
-            [getattr(row, c) for c in cols],
+            values,
         )
 
     def sidecar_owner(self, sidecar: str, exclude: str) -> str | None:
@@ -561,16 +680,17 @@ class Store(_CopyTransitions):
             "SELECT o.path FROM outputs o JOIN paths p ON p.path = o.path"
             " WHERE o.sidecar=? AND o.path!=? AND o.outcome IN (?, ?)"
             " AND p.gone_at IS NULL LIMIT 1",
-            (sidecar, exclude, Outcome.WRITTEN, Outcome.WRITING)).fetchone()
-        return row["path"] if row else None
+            (_key(sidecar), _key(exclude), Outcome.WRITTEN, Outcome.WRITING)).fetchone()
+        return _path(row["path"]) if row else None
 
     def delete_output(self, path: str, suffix: str) -> None:
-        self._db.execute("DELETE FROM outputs WHERE path=? AND suffix=?", (path, suffix))
+        self._db.execute("DELETE FROM outputs WHERE path=? AND suffix=?", (_key(path), suffix))
 
     def move_outputs(self, old: str, new: str, sidecars: dict[str, str]) -> None:
         """Re-key a renamed file's outputs; ``sidecars`` maps suffix → new sidecar path."""
+        old_k, new_k = _key(old), _key(new)
         with self._tx():
-            self._db.execute("DELETE FROM outputs WHERE path=?", (new,))
+            self._db.execute("DELETE FROM outputs WHERE path=?", (new_k,))
             for suffix, sidecar in sidecars.items():
                 # What we wrote into a moved XMP sidecar moves with it.
                 self._db.execute(
@@ -580,9 +700,20 @@ class Store(_CopyTransitions):
                 )
                 self._db.execute(
                     "UPDATE outputs SET path=?, sidecar=? WHERE path=? AND suffix=?",
-                    (new, sidecar, old, suffix),
+                    (new_k, _key(sidecar), old_k, suffix),
                 )
-            self._db.execute("DELETE FROM outputs WHERE path=?", (old,))
+            self._db.execute("DELETE FROM outputs WHERE path=?", (old_k,))
+
+    def shift_times(self, delta: float) -> None:
+        """Move our own recorded times (retries, paths seen gone) by ``delta`` seconds:
+        the wall clock stepped (engine/clockjump.py). Server times (expiries) stay."""
+        with self._tx():
+            self._db.execute("UPDATE outputs SET retry_at=retry_at+? WHERE retry_at IS NOT NULL",
+                             (delta,))
+            self._db.execute("UPDATE contents SET retry_at=retry_at+? WHERE retry_at IS NOT NULL",
+                             (delta,))
+            self._db.execute("UPDATE paths SET gone_at=gone_at+? WHERE gone_at IS NOT NULL",
+                             (delta,))
 
     # -- paid answers ---------------------------------------------------------
     def get_answer(self, key: str) -> StoredAnswer | None:

@@ -7,6 +7,7 @@ No business logic here: ``run`` keeps the engine fed until SIGTERM (the one-pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -17,10 +18,11 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mediasync.app.apiclient import held_lines, make_budgets, make_client, pause_lines
-from mediasync.app.instance import STATE_FILE, instance_lock, state_dir
+from mediasync.app.instance import InstanceLocked, instance_lock, state_dir
 from mediasync.app.logs import setup_logging
 from mediasync.app.observe import Observer, check
 from mediasync.app.sdnotify import Notifier
+from mediasync.app.statedir import StateGuard, open_state
 from mediasync.app.traffic import TrafficCounter
 from mediasync.app.watch import Watcher
 from mediasync.config import Config, ConfigError, load_config
@@ -31,17 +33,22 @@ from mediasync.gemini import (
 )
 from mediasync.report import status
 from mediasync.rules.states import renew_at
-from mediasync.store import Store
+from mediasync.store import is_damage
 
 log = logging.getLogger("mediasync")
 
 CLOSE_AFTER = 900.0  # a replaced HTTP client is closed when its requests end, or after this
 STATUS_EVERY = 30.0  # at most this long between recounts of the STATUS line
+STATE_CHECK_EVERY = 5.0  # seconds between looks at the lock file and the database file
+RESTART_CALM = 600.0  # a rebuilt database that served this long was no disk going bad
+RESTART_WAIT_MAX = 300.0  # the longest wait before starting again on a new database
 
 
-def _quiet(job: Callable[[], Awaitable[None]], what: str) -> Callable[[], Awaitable[None]]:
+def _quiet(job: Callable[[], Awaitable[None]], what: str,
+           damaged: Callable[[str], None] = lambda why: None) -> Callable[[], Awaitable[None]]:
     """A scheduler job that ends in one log line, never in APScheduler's traceback:
-    a time-out is said plainly, and a job cut off by shutdown ends silently."""
+    a time-out is said plainly, and a job cut off by shutdown ends silently; a
+    damaged state database is handed to ``damaged``."""
 
     async def run() -> None:
         try:
@@ -50,6 +57,10 @@ def _quiet(job: Callable[[], Awaitable[None]], what: str) -> Callable[[], Awaita
             return  # SIGTERM while it ran: the stop is under way, nothing went wrong
         except TimeoutError:
             log.warning("the %s timed out; it runs again at its next turn", what)
+        except Exception as e:
+            if not is_damage(e):
+                raise
+            damaged(str(e))
 
     run.__name__ = run.__qualname__ = f"{what} job"
     return run
@@ -87,7 +98,8 @@ class RenewalTimer:
     def _check_at(self, due: float | None) -> None:
         now = time.time()
         self._at = now + renew_check_delay(due, now)
-        self.d.scheduler.add_job(_quiet(self._renew, "renewal check"), "date", id="renew",
+        self.d.scheduler.add_job(_quiet(self._renew, "renewal check", self.d.restart),
+                                 "date", id="renew",
                                  replace_existing=True,
                                  run_date=datetime.fromtimestamp(self._at, UTC))
 
@@ -128,38 +140,66 @@ class Daemon:
         self._long_lived: set[asyncio.Future[object]] = set()  # never waited for on reload
         self._closing: set[asyncio.Task[None]] = set()  # replaced clients, closed when idle
         self.renewal_timer = RenewalTimer(self)
+        self._reopen: str | None = None  # the state database is damaged: restart on a new one
+        self._quit = False  # SIGTERM or SIGINT: no restart on a new database either
+        self._stolen: str | None = None  # another mediasync took the state directory
         # (store changes, monotonic time, seconds it took, files per state); see _states
         self._state_cache: tuple[int, float, float, dict[str, int]] | None = None
 
     async def run(self) -> int:
         directory = state_dir(self.config, self.env)
         check(self.config, self.env)  # a bad [daemon] http is a config error, before anything
-        with instance_lock(directory):
-            self.store = Store(directory / STATE_FILE)
-            self.budgets = make_budgets(self.config, self.store)
-            self.traffic = TrafficCounter()  # /metrics and /healthz count the API traffic
-            client = make_client(self.config, self.env, store=self.store, budgets=self.budgets,
-                                 event_hooks=self.traffic.hooks())
-            self.engine = Engine(self.config, self.store, client,
-                                 on_copy=self.renewal_timer.copy_made,
-                                 on_renewed=self.traffic.renewed)
-            self.observer = Observer(self.config, self.store, self.env, traffic=self.traffic)
-            self.observer.halt_reasons.append(lambda: self.engine.halted)
-            try:
-                await self.observer.start()  # /healthz answers during the start-up scan too
-                return await self._serve()
-            finally:
-                await self.observer.stop()
-                for t in self._closing:
-                    t.cancel()  # each closes its client when cancelled
-                await asyncio.gather(*self._closing, return_exceptions=True)
-                await self.engine.client.aclose()
-                self.store.close()
+        with instance_lock(directory) as lock:
+            damaged: str | None = None
+            quick = 0  # restarts in a row that each came soon after the last
+            while True:  # once, unless the database is found damaged while serving
+                started = time.monotonic()
+                self.store = open_state(directory, damaged=damaged)
+                self.guard = StateGuard(lock, self.store)
+                self.budgets = make_budgets(self.config, self.store)
+                self.traffic = TrafficCounter()  # /metrics and /healthz count the API traffic
+                client = make_client(self.config, self.env, store=self.store,
+                                     budgets=self.budgets, event_hooks=self.traffic.hooks())
+                self.engine = Engine(self.config, self.store, client,
+                                     on_copy=self.renewal_timer.copy_made,
+                                     on_renewed=self.traffic.renewed)
+                self.observer = Observer(self.config, self.store, self.env,
+                                         traffic=self.traffic)
+                self.observer.halt_reasons.append(lambda: self.engine.halted)
+                try:
+                    await self.observer.start()  # /healthz answers during the start-up scan
+                    code = await self._serve()
+                finally:
+                    await self.observer.stop()
+                    for t in self._closing:
+                        t.cancel()  # each closes its client when cancelled
+                    await asyncio.gather(*self._closing, return_exceptions=True)
+                    await self.engine.client.aclose()
+                    self.store.close()
+                if self._stolen:
+                    raise InstanceLocked(self._stolen)
+                damaged, self._reopen = self._reopen, None
+                if damaged is None or self._quit:
+                    return code
+                self._stop.clear()
+                self._state_cache = None
+                # Damaged again soon after a rebuild: a disk going bad. Each start lists
+                # the remote side, so wait longer each time (SIGTERM still stops at once).
+                quick = quick + 1 if time.monotonic() - started < RESTART_CALM else 0
+                if quick > 1:
+                    delay = min(RESTART_WAIT_MAX, 5.0 * 2 ** (quick - 2))
+                    log.warning("the state database was damaged again within %.0f s; "
+                                "starting again in %.0f s", RESTART_CALM, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                    if self._quit:
+                        return 0
+                    self._stop.clear()
 
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, self._terminate)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         me = asyncio.current_task()
         if me is not None:
@@ -177,17 +217,32 @@ class Daemon:
             await self.engine.stop()
             return 0
         stop.cancel()
-        _, _, found = startup.result()
+        try:
+            _, _, found = startup.result()
+        except Exception as e:
+            if not is_damage(e):
+                raise
+            self.restart(str(e))
+            self.watcher.stop()
+            await self.engine.stop()
+            return 0
         log.info("watching %d folder(s), %d media file(s)", len(self.config.folders), found)
         dispatcher = asyncio.create_task(self.engine.run(), name="engine")
         self._long_lived.add(dispatcher)
         self.scheduler = AsyncIOScheduler(event_loop=loop)
         self._schedule_jobs()
         self.scheduler.start()
+        ticker = asyncio.create_task(self._ticker(), name="state check")
+        self._long_lived.add(ticker)
         self.notifier.ready(self.status_line())
         await self._stop.wait()
-        log.info("stopping: finishing nothing new, recording upload offsets")
-        self.notifier.stopping()
+        ticker.cancel()
+        if self._reopen is not None:
+            log.error("the state database is damaged (%s); starting again on a new one",
+                      self._reopen)
+        else:
+            log.info("stopping: finishing nothing new, recording upload offsets")
+            self.notifier.stopping()
         self.scheduler.shutdown(wait=False)
         self.watcher.stop()
         await self.engine.stop()
@@ -211,13 +266,13 @@ class Daemon:
     def _schedule_jobs(self) -> None:
         d = self.config.daemon
         opts = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        self.scheduler.add_job(_quiet(self._rescan, "rescan"), "interval",
+        self.scheduler.add_job(_quiet(self._rescan, "rescan", self.restart), "interval",
                                seconds=d.rescan_every, id="rescan", replace_existing=True, **opts)
-        self.scheduler.add_job(_quiet(self.refresh_job, "refresh"), "interval",
+        self.scheduler.add_job(_quiet(self.refresh_job, "refresh", self.restart), "interval",
                                seconds=d.refresh_every, id="refresh", replace_existing=True,
                                **opts)
-        self.scheduler.add_job(_quiet(self._health, "health check"), "interval", seconds=5,
-                               id="health", replace_existing=True, **opts)
+        self.scheduler.add_job(_quiet(self._health, "health check", self.restart), "interval",
+                               seconds=5, id="health", replace_existing=True, **opts)
         self.renewal_timer.plan()
         if self.notifier.watchdog_interval:
             self.scheduler.add_job(self.notifier.watchdog, "interval",
@@ -247,6 +302,41 @@ class Daemon:
             await self._start_watcher()
             self.request_rescan("watcher restarted")
         self.notifier.status(self.status_line())
+
+    async def _ticker(self) -> None:
+        """Every few seconds by the monotonic clock (the scheduler plans by the wall
+        clock, which may step): the wall clock, the lock and the database file."""
+        check = _quiet(self._check_state, "state check", self.restart)
+        while True:
+            await asyncio.sleep(STATE_CHECK_EVERY)
+            try:
+                await check()
+            except Exception:  # a bug must not end the checks for the rest of the run
+                log.exception("the state check failed; it runs again in %.0f s",
+                              STATE_CHECK_EVERY)
+
+    async def _check_state(self) -> None:
+        """The lock file and the database file are still ours (app/statedir.py); a
+        wall clock that stepped back delays no job (they are planned again from now)."""
+        if self.engine.clock_check():
+            self._schedule_jobs()
+        stolen = self.guard.check()
+        if stolen is not None:
+            log.error("%s", stolen)
+            self._stolen = stolen
+            self._stop.set()
+        elif self.engine.damaged is not None:
+            self.restart(self.engine.damaged)
+
+    def _terminate(self) -> None:
+        self._quit = True
+        self._stop.set()
+
+    def restart(self, why: str) -> None:
+        """The state database is damaged: stop serving, move it aside, start again."""
+        if self._reopen is None:
+            self._reopen = why
+        self._stop.set()
 
     def request_rescan(self, why: str) -> None:
         if self._rescan_pending:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from mediasync.gemini.redact import any_secrets, redact
+from mediasync.rules.naming import shown
 
 # Libraries that log per request / per event at INFO or DEBUG.
 NOISY_LOGGERS = ("httpx", "httpcore", "apscheduler", "watchdog")
@@ -76,6 +77,8 @@ class _OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         text = " | ".join(line for line in text.splitlines() if line.strip())
+        # A file name that is not UTF-8 shows its odd bytes as \\xe9, as `status` does.
+        text = shown(text)
         if self._journal:
             text = _SYSLOG_PREFIX.get(_bucket(record.levelno), "<6>") + text
         return text

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
-from mediasync.commands.common import EXIT_OK, load, state_db
+from mediasync.commands.common import EXIT_FAILED, EXIT_OK, err, load, state_db
 from mediasync.config import Config
 
 HELP = "what is mirrored, processing, expiring, failed"
@@ -25,34 +24,57 @@ def main(args: argparse.Namespace) -> int:
 
 
 def show(config: Config, *, as_json: bool, brief: bool) -> int:
+    import sqlite3
+
+    from mediasync.app.instance import lock_holder
     from mediasync.report import status
-    from mediasync.store import Meta, Store
+    from mediasync.store import Meta, Store, StoreError, is_damage
 
     db = state_db(config)
     if not db.exists():
-        print(f"mediasync: nothing synced yet ({db} does not exist)", file=sys.stderr)
+        holder = lock_holder(db.parent)
+        if holder:
+            err(f"the state database {db} is missing; the running mediasync (pid {holder}) "
+                "writes it back within seconds")
+        else:
+            err(f"nothing synced yet ({db} does not exist)")
         if as_json:
             print(json.dumps(status.render_json([], None)))  # no state: nothing held
         return EXIT_OK
-    store = Store(db, readonly=True)
+    now = time.time()
     try:
-        halted = store.read(Meta.HALTED) or None
-        holds = status.held(store, config)
-        reports = status.build(store, config)
-        unavailable = status.unavailable_folders(store)
-        quota = status.quota_state(store, config, time.time())
-        store_use = status.store_state(store, config, reports, time.time())
-    finally:
-        store.close()
+        store = Store(db, readonly=True)
+        try:
+            halted = store.read(Meta.HALTED) or None
+            holds = status.held(store, config)
+            reports = status.build(store, config)
+            unavailable = status.unavailable_folders(store)
+            quota = status.quota_state(store, config, now)
+            store_use = status.store_state(store, config, reports, now)
+            recovery = status.recovery(store, now)
+        finally:
+            store.close()
+    except (StoreError, sqlite3.Error) as e:
+        # Never a traceback: say what is wrong and what heals it.
+        if is_damage(e) or is_damage(e.__cause__ or e):
+            err(f"the state database {db} is damaged ({e.__cause__ or e}); the next "
+                "`mediasync sync`, or the daemon when it starts, keeps it aside and builds a "
+                "new one without uploading or paying again")
+        else:
+            err(f"cannot read the state database {db}: {e}")
+        return EXIT_FAILED
     if as_json:
         doc = {**status.render_json(reports, halted, holds), **quota}
         doc["unavailable"] = unavailable
         doc["store"] = store_use
+        doc["recovery"] = recovery
         print(json.dumps(doc, indent=2))
     else:
+        if recovery is not None:
+            print(status.render_recovery(recovery))
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
-        print(status.render_text(reports, config, time.time(), halted, verbose=not brief,
+        print(status.render_text(reports, config, now, halted, verbose=not brief,
                                  holds=holds))
         print(status.render_store(store_use))
         for line in status.render_quota(quota):

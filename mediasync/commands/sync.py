@@ -51,33 +51,69 @@ def main(args: argparse.Namespace) -> int:
 async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None) -> int:
     """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
     # Imported here: parsing the command line (this module's HELP) need not load the daemon.
-    from mediasync.app.apiclient import make_client
-    from mediasync.app.instance import STATE_FILE, instance_lock, state_dir
-    from mediasync.engine.dispatch import Engine
-    from mediasync.store import Store
+    from mediasync.app.instance import InstanceLocked, instance_lock, state_dir
+    from mediasync.app.statedir import StateGuard, open_state
+    from mediasync.store import is_damage
 
     directory = state_dir(config, env)
-    with instance_lock(directory):
-        store = Store(directory / STATE_FILE)
-        client = make_client(config, env, store=store)
-        engine = Engine(config, store, client, once=True)
-        try:
-            # List the remote side while the disk is walked: both before any step.
-            _, found = await asyncio.gather(engine.refresh(), engine.scan())
-            log.info("found %d media file(s) in %d folder(s)", found, len(config.folders))
-            ticker = None
-            if progress is not None:
-                ticker = asyncio.create_task(_tick(engine, progress))
-            await engine.run(until_idle=True)
+    with instance_lock(directory) as lock:
+        damaged: str | None = None
+        while True:  # once, unless the database is found damaged during the pass
+            store = open_state(directory, damaged=damaged)
+            again = damaged is None
+            try:
+                try:
+                    code, damaged = await _pass(config, env, store, progress, again=again)
+                except Exception as e:
+                    if not is_damage(e):
+                        raise
+                    if again:
+                        log.error("the state database is damaged: %s", e)
+                        code, damaged = None, str(e)
+                    else:  # the new one too: a disk going bad; the next run looks again
+                        log.error("the state database is damaged again (%s); stopping", e)
+                        code = EXIT_FAILED
+                # Deleted or replaced during the pass: written back before it is closed.
+                stolen = StateGuard(lock, store).check()
+            finally:
+                store.close()
+            if stolen is not None:
+                raise InstanceLocked(stolen)
+            if code is not None:
+                return code
+
+
+async def _pass(config: Config, env: Mapping[str, str], store: Store, progress: Progress | None,
+                *, again: bool) -> tuple[int | None, str | None]:
+    """One pass: (the exit code, None), or (None, why) when the database was found
+    damaged and ``again`` allows one more pass on a new one."""
+    from mediasync.app.apiclient import make_client
+    from mediasync.engine.dispatch import Engine
+
+    client = make_client(config, env, store=store)
+    engine = Engine(config, store, client, once=True)
+    try:
+        # List the remote side while the disk is walked: both before any step.
+        _, found = await asyncio.gather(engine.refresh(), engine.scan())
+        log.info("found %d media file(s) in %d folder(s)", found, len(config.folders))
+        ticker = None
+        if progress is not None:
+            ticker = asyncio.create_task(_tick(engine, progress))
+        await engine.run(until_idle=True)
+        if engine.damaged is None:
             await engine.sweep()
-            if ticker is not None and progress is not None:
-                ticker.cancel()
-                progress(engine)
-                print(file=sys.stderr)  # end the progress line before the summary
-            return _summary(config, store, engine.halted, client.budgets, client)
-        finally:
-            await client.aclose()
-            store.close()
+        if ticker is not None and progress is not None:
+            ticker.cancel()
+            progress(engine)
+            print(file=sys.stderr)  # end the progress line before the summary
+        if engine.damaged is not None:
+            if again:
+                return None, engine.damaged
+            log.error("the state database is damaged again (%s); stopping", engine.damaged)
+            return EXIT_FAILED, None
+        return _summary(config, store, engine.halted, client.budgets, client), None
+    finally:
+        await client.aclose()
 
 
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None,
@@ -86,14 +122,18 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
     from mediasync.app.apiclient import held_lines, pause_lines
     from mediasync.report import status
 
-    total, bad = 0, []
+    total, skipped, bad = 0, 0, []
     for r in status.each(store, config):  # one at a time: only the unfinished are kept
         total += 1
-        if not r.ok:
+        if r.state == "skipped":
+            skipped += 1
+        elif not r.ok:
             bad.append(r)
     if halted:
         log.error("%s", halted)
-    log.info("%d of %d file(s) synced", total - len(bad), total)
+    log.info("%d of %d file(s) synced", total - len(bad) - skipped, total - skipped)
+    if skipped:
+        log.info("%d file(s) skipped (symbolic links; `mediasync status` says why)", skipped)
     held = held_lines(budgets)
     waiting = 0
     for r in bad:

@@ -40,7 +40,8 @@ DEFAULT_DAEMON = {
     "http": None,
     "http_token": None,
 }
-DEFAULT_FOLDER = {"recursive": True, "polling": False, "include": [], "exclude": []}
+DEFAULT_FOLDER = {"recursive": True, "polling": False, "include": [], "exclude": [],
+                  "follow_symlinks": False}
 # Used for a folder that names no prompts.
 DEFAULT_PROMPTS: tuple[dict[str, Any], ...] = (
     {

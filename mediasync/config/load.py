@@ -65,7 +65,8 @@ _API_KEYS = ("base_url", "api_version", "model", "key_file", "timeout", "service
              "flex_fallback", "flex_fallback_after", "flex_timeout")
 _DAEMON_KEYS = tuple(DEFAULT_DAEMON)
 _FOLDER_KEYS = ("path", "recursive", "polling", "include", "exclude", "prompts", "keep_alive",
-                "pinned", "upload")
+                "pinned", "upload",
+                "follow_symlinks")
 # What is uploaded of a file: its bytes, a proxy of what the model needs (media/proxy.py),
 # or "auto": the original except video over 2 GB and video or audio over a size.
 UPLOADS = ("auto", "original", "proxy")
@@ -206,6 +207,7 @@ class FolderConfig:
     keep_alive: str | None = None  # None: [daemon] keep_alive
     pinned: bool = False  # the storage budget keeps this folder's copies first
     upload: str = "auto"  # what is uploaded of a file: "original", "proxy" or "auto"
+    follow_symlinks: bool = False  # mirror links to files inside the folder (local/scan.py)
 
     def prompts_for(self, kind: str) -> tuple[PromptConfig, ...]:
         return tuple(p for p in self.prompts if kind in p.kinds)
@@ -471,6 +473,7 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
                     if "keep_alive" in t else None),
         pinned=as_bool(t.get("pinned", False), f"{where}.pinned"),
         upload=as_choice(t.get("upload", "auto"), UPLOADS, f"{where}.upload"),
+        follow_symlinks=as_bool(t["follow_symlinks"], f"{where}.follow_symlinks"),
     )
 
 

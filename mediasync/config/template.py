@@ -120,6 +120,8 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
             "# are uploaded as a proxy (720p, 16 kHz mono sound); \"original\" or \"proxy\".\n",
             _kv("upload", "auto"),
             "# pinned = true  # keep this folder's copies alive first (storage_budget)\n",
+            "# Mirror symbolic links to media files inside the folder (never ones out of it).\n",
+            _kv("follow_symlinks", False),
         ]
         if preset in _PRESET_PROMPTS:
             for note, p in _PRESET_PROMPTS[preset]:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from mediasync.config import Config
+from mediasync.engine.clockjump import WallJumps
 from mediasync.engine.context import Context
 from mediasync.engine.folders import Folders
 from mediasync.engine.halt import Halt
@@ -34,7 +35,7 @@ from mediasync.media.proxy import Spec, wants_proxy
 from mediasync.remote.mirror import Mirror
 from mediasync.rules.failures import classify
 from mediasync.rules.rows import ContentRow
-from mediasync.store import Meta, Store
+from mediasync.store import Meta, Store, is_damage
 
 log = logging.getLogger("mediasync")
 
@@ -88,6 +89,7 @@ class Engine:
             proxy_spec=self._proxy_spec,  # upload = "original" | "proxy" | "auto"
         )
         self._halt = Halt(store)
+        self._jumps = WallJumps(store, clock, monotonic)
         # the queue
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, float] = {}
@@ -98,6 +100,8 @@ class Engine:
         self._stopping = False
         self._noted: set[tuple[str, str]] = set()
         self._turns = 0
+        self._idle_once = False  # the first pass over every file ended (a rebuild's too)
+        self.damaged: str | None = None  # the state database is damaged: why; the queue stops
         # the parts, each given what it uses
         mirror = self.mirror
         self._settle = Settle(monotonic)
@@ -120,6 +124,7 @@ class Engine:
             settle_wait=self._settle.wait,
             identify=self._identify.identify,
             gone=self._identify.gone,
+            skip=self._identify.skip,
             ensure_copy=mirror.ensure,
             output=self._producer.output,
             keeps=self._keeps_path,
@@ -243,7 +248,7 @@ class Engine:
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Dispatch due paths until stopped (or, with ``until_idle``, until nothing is left)."""
-        while not self._stopping:
+        while not self._stopping and self.damaged is None:
             now = self._ctx.monotonic()
             while self._heap and self._heap[0][0] <= now and len(self._running) < MAX_TASKS:
                 due, _, path = heapq.heappop(self._heap)
@@ -258,7 +263,10 @@ class Engine:
                 await self.mirror.renewals.wait()
                 self.mirror.settle_budget()  # the copies the budget keeps come back
                 if not self._heap and not self._running:
+                    self._first_idle()
                     return
+            if not self._running and not (self._heap and self._heap[0][0] <= now):
+                self._first_idle()
             timeout = None
             if self._heap and len(self._running) < MAX_TASKS:
                 timeout = max(0.0, self._heap[0][0] - now)
@@ -270,6 +278,8 @@ class Engine:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
+        if self.damaged is not None:
+            await self.stop()  # the other paths' steps would fail alike: end them now
 
     async def stop(self) -> None:
         """Stop taking work; in-flight steps are cancelled (their offsets are already recorded)."""
@@ -284,12 +294,25 @@ class Engine:
         tasks += self._sweeper.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def clock_check(self) -> float:
+        """Seconds the wall clock stepped back since the last look (recorded retry
+        times moved with it: engine/clockjump.py); 0.0 when it did not."""
+        return self._jumps.check()
+
     async def _process(self, path: str) -> None:
         try:
+            self._jumps.check()  # before a retry time is compared with the wall clock
             await self._reconciler.reconcile(path)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as e:
+            if is_damage(e):
+                # Every path would fail alike: stop, so the database is moved aside
+                # and rebuilt (the daemon restarts on a new one; `sync` runs again).
+                if self.damaged is None:
+                    log.error("the state database is damaged: %s", e)
+                self.damaged = str(e)
+                return
             log.exception("unexpected error on %s; will look again later", path)
             self.later(path, self._ctx.clock() + 300)
         finally:
@@ -298,6 +321,18 @@ class Engine:
             if again is not None:
                 self.schedule(path, again)
             self._wake.set()
+
+    def _first_idle(self) -> None:
+        """Nothing is due: every file found has been looked at once. A rebuilt
+        database now knows them all; copies of ours it still does not know are
+        leftovers again (ownership.plan_refresh)."""
+        if self._idle_once:
+            return
+        self._idle_once = True
+        recovery = self._ctx.store.read(Meta.RECOVERY)
+        if recovery.get("pending"):
+            self._ctx.store.write(Meta.RECOVERY, {**recovery, "pending": False})
+            log.info("the rebuilt state database has met every file again")
 
     # -- scans, sweeps and the remote listing ---------------------------------
     async def scan(self) -> int:

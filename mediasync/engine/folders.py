@@ -101,7 +101,9 @@ class Folders:
             fs = self._ctx.fs
             files = await fs.call(key, walk_folder, folder, self._ctx.suffixes, temp_dirs,
                                   timeout=WALK_TIMEOUT)
-            self._scanned.update(await fs.call(key, stat_all, files, timeout=WALK_TIMEOUT))
+            within = key if folder.follow_symlinks else None
+            self._scanned.update(await fs.call(key, stat_all, files, within,
+                                               timeout=WALK_TIMEOUT))
             for d in temp_dirs:
                 # Temp files of a write a crash interrupted; young ones may be in flight.
                 await fs.call(key, sidecar.clean_stale_temps, Path(d), STALE_TEMP,

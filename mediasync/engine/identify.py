@@ -182,6 +182,22 @@ class Identifier:
                 )
             return
 
+    def skip(self, path: str, folder: FolderConfig, kind: str, mime: str, facts: LocalFacts,
+             why: str) -> None:
+        """Record a file mediasync does not mirror (a symbolic link not followed), so
+        `status` lists it as skipped with ``why``; said once in the log."""
+        problem = f"{steps.SKIPPED}{why}"
+        row = self._ctx.store.get_path(path)
+        if row is not None and row.problem == problem and row.gone_at is None:
+            return
+        self._ctx.store.put_path(PathRow(
+            path=path, folder=str(folder.path), size=facts.size, mtime_ns=facts.mtime_ns,
+            inode=facts.inode, sha256=None, kind=kind, mime=mime, problem=problem,
+            gone_at=None, updated_at=self._ctx.clock()))
+        if row is not None and row.sha256:
+            self._queue.sweep_soon(0.0)  # a file replaced by a link: its content may go
+        self._queue.note(path, "skipped", "skipping %s: %s", path, why)
+
     async def gone(self, path: str, folder: FolderConfig | None) -> None:
         self._forget_settle(path)
         row = self._ctx.store.get_path(path)

@@ -17,7 +17,7 @@ from mediasync.engine.answers import AnswerBook, answer_key
 from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, ConfigPaused, Usage
-from mediasync.local import sidecar
+from mediasync.local import marks, sidecar
 from mediasync.local.folderio import FolderUnavailable
 from mediasync.local.scan import ChangedWhileHashing, NotRegular, hash_file, local_facts
 from mediasync.media import metadata
@@ -81,6 +81,8 @@ class Producer:
         row = self._ctx.store.get_outputs(path).get(want.suffix)
         folder = self._ctx.config.folder_for(Path(path))
         key = str(folder.path) if folder else os.path.dirname(path)
+        if row is None:
+            row = await self._adopt(key, path, rel, want)
         if (
             row is not None
             and row.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT)
@@ -136,6 +138,26 @@ class Producer:
                  and states.is_current(row, want, sha))
         await self._generate(path, key, rel, sha, want, row, on_disk, ready, fresh)
 
+    async def _adopt(self, key: str, path: str, rel: PurePath, want: Desired) -> OutputRow | None:
+        """No record of this output (a rebuilt database): a sidecar whose mark says
+        mediasync wrote these very bytes is ours again, recorded as the answer it
+        marks; so it is regenerated when the file, prompt or model differ, and
+        left alone (not paid for again) when they do not."""
+        try:
+            mark = await self._ctx.fs.call(key, marks.ours, Path(want.sidecar))
+        except (FolderUnavailable, OSError):
+            return None  # looked at again with the sidecar itself (output_step)
+        if mark is None or mark.source != os.path.basename(path):
+            return None  # no mark, other bytes, or another file's (a shared stem)
+        row = OutputRow(path=path, suffix=want.suffix, sha256=mark.content,
+                        prompt_hash=mark.prompt, model=mark.model, sidecar=want.sidecar,
+                        written_hash=mark.sha256, pending_hash=None, outcome=Outcome.WRITTEN,
+                        message=None, prompt_tokens=0, output_tokens=0, retry_at=None,
+                        attempts=0, at=self._ctx.clock())
+        self._ctx.store.put_output(row)
+        log.debug("%s: %s is mediasync's by its mark", rel, Path(want.sidecar).name)
+        return row
+
     async def _generate(
         self, path: str, key: str, rel: PurePath, sha: str, want: Desired,
         row: OutputRow | None, on_disk: str | None,
@@ -181,10 +203,10 @@ class Producer:
             self._incomplete(job, (answer.where or "") + message, usage)
             return
         try:
-            marks = (self._ctx.store.get_xmp_marks(want.sidecar)
-                     if want.format == "xmp" else None)
+            remembered = (self._ctx.store.get_xmp_marks(want.sidecar)
+                          if want.format == "xmp" else None)
             rendered = await self._ctx.fs.call(job.key, formats.render, want, gen.text,
-                                                 answer.value, req, on_disk, marks)
+                                                 answer.value, req, on_disk, remembered)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -200,7 +222,7 @@ class Producer:
             log.info("%s: %s", Path(want.sidecar).name, rendered.note)
         note = "; ".join(filter(None, [shared, rendered.note])) or None
         await self.write(dataclasses.replace(job, on_disk=rendered.base), rendered.text, usage,
-                         note=note, marks=rendered.marks)
+                         note=note, xmp_marks=rendered.marks)
 
     def _incomplete(self, job: Job, message: str, usage: Usage) -> None:
         """Record an answer that is not whole: not written, not asked again until the
@@ -339,12 +361,14 @@ class Producer:
         return answer, req, shared
 
     async def write(self, job: Job, text: str, usage: Usage, note: str | None = None,
-                    marks: str | None = None) -> None:
+                    xmp_marks: str | None = None) -> None:
         """Write the sidecar atomically, unless the file moved or its owner edited it."""
         path, sha, want, row, on_disk = job.path, job.sha, job.want, job.row, job.on_disk
         name = Path(want.sidecar).name
+        folder = self._ctx.config.folder_for(Path(path))
+        within = str(folder.path) if folder and folder.follow_symlinks else None
         try:
-            moved = await self._moved(job)
+            moved = await self._moved(job, within)
         except FolderUnavailable:
             self._unavailable(job)
             return
@@ -361,8 +385,9 @@ class Producer:
                      pending=sidecar.text_hash(sidecar.as_written(text)),
                      usage=usage, served=job.served)
         try:
+            mark = marks.Mark("", sha, want.prompt_hash, want.model, os.path.basename(path))
             written = await self._ctx.fs.call(job.key, _write_sidecar, Path(want.sidecar),
-                                                text, on_disk)
+                                                text, on_disk, mark)
         except FolderUnavailable:
             # Whether the rename happened is unknown: the pending record tells on the
             # next look (confirm if our bytes are there, else generate).
@@ -383,19 +408,19 @@ class Producer:
                          message="kept the owner's edit", usage=usage)
             log.info("kept the owner's edit of %s", name)
         else:
-            if marks is not None:  # what is ours in an XMP, should another tool drop it
-                self._ctx.store.put_xmp_marks(want.sidecar, marks, self._ctx.clock())
+            if xmp_marks is not None:  # what is ours in an XMP, should another tool drop it
+                self._ctx.store.put_xmp_marks(want.sidecar, xmp_marks, self._ctx.clock())
             self._record(path, sha, want, row, outcome=Outcome.WRITTEN, written_hash=written,
                          usage=usage, message=note, served=job.served)
             log.info("wrote %s (%d tokens)", name, usage.total_tokens)
 
-    async def _moved(self, job: Job) -> bool:
+    async def _moved(self, job: Job, within: str | None = None) -> bool:
         """Whether the file is no longer the one identified (renamed, deleted, other
         bytes). The stat is a cache, the hash the identity: a touch or a copy over
         itself while the answer was on its way keeps the paid answer (issue 18, item 7),
         and the stat cache follows, so nothing is hashed again."""
         recorded = self._ctx.store.get_path(job.path)
-        facts = await self._ctx.fs.call(job.key, _stat_if_changed, job.path, recorded)
+        facts = await self._ctx.fs.call(job.key, _stat_if_changed, job.path, recorded, within)
         if facts is None:
             return False
         if recorded is None or not recorded.sha256 or facts.size != recorded.size:
@@ -574,18 +599,20 @@ class _NoCopy(Exception):
 _MARKED = (Outcome.BLOCKED, Outcome.INCOMPLETE, Outcome.FAILED)
 
 
-def _write_sidecar(target: Path, text: str, expected: str | None) -> str | None:
-    return sidecar.write_atomic(target, text, expected=expected)
+def _write_sidecar(target: Path, text: str, expected: str | None,
+                   mark: marks.Mark | None = None) -> str | None:
+    return sidecar.write_atomic(target, text, expected=expected, mark=mark)
 
 
 _GONE = LocalFacts(-1, -1, -1)  # no regular file there any more
 
 
-def _stat_if_changed(path: str, row: PathRow | None) -> LocalFacts | None:
+def _stat_if_changed(path: str, row: PathRow | None,
+                     within: str | None = None) -> LocalFacts | None:
     """The file's stat when it differs from the recorded one (``_GONE``: no file);
-    None when it is the file identified."""
+    None when it is the file identified. ``within``: a followed link's folder."""
     try:
-        facts = local_facts(path)
+        facts = local_facts(path, within)
     except (OSError, NotRegular):
         return _GONE
     if row is not None and (facts.size, facts.mtime_ns, facts.inode) == (

@@ -16,7 +16,7 @@ from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError
 from mediasync.local.candidates import is_candidate
 from mediasync.local.folderio import FolderUnavailable
-from mediasync.local.scan import NotRegular, local_facts
+from mediasync.local.scan import LinkSkipped, NotRegular, local_facts
 from mediasync.rules import desired
 from mediasync.rules.failures import ContentUnavailable
 from mediasync.rules.rows import ContentRow, Desired, LocalFacts, PathRow
@@ -26,6 +26,7 @@ SettleWait = Callable[[str, LocalFacts, float, float], float]  # Settle.wait
 Identify = Callable[[str, FolderConfig, PurePath, str, str, LocalFacts],
                     Awaitable[PathRow | None]]  # Identifier.identify
 Gone = Callable[[str, FolderConfig | None], Awaitable[None]]  # Identifier.gone
+Skip = Callable[[str, FolderConfig, str, str, LocalFacts, str], None]  # Identifier.skip
 Ready = Callable[[], Awaitable[ContentRow | None]]
 Output = Callable[[str, PurePath, str, Desired, Ready | None], Awaitable[None]]  # Producer.output
 # Producer.too_long_for_all
@@ -43,6 +44,7 @@ class Reconciler:
         settle_wait: SettleWait,
         identify: Identify,
         gone: Gone,
+        skip: Skip,
         ensure_copy: Callable[[str], Awaitable[ContentRow]],
         output: Output,
         keeps: Callable[[str, str], bool],
@@ -65,6 +67,7 @@ class Reconciler:
         self._settle_wait = settle_wait
         self._identify = identify
         self._gone = gone
+        self._skip = skip
         self._ensure_copy = ensure_copy
         self._output = output
         self._keeps = keeps
@@ -80,7 +83,11 @@ class Reconciler:
         if folder is None or rel is None or mt is None:
             await self._gone(path, folder)
             return
-        facts = await self._look(path, folder, rel)
+        try:
+            facts = await self._look(path, folder, rel)
+        except LinkSkipped as e:
+            self._skip(path, folder, mt.kind, mt.mime, e.facts, e.what)
+            return
         if facts is None:
             return
         wait = self._settle_wait(path, facts, self._ctx.clock(), self._ctx.config.daemon.settle)
@@ -107,10 +114,13 @@ class Reconciler:
 
     async def _look(self, path: str, folder: FolderConfig, rel: PurePath) -> LocalFacts | None:
         """The path's stat (from the scan when fresh), or None when there is nothing to do."""
+        within = str(folder.path) if folder.follow_symlinks else None
         try:
             return self._take_stat(path) or await self._ctx.fs.call(
-                str(folder.path), local_facts, path
+                str(folder.path), local_facts, path, within
             )
+        except LinkSkipped:
+            raise  # listed in `status` as skipped, with the reason
         except FolderUnavailable:
             self._queue.later(path, self._ctx.clock() + UNAVAILABLE_RETRY)
         except FileNotFoundError:

@@ -71,6 +71,18 @@ class NotRegular(Exception):
         self.what = what
 
 
+class LinkSkipped(NotRegular):
+    """A symbolic link that is not followed: ``what`` says why; ``facts`` are the
+    link's own (lstat), so `status` can list it as skipped."""
+
+    def __init__(self, what: str, facts: LocalFacts) -> None:
+        super().__init__(what)
+        self.facts = facts
+
+
+NOT_FOLLOWED = "a symbolic link; not followed (follow_symlinks is off for this folder)"
+
+
 def _describe(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"
@@ -85,20 +97,42 @@ def _describe(mode: int) -> str:
     return "not a regular file"
 
 
-def local_facts(path: str) -> LocalFacts:
-    """lstat a path; FileNotFoundError when gone, NotRegular for anything not a file."""
+def local_facts(path: str, within: str | None = None) -> LocalFacts:
+    """lstat a path; FileNotFoundError when gone, NotRegular for anything not a file.
+
+    A symbolic link raises LinkSkipped, unless ``within`` (the folder of a
+    ``follow_symlinks`` folder) holds what it points to: then it is that file's stat
+    (a hash read through the link checks the same file).
+    """
     st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return _through_link(path, within, _facts(st))
     if not stat.S_ISREG(st.st_mode):
         raise NotRegular(_describe(st.st_mode))
     return _facts(st)
 
 
-def stat_all(paths: Iterable[str]) -> dict[str, LocalFacts]:
+def _through_link(path: str, within: str | None, own: LocalFacts) -> LocalFacts:
+    if within is None:
+        raise LinkSkipped(NOT_FOLLOWED, own)
+    real, root = os.path.realpath(path), os.path.realpath(within)
+    if os.path.commonpath([real, root]) != root:
+        raise LinkSkipped("a symbolic link to outside the folder; never followed", own)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        raise LinkSkipped("a symbolic link to nothing (its target is missing)", own) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LinkSkipped(f"a symbolic link to {_describe(st.st_mode)}; not followed", own)
+    return _facts(st)
+
+
+def stat_all(paths: Iterable[str], within: str | None = None) -> dict[str, LocalFacts]:
     """lstat many paths in one go (one thread hop per scan, not one per file)."""
     out: dict[str, LocalFacts] = {}
     for p in paths:
         try:
-            out[p] = local_facts(p)
+            out[p] = local_facts(p, within)
         except (OSError, NotRegular):
             continue  # reconcile looks again and reports it
     return out

@@ -1,9 +1,9 @@
 """Sidecar files: naming, atomic writes, and never overwriting the owner's edits.
 
 A sidecar belongs to mediasync only while its bytes hash to what mediasync
-last wrote (recorded by the caller in the store). Anything else — edited by
-the owner, or there before mediasync ever wrote one — is the owner's and is
-kept. No HTTP here.
+last wrote (recorded by the caller in the store, and with the sidecar itself:
+local/marks.py). Anything else — edited by the owner, or there before mediasync
+ever wrote one — is the owner's and is kept. No HTTP here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import os
 import secrets
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
+
+from mediasync.local import marks
 
 TEMP_PREFIX = ".mediasync-tmp-"  # a dotfile: the watcher ignores it
 
@@ -132,7 +135,8 @@ _IN_FLIGHT: set[str] = set()
 _IN_FLIGHT_LOCK = threading.Lock()
 
 
-def _make_temp(directory: Path, data: bytes) -> Path:
+def _make_temp(directory: Path, data: bytes,
+               before_close: Callable[[int], None] | None = None) -> Path:
     while True:
         tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         with _IN_FLIGHT_LOCK:
@@ -153,6 +157,8 @@ def _make_temp(directory: Path, data: bytes) -> Path:
         while view:
             n = os.write(fd, view)
             view = view[n:]
+        if before_close is not None:
+            before_close(fd)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -202,10 +208,13 @@ def _keep_access(tmp: Path, path: Path) -> None:
         pass  # a file system without modes (vfat, some shares): nothing to keep
 
 
-def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
+def write_atomic(path: Path, text: str, *, expected: str | None,
+                 mark: marks.Mark | None = None) -> str | None:
     """Write ``text`` to ``path`` atomically unless the file there is the owner's.
 
     ``expected`` is the hash we recorded for our last write (None: never wrote).
+    ``mark``: what the text answers (its ``sha256`` is filled in here), set on the
+    temp file before the rename, so the bytes never appear without it.
     Returns the hash of the bytes written, or None when the owner's file was kept.
     Readers see the old file or the new one, never a partial one.
     """
@@ -213,7 +222,14 @@ def write_atomic(path: Path, text: str, *, expected: str | None) -> str | None:
     data = as_written(text).encode("utf-8")
     if inspect(path, expected) not in ("missing", "ours"):
         return None
-    tmp = _make_temp(path.parent, data)
+    stamp = None
+    if mark is not None:
+        marked = marks.with_hash(mark, text_hash(data))
+
+        def stamp(fd: int) -> None:
+            marks.set_on(fd, path, marked)
+
+    tmp = _make_temp(path.parent, data, stamp)
     try:
         for _ in range(3):
             # Re-check just before the swap: the owner may have edited meanwhile.
@@ -272,6 +288,7 @@ def move_sidecar(old: Path, new: Path) -> bool:
         os.rename(old, new)
     else:
         os.unlink(old)
+    marks.follow(old, new)
     _fsync_dir(new.parent)
     if old.parent != new.parent:
         _fsync_dir(old.parent)

@@ -21,7 +21,7 @@ from typing import Any
 from mediasync.local import sidecar
 from mediasync.media import metadata
 from mediasync.outputs import placeholders, structured, subtitles, xmp
-from mediasync.rules import completeness, states, steps
+from mediasync.rules import completeness, naming, states, steps
 from mediasync.rules.rows import Desired, OutputRow
 
 log = logging.getLogger("mediasync")
@@ -96,10 +96,10 @@ def prepare(want: Desired, path: str, rel: PurePath, mime: str,
     info = metadata.Exif()
     if used & set(placeholders.NEEDS_EXIF) and mime.startswith("image/"):
         info = metadata.exif(Path(path))
-    values = {
-        "filename": Path(path).name,
-        "folder": Path(path).parent.name,
-        "relpath": rel.as_posix(),
+    values = {  # names that are not UTF-8 go to the model escaped (\\xe9)
+        "filename": naming.shown(Path(path).name),
+        "folder": naming.shown(Path(path).parent.name),
+        "relpath": naming.shown(rel.as_posix()),
         "duration": placeholders.format_duration(duration),
         "taken": info.taken,
         "gps": info.gps,
@@ -195,7 +195,8 @@ def check_xmp(want: Desired, source: Path) -> bytes | None:
     if existing is None:
         return None
     other = xmp.source_of(existing)
-    if other and other != source.name and os.path.lexists(source.with_name(other)):
+    mine = naming.shown(source.name)  # as merge records it
+    if other and other != mine and os.path.lexists(source.with_name(other)):
         # photo.jpg and photo.heic both name photo.xmp: the first one keeps it.
         raise Refused(f"{target.name} holds mediasync's fields for {other}; "
                       f"not merging {source.name}'s into it")
@@ -220,7 +221,7 @@ def _render_xmp(want: Desired, value: dict[str, Any], source: Path,
                   if want.spec is not None and want.spec.alt_text else None),
     )
     try:
-        merged = xmp.merge(existing, fields, source.name, remembered)
+        merged = xmp.merge(existing, fields, naming.shown(source.name), remembered)
     except xmp.NotXmp as e:
         raise Refused(_not_xmp(Path(want.sidecar), e)) from None
     note = None

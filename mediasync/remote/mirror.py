@@ -24,6 +24,7 @@ from mediasync.gemini.models import epoch
 from mediasync.local.folderio import FolderIO
 from mediasync.local.proxies import ProxyCache
 from mediasync.media.proxy import Spec
+from mediasync.remote.adopt import Adopter
 from mediasync.remote.budget import StoreBudget
 from mediasync.remote.context import RemoteContext
 from mediasync.remote.incomplete import IncompleteAnswers
@@ -93,7 +94,9 @@ class Mirror:
                                   proxies=self.proxies)
         self.renewals = Renewals(ctx, lock=self.lock, make_copy=self.make_copy,
                                  delete_doomed=self.delete_doomed, keeps_alive=keeps_alive)
-        self._refresher = Refresher(ctx, keeps_alive=keeps_alive, renew_due=self.renewals.due)
+        self._adopter = Adopter(ctx, on_copy)
+        self._refresher = Refresher(ctx, keeps_alive=keeps_alive, renew_due=self.renewals.due,
+                                    offer=self._adopter.offer)
 
     # -- what a reload changes (every part sees it: they share the context) ----
     @property
@@ -172,6 +175,8 @@ class Mirror:
                 assert c is not None
                 if steps.remote_step(c, ctx.clock(), ctx.renew_before) in ("ready", "renew"):
                     continue
+                if not (c.next_url or c.next_name) and self._adopter.adopt(c):
+                    continue  # a rebuilt database met a copy of ours the listing named
                 await self.make_copy(c)
         retry = ctx.clock() + failures.backoff(1, ctx.jitter())
         raise ContentUnavailable("the remote copy keeps disappearing; will retry", retry)

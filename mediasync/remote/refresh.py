@@ -6,7 +6,7 @@ deleted (this instance's only). Runs every `refresh_every`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from mediasync.gemini.models import epoch
 from mediasync.remote.context import RemoteContext
@@ -19,7 +19,8 @@ log = logging.getLogger("mediasync")
 class Refresher:
     """``keeps_alive`` says whether a vanished copy was expected to live (a warning)
     or to lapse (keep_alive = "on_use"); ``renew_due`` starts the renewals the
-    expiry times taken over call for."""
+    expiry times taken over call for; ``offer`` hears of the copies of ours a
+    rebuilt database may adopt (Adopter.offer)."""
 
     def __init__(
         self,
@@ -27,10 +28,12 @@ class Refresher:
         *,
         keeps_alive: Callable[[str], bool],
         renew_due: Callable[[], int],
+        offer: Callable[[Iterable[ownership.RemoteListing]], None] = lambda _: None,
     ) -> None:
         self.ctx = ctx
         self.keeps_alive = keeps_alive
         self.renew_due = renew_due
+        self.offer = offer
 
     async def refresh(self) -> list[str]:
         """List every remote file once and reconcile; returns contents to upload again."""
@@ -44,7 +47,8 @@ class Refresher:
         now = ctx.clock()
         listing = [
             ownership.RemoteListing(f.name, f.display_name, epoch(f.create_time),
-                                    epoch(f.expiration_time))
+                                    epoch(f.expiration_time), f.sha256_hex, f.state, f.uri,
+                                    f.size_bytes)
             for f in files
         ]
         # Who holds the store, for the storage budget and `status`.
@@ -52,7 +56,10 @@ class Refresher:
             **ownership.store_usage(((f.name, f.display_name, f.size_bytes or 0) for f in files),
                                     known, ctx.instance), "at": now})
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
-        result = ownership.plan_refresh(listing, contents, known, uploading, now, ctx.instance)
+        rebuilding = bool(store.read(Meta.RECOVERY).get("pending"))
+        result = ownership.plan_refresh(listing, contents, known, uploading, now, ctx.instance,
+                                        rebuilding=rebuilding)
+        self.offer(result.adoptable)
         seen = {c.sha256: c.remote_name for c in contents}
         vanished = []
         with store.transaction():

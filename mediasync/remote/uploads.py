@@ -64,8 +64,10 @@ class Uploader:
             row = self.ctx.store.get_path(p)
             try:
                 # In the folder's threads, at its time-out: a hung share stalls no renewal.
+                # A path recorded with a sha through a symbolic link was followed
+                # (follow_symlinks): the link still stays inside its folder.
                 facts = await self.ctx.fs.call(row.folder if row else os.path.dirname(p),
-                                               local_facts, p)
+                                               local_facts, p, row.folder if row else None)
             except Exception:  # vanished, a FIFO, a folder not answering…: try the next path
                 continue
             if row and (facts.size, facts.mtime_ns, facts.inode) == (

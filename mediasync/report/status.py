@@ -19,7 +19,7 @@ from typing import Any
 from mediasync.config import Config
 from mediasync.gemini.quota import PACIFIC, next_reset, pause_message
 from mediasync.report import costs
-from mediasync.rules import availability, budget, desired, rows, states, steps, units
+from mediasync.rules import availability, budget, desired, naming, rows, states, steps, units
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 from mediasync.rules.states import Copy, Output
 from mediasync.store import Meta, Store
@@ -44,7 +44,7 @@ class SidecarReport:
 class FileReport:
     path: str
     folder: str
-    state: str  # synced, pending, uploading, processing, waiting, failed
+    state: str  # synced, pending, uploading, processing, waiting, failed, skipped
     message: str | None = None  # why it is not synced: never empty unless synced
     remote_name: str | None = None
     expires_at: float | None = None
@@ -56,7 +56,8 @@ class FileReport:
 
     @property
     def ok(self) -> bool:
-        return self.state == "synced"
+        """Nothing left to do: synced, or skipped by choice (a link not followed)."""
+        return self.state in ("synced", "skipped")
 
     @property
     def tokens(self) -> int:
@@ -174,6 +175,8 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
         transient = row.problem.startswith(steps.READ_PROBLEM)
         r.state, r.message = ("waiting" if transient else "failed"), row.problem
+        if row.problem.startswith(steps.SKIPPED):
+            r.state, r.message = "skipped", row.problem[len(steps.SKIPPED):]
         return r
     renew_before = config.daemon.renew_before
     serving = _remote_state(r, c, now, renew_before) if c is not None else False
@@ -340,6 +343,28 @@ def render_store(s: dict[str, Any]) -> str:
     return line
 
 
+RECOVERY_SHOWN = 7 * 86400.0  # seconds `status` tells of a rebuilt database
+
+
+def recovery(store: Store, now: float) -> dict[str, Any] | None:
+    """The state database's last rebuild or write-back (app/statedir.py), while recent."""
+    rec = store.read(Meta.RECOVERY)
+    try:
+        at = float(rec["at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if now - at > RECOVERY_SHOWN and not rec.get("pending"):
+        return None
+    return {"at": at, "what": str(rec.get("what") or "rebuilt"),
+            "pending": bool(rec.get("pending"))}
+
+
+def render_recovery(rec: dict[str, Any]) -> str:
+    when = units.utc_stamp(rec["at"])
+    line = f"RECOVERED {when}: {rec['what']}"
+    return line + ("; still meeting the files again" if rec["pending"] else "")
+
+
 def unavailable_folders(store: Store) -> dict[str, str]:
     """folder → why it cannot be read now (a pulled disk, a share not answering)."""
     return store.read(Meta.UNAVAILABLE)
@@ -390,7 +415,7 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
         if not verbose:
             continue
         for r in mine:
-            rel = _relative(r.path, root)
+            rel = naming.shown(_relative(r.path, root))
             detail = r.state
             if r.upload_progress:
                 detail += f" {r.upload_progress}"
@@ -404,8 +429,8 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
                 # A written sidecar's message is a note (cues mended, an answer shared).
                 extra = f" ({s.message})" if s.message else ""
                 kind = f" [{s.format}]" if s.format != "text" else ""
-                lines.append(f"      {s.name}{kind}: {s.outcome.replace('_', ' ')}{extra}"
-                             f"{_provenance(s)}")
+                lines.append(f"      {naming.shown(s.name)}{kind}: "
+                             f"{s.outcome.replace('_', ' ')}{extra}{_provenance(s)}")
     return "\n".join(lines)
 
 
@@ -427,6 +452,10 @@ def render_json(reports: list[FileReport], halted: str | None = None,
     for r in reports:
         d = _as_dict(r)
         d["tokens"] = r.tokens
+        # A name that is not UTF-8 is shown escaped (\\xe9), as in the text form.
+        d["path"] = naming.shown(r.path)
+        for side in d["sidecars"]:
+            side["name"] = naming.shown(side["name"])
         files.append(d)
     held_list = [{"key": k, "message": m} for k, m in (holds or {}).items()]
     return {"halted": halted, "held": held_list, "tokens": token_totals(reports),
@@ -523,4 +552,6 @@ def status_line(folders: int, states: Mapping[str, int], halted: str | None = No
         f"{states.get('pending', 0)} pending · {states.get('waiting', 0)} waiting · "
         f"{states.get('failed', 0)} failed"
     )
+    if states.get("skipped"):
+        line += f" · {states['skipped']} skipped"
     return f"{line} · {halted}" if halted else line

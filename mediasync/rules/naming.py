@@ -8,9 +8,21 @@ alone says where the file goes, also after a rename. Pure.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 STEM = "*"
+
+
+def shown(name: str) -> str:
+    """A file name as text anyone can print or send: a name that is not UTF-8
+    (the OS hands it over surrogate-escaped) shows its odd bytes as ``\\xe9``."""
+    if name.isascii():
+        return name
+    try:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    except UnicodeError:  # a surrogate no file name holds: \\udxxx
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def sidecar_path(source: Path, suffix: str) -> Path:

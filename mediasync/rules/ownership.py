@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mediasync.rules.naming import shown
 from mediasync.rules.rows import ContentRow
 
 DISPLAY_PREFIX = "mediasync:"
@@ -25,7 +26,8 @@ def display_name(sha256: str, file_name: str, instance: str | None = None) -> st
     ``mediasync:<sha16>:<name>``.
     """
     owner = f"{instance}:" if instance else ""
-    return f"{DISPLAY_PREFIX}{owner}{sha256[:16]}:{file_name}"[:512]
+    # A name that is not UTF-8 cannot go into JSON as it is: escaped (\\xe9).
+    return f"{DISPLAY_PREFIX}{owner}{sha256[:16]}:{shown(file_name)}"[:512]
 
 
 def _is_sha16(s: str) -> bool:
@@ -68,6 +70,18 @@ class RemoteListing:
     display_name: str | None
     create_time: float | None
     expires_at: float | None
+    sha256: str | None = None  # hex, from sha256Hash, when it could be read
+    state: str | None = None
+    uri: str | None = None
+    size: int | None = None
+
+    def holds(self, sha256: str, size: int) -> bool:
+        """This copy holds that content: its full hash where the service gave one,
+        else the display name's sha16 and the size (a rebuilt database adopts it)."""
+        if self.sha256 is not None:
+            return self.sha256 == sha256
+        owner = owner_of(self.display_name)
+        return owner is not None and owner[1] == sha256[:16] and self.size in (None, size)
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,9 @@ class RefreshPlan:
     vanished: tuple[str, ...]  # contents whose live copy is gone: upload again
     expiries: tuple[tuple[str, float], ...]  # (sha256, server expiration) to record
     delete: tuple[str, ...]  # remote files of ours that nothing refers to
+    # While a rebuilt database is matched again: live copies of ours it does not know
+    # yet, by sha16, for a file that needs one to adopt instead of uploading again
+    adoptable: tuple[RemoteListing, ...] = ()
 
 
 def plan_refresh(
@@ -84,12 +101,18 @@ def plan_refresh(
     uploading_prefixes: set[str],
     now: float,
     instance: str | None = None,
+    *,
+    rebuilding: bool = False,
 ) -> RefreshPlan:
     """Reconcile the remote listing with the database (the server is the truth).
 
     Only this instance's leftovers are deleted. A leftover in the old name form
     (no instance id) may be another instance's, so it is left to expire on its
     own (48 h); the copies this instance recorded are deleted by name anyway.
+
+    ``rebuilding``: the database was rebuilt and has not met every file yet, so a
+    copy of ours it does not know is no leftover but adoptable, unless the content
+    it holds has a live copy recorded already (then it is a spare, deleted).
     """
     by_name = {f.name: f for f in listing}
     vanished: list[str] = []
@@ -102,14 +125,24 @@ def plan_refresh(
             vanished.append(c.sha256)
         elif listed.expires_at is not None and listed.expires_at != c.expires_at:
             expiries.append((c.sha256, listed.expires_at))
-    delete = []
+    live: dict[str, list[ContentRow]] = {}  # by sha16: contents with a recorded copy
+    for c in contents:
+        if c.remote_name:
+            live.setdefault(c.sha256[:16], []).append(c)
+    delete, adoptable = [], []
     for f in by_name.values():
         owner = owner_of(f.display_name)
         if owner is None or f.name in known_names or owner[1] in uploading_prefixes:
             continue
         if instance is not None and owner[0] != instance:
             continue  # another instance's, or an old-form name whose owner is unknown
+        spare = any(f.holds(c.sha256, c.size) for c in live.get(owner[1], ()))
+        if rebuilding and not spare:
+            if f.state == "ACTIVE" and f.expires_at is not None:
+                adoptable.append(f)
+            continue
         if f.create_time is not None and now - f.create_time < ORPHAN_GRACE_SECONDS:
             continue
         delete.append(f.name)
-    return RefreshPlan(tuple(vanished), tuple(expiries), tuple(sorted(delete)))
+    return RefreshPlan(tuple(vanished), tuple(expiries), tuple(sorted(delete)),
+                       tuple(adoptable))

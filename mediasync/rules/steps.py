@@ -48,6 +48,9 @@ def settle_wait(
 # A file that could not be read: a transient problem (permissions, I/O), unlike the
 # verdicts of local_problem on the file's own bytes.
 READ_PROBLEM = "cannot read it"
+# A file mediasync chose not to mirror (a symbolic link not followed): said in
+# `status`, but no failure of the pass.
+SKIPPED = "skipped: "
 
 
 def local_problem(size: int, *, proxied: bool = False) -> str | None:

@@ -445,6 +445,11 @@ def test_same_sidecar_in_different_folders_is_fine():
             "did you mean 'exclude'?",
         ),
         (
+            '[[folders]]\npath = "/a"\nfollow_symlink = true',
+            "folders[0].follow_symlink",
+            "did you mean 'follow_symlinks'?",
+        ),
+        (
             PROMPT + 'kind=["image"]\nprompt="p"\nsidecar=".c"',
             "folders[0].prompts[0].kind",
             "did you mean 'kinds'?",
@@ -743,3 +748,9 @@ def test_keep_first_pinned_and_upload_take_their_values_and_name_the_key():
     assert "folders[0].prompts[0].upload: " in err(
         FOLDER + '[[folders.prompts]]\nkinds = ["video"]\nsidecar = ".x.md"\nprompt = "hi"\n'
         'upload = "orig"\n')
+
+
+def test_follow_symlinks_is_a_folder_setting_off_by_default():
+    c = parse('[[folders]]\npath="/a"\n[[folders]]\npath="/b"\nfollow_symlinks = true\n')
+    assert [f.follow_symlinks for f in c.folders] == [False, True]
+    assert "folders[0].follow_symlinks" in err('[[folders]]\npath="/a"\nfollow_symlinks = 1\n')

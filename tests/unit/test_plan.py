@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import partial
 
 import pytest
@@ -189,6 +190,38 @@ def test_refresh_deletes_only_this_instances_orphans():
     listing = [orphan("a", "mine0001"), orphan("b", "other001"), orphan("c", None)]
     p = ownership.plan_refresh(listing, [], set(), set(), NOW, "mine0001")
     assert p.delete == ("files/a",)
+
+
+def test_a_rebuilding_database_adopts_unknown_copies_of_ours_and_deletes_spares():
+    """After a rebuild every copy of ours is unknown: none is a leftover until every
+    file was met again; a second copy of content that has one recorded is a spare."""
+    def copy(n: str, sha: str | None, inst: str = "mine0001", state: str = "ACTIVE",
+             size: int | None = 10) -> RemoteListing:
+        return RemoteListing(f"files/{n}", ownership.display_name((sha or "f" * 64), "x.png",
+                                                                  inst),
+                             NOW - 9999, NOW + 9999, sha, state, f"u/{n}", size)
+
+    known = content_row(sha256="a" * 64, remote_name="files/a0", size=10)
+    listing = [copy("a0", "a" * 64), copy("a1", "a" * 64),  # a1: a spare of a
+               copy("b", "b" * 64), copy("c", None),  # c: no hash read, the name's sha16
+               copy("d", "d" * 64, state="PROCESSING"), copy("e", "e" * 64, inst="other001")]
+    p = ownership.plan_refresh(listing, [known], {"files/a0"}, set(), NOW, "mine0001",
+                               rebuilding=True)
+    assert p.delete == ("files/a1",)
+    assert [f.name for f in p.adoptable] == ["files/b", "files/c"]
+    assert p.adoptable[1].holds("f" * 64, 10) and not p.adoptable[1].holds("f" * 64, 11)
+    done = ownership.plan_refresh(listing, [known], {"files/a0"}, set(), NOW, "mine0001")
+    assert done.delete == ("files/a1", "files/b", "files/c", "files/d")  # leftovers again
+    assert done.adoptable == ()
+
+
+def test_names_that_are_not_utf8_are_shown_escaped():
+    from mediasync.rules.naming import shown
+
+    name = os.fsdecode(b"caf\xe9.png")
+    assert shown(name) == "caf\\xe9.png" and shown("café.png") == "café.png"
+    assert ownership.display_name("a" * 64, name).endswith(":caf\\xe9.png")
+    shown(name).encode("utf-8")  # sendable as JSON, printable
 
 
 def test_folder_unavailable_tells_an_unmount_from_deleted_files():

@@ -233,8 +233,8 @@ def test_race_owner_edits_during_write(tmp_path, monkeypatch):
     h = write_atomic(p, "ours", expected=None)
     real_make_temp = sidecar._make_temp
 
-    def make_temp_then_owner_edits(directory, data):
-        tmp = real_make_temp(directory, data)
+    def make_temp_then_owner_edits(directory, data, *rest):
+        tmp = real_make_temp(directory, data, *rest)
         p.write_text("owner's edit\n")
         return tmp
 
@@ -249,8 +249,8 @@ def test_race_owner_creates_during_write(tmp_path, monkeypatch):
     p = tmp_path / "x.caption.md"
     real_make_temp = sidecar._make_temp
 
-    def make_temp_then_owner_creates(directory, data):
-        tmp = real_make_temp(directory, data)
+    def make_temp_then_owner_creates(directory, data, *rest):
+        tmp = real_make_temp(directory, data, *rest)
         p.write_text("owner's own\n")
         return tmp
 

@@ -89,12 +89,15 @@ class Parts:
     def replan(self) -> None:
         self.replans += 1
 
+    def skip(self, path: str, folder: object, kind: str, mime: str, facts: object,
+             why: str) -> None:
+        self.calls.append(("skip", path, why))
+
     def reconciler(self, queue: Queue, halt: Halt) -> Reconciler:
         return Reconciler(self.ctx, queue, halt, take_stat=self.take_stat,
                           settle_wait=self.settle_wait, identify=self.identify, gone=self.gone,
-                          ensure_copy=self.ensure_copy, output=self.output,
-                          keeps=self.keeps,
-                          using=self.using, replan=self.replan)
+                          skip=self.skip, ensure_copy=self.ensure_copy, output=self.output,
+                          keeps=self.keeps, using=self.using, replan=self.replan)
 
     def steps(self) -> list[str]:
         return [c[0] for c in self.calls if c[0] != "using"]

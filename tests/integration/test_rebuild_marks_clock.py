@@ -1,0 +1,204 @@
+"""Lose the state, keep the work, in process (issue 18, items 1, 4 and the clock):
+damage found in the middle of a pass, sidecar marks on a file system without
+extended attributes, a wall clock stepping back. Real HTTP to the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mediasync.app.daemon import Daemon
+from mediasync.commands.sync import sync
+from mediasync.config import load_config
+from mediasync.emulator import Emulator, Fault
+from mediasync.engine.dispatch import Engine
+from mediasync.gemini import GeminiClient, RetryPolicy
+from mediasync.local import marks
+from mediasync.media.samples import png_bytes
+from mediasync.store import Store
+from tests.helpers import Clock, engine_setup, env, write_config
+
+PROMPT = '[[folders.prompts]]\nkinds = ["image"]\nprompt = "{}"\nsidecar = ".caption.md"\n'
+
+
+def _setup(tmp_path: Path, emu: Emulator, prompt: str = "Say one.") -> tuple[Path, Path]:
+    cfg = write_config(tmp_path, emu.base_url, prompts=PROMPT.format(prompt))
+    inbox = tmp_path / "inbox"
+    for i in (1, 2):
+        (inbox / f"p{i}.png").write_bytes(png_bytes(seed=190 + i))
+    return cfg, inbox
+
+
+def _sync(cfg: Path) -> int:
+    return asyncio.run(sync(load_config(cfg), env()))
+
+
+def _gens(emu: Emulator) -> int:
+    return emu.stats()["requests"].get("generate", 0)
+
+
+def _damage_error(tmp_path: Path) -> sqlite3.DatabaseError:
+    """A real SQLITE_CORRUPT, as a page that went bad under a running pass gives."""
+    db = tmp_path / "broken.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t(x)")
+    con.executemany("INSERT INTO t VALUES (?)", [(str(i) * 50,) for i in range(500)])
+    con.commit()
+    con.close()
+    data = bytearray(db.read_bytes())
+    data[100:4096] = bytes(3996)
+    db.write_bytes(bytes(data))
+    con = sqlite3.connect(db)
+    try:
+        con.execute("SELECT * FROM t").fetchall()
+    except sqlite3.DatabaseError as e:
+        return e
+    finally:
+        con.close()
+    raise AssertionError("not damaged")
+
+
+def test_damage_found_during_a_pass_is_moved_aside_and_the_pass_runs_again(
+        tmp_path, emu, monkeypatch, caplog):
+    cfg, inbox = _setup(tmp_path, emu)
+    broken = _damage_error(tmp_path)
+    real = Store.get_outputs
+    failed: list[str] = []
+
+    def get_outputs(self: Store, path: str):
+        if not failed:
+            failed.append(path)
+            raise broken
+        return real(self, path)
+
+    monkeypatch.setattr(Store, "get_outputs", get_outputs)
+    assert _sync(cfg) == 0
+    assert failed
+    assert len(list((tmp_path / "state").glob("state.db.damaged-*"))) == 1
+    assert all((inbox / f"p{i}.png.caption.md").exists() for i in (1, 2))
+    assert emu.stats()["uploads_started"] == 2  # the second pass adopted the first's copies
+    assert "unexpected error" not in caplog.text  # one line, no traceback per path
+
+
+def test_damage_again_on_the_new_database_ends_the_sync_with_one_line(
+        tmp_path, emu, monkeypatch, caplog):
+    cfg, _ = _setup(tmp_path, emu)
+    broken = _damage_error(tmp_path)
+
+    def get_outputs(self: Store, path: str):
+        raise broken  # a disk going bad: the new database is damaged too
+
+    monkeypatch.setattr(Store, "get_outputs", get_outputs)
+    assert _sync(cfg) == 1  # not 2 (a config error), no traceback; the next run heals
+    assert len(list((tmp_path / "state").glob("state.db.damaged-*"))) == 1
+    assert "damaged again" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def test_a_daemon_damaged_again_and_again_waits_before_each_new_start(
+        tmp_path, emu, monkeypatch, caplog):
+    cfg, _ = _setup(tmp_path, emu)
+    broken = _damage_error(tmp_path)
+    scans: list[float] = []
+
+    async def scan(self: Engine) -> int:
+        scans.append(time.monotonic())
+        raise broken  # every new database is found damaged at once: a disk going bad
+
+    monkeypatch.setattr(Engine, "scan", scan)
+    daemon = Daemon(load_config(cfg), cfg, env())
+
+    async def scenario() -> tuple[int, int]:
+        task = asyncio.create_task(daemon.run())
+        for _ in range(400):
+            if "starting again in 5 s" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        started = len(scans)
+        daemon._terminate()  # SIGTERM while it waits: it stops at once
+        return started, await asyncio.wait_for(task, 30)
+
+    started, code = asyncio.run(scenario())
+    assert code == 0
+    assert started == 2  # the first rebuild at once, the next one waits (no tight loop)
+    assert len(list((tmp_path / "state").glob("state.db.damaged-*"))) == 1
+
+
+def test_without_extended_attributes_a_rebuild_still_knows_its_sidecars(
+        tmp_path, emu, monkeypatch):
+    def refuse(*_a, **_k):
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", refuse)
+    monkeypatch.setattr(os, "getxattr", refuse)
+    cfg, inbox = _setup(tmp_path, emu)
+    assert _sync(cfg) == 0
+    assert (inbox / marks.MARKS_FILE).exists()
+    (inbox / "p2.png.caption.md").write_text("my own words\n")
+    for side in ("", "-wal", "-shm"):
+        Path(f"{tmp_path / 'state' / 'state.db'}{side}").unlink(missing_ok=True)
+    gens = _gens(emu)
+    cfg = write_config(tmp_path, emu.base_url, prompts=PROMPT.format("Say two."))
+    assert _sync(cfg) == 0
+    assert "Say two." in (inbox / "p1.png.caption.md").read_text()  # ours: regenerated
+    assert (inbox / "p2.png.caption.md").read_text() == "my own words\n"  # the owner's
+    assert _gens(emu) == gens + 1
+    assert emu.stats()["uploads_started"] == 2
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+
+def test_wall_clock_stepping_back_does_not_delay_a_retry(tmp_path, emu):
+    clock, mono = Clock(), Monotonic()
+    config, store = engine_setup(tmp_path, emu.base_url)
+    client = GeminiClient("test-key-clock", emu.base_url, retry=RetryPolicy(max_attempts=1),
+                          http=httpx.AsyncClient())
+    engine = Engine(config, store, client, once=True, clock=clock, monotonic=mono)
+    (tmp_path / "inbox" / "p.png").write_bytes(png_bytes(seed=199))
+    side = tmp_path / "inbox" / "p.png.caption.md"
+    emu.add_fault(Fault(status=503, match="generate", times=1))
+
+    async def one_pass() -> None:
+        await engine.scan()
+        await engine.run(until_idle=True)
+
+    async def scenario() -> None:
+        await engine.refresh()
+        await one_pass()
+        (row,) = store.get_outputs(str(tmp_path / "inbox" / "p.png")).values()
+        assert row.outcome == "failed" and row.retry_at is not None  # waits ~30 s
+        wait = row.retry_at - clock()
+        clock.offset -= 3600  # NTP steps the wall clock back an hour
+        mono.offset += wait + 1  # and the retry's wait passes
+        await one_pass()
+        await client.aclose()
+
+    asyncio.run(scenario())
+    assert side.exists()  # retried when due, not an hour later
+    store.close()
+
+
+@pytest.mark.parametrize("step", [1.0, -7200.0])
+def test_a_small_drift_or_a_step_forward_moves_no_retry_time(tmp_path, emu, step):
+    clock, mono = Clock(), Monotonic()
+    config, store = engine_setup(tmp_path, emu.base_url)
+    client = GeminiClient("k", emu.base_url)
+    engine = Engine(config, store, client, once=True, clock=clock, monotonic=mono)
+    clock.offset -= step  # 1 s back: drift; 2 h forward: no retry comes late
+    assert engine.clock_check() == 0.0
+    asyncio.run(client.aclose())
+    store.close()
