@@ -280,7 +280,8 @@ def share_library(side: Side) -> None:
         b.close()
     version = int(subprocess.run(
         [side.tree.python, "-c", "import mediasync.store as s; print(s.SCHEMA_VERSION)"],
-        capture_output=True, text=True, check=True, env=bench_env(side.tree)).stdout)
+        capture_output=True, text=True, check=True, env=bench_env(side.tree),
+        cwd=side.tree.root).stdout)  # its own package, not the one in this directory
     schema_down(state / "state.db", version)
     write_config(side.work, side.emu.url, side.folder, name="default.toml")
     print(f"  [{side.name}] measures [{src.name}]'s library: a copy of its state at "
