@@ -3,25 +3,10 @@ the same instant as the general reading, for that form and its near misses."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from mediasync.gemini.models import parse_time
-
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def general(value: str) -> datetime | None:
-    """The reading every form gets (the slicing must agree with it)."""
-    text = value.strip().replace("z", "Z")
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+from mediasync.gemini.models import parse_time_general as general
 
 
 def test_the_usual_form_and_its_near_misses_read_as_the_general_form_does():
