@@ -7,16 +7,18 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage")
+KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage",
+         "lost_answer")
 # 429 forms (see errors.rate_quota_exceeded): violations to name, or "bare" (Help only,
 # wire/29) or "storage" (the 20 GB store, wire/02). Join several with "+".
 QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
 RATE_KINDS = {"per_minute": "rpm", "per_day": "rpd", "input_tokens": "tpm"}  # as quota.py
 BLOCK_STAGES = ("prompt", "candidate")
 ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate",
-             "models.list", "models.get", "any")
+             "models.list", "models.get", "batch.create", "batch.get", "batch.list",
+             "batch.cancel", "batch.delete", "download", "any")
 _DEFAULT_MATCH = {"cut": "chunk", "short": "chunk", "lost_finalize": "finalize",
-                  "blocked": "generate"}
+                  "blocked": "generate", "lost_answer": "batch.create"}
 
 
 @dataclass
@@ -35,7 +37,8 @@ class Fault:
     "prompt" = promptFeedback.blockReason ``reason`` (SAFETY with ratings as wire/23,
     PROHIBITED_CONTENT bare as 22), "candidate" = finishReason ``reason`` and no
     content, as 24), "garbage" (answer 200 with an HTML page, not JSON, as a
-    proxy or captive portal in the way may).
+    proxy or captive portal in the way may), "lost_answer" (batch.create: make the
+    job, then drop the connection: the client never hears of it).
     quota: for a 429, answer in the live quota wording (``QUOTAS``, "+"-joined),
     in the emulator's quota tier and shape.
     match: an endpoint name or "any"; "chunk" also hits finalizing chunks.
