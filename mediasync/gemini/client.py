@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from . import catalog
+from . import batches, catalog
+from .batches import BatchJob
 from .errors import ApiError
 from .models import (
     File,
@@ -210,6 +211,38 @@ class GeminiClient:
     async def get_model(self, model: str) -> ModelInfo:
         """One model; ApiError 404 (``model_missing``) when retired or unknown."""
         return await catalog.get_model(self.transport, model)
+
+    # -- batches (the protocol lives in batches.py) ----------------------------
+    async def create_batch(self, model: str, display_name: str, *, file_name: str | None = None,
+                           requests: list[dict[str, Any]] | None = None) -> BatchJob:
+        """A batch job from a JSONL file (``file_name``) or inline ``requests``; never
+        retried in the call (create is not idempotent)."""
+        return await batches.create(self.transport, model, display_name, file_name=file_name,
+                                    requests=requests)
+
+    async def get_batch(self, name: str) -> BatchJob:
+        return await batches.get(self.transport, name)
+
+    async def list_batches(self) -> list[BatchJob]:
+        return await batches.list_jobs(self.transport)
+
+    async def cancel_batch(self, name: str) -> None:
+        await batches.cancel(self.transport, name)
+
+    async def delete_batch(self, name: str) -> None:
+        await batches.delete(self.transport, name)
+
+    async def download(self, file_name: str) -> bytes:
+        """The bytes of a file the service made (a batch's results file)."""
+        return await batches.download(self.transport, file_name)
+
+    @staticmethod
+    def generate_request(file_uri: str, mime_type: str, prompt: str,
+                         generation_config: dict[str, Any] | None,
+                         system_instruction: str | None) -> dict[str, Any]:
+        """The GenerateContentRequest :meth:`generate` sends, for a batch's lines."""
+        return _generate_body(file_uri, mime_type, prompt, generation_config,
+                              system_instruction)
 
     # -- generation -----------------------------------------------------------
     async def generate(
