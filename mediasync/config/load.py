@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from mediasync.media.formats import FILE_TTL_SECONDS, KINDS, media_type
 
+from .batch import BatchConfig, parse_batch
 from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_FOLDER, DEFAULT_PROMPTS
 from .limits import (
     COST_KEYS,
@@ -80,7 +81,8 @@ _TOP_KEYS = ("api", "daemon", "folders")
 # Cost knobs (folder and prompt tables), limits and prices: see limits.py.
 _FOLDER_KEYS += COST_KEYS
 _PROMPT_KEYS += COST_KEYS
-_TOP_KEYS += ("limits", "prices")
+_TOP_KEYS += ("limits", "prices", "batch")
+_FOLDER_KEYS += ("batch",)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class FolderConfig:
     prompts: tuple[PromptConfig, ...] = field(default_factory=tuple)
     knobs: Knobs | None = None  # cost knobs for every prompt of the folder
     keep_alive: str | None = None  # None: [daemon] keep_alive
+    batch: BatchConfig | None = None  # None: the top-level [batch]
 
     def prompts_for(self, kind: str) -> tuple[PromptConfig, ...]:
         return tuple(p for p in self.prompts if kind in p.kinds)
@@ -180,6 +183,12 @@ class Config:
     source: Path | None = None
     limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    batch: BatchConfig = field(default_factory=BatchConfig)
+
+    def batch_for(self, path: Path) -> BatchConfig:
+        """The batch settings of ``path``'s folder (its [folders.batch] over [batch])."""
+        folder = self.folder_for(path)
+        return (folder.batch if folder else None) or self.batch
 
     def folder_for(self, path: Path) -> FolderConfig | None:
         """The configured folder containing ``path`` (folders never nest)."""
@@ -250,8 +259,9 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
     api = _api(data.get("api", {}), base, home)
     d_in = {**DEFAULT_DAEMON, **as_table(data.get("daemon", {}), "daemon")}
     daemon = _daemon(d_in, base, home)
-    folders = _folders(data.get("folders"), base, home)
-    return Config(api=api, daemon=daemon, folders=folders, source=source,
+    batch = parse_batch(data.get("batch", {}), "batch")
+    folders = _folders(data.get("folders"), base, home, batch)
+    return Config(api=api, daemon=daemon, folders=folders, source=source, batch=batch,
                   limits=parse_limits(data.get("limits", {}), daemon.requests_per_minute),
                   prices=parse_prices(data.get("prices", {})))
 
@@ -314,7 +324,8 @@ def _daemon(d_in: Mapping[str, Any], base: Path | None, home: Path | None) -> Da
     )
 
 
-def _folders(raw: Any, base: Path | None, home: Path | None) -> tuple[FolderConfig, ...]:
+def _folders(raw: Any, base: Path | None, home: Path | None,
+             batch: BatchConfig) -> tuple[FolderConfig, ...]:
     """The [[folders]] array: at least one table, no folder inside another."""
     if raw is None:
         raise ConfigError("at least one [[folders]] table is required", key="folders")
@@ -323,7 +334,7 @@ def _folders(raw: Any, base: Path | None, home: Path | None) -> tuple[FolderConf
                           key="folders")
     if not raw:
         raise ConfigError("at least one [[folders]] table is required", key="folders")
-    folders = tuple(_folder(f, f"folders[{i}]", base, home) for i, f in enumerate(raw))
+    folders = tuple(_folder(f, f"folders[{i}]", base, home, batch) for i, f in enumerate(raw))
     for i, a in enumerate(folders):
         for j, b in enumerate(folders[:i]):
             _check_apart(a.path, b.path, i, j)
@@ -343,7 +354,8 @@ def _check_apart(a: Path, b: Path, i: int, j: int) -> None:
                           f"{str(b)!r}; folders must not nest", key=f"folders[{i}].path")
 
 
-def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> FolderConfig:
+def _folder(raw: Any, where: str, base: Path | None, home: Path | None,
+            batch: BatchConfig | None = None) -> FolderConfig:
     t = as_table(raw, where)
     check_keys(t, _FOLDER_KEYS, where)
     if "path" not in t:
@@ -383,6 +395,7 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
         knobs=parse_knobs(t, where),
         keep_alive=(as_choice(t["keep_alive"], KEEP_ALIVE, f"{where}.keep_alive")
                     if "keep_alive" in t else None),
+        batch=parse_batch(t["batch"], f"{where}.batch", batch) if "batch" in t else None,
     )
 
 
