@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mediasync.rules.batching import ENDED, WAITING, ItemRow, JobRow
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
     "StoreError",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -131,7 +132,41 @@ DROP TABLE usage;
 ALTER TABLE usage_by_tier RENAME TO usage;
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+# Batch jobs (issue 17): a job is recorded before it is created (its key goes in the
+# display name), its items are the outputs it answers, matched by request key only.
+_SCHEMA_V5 = """
+CREATE TABLE batch_jobs (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    max_wait REAL NOT NULL,
+    name TEXT,
+    input_file TEXT,
+    service_state TEXT,
+    stats TEXT,
+    next_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    message TEXT
+);
+CREATE TABLE batch_items (
+    job_key TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    path TEXT NOT NULL,
+    suffix TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    file_uri TEXT NOT NULL,
+    state TEXT NOT NULL,
+    answer TEXT,
+    error TEXT,
+    PRIMARY KEY (job_key, request_key)
+);
+CREATE INDEX batch_items_output ON batch_items(path, suffix);
+"""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
 
 
 T = TypeVar("T")
@@ -441,7 +476,11 @@ class Store(_CopyTransitions):
         )
 
     def doomed(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT remote_name FROM doomed ORDER BY since")]
+        """Remote files to delete; a copy an open batch job names waits until it ends."""
+        return [r[0] for r in self._db.execute(
+            "SELECT remote_name FROM doomed d WHERE NOT EXISTS (SELECT 1 FROM batch_items i"
+            " WHERE i.state=? AND i.file_uri LIKE '%/' || d.remote_name) ORDER BY since",
+            (WAITING,))]
 
     def undoom(self, remote_name: str) -> None:
         self._db.execute("DELETE FROM doomed WHERE remote_name=?", (remote_name,))
@@ -492,6 +531,47 @@ class Store(_CopyTransitions):
         return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
             "SELECT day, model, requests, prompt_tokens, output_tokens, thoughts_tokens, tier "
             f"FROM usage {where}ORDER BY day, model, tier", args)]
+
+    # -- batch jobs -------------------------------------------------------------
+    def put_job(self, job: JobRow, items: Sequence[ItemRow] = ()) -> None:
+        """Record a job (and, when given, its items) in one commit."""
+        with self._tx():
+            for table, row in (("batch_jobs", job), *(("batch_items", i) for i in items)):
+                cols = _columns(type(row))
+                self._db.execute(f"INSERT OR REPLACE INTO {table} ({','.join(cols)})"
+                                 f" VALUES ({','.join('?' * len(cols))})",
+                                 [getattr(row, c) for c in cols])
+
+    def jobs(self, *, open_only: bool = True) -> list[JobRow]:
+        where, args = ("WHERE state!=? ", (ENDED,)) if open_only else ("", ())
+        return [JobRow(**r) for r in self._db.execute(
+            f"SELECT * FROM batch_jobs {where}ORDER BY created_at", args)]
+
+    def job_items(self, key: str) -> list[ItemRow]:
+        return [ItemRow(**r) for r in self._db.execute(
+            "SELECT * FROM batch_items WHERE job_key=? ORDER BY rowid", (key,))]
+
+    def item_for(self, path: str, suffix: str) -> ItemRow | None:
+        """The latest batch item of an output (any state), or None."""
+        row = self._db.execute("SELECT * FROM batch_items WHERE path=? AND suffix=?"
+                               " ORDER BY rowid DESC LIMIT 1", (path, suffix)).fetchone()
+        return ItemRow(**row) if row else None
+
+    def set_items(self, key: str, state: str, request_keys: list[str] | None = None, *,
+                  answer: str | None = None, error: str | None = None) -> None:
+        """Move a job's items (all of them, or those of ``request_keys``) to ``state``."""
+        if request_keys is None:
+            self._db.execute("UPDATE batch_items SET state=? WHERE job_key=? AND state=?",
+                             (state, key, WAITING))
+            return
+        self._db.executemany(
+            "UPDATE batch_items SET state=?, answer=?, error=? WHERE job_key=? AND request_key=?",
+            [(state, answer, error, key, k) for k in request_keys])
+
+    def copies_held_by_jobs(self) -> set[str]:
+        """Contents (SHA-256) an open batch job references: in use, never to delete."""
+        return {r[0] for r in self._db.execute(
+            "SELECT DISTINCT sha256 FROM batch_items WHERE state=?", (WAITING,))}
 
     def counts(self) -> dict[str, int]:
         """Progress figures for `sync`'s terminal line. Per-file states (synced,

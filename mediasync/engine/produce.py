@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from mediasync.config import KnobRequest, Knobs
+from mediasync.engine.batcher import Batcher, Hold
 from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, ConfigPaused, Usage
@@ -54,12 +55,13 @@ class Producer:
         jitter: Callable[[], float],
         forget_copy: Callable[[str], None],
         thinks: Callable[[str], bool | None] = lambda model: None,
+        batch: Batcher | None = None,
     ) -> None:
         """``exists(folder, path)``: whether a sidecar is there, a folder that is away
         counting as holding it (Identifier.exists); ``jitter``: a draw in [0, 1) for
         backoffs; ``forget_copy(sha)``: the remote copy is gone (Mirror.forget_copy);
         ``thinks(model)``: its models.get answer's ``thinking`` flag, when known
-        (ModelWatch.thinks)."""
+        (ModelWatch.thinks); ``batch``: where outputs may go by the Batch API."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
@@ -67,6 +69,7 @@ class Producer:
         self._jitter = jitter
         self._forget_copy = forget_copy
         self._thinks = thinks
+        self._batch = batch
         self._said: set[str] = set()  # knob notes logged once per run
         # Answers shared within one pass of a content (.srt and .vtt of one request).
         self._answers: dict[tuple[str, ...], structured.Answer] = {}
@@ -203,6 +206,10 @@ class Producer:
         except FolderUnavailable:
             self._unavailable(job)
             return None
+        if self._batch is not None:
+            routed = self._by_batch(job, req, content, knobs)
+            if routed is not False:
+                return routed
         async with self._ctx.generate_slots:
             content = self._ctx.store.get_content(job.sha)  # renewed while waiting, maybe
             if content is None or not content.uri:
@@ -223,6 +230,36 @@ class Producer:
                 self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, e,
                             job.attempts)
         return None
+
+    def _by_batch(self, job: Job, req: formats.Request, content: ContentRow, knobs: Knobs
+                  ) -> tuple[structured.Answer, formats.Request] | None | bool:
+        """A batch's answer, None (the output waits for a job, or its error line was
+        recorded), or False: ask interactively."""
+        assert self._batch is not None
+        request = self._request(knobs, job.want.model)
+        config = {**request.generation_config,
+                  **(structured.generation_config(req.schema) or {})} or None
+        routed = self._batch.route(job.path, job.want, job.sha, content.mime, req.prompt,
+                                   config, req.system)
+        if routed is None:
+            return False
+        if isinstance(routed, Hold):
+            return None
+        if isinstance(routed, ApiError):  # the job's line for it: judged as any answer
+            self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, routed,
+                        job.attempts)
+            return None
+        gen = dataclasses.replace(routed, service_tier="batch")
+        value = None
+        if req.schema is not None and not gen.blocked and gen.text is not None:
+            try:
+                value = structured.parse(gen.text, req.schema)
+            except ValueError as e:
+                log.info("%s: %s: the batch answer is invalid (%s); asking again",
+                         job.rel, job.want.suffix, e)
+                self._batch.give_up(job.path, job.want.suffix)
+                return False
+        return structured.Answer(gen, value, gen.usage), req
 
     def _knobs(self, path: str, want: Desired) -> Knobs:
         return self._ctx.config.knobs_for(Path(path), want.spec)

@@ -1,0 +1,187 @@
+"""The engine with [batch] against the emulator, time injected: gather, submit, poll,
+write; auto's threshold; a restart resumes; a job that ends without results."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediasync.config import parse_config
+from mediasync.emulator import Emulator, EmulatorConfig, Fault
+from mediasync.engine.dispatch import Engine
+from mediasync.gemini import GeminiClient
+from mediasync.media.samples import png_bytes
+from mediasync.rules import batching
+from mediasync.store import Store
+from tests.helpers import Clock, advance
+
+
+@pytest.fixture()
+def emu():  # noqa: ANN201
+    with Emulator(EmulatorConfig(batch_pending=20, batch_duration=120)) as e:
+        yield e
+
+
+def _config(tmp_path: Path, emu: Emulator, **batch: Any):  # noqa: ANN202
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    return parse_config({
+        "api": {"base_url": emu.base_url},
+        "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                   "requests_per_minute": 6000},
+        "batch": batch,
+        "folders": [{"path": str(inbox)}],
+    })
+
+
+class Run:
+    def __init__(self, tmp_path: Path, emu: Emulator, clock: Clock, **batch: Any) -> None:
+        self.store = Store(tmp_path / "state" / "state.db")
+        self.client = GeminiClient("k", emu.base_url)
+        self.billed: list[tuple[str, str]] = []
+        self.client.on_usage = lambda model, usage, tier: self.billed.append((model, tier))
+        self.emu, self.clock = emu, clock
+
+        async def sleep(seconds: float) -> None:
+            advance(clock, emu, seconds)
+            await asyncio.sleep(0)
+
+        self.engine = Engine(_config(tmp_path, emu, **batch), self.store, self.client,
+                             once=True, clock=clock, sleep=sleep)
+
+    async def sync(self) -> None:
+        await self.engine.scan()
+        await self.engine.run(until_idle=True)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.store.close()
+
+
+def _images(tmp_path: Path, n: int, seed: int = 0) -> list[Path]:
+    out = []
+    (tmp_path / "inbox").mkdir(exist_ok=True)
+    for i in range(n):
+        p = tmp_path / "inbox" / f"p{seed + i}.png"
+        p.write_bytes(png_bytes(seed=seed + i + 1))
+        out.append(p)
+    return out
+
+
+def _sidecar(p: Path) -> Path:
+    return p.with_name(p.name + ".caption.md")
+
+
+def test_always_one_job_polled_with_backoff_written_billed_at_batch(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    imgs = _images(tmp_path, 4)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        assert emu.batches.created == 1 and "generate" not in emu.stats()["requests"]
+        (job,) = r.store.jobs()
+        assert job.state == batching.OPEN and job.name
+        assert all(not _sidecar(p).exists() for p in imgs)
+        assert r.store.copies_held_by_jobs() == {c.sha256 for c in r.store.all_contents()}
+        seen: list[str | None] = []
+        await r.engine.batcher.wait(lambda jobs: seen.append(jobs[0].service_state))
+        assert "RUNNING" in seen and "PENDING" in seen
+        await r.engine.run(until_idle=True)
+        for p in imgs:
+            assert _sidecar(p).read_text().startswith("[mediasync emulator]")
+        assert "generate" not in emu.stats()["requests"]
+        assert sorted(t for _, t in r.billed) == ["batch"] * 4
+        rows = [o for o in r.store.all_outputs()]
+        assert {o.service_tier for o in rows} == {"batch"} and len(rows) == 4
+        assert r.store.copies_held_by_jobs() == set()
+        # A second pass sends nothing: every output is current.
+        await r.sync()
+        assert emu.batches.created == 1
+        await r.close()
+    asyncio.run(go())
+
+
+def test_auto_lone_file_interactive_backlog_batched(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    (lone,) = _images(tmp_path, 1)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="auto", min_outputs=3)
+        await r.sync()
+        assert _sidecar(lone).exists() and emu.batches.created == 0
+        assert emu.stats()["requests"]["generate"] == 1
+        backlog = _images(tmp_path, 3, seed=10)
+        await r.sync()
+        assert emu.batches.created == 1 and not any(_sidecar(p).exists() for p in backlog)
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert all(_sidecar(p).exists() for p in backlog)
+        assert emu.stats()["requests"]["generate"] == 1
+        await r.close()
+    asyncio.run(go())
+
+
+def test_restart_resumes_polling_and_never_resubmits(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    imgs = _images(tmp_path, 3)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        await r.close()
+        r = Run(tmp_path, emu, clock, mode="always")  # a new process, same state
+        await r.sync()  # the outputs wait in the recorded job: nothing gathered again
+        assert emu.batches.created == 1
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert all(_sidecar(p).exists() for p in imgs) and emu.batches.created == 1
+        await r.close()
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("end", ["EXPIRED", "FAILED", "CANCELLED", "deleted"])
+def test_a_job_ending_without_results_sends_outputs_interactive_once(
+        tmp_path, emu, end) -> None:  # noqa: ANN001
+    clock = Clock()
+    imgs = _images(tmp_path, 3)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        (job,) = r.store.jobs()
+        job_id = (job.name or "").removeprefix("batches/")
+        if end == "deleted":
+            emu.batches.delete(job_id)  # by another tool
+        else:
+            emu.batches.end(job_id, f"BATCH_STATE_{end}")
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert all(_sidecar(p).exists() for p in imgs)
+        assert emu.stats()["requests"]["generate"] == 3 and emu.batches.created == 1
+        await r.close()
+    asyncio.run(go())
+
+
+def test_lost_create_answer_is_adopted_and_a_429_create_retried(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    imgs = _images(tmp_path, 2)
+
+    async def go() -> None:
+        emu.add_fault(Fault(status=429, match="batch.create"))
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        assert emu.batches.created == 0
+        (job,) = r.store.jobs()
+        assert job.state == batching.CREATING and "429" in (job.message or "")
+        emu.add_fault(Fault(kind="lost_answer"))
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert emu.batches.created == 1  # adopted from the listing, not made twice
+        assert all(_sidecar(p).exists() for p in imgs)
+        assert "generate" not in emu.stats()["requests"]
+        await r.close()
+    asyncio.run(go())
