@@ -467,6 +467,8 @@ class Store(_CopyTransitions):
                     (new, sidecar, old, suffix),
                 )
             self._db.execute("DELETE FROM outputs WHERE path=?", (old,))
+            # An answer on its way in a batch job follows the rename too.
+            self._db.execute("UPDATE batch_items SET path=? WHERE path=?", (new, old))
 
     # -- doomed remote files --------------------------------------------------
     def doom(self, remote_name: str, reason: str, now: float) -> None:

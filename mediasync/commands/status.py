@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def show(config: Config, *, as_json: bool, brief: bool) -> int:
-    from mediasync.report import status
+    from mediasync.report import batches, status
     from mediasync.store import Meta, Store
 
     db = state_db(config)
@@ -41,17 +41,18 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         reports = status.build(store, config)
         unavailable = status.unavailable_folders(store)
         quota = status.quota_state(store, config, time.time())
+        jobs = batches.open_jobs(store, time.time())
     finally:
         store.close()
     if as_json:
-        doc = {**status.render_json(reports, halted, holds), **quota}
+        doc = {**status.render_json(reports, halted, holds, jobs), **quota}
         doc["unavailable"] = unavailable
         print(json.dumps(doc, indent=2))
     else:
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
         print(status.render_text(reports, config, time.time(), halted, verbose=not brief,
-                                 holds=holds))
+                                 holds=holds, jobs=jobs))
         for line in status.render_quota(quota):
             print(line)
     return EXIT_OK

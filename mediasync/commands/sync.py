@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from mediasync.app.logs import setup_logging
 from mediasync.commands.common import (
     EXIT_API,
+    EXIT_BATCH,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_QUOTA,
@@ -35,7 +36,9 @@ Progress = Callable[["Engine"], None]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """No options of its own: -c and --log-level are the parser's."""
+    """-c and --log-level are the parser's."""
+    p.add_argument("--no-wait", action="store_true",
+                   help="do not wait for batch jobs ([batch]): record them and exit 6")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -45,10 +48,12 @@ def main(args: argparse.Namespace) -> int:
         progress = _progress
         setup_logging(args.log_level or config.daemon.log_level,
                       stream=_ClearsProgress(sys.stderr))
-    return asyncio.run(sync(config, os.environ, progress=progress))
+    return asyncio.run(sync(config, os.environ, progress=progress,
+                            wait=not getattr(args, "no_wait", False)))
 
 
-async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None) -> int:
+async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None,
+               wait: bool = True) -> int:
     """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
     # Imported here: parsing the command line (this module's HELP) need not load the daemon.
     from mediasync.app.apiclient import make_client
@@ -69,15 +74,42 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
             if progress is not None:
                 ticker = asyncio.create_task(_tick(engine, progress))
             await engine.run(until_idle=True)
+            if wait:
+                await _collect_batches(engine)
             await engine.sweep()
             if ticker is not None and progress is not None:
                 ticker.cancel()
                 progress(engine)
                 print(file=sys.stderr)  # end the progress line before the summary
-            return _summary(config, store, engine.halted, client.budgets)
+            code = _summary(config, store, engine.halted, client.budgets)
+            if code in (EXIT_OK, EXIT_FAILED) and store.jobs():
+                from mediasync.report import batches
+
+                for line in batches.render(batches.open_jobs(store, engine.batcher.now())):
+                    log.info("%s", line)
+                log.info("outputs wait in a batch job: `mediasync sync` again or "
+                         "`mediasync run` writes them when it ends")
+                return EXIT_BATCH
+            return code
         finally:
             await client.aclose()
             store.close()
+
+
+async def _collect_batches(engine: Engine) -> None:
+    """Wait for open batch jobs, one log line per poll, then write what they answered
+    (and generate interactively what they did not)."""
+    from mediasync.report import batches
+
+    def told(_jobs: object) -> None:
+        for line in batches.render(batches.open_jobs(engine.store, engine.batcher.now())):
+            log.info("%s", line)
+
+    for _ in range(3):  # a job's outputs that go interactive are never batched again
+        if not engine.store.jobs():
+            return
+        await engine.batcher.wait(told)
+        await engine.run(until_idle=True)
 
 
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:

@@ -76,6 +76,9 @@ class Batcher:
         self._released: set[tuple[str, str, str]] = set()  # (path, suffix, sha) this run
         self._wake = asyncio.Event()
 
+    def now(self) -> float:
+        return self._ctx.clock()
+
     # -- the producer's question -------------------------------------------------
     @property
     def gathered(self) -> int:

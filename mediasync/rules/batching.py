@@ -16,7 +16,7 @@ from dataclasses import dataclass
 CREATING, OPEN, ENDED = "creating", "open", "ended"
 WAITING, ANSWERED, ERROR, INTERACTIVE, DROPPED = (
     "waiting", "answered", "error", "interactive", "dropped")
-POLL_FIRST = 10.0  # seconds: a small job may be done within a minute
+POLL_FIRST = 2.0  # seconds: a small job may be done within a minute
 POLL_CAP = 600.0  # then every 10 minutes (a job takes up to a day)
 CREATE_RETRY_FIRST = 30.0
 CREATE_RETRY_CAP = 3600.0
