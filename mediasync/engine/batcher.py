@@ -27,6 +27,7 @@ from typing import Any
 
 from mediasync.config import BatchConfig
 from mediasync.engine.context import Context, Requeue
+from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, Generation, TransportError, parse_results
 from mediasync.gemini.batches import JSONL_MIME, BatchJob
 from mediasync.rules import batching, failures
@@ -62,14 +63,18 @@ class Batcher:
         queue: Requeue,
         *,
         instance: str,
+        halt: Halt,
         renew: Callable[[str], Awaitable[ContentRow | None]],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """``instance``: this state directory's id (in our jobs' display names);
+        ``halt``: the engine's halt (a key refused while a job is open stops the polls;
+        the job stays recorded and is polled again once the key works);
         ``renew(sha)``: a fresh copy of a content now (one that would not outlive a job)."""
         self._ctx = ctx
         self._queue = queue
         self._instance = instance
+        self._halt = halt
         self._renew = renew
         self._sleep = sleep
         self._groups: dict[tuple[str, ...], list[_Pending]] = {}
@@ -183,6 +188,8 @@ class Batcher:
         """Create or poll each job that is due; seconds until the next one is (None: no
         open job)."""
         soonest: float | None = None
+        if self._halt.why:
+            return None  # no call goes out while the key is refused
         for job in self._ctx.store.jobs():
             if job.next_at is None or job.next_at <= self._ctx.clock():
                 await self._advance(job)
@@ -214,7 +221,7 @@ class Batcher:
         while True:
             wait = await self.tick()
             jobs = self._ctx.store.jobs()
-            if not jobs:
+            if not jobs or self._halt.why:
                 return
             if progress is not None:
                 progress(jobs)
@@ -228,7 +235,8 @@ class Batcher:
                 await self._poll(job)
         except ApiError as e:
             if classify(e) == "auth":
-                raise
+                self._halt(e)  # the key changed while the job is open: kept, polled later
+                return
             # A failed poll or download: transient, tried again later.
             now = self._ctx.clock()
             self._update(job, next_at=now + batching.poll_delay(job.attempts),

@@ -100,8 +100,8 @@ class Engine:
                                     forget_settle=self._settle.forget,
                                     sweep_grace=lambda: self._sweeper.grace)
         self._models = ModelWatch(ctx)
-        self.batcher = Batcher(ctx, self, instance=instance_id(store), renew=self._fresh_copy,
-                               sleep=sleep)
+        self.batcher = Batcher(ctx, self, instance=instance_id(store), halt=self._halt,
+                               renew=self._fresh_copy, sleep=sleep)
         self._batch_task: asyncio.Task[None] | None = None
         self._producer = Producer(ctx, self, self._halt, exists=self._identify.exists,
                                   jitter=lambda: mirror.jitter(),  # as the mirror's is then

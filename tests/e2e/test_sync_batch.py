@@ -120,3 +120,33 @@ def test_job_deleted_by_another_tool_outputs_go_interactive(tmp_path, emu) -> No
     assert r.returncode == 0, r.stderr
     assert _written(imgs) and emu.stats()["requests"]["generate"] == 2
     assert emu.batches.created == 1
+
+
+def test_key_changed_while_a_job_is_open_halts_then_heals(tmp_path) -> None:
+    from tests.helpers import KEY
+
+    with Emulator(EmulatorConfig(key=KEY, batch_pending=0.3, batch_duration=3600)) as emu:
+        cfg, imgs = _setup(tmp_path, emu, 2)
+        assert cli(cfg, "sync", "--no-wait").returncode == 6
+        r = cli(cfg, "sync", GEMINI_API_KEY="another-key-0123456789")
+        assert r.returncode == 3, r.stderr  # halted: the job stays recorded
+        assert not _written(imgs)
+        emu.clock.advance(3600)
+        r = cli(cfg, "sync")
+        assert r.returncode == 0, r.stderr
+        assert _written(imgs) and emu.batches.created == 1
+        assert "generate" not in emu.stats()["requests"]
+
+
+def test_the_daemon_batches_a_backlog_and_writes_it(tmp_path, emu) -> None:
+    from tests.helpers import Running
+
+    cfg, imgs = _setup(tmp_path, emu, 3)
+    d = Running(cfg)
+    try:
+        wait_for(lambda: _written(imgs), timeout=60, what="sidecars from the batch job",
+                 proc=d.proc)
+    finally:
+        assert d.stop() == 0
+    assert emu.batches.created == 1 and "generate" not in emu.stats()["requests"]
+    assert "batch job" in d.log()

@@ -185,3 +185,72 @@ def test_lost_create_answer_is_adopted_and_a_429_create_retried(tmp_path, emu) -
         assert "generate" not in emu.stats()["requests"]
         await r.close()
     asyncio.run(go())
+
+
+def test_open_past_max_wait_is_cancelled_and_outputs_go_interactive(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    imgs = _images(tmp_path, 2)
+
+    async def go() -> None:
+        emu.batches.duration = 40 * 3600  # the service sits on it
+        r = Run(tmp_path, emu, clock, mode="always", max_wait="2h")
+        await r.sync()
+        await r.engine.batcher.wait()
+        (job,) = r.store.jobs(open_only=False)
+        assert job.message == "open past max_wait: cancelled" and clock() - job.created_at >= 7200
+        assert emu.stats()["requests"]["batch.cancel"] == 1
+        await r.engine.run(until_idle=True)
+        assert all(_sidecar(p).exists() for p in imgs)
+        assert emu.stats()["requests"]["generate"] == 2 and emu.batches.created == 1
+        await r.close()
+    asyncio.run(go())
+
+
+def test_a_copy_that_would_not_outlive_the_job_is_renewed_before_submit(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    (img,) = _images(tmp_path, 1)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="off")
+        await r.sync()  # mirrored and captioned interactively
+        _sidecar(img).unlink()  # the owner wants it again, now by batch
+        advance(clock, emu, 20 * 3600)  # 28 h left: less than max_wait (30 h) + margin
+        old = r.store.all_contents()[0]
+        await r.close()
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        (item,) = r.store.job_items(r.store.jobs()[0].key)
+        fresh = r.store.all_contents()[0]
+        assert fresh.remote_name != old.remote_name and item.file_uri == fresh.uri
+        assert fresh.expires_at >= clock() + 30 * 3600 + batching.COPY_MARGIN
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert _sidecar(img).exists()
+        await r.close()
+    asyncio.run(go())
+
+
+def test_an_error_line_is_judged_as_an_interactive_error_would_be(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    imgs = _images(tmp_path, 2)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        # Another tool deletes one copy while the job runs: its line is a 403.
+        victim = r.store.all_contents()[0]
+        emu.store.delete(victim.remote_name.removeprefix("files/"))
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        rows = {o.sha256: o for o in r.store.all_outputs()}
+        assert rows[victim.sha256].outcome == "failed" and rows[victim.sha256].retry_at
+        assert "permission" in (rows[victim.sha256].message or "").lower()
+        others = [o for s, o in rows.items() if s != victim.sha256]
+        assert [o.outcome for o in others] == ["written"]
+        # Transient: the next pass makes a new copy and asks interactively, not by batch.
+        advance(clock, emu, 3600)
+        await r.sync()
+        assert all(_sidecar(p).exists() for p in imgs)
+        assert emu.batches.created == 1 and emu.stats()["requests"]["generate"] == 1
+        await r.close()
+    asyncio.run(go())
