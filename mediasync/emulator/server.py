@@ -609,37 +609,34 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, op, {})
 
     def _batches(self, ver: str, method: str, rest: list[str]) -> None:
+        """batches.list / get / cancel / delete: Operations (wire/40), ``{}`` for the rest."""
+        job_id, _, verb = (rest[0] if len(rest) == 1 else "").partition(":")
+        op = {("GET", 0, ""): "batch.list", ("GET", 1, ""): "batch.get",
+              ("POST", 1, "cancel"): "batch.cancel",
+              ("DELETE", 1, ""): "batch.delete"}.get((method, len(rest), verb))
+        if op is None:
+            raise ApiError(404, f"Method not found: {method} batches/{'/'.join(rest)}",
+                           "NOT_FOUND")
+        self._at(op)
+        self._fault()
+        self._check_key()
         batches = self.state.batches
-        if not rest and method == "GET":
-            self._at("batch.list")
-            self._fault()
-            self._check_key()
-            try:
-                size = int(self.query.get("pageSize") or self.query.get("page_size") or 50)
-            except ValueError:
-                raise ApiError(400, "Invalid pageSize.") from None
-            token = self.query.get("pageToken") or self.query.get("page_token") or ""
-            return self._send(200, batches.list(ver, max(1, min(size, 1000)), token), {})
-        if len(rest) == 1:
-            job_id, _, verb = rest[0].partition(":")
-            if method == "GET" and not verb:
-                self._at("batch.get")
-                self._fault()
-                self._check_key()
-                return self._send(200, batches.get(job_id, ver), {})
-            if method == "POST" and verb == "cancel":
-                self._at("batch.cancel")
-                self._fault()
-                self._check_key()
-                batches.cancel(job_id)
-                return self._send(200, {}, {})
-            if method == "DELETE" and not verb:
-                self._at("batch.delete")
-                self._fault()
-                self._check_key()
-                batches.delete(job_id)
-                return self._send(200, {}, {})
-        raise ApiError(404, f"Method not found: {method} batches/{'/'.join(rest)}", "NOT_FOUND")
+        if op == "batch.list":
+            size, token = self._paging(50, 1000)
+            return self._send(200, batches.list(ver, size, token), {})
+        if op == "batch.get":
+            return self._send(200, batches.get(job_id, ver), {})
+        (batches.cancel if op == "batch.cancel" else batches.delete)(job_id)
+        self._send(200, {}, {})
+
+    def _paging(self, default: int, most: int) -> tuple[int, str]:
+        """(pageSize, pageToken) of a listing, either spelling; a size ≤ 0 is the default."""
+        try:
+            size = int(self.query.get("pageSize") or self.query.get("page_size") or default)
+        except ValueError:
+            raise ApiError(400, "Invalid pageSize.") from None
+        size = default if size <= 0 else min(size, most)
+        return size, self.query.get("pageToken") or self.query.get("page_token") or ""
 
     def _download(self, file_id: str) -> None:
         """``files/{id}:download?alt=media``: the bytes of a file the service made."""
@@ -664,12 +661,7 @@ class Handler(BaseHTTPRequestHandler):
     def _list(self, ver: str) -> None:
         self._fault()
         self._check_key()
-        try:
-            size = int(self.query.get("pageSize") or self.query.get("page_size") or 10)
-        except ValueError:
-            raise ApiError(400, "Invalid pageSize.") from None
-        size = 10 if size <= 0 else min(size, 100)
-        token = self.query.get("pageToken") or self.query.get("page_token") or ""
+        size, token = self._paging(10, 100)
         after = 0
         if token:
             try:
@@ -689,12 +681,7 @@ class Handler(BaseHTTPRequestHandler):
         """models.list: ``{"models": [...], "nextPageToken"}`` (token as wire/37)."""
         self._fault()
         self._check_key()
-        try:
-            size = int(self.query.get("pageSize") or self.query.get("page_size") or 50)
-        except ValueError:
-            raise ApiError(400, "Invalid pageSize.") from None
-        size = 50 if size <= 0 else min(size, 1000)
-        token = self.query.get("pageToken") or self.query.get("page_token") or ""
+        size, token = self._paging(50, 1000)
         specs, next_token = self.state.models.page(size, token)
         body: dict[str, Any] = {"models": [m.resource() for m in specs]}
         if next_token:

@@ -141,20 +141,8 @@ async def get(transport: Transport, name: str) -> BatchJob:
 
 async def list_jobs(transport: Transport, page_size: int = 100) -> list[BatchJob]:
     """Every job of the key, every page."""
-    jobs: list[BatchJob] = []
-    token: str | None = None
-    while True:
-        params: dict[str, Any] = {"pageSize": page_size}
-        if token:
-            params["pageToken"] = token
-        response = await transport.call("batches.list", "GET", transport.url("batches"),
-                                        limited=token is None, params=params)
-        data = json_object(response.content)
-        jobs.extend(BatchJob.from_json(j) for j in _list(data.get("operations"))
-                    if isinstance(j, dict))
-        token = data.get("nextPageToken")
-        if not token:
-            return jobs
+    return [BatchJob.from_json(j)
+            for j in await transport.pages("batches.list", "batches", "operations", page_size)]
 
 
 async def cancel(transport: Transport, name: str) -> None:

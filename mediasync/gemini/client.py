@@ -180,23 +180,8 @@ class GeminiClient:
 
     async def list_files(self, page_size: int = 100) -> list[File]:
         """Every page; the service answers ``{}`` when there are no files."""
-        files: list[File] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"pageSize": page_size}
-            if token:
-                params["pageToken"] = token
-            # One listing is one use of the budget, however many pages it takes:
-            # a periodic refresh of thousands of files must not starve generation.
-            response = await self.transport.call(
-                "files.list", "GET", self.transport.url("files"), limited=token is None,
-                params=params,
-            )
-            data = json_object(response.content)
-            files.extend(File.from_json(f) for f in data.get("files") or [] if isinstance(f, dict))
-            token = data.get("nextPageToken")
-            if not token:
-                return files
+        return [File.from_json(f)
+                for f in await self.transport.pages("files.list", "files", "files", page_size)]
 
     async def delete_file(self, name: str) -> None:
         """Delete a file. If a retried delete lost its first answer, the retry may
