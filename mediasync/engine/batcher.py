@@ -206,8 +206,10 @@ class Batcher:
         while True:
             try:
                 wait = await self.tick()
-            except ApiError as e:
-                log.warning("batch jobs: %s", e)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must outlive any one job's surprise
+                log.exception("batch jobs: unexpected error; will look again")
                 wait = batching.POLL_CAP
             self._wake.clear()
             try:
@@ -246,6 +248,9 @@ class Batcher:
     async def _create(self, job: JobRow) -> None:
         ctx, client = self._ctx, self._ctx.client
         display = batching.display_name(self._instance, job.key)
+        if batching.overdue(job.created_at, ctx.clock(), job.max_wait) and not job.attempts:
+            self._end(job, batching.INTERACTIVE, "not created within max_wait")
+            return
         if job.attempts:
             # A create was sent before: its answer may have been lost, or we crashed
             # before recording it. Adopt what the service has, never submit twice.
@@ -255,6 +260,10 @@ class Batcher:
                              job.key, found.name)
                     self._opened(job, found)
                     return
+            if batching.overdue(job.created_at, ctx.clock(), job.max_wait):
+                # Refused until max_wait, and not in the listing: never made.
+                self._end(job, batching.INTERACTIVE, "not created within max_wait")
+                return
         source = self._input_path(job.key)
         if job.input_file is None:
             if not source.exists():

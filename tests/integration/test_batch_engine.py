@@ -25,20 +25,25 @@ def emu():  # noqa: ANN201
         yield e
 
 
-def _config(tmp_path: Path, emu: Emulator, **batch: Any):  # noqa: ANN202
+def _config(tmp_path: Path, emu: Emulator, prompts: list | None = None,
+            **batch: Any):  # noqa: ANN202
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
+    folder: dict[str, Any] = {"path": str(inbox)}
+    if prompts:
+        folder["prompts"] = prompts
     return parse_config({
         "api": {"base_url": emu.base_url},
         "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
                    "requests_per_minute": 6000},
         "batch": batch,
-        "folders": [{"path": str(inbox)}],
+        "folders": [folder],
     })
 
 
 class Run:
-    def __init__(self, tmp_path: Path, emu: Emulator, clock: Clock, **batch: Any) -> None:
+    def __init__(self, tmp_path: Path, emu: Emulator, clock: Clock, prompts: list | None = None,
+                 **batch: Any) -> None:
         self.store = Store(tmp_path / "state" / "state.db")
         self.client = GeminiClient("k", emu.base_url)
         self.billed: list[tuple[str, str]] = []
@@ -49,7 +54,7 @@ class Run:
             advance(clock, emu, seconds)
             await asyncio.sleep(0)
 
-        self.engine = Engine(_config(tmp_path, emu, **batch), self.store, self.client,
+        self.engine = Engine(_config(tmp_path, emu, prompts, **batch), self.store, self.client,
                              once=True, clock=clock, sleep=sleep)
 
     async def sync(self) -> None:
@@ -166,17 +171,22 @@ def test_a_job_ending_without_results_sends_outputs_interactive_once(
     asyncio.run(go())
 
 
-def test_lost_create_answer_is_adopted_and_a_429_create_retried(tmp_path, emu) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("status", [429, 503, 500])
+def test_lost_create_answer_is_adopted_and_a_refused_create_retried(
+        tmp_path, emu, status) -> None:  # noqa: ANN001
     clock = Clock()
     imgs = _images(tmp_path, 2)
 
     async def go() -> None:
-        emu.add_fault(Fault(status=429, match="batch.create"))
+        # times=5: outlives the transport's in-call retries of a 5xx, if it made any
+        emu.add_fault(Fault(status=status, match="batch.create", times=5))
         r = Run(tmp_path, emu, clock, mode="always")
         await r.sync()
         assert emu.batches.created == 0
+        assert emu.stats()["requests"]["batch.create"] == 1  # never retried in the call
         (job,) = r.store.jobs()
-        assert job.state == batching.CREATING and "429" in (job.message or "")
+        assert job.state == batching.CREATING and str(status) in (job.message or "")
+        emu.clear_faults()
         emu.add_fault(Fault(kind="lost_answer"))
         await r.engine.batcher.wait()
         await r.engine.run(until_idle=True)
@@ -252,5 +262,71 @@ def test_an_error_line_is_judged_as_an_interactive_error_would_be(tmp_path, emu)
         await r.sync()
         assert all(_sidecar(p).exists() for p in imgs)
         assert emu.batches.created == 1 and emu.stats()["requests"]["generate"] == 1
+        await r.close()
+    asyncio.run(go())
+
+
+def test_xmp_and_subtitles_by_batch_are_checked_and_written_as_interactive_ones(
+        tmp_path, emu) -> None:  # noqa: ANN001
+    from mediasync.media.samples import wav_bytes
+
+    clock = Clock()
+    (img,) = _images(tmp_path, 1)
+    memo = tmp_path / "inbox" / "memo.wav"
+    memo.write_bytes(wav_bytes(2.0))
+    prompts = [{"kinds": ["image"], "format": "xmp", "prompt": "Describe it."},
+               {"kinds": ["audio"], "format": "subtitles", "prompt": "Transcribe it."}]
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, prompts, mode="always")
+        await r.sync()
+        assert emu.batches.created == 2  # one job per model and settings (schema, system)
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        xmp = img.with_name(img.name + ".xmp").read_text()
+        assert "dc:description" in xmp and "dc:subject" in xmp
+        srt = memo.with_name("memo.en.srt").read_text()
+        assert "-->" in srt
+        assert "generate" not in emu.stats()["requests"]
+        await r.close()
+    asyncio.run(go())
+
+
+def test_a_file_changed_while_its_job_runs_drops_that_answer(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    a, b = _images(tmp_path, 2)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        a.write_bytes(png_bytes(100, 80, seed=99))  # new bytes while the job runs
+        await r.sync()  # the new content is a new output: a job of its own
+        assert emu.batches.created == 2
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert "100×80" in _sidecar(a).read_text()  # the old bytes' answer was dropped
+        assert _sidecar(b).exists()
+        states = sorted(i.state for j in r.store.jobs(open_only=False)
+                        for i in r.store.job_items(j.key))
+        assert states == ["answered", "answered", "dropped"]
+        assert "generate" not in emu.stats()["requests"]
+        await r.close()
+    asyncio.run(go())
+
+
+def test_a_create_refused_until_max_wait_goes_interactive(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    imgs = _images(tmp_path, 2)
+
+    async def go() -> None:
+        emu.add_fault(Fault(status=429, match="batch.create", times=None))
+        r = Run(tmp_path, emu, clock, mode="always", max_wait="1h")
+        await r.sync()
+        await r.engine.batcher.wait()
+        (job,) = r.store.jobs(open_only=False)
+        assert job.message == "not created within max_wait" and emu.batches.created == 0
+        await r.engine.run(until_idle=True)
+        assert all(_sidecar(p).exists() for p in imgs)
+        assert emu.stats()["requests"]["generate"] == 2
         await r.close()
     asyncio.run(go())
