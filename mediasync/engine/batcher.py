@@ -77,7 +77,8 @@ class Batcher:
         self._halt = halt
         self._renew = renew
         self._sleep = sleep
-        self._groups: dict[tuple[str, ...], list[_Pending]] = {}
+        # One group per model, settings and the folder's [batch]: each becomes one job.
+        self._groups: dict[tuple[str, ...], tuple[BatchConfig, list[_Pending]]] = {}
         self._released: set[tuple[str, str, str]] = set()  # (path, suffix, sha) this run
         self._wake = asyncio.Event()
 
@@ -87,7 +88,7 @@ class Batcher:
     # -- the producer's question -------------------------------------------------
     @property
     def gathered(self) -> int:
-        return sum(len(g) for g in self._groups.values())
+        return sum(len(g) for _, g in self._groups.values())
 
     def route(self, path: str, want: Desired, sha: str, mime: str, prompt: str,
               config: dict[str, Any] | None, system: str | None
@@ -120,7 +121,7 @@ class Batcher:
         if not batching.goes_by_batch(settings.mode, released, interactive):
             return None
         key = _group(want.model, config, system, settings)
-        group = self._groups.setdefault(key, [])
+        _, group = self._groups.setdefault(key, (settings, []))
         if not any(p.path == path and p.want.suffix == want.suffix for p in group):
             group.append(_Pending(path, want, sha, mime, prompt, config, system))
         return Hold("gathered for a batch job")
@@ -136,8 +137,7 @@ class Batcher:
         """The engine ran out of work: each group big enough goes as one job, the rest
         is released to interactive generation."""
         groups, self._groups = self._groups, {}
-        for key, pending in groups.items():
-            settings = BatchConfig(key[-3], int(key[-2]), float(key[-1]))
+        for settings, pending in groups.values():
             if batching.submit(settings.mode, len(pending), settings.min_outputs):
                 try:
                     await self._submit(pending, settings)
