@@ -13,6 +13,7 @@ from typing import Any
 
 import tomli_w
 
+from .batch import DEFAULT_BATCH
 from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_PROMPTS
 
 
@@ -88,6 +89,11 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# and its day quota stops it well before this).\n",
         _kv("max_daily_cost", INIT_DAILY_COST),
         "# tier = \"free\"  # or \"paid\": pin the published limits instead of learning them\n",
+        "\n[batch]\n",
+        "# An existing library is a backlog: \"auto\" sends 50 or more pending outputs as\n",
+        "# one Batch API job, at half the price and outside the day quota, answered\n",
+        "# within a day (a lone new file stays interactive); \"always\" batches every one.\n",
+        _kv("mode", DEFAULT_BATCH["mode"]),
     ]
     for folder in folders:
         out += [
