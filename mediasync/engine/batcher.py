@@ -181,7 +181,8 @@ class Batcher:
         await self._advance(job)
 
     def _input_path(self, key: str) -> Path:
-        return Path(self._ctx.config.daemon.state_dir) / "batches" / f"{key}.jsonl"
+        # Beside the state database (MEDIASYNC_STATE_DIR may move it from the config's).
+        return Path(self._ctx.store.path).parent / "batches" / f"{key}.jsonl"
 
     # -- creating and polling --------------------------------------------------------
     async def tick(self) -> float | None:
