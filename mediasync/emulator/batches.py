@@ -28,6 +28,7 @@ from .store import JSONL_MIMES, Clock, Store, rfc3339, valid_file_id
 
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+BATCH = "batchGenerateContent"
 EXPIRY = 48 * 3600.0  # a job pending or running this long ends EXPIRED
 INLINE_LIMIT = 20 * 1000 * 1000  # inline requests, in all
 OPEN = ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")
@@ -73,7 +74,7 @@ class Batches:
     # -- requests --------------------------------------------------------
     def create(self, model: str, ver: str, body: Any) -> dict[str, Any]:
         """``batchGenerateContent``: a new PENDING job (not idempotent: each call makes one)."""
-        spec = self.models.serving(model, ver, GENERATE)
+        spec = self.models.serving(model, ver, BATCH)  # 404 as wire/41 without the method
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, dict):
             raise ApiError(400, "* BatchGenerateContentRequest.batch: batch is required")

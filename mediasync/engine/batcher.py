@@ -285,6 +285,11 @@ class Batcher:
             if classify(e) == "auth":
                 raise
             v = failures.judge_api(e, job.attempts, ctx.clock(), 0.5)
+            if e.model_missing:
+                # No batch jobs for this model (or none at all: then the interactive
+                # calls hold it, as for any model the service does not serve).
+                self._end(job, batching.INTERACTIVE, f"refused: {e}")
+                return
             if e.file_gone and job.input_file:
                 job = self._update(job, input_file=None)  # the input lapsed: upload again
             elif not v.transient:

@@ -150,3 +150,19 @@ def test_the_daemon_batches_a_backlog_and_writes_it(tmp_path, emu) -> None:
         assert d.stop() == 0
     assert emu.batches.created == 1 and "generate" not in emu.stats()["requests"]
     assert "batch job" in d.log()
+
+
+def test_a_model_without_batch_jobs_check_warns_and_sync_goes_interactive(
+        tmp_path, emu) -> None:
+    from mediasync.media.samples import wav_bytes
+
+    cfg = write_config(tmp_path, emu.base_url, folder_extra=ALWAYS)
+    cfg.write_text(cfg.read_text().replace("[api]", '[api]\nmodel = "gemini-3.5-transcribe"'))
+    memo = tmp_path / "inbox" / "memo.wav"
+    memo.write_bytes(wav_bytes(1.0))
+    r = cli(cfg, "check")
+    assert "does not list batchGenerateContent" in r.stdout, r.stdout
+    r = cli(cfg, "sync")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "inbox" / "memo.wav.transcript.txt").exists()
+    assert emu.batches.created == 0 and emu.stats()["requests"]["generate"] == 1
