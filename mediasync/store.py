@@ -133,7 +133,8 @@ ALTER TABLE usage_by_tier RENAME TO usage;
 """
 
 # Batch jobs (issue 17): a job is recorded before it is created (its key goes in the
-# display name), its items are the outputs it answers, matched by request key only.
+# display name), its items are the outputs it answers, matched by request key only
+# (outputs asking the same request, .srt and .vtt of one prompt, share one key).
 _SCHEMA_V5 = """
 CREATE TABLE batch_jobs (
     key TEXT PRIMARY KEY,
@@ -161,9 +162,10 @@ CREATE TABLE batch_items (
     state TEXT NOT NULL,
     answer TEXT,
     error TEXT,
-    PRIMARY KEY (job_key, request_key)
+    PRIMARY KEY (job_key, path, suffix)
 );
 CREATE INDEX batch_items_output ON batch_items(path, suffix);
+CREATE INDEX batch_items_request ON batch_items(job_key, request_key);
 """
 
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
@@ -561,7 +563,7 @@ class Store(_CopyTransitions):
 
     def set_items(self, key: str, state: str, request_keys: list[str] | None = None, *,
                   answer: str | None = None, error: str | None = None) -> None:
-        """Move a job's items (all of them, or those of ``request_keys``) to ``state``."""
+        """Move a job's waiting items (all), or those of ``request_keys``, to ``state``."""
         if request_keys is None:
             self._db.execute("UPDATE batch_items SET state=? WHERE job_key=? AND state=?",
                              (state, key, WAITING))

@@ -153,8 +153,9 @@ class Batcher:
         ctx, store = self._ctx, self._ctx.store
         now = ctx.clock()
         lines, items = [], []
+        keys: dict[str, str] = {}  # request → its key: one line for outputs asking alike
         key = secrets.token_hex(6)
-        for i, p in enumerate(pending):
+        for p in pending:
             content = store.get_content(p.sha)
             if content is not None and batching.needs_renewal(content.expires_at, now,
                                                                 settings.max_wait):
@@ -163,9 +164,13 @@ class Batcher:
                 self._released.add((p.path, p.want.suffix, p.sha))
                 self._queue.schedule(p.path, ctx.monotonic())
                 continue
-            request_key = f"o{i}"
             body = ctx.client.generate_request(content.uri, p.mime, p.prompt, p.config, p.system)
-            lines.append(json.dumps({"key": request_key, "request": body}, ensure_ascii=False))
+            text = json.dumps(body, ensure_ascii=False, sort_keys=True)
+            request_key = keys.get(text)
+            if request_key is None:  # .srt and .vtt of one prompt share one answer
+                request_key = keys[text] = f"o{len(keys)}"
+                lines.append(json.dumps({"key": request_key, "request": body},
+                                        ensure_ascii=False))
             items.append(ItemRow(key, request_key, p.path, p.want.suffix, p.sha,
                                  p.want.prompt_hash, p.want.model, content.uri,
                                  batching.WAITING))
@@ -355,9 +360,11 @@ class Batcher:
             raise
         results = parse_results(data)
         answered = errors = 0
+        billed: set[str] = set()
         for item in store.job_items(job.key):
-            if item.state != batching.WAITING:
+            if item.state != batching.WAITING or item.request_key in billed:
                 continue
+            billed.add(item.request_key)
             gen = results.answers.get(item.request_key)
             err = results.errors.get(item.request_key)
             if gen is not None:

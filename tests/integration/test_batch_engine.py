@@ -275,7 +275,8 @@ def test_xmp_and_subtitles_by_batch_are_checked_and_written_as_interactive_ones(
     memo = tmp_path / "inbox" / "memo.wav"
     memo.write_bytes(wav_bytes(2.0))
     prompts = [{"kinds": ["image"], "format": "xmp", "prompt": "Describe it."},
-               {"kinds": ["audio"], "format": "subtitles", "prompt": "Transcribe it."}]
+               {"kinds": ["audio"], "format": "subtitles", "prompt": "Transcribe it.",
+                "subtitles": ["srt", "vtt"]}]
 
     async def go() -> None:
         r = Run(tmp_path, emu, clock, prompts, mode="always")
@@ -286,7 +287,9 @@ def test_xmp_and_subtitles_by_batch_are_checked_and_written_as_interactive_ones(
         xmp = img.with_name(img.name + ".xmp").read_text()
         assert "dc:description" in xmp and "dc:subject" in xmp
         srt = memo.with_name("memo.en.srt").read_text()
-        assert "-->" in srt
+        assert "-->" in srt and memo.with_name("memo.en.vtt").read_text().startswith("WEBVTT")
+        # .srt and .vtt ask the same request: one line, one answer, billed once.
+        assert emu.stats()["batch_requests"] == 2 and len(r.billed) == 2
         assert "generate" not in emu.stats()["requests"]
         await r.close()
     asyncio.run(go())
