@@ -115,7 +115,7 @@ async def _collect_batches(engine: Engine) -> None:
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None) -> int:
     """Log what the pass did and what failed; the exit code."""
     from mediasync.app.apiclient import held_lines, pause_lines
-    from mediasync.report import status
+    from mediasync.report import batches, status
 
     reports = status.build(store, config)
     bad = status.failures(reports)
@@ -124,12 +124,17 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
     done = len(reports) - len(bad)
     log.info("%d of %d file(s) synced", done, len(reports))
     held = held_lines(budgets)
-    waiting = 0
+    waiting = batched = 0
     for r in bad:
         if held and status.SEE_HELD in (r.message or ""):
             waiting += 1  # one line for the model, not one per file
             continue
+        if batches.IN_JOB in (r.message or ""):
+            batched += 1  # not a failure: its answer is on its way
+            continue
         log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
+    if batched:
+        log.info("%d file(s) wait for a batch job", batched)
     if halted:
         return EXIT_API
     if held:

@@ -12,6 +12,8 @@ from typing import Any
 from mediasync.rules import batching
 from mediasync.store import Store
 
+IN_JOB = "in batch job"  # how a waiting output names its job (sync's summary counts them)
+
 
 @dataclass
 class JobReport:
@@ -66,7 +68,7 @@ def waiting_outputs(store: Store, jobs: list[JobReport]) -> dict[tuple[str, str]
     """(path, suffix) → why the output waits: the job it waits in and its progress."""
     out: dict[tuple[str, str], str] = {}
     for j in jobs:
-        why = f"in batch job {j.name} ({j.state}, {j.progress})"
+        why = f"{IN_JOB} {j.name} ({j.state}, {j.progress})"
         for item in store.job_items(j.key):
             if item.state == batching.WAITING:
                 out[(item.path, item.suffix)] = why

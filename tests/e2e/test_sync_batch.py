@@ -54,6 +54,8 @@ def test_no_wait_records_the_job_exits_6_status_shows_it_next_sync_collects(
     r = cli(cfg, "sync", "--no-wait")
     assert r.returncode == 6, r.stderr
     assert not _written(imgs) and emu.batches.created == 1
+    # Waiting for a job is no failure: one line, not an error per file.
+    assert "2 file(s) wait for a batch job" in r.stderr and " ERROR " not in r.stderr
     text = cli(cfg, "status").stdout
     assert "BATCH: batches/" in text and "2 outputs" in text and "max_wait" in text
     for p in imgs:
