@@ -9,6 +9,8 @@ Exit codes:
   4  another mediasync is using the state directory
   5  `sync` stopped because a model's daily quota (or the daily cost/token cap) is
      used; nothing failed, run it again after midnight Pacific time
+  6  `sync --no-wait` left outputs waiting in a batch job (recorded; the next `sync`
+     or `mediasync run` collects them)
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         "transcripts next to the files.",
         epilog="Exit codes: 0 ok, 1 some files failed, 2 bad usage or config, "
         "3 API key refused or service unreachable, 4 another instance running, "
-        "5 daily quota or cap used (sync).",
+        "5 daily quota or cap used (sync), 6 outputs wait in a batch job (sync --no-wait).",
     )
     p.add_argument("-c", "--config", type=Path,
                    help="config file (default: $MEDIASYNC_CONFIG, then "

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mediasync.rules.batching import ENDED, WAITING, ItemRow, JobRow
 from mediasync.rules.naming import shown
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 
@@ -26,7 +27,7 @@ __all__ = [
     "StoreDamaged", "StoreError", "StoredAnswer", "is_damage",
 ]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -182,9 +183,45 @@ CREATE TABLE xmp_marks (
 );
 """
 
+# Batch jobs (issue 17): a job is recorded before it is created (its key goes in the
+# display name), its items are the outputs it answers, matched by request key only
+# (outputs asking the same request, .srt and .vtt of one prompt, share one key).
+_SCHEMA_BATCHES = """
+CREATE TABLE batch_jobs (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    max_wait REAL NOT NULL,
+    name TEXT,
+    input_file TEXT,
+    service_state TEXT,
+    stats TEXT,
+    next_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    message TEXT
+);
+CREATE TABLE batch_items (
+    job_key TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    path TEXT NOT NULL,
+    suffix TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    file_uri TEXT NOT NULL,
+    state TEXT NOT NULL,
+    answer TEXT,
+    error TEXT,
+    PRIMARY KEY (job_key, path, suffix)
+);
+CREATE INDEX batch_items_output ON batch_items(path, suffix);
+CREATE INDEX batch_items_request ON batch_items(job_key, request_key);
+"""
+
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4,
                5: _SCHEMA_HEAL_FAR_RETRIES, 6: _SCHEMA_COPY_BYTES, 7: _SCHEMA_PROVENANCE,
-               8: _SCHEMA_ANSWERS, 9: _SCHEMA_XMP_MARKS}
+               8: _SCHEMA_ANSWERS, 9: _SCHEMA_XMP_MARKS, 10: _SCHEMA_BATCHES}
 
 
 T = TypeVar("T")
@@ -318,6 +355,10 @@ def _free_text(value: Any) -> Any:
         except UnicodeEncodeError:
             return shown(value)
     return value
+
+
+def _item(row: sqlite3.Row) -> ItemRow:
+    return ItemRow(**{**dict(row), "path": _path(row["path"])})
 
 
 def _path_row(row: sqlite3.Row) -> PathRow:
@@ -696,13 +737,15 @@ class Store(_CopyTransitions):
                 self._db.execute(
                     "UPDATE OR REPLACE xmp_marks SET sidecar=? WHERE sidecar="
                     "(SELECT sidecar FROM outputs WHERE path=? AND suffix=?)",
-                    (sidecar, old, suffix),
+                    (_key(sidecar), old_k, suffix),
                 )
                 self._db.execute(
                     "UPDATE outputs SET path=?, sidecar=? WHERE path=? AND suffix=?",
                     (new_k, _key(sidecar), old_k, suffix),
                 )
             self._db.execute("DELETE FROM outputs WHERE path=?", (old_k,))
+            # An answer on its way in a batch job follows the rename too.
+            self._db.execute("UPDATE batch_items SET path=? WHERE path=?", (new_k, old_k))
 
     def shift_times(self, delta: float) -> None:
         """Move our own recorded times (retries, paths seen gone) by ``delta`` seconds:
@@ -719,13 +762,13 @@ class Store(_CopyTransitions):
     def get_answer(self, key: str) -> StoredAnswer | None:
         row = self._db.execute("SELECT text, finish, block, paid_by FROM answers WHERE key=?",
                                (key,)).fetchone()
-        return StoredAnswer(*row) if row else None
+        return StoredAnswer(row[0], row[1], row[2], _path(row[3])) if row else None
 
     def put_answer(self, key: str, sha256: str, answer: StoredAnswer, now: float) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO answers (key, sha256, text, finish, block, paid_by, at)"
             " VALUES (?,?,?,?,?,?,?)",
-            (key, sha256, answer.text, answer.finish, answer.block, answer.paid_by, now))
+            (key, sha256, answer.text, answer.finish, answer.block, _key(answer.paid_by), now))
 
     def delete_answer(self, key: str) -> None:
         self._db.execute("DELETE FROM answers WHERE key=?", (key,))
@@ -733,12 +776,12 @@ class Store(_CopyTransitions):
     # -- what we wrote into XMP sidecars -------------------------------------
     def get_xmp_marks(self, sidecar: str) -> str | None:
         row = self._db.execute("SELECT marks FROM xmp_marks WHERE sidecar=?",
-                               (sidecar,)).fetchone()
+                               (_key(sidecar),)).fetchone()
         return row[0] if row else None
 
     def put_xmp_marks(self, sidecar: str, marks: str, now: float) -> None:
         self._db.execute("INSERT OR REPLACE INTO xmp_marks (sidecar, marks, at) VALUES (?,?,?)",
-                         (sidecar, marks, now))
+                         (_key(sidecar), marks, now))
 
     # -- doomed remote files --------------------------------------------------
     def doom(self, remote_name: str, reason: str, now: float) -> None:
@@ -748,7 +791,11 @@ class Store(_CopyTransitions):
         )
 
     def doomed(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT remote_name FROM doomed ORDER BY since")]
+        """Remote files to delete; a copy an open batch job names waits until it ends."""
+        return [r[0] for r in self._db.execute(
+            "SELECT remote_name FROM doomed d WHERE NOT EXISTS (SELECT 1 FROM batch_items i"
+            " WHERE i.state=? AND i.file_uri LIKE '%/' || d.remote_name) ORDER BY since",
+            (WAITING,))]
 
     def undoom(self, remote_name: str) -> None:
         self._db.execute("DELETE FROM doomed WHERE remote_name=?", (remote_name,))
@@ -799,6 +846,48 @@ class Store(_CopyTransitions):
         return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
             "SELECT day, model, requests, prompt_tokens, output_tokens, thoughts_tokens, tier "
             f"FROM usage {where}ORDER BY day, model, tier", args)]
+
+    # -- batch jobs -------------------------------------------------------------
+    def put_job(self, job: JobRow, items: Sequence[ItemRow] = ()) -> None:
+        """Record a job (and, when given, its items) in one commit."""
+        with self._tx():
+            for table, row in (("batch_jobs", job), *(("batch_items", i) for i in items)):
+                cols = _columns(type(row))
+                self._db.execute(f"INSERT OR REPLACE INTO {table} ({','.join(cols)})"
+                                 f" VALUES ({','.join('?' * len(cols))})",
+                                 [_key(getattr(row, c)) if c == "path" else getattr(row, c)
+                                  for c in cols])
+
+    def jobs(self, *, open_only: bool = True) -> list[JobRow]:
+        where, args = ("WHERE state!=? ", (ENDED,)) if open_only else ("", ())
+        return [JobRow(**r) for r in self._db.execute(
+            f"SELECT * FROM batch_jobs {where}ORDER BY created_at", args)]
+
+    def job_items(self, key: str) -> list[ItemRow]:
+        return [_item(r) for r in self._db.execute(
+            "SELECT * FROM batch_items WHERE job_key=? ORDER BY rowid", (key,))]
+
+    def item_for(self, path: str, suffix: str) -> ItemRow | None:
+        """The latest batch item of an output (any state), or None."""
+        row = self._db.execute("SELECT * FROM batch_items WHERE path=? AND suffix=?"
+                               " ORDER BY rowid DESC LIMIT 1", (_key(path), suffix)).fetchone()
+        return _item(row) if row else None
+
+    def set_items(self, key: str, state: str, request_keys: list[str] | None = None, *,
+                  answer: str | None = None, error: str | None = None) -> None:
+        """Move a job's waiting items (all), or those of ``request_keys``, to ``state``."""
+        if request_keys is None:
+            self._db.execute("UPDATE batch_items SET state=? WHERE job_key=? AND state=?",
+                             (state, key, WAITING))
+            return
+        self._db.executemany(
+            "UPDATE batch_items SET state=?, answer=?, error=? WHERE job_key=? AND request_key=?",
+            [(state, answer, error, key, k) for k in request_keys])
+
+    def copies_held_by_jobs(self) -> set[str]:
+        """Contents (SHA-256) an open batch job references: in use, never to delete."""
+        return {r[0] for r in self._db.execute(
+            "SELECT DISTINCT sha256 FROM batch_items WHERE state=?", (WAITING,))}
 
     def counts(self) -> dict[str, int]:
         """Progress figures for `sync`'s terminal line. Per-file states (synced,

@@ -86,8 +86,9 @@ def make_budgets(config: Config, store: Store) -> Budgets:
                                                       budgets.held.values()])
     today = pacific_day(time.time())
     made: dict[str, int] = {}
-    for _, model, requests, *_ in store.usage(day=today):
-        made[model] = made.get(model, 0) + requests  # every tier of the model
+    for _, model, requests, *_, tier in store.usage(day=today):
+        if tier != "batch":  # batch answers count against the Batch API's own limits
+            made[model] = made.get(model, 0) + requests  # every interactive tier
     for model, requests in made.items():
         budgets.restore_day(generate_class(model), today, requests)
     return budgets

@@ -228,6 +228,12 @@ def _check_models(config: Config, r: _Report) -> None:
             if answer.generates:
                 shown = f" ({answer.display_name})" if answer.display_name else ""
                 r.ok(f"model {model}{shown} ({where}): listed, supports generateContent")
+                batching = {config.batch.mode, *(f.batch.mode for f in config.folders if f.batch)}
+                if batching - {"off"} and answer.methods and (
+                        "batchGenerateContent" not in answer.methods):
+                    r.warn(f"model {model} ({where}) does not list batchGenerateContent: "
+                           "[batch] jobs for it will be refused and its outputs generated "
+                           "interactively")
             else:
                 r.fail(f"{where}: {model!r} exists but does not support generateContent (it "
                        f"supports {', '.join(answer.methods) or 'nothing listed'})")

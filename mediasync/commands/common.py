@@ -30,6 +30,7 @@ log = logging.getLogger("mediasync")
 
 # The meanings are listed in cli.py's docstring and --help epilog.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_LOCKED, EXIT_QUOTA = 0, 1, 2, 3, 4, 5
+EXIT_BATCH = 6  # `sync --no-wait`: outputs wait in a recorded batch job
 
 
 def err(message: str) -> None:

@@ -27,7 +27,7 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
     import sqlite3
 
     from mediasync.app.instance import lock_holder
-    from mediasync.report import status
+    from mediasync.report import batches, status
     from mediasync.store import Meta, Store, StoreError, is_damage
 
     db = state_db(config)
@@ -52,6 +52,7 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
             quota = status.quota_state(store, config, now)
             store_use = status.store_state(store, config, reports, now)
             recovery = status.recovery(store, now)
+            jobs = batches.open_jobs(store, now)
         finally:
             store.close()
     except (StoreError, sqlite3.Error) as e:
@@ -64,7 +65,7 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
             err(f"cannot read the state database {db}: {e}")
         return EXIT_FAILED
     if as_json:
-        doc = {**status.render_json(reports, halted, holds), **quota}
+        doc = {**status.render_json(reports, halted, holds, jobs), **quota}
         doc["unavailable"] = unavailable
         doc["store"] = store_use
         doc["recovery"] = recovery
@@ -75,7 +76,7 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
         print(status.render_text(reports, config, now, halted, verbose=not brief,
-                                 holds=holds))
+                                 holds=holds, jobs=jobs))
         print(status.render_store(store_use))
         for line in status.render_quota(quota):
             print(line)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from mediasync.app.logs import setup_logging
 from mediasync.commands.common import (
     EXIT_API,
+    EXIT_BATCH,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_QUOTA,
@@ -35,7 +36,9 @@ Progress = Callable[["Engine"], None]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """No options of its own: -c and --log-level are the parser's."""
+    """-c and --log-level are the parser's."""
+    p.add_argument("--no-wait", action="store_true",
+                   help="do not wait for batch jobs ([batch]): record them and exit 6")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -45,10 +48,12 @@ def main(args: argparse.Namespace) -> int:
         progress = _progress
         setup_logging(args.log_level or config.daemon.log_level,
                       stream=_ClearsProgress(sys.stderr))
-    return asyncio.run(sync(config, os.environ, progress=progress))
+    return asyncio.run(sync(config, os.environ, progress=progress,
+                            wait=not getattr(args, "no_wait", False)))
 
 
-async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None) -> int:
+async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | None = None,
+               wait: bool = True) -> int:
     """One pass: scan, upload, wait for ACTIVE, prompt, write. 0 when all done, else 1."""
     # Imported here: parsing the command line (this module's HELP) need not load the daemon.
     from mediasync.app.instance import InstanceLocked, instance_lock, state_dir
@@ -63,7 +68,8 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
             again = damaged is None
             try:
                 try:
-                    code, damaged = await _pass(config, env, store, progress, again=again)
+                    code, damaged = await _pass(config, env, store, progress, again=again,
+                                               wait=wait)
                 except Exception as e:
                     if not is_damage(e):
                         raise
@@ -84,9 +90,10 @@ async def sync(config: Config, env: Mapping[str, str], *, progress: Progress | N
 
 
 async def _pass(config: Config, env: Mapping[str, str], store: Store, progress: Progress | None,
-                *, again: bool) -> tuple[int | None, str | None]:
+                *, again: bool, wait: bool) -> tuple[int | None, str | None]:
     """One pass: (the exit code, None), or (None, why) when the database was found
-    damaged and ``again`` allows one more pass on a new one."""
+    damaged and ``again`` allows one more pass on a new one. ``wait``: for open batch
+    jobs; else they are recorded and the pass exits EXIT_BATCH."""
     from mediasync.app.apiclient import make_client
     from mediasync.engine.dispatch import Engine
 
@@ -100,6 +107,8 @@ async def _pass(config: Config, env: Mapping[str, str], store: Store, progress: 
         if progress is not None:
             ticker = asyncio.create_task(_tick(engine, progress))
         await engine.run(until_idle=True)
+        if wait and engine.damaged is None:
+            await _collect_batches(engine)
         if engine.damaged is None:
             await engine.sweep()
         if ticker is not None and progress is not None:
@@ -111,16 +120,41 @@ async def _pass(config: Config, env: Mapping[str, str], store: Store, progress: 
                 return None, engine.damaged
             log.error("the state database is damaged again (%s); stopping", engine.damaged)
             return EXIT_FAILED, None
-        return _summary(config, store, engine.halted, client.budgets, client), None
+        code = _summary(config, store, engine.halted, client.budgets, client)
+        if code in (EXIT_OK, EXIT_FAILED) and store.jobs():
+            from mediasync.report import batches
+
+            for line in batches.render(batches.open_jobs(store, engine.batcher.now())):
+                log.info("%s", line)
+            log.info("outputs wait in a batch job: `mediasync sync` again or "
+                     "`mediasync run` writes them when it ends")
+            return EXIT_BATCH, None
+        return code, None
     finally:
         await client.aclose()
+
+
+async def _collect_batches(engine: Engine) -> None:
+    """Wait for open batch jobs, one log line per poll, then write what they answered
+    (and generate interactively what they did not)."""
+    from mediasync.report import batches
+
+    def told(_jobs: object) -> None:
+        for line in batches.render(batches.open_jobs(engine.store, engine.batcher.now())):
+            log.info("%s", line)
+
+    for _ in range(3):  # a job's outputs that go interactive are never batched again
+        if not engine.store.jobs():
+            return
+        await engine.batcher.wait(told)
+        await engine.run(until_idle=True)
 
 
 def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets | None,
              client: GeminiClient | None = None) -> int:
     """Log what the pass did and what failed; the exit code."""
     from mediasync.app.apiclient import held_lines, pause_lines
-    from mediasync.report import status
+    from mediasync.report import batches, status
 
     total, skipped, bad = 0, 0, []
     for r in status.each(store, config):  # one at a time: only the unfinished are kept
@@ -135,12 +169,17 @@ def _summary(config: Config, store: Store, halted: str | None, budgets: Budgets 
     if skipped:
         log.info("%d file(s) skipped (symbolic links; `mediasync status` says why)", skipped)
     held = held_lines(budgets)
-    waiting = 0
+    waiting = batched = 0
     for r in bad:
         if held and status.SEE_HELD in (r.message or ""):
             waiting += 1  # one line for the model, not one per file
             continue
+        if batches.IN_JOB in (r.message or ""):
+            batched += 1  # not a failure: its answer is on its way
+            continue
         log.error("%s: %s%s", r.path, r.state, f": {r.message}" if r.message else "")
+    if batched:
+        log.info("%d file(s) wait for a batch job", batched)
     if halted:
         return EXIT_API
     if held:

@@ -6,6 +6,7 @@ the defaults in :mod:`.defaults`, ``[limits]``/``[prices]`` and the generation k
 the config from here.
 """
 
+from .batch import BATCH_MODES, BatchConfig
 from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_PROMPTS
 from .families import Family, family
 from .limits import (
@@ -47,6 +48,8 @@ from .template import PRESETS, render_init_config
 from .values import ConfigError, format_duration, parse_duration
 
 __all__ = [
+    "BATCH_MODES",
+    "BatchConfig",
     "DEFAULT_API",
     "DEFAULT_DAEMON",
     "DEFAULT_PRICES",

@@ -76,7 +76,9 @@ DEFAULT_PRICES: dict[str, Price] = {
 # What a service tier costs against standard (ai.google.dev/gemini-api/docs/optimization,
 # read 2026-10): Flex "50% discount"; Priority "75% to 100% more than standard", counted
 # at the upper bound so the daily cost cap is never passed because of our estimate.
-TIER_FACTORS = {"flex": 0.5, "standard": 1.0, "priority": 2.0}
+# The Batch API costs half of interactive (ai.google.dev/gemini-api/docs/batch-mode);
+# the ledger keeps its answers under the tier "batch".
+TIER_FACTORS = {"flex": 0.5, "standard": 1.0, "priority": 2.0, "batch": 0.5}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from mediasync.media.formats import FILE_TTL_SECONDS, KINDS, MAX_PROJECT_BYTES, media_type
 from mediasync.media.sizes import human_bytes, parse_size
 
+from .batch import BatchConfig, parse_batch
 from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_FOLDER, DEFAULT_PROMPTS
 from .limits import (
     COST_KEYS,
@@ -90,7 +91,8 @@ _TOP_KEYS = ("api", "daemon", "folders")
 # Cost knobs (folder and prompt tables), limits and prices: see limits.py.
 _FOLDER_KEYS += COST_KEYS
 _PROMPT_KEYS += COST_KEYS
-_TOP_KEYS += ("limits", "prices", "notify")
+_TOP_KEYS += ("limits", "prices", "notify", "batch")
+_FOLDER_KEYS += ("batch",)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,7 @@ class FolderConfig:
     pinned: bool = False  # the storage budget keeps this folder's copies first
     upload: str = "auto"  # what is uploaded of a file: "original", "proxy" or "auto"
     follow_symlinks: bool = False  # mirror links to files inside the folder (local/scan.py)
+    batch: BatchConfig | None = None  # None: the top-level [batch]
 
     def prompts_for(self, kind: str) -> tuple[PromptConfig, ...]:
         return tuple(p for p in self.prompts if kind in p.kinds)
@@ -222,6 +225,12 @@ class Config:
     limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+
+    def batch_for(self, path: Path) -> BatchConfig:
+        """The batch settings of ``path``'s folder (its [folders.batch] over [batch])."""
+        folder = self.folder_for(path)
+        return (folder.batch if folder else None) or self.batch
 
     def folder_for(self, path: Path | str) -> FolderConfig | None:
         """The configured folder containing ``path`` (folders never nest)."""
@@ -304,8 +313,9 @@ def _parse(data: Mapping[str, Any], source: Path | None, home: Path | None) -> C
     api = _api(data.get("api", {}), base, home)
     d_in = {**DEFAULT_DAEMON, **as_table(data.get("daemon", {}), "daemon")}
     daemon = _daemon(d_in, base, home)
-    folders = _folders(data.get("folders"), base, home)
-    return Config(api=api, daemon=daemon, folders=folders, source=source,
+    batch = parse_batch(data.get("batch", {}), "batch")
+    folders = _folders(data.get("folders"), base, home, batch)
+    return Config(api=api, daemon=daemon, folders=folders, source=source, batch=batch,
                   limits=parse_limits(data.get("limits", {}), daemon.requests_per_minute),
                   prices=parse_prices(data.get("prices", {})),
                   notify=parse_notify(data.get("notify", {})))
@@ -402,7 +412,8 @@ def _storage_budget(value: Any, key: str) -> StorageBudget:
     return StorageBudget(share=None, size=size)
 
 
-def _folders(raw: Any, base: Path | None, home: Path | None) -> tuple[FolderConfig, ...]:
+def _folders(raw: Any, base: Path | None, home: Path | None,
+             batch: BatchConfig) -> tuple[FolderConfig, ...]:
     """The [[folders]] array: at least one table, no folder inside another."""
     if raw is None:
         raise ConfigError("at least one [[folders]] table is required", key="folders")
@@ -411,7 +422,7 @@ def _folders(raw: Any, base: Path | None, home: Path | None) -> tuple[FolderConf
                           key="folders")
     if not raw:
         raise ConfigError("at least one [[folders]] table is required", key="folders")
-    folders = tuple(_folder(f, f"folders[{i}]", base, home) for i, f in enumerate(raw))
+    folders = tuple(_folder(f, f"folders[{i}]", base, home, batch) for i, f in enumerate(raw))
     for i, a in enumerate(folders):
         for j, b in enumerate(folders[:i]):
             _check_apart(a.path, b.path, i, j)
@@ -431,7 +442,8 @@ def _check_apart(a: Path, b: Path, i: int, j: int) -> None:
                           f"{str(b)!r}; folders must not nest", key=f"folders[{i}].path")
 
 
-def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> FolderConfig:
+def _folder(raw: Any, where: str, base: Path | None, home: Path | None,
+            batch: BatchConfig | None = None) -> FolderConfig:
     t = as_table(raw, where)
     check_keys(t, _FOLDER_KEYS, where)
     if "path" not in t:
@@ -474,6 +486,7 @@ def _folder(raw: Any, where: str, base: Path | None, home: Path | None) -> Folde
         pinned=as_bool(t.get("pinned", False), f"{where}.pinned"),
         upload=as_choice(t.get("upload", "auto"), UPLOADS, f"{where}.upload"),
         follow_symlinks=as_bool(t["follow_symlinks"], f"{where}.follow_symlinks"),
+        batch=parse_batch(t["batch"], f"{where}.batch", batch) if "batch" in t else None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import tomli_w
 
+from .batch import DEFAULT_BATCH
 from .defaults import DEFAULT_API, DEFAULT_DAEMON, DEFAULT_PROMPTS
 
 
@@ -103,6 +104,11 @@ def render_init_config(folders: Sequence[Path], *, state_dir: Path | None = None
         "# `mediasync check --notify`.\n",
         "# [notify]\n",
         "# urls = [\"ntfy://my-mediasync-topic\", \"mailto://me:app-password@gmail.com\"]\n",
+        "\n[batch]\n",
+        "# An existing library is a backlog: \"auto\" sends 50 or more pending outputs as\n",
+        "# one Batch API job, at half the price and outside the day quota, answered\n",
+        "# within a day (a lone new file stays interactive); \"always\" batches every one.\n",
+        _kv("mode", DEFAULT_BATCH["mode"]),
     ]
     for folder in folders:
         out += [

@@ -153,6 +153,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", choices=("refuse", "serve", "standard"),
                         default="refuse", help="serviceTier \"priority\": refused as for a key "
                         "below paid tier 2 (400), served, or served at standard")
+    parser.add_argument("--batch-pending", type=_duration, default=5.0,
+                        help="how long a batch job stays PENDING, e.g. 5s (live: up to a day)")
+    parser.add_argument("--batch-duration", type=_duration, default=30.0,
+                        help="how long after its creation a batch job SUCCEEDS, e.g. 30s; "
+                        "one still open at 48h ends EXPIRED")
     parser.add_argument(
         "--fault",
         type=_fault,
@@ -193,6 +198,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         flex_latency=args.flex_latency,
         flex_capacity=args.flex_capacity,
         priority=args.priority,
+        batch_pending=args.batch_pending,
+        batch_duration=args.batch_duration,
     )
     emu = Emulator(config)
     for fault in args.fault:

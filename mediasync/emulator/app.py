@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .batches import Batches
 from .config import EmulatorConfig
 from .faults import Fault, FaultSet
 from .models import Catalog
@@ -48,6 +49,11 @@ class Emulator:
     def models(self) -> Catalog:
         """The models served: ``retire``, ``restore``, ``route``, ``add``."""
         return self.state.models
+
+    @property
+    def batches(self) -> Batches:
+        """Batch jobs: ``pending``/``duration`` of new jobs, ``end(id, state)``, ``bad_lines``."""
+        return self.state.batches
 
     @property
     def faults(self) -> FaultSet:

@@ -59,6 +59,10 @@ class EmulatorConfig:
     flex_latency: float = 0.0
     flex_capacity: int | None = None
     priority: str = "refuse"
+    # Batch jobs (emulator/batches.py): PENDING for batch_pending seconds, then RUNNING
+    # until batch_duration after creation, then SUCCEEDED (live: up to 24 h, often less).
+    batch_pending: float = 5.0
+    batch_duration: float = 30.0
 
     @property
     def quirks(self) -> Quirks:

@@ -8,16 +8,18 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 KINDS = ("status", "slow", "cut", "short", "lost_finalize", "blocked", "garbage", "truncated",
-         "answer")
+         "answer", "lost_answer")
 # 429 forms (see errors.rate_quota_exceeded): violations to name, or "bare" (Help only,
 # wire/29) or "storage" (the 20 GB store, wire/02). Join several with "+".
 QUOTAS = ("per_minute", "per_day", "input_tokens", "bare", "storage")
 RATE_KINDS = {"per_minute": "rpm", "per_day": "rpd", "input_tokens": "tpm"}  # as quota.py
 BLOCK_STAGES = ("prompt", "candidate")
 ENDPOINTS = ("start", "chunk", "finalize", "query", "get", "list", "delete", "generate",
-             "models.list", "models.get", "any")
+             "models.list", "models.get", "batch.create", "batch.get", "batch.list",
+             "batch.cancel", "batch.delete", "download", "any")
 _DEFAULT_MATCH = {"cut": "chunk", "short": "chunk", "lost_finalize": "finalize",
-                  "blocked": "generate", "truncated": "generate", "answer": "generate"}
+                  "blocked": "generate", "truncated": "generate", "answer": "generate",
+                  "lost_answer": "batch.create"}
 _DEFAULT_REASON = {"blocked": "SAFETY", "truncated": "MAX_TOKENS", "answer": "STOP"}
 GENERATE_KINDS = ("blocked", "truncated", "answer")  # faults that shape an answer
 
@@ -41,7 +43,9 @@ class Fault:
     proxy or captive portal in the way may), "truncated" (generateContent answers
     with the first ``keep`` share of its text and finishReason ``reason``, MAX_TOKENS
     by default: an answer cut off), "answer" (generateContent answers ``text`` as
-    the candidate's text, finishReason ``reason``, STOP by default: a scripted answer).
+    the candidate's text, finishReason ``reason``, STOP by default: a scripted answer),
+    "lost_answer" (batch.create: make the job, then drop the connection: the client
+    never hears of it).
     quota: for a 429, answer in the live quota wording (``QUOTAS``, "+"-joined),
     in the emulator's quota tier and shape.
     match: an endpoint name or "any"; "chunk" also hits finalizing chunks.

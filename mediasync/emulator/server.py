@@ -318,6 +318,10 @@ class Handler(BaseHTTPRequestHandler):
         if parts[0] == "_emulator":
             self._at("control")
             return self._control(method, parts[1:])
+        if (len(parts) == 4 and parts[0] == "download" and parts[1] in VERSIONS
+                and parts[2] == "files" and parts[3].endswith(":download") and method == "GET"):
+            self._at("download")
+            return self._download(parts[3].removesuffix(":download"))
         if len(parts) == 3 and parts[0] == "upload" and parts[1] in VERSIONS:
             if parts[2] == "files" and method == "POST":
                 if "upload_id" in self.query:
@@ -335,11 +339,21 @@ class Handler(BaseHTTPRequestHandler):
             if len(ver) == 2 and ver[0] == "models" and method == "GET" and ":" not in ver[1]:
                 self._at("models.get")
                 return self._model(parts[0], ver[1])
+            if len(ver) == 2 and ver[0] == "files" and ver[1].endswith(":download"):
+                if method == "GET":
+                    self._at("download")
+                    return self._download(ver[1].removesuffix(":download"))
+            if ver[0] == "batches":
+                return self._batches(parts[0], method, ver[1:])
             if len(ver) == 2 and ver[0] == "files" and method in ("GET", "DELETE"):
                 self._at("get" if method == "GET" else "delete")
                 return self._file(parts[0], ver[1], method)
             if len(ver) == 2 and ver[0] == "models" and method == "POST":
                 model, _, verb = ver[1].partition(":")
+                if verb == "batchGenerateContent":
+                    self.model = model
+                    self._at("batch.create")
+                    return self._batch_create(parts[0], model)
                 if verb == "generateContent":
                     self.model = model
                     self._at("generate")
@@ -393,6 +407,19 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"flex_latency": state.flex_latency,
                                     "flex_capacity": state.flex_capacity,
                                     "priority": state.priority}, {})
+        if rest == ["batches"] and method == "POST":
+            body = self._json_body()
+            b = state.batches
+            if "pending" in body:
+                b.pending = parse_duration(body["pending"])
+            if "duration" in body:
+                b.duration = parse_duration(body["duration"])
+            if "bad_lines" in body:
+                b.bad_lines = int(body["bad_lines"])
+            for job_id, end in (body.get("end") or {}).items():
+                b.end(str(job_id), "BATCH_STATE_" + str(end).upper().removeprefix("BATCH_STATE_"))
+            return self._send(200, {"pending": b.pending, "duration": b.duration,
+                                    "jobs": [j.name for j in b.jobs()]}, {})
         if rest == ["advance"] and method == "POST":
             body = self._json_body()
             state.clock.advance(float(body.get("seconds", 0)))
@@ -574,9 +601,57 @@ class Handler(BaseHTTPRequestHandler):
                     headers=headers,
                 )
 
+    def _batch_create(self, ver: str, model: str) -> None:
+        fault = self._fault((*_ALL_KINDS, "lost_answer"))
+        self._check_key()
+        op = self.state.batches.create(model, ver, self._json_body())
+        if fault is not None and fault.kind == "lost_answer":
+            raise _Dropped  # made, never told: a retried create would make a second job
+        self._send(200, op, {})
+
+    def _batches(self, ver: str, method: str, rest: list[str]) -> None:
+        """batches.list / get / cancel / delete: Operations (wire/40), ``{}`` for the rest."""
+        job_id, _, verb = (rest[0] if len(rest) == 1 else "").partition(":")
+        op = {("GET", 0, ""): "batch.list", ("GET", 1, ""): "batch.get",
+              ("POST", 1, "cancel"): "batch.cancel",
+              ("DELETE", 1, ""): "batch.delete"}.get((method, len(rest), verb))
+        if op is None:
+            raise ApiError(404, f"Method not found: {method} batches/{'/'.join(rest)}",
+                           "NOT_FOUND")
+        self._at(op)
+        self._fault()
+        self._check_key()
+        batches = self.state.batches
+        if op == "batch.list":
+            size, token = self._paging(50, 1000)
+            return self._send(200, batches.list(ver, size, token), {})
+        if op == "batch.get":
+            return self._send(200, batches.get(job_id, ver), {})
+        (batches.cancel if op == "batch.cancel" else batches.delete)(job_id)
+        self._send(200, {}, {})
+
+    def _paging(self, default: int, most: int) -> tuple[int, str]:
+        """(pageSize, pageToken) of a listing, either spelling; a size ≤ 0 is the default."""
+        try:
+            size = int(self.query.get("pageSize") or self.query.get("page_size") or default)
+        except ValueError:
+            raise ApiError(400, "Invalid pageSize.") from None
+        size = default if size <= 0 else min(size, most)
+        return size, self.query.get("pageToken") or self.query.get("page_token") or ""
+
+    def _download(self, file_id: str) -> None:
+        """``files/{id}:download?alt=media``: the bytes of a file the service made."""
+        self._fault()
+        self._check_key()
+        rec = self.state.store.generated(file_id.removeprefix("files/"))
+        self._send_raw(200, rec.data or b"", "application/octet-stream", {})
+
     def _file(self, ver: str, file_id: str, method: str) -> None:
         self._fault()
         self._check_key()
+        if method == "GET" and not valid_file_id(file_id):
+            # A batch's results file: files.get refuses its long id (files-api.md).
+            raise ApiError(400, f"Invalid file name: files/{file_id}")
         if method == "GET":
             rec = self.state.store.get(file_id)
             res = rec.resource(self.state.clock.now(), self._base(), ver, self.state.quirks)
@@ -587,12 +662,7 @@ class Handler(BaseHTTPRequestHandler):
     def _list(self, ver: str) -> None:
         self._fault()
         self._check_key()
-        try:
-            size = int(self.query.get("pageSize") or self.query.get("page_size") or 10)
-        except ValueError:
-            raise ApiError(400, "Invalid pageSize.") from None
-        size = 10 if size <= 0 else min(size, 100)
-        token = self.query.get("pageToken") or self.query.get("page_token") or ""
+        size, token = self._paging(10, 100)
         after = 0
         if token:
             try:
@@ -612,12 +682,7 @@ class Handler(BaseHTTPRequestHandler):
         """models.list: ``{"models": [...], "nextPageToken"}`` (token as wire/37)."""
         self._fault()
         self._check_key()
-        try:
-            size = int(self.query.get("pageSize") or self.query.get("page_size") or 50)
-        except ValueError:
-            raise ApiError(400, "Invalid pageSize.") from None
-        size = 50 if size <= 0 else min(size, 1000)
-        token = self.query.get("pageToken") or self.query.get("page_token") or ""
+        size, token = self._paging(50, 1000)
         specs, next_token = self.state.models.page(size, token)
         body: dict[str, Any] = {"models": [m.resource() for m in specs]}
         if next_token:

@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from typing import Any
 
+from .batches import Batches
 from .config import EmulatorConfig
 from .faults import FaultSet
 from .models import Catalog
@@ -47,6 +48,8 @@ class EmulatorState:
         self.flex_in_flight = 0
         self.tiers: Counter[str] = Counter()  # generate calls served per tier, and refusals
         self.models_asked: Counter[str] = Counter()  # generate calls per model asked for
+        self.batches = Batches(self.clock, self.store, self.models,
+                               pending=config.batch_pending, duration=config.batch_duration)
 
     def flex_enter(self) -> bool:
         """Take a Flex slot; False when the tier is at capacity (refuse the call)."""
@@ -97,6 +100,8 @@ class EmulatorState:
             "models": self.models.to_dict(),
             "generate_by_model": dict(self.models_asked),
             "tiers": dict(self.tiers),
+            "batches_created": self.batches.created,
+            "batch_requests": sum(len(j.requests) for j in self.batches.jobs()),
         }
 
     def list_files(self, base: str, ver: str = "v1beta") -> list[dict[str, Any]]:

@@ -80,6 +80,8 @@ def media_kind(mime: str) -> str | None:
 
 
 HASH_FORMS = ("hex", "raw", "none")
+# A batch's JSONL input file; the bare "jsonl" is refused as the live service does (wire/04).
+JSONL_MIMES = ("application/jsonl", "application/json-lines")
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class FileRecord:
     seq: int  # stable list order
     probe: Probe
     failure: str | None  # why processing will end FAILED, if it will
+    data: bytes | None = None  # whole bytes, kept for JSONL (batch input and results)
 
     # The record's times as the service writes them, formatted once: a listing of
     # 100,000 files formatted three times per file per page otherwise.
@@ -183,15 +186,19 @@ class Progress:
     head: bytearray = field(default_factory=bytearray)
     tail: bytes = b""
     tail_from: int = 0  # blocks ending before this offset cannot reach the final tail
+    whole: bytearray | None = None  # every byte, for JSONL (a batch's input file)
 
     def copy(self) -> Progress:
         return Progress(
-            self.received, self.hasher.copy(), bytearray(self.head), self.tail, self.tail_from
+            self.received, self.hasher.copy(), bytearray(self.head), self.tail, self.tail_from,
+            bytearray(self.whole) if self.whole is not None else None,
         )
 
     def feed(self, block: memoryview) -> None:
         n = len(block)
         self.hasher.update(block)
+        if self.whole is not None:
+            self.whole += block
         if len(self.head) < KEEP_BYTES:
             self.head += block[: KEEP_BYTES - len(self.head)]
         if self.received + n > self.tail_from:  # skip copies far from the end
@@ -243,6 +250,7 @@ class Store:
         self.storage_form = storage_form
         self._lock = threading.Lock()
         self._uploads: dict[str, Upload] = {}
+        self._generated: dict[str, FileRecord] = {}  # batch results: download only
         self._seq = 0
         # Live files three ways, so that no request costs time in the number of files
         # (a library of 100,000 would make every upload and page quadratic): by id;
@@ -359,6 +367,8 @@ class Store:
             upload = Upload(secrets.token_urlsafe(24), ver, file_id, display_name, mime, declared)
             if declared is not None:
                 upload.progress.tail_from = declared - KEEP_BYTES
+            if canonical_mime(mime) in JSONL_MIMES:
+                upload.progress.whole = bytearray()
             self._uploads[upload.id] = upload
             self.counters["uploads_started"] += 1
             return upload
@@ -386,7 +396,8 @@ class Store:
         final = {"X-Goog-Upload-Status": "final"}
         kind = media_kind(upload.mime)
         mime = canonical_mime(upload.mime)
-        if kind is None:
+        jsonl = mime in JSONL_MIMES
+        if kind is None and not jsonl:
             upload.error = ApiError(400, f"Unsupported MIME type: {upload.mime}", headers=final)
             raise upload.error
         with self._lock:
@@ -408,7 +419,7 @@ class Store:
             failure = None
             if prog.received == 0:
                 failure = "The file is empty."
-            elif not sniff(mime, head):
+            elif not jsonl and not sniff(mime, head):
                 failure = f"The file's contents are not valid {upload.mime} media."
             delay = self.video_processing_delay if kind == "video" else self.processing_delay
             self._seq += 1
@@ -422,14 +433,38 @@ class Store:
                 ready_time=now + delay,
                 expire_time=now + self.ttl - min(EXPIRY_LEAD, self.ttl / 1000),
                 seq=self._seq,
-                probe=probe(mime, head, tail, prog.received) if not failure else Probe(),
+                probe=(probe(mime, head, tail, prog.received) if not failure and not jsonl
+                       else Probe()),
                 failure=failure,
+                data=bytes(prog.whole) if prog.whole is not None else None,
             )
             self._add(rec)
             upload.file = rec
             upload.progress = Progress(prog.received)  # drop kept bytes and hasher
             self.counters["uploads_finalized"] += 1
             return rec
+
+    def add_generated(self, file_id: str, mime: str, data: bytes) -> FileRecord:
+        """A file the service made (a batch's results): ACTIVE, kept whole, not listed."""
+        with self._lock:
+            now = self.clock.now()
+            self._seq += 1
+            rec = FileRecord(id=file_id, display_name=None, mime=mime, size=len(data),
+                             sha256=hashlib.sha256(data).digest(), create_time=now,
+                             ready_time=now, expire_time=now + self.ttl, seq=self._seq,
+                             probe=Probe(), failure=None, data=data)
+            self._generated[file_id] = rec
+            return rec
+
+    def generated(self, file_id: str) -> FileRecord:
+        with self._lock:
+            rec = self._generated.get(file_id)
+            if rec is not None and self.clock.now() >= rec.expire_time:
+                del self._generated[file_id]
+                rec = None
+        if rec is None:
+            raise file_not_found(file_id)
+        return rec
 
     def _new_id(self) -> str:
         while True:

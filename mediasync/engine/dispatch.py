@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from mediasync.config import Config
+from mediasync.engine.batcher import Batcher
 from mediasync.engine.clockjump import WallJumps
 from mediasync.engine.context import Context
 from mediasync.engine.folders import Folders
@@ -32,7 +33,7 @@ from mediasync.gemini import ApiError, GeminiClient
 from mediasync.local.folderio import FolderIO
 from mediasync.local.proxies import ProxyCache
 from mediasync.media.proxy import Spec, wants_proxy
-from mediasync.remote.mirror import Mirror
+from mediasync.remote.mirror import ContentUnavailable, Mirror
 from mediasync.rules.failures import classify
 from mediasync.rules.rows import ContentRow
 from mediasync.store import Meta, Store, is_damage
@@ -114,10 +115,13 @@ class Engine:
                                     forget_settle=self._settle.forget,
                                     sweep_grace=lambda: self._sweeper.grace)
         self._models = ModelWatch(ctx)
+        self.batcher = Batcher(ctx, self, instance=instance_id(store), halt=self._halt,
+                               renew=self._fresh_copy, sleep=sleep)
+        self._batch_task: asyncio.Task[None] | None = None
         self._producer = Producer(ctx, self, self._halt, exists=self._identify.exists,
                                   jitter=lambda: mirror.jitter(),  # as the mirror's is then
                                   forget_copy=mirror.forget_copy,
-                                  thinks=self._models.thinks)
+                                  thinks=self._models.thinks, batch=self.batcher)
         self._reconciler = Reconciler(
             ctx, self, self._halt,
             take_stat=self._folders.take_stat,
@@ -202,6 +206,18 @@ class Engine:
         return (self._ctx.config.keeps_alive(Path(path))
                 and (budget is None or budget.keeps(sha)))
 
+    async def _fresh_copy(self, sha: str) -> ContentRow | None:
+        """A new copy of a content now (a batch job must not outlive its copy)."""
+        async with self.mirror.lock(sha):
+            c = self._ctx.store.get_content(sha)
+            if c is None:
+                return None
+            try:
+                await self.mirror.make_copy(c)
+            except ContentUnavailable:
+                return None
+            return self._ctx.store.get_content(sha)
+
     def set_client(self, client: GeminiClient) -> None:
         # `halted` stays until a call succeeds, so a still-bad key is logged once.
         self._ctx.live.client = client
@@ -248,6 +264,8 @@ class Engine:
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Dispatch due paths until stopped (or, with ``until_idle``, until nothing is left)."""
+        if not until_idle and self._batch_task is None:
+            self._batch_task = asyncio.create_task(self.batcher.run(), name="batch jobs")
         while not self._stopping and self.damaged is None:
             now = self._ctx.monotonic()
             while self._heap and self._heap[0][0] <= now and len(self._running) < MAX_TASKS:
@@ -257,6 +275,10 @@ class Engine:
                 del self._due[path]
                 self._running[path] = asyncio.create_task(self._process(path), name=path)
             # `sync` has no grace period: there the pass's renames must be seen first.
+            if self.batcher.gathered and not self._running and (
+                    not self._heap or self._heap[0][0] > now):
+                await self.batcher.flush()  # out of work: gathered outputs go as jobs
+                continue
             blocked = self._ctx.once and bool(self._running)
             sweep_in = self._sweeper.start_if_due(now, blocked=blocked)
             if until_idle and not self._heap and not self._running and not self._sweeper.running:
@@ -289,6 +311,8 @@ class Engine:
         if self.mirror.budget is not None:
             self.mirror.budget.stop()
         tasks = list(self._running.values())
+        if self._batch_task is not None:
+            tasks.append(self._batch_task)
         for t in tasks:
             t.cancel()
         tasks += self._sweeper.cancel()

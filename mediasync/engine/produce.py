@@ -14,6 +14,7 @@ from pathlib import Path, PurePath
 
 from mediasync.config import KnobRequest, Knobs
 from mediasync.engine.answers import AnswerBook, answer_key
+from mediasync.engine.batcher import Batcher, Hold
 from mediasync.engine.context import UNAVAILABLE_RETRY, Context, Requeue
 from mediasync.engine.halt import Halt
 from mediasync.gemini import ApiError, ConfigPaused, Usage
@@ -56,12 +57,14 @@ class Producer:
         jitter: Callable[[], float],
         forget_copy: Callable[[str, str | None], bool],
         thinks: Callable[[str], bool | None] = lambda model: None,
+        batch: Batcher | None = None,
     ) -> None:
         """``exists(folder, path)``: whether a sidecar is there, a folder that is away
         counting as holding it (Identifier.exists); ``jitter``: a draw in [0, 1) for
         backoffs; ``forget_copy(sha, uri)``: the remote copy at ``uri`` is gone, False when
         another serves by now (Mirror.forget_copy); ``thinks(model)``: its models.get
-        answer's ``thinking`` flag, when known (ModelWatch.thinks)."""
+        answer's ``thinking`` flag, when known (ModelWatch.thinks);
+        ``batch``: where outputs may go by the Batch API."""
         self._ctx = ctx
         self._queue = queue
         self._halt = halt
@@ -69,6 +72,7 @@ class Producer:
         self._jitter = jitter
         self._forget_copy = forget_copy
         self._thinks = thinks
+        self._batch = batch
         self._said: set[str] = set()  # knob notes logged once per run
         # Paid answers by what decides them: the same bytes cost one generation.
         self._book = AnswerBook(ctx.store, ctx.clock)
@@ -310,6 +314,10 @@ class Producer:
         except FolderUnavailable:
             self._unavailable(job)
             return None
+        if self._batch is not None:
+            routed = self._by_batch(job, req, content, knobs)
+            if routed is not False:
+                return routed
         want = job.want
         request = self._request(knobs, want.model)
         config = request.generation_config
@@ -434,6 +442,36 @@ class Producer:
         self._ctx.store.put_path(dataclasses.replace(
             recorded, size=facts.size, mtime_ns=facts.mtime_ns, inode=facts.inode))
         return False
+
+    def _by_batch(self, job: Job, req: formats.Request, content: ContentRow, knobs: Knobs
+                  ) -> tuple[structured.Answer, formats.Request, str | None] | None | bool:
+        """A batch's answer, None (the output waits for a job, or its error line was
+        recorded), or False: ask interactively."""
+        assert self._batch is not None
+        request = self._request(knobs, job.want.model)
+        config = {**request.generation_config,
+                  **(structured.generation_config(req.schema) or {})} or None
+        routed = self._batch.route(job.path, job.want, job.sha, content.copy_mime, req.prompt,
+                                   config, req.system)
+        if routed is None:
+            return False
+        if isinstance(routed, Hold):
+            return None
+        if isinstance(routed, ApiError):  # the job's line for it: judged as any answer
+            self.failed(job.path, job.rel, job.sha, job.want, job.row, job.on_disk, routed,
+                        job.attempts)
+            return None
+        gen = dataclasses.replace(routed, service_tier="batch")
+        value = None
+        if req.schema is not None and not gen.blocked and gen.text is not None:
+            try:
+                value = structured.parse(gen.text, req.schema)
+            except ValueError as e:
+                log.info("%s: %s: the batch answer is invalid (%s); asking again",
+                         job.rel, job.want.suffix, e)
+                self._batch.give_up(job.path, job.want.suffix)
+                return False
+        return structured.Answer(gen, value, gen.usage), req, None
 
     def _knobs(self, path: str, want: Desired) -> Knobs:
         return self._ctx.config.knobs_for(Path(path), want.spec)

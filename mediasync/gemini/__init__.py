@@ -1,5 +1,6 @@
 """The HTTP boundary to the Gemini File API (asyncio + httpx, no SDK)."""
 
+from .batches import BatchJob, Results, parse_results
 from .client import GeminiClient
 from .errors import ApiError, FileChanged, ProtocolError, TransportError, UploadSessionLost
 from .models import (
@@ -29,6 +30,9 @@ from .tiers import FlexFallback, flex_refusal
 
 __all__ = [
     "ApiError",
+    "BatchJob",
+    "Results",
+    "parse_results",
     "Budgets",
     "ClassLimits",
     "ConfigPause",

@@ -7,8 +7,6 @@ get. Parsed leniently (:class:`ModelInfo`): no capture proves the field set.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .models import ModelInfo, json_object, model_name
 from .transport import Transport
 
@@ -17,20 +15,8 @@ PAGE_SIZE = 1000  # the most one page may hold: the catalogue is a page or two
 
 async def list_models(transport: Transport, page_size: int = PAGE_SIZE) -> list[ModelInfo]:
     """Every model on every page (the service's default page size is smaller)."""
-    models: list[ModelInfo] = []
-    token: str | None = None
-    while True:
-        params: dict[str, Any] = {"pageSize": page_size}
-        if token:
-            params["pageToken"] = token
-        response = await transport.call("models.list", "GET", transport.url("models"),
-                                         limited=token is None, params=params)
-        data = json_object(response.content)
-        models.extend(ModelInfo.from_json(m) for m in data.get("models") or []
-                      if isinstance(m, dict))
-        token = data.get("nextPageToken")
-        if not token or not isinstance(token, str):
-            return models
+    return [ModelInfo.from_json(m)
+            for m in await transport.pages("models.list", "models", "models", page_size)]
 
 
 async def get_model(transport: Transport, model: str) -> ModelInfo:

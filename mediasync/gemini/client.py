@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from . import catalog
+from . import batches, catalog
+from .batches import BatchJob
 from .errors import ApiError
 from .models import (
     File,
@@ -200,23 +201,8 @@ class GeminiClient:
 
     async def list_files(self, page_size: int = 100) -> list[File]:
         """Every page; the service answers ``{}`` when there are no files."""
-        files: list[File] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"pageSize": page_size}
-            if token:
-                params["pageToken"] = token
-            # One listing is one use of the budget, however many pages it takes:
-            # a periodic refresh of thousands of files must not starve generation.
-            response = await self.transport.call(
-                "files.list", "GET", self.transport.url("files"), limited=token is None,
-                params=params,
-            )
-            data = json_object(response.content)
-            files.extend(File.from_json(f) for f in data.get("files") or [] if isinstance(f, dict))
-            token = data.get("nextPageToken")
-            if not token:
-                return files
+        return [File.from_json(f)
+                for f in await self.transport.pages("files.list", "files", "files", page_size)]
 
     async def delete_file(self, name: str) -> None:
         """Delete a file. If a retried delete lost its first answer, the retry may
@@ -231,6 +217,38 @@ class GeminiClient:
     async def get_model(self, model: str) -> ModelInfo:
         """One model; ApiError 404 (``model_missing``) when retired or unknown."""
         return await catalog.get_model(self.transport, model)
+
+    # -- batches (the protocol lives in batches.py) ----------------------------
+    async def create_batch(self, model: str, display_name: str, *, file_name: str | None = None,
+                           requests: list[dict[str, Any]] | None = None) -> BatchJob:
+        """A batch job from a JSONL file (``file_name``) or inline ``requests``; never
+        retried in the call (create is not idempotent)."""
+        return await batches.create(self.transport, model, display_name, file_name=file_name,
+                                    requests=requests)
+
+    async def get_batch(self, name: str) -> BatchJob:
+        return await batches.get(self.transport, name)
+
+    async def list_batches(self) -> list[BatchJob]:
+        return await batches.list_jobs(self.transport)
+
+    async def cancel_batch(self, name: str) -> None:
+        await batches.cancel(self.transport, name)
+
+    async def delete_batch(self, name: str) -> None:
+        await batches.delete(self.transport, name)
+
+    async def download(self, file_name: str) -> bytes:
+        """The bytes of a file the service made (a batch's results file)."""
+        return await batches.download(self.transport, file_name)
+
+    @staticmethod
+    def generate_request(file_uri: str, mime_type: str, prompt: str,
+                         generation_config: dict[str, Any] | None,
+                         system_instruction: str | None) -> dict[str, Any]:
+        """The GenerateContentRequest :meth:`generate` sends, for a batch's lines."""
+        return _generate_body(file_uri, mime_type, prompt, generation_config,
+                              system_instruction)
 
     # -- generation -----------------------------------------------------------
     async def generate(

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from .errors import ApiError, TransportError
+from .models import json_object
 from .pacing import FILES, MAX_QUOTA_RETRIES, Budgets, ConfigPaused, model_pause
 from .quota import violations
 from .retry import RetryPolicy
@@ -112,6 +113,24 @@ class Transport:
         wait = retry.delay(error, attempt)
         log.info("%s failed (%s); retry %d in %.2fs", op, error, attempt, wait)
         await retry.sleep(wait)
+
+    async def pages(self, op: str, path: str, field: str, page_size: int) -> list[dict[str, Any]]:
+        """Every item under ``field`` of every page of a listing (``nextPageToken``). One
+        listing is one use of the budget, however many pages it takes: a periodic
+        refresh of thousands of files must not starve generation."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"pageSize": page_size}
+            if token:
+                params["pageToken"] = token
+            response = await self.call(op, "GET", self.url(path), limited=token is None,
+                                       params=params)
+            data = json_object(response.content)
+            items.extend(i for i in data.get(field) or [] if isinstance(i, dict))
+            token = data.get("nextPageToken")
+            if not token or not isinstance(token, str):
+                return items
 
     async def call(
         self,

@@ -285,10 +285,12 @@ class StoreBudget:
             [*strays, *hs], kept, self._config().daemon.keep_first, self.limit())
             if sha in held]
         gone = 0
+        in_jobs = store.copies_held_by_jobs()  # an open batch job reads them by URI
         for sha in order:
             if gone >= n:
                 break
-            if self._in_use.get(sha) or self._held.get(sha) or self._busy(sha):
+            if self._in_use.get(sha) or self._held.get(sha) or self._busy(sha) or (
+                    sha in in_jobs):
                 continue
             c = store.get_content(sha)
             if c is None or not c.remote_name:

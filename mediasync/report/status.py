@@ -18,7 +18,7 @@ from typing import Any
 
 from mediasync.config import Config
 from mediasync.gemini.quota import PACIFIC, next_reset, pause_message
-from mediasync.report import costs
+from mediasync.report import batches, costs
 from mediasync.rules import availability, budget, desired, naming, rows, states, steps, units
 from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
 from mediasync.rules.states import Copy, Output
@@ -137,11 +137,14 @@ _OUTPUT_WORDS = {
 
 
 def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float,
-             held: str | None = None) -> SidecarReport:
-    """``held``: why its model or tier is held for the config, if it is."""
+             held: str | None = None, batch: str | None = None) -> SidecarReport:
+    """``held``: why its model or tier is held for the config, if it is; ``batch``: the
+    batch job it waits in, if it does."""
     name = os.path.basename(want.sidecar)
     state = states.output_state(o, want, sha)  # the engine's own decoder
     served = (o.model_version, o.service_tier) if o is not None else (None, None)
+    if batch and state in (Output.MISSING, Output.STALE, Output.WAITING):
+        return SidecarReport(name, "waiting", batch, format=want.format, model=want.model)
     if held and state not in (Output.WRITTEN, Output.KEPT_EDIT, Output.BLOCKED):
         return SidecarReport(name, "waiting", held, format=want.format, model=want.model,
                              model_version=served[0], service_tier=served[1])
@@ -169,7 +172,8 @@ NOT_KEPT = "captioned, copy not kept (storage budget)"
 
 def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
           stalled: str | None, now: float, kept: frozenset[str] | None = None,
-          held: Mapping[str, str] | None = None) -> FileReport:
+          held: Mapping[str, str] | None = None,
+          batched: Mapping[tuple[str, str], str] | None = None) -> FileReport:
     r = FileReport(path=row.path, folder=row.folder, state="pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
@@ -196,7 +200,8 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     complete = serving
     for want in wants:
         s = _sidecar(mine.get(want.suffix), want, row.sha256 or "", now,
-                     _held_for(held, config, row.path, want) if held else None)
+                     _held_for(held, config, row.path, want) if held else None,
+                     (batched or {}).get((row.path, want.suffix)))
         r.sidecars.append(s)
         if s.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT):
             continue
@@ -282,11 +287,12 @@ def each(store: Store, config: Config, now: float | None = None) -> Iterator[Fil
     unavailable = unavailable_folders(store)
     kept = _kept(store, config)
     holds = held(store, config)
+    batched = batches.waiting_outputs(store, batches.open_jobs(store, now))
     for row, content, outputs in store.live_files():
         # The innermost unavailable folder or disk mounted inside one that holds it.
         away = availability.unavailable_holding(row.path, unavailable) if unavailable else None
         why = f"the folder {away} {unavailable[away]}" if away else None
-        r = _file(row, content, outputs, config, halted or why, now, kept, holds)
+        r = _file(row, content, outputs, config, halted or why, now, kept, holds, batched)
         if why and r.state != "failed":
             # Out of sight, it cannot be called synced: its bytes or sidecars may have
             # changed on the pulled disk. It waits for the disk, whatever was recorded.
@@ -396,10 +402,12 @@ def _relative(path: str, folder: str) -> str:
 
 
 def render_text(reports: list[FileReport], config: Config, now: float, halted: str | None = None,
-                *, verbose: bool = True, holds: Mapping[str, str] | None = None) -> str:
+                *, verbose: bool = True, holds: Mapping[str, str] | None = None,
+                jobs: list[batches.JobReport] | None = None) -> str:
     lines = []
     if halted:
         lines.append(f"HALTED: {halted}")
+    lines += batches.render(jobs or [])
     # One line per held model or tier, not one per file (their files say "waiting").
     lines += [f"HELD: {message}" for message in (holds or {}).values()]
     for folder in config.folders:
@@ -447,7 +455,8 @@ def _provenance(s: SidecarReport) -> str:
 
 
 def render_json(reports: list[FileReport], halted: str | None = None,
-                holds: Mapping[str, str] | None = None) -> dict[str, Any]:
+                holds: Mapping[str, str] | None = None,
+                jobs: list[batches.JobReport] | None = None) -> dict[str, Any]:
     files = []
     for r in reports:
         d = _as_dict(r)
@@ -459,7 +468,7 @@ def render_json(reports: list[FileReport], halted: str | None = None,
         files.append(d)
     held_list = [{"key": k, "message": m} for k, m in (holds or {}).items()]
     return {"halted": halted, "held": held_list, "tokens": token_totals(reports),
-            "files": files}
+            "batch_jobs": [j.to_json() for j in jobs or []], "files": files}
 
 
 def _as_dict(obj: Any) -> Any:

@@ -203,13 +203,12 @@ def status_of(number: int) -> int:
 
 # -- which sample each case answers ---------------------------------------
 COMPARED = {1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 24,
-            25, 26, 27, 28, 29, 31, 32, 34, 37, 38, 41}  # fmt: skip
+            25, 26, 27, 28, 29, 31, 32, 34, 37, 38, 40, 41}  # fmt: skip
 NOT_SERVED = {
     3: "proto text inside another message, not an HTTP body",
     20: "cachedContents are not emulated",
     35: "streamGenerateContent is not emulated",
     36: "historical 2024 multipart upload",
-    40: "batches are not emulated yet (issue 17)",
 }
 
 
@@ -371,6 +370,36 @@ def test_18_image_on_1_5_flash(emu: Emulator, api: httpx.Client) -> None:
     conforms(body(18), r.json(), lack={"avgLogprobs"}, add={"index", "responseId"})
     details = r.json()["usageMetadata"]["promptTokensDetails"]
     assert details[1] == {"modality": "IMAGE", "tokenCount": 258}
+
+
+def test_40_batches_list_while_running_and_19_a_results_line(
+        emu: Emulator, api: httpx.Client) -> None:
+    req = {"contents": [{"parts": [{"text": "Explain AI briefly."}]}]}
+    made = api.post("/v1beta/models/gemini-2.5-flash:batchGenerateContent", json={"batch": {
+        "displayName": "my-batch-job", "inputConfig": {"requests": {"requests": [
+            {"request": req}] * 4}}}})
+    assert made.status_code == 200, made.text
+    emu.clock.advance(emu.batches.pending + 1)  # running, about one in four done
+    emu.clock.advance((emu.batches.duration - emu.batches.pending) * 0.3)
+    got = api.get("/v1beta/batches").json()
+    conforms(body(40), got)
+    stats = got["operations"][0]["metadata"]["batchStats"]
+    assert got["operations"][0]["metadata"]["state"] == "BATCH_STATE_RUNNING"
+    assert "failedRequestCount" not in stats  # a zero count is left out
+    # The results of a file job: each line {"response", "key"} in 19's response shape.
+    line = {"key": "request_1", "request": req}
+    up = uploaded(api, (json.dumps(line) + "\n").encode(), "application/jsonl")
+    job = api.post("/v1beta/models/gemini-2.5-flash:batchGenerateContent", json={"batch": {
+        "displayName": "f", "inputConfig": {"fileName": up["name"]}}}).json()
+    emu.clock.advance(emu.batches.duration + 1)
+    done = api.get(f"/v1beta/{job['name']}").json()
+    assert done["done"] is True and done["response"] == done["metadata"]["output"]
+    result = done["response"]["responsesFile"]
+    assert api.get(f"/v1beta/{result}").status_code == 400  # files.get refuses it
+    data = api.get(f"/download/v1beta/{result}:download", params={"alt": "media"})
+    (row,) = [json.loads(x) for x in data.text.splitlines()]
+    assert row["key"] == "request_1"
+    conforms(body(19)[0]["response"], row["response"])
 
 
 @pytest.mark.parametrize("item", [0, 1])

@@ -86,7 +86,8 @@ def _back_to_version_3(s: Store) -> None:
                         "NOT NULL, requests INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER "
                         "NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
                         "thoughts_tokens INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (day, model));")
-    s._db.executescript("DROP TABLE answers; DROP TABLE xmp_marks;")
+    s._db.executescript("DROP TABLE answers; DROP TABLE xmp_marks; DROP TABLE batch_items; "
+                        "DROP TABLE batch_jobs;")
     s._db.execute("PRAGMA user_version=3")
 
 
@@ -193,3 +194,32 @@ def test_the_provenance_migration_keeps_the_ledger_as_standard_and_adds_provenan
                     None, 1, 2, None, 0, 0.0, 0, "gemini-3.5-flash-lite", "flex")
     s.put_output(row)
     assert s.get_outputs("/f/a.png")[".c.md"] == row
+
+
+def test_the_batch_migration_jobs_items_and_copies_held_by_open_jobs(tmp_path):
+    from mediasync.rules.batching import ENDED, INTERACTIVE, OPEN, WAITING, ItemRow, JobRow
+    from mediasync.store import _MIGRATIONS
+
+    db = tmp_path / "state.db"
+    old = sqlite3.connect(db)
+    for v in (1, 2, 3, 4):
+        old.executescript(_MIGRATIONS[v])
+    old.execute("PRAGMA user_version=4")
+    old.commit()
+    old.close()
+    s = Store(db)
+    job = JobRow("k1", "m", OPEN, 1.0, 3600.0, name="batches/x")
+    items = [ItemRow("k1", f"o{i}", f"/f/{i}.png", ".c.md", f"s{i}", "p", "m",
+                     f"http://h/v1beta/files/c{i}", WAITING) for i in range(2)]
+    s.put_job(job, items)
+    assert s.jobs() == [job] and s.job_items("k1") == items
+    assert s.item_for("/f/1.png", ".c.md") == items[1]
+    assert s.copies_held_by_jobs() == {"s0", "s1"}
+    # A copy an open job names is not deleted, even when doomed (a renewal replaced it).
+    s.doom("files/c0", "renewed", 1.0)
+    s.doom("files/other", "no longer needed", 2.0)
+    assert s.doomed() == ["files/other"]
+    s.set_items("k1", INTERACTIVE)
+    s.put_job(JobRow("k1", "m", ENDED, 1.0, 3600.0, name="batches/x"))
+    assert s.copies_held_by_jobs() == set() and s.jobs() == []
+    assert s.doomed() == ["files/c0", "files/other"] and len(s.jobs(open_only=False)) == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from mediasync.config import parse_config
 from mediasync.remote.budget import StoreBudget
 from mediasync.store import Meta
@@ -43,3 +45,33 @@ def test_a_replaced_copy_holds_its_room_until_it_is_deleted(ctx, add_copy, tmp_p
         return events
 
     assert asyncio.run(scenario()) == ["deleted", "admitted"]
+
+
+@pytest.mark.parametrize("job_sha, other", [("a" * 64, "c" * 64), ("c" * 64, "a" * 64)])
+def test_a_copy_an_open_batch_job_reads_never_makes_room(ctx, add_copy, tmp_path, job_sha,
+                                                         other) -> None:
+    # A 25-byte store with two 10-byte copies no live file needs: the one an open batch
+    # job names (its requests read it by URI for up to a day) stays; the other goes.
+    from mediasync.rules.batching import OPEN, WAITING, ItemRow, JobRow
+
+    cfg = parse_config({"daemon": {"storage_budget": "100%"},
+                        "folders": [{"path": str(tmp_path / "inbox")}]})
+    ctx.store.write(Meta.STORE_SIZE, {"bytes": 25, "at": T0})
+    add_copy(job_sha, T0 + 48 * HOUR, live=False)
+    add_copy(other, T0 + 48 * HOUR, live=False)
+    ctx.store.put_job(JobRow("k1", "m", OPEN, T0, 3600.0, name="batches/x"),
+                      [ItemRow("k1", "r1", "/f/a.png", ".c.md", job_sha, "p", "m",
+                               f"http://h/v1beta/files/{job_sha[:6]}", WAITING)])
+
+    async def nothing(names: list[str]) -> None:
+        return None
+
+    async def scenario() -> None:
+        budget = StoreBudget(ctx, config=lambda: cfg, busy=lambda sha: False,
+                             delete_doomed=nothing)
+        async with budget.room("b" * 64, 10):
+            pass
+
+    asyncio.run(scenario())
+    assert ctx.store.get_content(job_sha).remote_name == f"files/{job_sha[:6]}"
+    assert ctx.store.get_content(other).remote_name is None
