@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +23,8 @@ def test_schema_version_and_reopen(tmp_path):
     s.close()
     s = Store(tmp_path / "state.db")
     assert s.get_path("/f/a.png").sha256 == "s1"
-    assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert _sql(tmp_path / "state.db", "PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    assert _sql(tmp_path / "state.db", "PRAGMA journal_mode")[0][0] == "wal"
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -75,20 +77,33 @@ def test_readonly_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     w.close()
 
 
-def _back_to_version_3(s: Store) -> None:
-    """Undo every migration after 3, as a database an older daemon wrote."""
-    s._db.execute("DROP INDEX paths_stat")
+def _sql(db: Path, statement: str, params: tuple = ()) -> list[tuple]:
+    """One statement on the database file, from a connection of its own (as another
+    program, or an older mediasync, would see it)."""
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as c:
+        return c.execute(statement, params).fetchall()
+
+
+def _back_to_version_3(db: Path) -> None:
+    """Undo every migration after 3, as a database an older daemon wrote (the store
+    closed)."""
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as c:
+        _undo_after_3(c)
+
+
+def _undo_after_3(c: sqlite3.Connection) -> None:
+    c.execute("DROP INDEX paths_stat")
     for col in ("remote_bytes", "next_bytes"):
-        s._db.execute(f"ALTER TABLE contents DROP COLUMN {col}")
+        c.execute(f"ALTER TABLE contents DROP COLUMN {col}")
     for col in ("model_version", "service_tier"):
-        s._db.execute(f"ALTER TABLE outputs DROP COLUMN {col}")
-    s._db.executescript("DROP TABLE usage; CREATE TABLE usage (day TEXT NOT NULL, model TEXT "
+        c.execute(f"ALTER TABLE outputs DROP COLUMN {col}")
+    c.executescript("DROP TABLE usage; CREATE TABLE usage (day TEXT NOT NULL, model TEXT "
                         "NOT NULL, requests INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER "
                         "NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
                         "thoughts_tokens INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (day, model));")
-    s._db.executescript("DROP TABLE answers; DROP TABLE xmp_marks; DROP TABLE batch_items; "
-                        "DROP TABLE batch_jobs;")
-    s._db.execute("PRAGMA user_version=3")
+    c.executescript("DROP TABLE answers; DROP TABLE xmp_marks; DROP TABLE batch_items; "
+                    "DROP TABLE batch_jobs;")
+    c.execute("PRAGMA user_version=3")
 
 
 def test_find_twin_is_looked_up_by_index_and_prefers_a_vanished_path(tmp_path):
@@ -96,10 +111,10 @@ def test_find_twin_is_looked_up_by_index_and_prefers_a_vanished_path(tmp_path):
     first sync. The answer is the one the scan gave: a path of that stat identity
     with a hash, other than the asker, a vanished one first."""
     s = Store(tmp_path / "state.db")
-    plan = s._db.execute(
-        "EXPLAIN QUERY PLAN SELECT * FROM paths WHERE path<>? AND inode=? AND size=? AND "
-        "mtime_ns=? AND sha256 IS NOT NULL ORDER BY gone_at IS NULL LIMIT 1",
-        ("/f/x", 1, 2, 3)).fetchall()
+    plan = _sql(tmp_path / "state.db",
+                "EXPLAIN QUERY PLAN SELECT * FROM paths WHERE path<>? AND inode=? AND size=? AND "
+                "mtime_ns=? AND sha256 IS NOT NULL ORDER BY gone_at IS NULL LIMIT 1",
+                ("/f/x", 1, 2, 3))
     assert any("USING INDEX paths_stat" in row[-1] for row in plan), plan
     s.put_path(_path("/f/live.png"))
     s.put_path(_path("/f/gone.png", gone_at=1.0))
@@ -114,11 +129,11 @@ def test_a_version_3_database_gets_the_stat_index(tmp_path):
     db = tmp_path / "state.db"
     s = Store(db)
     s.put_path(_path("/f/a.png"))
-    _back_to_version_3(s)
     s.close()
+    _back_to_version_3(db)
     s = Store(db)
-    assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    names = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert _sql(db, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    names = {r[0] for r in _sql(db, "SELECT name FROM sqlite_master WHERE type='index'")}
     assert "paths_stat" in names
     assert s.get_path("/f/a.png") is not None
 
@@ -165,8 +180,8 @@ def test_retry_times_from_an_unclamped_server_delay_heal_on_upgrade(tmp_path):
     s.copy_failed("near", 1.0, "503", 1_800_000_600.0, 1)
     s.put_output(OutputRow("/f/a.png", ".c.md", "far", "p", "m", "/f/a.png.c.md", None, None,
                            "failed", "429", 0, 0, 9.2e18, 1, 0.0))
-    _back_to_version_3(s)  # as an old daemon left it
     s.close()
+    _back_to_version_3(db)  # as an old daemon left it
     s = Store(db)
     assert s.get_content("far").retry_at == 0 and s.get_content("far").error  # waiting, due
     assert s.get_content("near").retry_at == 1_800_000_600.0

@@ -23,7 +23,7 @@ from mediasync.config import (
     resolve_api_key,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HOME = Path("/home/alice")
 SECRET = "AIzaSy-very-secret-key-0123456789"
 

@@ -101,3 +101,13 @@ def test_status_shows_a_file_on_a_pulled_disk_as_waiting_with_the_reason(tmp_pat
     counts = status.counts(list(by_name.values()))
     assert status.status_line(1, counts).endswith("1 synced · 0 uploading · 0 pending · "
                                                  "1 waiting · 0 failed")
+
+
+def test_folder_unavailable_tells_an_unmount_from_deleted_files():
+    assert availability.folder_unavailable(None, 1, None) == "does not exist or is not a directory"
+    # was its own file system with files, now on the parent's: unmounted
+    assert "mount point" in (availability.folder_unavailable(1, 1, 7) or "")
+    assert availability.folder_unavailable(7, 1, 7) is None  # mounted
+    assert availability.folder_unavailable(9, 1, 7) is None  # another disk mounted there
+    assert availability.folder_unavailable(1, 1, 1) is None  # a plain folder: deletions are real
+    assert availability.folder_unavailable(1, 1, None) is None  # never seen with files

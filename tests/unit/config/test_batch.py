@@ -8,7 +8,7 @@ import pytest
 
 from mediasync.config import BatchConfig, ConfigError, load_config, parse_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _parse(batch: dict | None = None, folder_batch: dict | None = None):  # noqa: ANN202

@@ -3,6 +3,7 @@ replaced under the open connection."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -82,9 +83,8 @@ def test_a_database_moves_aside_with_its_wal_and_shm(tmp_path):
 
 def test_quick_check_finds_damage_the_schema_read_does_not(tmp_path):
     db = _filled(tmp_path)
-    store = Store(db)
-    root = store._db.execute("SELECT rootpage FROM sqlite_master WHERE name='paths'").fetchone()[0]
-    store.close()
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        root = c.execute("SELECT rootpage FROM sqlite_master WHERE name='paths'").fetchone()[0]
     page = 4096
     data = bytearray(db.read_bytes())
     data[(root - 1) * page + 8:(root - 1) * page + 200] = b"\xff" * 192  # a table page only
@@ -142,7 +142,8 @@ def test_deleted_or_replaced_database_is_written_back_from_the_open_one(tmp_path
     store.close()
     again = Store(db)
     assert [r.path for r in again.all_paths()] == ["/f/a.png", "/f/b.png", "/f/c.png"]
-    assert again._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     again.close()
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert ("was replaced" in what) == replaced
     assert (tmp_path / "state.db.replaced-20270115T080000Z").exists() == replaced

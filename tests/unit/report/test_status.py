@@ -222,3 +222,11 @@ def test_each_row_costs_its_days_price_at_its_tier() -> None:
     total = costs.summary(rows, DEFAULT_PRICES, 0.0)[m]["total"]
     assert total.cost == pytest.approx(4.50 + 1.50 + 0.75 + 3.00)
     assert total.requests == 4
+
+
+def test_status_line():
+    line = status.status_line(3, {"synced": 1204, "uploading": 2, "processing": 1, "waiting": 4})
+    assert line == (
+        "watching 3 folders · 1204 synced · 3 uploading · 0 pending · 4 waiting · 0 failed"
+    )
+    assert status.status_line(1, {}, "key refused").endswith("· key refused")
