@@ -24,15 +24,27 @@ import stat
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from mediasync.config import Listen, token_matches
 from mediasync.report import metrics, page
+from mediasync.report.snapshot import Snapshot
 
-if TYPE_CHECKING:
-    from mediasync.app.observe import Observer
+
+class Source(Protocol):
+    """What the endpoint reads (app/observe.py's Observer): the endpoint never holds
+    its owner, only this."""
+
+    problem: str | None
+    registry: CollectorRegistry
+
+    def current(self, *, fresh: bool = False) -> Snapshot: ...
+
+    def health(self) -> dict[str, Any]: ...
+
 
 log = logging.getLogger("mediasync")
 
@@ -79,7 +91,7 @@ def _authorized(request: web.Request, token: str) -> bool:
 
 
 class Endpoint:
-    def __init__(self, observer: Observer, listen: Listen, token: str | None,
+    def __init__(self, observer: Source, listen: Listen, token: str | None,
                  clock: Callable[[], float] = time.time) -> None:
         self.observer = observer
         self.listen = listen
