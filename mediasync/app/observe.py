@@ -18,12 +18,11 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
 from mediasync import __version__
-from mediasync.app.http import Endpoint
 from mediasync.app.notify import Notifications, Sender, deliver
 from mediasync.app.traffic import TrafficCounter
 from mediasync.config import Config, http_token
@@ -31,6 +30,9 @@ from mediasync.gemini.redact import register_secret
 from mediasync.report import metrics, snapshot
 from mediasync.report.snapshot import Snapshot
 from mediasync.store import Meta, Store
+
+if TYPE_CHECKING:
+    from mediasync.app.http import Endpoint
 
 log = logging.getLogger("mediasync")
 
@@ -159,6 +161,9 @@ class Observer:
             return
         if self._token:
             register_secret(self._token)
+        # aiohttp is loaded only when the endpoint is asked for (about 9 MiB otherwise idle).
+        from mediasync.app.http import Endpoint
+
         endpoint = Endpoint(self, listen, self._token, self.clock)
         try:
             where = await endpoint.start()
