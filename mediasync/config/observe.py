@@ -137,6 +137,10 @@ EVENTS: dict[str, str] = {
                    "reached",
     "folder_unavailable": "a folder (or a disk mounted in one) unavailable for longer than "
                           "notify.unavailable_after",
+    "store_full": "the project's file store is full: uploads wait for room (other uploads on "
+                  "the key, or a storage_budget too large for them)",
+    "model_missing": "a configured model is not served (retired or unknown) or a service "
+                     "tier is refused for the key: its outputs wait for a config fix",
     "daily_summary": "a summary of the day at notify.summary_at (off unless named in `on`)",
 }
 OFF_BY_DEFAULT = frozenset({"daily_summary"})

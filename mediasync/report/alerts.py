@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from mediasync.report.snapshot import Snapshot
+from mediasync.rules import failures
 
 Detector = Callable[[Snapshot], dict[str, str]]
 
@@ -57,12 +58,23 @@ def _unavailable(s: Snapshot) -> dict[str, str]:
     return {folder: f"the folder {folder} {why}" for folder, why in s.unavailable.items()}
 
 
+def _store_full(s: Snapshot) -> dict[str, str]:
+    n = sum(1 for r in s.not_done if failures.STORAGE_FULL in (r.message or ""))
+    return {"store": f"the project's file store is full: {n} file(s) wait for room"} if n else {}
+
+
+def _model_missing(s: Snapshot) -> dict[str, str]:
+    return dict(s.held)  # "model:X" / "tier:Y" → its HELD line, with the fix
+
+
 DETECTORS: dict[str, Detector] = {
     "file_failed": _failed,
     "halted": _halted,
     "quota_used": _quota_used,
     "cap_reached": _cap_reached,
     "folder_unavailable": _unavailable,
+    "store_full": _store_full,
+    "model_missing": _model_missing,
 }
 
 # How an event's message begins: (one subject, several).
@@ -72,6 +84,9 @@ TITLES: dict[str, tuple[str, str]] = {
     "quota_used": ("a daily quota is used", "{n} daily quotas are used"),
     "cap_reached": ("the daily spending cap is reached", "the daily spending cap is reached"),
     "folder_unavailable": ("a folder is unavailable", "{n} folders are unavailable"),
+    "store_full": ("the file store is full", "the file store is full"),
+    "model_missing": ("a configured model is not served", "{n} configured models or tiers are "
+                      "held"),
 }
 
 

@@ -37,6 +37,7 @@ class Snapshot:
     per_folder: dict[str, dict[str, int]] = field(default_factory=dict)  # folder → state → n
     outputs: dict[str, dict[str, int]] = field(default_factory=dict)  # folder → outcome → n
     not_done: list[FileReport] = field(default_factory=list)  # STATE_ORDER, then path
+    held: dict[str, str] = field(default_factory=dict)  # models/tiers held (status.held)
     _haystack: list[str] | None = field(default=None, repr=False)
 
     def counts(self) -> dict[str, int]:
@@ -85,11 +86,12 @@ def build(db: Path, config: Config, now: float | None = None) -> Snapshot:
         unavailable = status.unavailable_folders(store)
         quota = status.quota_state(store, config, now)
         remote = int(store.counts()["bytes_mirrored"])
+        held = status.held(store, config)
     finally:
         store.close()
     snap = Snapshot(taken_at=now, took=0.0, folders=[str(f.path) for f in config.folders],
                     reports=reports, halted=halted, unavailable=unavailable, quota=quota,
-                    remote_bytes=remote, store_bytes=store_size(db))
+                    remote_bytes=remote, store_bytes=store_size(db), held=held)
     _summarise(snap)
     snap.took = time.monotonic() - start
     return snap

@@ -29,6 +29,7 @@ BACKOFF_CAP = 3600.0  # about an hour: a long outage is noticed within the hour 
 STORAGE_WAIT = 600.0  # the 20 GB store frees up only when files are deleted or expire
 GONE_WAIT = 1.0  # a vanished copy is uploaded again at once
 NOT_ACTIVE_WAIT = 2.0  # processing takes seconds: look again soon, doubling
+STORAGE_FULL = "the project's 20 GB of file storage is full; waiting for space"
 HELD_WAIT = 3600.0  # a model or tier held for the config: a reload resumes it at once
 
 
@@ -111,7 +112,7 @@ def judge_api(
         delay = min(delay, NOT_ACTIVE_WAIT * 2 ** max(0, attempts - 1))
     if kind == "storage":
         delay = max(delay, STORAGE_WAIT)
-        reason = "the project's 20 GB of file storage is full; waiting for space"
+        reason = STORAGE_FULL
     else:
         reason = str(error)
     if error.retry_delay is not None and kind != "storage":

@@ -137,7 +137,25 @@ def test_only_the_events_named_in_on_and_the_daily_summary_at_its_time():
 
 def test_default_events_leave_out_the_summary():
     assert NotifyConfig().on == {"file_failed", "halted", "quota_used", "cap_reached",
-                                 "folder_unavailable"}
+                                 "folder_unavailable", "store_full", "model_missing"}
+
+
+def test_a_full_store_and_a_model_not_served_are_told_once_each():
+    from mediasync.rules.failures import STORAGE_FULL
+
+    n = notes(gather="0s")
+    full = [FileReport(path=f"/m/v{i}.mp4", folder="/m", state="waiting",
+                       message=f"{STORAGE_FULL}; next try 2026-12-03 12:10 UTC")
+            for i in range(3)]
+    s = snap([*full, waiting(1)])
+    s.held = {"model:gemini-2.0-pro": "model gemini-2.0-pro is not available: set api.model"}
+    by = {m.event: m for m in n.observe(s, T0)}
+    assert set(by) == {"store_full", "model_missing"}
+    assert "3 file(s) wait for room" in by["store_full"].body
+    assert "gemini-2.0-pro is not available: set api.model" in by["model_missing"].body
+    for m in by.values():
+        n.sent(m, T0)
+    assert n.observe(s, T0 + 60) == []  # told once, while it lasts
 
 
 def test_a_sender_tells_a_down_service_once_and_counts_a_message_sent_if_one_url_took_it(caplog):
