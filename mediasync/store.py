@@ -10,6 +10,7 @@ Readers (``mediasync status``) open the same file read-only while the daemon run
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -578,10 +579,15 @@ class Store(_CopyTransitions):
                 if row is not None:
                     yield row, content, outputs
                 row = PathRow(*r[:np])
+                if not isinstance(row.path, str):  # a name that is not UTF-8 (_key)
+                    row = dataclasses.replace(row, path=_path(row.path))
                 content = ContentRow(*r[np:np + nc]) if r[np] is not None else None
                 outputs = {}
             if r[np + nc] is not None:
                 out = OutputRow(*r[np + nc:])
+                if not (isinstance(out.path, str) and isinstance(out.sidecar, str)):
+                    out = dataclasses.replace(out, path=_path(out.path),
+                                              sidecar=_path(out.sidecar))
                 outputs[out.suffix] = out
         if row is not None:
             yield row, content, outputs
@@ -606,7 +612,8 @@ class Store(_CopyTransitions):
 
     def live_path_names(self) -> set[str]:
         """The recorded paths not marked gone (names only: a scan asks for all of them)."""
-        return {r[0] for r in self._db.execute("SELECT path FROM paths WHERE gone_at IS NULL")}
+        return {_path(r[0])
+                for r in self._db.execute("SELECT path FROM paths WHERE gone_at IS NULL")}
 
     def gone_paths(self) -> list[PathRow]:
         rows = self._db.execute("SELECT * FROM paths WHERE gone_at IS NOT NULL")
