@@ -199,7 +199,7 @@ class Daemon:
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._terminate)
+            loop.add_signal_handler(sig, self.terminate)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         me = asyncio.current_task()
         if me is not None:
@@ -266,7 +266,7 @@ class Daemon:
     def _schedule_jobs(self) -> None:
         d = self.config.daemon
         opts = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        self.scheduler.add_job(_quiet(self._rescan, "rescan", self.restart), "interval",
+        self.scheduler.add_job(_quiet(self.rescan, "rescan", self.restart), "interval",
                                seconds=d.rescan_every, id="rescan", replace_existing=True, **opts)
         self.scheduler.add_job(_quiet(self.refresh_job, "refresh", self.restart), "interval",
                                seconds=d.refresh_every, id="refresh", replace_existing=True,
@@ -280,7 +280,8 @@ class Daemon:
                                    replace_existing=True, **opts)
 
     # -- jobs (each bounded so a stuck request cannot block the scheduler) ------
-    async def _rescan(self) -> None:
+    async def rescan(self) -> None:
+        """Walk every folder again (the periodic job, and after a watch was re-armed)."""
         # No time-out of its own: every file call of a scan is bounded (a walk of a
         # large share may take folders.WALK_TIMEOUT), and cutting it short would
         # throw the whole walk away, every time.
@@ -328,7 +329,8 @@ class Daemon:
         elif self.engine.damaged is not None:
             self.restart(self.engine.damaged)
 
-    def _terminate(self) -> None:
+    def terminate(self) -> None:
+        """SIGTERM or SIGINT: stop, and start no new database after a damaged one."""
         self._quit = True
         self._stop.set()
 
@@ -344,7 +346,7 @@ class Daemon:
         self._rescan_pending = True
         log.info("rescanning: %s", why)
         # A short delay lets a burst of directory events collapse into one scan.
-        asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self._rescan()))
+        asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self.rescan()))
 
     async def _retry_key(self) -> None:
         """Re-read the key (the key file may have been fixed) before the next try."""

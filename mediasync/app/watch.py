@@ -46,7 +46,7 @@ START_TIMEOUT = 60.0  # seconds a folder's watch set-up may take (a large tree, 
 Identity = tuple[int, int, int]
 
 
-def _identity(path: str) -> Identity | None:
+def folder_identity(path: str) -> Identity | None:
     """What the watch is bound to: (st_dev, st_ino, st_ctime_ns) of the folder.
 
     A recreated folder has a new inode; a file system mounted again may reuse the
@@ -102,8 +102,12 @@ class Watcher:
         on_path: Callable[[str], None],
         on_trouble: Callable[[str], None],
         fs: FolderIO | None = None,
+        identity: Callable[[str], Identity | None] = folder_identity,
     ) -> None:
+        """``identity(folder)``: what a watch is bound to (folder_identity; a test may
+        show a remount through it)."""
         self.folders = tuple(folders)
+        self._ident = identity
         self.suffixes = frozenset(sidecar_suffixes)
         self.loop = loop
         self.on_path = on_path
@@ -135,7 +139,7 @@ class Watcher:
         start = _Start()
         try:
             observer, self._identity[key] = await self.fs.call(
-                key, _observe, folder, handler, start, timeout=START_TIMEOUT
+                key, _observe, folder, handler, start, self._ident, timeout=START_TIMEOUT
             )
         except FolderUnavailable:
             start.abandon()
@@ -143,7 +147,7 @@ class Watcher:
             return f"cannot watch {folder.path}: it does not answer"
         except OSError as e:
             try:
-                self._identity[key] = await self.fs.call(key, _identity, key)
+                self._identity[key] = await self.fs.call(key, self._ident, key)
             except FolderUnavailable:
                 self._identity[key] = None
             hint = ""
@@ -175,7 +179,7 @@ class Watcher:
         seen, self._seen = self._seen, set()
         for key, was in list(self._identity.items()):
             try:
-                now = await self.fs.call(key, _identity, key)
+                now = await self.fs.call(key, self._ident, key)
             except FolderUnavailable:
                 continue  # a share that does not answer: nothing to re-arm yet
             if now == was:
@@ -192,6 +196,14 @@ class Watcher:
             log.warning("%s was unmounted, remounted or made again; its watch is dead", key)
             return False
         return True
+
+    def watched(self, key: str) -> Identity | None:
+        """The identity the watch of folder ``key`` is bound to now."""
+        return self._identity.get(key)
+
+    def events_since_check(self) -> frozenset[str]:
+        """The folders with an event since the last health check."""
+        return frozenset(self._seen)
 
     def saw(self, path: str) -> None:
         """An event arrived (watchdog's thread): the watch of its folder is alive."""
@@ -245,11 +257,12 @@ class _Start:
 
 
 def _observe(
-    folder: FolderConfig, handler: _Handler, start: _Start
+    folder: FolderConfig, handler: _Handler, start: _Start,
+    identity: Callable[[str], Identity | None] = folder_identity,
 ) -> tuple[BaseObserver, Identity | None]:
     """Blocking: a started observer of the folder, and the folder's identity it watches."""
     key = str(folder.path)
-    ident = _identity(key)
+    ident = identity(key)
     observer: BaseObserver = PollingObserver(timeout=2) if folder.polling else Observer()
     observer.schedule(handler, key, recursive=folder.recursive)
     observer.start()

@@ -293,6 +293,13 @@ class Store:
             if rec is not None:
                 self._remove(rec)
 
+    def index_sizes(self) -> dict[str, int]:
+        """Entries of the indexes beside the live files (deleted and expired files leave
+        stale ones until compaction), and the last sequence number given."""
+        with self._lock:
+            return {"live": len(self._by_seq), "seqs": len(self._seqs),
+                    "expiry": len(self._expiry), "last_seq": self._seq}
+
     def live_bytes(self) -> int:
         with self._lock:
             self._purge(self.clock.now())

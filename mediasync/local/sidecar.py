@@ -135,8 +135,11 @@ _IN_FLIGHT: set[str] = set()
 _IN_FLIGHT_LOCK = threading.Lock()
 
 
-def _make_temp(directory: Path, data: bytes,
-               before_close: Callable[[int], None] | None = None) -> Path:
+def make_temp(directory: Path, data: bytes,
+              before_close: Callable[[int], None] | None = None) -> Path:
+    """Write ``data`` to a new temp file in ``directory`` (synced; ``before_close(fd)``
+    runs first, e.g. to set our mark), marked in flight so `clean_stale_temps` leaves
+    it alone until `release_temp`. The first step of every sidecar write."""
     while True:
         tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         with _IN_FLIGHT_LOCK:
@@ -146,10 +149,10 @@ def _make_temp(directory: Path, data: bytes,
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                          0o644)
         except FileExistsError:
-            _done(tmp)
+            release_temp(tmp)
             continue
         except BaseException:
-            _done(tmp)
+            release_temp(tmp)
             raise
         break
     try:
@@ -163,13 +166,14 @@ def _make_temp(directory: Path, data: bytes,
     except BaseException:
         os.close(fd)
         _unlink_quietly(tmp)
-        _done(tmp)
+        release_temp(tmp)
         raise
     os.close(fd)
     return tmp
 
 
-def _done(tmp: Path) -> None:
+def release_temp(tmp: Path) -> None:
+    """The write that made ``tmp`` ended (renamed, removed, or left by a failure)."""
     with _IN_FLIGHT_LOCK:
         _IN_FLIGHT.discard(str(tmp))
 
@@ -229,7 +233,7 @@ def write_atomic(path: Path, text: str, *, expected: str | None,
         def stamp(fd: int) -> None:
             marks.set_on(fd, path, marked)
 
-    tmp = _make_temp(path.parent, data, stamp)
+    tmp = make_temp(path.parent, data, stamp)
     try:
         for _ in range(3):
             # Re-check just before the swap: the owner may have edited meanwhile.
@@ -259,7 +263,7 @@ def write_atomic(path: Path, text: str, *, expected: str | None,
         _unlink_quietly(tmp)
         raise
     finally:
-        _done(tmp)
+        release_temp(tmp)
     _fsync_dir(path.parent)
     return text_hash(data)
 
@@ -306,7 +310,7 @@ def clean_stale_temps(directory: Path, older_than: float, now: float) -> int:
         if not entry.name.startswith(TEMP_PREFIX):
             continue
         with _IN_FLIGHT_LOCK:
-            if str(directory / entry.name) in _IN_FLIGHT:  # as _make_temp names it
+            if str(directory / entry.name) in _IN_FLIGHT:  # as make_temp names it
                 continue  # ours, being written right now
         try:
             st = entry.stat(follow_symlinks=False)

@@ -6,8 +6,6 @@ each file should have; renders text or JSON.
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -71,24 +69,11 @@ class FileReport:
         }
 
 
-@functools.lru_cache(maxsize=4096)
-def _minute(minute: int) -> str:
-    return units.utc_stamp(minute * 60)
-
-
-def _stamp(ts: float) -> str:
-    """``ts`` to the minute, UTC; made once per minute (a library's expiry times
-    bunch up, and formatting a date per file was a good part of `status`)."""
-    if not 0 <= ts < units.LATEST_SHOWN:  # NaN too: any float reads as a date
-        return units.utc_stamp(ts)
-    return _minute(math.floor(ts / 60))
-
-
 def _next_try(retry_at: float | None) -> str:
     """Transient failures say when the next try is (failures.py)."""
     if retry_at is None:
         return ""
-    return f"; next try {_stamp(retry_at)}"
+    return f"; next try {units.minute_stamp(retry_at)}"
 
 
 def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float) -> bool:
@@ -388,17 +373,8 @@ def _when(ts: float | None, now: float) -> str:
     if ts is None:
         return "-"
     left = ts - now
-    stamp = _stamp(ts)
+    stamp = units.minute_stamp(ts)
     return f"{stamp} (in {left / 3600:.1f} h)" if left > 0 else f"{stamp} (expired)"
-
-
-def _relative(path: str, folder: str) -> str:
-    """``os.path.relpath(path, folder)``, by cutting the prefix when the rest is plain."""
-    prefix = folder if folder.endswith("/") else folder + "/"
-    rest = path[len(prefix):]
-    if path.startswith(prefix) and not {"", ".", ".."} & set(rest.split("/")):
-        return rest
-    return os.path.relpath(path, folder)
 
 
 def render_text(reports: list[FileReport], config: Config, now: float, halted: str | None = None,
@@ -423,7 +399,7 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
         if not verbose:
             continue
         for r in mine:
-            rel = naming.shown(_relative(r.path, root))
+            rel = naming.shown(naming.relative(r.path, root))
             detail = r.state
             if r.upload_progress:
                 detail += f" {r.upload_progress}"
@@ -459,7 +435,7 @@ def render_json(reports: list[FileReport], halted: str | None = None,
                 jobs: list[batches.JobReport] | None = None) -> dict[str, Any]:
     files = []
     for r in reports:
-        d = _as_dict(r)
+        d = as_json_dict(r)
         d["tokens"] = r.tokens
         # A name that is not UTF-8 is shown escaped (\\xe9), as in the text form.
         d["path"] = naming.shown(r.path)
@@ -471,7 +447,7 @@ def render_json(reports: list[FileReport], halted: str | None = None,
             "batch_jobs": [j.to_json() for j in jobs or []], "files": files}
 
 
-def _as_dict(obj: Any) -> Any:
+def as_json_dict(obj: Any) -> Any:
     """``dataclasses.asdict`` for reports (its deep copies cost more than the rest of
     `status --json` together): the same dict, fields in order, nested reports too."""
     if not is_dataclass(obj) or isinstance(obj, type):
@@ -480,7 +456,7 @@ def _as_dict(obj: Any) -> Any:
     for f in fields(obj):
         value = getattr(obj, f.name)
         if isinstance(value, list):
-            value = [_as_dict(v) for v in value]
+            value = [as_json_dict(v) for v in value]
         elif isinstance(value, (dict, tuple)) or is_dataclass(value):
             value = asdict(obj)[f.name]  # not the plain values reports hold today
         out[f.name] = value

@@ -64,3 +64,13 @@ def sidecar_name(source: str, key: str) -> str:
     if not suffix.startswith(".") or "/" in suffix or len(suffix) < 2:
         raise ValueError(f"bad sidecar suffix {suffix!r}")
     return f"{head}/{name}{suffix}"
+
+
+def relative(path: str, folder: str) -> str:
+    """``os.path.relpath(path, folder)``, by cutting the prefix when the rest is plain
+    (no pathlib per file: `status` names 100,000 files this way)."""
+    prefix = folder if folder.endswith("/") else folder + "/"
+    rest = path[len(prefix):]
+    if path.startswith(prefix) and not {"", ".", ".."} & set(rest.split("/")):
+        return rest
+    return os.path.relpath(path, folder)

@@ -443,7 +443,7 @@ def _daemon(tmp_path: Path, emu: Emulator, folder: Path | None = None) -> Runnin
     return Running(cfg)
 
 
-# The daemon's health check logs this, then re-arms the watch (daemon._health).
+# The daemon's health check logs this, then re-arms the watch (Daemon._health, its job).
 REARMED = "re-arming it and rescanning"
 
 

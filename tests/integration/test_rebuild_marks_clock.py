@@ -123,7 +123,7 @@ def test_a_daemon_damaged_again_and_again_waits_before_each_new_start(
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
         started = len(scans)
-        daemon._terminate()  # SIGTERM while it waits: it stops at once
+        daemon.terminate()  # SIGTERM while it waits: it stops at once
         return started, await asyncio.wait_for(task, 30)
 
     started, code = asyncio.run(scenario())

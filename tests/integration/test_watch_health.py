@@ -8,18 +8,31 @@ from pathlib import Path
 
 from watchdog.observers.api import BaseObserver
 
-from mediasync.app.watch import Watcher
+from mediasync.app.watch import Identity, Watcher, folder_identity
 from mediasync.config import parse_config
 from mediasync.local.folderio import FolderIO
 from tests.helpers import wait_for
 
+# folder → (inode, ctime) added to what the file system says: a remount or a
+# recreated folder as the watch sees it, without mounting anything.
+Shifts = dict[str, tuple[int, int]]
 
-def _watcher(tmp_path: Path) -> tuple[Watcher, str]:
+
+def _shifted(shifts: Shifts):
+    def identity(path: str) -> Identity | None:
+        real = folder_identity(path)
+        ino, ctime = shifts.get(path, (0, 0))
+        return None if real is None else (real[0], real[1] + ino, real[2] + ctime)
+    return identity
+
+
+def _watcher(tmp_path: Path, shifts: Shifts | None = None) -> tuple[Watcher, str]:
     folder = tmp_path / "inbox"
     folder.mkdir()
     config = parse_config({"folders": [{"path": str(folder)}]}, source=tmp_path / "c.toml")
     loop = asyncio.new_event_loop()
-    w = Watcher(config.folders, config.sidecar_suffixes(), loop, lambda p: None, lambda w: None)
+    w = Watcher(config.folders, config.sidecar_suffixes(), loop, lambda p: None, lambda w: None,
+                identity=_shifted(shifts if shifts is not None else {}))
     loop.run_until_complete(w.start())
     return w, str(folder)
 
@@ -28,12 +41,12 @@ def test_files_added_move_the_folder_ctime_but_the_watch_is_healthy(tmp_path):
     w, key = _watcher(tmp_path)
     loop = w.loop
     try:
-        before = w._identity[key]
+        before = w.watched(key)
         for i in range(3):
             (Path(key) / f"p{i}.png").write_bytes(b"x")
-        wait_for(lambda: key in w._seen, what="an event")
+        wait_for(lambda: key in w.events_since_check(), what="an event")
         assert loop.run_until_complete(w.healthy())
-        assert w._identity[key] != before  # the new ctime is taken as the watched one
+        assert w.watched(key) != before  # the new ctime is taken as the watched one
         assert loop.run_until_complete(w.healthy())
     finally:
         w.stop()
@@ -41,15 +54,15 @@ def test_files_added_move_the_folder_ctime_but_the_watch_is_healthy(tmp_path):
 
 
 def test_a_changed_folder_with_no_event_is_a_dead_watch(tmp_path):
-    w, key = _watcher(tmp_path)
+    shifts: Shifts = {}
+    w, key = _watcher(tmp_path, shifts)
     loop = w.loop
     try:
-        dev, ino, ctime = w._identity[key]
-        w._identity[key] = (dev, ino, ctime - 1)  # as a remounted tmpfs root looks
+        shifts[key] = (0, 1)  # a new ctime and no event: as a remounted tmpfs root looks
         assert loop.run_until_complete(w.healthy())  # its event may be late: one check more
         assert not loop.run_until_complete(w.healthy())  # still unexplained: dead
-        w._identity[key] = (dev, ino + 1, ctime)  # a recreated folder, even with events
-        w._seen.add(key)
+        shifts[key] = (1, 0)  # a recreated folder (a new inode), even with events
+        w.saw(str(Path(key) / "new.png"))
         assert not loop.run_until_complete(w.healthy())
     finally:
         w.stop()
@@ -60,7 +73,7 @@ def test_an_event_that_arrives_after_the_health_check_still_explains_the_change(
     w, key = _watcher(tmp_path)
     loop = w.loop
     try:
-        before = w._identity[key]
+        before = w.watched(key)
         # No observer: the change's event is in no one's hands until the test hands it
         # over, as when the check runs before it arrives (polling: up to 2 s late).
         w.stop()
@@ -68,7 +81,7 @@ def test_an_event_that_arrives_after_the_health_check_still_explains_the_change(
         assert loop.run_until_complete(w.healthy())
         w.saw(str(Path(key) / "late.png"))  # the event arrives before the next check
         assert loop.run_until_complete(w.healthy())
-        assert w._identity[key] != before
+        assert w.watched(key) != before
         assert loop.run_until_complete(w.healthy())
     finally:
         w.stop()

@@ -55,7 +55,7 @@ def test_a_rescan_of_a_large_share_is_not_cancelled(tmp_path: Path) -> None:
     daemon.engine = _SlowScan()  # type: ignore[assignment]
     loop = _VirtualLoop()
     try:
-        loop.run_until_complete(daemon._rescan())
+        loop.run_until_complete(daemon.rescan())
         assert loop.now >= 2 * WALK_TIMEOUT * 0.9  # the hour went by on the virtual clock
     finally:
         loop.close()

@@ -90,15 +90,17 @@ def test_the_file_table_answers_as_a_scan_of_every_file(seed: int) -> None:
             store.clock.advance(rng.choice([1.0, 50.0, 300.0, 999.0]))
         else:
             size = rng.choice([1, 2, 3, 10, 100])
-            after = rng.choice([0, *[f.seq for f in ref.live(now)][:5], store._seq])
+            last = store.index_sizes()["last_seq"]
+            after = rng.choice([0, *[f.seq for f in ref.live(now)][:5], last])
             chunk, nxt = store.page(size, after)
             assert ([f.id for f in chunk], nxt) == ref.page(store.clock.now(), size, after)
         now = store.clock.now()
         assert [f.id for f in store.files()] == [f.id for f in ref.live(now)]
         assert store.live_bytes() == sum(f.size for f in ref.live(now))
     # stale entries of deleted and expired files do not pile up
-    assert len(store._seqs) <= 2 * len(store._by_seq) + 64
-    assert len(store._expiry) <= 2 * len(store._by_seq) + 64
+    sizes = store.index_sizes()
+    assert sizes["seqs"] <= 2 * sizes["live"] + 64
+    assert sizes["expiry"] <= 2 * sizes["live"] + 64
 
 
 def test_pages_walk_every_live_file_once_in_order() -> None:

@@ -231,14 +231,14 @@ def test_race_owner_edits_during_write(tmp_path, monkeypatch):
     """The owner saves an edit after the first check but before the swap."""
     p = tmp_path / "x.caption.md"
     h = write_atomic(p, "ours", expected=None)
-    real_make_temp = sidecar._make_temp
+    real_make_temp = sidecar.make_temp
 
     def make_temp_then_owner_edits(directory, data, *rest):
         tmp = real_make_temp(directory, data, *rest)
         p.write_text("owner's edit\n")
         return tmp
 
-    monkeypatch.setattr(sidecar, "_make_temp", make_temp_then_owner_edits)
+    monkeypatch.setattr(sidecar, "make_temp", make_temp_then_owner_edits)
     assert write_atomic(p, "regenerated", expected=h) is None
     assert p.read_text() == "owner's edit\n"
     assert temps(tmp_path) == []
@@ -247,14 +247,14 @@ def test_race_owner_edits_during_write(tmp_path, monkeypatch):
 def test_race_owner_creates_during_write(tmp_path, monkeypatch):
     """The sidecar was missing at the first check; the owner creates one meanwhile."""
     p = tmp_path / "x.caption.md"
-    real_make_temp = sidecar._make_temp
+    real_make_temp = sidecar.make_temp
 
     def make_temp_then_owner_creates(directory, data, *rest):
         tmp = real_make_temp(directory, data, *rest)
         p.write_text("owner's own\n")
         return tmp
 
-    monkeypatch.setattr(sidecar, "_make_temp", make_temp_then_owner_creates)
+    monkeypatch.setattr(sidecar, "make_temp", make_temp_then_owner_creates)
     assert write_atomic(p, "generated", expected=None) is None
     assert p.read_text() == "owner's own\n"
     assert temps(tmp_path) == []
@@ -397,12 +397,12 @@ def test_a_temp_file_being_written_is_never_stale(tmp_path):
 
     from mediasync.local import sidecar as sc
 
-    tmp = sc._make_temp(tmp_path, b"half a caption")
+    tmp = sc.make_temp(tmp_path, b"half a caption")
     old = time.time() - 3600
     os.utime(tmp, (old, old))
     assert sc.clean_stale_temps(tmp_path, 600, time.time()) == 0
     assert tmp.exists()
-    sc._done(tmp)  # the write ended without renaming it (a crash would leave it so)
+    sc.release_temp(tmp)  # the write ended without renaming it (a crash would leave it so)
     assert sc.clean_stale_temps(tmp_path, 600, time.time()) == 1
     assert not tmp.exists()
 

@@ -164,20 +164,21 @@ def test_the_per_file_shortcuts_say_what_the_library_calls_say():
     import dataclasses
     import os
 
-    from mediasync.rules.units import utc_stamp
+    from mediasync.rules import naming
+    from mediasync.rules.units import minute_stamp, utc_stamp
 
     for path, folder in [("/f/a.png", "/f"), ("/f/d/a.png", "/f"), ("/f/a.png", "/f/"),
                          ("/f//a.png", "/f"), ("/f/./a.png", "/f"), ("/f/../g/a.png", "/f"),
                          ("/g/a.png", "/f"), ("/fa/b.png", "/f"), ("/x.png", "/"),
                          ("/f/d/../a.png", "/f"), ("/f", "/f"), ("/f/a/", "/f")]:
-        assert status._relative(path, folder) == os.path.relpath(path, folder), path
+        assert naming.relative(path, folder) == os.path.relpath(path, folder), path
     for ts in [0.0, 59.999, 60.0, 1_700_000_000.5, 1_700_000_039.0, -61.0, 4_102_444_799.9,
                9.2e18, float("inf"), float("nan")]:
-        assert status._stamp(ts) == utc_stamp(ts), ts
+        assert minute_stamp(ts) == utc_stamp(ts), ts
     r = status.FileReport("/f/a.png", "/f", "waiting", "why", "files/x", 5.0, None, "n", 9.0,
                           [status.SidecarReport("a.png.c.md", "written", None, 3, 1, 1, 1)])
-    assert status._as_dict(r) == dataclasses.asdict(r)
-    assert list(status._as_dict(r)) == list(dataclasses.asdict(r))
+    assert status.as_json_dict(r) == dataclasses.asdict(r)
+    assert list(status.as_json_dict(r)) == list(dataclasses.asdict(r))
 
 
 def test_a_time_past_what_datetime_holds_is_shown_not_raised():
