@@ -685,6 +685,26 @@ class Store(_CopyTransitions):
             (now, now))
         return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
+    def held_bytes(self, now: float, uploading: Sequence[str] = ()) -> tuple[int, int]:
+        """(bytes of all our copies in the service's store, as ``copies_held`` counts
+        them; the part of it that is the not-yet-ACTIVE copies of ``uploading``), summed
+        by SQLite: asked before every upload, where a list of 100,000 rows was most of
+        a first sync's time."""
+        total = self._db.execute(
+            "SELECT COALESCE(SUM("
+            " CASE WHEN remote_name IS NOT NULL AND expires_at > ?"
+            "  THEN COALESCE(remote_bytes, size) ELSE 0 END +"
+            " CASE WHEN next_name IS NOT NULL THEN COALESCE(next_bytes, size) ELSE 0 END"
+            "), 0) FROM contents", (now,)).fetchone()[0]
+        making = 0
+        for i in range(0, len(uploading), 500):
+            part = list(uploading[i:i + 500])
+            making += self._db.execute(
+                "SELECT COALESCE(SUM(COALESCE(next_bytes, size)), 0) FROM contents"
+                f" WHERE next_name IS NOT NULL AND sha256 IN ({','.join('?' * len(part))})",
+                part).fetchone()[0]
+        return int(total), int(making)
+
     def library_bytes(self) -> tuple[int, int]:
         """(total, largest) size of the distinct contents of the live paths."""
         row = self._db.execute(

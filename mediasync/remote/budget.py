@@ -40,6 +40,7 @@ log = logging.getLogger("mediasync")
 REPLAN_EVERY = 0.5  # seconds between two plans at least (more when a plan takes long)
 WAIT_CHECK = 30.0  # a wait for room looks again this often, whatever it was told
 LIST_EVERY = 60.0  # a full store lists the remote files at most this often
+USED_FRESH = 2.0  # our bytes in the store are summed again after this, or when room frees
 
 
 def store_size(store: Store) -> int:
@@ -82,6 +83,9 @@ class StoreBudget:
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
         self.evicted = 0  # copies deleted to make room (for benchmarks and tests)
+        # (monotonic time, bytes of our copies, the part of it that the uploads holding
+        # room then had made): summed once for many uploads, not once per upload
+        self._sums: tuple[float, int, int] | None = None
         self._listed_at = float("-inf")
 
     # -- the plan ---------------------------------------------------------------
@@ -163,10 +167,14 @@ class StoreBudget:
 
     def _used(self, now: float) -> int:
         """This instance's bytes in the store, uploads under way included."""
-        used = 0
-        for sha, live, making in self.ctx.store.copies_held(now):
-            # An upload holding room counts by what it holds until it lets go.
-            used += live + (0 if self._held.get(sha) else making)
+        sums = self._sums
+        if sums is None or time.monotonic() - sums[0] > USED_FRESH:
+            # Freed room clears this at once (_wake); what it misses meanwhile is room
+            # freed by expiry or by others, so it errs on the full side.
+            total, making = self.ctx.store.held_bytes(now, list(self._held))
+            sums = self._sums = (time.monotonic(), total, making)
+        # An upload holding room counts by what it holds until it lets go.
+        used = sums[1] - sums[2]
         if self._deleting:
             # A replaced copy holds its room until its deletion is done.
             doomed = set(self.ctx.store.doomed())
@@ -178,6 +186,7 @@ class StoreBudget:
         """A renewal replaced this copy: it counts until it is deleted (until then the
         service counts it too, and the next upload admitted would be refused)."""
         self._deleting[name] = size
+        self._sums = None
 
     @asynccontextmanager
     async def room(self, sha: str, size: int) -> AsyncIterator[None]:
@@ -298,6 +307,7 @@ class StoreBudget:
             with store.transaction():
                 store.doom(c.remote_name, "storage budget", now)
                 store.copy_gone(sha, now)
+            self._sums = None  # that room counts at once
             log.info("%s: its remote copy makes room (storage budget)", self.ctx.label(sha))
             try:
                 await self._delete_doomed([c.remote_name])
@@ -318,6 +328,7 @@ class StoreBudget:
         return self._cond
 
     def _wake(self) -> None:
+        self._sums = None  # room may have freed: sum again before the next admission
         cond = self._cond
         if cond is None:
             return

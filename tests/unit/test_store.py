@@ -238,3 +238,26 @@ def test_the_batch_migration_jobs_items_and_copies_held_by_open_jobs(tmp_path):
     s.put_job(JobRow("k1", "m", ENDED, 1.0, 3600.0, name="batches/x"))
     assert s.copies_held_by_jobs() == set() and s.jobs() == []
     assert s.doomed() == ["files/c0", "files/other"] and len(s.jobs(open_only=False)) == 1
+
+
+def test_held_bytes_sums_what_copies_held_lists(tmp_path):
+    """Asked before every upload: SQLite's sum, the same as adding up the list."""
+    import random
+
+    rng = random.Random(7)
+    s = Store(tmp_path / "state.db")
+    shas = []
+    for i in range(200):
+        sha = f"c{i:03d}"
+        shas.append(sha)
+        s.ensure_content(sha, rng.randrange(1, 1000), "image/png", "image", 0.0)
+        if rng.random() < 0.7:
+            s.promoted(sha, 1.0, f"files/{i}", "u", rng.choice([50.0, 150.0]))
+        if rng.random() < 0.3:  # a new copy uploaded, not ACTIVE yet (a proxy, maybe)
+            s.uploaded(sha, 1.0, f"files/n{i}", "u2", 200.0, 1,
+                       rng.choice([None, rng.randrange(1, 100)]))
+    uploading = rng.sample(shas, 20)
+    held = s.copies_held(100.0)
+    want_making = sum(m for sha, _, m in held if sha in uploading)
+    assert s.held_bytes(100.0, uploading) == (sum(lv + m for _, lv, m in held), want_making)
+    assert s.held_bytes(100.0)[1] == 0 and s.held_bytes(100.0)[0] > 0
