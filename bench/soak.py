@@ -559,7 +559,7 @@ def drive(args: argparse.Namespace, tl: Timeline, daemon: Daemon, emu: Emulator,
             text = cfg.read_text()
             cfg.write_text(text.replace("[[folders]]\n",
                                         f"[[folders]]\nmax_output_tokens = {CUT_LIMIT}\n", 1))
-            daemon.send_signal(signal.SIGHUP)
+            daemon.proc.send_signal(signal.SIGHUP)
             tl.note(f"owner raises max_output_tokens to {CUT_LIMIT:,} and reloads (SIGHUP); "
                     f"{len(left)} cut fault(s) not yet fired withdrawn")
         elif what == "db deleted":
