@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from mediasync.rules import batching
+from mediasync.rules import batching, units
 from mediasync.store import Store
 
 IN_JOB = "in batch job"  # how a waiting output names its job (sync's summary counts them)
@@ -51,7 +50,7 @@ def open_jobs(store: Store, now: float) -> list[JobReport]:
             stats = {}
         done = stats.get("successfulRequestCount", 0) + stats.get("failedRequestCount", 0)
         at = job.created_at + job.max_wait
-        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = units.utc_stamp(at)
         out.append(JobReport(
             name=job.name or f"(creating {job.key})", key=job.key, model=job.model,
             state=job.service_state if job.state == batching.OPEN and job.service_state
