@@ -29,6 +29,10 @@ with its own .venv, e.g. `git archive layout | tar -x -C /tmp/layout`):
 6. With --profile DIR: one more no-op sync and one `status` under cProfile (files in
    DIR); the top functions by cumulative and own time are printed.
 
+With --keep DIR the work is kept, the emulator's files too (emulator-files.json);
+a later run with --keep DIR --reuse measures steps 3-6 on that library again, its
+emulator restarted with them (`mediasync emulator --files`), without a new first sync.
+
 Each tree's modules are byte-compiled first, as an installed package has them.
 With --baseline the measured runs of steps 3-5 alternate (A B A B …), so both trees
 see the same machine load. With --share-library the baseline does not sync a library
@@ -54,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -288,6 +293,36 @@ def share_library(side: Side) -> None:
           f"schema {version}", flush=True)
 
 
+# -- a kept library, reloaded (--keep, then --reuse) ---------------------------------
+
+SAVED_FILES = "emulator-files.json"  # the emulator's files after the first sync
+
+
+def save_library(side: Side) -> None:
+    """Keep the emulator's files beside the folder and state: the emulator holds them in
+    memory, so without them a kept library could not be measured again."""
+    assert side.emu is not None
+    with urllib.request.urlopen(f"{side.emu.url}/_emulator/files", timeout=600) as r:
+        (side.work / SAVED_FILES).write_bytes(r.read())
+
+
+def reuse(side: Side, flags: list[str], emulator_tree: Tree | None) -> bool:
+    """Measure a library an earlier --keep run synced: its emulator restarted with the
+    saved files (`mediasync emulator --files`) on the port the state recorded, so the
+    copies' URIs match. False when there is none to reuse."""
+    saved = side.work / SAVED_FILES
+    setup = side.work / "setup.toml"
+    if not (saved.is_file() and setup.is_file()):
+        return False
+    port = re.search(r'base_url = "http://127\.0\.0\.1:(\d+)"', setup.read_text())
+    flags = [*flags, "--files", str(saved), *(["--port", port.group(1)] if port else [])]
+    side.emu = EmulatorProcess(side.work, flags=flags, tree=emulator_tree or side.tree)
+    write_config(side.work, side.emu.url, side.folder, name="default.toml")
+    print(f"  [{side.name}] reusing the synced library in {side.work} "
+          f"({side.emu.stats()['live_files']} files in the emulator)", flush=True)
+    return True
+
+
 # -- the measured steps -----------------------------------------------------------
 
 
@@ -370,15 +405,19 @@ def run_size(size: int, trees: dict[str, Tree], emulator_tree: Tree | None, root
             if side.shared_from is not None:
                 share_library(side)
                 continue
+            flags = ["--quota-rpm", str(args.quota_rpm)] if args.quota_rpm else []
+            if args.reuse and reuse(side, flags, emulator_tree):
+                continue
             t0 = time.perf_counter()
             write_pngs(side.folder, size, width=4, height=4,
                        subdirs=max(1, math.ceil(size / args.per_dir)))
             print(f"  [{side.name}] wrote {size} PNGs ({time.perf_counter() - t0:.1f} s)",
                   flush=True)
-            flags = ["--quota-rpm", str(args.quota_rpm)] if args.quota_rpm else []
             side.emu = EmulatorProcess(side.work, flags=flags,
                                        tree=emulator_tree or side.tree)
             first_sync(side, args.spy)
+            if args.keep:
+                save_library(side)
         for _ in range(args.repeat):
             for side in sides:
                 noop(side)
@@ -455,6 +494,9 @@ def main() -> int:
                     help="py-spy the first sync for this many seconds from its middle")
     ap.add_argument("--profile", type=Path, help="cProfile a no-op sync and a status into DIR")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: measure the library an earlier --keep run synced there "
+                    "(no new first sync)")
     ap.add_argument("--json", type=Path, help="also write every figure to this file")
     args = ap.parse_args()
 

@@ -9,9 +9,11 @@ but :mod:`mediasync.media.formats` (formats, limits, token rules) and :mod:`medi
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from mediasync.media.formats import FILE_TTL_SECONDS, MAX_PROJECT_BYTES
 from mediasync.media.sizes import parse_size
@@ -158,6 +160,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-duration", type=_duration, default=30.0,
                         help="how long after its creation a batch job SUCCEEDS, e.g. 30s; "
                         "one still open at 48h ends EXPIRED")
+    parser.add_argument("--files", type=Path, default=None, metavar="FILE",
+                        help="start with these files: a saved GET /_emulator/files answer "
+                        "(a benchmark's synced library, reloaded instead of uploaded again)")
     parser.add_argument(
         "--fault",
         type=_fault,
@@ -204,6 +209,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     emu = Emulator(config)
     for fault in args.fault:
         emu.add_fault(fault)
+    if args.files is not None:
+        try:
+            saved = json.loads(args.files.read_bytes())
+            emu.store.restore(saved["files"] if isinstance(saved, dict) else saved)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"mediasync emulator: --files {args.files}: {e}", file=sys.stderr)
+            return 2
     try:
         emu.start()
     except OSError as e:

@@ -63,6 +63,11 @@ def rfc3339(ts: float, digits: int = 6) -> str:
 EXPIRY_LEAD = 0.0185
 
 
+def _epoch(stamp: Any) -> float:
+    # fromisoformat keeps 6 of expirationTime's 9 fractional digits: enough here.
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+
+
 def valid_file_id(file_id: str) -> bool:
     return bool(_NAME_RE.fullmatch(file_id))
 
@@ -471,6 +476,40 @@ class Store:
                 rec = None
         if rec is None:
             raise file_not_found(file_id)
+        return rec
+
+    def restore(self, resources: list[dict[str, Any]]) -> int:
+        """Add files as a listing showed them (``GET /_emulator/files``): a benchmark
+        reloads a synced library of 100,000 files instead of uploading it again.
+        Their bytes are not kept (a file's probe is empty); expired ones are skipped.
+        Returns how many were added."""
+        added = 0
+        with self._lock:
+            now = self.clock.now()
+            for res in resources:
+                rec = self._record_of(res)
+                if rec.expire_time <= now or rec.id in self._files:
+                    continue
+                self._add(rec)
+                added += 1
+        return added
+
+    def _record_of(self, res: dict[str, Any]) -> FileRecord:
+        # Caller holds the lock (the sequence number).
+        try:
+            file_id = str(res["name"]).removeprefix("files/")
+            digest = base64.b64decode(res.get("sha256Hash") or "")
+            created = _epoch(res["createTime"])
+            rec = FileRecord(
+                id=file_id, display_name=res.get("displayName"), mime=str(res["mimeType"]),
+                size=int(res["sizeBytes"]),
+                sha256=bytes.fromhex(digest.decode()) if len(digest) == 64 else digest,
+                create_time=created, ready_time=_epoch(res.get("updateTime") or created),
+                expire_time=_epoch(res["expirationTime"]), seq=self._seq + 1, probe=Probe(),
+                failure=(res.get("error") or {}).get("message"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a File resource ({e!r}): {str(res)[:200]}") from None
+        self._seq += 1
         return rec
 
     def _new_id(self) -> str:

@@ -127,3 +127,25 @@ def test_expired_and_deleted_files_leave_the_quota() -> None:
     store.clock.advance(1000.0)  # every file expires
     assert store.live_bytes() == 0 and store.files() == []
     assert [_upload(store, 5 + i).id for i in range(3)]
+
+
+def test_a_saved_listing_restores_the_same_files_and_skips_the_expired() -> None:
+    # `mediasync emulator --files`: a benchmark's synced library, reloaded.
+    old = _store()
+    recs = []
+    for seed in range(3):
+        recs.append(_upload(old, seed))
+        old.clock.advance(10.0)
+    saved = [r.resource(old.clock.now(), "http://x", "v1beta") for r in recs]
+    new = _store()
+    new.clock.advance(recs[0].expire_time - new.clock.now())  # the first one just expired
+    assert new.restore(saved) == 2
+    now = new.clock.now()
+    again = [f.resource(now, "http://x", "v1beta") for f in new.files()]
+    assert [f["name"] for f in again] == [f["name"] for f in saved[1:]]
+    for was, now_ in zip(saved[1:], again, strict=True):
+        assert was["expirationTime"][:26] == now_["expirationTime"][:26]
+        assert {**was, "expirationTime": ""} == {**now_, "expirationTime": ""}
+    assert new.live_bytes() == sum(r.size for r in recs[1:])
+    with pytest.raises(ValueError, match="not a File resource"):
+        new.restore([{"name": "files/abc"}])
