@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from mediasync.rules.batching import ENDED, WAITING, ItemRow, JobRow
 from mediasync.rules.naming import shown
-from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
+from mediasync.rules.rows import ContentRow, CopyRef, Outcome, OutputRow, PathRow
 
 __all__ = [
     "SCHEMA_VERSION", "ContentRow", "Meta", "MetaKey", "OutputRow", "PathRow", "Store",
@@ -655,6 +655,14 @@ class Store(_CopyTransitions):
         cur.row_factory = None
         for r in cur.execute(f"SELECT {_cols('contents', _CONTENT_COLS)} FROM contents"):
             yield ContentRow(*r)
+
+    def copy_refs(self) -> list[CopyRef]:
+        """Every content row as a listing is reconciled against it (``CopyRef``)."""
+        cur = self._db.cursor()
+        cur.row_factory = None
+        cur.execute("SELECT sha256, size, remote_name, expires_at, next_url, next_name"
+                    " FROM contents")
+        return [CopyRef._make(r) for r in cur]
 
     def ensure_content(
         self, sha256: str, size: int, mime: str, kind: str, now: float

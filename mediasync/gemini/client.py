@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import httpx
@@ -201,8 +201,12 @@ class GeminiClient:
 
     async def list_files(self, page_size: int = 100) -> list[File]:
         """Every page; the service answers ``{}`` when there are no files."""
-        return [File.from_json(f)
-                for f in await self.transport.pages("files.list", "files", "files", page_size)]
+        return [f async for page in self.file_pages(page_size) for f in page]
+
+    async def file_pages(self, page_size: int = 100) -> AsyncIterator[list[File]]:
+        """The listing a page at a time (a library of 100,000 is 1,000 pages)."""
+        async for page in self.transport.each_page("files.list", "files", "files", page_size):
+            yield [File.from_json(f) for f in page]
 
     async def delete_file(self, name: str) -> None:
         """Delete a file. If a retried delete lost its first answer, the retry may

@@ -11,7 +11,7 @@ repr(), exception text or log lines.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -115,10 +115,16 @@ class Transport:
         await retry.sleep(wait)
 
     async def pages(self, op: str, path: str, field: str, page_size: int) -> list[dict[str, Any]]:
-        """Every item under ``field`` of every page of a listing (``nextPageToken``). One
-        listing is one use of the budget, however many pages it takes: a periodic
-        refresh of thousands of files must not starve generation."""
-        items: list[dict[str, Any]] = []
+        """Every item under ``field`` of every page of a listing (``nextPageToken``)."""
+        return [item async for page in self.each_page(op, path, field, page_size)
+                for item in page]
+
+    async def each_page(self, op: str, path: str, field: str,
+                        page_size: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """The items under ``field``, a page at a time: a caller keeps what it needs of
+        each page, not 100,000 parsed answers at once. One listing is one use of the
+        budget, however many pages it takes: a periodic refresh of thousands of files
+        must not starve generation."""
         token: str | None = None
         while True:
             params: dict[str, Any] = {"pageSize": page_size}
@@ -127,10 +133,10 @@ class Transport:
             response = await self.call(op, "GET", self.url(path), limited=token is None,
                                        params=params)
             data = json_object(response.content)
-            items.extend(i for i in data.get(field) or [] if isinstance(i, dict))
+            yield [i for i in data.get(field) or [] if isinstance(i, dict)]
             token = data.get("nextPageToken")
             if not token or not isinstance(token, str):
-                return items
+                return
 
     async def call(
         self,

@@ -41,19 +41,19 @@ class Refresher:
         # must not look vanished (issue 8, row 6). Anything newer than this snapshot
         # is younger than the listing and left to the next refresh.
         ctx, store = self.ctx, self.ctx.store
-        contents = store.all_contents()
+        contents = store.copy_refs()
         known = store.known_remote_names()
-        files = await ctx.client.list_files()
-        now = ctx.clock()
+        # A page at a time: only what the plan reads of each file is kept.
         listing = [
             ownership.RemoteListing(f.name, f.display_name, epoch(f.create_time),
                                     epoch(f.expiration_time), f.sha256_hex, f.state, f.uri,
                                     f.size_bytes)
-            for f in files
+            async for page in ctx.client.file_pages() for f in page
         ]
+        now = ctx.clock()
         # Who holds the store, for the storage budget and `status`.
         store.write(Meta.STORE_USAGE, {
-            **ownership.store_usage(((f.name, f.display_name, f.size_bytes or 0) for f in files),
+            **ownership.store_usage(((f.name, f.display_name, f.size or 0) for f in listing),
                                     known, ctx.instance), "at": now})
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
         rebuilding = bool(store.read(Meta.RECOVERY).get("pending"))

@@ -4,11 +4,11 @@ reconciled with the database: vanished copies, new expiries, leftovers to delete
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mediasync.rules.naming import shown
-from mediasync.rules.rows import ContentRow
+from mediasync.rules.rows import ContentRow, CopyRef
 
 DISPLAY_PREFIX = "mediasync:"
 
@@ -64,7 +64,7 @@ def store_usage(listing: Iterable[tuple[str, str | None, int]], known_names: set
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # 100,000 of them in a refresh of a large library
 class RemoteListing:
     name: str
     display_name: str | None
@@ -96,7 +96,7 @@ class RefreshPlan:
 
 def plan_refresh(
     listing: Iterable[RemoteListing],
-    contents: Iterable[ContentRow],
+    contents: Sequence[ContentRow | CopyRef],
     known_names: set[str],
     uploading_prefixes: set[str],
     now: float,
@@ -125,7 +125,7 @@ def plan_refresh(
             vanished.append(c.sha256)
         elif listed.expires_at is not None and listed.expires_at != c.expires_at:
             expiries.append((c.sha256, listed.expires_at))
-    live: dict[str, list[ContentRow]] = {}  # by sha16: contents with a recorded copy
+    live: dict[str, list[ContentRow | CopyRef]] = {}  # by sha16: contents with a recorded copy
     for c in contents:
         if c.remote_name:
             live.setdefault(c.sha256[:16], []).append(c)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from mediasync.config import PromptConfig
@@ -26,7 +26,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PathRow:
     path: str
     folder: str
@@ -41,7 +41,19 @@ class PathRow:
     updated_at: float
 
 
-@dataclass(frozen=True)
+class CopyRef(NamedTuple):
+    """What a listing is reconciled against, of one content row: a light tuple, where
+    100,000 whole ``ContentRow``s were most of a refresh's memory."""
+
+    sha256: str
+    size: int
+    remote_name: str | None
+    expires_at: float | None
+    next_url: str | None
+    next_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ContentRow:
     sha256: str
     size: int
@@ -74,7 +86,7 @@ class ContentRow:
         return VIDEO_MIME if self.kind == "video" else AUDIO_MIME
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputRow:
     path: str
     suffix: str
@@ -96,14 +108,14 @@ class OutputRow:
     service_tier: str | None = None  # the tier that served it (or was asked for)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFacts:
     size: int
     mtime_ns: int
     inode: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Desired:
     suffix: str  # the output's key: its sidecar suffix, "*"-prefixed when named after the stem
     prompt: str
