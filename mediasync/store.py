@@ -713,6 +713,17 @@ class Store(_CopyTransitions):
                 part).fetchone()[0]
         return int(total), int(making)
 
+    def library_fits(self, limit: int) -> bool:
+        """Whether the library (``library_bytes``) and room to renew its largest file fit
+        in ``limit`` bytes. The content table's own sum, which no live path's content
+        exceeds, answers first: it needs no grouping of 100,000 paths."""
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(size), 0), COALESCE(MAX(size), 0) FROM contents").fetchone()
+        if row[0] + row[1] <= limit:
+            return True
+        total, largest = self.library_bytes()
+        return total + largest <= limit
+
     def library_bytes(self) -> tuple[int, int]:
         """(total, largest) size of the distinct contents of the live paths."""
         row = self._db.execute(

@@ -101,8 +101,7 @@ class StoreBudget:
         store, config = self.ctx.store, self._config()
         limit = self.limit()
         before, known = self.kept, self._holdings
-        total, largest = store.library_bytes()
-        if total + largest <= limit:
+        if store.library_fits(limit):
             self.kept, self._holdings = None, None  # it all fits: no plan per file
         else:
             outputs: dict[str, dict] = {}

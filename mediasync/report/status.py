@@ -176,7 +176,8 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     # keep_alive = "on_use", or a copy beyond the storage budget: a copy is made only
     # for a generation, so with none under way the sidecars say what the file waits for.
     beyond = kept is not None and (row.sha256 or "") not in kept
-    on_use = not config.keeps_alive(row.path) or beyond
+    kept_alive = config.keeps_alive(row.path)
+    on_use = not kept_alive or beyond
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
@@ -203,11 +204,11 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         r.state, r.message = "failed", f"{verdicts[0].name}: {verdicts[0].message}"
     elif complete and r.state == "pending":
         r.state, r.message = "synced", None
-        if beyond and config.keeps_alive(row.path):
+        if beyond and kept_alive:
             r.note = NOT_KEPT  # its copy lapses, or makes room
     elif on_use and not serving and row.sha256 and r.state != "failed" and _wants_done(r):
         r.state, r.message, r.next_try = "synced", None, None
-        r.note = (NOT_KEPT if config.keeps_alive(row.path) else
+        r.note = (NOT_KEPT if kept_alive else
                   "no remote copy is kept (keep_alive = \"on_use\"); uploaded again when needed")
     elif stalled and r.state in ("pending", "uploading", "processing", "waiting"):
         r.message = f"waiting: {stalled}" + (f"; {r.message}" if r.message else "")
@@ -291,8 +292,7 @@ def _kept(store: Store, config: Config) -> frozenset[str] | None:
     """The storage budget's plan, as the daemon makes it (rules/budget.py); None when
     the whole library fits, known from one sum without reading every row."""
     limit = store_limit(store, config)
-    total, largest = store.library_bytes()
-    if total + largest <= limit:
+    if store.library_fits(limit):
         return None
     outputs: dict[str, dict[str, OutputRow]] = {}
     for o in store.all_outputs():
@@ -310,7 +310,7 @@ def store_state(store: Store, config: Config, reports: list[FileReport],
     instances' and other uploads' (the last listing, or an estimate from a full store),
     the store's size, the budget, and how many files keep no copy because of it."""
     usage = store.read(Meta.STORE_USAGE)
-    mine = sum(live + making for _, live, making in store.copies_held(now))
+    mine = store.held_bytes(now)[0]
     return {
         "mine": mine,
         "other_instances": budget.others_bytes({"other_instances":
@@ -465,11 +465,13 @@ def as_json_dict(obj: Any) -> Any:
 
 def token_totals(reports: list[FileReport]) -> dict[str, int]:
     """Prompt, output and thought tokens (thoughts are billed as output)."""
-    total = {"prompt": 0, "output": 0, "thoughts": 0}
-    for r in reports:
-        for k, v in r.tokens_by_kind().items():
-            total[k] += v
-    return total
+    prompt = output = thoughts = 0
+    for r in reports:  # summed here, not by kind per report: 100,000 reports
+        for s in r.sidecars:
+            prompt += s.prompt_tokens
+            output += s.output_tokens
+            thoughts += s.thoughts_tokens
+    return {"prompt": prompt, "output": output, "thoughts": thoughts}
 
 
 def failures(reports: list[FileReport]) -> list[FileReport]:

@@ -5,7 +5,6 @@ language and subtitle format, each with the hash that identifies it. Pure.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 
 from mediasync.config import FolderConfig, PromptConfig
 from mediasync.rules.naming import output_key, sidecar_name
@@ -21,7 +20,10 @@ def prompt_hash(prompt: str, identity: str = "") -> str:
 def desired(folder: FolderConfig, path: str, kind: str, default_model: str) -> list[Desired]:
     """The outputs a file should have: one per file each prompt of its folder writes
     for its kind (a language, a subtitle format)."""
-    return [replace(d, sidecar=sidecar_name(path, d.suffix))
+    # Built whole, not dataclasses.replace'd: asked for every file of every pass over
+    # the library (a scan's rest check, `status`), where replace cost the most.
+    return [Desired(d.suffix, d.prompt, d.model, d.prompt_hash, sidecar_name(path, d.suffix),
+                    d.spec, d.language, d.subformat)
             for d in _outputs(folder, kind, default_model)]
 
 

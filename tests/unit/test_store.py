@@ -261,3 +261,18 @@ def test_held_bytes_sums_what_copies_held_lists(tmp_path):
     want_making = sum(m for sha, _, m in held if sha in uploading)
     assert s.held_bytes(100.0, uploading) == (sum(lv + m for _, lv, m in held), want_making)
     assert s.held_bytes(100.0)[1] == 0 and s.held_bytes(100.0)[0] > 0
+
+
+def test_library_fits_answers_as_the_exact_sum_of_the_live_paths(tmp_path):
+    """The content table's sum answers first: an upper bound, so a content no live path
+    holds (a vanished file's, kept for its grace period) only sends it to the exact sum."""
+    s = Store(tmp_path / "state.db")
+    for i, size in enumerate((100, 300)):
+        s.ensure_content(f"s{i}", size, "image/png", "image", 0.0)
+        s.put_path(_path(f"/m/{i}.png", f"s{i}", size=size))
+    s.ensure_content("gone", 5000, "image/png", "image", 0.0)  # no live path
+    s.put_path(_path("/m/bad.png", "s9", size=9000, problem="empty file"))
+    total, largest = s.library_bytes()
+    assert (total, largest) == (400, 300)
+    for limit in (699, 700, 5699, 5700, 10**6):
+        assert s.library_fits(limit) is (limit >= total + largest), limit

@@ -39,3 +39,14 @@ def test_desired_outputs_carry_the_effective_model_and_sidecar_path():
         (".tags.txt", "pro", "/m/a b.jpg.tags.txt"),
     ]
     assert not states.is_current(output(model="flash"), dataclasses.replace(WANT, model="pro"), "s")
+    # Every field but the sidecar is the folder's (desired builds each one whole).
+    subs = PromptConfig(("video",), "Subtitles.", ".srt", format="subtitles",
+                        language=("en", "de"), subtitles=("srt", "vtt"))
+    folder = dataclasses.replace(folder, prompts=(*folder.prompts, subs))
+    shared = desired._outputs(folder, "video", "flash")
+    wants = desired.desired(folder, "/m/c.mp4", "video", "flash")
+    assert len(wants) == len(shared) == 5
+    for want, one in zip(wants, shared, strict=True):
+        assert want == dataclasses.replace(one, sidecar=want.sidecar)
+    assert {(w.language, w.subformat) for w in wants} == {
+        (None, None), ("en", "srt"), ("en", "vtt"), ("de", "srt"), ("de", "vtt")}
