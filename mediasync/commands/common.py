@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from mediasync.app.logs import setup_logging
 from mediasync.config import Config, load_config_or_default
-from mediasync.gemini import ApiError, File, GeminiClient, RetryPolicy, TransportError
+from mediasync.gemini.errors import ApiError, TransportError
+from mediasync.gemini.models import File
 from mediasync.rules.failures import classify
 
 if TYPE_CHECKING:
     from mediasync.app.apiclient import EventHook
+    from mediasync.gemini import GeminiClient
     from mediasync.store import Store
 
 log = logging.getLogger("mediasync")
@@ -78,6 +80,7 @@ def tool_client(config: Config, *, quick: bool = False, env: Mapping[str, str] |
     process's by default; ``event_hooks``: httpx's, passed through)."""
     # Imported late: the daemon's wiring (scheduler, engine) is not needed to parse --help.
     from mediasync.app.apiclient import make_client
+    from mediasync.gemini.retry import RetryPolicy
 
     c = make_client(config, os.environ if env is None else env, event_hooks=event_hooks)
     # Someone is waiting at a terminal: fewer, shorter retries than the daemon's.
