@@ -86,6 +86,9 @@ class StoreBudget:
         # (monotonic time, bytes of our copies, the part of it that the uploads holding
         # room then had made): summed once for many uploads, not once per upload
         self._sums: tuple[float, int, int] | None = None
+        # Bytes of the rooms let go since that sum: their copies may have gone live
+        # since, so they still count (an upper bound) until the next sum.
+        self._released = 0
         self._listed_at = float("-inf")
 
     # -- the plan ---------------------------------------------------------------
@@ -162,18 +165,23 @@ class StoreBudget:
             if self._in_use[sha] <= 0:
                 del self._in_use[sha]
             self.replan_soon()  # its outputs may be written: it may need no copy now
-            self._wake()
+            self._wake(resum=False)  # no room freed; a wait for a copy in use may end
 
-    def _used(self, now: float) -> int:
-        """This instance's bytes in the store, uploads under way included."""
+    def _used(self, now: float, *, exact: bool = False) -> int:
+        """This instance's bytes in the store, uploads under way included: at most
+        that (an upload finished since the last sum counts as live, failed or not),
+        exactly with ``exact``. Summing is a scan of every content row: once per
+        admission it made a first sync of 100,000 files slow down as it went."""
         sums = self._sums
-        if sums is None or time.monotonic() - sums[0] > USED_FRESH:
+        if exact or sums is None or time.monotonic() - sums[0] > USED_FRESH:
             # Freed room clears this at once (_wake); what it misses meanwhile is room
             # freed by expiry or by others, so it errs on the full side.
             total, making = self.ctx.store.held_bytes(now, list(self._held))
             sums = self._sums = (time.monotonic(), total, making)
-        # An upload holding room counts by what it holds until it lets go.
-        used = sums[1] - sums[2]
+            self._released = 0
+        # An upload holding room counts by what it holds until it lets go, then by
+        # what its copy may be.
+        used = sums[1] - sums[2] + self._released
         if self._deleting:
             # A replaced copy holds its room until its deletion is done.
             doomed = set(self.ctx.store.doomed())
@@ -206,12 +214,13 @@ class StoreBudget:
             self._held[sha] -= size
             if self._held[sha] <= 0:
                 del self._held[sha]
-            self._wake()
+            self._released += size
+            self._wake(resum=False)
 
     async def _wait_for_room(self, cond: asyncio.Condition, sha: str, size: int) -> None:
         while True:
-            limit = self.limit()
-            if self._used(self.ctx.clock()) + size <= limit:
+            limit, now = self.limit(), self.ctx.clock()
+            if self._used(now) + size <= limit or self._used(now, exact=True) + size <= limit:
                 break
             if await self._evict(1):
                 continue
@@ -326,8 +335,9 @@ class StoreBudget:
             self._cond = asyncio.Condition()
         return self._cond
 
-    def _wake(self) -> None:
-        self._sums = None  # room may have freed: sum again before the next admission
+    def _wake(self, *, resum: bool = True) -> None:
+        if resum:
+            self._sums = None  # room may have freed: sum again before the next admission
         cond = self._cond
         if cond is None:
             return

@@ -75,3 +75,41 @@ def test_a_copy_an_open_batch_job_reads_never_makes_room(ctx, add_copy, tmp_path
     asyncio.run(scenario())
     assert ctx.store.get_content(job_sha).remote_name == f"files/{job_sha[:6]}"
     assert ctx.store.get_content(other).remote_name is None
+
+
+def test_admissions_sum_the_store_once_not_per_upload(ctx, add_copy, tmp_path,
+                                                      monkeypatch) -> None:
+    # A first sync of 100,000 files admits an upload for each: summing every content row
+    # per admission made it slow down as it went. Finished uploads count as live until
+    # the next sum (an upper bound); only a bound over the budget is summed exactly.
+    cfg = parse_config({"daemon": {"storage_budget": "100%"},
+                        "folders": [{"path": str(tmp_path / "inbox")}]})
+    ctx.store.write(Meta.STORE_SIZE, {"bytes": 1000, "at": T0})
+    add_copy("a" * 64, T0 + 48 * HOUR)
+    sums = []
+    real = ctx.store.held_bytes
+    monkeypatch.setattr(ctx.store, "held_bytes", lambda *a: sums.append(a) or real(*a))
+
+    async def nothing(names: list[str]) -> None:
+        return None
+
+    async def scenario() -> list[str]:
+        budget = StoreBudget(ctx, config=lambda: cfg, busy=lambda sha: False,
+                             delete_doomed=nothing)
+        for i in range(20):  # 1-byte uploads; every other one fails
+            sha = f"{i:064x}"
+            async with budget.room(sha, 1):
+                if i % 2:
+                    ctx.store.ensure_content(sha, 1, "image/png", "image", T0)
+                    ctx.store.promoted(sha, T0, f"files/n{i}", "u", T0 + 48 * HOUR)
+        first = len(sums)
+        # 10 (a) + 10 live: a 5-byte upload fits a 26-byte store. The bound (every
+        # finished upload live: 30) says no, so the sum is taken again, once.
+        ctx.store.write(Meta.STORE_SIZE, {"bytes": 26, "at": T0})
+        admitted = []
+        async with budget.room("f" * 64, 5):
+            admitted.append("f")
+        return [str(first), str(len(sums) - first), *admitted]
+
+    assert asyncio.run(scenario()) == ["1", "1", "f"]
+    assert ctx.store.get_content("a" * 64).remote_name is not None  # nothing made room
