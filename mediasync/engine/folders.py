@@ -68,9 +68,9 @@ class Folders:
             if walked is not None:
                 reachable.add(str(folder.path))
                 found.update(walked)
-        known = self._ctx.store.live_path_names()
         # Vanished paths first: a rename's old path must be seen gone before its new one.
-        for p in sorted(known - found):
+        gone = sorted(p for p in self._ctx.store.live_path_names() if p not in found)
+        for p in gone:
             folder = self._ctx.config.folder_for(Path(p))
             away = availability.unavailable_holding(p, self.unavailable)
             if folder is None or (str(folder.path) in reachable and away is None):
