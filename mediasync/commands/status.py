@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from mediasync.commands.common import EXIT_FAILED, EXIT_OK, err, load, state_db
@@ -69,7 +70,9 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         doc["unavailable"] = unavailable
         doc["store"] = store_use
         doc["recovery"] = recovery
-        print(json.dumps(doc, indent=2))
+        # Indented for a person at a terminal; compact for a program (a pipe, a file),
+        # where 100,000 files' indentation doubled the size and the time.
+        print(json.dumps(doc, indent=2 if sys.stdout.isatty() else None))
     else:
         if recovery is not None:
             print(status.render_recovery(recovery))

@@ -447,19 +447,28 @@ def render_json(reports: list[FileReport], halted: str | None = None,
             "batch_jobs": [j.to_json() for j in jobs or []], "files": files}
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_NAMES: dict[type, tuple[str, ...]] = {}  # a report class's field names, looked up once
+
+
 def as_json_dict(obj: Any) -> Any:
     """``dataclasses.asdict`` for reports (its deep copies cost more than the rest of
     `status --json` together): the same dict, fields in order, nested reports too."""
     if not is_dataclass(obj) or isinstance(obj, type):
         return obj
+    names = _NAMES.get(type(obj))
+    if names is None:
+        names = _NAMES[type(obj)] = tuple(f.name for f in fields(obj))
     out = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, list):
+    for name in names:
+        value = getattr(obj, name)
+        if type(value) in _PLAIN:
+            pass
+        elif isinstance(value, list):
             value = [as_json_dict(v) for v in value]
         elif isinstance(value, (dict, tuple)) or is_dataclass(value):
-            value = asdict(obj)[f.name]  # not the plain values reports hold today
-        out[f.name] = value
+            value = asdict(obj)[name]  # not the plain values reports hold today
+        out[name] = value
     return out
 
 
