@@ -207,8 +207,12 @@ class Producer:
             self._incomplete(job, (answer.where or "") + message, usage)
             return
         try:
-            remembered = (self._ctx.store.get_xmp_marks(want.sidecar)
-                          if want.format == "xmp" else None)
+            remembered = None
+            if want.format == "xmp":
+                # The store's copy, else the folder's: a rebuilt store has none.
+                remembered = (self._ctx.store.get_xmp_marks(want.sidecar)
+                              or await self._ctx.fs.call(job.key, marks.xmp_marks,
+                                                         Path(want.sidecar)))
             rendered = await self._ctx.fs.call(job.key, formats.render, want, gen.text,
                                                  answer.value, req, on_disk, remembered)
         except FolderUnavailable:
@@ -395,7 +399,7 @@ class Producer:
         try:
             mark = marks.Mark("", sha, want.prompt_hash, want.model, os.path.basename(path))
             written = await self._ctx.fs.call(job.key, _write_sidecar, Path(want.sidecar),
-                                                text, on_disk, mark)
+                                                text, on_disk, mark, xmp_marks)
         except FolderUnavailable:
             # Whether the rename happened is unknown: the pending record tells on the
             # next look (confirm if our bytes are there, else generate).
@@ -638,8 +642,12 @@ _MARKED = (Outcome.BLOCKED, Outcome.INCOMPLETE, Outcome.FAILED)
 
 
 def _write_sidecar(target: Path, text: str, expected: str | None,
-                   mark: marks.Mark | None = None) -> str | None:
-    return sidecar.write_atomic(target, text, expected=expected, mark=mark)
+                   mark: marks.Mark | None = None, xmp_marks: str | None = None) -> str | None:
+    written = sidecar.write_atomic(target, text, expected=expected, mark=mark)
+    if written is not None and xmp_marks is not None:
+        # After the rename: never remembered as ours what the file does not hold.
+        marks.keep_xmp(target, xmp_marks)
+    return written
 
 
 _GONE = LocalFacts(-1, -1, -1)  # no regular file there any more
