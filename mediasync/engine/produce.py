@@ -146,9 +146,10 @@ class Producer:
         """No record of this output (a rebuilt database): a sidecar whose mark says
         mediasync wrote these very bytes is ours again, recorded as the answer it
         marks; so it is regenerated when the file, prompt or model differ, and
-        left alone (not paid for again) when they do not."""
+        left alone (not paid for again) when they do not. An XMP sidecar another
+        tool rewrote is too, by what the folder's marks file says was merged."""
         try:
-            mark = await self._ctx.fs.call(key, marks.ours, Path(want.sidecar))
+            mark = await self._ctx.fs.call(key, _answer_held, Path(want.sidecar), want.format)
         except (FolderUnavailable, OSError):
             return None  # looked at again with the sidecar itself (output_step)
         if mark is None or mark.source != os.path.basename(path):
@@ -646,8 +647,18 @@ def _write_sidecar(target: Path, text: str, expected: str | None,
     written = sidecar.write_atomic(target, text, expected=expected, mark=mark)
     if written is not None and xmp_marks is not None:
         # After the rename: never remembered as ours what the file does not hold.
-        marks.keep_xmp(target, xmp_marks)
+        marks.keep_xmp(target, xmp_marks, marks.with_hash(mark, written) if mark else None)
     return written
+
+
+def _answer_held(target: Path, fmt: str) -> marks.Mark | None:
+    """The answer the sidecar holds by its mark. An XMP is merged into field by
+    field, so one another tool rewrote since (its mark gone with the file) still
+    holds the answer the folder's marks file says was merged into it."""
+    mark = marks.ours(target)
+    if mark is None and fmt == "xmp":
+        return marks.xmp_answer(target)
+    return mark
 
 
 _GONE = LocalFacts(-1, -1, -1)  # no regular file there any more

@@ -18,12 +18,13 @@ refused.
 
 An XMP sidecar's field marks (what is ours in it: outputs/xmp.Marks as JSON, kept
 opaque here) also go to that file, always, as a line of their own kind keyed by
-the sidecar's name (``keep_xmp``, ``xmp_marks``). The XMP holds them inside too,
-and the store keeps a copy, but a tool that regenerates the XMP from its own
-database (darktable) replaces the file, dropping both the marks inside and its
-extended attribute, and a damaged database is rebuilt without them. The folder's
-marks file is reached by neither loss, so our caption is still told from the
-owner's (issue 18, item 11).
+the sidecar's name, with the mark of the answer merged (``keep_xmp``,
+``xmp_marks``, ``xmp_answer``). The XMP holds the field marks inside too, and the
+store keeps a copy, but a tool that regenerates the XMP from its own database
+(darktable) replaces the file, dropping both the marks inside and its extended
+attribute, and a damaged database is rebuilt without them. The folder's marks
+file is reached by neither loss, so our caption is still told from the owner's
+(issue 18, item 11), and the answer merged is not paid for again.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def follow(old: Path, new: Path) -> None:
     lines = _lines(old.parent)
     xmp = lines.xmp.get(old.name)
     if xmp is not None:
-        keep_xmp(new, xmp)
+        keep_xmp(new, xmp.marks, xmp.answer)
     try:
         os.getxattr(new, XATTR, follow_symlinks=False)
         return
@@ -127,32 +128,55 @@ def with_hash(mark: Mark, sha256: str) -> Mark:
     return replace(mark, sha256=sha256)
 
 
-def keep_xmp(path: Path, xmp: str) -> None:
+@dataclass(frozen=True)
+class XmpLine:
+    """What mediasync last merged into an XMP sidecar."""
+    marks: str  # what is ours in it (outputs/xmp.Marks as JSON)
+    answer: Mark | None  # the answer merged (its sha256: the bytes written)
+
+    def encode(self, name: str) -> dict[str, object]:
+        line: dict[str, object] = {"xmp": name, "marks": self.marks}
+        if self.answer is not None:
+            line["answer"] = asdict(self.answer)
+        return line
+
+
+def keep_xmp(path: Path, xmp: str, answer: Mark | None) -> None:
     """Remember what is ours in the XMP sidecar at ``path`` (outputs/xmp.Marks as
-    JSON), written just now, in its directory's marks file. A second copy beside
-    the store's: a folder that refuses it (read-only, full) loses only this copy."""
+    JSON) and the answer merged, written just now, in its directory's marks file. A
+    second copy beside the store's: a folder that refuses it (read-only, full)
+    loses only this copy."""
     try:
-        _append(path.parent, path.name, {"xmp": path.name, "marks": xmp})
+        _append(path.parent, path.name, XmpLine(xmp, answer).encode(path.name))
     except OSError:
         pass
 
 
 def xmp_marks(path: Path) -> str | None:
-    """What ``keep_xmp`` last remembered for the XMP sidecar at ``path``, or None
-    (none, or no readable marks file)."""
-    return _lines(path.parent).xmp.get(path.name)
+    """The field marks ``keep_xmp`` last remembered for the XMP sidecar at ``path``,
+    or None (none, or no readable marks file)."""
+    line = _lines(path.parent).xmp.get(path.name)
+    return line.marks if line else None
+
+
+def xmp_answer(path: Path) -> Mark | None:
+    """The answer mediasync last merged into the XMP sidecar at ``path``, while a
+    file is there: another tool may have rewritten it since, but an XMP is merged
+    into field by field, so what was merged is still the answer it holds."""
+    line = _lines(path.parent).xmp.get(path.name)
+    return line.answer if line and os.path.lexists(path) else None
 
 
 @dataclass
 class _Lines:
-    """A marks file read: name → sidecar mark, name → XMP field marks."""
+    """A marks file read: name → sidecar mark, name → what was merged into an XMP."""
     marks: dict[str, Mark]
-    xmp: dict[str, str]
+    xmp: dict[str, XmpLine]
 
-    def encoded(self, names: set[str]) -> list[dict[str, str]]:
+    def encoded(self, names: set[str]) -> list[dict[str, object]]:
         """The lines that keep what is recorded for ``names``."""
         return ([{"name": n, **asdict(m)} for n, m in self.marks.items() if n in names]
-                + [{"xmp": n, "marks": x} for n, x in self.xmp.items() if n in names])
+                + [x.encode(n) for n, x in self.xmp.items() if n in names])
 
 
 def _lines(directory: Path) -> _Lines:
@@ -170,10 +194,12 @@ def _lines(directory: Path) -> _Lines:
             continue  # a line cut by a crash
         if not isinstance(d, dict):
             continue
-        if "xmp" in d:  # an XMP sidecar's field marks
+        if "xmp" in d:  # what was merged into an XMP sidecar
             name, xmp = d.get("xmp"), d.get("marks")
             if isinstance(name, str) and isinstance(xmp, str):
-                found.xmp[name] = xmp
+                answer = d.get("answer")
+                found.xmp[name] = XmpLine(xmp, Mark.decode(json.dumps(answer))
+                                          if isinstance(answer, dict) else None)
             continue
         name = d.pop("name", None)
         mark = Mark.decode(json.dumps(d))
@@ -182,7 +208,7 @@ def _lines(directory: Path) -> _Lines:
     return found
 
 
-def _append(directory: Path, name: str, record: Mark | dict[str, str]) -> None:
+def _append(directory: Path, name: str, record: Mark | dict[str, object]) -> None:
     fields = {"name": name, **asdict(record)} if isinstance(record, Mark) else record
     line = json.dumps(fields, sort_keys=True) + "\n"
     target = directory / MARKS_FILE

@@ -321,7 +321,8 @@ def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu, state
     """darktable rewrites the XMP from its database and drops our marks: the caption
     we wrote is still ours to update, and our old keywords do not pile up. Also when
     the state database is damaged after that, and rebuilt without the store's copy
-    of the marks: the folder's marks file still has them (the combined soak)."""
+    of the marks: the folder's marks file still has them and the answer merged, so
+    nothing is paid for again and the caption is still ours (the combined soak)."""
     cfg = _config(tmp_path, emu, "Caption this photo.")
     inbox = tmp_path / "inbox"
     (inbox / "photo.png").write_bytes(png_bytes(seed=13))
@@ -333,6 +334,13 @@ def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu, state
     _regenerate_without_marks(sidecar, "holiday")
     if state == "damaged":
         _damage(tmp_path / "state" / "state.db")
+        paid = emu.stats()["requests"].get("generate", 0)
+        r = cli(cfg, "sync")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("the state database was damaged") == 1
+        assert emu.stats()["requests"].get("generate", 0) == paid  # still the answer held
+        assert db_rows(cfg, "SELECT outcome FROM outputs") == [("written",)]
+        assert db_rows(cfg, "SELECT * FROM xmp_marks") == []  # the rebuilt store has none
 
     emu.add_fault(Fault(kind="answer", text=json.dumps(
         {"caption": "A red lighthouse by the sea.", "keywords": ["lighthouse", "red"]})))
@@ -345,5 +353,4 @@ def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu, state
     assert meta["Xmp.xmp.Rating"] == "3"
     assert "kept the owner's" not in r.stderr
     if state == "damaged":
-        assert r.stderr.count("the state database was damaged") == 1
         assert db_rows(cfg, "SELECT outcome FROM outputs") == [("written",)]
