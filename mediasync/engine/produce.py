@@ -146,9 +146,10 @@ class Producer:
         """No record of this output (a rebuilt database): a sidecar whose mark says
         mediasync wrote these very bytes is ours again, recorded as the answer it
         marks; so it is regenerated when the file, prompt or model differ, and
-        left alone (not paid for again) when they do not."""
+        left alone (not paid for again) when they do not. An XMP sidecar another
+        tool rewrote is too, by what the folder's marks file says was merged."""
         try:
-            mark = await self._ctx.fs.call(key, marks.ours, Path(want.sidecar))
+            mark = await self._ctx.fs.call(key, _answer_held, Path(want.sidecar), want.format)
         except (FolderUnavailable, OSError):
             return None  # looked at again with the sidecar itself (output_step)
         if mark is None or mark.source != os.path.basename(path):
@@ -207,8 +208,12 @@ class Producer:
             self._incomplete(job, (answer.where or "") + message, usage)
             return
         try:
-            remembered = (self._ctx.store.get_xmp_marks(want.sidecar)
-                          if want.format == "xmp" else None)
+            remembered = None
+            if want.format == "xmp":
+                # The store's copy, else the folder's: a rebuilt store has none.
+                remembered = (self._ctx.store.get_xmp_marks(want.sidecar)
+                              or await self._ctx.fs.call(job.key, marks.xmp_marks,
+                                                         Path(want.sidecar)))
             rendered = await self._ctx.fs.call(job.key, formats.render, want, gen.text,
                                                  answer.value, req, on_disk, remembered)
         except FolderUnavailable:
@@ -395,7 +400,7 @@ class Producer:
         try:
             mark = marks.Mark("", sha, want.prompt_hash, want.model, os.path.basename(path))
             written = await self._ctx.fs.call(job.key, _write_sidecar, Path(want.sidecar),
-                                                text, on_disk, mark)
+                                                text, on_disk, mark, xmp_marks)
         except FolderUnavailable:
             # Whether the rename happened is unknown: the pending record tells on the
             # next look (confirm if our bytes are there, else generate).
@@ -638,8 +643,22 @@ _MARKED = (Outcome.BLOCKED, Outcome.INCOMPLETE, Outcome.FAILED)
 
 
 def _write_sidecar(target: Path, text: str, expected: str | None,
-                   mark: marks.Mark | None = None) -> str | None:
-    return sidecar.write_atomic(target, text, expected=expected, mark=mark)
+                   mark: marks.Mark | None = None, xmp_marks: str | None = None) -> str | None:
+    written = sidecar.write_atomic(target, text, expected=expected, mark=mark)
+    if written is not None and xmp_marks is not None:
+        # After the rename: never remembered as ours what the file does not hold.
+        marks.keep_xmp(target, xmp_marks, marks.with_hash(mark, written) if mark else None)
+    return written
+
+
+def _answer_held(target: Path, fmt: str) -> marks.Mark | None:
+    """The answer the sidecar holds by its mark. An XMP is merged into field by
+    field, so one another tool rewrote since (its mark gone with the file) still
+    holds the answer the folder's marks file says was merged into it."""
+    mark = marks.ours(target)
+    if mark is None and fmt == "xmp":
+        return marks.xmp_answer(target)
+    return mark
 
 
 _GONE = LocalFacts(-1, -1, -1)  # no regular file there any more

@@ -13,7 +13,18 @@ extended attributes) has none; both are the owner's, the safe direction.
 Where the file system has no user extended attributes (vfat/exFAT, many SMB and
 NFS mounts, tmpfs before Linux 6.6) the mark goes to a hidden file in the same
 directory instead, ``.mediasync-marks``: one JSON line per sidecar written, the
-last line for a name wins. It is read only where extended attributes are refused.
+last line for a name wins. Such a line is read only where extended attributes are
+refused.
+
+An XMP sidecar's field marks (what is ours in it: outputs/xmp.Marks as JSON, kept
+opaque here) also go to that file, always, as a line of their own kind keyed by
+the sidecar's name, with the mark of the answer merged (``keep_xmp``,
+``xmp_marks``, ``xmp_answer``). The XMP holds the field marks inside too, and the
+store keeps a copy, but a tool that regenerates the XMP from its own database
+(darktable) replaces the file, dropping both the marks inside and its extended
+attribute, and a damaged database is rebuilt without them. The folder's marks
+file is reached by neither loss, so our caption is still told from the owner's
+(issue 18, item 11), and the answer merged is not paid for again.
 """
 
 from __future__ import annotations
@@ -75,7 +86,7 @@ def read(path: Path) -> Mark | None:
     except OSError as e:
         if e.errno not in _NO_XATTR:
             return None  # ENODATA: no mark; ENOENT: no file
-    return _recorded(path.parent).get(path.name)
+    return _lines(path.parent).marks.get(path.name)
 
 
 def ours(path: Path) -> Mark | None:
@@ -95,15 +106,20 @@ def ours(path: Path) -> Mark | None:
 
 
 def follow(old: Path, new: Path) -> None:
-    """A sidecar was moved (its file renamed): a mark kept in a marks file follows
-    it; an extended attribute travels with the file by itself."""
+    """A sidecar was moved (its file renamed): what a marks file keeps for it (its
+    mark, an XMP's field marks) follows it; an extended attribute travels with the
+    file by itself."""
+    lines = _lines(old.parent)
+    xmp = lines.xmp.get(old.name)
+    if xmp is not None:
+        keep_xmp(new, xmp.marks, xmp.answer)
     try:
         os.getxattr(new, XATTR, follow_symlinks=False)
         return
     except OSError as e:
         if e.errno not in _NO_XATTR:
             return
-    mark = _recorded(old.parent).get(old.name)
+    mark = lines.marks.get(old.name)
     if mark is not None:
         _append(new.parent, new.name, mark)
 
@@ -112,27 +128,89 @@ def with_hash(mark: Mark, sha256: str) -> Mark:
     return replace(mark, sha256=sha256)
 
 
-def _recorded(directory: Path) -> dict[str, Mark]:
-    """name → mark, from the directory's marks file (the last line per name wins)."""
+@dataclass(frozen=True)
+class XmpLine:
+    """What mediasync last merged into an XMP sidecar."""
+    marks: str  # what is ours in it (outputs/xmp.Marks as JSON)
+    answer: Mark | None  # the answer merged (its sha256: the bytes written)
+
+    def encode(self, name: str) -> dict[str, object]:
+        line: dict[str, object] = {"xmp": name, "marks": self.marks}
+        if self.answer is not None:
+            line["answer"] = asdict(self.answer)
+        return line
+
+
+def keep_xmp(path: Path, xmp: str, answer: Mark | None) -> None:
+    """Remember what is ours in the XMP sidecar at ``path`` (outputs/xmp.Marks as
+    JSON) and the answer merged, written just now, in its directory's marks file. A
+    second copy beside the store's: a folder that refuses it (read-only, full)
+    loses only this copy."""
+    try:
+        _append(path.parent, path.name, XmpLine(xmp, answer).encode(path.name))
+    except OSError:
+        pass
+
+
+def xmp_marks(path: Path) -> str | None:
+    """The field marks ``keep_xmp`` last remembered for the XMP sidecar at ``path``,
+    or None (none, or no readable marks file)."""
+    line = _lines(path.parent).xmp.get(path.name)
+    return line.marks if line else None
+
+
+def xmp_answer(path: Path) -> Mark | None:
+    """The answer mediasync last merged into the XMP sidecar at ``path``, while a
+    file is there: another tool may have rewritten it since, but an XMP is merged
+    into field by field, so what was merged is still the answer it holds."""
+    line = _lines(path.parent).xmp.get(path.name)
+    return line.answer if line and os.path.lexists(path) else None
+
+
+@dataclass
+class _Lines:
+    """A marks file read: name → sidecar mark, name → what was merged into an XMP."""
+    marks: dict[str, Mark]
+    xmp: dict[str, XmpLine]
+
+    def encoded(self, names: set[str]) -> list[dict[str, object]]:
+        """The lines that keep what is recorded for ``names``."""
+        return ([{"name": n, **asdict(m)} for n, m in self.marks.items() if n in names]
+                + [x.encode(n) for n, x in self.xmp.items() if n in names])
+
+
+def _lines(directory: Path) -> _Lines:
+    """The directory's marks file, the last line per name and kind winning; a
+    missing or unreadable file records nothing, a damaged line is skipped."""
+    found = _Lines({}, {})
     try:
         text = (directory / MARKS_FILE).read_text(errors="surrogateescape")
     except OSError:
-        return {}
-    found: dict[str, Mark] = {}
+        return found
     for line in text.splitlines():
         try:
             d = json.loads(line)
-            name = d.pop("name")
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except ValueError:
             continue  # a line cut by a crash
+        if not isinstance(d, dict):
+            continue
+        if "xmp" in d:  # what was merged into an XMP sidecar
+            name, xmp = d.get("xmp"), d.get("marks")
+            if isinstance(name, str) and isinstance(xmp, str):
+                answer = d.get("answer")
+                found.xmp[name] = XmpLine(xmp, Mark.decode(json.dumps(answer))
+                                          if isinstance(answer, dict) else None)
+            continue
+        name = d.pop("name", None)
         mark = Mark.decode(json.dumps(d))
         if isinstance(name, str) and mark is not None:
-            found[name] = mark
+            found.marks[name] = mark
     return found
 
 
-def _append(directory: Path, name: str, mark: Mark) -> None:
-    line = json.dumps({"name": name, **asdict(mark)}, sort_keys=True) + "\n"
+def _append(directory: Path, name: str, record: Mark | dict[str, object]) -> None:
+    fields = {"name": name, **asdict(record)} if isinstance(record, Mark) else record
+    line = json.dumps(fields, sort_keys=True) + "\n"
     target = directory / MARKS_FILE
     with _LOCK:
         fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -147,11 +225,13 @@ def _append(directory: Path, name: str, mark: Mark) -> None:
 
 
 def _compact(directory: Path, writing: str) -> None:
-    """One line per sidecar still in the directory (or being written), atomically."""
-    kept = {n: m for n, m in _recorded(directory).items()
-            if n == writing or os.path.lexists(directory / n)}
+    """One line per sidecar (and per XMP sidecar's field marks) still in the
+    directory (or being written), atomically."""
+    lines = _lines(directory)
+    names = {n for n in (*lines.marks, *lines.xmp)
+             if n == writing or os.path.lexists(directory / n)}
     tmp = directory / f"{MARKS_FILE}.tmp"
     with open(tmp, "w", errors="surrogateescape") as f:
-        for n, m in kept.items():
-            f.write(json.dumps({"name": n, **asdict(m)}, sort_keys=True) + "\n")
+        for fields in lines.encoded(names):
+            f.write(json.dumps(fields, sort_keys=True) + "\n")
     os.replace(tmp, directory / MARKS_FILE)

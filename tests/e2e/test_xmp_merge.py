@@ -309,9 +309,20 @@ def test_an_xapmeta_sidecar_is_merged_not_refused(tmp_path, emu):
     assert "image/png" in meta["Xmp.dc.description"]['lang="x-default"']
 
 
-def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu):
+def _damage(db: Path) -> None:
+    """Bytes 100-4096 zeroed (tests/e2e/test_lose_the_state.py): the schema page is gone."""
+    data = bytearray(db.read_bytes())
+    data[100:4096] = bytes(3996)
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("state", ["kept", "damaged"])
+def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu, state):
     """darktable rewrites the XMP from its database and drops our marks: the caption
-    we wrote is still ours to update, and our old keywords do not pile up."""
+    we wrote is still ours to update, and our old keywords do not pile up. Also when
+    the state database is damaged after that, and rebuilt without the store's copy
+    of the marks: the folder's marks file still has them and the answer merged, so
+    nothing is paid for again and the caption is still ours (the combined soak)."""
     cfg = _config(tmp_path, emu, "Caption this photo.")
     inbox = tmp_path / "inbox"
     (inbox / "photo.png").write_bytes(png_bytes(seed=13))
@@ -321,6 +332,15 @@ def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu):
     assert cli(cfg, "sync").returncode == 0
     assert _read(sidecar)["Xmp.dc.subject"] == ["lighthouse", "sea"]
     _regenerate_without_marks(sidecar, "holiday")
+    if state == "damaged":
+        _damage(tmp_path / "state" / "state.db")
+        paid = emu.stats()["requests"].get("generate", 0)
+        r = cli(cfg, "sync")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("the state database was damaged") == 1
+        assert emu.stats()["requests"].get("generate", 0) == paid  # still the answer held
+        assert db_rows(cfg, "SELECT outcome FROM outputs") == [("written",)]
+        assert db_rows(cfg, "SELECT * FROM xmp_marks") == []  # the rebuilt store has none
 
     emu.add_fault(Fault(kind="answer", text=json.dumps(
         {"caption": "A red lighthouse by the sea.", "keywords": ["lighthouse", "red"]})))
@@ -332,3 +352,5 @@ def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu):
     assert meta["Xmp.dc.subject"] == ["holiday", "lighthouse", "red"]
     assert meta["Xmp.xmp.Rating"] == "3"
     assert "kept the owner's" not in r.stderr
+    if state == "damaged":
+        assert db_rows(cfg, "SELECT outcome FROM outputs") == [("written",)]

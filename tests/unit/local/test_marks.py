@@ -97,3 +97,70 @@ def test_a_damaged_mark_is_no_mark(tmp_path):
     os.setxattr(p, marks.XATTR, b"{not json")
     assert marks.read(p) is None
     assert sidecar.inspect(p, None) == "foreign"
+
+
+# -- an XMP sidecar's field marks: in the folder's marks file, always ------------------
+XMP_MARKS = '{"description": "' + "d" * 64 + '", "altText": null, "keywords": ["sea"]}'
+ANSWER = marks.with_hash(MARK, "e" * 64)  # the answer merged, the bytes written
+
+
+def test_an_xmp_sidecars_marks_outlive_the_file_being_replaced(tmp_path):
+    side = tmp_path / "photo.png.xmp"
+    write_atomic(side, "<x:xmpmeta/>", expected=None, mark=MARK)
+    marks.keep_xmp(side, XMP_MARKS, ANSWER)
+    assert marks.xmp_marks(side) == XMP_MARKS
+    # Another tool writes its own file in its place: the attribute goes, these stay.
+    side.unlink()
+    side.write_text("<x:xmpmeta/>")
+    assert marks.read(side) is None
+    assert marks.xmp_marks(side) == XMP_MARKS
+    assert marks.xmp_answer(side) == ANSWER  # the answer merged: still the one it holds
+    side.unlink()
+    assert marks.xmp_answer(side) is None  # no file there: it holds no answer
+    side.write_text("<x:xmpmeta/>")
+    marks.keep_xmp(side, '{"keywords": []}', None)  # the last line for a name wins
+    assert marks.xmp_marks(side) == '{"keywords": []}'
+    assert marks.xmp_marks(tmp_path / "other.png.xmp") is None
+
+
+def test_xmp_marks_are_none_without_a_readable_marks_file(tmp_path):
+    side = tmp_path / "photo.png.xmp"
+    assert marks.xmp_marks(side) is None  # no marks file
+    (tmp_path / marks.MARKS_FILE).write_bytes(b'\x00\xff{"xmp": "photo.png.xmp", "mar\n[1]\n"x"\n'
+                                             b'{"xmp": 3, "marks": "{}"}\n{"name": 1}\n')
+    assert marks.xmp_marks(side) is None  # damaged lines: skipped, never a failure
+    marks.keep_xmp(side, XMP_MARKS, None)  # appended after a line cut by a crash
+    assert marks.xmp_marks(side) == XMP_MARKS
+    # A folder that takes no marks file loses only this copy: the write goes on.
+    assert marks.xmp_marks(tmp_path / "gone" / "p.xmp") is None
+    marks.keep_xmp(tmp_path / "gone" / "p.xmp", XMP_MARKS, None)
+
+
+def test_xmp_marks_and_sidecar_marks_share_the_file_and_survive_compaction(
+        tmp_path, no_xattrs, monkeypatch):
+    monkeypatch.setattr(marks, "COMPACT_AT", 3000)
+    kept = tmp_path / "keep.png.xmp"
+    kept.write_text("<x:xmpmeta/>")
+    marks.keep_xmp(kept, XMP_MARKS, ANSWER)
+    caption = tmp_path / "keep.png.caption.md"
+    written = write_atomic(caption, "a caption", expected=None, mark=MARK)
+    for i in range(40):
+        p = tmp_path / f"f{i}.png.xmp"
+        p.write_text("<x:xmpmeta/>")
+        marks.keep_xmp(p, XMP_MARKS, None)
+        p.unlink()  # gone: its line goes at the next compaction
+    lines = (tmp_path / marks.MARKS_FILE).read_text().splitlines()
+    assert len(lines) < 40  # compacted
+    assert marks.xmp_marks(kept) == XMP_MARKS  # a sidecar still there keeps its XMP line
+    assert marks.xmp_answer(kept) == ANSWER
+    assert marks.ours(caption) == marks.with_hash(MARK, written)  # and its mark line
+    assert marks.xmp_marks(tmp_path / "f3.png.xmp") is None
+
+
+def test_xmp_marks_follow_their_sidecar_when_moved(tmp_path):
+    old, new = tmp_path / "a.png.xmp", tmp_path / "b.png.xmp"
+    write_atomic(old, "<x:xmpmeta/>", expected=None, mark=MARK)
+    marks.keep_xmp(old, XMP_MARKS, ANSWER)
+    assert move_sidecar(old, new)
+    assert marks.xmp_marks(new) == XMP_MARKS
+    assert marks.xmp_answer(new) == ANSWER
