@@ -752,6 +752,13 @@ class Store(_CopyTransitions):
     def all_outputs(self) -> list[OutputRow]:
         return [_output_row(r) for r in self._db.execute("SELECT * FROM outputs")]
 
+    def outputs_by_path(self) -> dict[str, dict[str, OutputRow]]:
+        """Every output row, by path and suffix (the storage budget's plan reads all)."""
+        out: dict[str, dict[str, OutputRow]] = {}
+        for o in self.all_outputs():
+            out.setdefault(o.path, {})[o.suffix] = o
+        return out
+
     def put_output(self, row: OutputRow) -> None:
         cols = _columns(OutputRow)
         values = [getattr(row, c) for c in cols]

@@ -107,10 +107,7 @@ class StoreBudget:
         if store.library_fits(limit):
             self.kept, self._holdings = None, None  # it all fits: no plan per file
         else:
-            outputs: dict[str, dict] = {}
-            for o in store.all_outputs():
-                outputs.setdefault(o.path, {})[o.suffix] = o
-            kept, hs = budget.kept(store.all_paths(), outputs, config, limit)
+            kept, hs = budget.kept(store.all_paths(), store.outputs_by_path(), config, limit)
             if kept is not None and kept != self.kept:
                 log.info("storage budget %s: keeping %d of %d copies alive",
                          human_bytes(limit), len(kept), len(hs))
@@ -288,10 +285,7 @@ class StoreBudget:
             return 0
         hs = self._holdings
         if hs is None:  # everything was kept: rank them now
-            outputs: dict[str, dict] = {}
-            for o in store.all_outputs():
-                outputs.setdefault(o.path, {})[o.suffix] = o
-            hs = budget.holdings(store.all_paths(), outputs, self._config())
+            hs = budget.holdings(store.all_paths(), store.outputs_by_path(), self._config())
         known = {h.sha for h in hs}
         # A copy no live file refers to (a rename in its grace, a lapsed leftover) first.
         strays = [budget.Holding(sha, size, False, False, 0, False)

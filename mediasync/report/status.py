@@ -294,10 +294,7 @@ def _kept(store: Store, config: Config) -> frozenset[str] | None:
     limit = store_limit(store, config)
     if store.library_fits(limit):
         return None
-    outputs: dict[str, dict[str, OutputRow]] = {}
-    for o in store.all_outputs():
-        outputs.setdefault(o.path, {})[o.suffix] = o
-    return budget.kept(store.all_paths(), outputs, config, limit)[0]
+    return budget.kept(store.all_paths(), store.outputs_by_path(), config, limit)[0]
 
 
 def store_limit(store: Store, config: Config) -> int:
