@@ -571,13 +571,15 @@ class Store(_CopyTransitions):
             " LEFT JOIN contents c ON c.sha256 = p.sha256"
             " LEFT JOIN outputs o ON o.path = p.path"
             " WHERE p.gone_at IS NULL ORDER BY p.path")
+        key: object = None  # the path as stored: bytes for a name that is not UTF-8
         row: PathRow | None = None
         content: ContentRow | None = None
         outputs: dict[str, OutputRow] = {}
         for r in cur:
-            if row is None or r[0] != row.path:
+            if row is None or r[0] != key:
                 if row is not None:
                     yield row, content, outputs
+                key = r[0]
                 row = PathRow(*r[:np])
                 if not isinstance(row.path, str):  # a name that is not UTF-8 (_key)
                     row = dataclasses.replace(row, path=_path(row.path))

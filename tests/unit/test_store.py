@@ -145,15 +145,17 @@ def test_live_files_gives_each_live_path_with_its_content_and_outputs(tmp_path):
 
     rng = random.Random(5)
     s = Store(tmp_path / "state.db")
+    dirs = ["a", "b", "c", "d\udce9"]  # "\udce9": the byte 0xe9, a name not UTF-8
     for i in range(300):
         sha = f"sha{rng.randrange(120)}" if rng.random() < 0.9 else None
-        s.put_path(_path(f"/f/{rng.choice('abc')}/{i:03d}.png", sha=sha,
+        s.put_path(_path(f"/f/{rng.choice(dirs)}/{i:03d}.png", sha=sha,
                          gone_at=1.0 if rng.random() < 0.15 else None,
                          problem=None if sha else "empty file"))
         for suffix in rng.sample([".c.md", ".xmp", ".t.txt"], rng.randrange(4)):
-            s.put_output(OutputRow(f"/f/x/{i:03d}.png" if rng.random() < 0.1 else
-                                   f"/f/{rng.choice('abc')}/{i:03d}.png", suffix, "s", "p", "m",
-                                   "side", "h", None, "written", None, 1, 2, None, 0, 0.0))
+            path = (f"/f/x/{i:03d}.png" if rng.random() < 0.1 else
+                    f"/f/{rng.choice(dirs)}/{i:03d}.png")
+            s.put_output(OutputRow(path, suffix, "s", "p", "m", path + suffix, "h", None,
+                                   "written", None, 1, 2, None, 0, 0.0))
     for n in range(0, 140, 2):  # some contents known, some not; some unreferenced
         s.ensure_content(f"sha{n}", n, "image/png", "image", 0.0)
         if n % 3:
@@ -166,6 +168,7 @@ def test_live_files_gives_each_live_path_with_its_content_and_outputs(tmp_path):
             for r in s.all_paths() if r.gone_at is None]
     assert list(s.live_files()) == want
     assert len(want) > 200 and any(c is None for _, c, _ in want)
+    assert any(not r.path.isascii() and len(o) > 1 for r, _, o in want)
     assert set(s.live_path_names()) == {r.path for r, _, _ in want}
 
 
