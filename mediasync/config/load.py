@@ -266,7 +266,10 @@ class Config:
 
     def keeps_alive(self, path: Path | str) -> bool:
         """Whether the remote copy of ``path`` is renewed before it expires."""
-        folder = self.folder_for(path)
+        return self.keeps_alive_in(self.folder_for(path))
+
+    def keeps_alive_in(self, folder: FolderConfig | None) -> bool:
+        """``keeps_alive`` of a file in ``folder`` (None: in no configured folder)."""
         mode = (folder.keep_alive if folder else None) or self.daemon.keep_alive
         return mode == "always"
 

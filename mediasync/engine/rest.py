@@ -44,7 +44,7 @@ class Rest:
                      if row.sha256 and not row.problem else [])
             sidecars = rest.at_rest(facts, row, content, outputs, wants, now=now,
                                     settle=settle, renew_before=renew_before,
-                                    kept_alive=config.keeps_alive(row.path))
+                                    kept_alive=config.keeps_alive_in(folder))
             if sidecars is not None:
                 by_folder.setdefault(str(folder.path), []).append((row.path, sidecars))
         resting: set[str] = set()

@@ -176,12 +176,12 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
     # keep_alive = "on_use", or a copy beyond the storage budget: a copy is made only
     # for a generation, so with none under way the sidecars say what the file waits for.
     beyond = kept is not None and (row.sha256 or "") not in kept
-    kept_alive = config.keeps_alive(row.path)
+    folder = config.folder_for(row.path)
+    kept_alive = config.keeps_alive_in(folder)
     on_use = not kept_alive or beyond
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
-    folder = config.folder_for(row.path)
     wants = desired.desired(folder, row.path, row.kind, config.api.model) if folder else []
     complete = serving
     for want in wants:

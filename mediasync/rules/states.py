@@ -137,10 +137,12 @@ def output_state(row: OutputRow | None, want: Desired, sha256: str) -> Output:
         return Output.STALE
     if row.outcome == Outcome.FAILED:
         return Output.WAITING if row.retry_at is not None else Output.FAILED
-    try:
-        return Output(row.outcome)
-    except ValueError:  # an outcome a newer mediasync wrote: generate again
-        return Output.STALE
+    # An outcome a newer mediasync wrote: generate again. (A dict, not Output(...):
+    # asked for every output of every file by `status`.)
+    return _OUTPUT_OF.get(row.outcome, Output.STALE)
+
+
+_OUTPUT_OF = {o.value: o for o in Output}
 
 
 def pending_hash(row: OutputRow | None) -> str | None:
