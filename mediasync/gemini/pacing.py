@@ -171,15 +171,21 @@ class _Window:
     """Weights (1 per request, or tokens) stamped in a sliding window."""
 
     def __init__(self) -> None:
-        self.items: deque[list[float]] = deque()
+        self.items: deque[tuple[float, float]] = deque()
+        # The weights in the window, kept as they come and go: a sum over the items
+        # per request was a cost per call that grew with the rate (thousands a minute
+        # in a first sync of a large library against a generous quota).
+        self._sum = 0.0
 
     def _expire(self, now: float) -> None:
         while self.items and self.items[0][0] <= now - (WINDOW + WINDOW_MARGIN):
-            self.items.popleft()
+            self._sum -= self.items.popleft()[1]
+        if not self.items:
+            self._sum = 0.0  # no rounding left over from token weights
 
     def used(self, now: float) -> float:
         self._expire(now)
-        return sum(w for _, w in self.items)
+        return self._sum
 
     def wait(self, now: float, limit: float, weight: float) -> float:
         """Seconds until ``weight`` more fits under ``limit`` (0: now)."""
@@ -192,12 +198,11 @@ class _Window:
                 return max(0.0, t + WINDOW + WINDOW_MARGIN - now)
         return max(0.0, self.items[-1][0] + WINDOW + WINDOW_MARGIN - now)
 
-    def add(self, now: float, weight: float) -> list[float]:
+    def add(self, now: float, weight: float) -> None:
         # Expired here too: with no limit known, nothing else would ever read the window.
         self._expire(now)
-        item = [now, weight]
-        self.items.append(item)
-        return item
+        self.items.append((now, weight))
+        self._sum += weight
 
 
 @dataclass

@@ -24,3 +24,9 @@ def test_windows_hold_only_the_last_minute_without_a_limit() -> None:
     asyncio.run(go())
     s = b.state(CLS)
     assert len(s.requests.items) <= 31 and len(s.tokens.items) <= 31
+    # What the window says is used is the sum of what it holds (kept as they come
+    # and go, not summed per call).
+    for w in (s.requests, s.tokens):
+        assert w.used(clock.now) == sum(weight for _, weight in w.items) > 0
+    clock.now += 120.0
+    assert s.requests.used(clock.now) == s.tokens.used(clock.now) == 0
