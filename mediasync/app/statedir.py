@@ -170,8 +170,11 @@ class StateGuard:
                             self.store.path, e.strerror or e)
                 return None
             log.warning("%s", what)
+            # A rebuild still matching copies stays pending: the written-back database
+            # is the same one, mid-way.
+            pending = bool(self.store.read(Meta.RECOVERY).get("pending"))
             self.store.write(Meta.RECOVERY, {"at": self.clock(), "what": what,
-                                             "pending": False})
+                                             "pending": pending})
         if not (self.lock.directory / INSTANCE_FILE).exists():
             try:
                 keep_instance_id(self.store, self.lock.directory)

@@ -147,3 +147,20 @@ def test_deleted_or_replaced_database_is_written_back_from_the_open_one(tmp_path
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert ("was replaced" in what) == replaced
     assert (tmp_path / "state.db.replaced-20270115T080000Z").exists() == replaced
+
+
+@pytest.mark.parametrize("pending", [True, False])
+def test_a_write_back_leaves_a_rebuild_as_pending_as_it_was(tmp_path, pending):
+    # A rebuild still matching copies is the same database after a write-back: ending
+    # its pending state would make the copies it has not met yet leftovers, deleted.
+    from mediasync.app.instance import instance_lock
+    from mediasync.app.statedir import StateGuard
+
+    with instance_lock(tmp_path) as lock:
+        store = Store(tmp_path / "state.db")
+        store.write(Meta.RECOVERY, {"at": 1.0, "what": "rebuilt", "pending": pending})
+        (tmp_path / "state.db").unlink()
+        assert StateGuard(lock, store, clock=lambda: 2.0).check() is None
+        rec = store.read(Meta.RECOVERY)
+        assert "wrote it back" in rec["what"] and rec["pending"] is pending
+        store.close()
