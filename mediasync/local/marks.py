@@ -34,12 +34,13 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 XATTR = "user.mediasync"
 MARKS_FILE = ".mediasync-marks"  # a dotfile: never a candidate, never watched
 COMPACT_AT = 256 * 1024  # bytes: then the file keeps one line per sidecar still there
+KEEP_RECENT = 64  # lines a compaction keeps whatever is on disk (writes under way)
 
 # The file system takes no user extended attributes (or none this large).
 _NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.ENOSPC, errno.E2BIG}
@@ -121,7 +122,10 @@ def follow(old: Path, new: Path) -> None:
             return
     mark = lines.marks.get(old.name)
     if mark is not None:
-        _append(new.parent, new.name, mark)
+        try:
+            _append(new.parent, new.name, mark)
+        except OSError:
+            pass  # the move is done; without its mark the sidecar counts as the owner's
 
 
 def with_hash(mark: Mark, sha256: str) -> Mark:
@@ -172,6 +176,7 @@ class _Lines:
     """A marks file read: name → sidecar mark, name → what was merged into an XMP."""
     marks: dict[str, Mark]
     xmp: dict[str, XmpLine]
+    order: list[str] = field(default_factory=list)  # each line's name, in file order
 
     def encoded(self, names: set[str]) -> list[dict[str, object]]:
         """The lines that keep what is recorded for ``names``."""
@@ -197,6 +202,7 @@ def _lines(directory: Path) -> _Lines:
         if "xmp" in d:  # what was merged into an XMP sidecar
             name, xmp = d.get("xmp"), d.get("marks")
             if isinstance(name, str) and isinstance(xmp, str):
+                found.order.append(name)
                 answer = d.get("answer")
                 found.xmp[name] = XmpLine(xmp, Mark.decode(json.dumps(answer))
                                           if isinstance(answer, dict) else None)
@@ -204,6 +210,7 @@ def _lines(directory: Path) -> _Lines:
         name = d.pop("name", None)
         mark = Mark.decode(json.dumps(d))
         if isinstance(name, str) and mark is not None:
+            found.order.append(name)
             found.marks[name] = mark
     return found
 
@@ -226,12 +233,18 @@ def _append(directory: Path, name: str, record: Mark | dict[str, object]) -> Non
 
 def _compact(directory: Path, writing: str) -> None:
     """One line per sidecar (and per XMP sidecar's field marks) still in the
-    directory (or being written), atomically."""
+    directory (or being written), atomically and durably: on the file systems this
+    file serves, a crash must not leave it empty."""
     lines = _lines(directory)
+    # The newest lines stay whether or not their file is there: another folder thread
+    # may have marked a temp file it has not renamed into place yet.
+    recent = set(lines.order[-KEEP_RECENT:])
     names = {n for n in (*lines.marks, *lines.xmp)
-             if n == writing or os.path.lexists(directory / n)}
+             if n == writing or n in recent or os.path.lexists(directory / n)}
     tmp = directory / f"{MARKS_FILE}.tmp"
     with open(tmp, "w", errors="surrogateescape") as f:
         for fields in lines.encoded(names):
             f.write(json.dumps(fields, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, directory / MARKS_FILE)

@@ -80,6 +80,7 @@ def test_without_extended_attributes_the_marks_file_holds_them(tmp_path, no_xatt
 def test_the_marks_file_is_compacted_to_the_sidecars_still_there(tmp_path, no_xattrs,
                                                                   monkeypatch):
     monkeypatch.setattr(marks, "COMPACT_AT", 2000)
+    monkeypatch.setattr(marks, "KEEP_RECENT", 2)
     for i in range(30):
         p = tmp_path / f"f{i}.jpg.caption.md"
         write_atomic(p, f"caption {i}", expected=None, mark=MARK)
@@ -139,6 +140,7 @@ def test_xmp_marks_are_none_without_a_readable_marks_file(tmp_path):
 def test_xmp_marks_and_sidecar_marks_share_the_file_and_survive_compaction(
         tmp_path, no_xattrs, monkeypatch):
     monkeypatch.setattr(marks, "COMPACT_AT", 3000)
+    monkeypatch.setattr(marks, "KEEP_RECENT", 2)
     kept = tmp_path / "keep.png.xmp"
     kept.write_text("<x:xmpmeta/>")
     marks.keep_xmp(kept, XMP_MARKS, ANSWER)
@@ -164,3 +166,29 @@ def test_xmp_marks_follow_their_sidecar_when_moved(tmp_path):
     assert move_sidecar(old, new)
     assert marks.xmp_marks(new) == XMP_MARKS
     assert marks.xmp_answer(new) == ANSWER
+
+
+def test_a_compaction_keeps_the_mark_of_a_write_not_renamed_yet(tmp_path, no_xattrs,
+                                                               monkeypatch):
+    # Another folder thread marked its temp file (the mark goes in first) and has not
+    # renamed it into place when this thread's append compacts the file.
+    def gone(i: int) -> None:
+        p = tmp_path / f"f{i}.png.xmp"
+        p.write_text("<x:xmpmeta/>")
+        marks.keep_xmp(p, XMP_MARKS, None)
+        p.unlink()
+
+    for i in range(20):
+        gone(i)
+    pending = tmp_path / "pending.png.caption.md"
+    fd = os.open(tmp_path / ".pending.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        marks.set_on(fd, pending, MARK)  # its mark is in; not renamed to its name yet
+    finally:
+        os.close(fd)
+    monkeypatch.setattr(marks, "KEEP_RECENT", 4)
+    monkeypatch.setattr(marks, "COMPACT_AT", 1)  # the next append compacts
+    gone(20)
+    assert len((tmp_path / marks.MARKS_FILE).read_text().splitlines()) < 20  # compacted
+    (tmp_path / ".pending.tmp").rename(pending)  # the rename comes
+    assert marks.read(pending) == MARK
