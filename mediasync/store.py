@@ -803,7 +803,9 @@ class Store(_CopyTransitions):
                 )
             self._db.execute("DELETE FROM outputs WHERE path=?", (old_k,))
             # An answer on its way in a batch job follows the rename too.
-            self._db.execute("UPDATE batch_items SET path=? WHERE path=?", (new_k, old_k))
+            # As with the outputs above, the moved file's items win over the new path's.
+            self._db.execute("UPDATE OR REPLACE batch_items SET path=? WHERE path=?",
+                             (new_k, old_k))
 
     def shift_times(self, delta: float) -> None:
         """Move our own recorded times (retries, paths seen gone) by ``delta`` seconds:
@@ -815,6 +817,9 @@ class Store(_CopyTransitions):
                              (delta,))
             self._db.execute("UPDATE paths SET gone_at=gone_at+? WHERE gone_at IS NOT NULL",
                              (delta,))
+            # A batch job's next look and its age (max_wait) are ours too.
+            self._db.execute("UPDATE batch_jobs SET created_at=created_at+?,"
+                             " next_at=next_at+?", (delta, delta))
 
     # -- paid answers ---------------------------------------------------------
     def get_answer(self, key: str) -> StoredAnswer | None:

@@ -279,3 +279,19 @@ def test_library_fits_answers_as_the_exact_sum_of_the_live_paths(tmp_path):
     assert (total, largest) == (400, 300)
     for limit in (699, 700, 5699, 5700, 10**6):
         assert s.library_fits(limit) is (limit >= total + largest), limit
+
+
+def test_a_clock_step_moves_batch_jobs_and_a_rename_moves_their_items(tmp_path):
+    """shift_times: a batch job's next look and its age are our own times, as retries
+    are. move_outputs: a moved file's items win over the new path's (no key clash)."""
+    from mediasync.rules.batching import OPEN, WAITING, ItemRow, JobRow
+
+    s = Store(tmp_path / "state.db")
+    s.put_job(JobRow("k1", "m", OPEN, 1000.0, 3600.0, name="batches/x", next_at=1500.0),
+              [ItemRow("k1", f"r{p}", f"/f/{p}.png", ".c.md", f"s{p}", "p", "m", "u", WAITING)
+               for p in ("a", "b")])
+    s.shift_times(-600.0)
+    job = s.jobs()[0]
+    assert (job.created_at, job.next_at) == (400.0, 900.0)
+    s.move_outputs("/f/a.png", "/f/b.png", {})
+    assert [(i.path, i.request_key) for i in s.job_items("k1")] == [("/f/b.png", "ra")]
