@@ -860,6 +860,17 @@ class Store(_CopyTransitions):
             " WHERE i.state=? AND i.file_uri LIKE '%/' || d.remote_name) ORDER BY since",
             (WAITING,))]
 
+    def still_doomed(self, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` still to delete, a copy an open batch job holds included
+        (it is in the service's store until the job ends)."""
+        out: set[str] = set()
+        for i in range(0, len(names), 500):
+            part = list(names[i:i + 500])
+            marks = ",".join("?" * len(part))
+            out.update(r[0] for r in self._db.execute(
+                f"SELECT remote_name FROM doomed WHERE remote_name IN ({marks})", part))
+        return out
+
     def undoom(self, remote_name: str) -> None:
         self._db.execute("DELETE FROM doomed WHERE remote_name=?", (remote_name,))
 

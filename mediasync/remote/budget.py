@@ -181,7 +181,7 @@ class StoreBudget:
         used = sums[1] - sums[2] + self._released
         if self._deleting:
             # A replaced copy holds its room until its deletion is done.
-            doomed = set(self.ctx.store.doomed())
+            doomed = self.ctx.store.still_doomed(list(self._deleting))
             self._deleting = {n: b for n, b in self._deleting.items() if n in doomed}
             used += sum(self._deleting.values())
         return used + sum(self._held.values())

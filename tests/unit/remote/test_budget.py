@@ -13,14 +13,24 @@ from mediasync.store import Meta
 from tests.unit.remote.parts import HOUR, T0
 
 
-def test_a_replaced_copy_holds_its_room_until_it_is_deleted(ctx, add_copy, tmp_path) -> None:
+@pytest.mark.parametrize("in_a_job", [False, True])
+def test_a_replaced_copy_holds_its_room_until_it_is_deleted(ctx, add_copy, tmp_path,
+                                                            in_a_job) -> None:
     # A 25-byte store holding a renewed 10-byte copy and the copy it replaced, whose
     # deletion is under way: the service counts both, so a 10-byte upload admitted now
-    # would be refused. It waits, and goes once the replaced copy is deleted.
+    # would be refused. It waits, and goes once the replaced copy is deleted. A copy an
+    # open batch job still reads is not deleted yet (store.doomed leaves it out): it
+    # holds its room all the same.
+    from mediasync.rules.batching import OPEN, WAITING, ItemRow, JobRow
+
     cfg = parse_config({"daemon": {"storage_budget": "100%"},
                         "folders": [{"path": str(tmp_path / "inbox")}]})
     ctx.store.write(Meta.STORE_SIZE, {"bytes": 25, "at": T0})
     add_copy("a" * 64, T0 + 48 * HOUR)
+    if in_a_job:
+        ctx.store.put_job(JobRow("k1", "m", OPEN, T0, 3600.0, name="batches/x"),
+                          [ItemRow("k1", "r1", "/f/a.png", ".c.md", "a" * 64, "p", "m",
+                                   "http://h/v1beta/files/replaced", WAITING)])
 
     async def nothing(names: list[str]) -> None:
         return None
