@@ -81,6 +81,7 @@ class Batcher:
         self._groups: dict[tuple[str, ...], tuple[BatchConfig, list[_Pending]]] = {}
         self._released: set[tuple[str, str, str]] = set()  # (path, suffix, sha) this run
         self._wake = asyncio.Event()
+        self._advancing: set[str] = set()  # keys of the jobs being created or polled
 
     def now(self) -> float:
         return self._ctx.clock()
@@ -236,6 +237,17 @@ class Batcher:
             await self._sleep(max(0.2, wait if wait is not None else batching.POLL_FIRST))
 
     async def _advance(self, job: JobRow) -> None:
+        # One look at a job at a time: `flush` creates its jobs while the daemon's tick
+        # may find the same job due; two looks at a job being created made it twice.
+        if job.key in self._advancing:
+            return
+        self._advancing.add(job.key)
+        try:
+            await self._look(job)
+        finally:
+            self._advancing.discard(job.key)
+
+    async def _look(self, job: JobRow) -> None:
         try:
             if job.state == batching.CREATING:
                 await self._create(job)

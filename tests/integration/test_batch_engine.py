@@ -333,3 +333,23 @@ def test_a_create_refused_until_max_wait_goes_interactive(tmp_path, emu) -> None
         assert emu.stats()["requests"]["generate"] == 2
         await r.close()
     asyncio.run(go())
+
+
+def test_two_looks_at_a_job_being_created_create_it_once(tmp_path, emu) -> None:  # noqa: ANN001
+    # The dispatcher's flush creates its jobs while the daemon's batch task may find
+    # the same job due: both looking at once must not create it twice (paid twice).
+    clock = Clock()
+    _images(tmp_path, 2)
+
+    async def go() -> None:
+        emu.add_fault(Fault(status=503, match="batch.create", times=5))
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        (job,) = r.store.jobs()
+        assert job.state == batching.CREATING and emu.batches.created == 0
+        emu.clear_faults()
+        advance(clock, emu, 3600.0)  # the job is due again
+        await asyncio.gather(r.engine.batcher.tick(), r.engine.batcher.tick())
+        assert emu.batches.created == 1
+        await r.close()
+    asyncio.run(go())
