@@ -947,6 +947,15 @@ class Store(_CopyTransitions):
                                " ORDER BY rowid DESC LIMIT 1", (_key(path), suffix)).fetchone()
         return _item(row) if row else None
 
+    def set_item(self, item: ItemRow, state: str) -> None:
+        """Move one output's item to ``state`` (its answer and error let go). Its request
+        line may answer other outputs too (the same bytes at another path): they keep
+        theirs."""
+        self._db.execute(
+            "UPDATE batch_items SET state=?, answer=NULL, error=NULL"
+            " WHERE job_key=? AND path=? AND suffix=?",
+            (state, item.job_key, _key(item.path), item.suffix))
+
     def set_items(self, key: str, state: str, request_keys: list[str] | None = None, *,
                   answer: str | None = None, error: str | None = None) -> None:
         """Move a job's waiting items (all), or those of ``request_keys``, to ``state``."""

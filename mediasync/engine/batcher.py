@@ -103,7 +103,7 @@ class Batcher:
                 sha, want.prompt_hash, want.model)
             if not same:
                 # The file or prompt changed while its job ran: that answer is dropped.
-                store.set_items(item.job_key, batching.DROPPED, [item.request_key])
+                store.set_item(item, batching.DROPPED)
                 item = None
             elif item.state == batching.WAITING:
                 return Hold(f"in batch job {item.job_key}")
@@ -111,7 +111,7 @@ class Batcher:
                 return Generation.from_json(json.loads(item.answer))
             elif item.state == batching.ERROR:
                 # Judged once by the failure vocabulary; a retry goes interactive.
-                store.set_items(item.job_key, batching.INTERACTIVE, [item.request_key])
+                store.set_item(item, batching.INTERACTIVE)
                 err = json.loads(item.error or "{}")
                 return ApiError(int(err.get("code") or 0), str(err.get("status") or "UNKNOWN"),
                                 str(err.get("message") or "batch error"), err.get("details"))
@@ -131,7 +131,7 @@ class Batcher:
         """An answered item's answer did not fit its schema: go interactive."""
         item = self._ctx.store.item_for(path, suffix)
         if item is not None:
-            self._ctx.store.set_items(item.job_key, batching.INTERACTIVE, [item.request_key])
+            self._ctx.store.set_item(item, batching.INTERACTIVE)
 
     # -- gathering → jobs ----------------------------------------------------------
     async def flush(self) -> None:

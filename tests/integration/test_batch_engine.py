@@ -353,3 +353,28 @@ def test_two_looks_at_a_job_being_created_create_it_once(tmp_path, emu) -> None:
         assert emu.batches.created == 1
         await r.close()
     asyncio.run(go())
+
+
+def test_a_changed_file_drops_only_its_own_answer_not_its_twins(tmp_path, emu) -> None:  # noqa: ANN001
+    # Two paths with the same bytes share one request line of a job; when one changes
+    # while the job runs, the other keeps its answer (no second job, nothing interactive).
+    clock = Clock()
+    (a,) = _images(tmp_path, 1)
+    twin = a.with_name("twin.png")
+    twin.write_bytes(a.read_bytes())
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always", min_outputs=1)
+        await r.sync()
+        (job,) = r.store.jobs()
+        assert len({i.request_key for i in r.store.job_items(job.key)}) == 1
+        a.write_bytes(png_bytes(100, 80, seed=99))  # new bytes while the job runs
+        await r.sync()
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert "100×80" in _sidecar(a).read_text()
+        assert _sidecar(twin).exists()
+        assert emu.batches.created == 2  # the changed file's job; the twin's came once
+        assert "generate" not in emu.stats()["requests"]
+        await r.close()
+    asyncio.run(go())
