@@ -236,9 +236,8 @@ class Batches:
             tokens = generate.prompt_tokens(records, prompt, spec.family, resolutions)
             return "response", generate.answer(spec, records, prompt, tokens, None, config)
         except ApiError as e:
-            err = e.body()["error"]
-            err.pop("details", None)
-            return "error", err
+            # Not the HTTP envelope's code and status (hardest on a client).
+            return "error", e.rpc_status()
 
     def _operation(self, job: Job, ver: str) -> dict[str, Any]:
         with self._lock:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ApiError
+from .errors import ApiError, from_status
 from .models import Generation, _dict, _int, _list, epoch, json_object, parse_time
 from .retry import RetryPolicy
 from .transport import Transport
@@ -106,11 +106,7 @@ def parse_results(data: bytes) -> Results:
         if isinstance(item.get("response"), dict):
             answers[str(key)] = Generation.from_json(item["response"])
         elif isinstance(item.get("error"), dict):
-            err = item["error"]
-            errors[str(key)] = ApiError(_int(err.get("code")) or 0,
-                                        str(err.get("status") or "UNKNOWN"),
-                                        str(err.get("message") or "error"),
-                                        _list(err.get("details")))
+            errors[str(key)] = from_status(item["error"])
         else:
             bad += 1
     return Results(answers, errors, bad)

@@ -49,6 +49,15 @@ _STATUS_CODES = {
 }
 
 
+# google.rpc.Code: the codes of a bare Status (a batch results file's error lines, as
+# the REST reference gives Status), where an HTTP answer's envelope has HTTP codes.
+RPC_STATUS = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
+              5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED",
+              8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 10: "ABORTED",
+              11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+              15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
+
+
 def _int_or_none(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -303,3 +312,18 @@ def _default_status(code: int) -> str:
         503: "UNAVAILABLE",
         504: "DEADLINE_EXCEEDED",
     }.get(code, "UNKNOWN")
+
+
+def from_status(status: dict[str, Any]) -> ApiError:
+    """An error from a ``Status`` object of either form: ``{"code": 7, "message"}`` (a
+    google.rpc.Code) or the HTTP envelope's ``{"code": 403, "status": "PERMISSION_DENIED",
+    "message"}``. An rpc code becomes the HTTP code the service answers it with (an
+    unknown one 500: transient, never a verdict on the file)."""
+    code = _int_or_none(status.get("code")) or 0
+    name = str(status.get("status") or "")
+    if 0 < code < 100:
+        name = name or RPC_STATUS.get(code, "UNKNOWN")
+        code = _STATUS_CODES.get(name, 500)
+    details = status.get("details")
+    return ApiError(code, name or "UNKNOWN", str(status.get("message") or "error"),
+                    details if isinstance(details, list) else [])

@@ -50,3 +50,19 @@ def test_results_by_key_errors_and_unreadable_lines() -> None:
     assert got.answers["request_2"].usage.thoughts_tokens == 1180
     assert got.errors["gone"].code == 403 and got.errors["gone"].file_gone
     assert got.unreadable == 2
+
+
+def test_an_error_line_as_a_bare_rpc_status_is_judged_as_its_http_answer() -> None:
+    # The REST reference's Status carries a google.rpc.Code (7, 13, 14…), no status
+    # name: 13 is an internal error (transient), not a verdict on the file.
+    from mediasync.rules.failures import classify
+
+    lines = [json.dumps({"key": k, "error": {"code": c, "message": m}}) for k, c, m in (
+        ("gone", 7, "You do not have permission to access the File x or it may not exist."),
+        ("busy", 13, "Internal error encountered."),
+        ("odd", 42, "?"))]
+    got = parse_results(("\n".join(lines) + "\n").encode()).errors
+    assert (got["gone"].code, got["gone"].status) == (403, "PERMISSION_DENIED")
+    assert got["gone"].file_gone
+    assert (got["busy"].code, got["busy"].status) == (500, "INTERNAL")
+    assert classify(got["busy"]) != "permanent" and classify(got["odd"]) != "permanent"
