@@ -236,8 +236,9 @@ class Batches:
             tokens = generate.prompt_tokens(records, prompt, spec.family, resolutions)
             return "response", generate.answer(spec, records, prompt, tokens, None, config)
         except ApiError as e:
-            # Not the HTTP envelope's code and status (hardest on a client).
-            return "error", e.rpc_status()
+            err = e.body()["error"]
+            err.pop("details", None)
+            return "error", err
 
     def _operation(self, job: Job, ver: str) -> dict[str, Any]:
         with self._lock:

@@ -25,14 +25,6 @@ NAME_RULE_MESSAGE = (
 )
 
 
-# google.rpc.Code of each status name (2: UNKNOWN for any other).
-_RPC_CODES = {"CANCELLED": 1, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
-              "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-              "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11,
-              "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15,
-              "UNAUTHENTICATED": 16}
-
-
 class ApiError(Exception):
     """An error answer; ``headers`` are extra response headers (e.g. upload status)."""
 
@@ -50,11 +42,6 @@ class ApiError(Exception):
         self.status = status or _STATUS_NAMES.get(code, "UNKNOWN")
         self.details = details or []
         self.headers = dict(headers or {})
-
-    def rpc_status(self) -> dict[str, Any]:
-        """The error as a bare google.rpc Status (a batch results file's error line, as
-        the REST reference gives Status): an rpc code and a message."""
-        return {"code": _RPC_CODES.get(self.status, 2), "message": self.message}
 
     def body(self) -> dict[str, Any]:
         err: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
