@@ -407,13 +407,9 @@ class Batcher:
             self._queue.mark_dirty(path, event=False)
         self._input_path(job.key).unlink(missing_ok=True)
         if job.input_file:
-            asyncio.get_running_loop().create_task(self._forget(job.input_file))
-
-    async def _forget(self, name: str) -> None:
-        try:
-            await self._ctx.client.delete_file(name)
-        except ApiError as e:
-            log.debug("could not delete batch input %s: %s", name, e)
+            # Deleted with the other remote files of ours to delete, retried until gone
+            # (a task of its own raced a `sync`'s closing client, and was not retried).
+            store.doom(job.input_file, "batch input", self._ctx.clock())
 
     def _update(self, job: JobRow, **values: Any) -> JobRow:
         job = dataclasses.replace(job, **values)

@@ -12,7 +12,7 @@ import pytest
 from mediasync.config import parse_config
 from mediasync.emulator import Emulator, EmulatorConfig, Fault
 from mediasync.engine.dispatch import Engine
-from mediasync.gemini import GeminiClient
+from mediasync.gemini import GeminiClient, RetryPolicy
 from mediasync.media.samples import png_bytes
 from mediasync.rules import batching
 from mediasync.store import Store
@@ -376,5 +376,33 @@ def test_a_changed_file_drops_only_its_own_answer_not_its_twins(tmp_path, emu) -
         assert _sidecar(twin).exists()
         assert emu.batches.created == 2  # the changed file's job; the twin's came once
         assert "generate" not in emu.stats()["requests"]
+        await r.close()
+    asyncio.run(go())
+
+
+def test_a_finished_jobs_input_file_is_deleted_with_the_other_doomed_files(tmp_path, emu) -> None:  # noqa: ANN001
+    clock = Clock()
+    _images(tmp_path, 2)
+
+    def inputs() -> list[str]:
+        return [f["name"] for f in emu.list_files()
+                if str(f.get("displayName", "")).startswith("mediasync-batch:")]
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        assert len(inputs()) == 1
+        # The service fails the first deletes (more than one call retries, its waits
+        # injected): the input is deleted later, not dropped.
+        async def no_wait(_seconds: float) -> None:
+            return None
+
+        r.client.retry = RetryPolicy(max_attempts=2, sleep=no_wait)
+        emu.add_fault(Fault(status=503, match="delete", times=6))
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        for _ in range(6):
+            await r.engine.sweep()
+        assert inputs() == [] and r.store.doomed() == []
         await r.close()
     asyncio.run(go())
