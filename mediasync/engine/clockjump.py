@@ -28,6 +28,7 @@ class WallJumps:
         self._clock = clock
         self._monotonic = monotonic
         self._offset = clock() - monotonic()
+        self._untaken = 0.0  # steps found since ``taken`` was last asked
 
     def check(self) -> float:
         """Seconds the wall clock stepped back since the last look (0.0: none); the
@@ -37,5 +38,14 @@ class WallJumps:
         if back <= STEP:
             return 0.0
         self._store.shift_times(-back)
+        self._untaken += back
         log.warning("the wall clock went back %.0f s; retry times move back with it", back)
+        return back
+
+    def taken(self) -> float:
+        """Seconds the wall clock stepped back since this was last asked, whichever
+        look found the step (a path's reconcile looks too, and must not keep the daemon
+        from planning its jobs again)."""
+        self.check()
+        back, self._untaken = self._untaken, 0.0
         return back

@@ -319,9 +319,9 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def clock_check(self) -> float:
-        """Seconds the wall clock stepped back since the last look (recorded retry
+        """Seconds the wall clock stepped back since this was last asked (recorded retry
         times moved with it: engine/clockjump.py); 0.0 when it did not."""
-        return self._jumps.check()
+        return self._jumps.taken()
 
     async def _process(self, path: str) -> None:
         try:

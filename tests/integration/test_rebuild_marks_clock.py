@@ -205,3 +205,25 @@ def test_a_small_drift_or_a_step_forward_moves_no_retry_time(tmp_path, emu, step
     assert engine.clock_check() == 0.0
     asyncio.run(client.aclose())
     store.close()
+
+
+def test_a_step_found_by_a_paths_look_still_reaches_the_daemons_check(tmp_path, emu):
+    # A busy daemon's reconciles look at the clock too; the step they find must still
+    # reach the daemon's check, which plans its scheduled jobs again from now.
+    clock, mono = Clock(), Monotonic()
+    config, store = engine_setup(tmp_path, emu.base_url)
+    client = GeminiClient("k", emu.base_url)
+    engine = Engine(config, store, client, once=True, clock=clock, monotonic=mono)
+    (tmp_path / "inbox" / "p.png").write_bytes(png_bytes(seed=198))
+
+    async def scenario() -> None:
+        await engine.refresh()
+        await engine.scan()
+        clock.offset -= 3600  # NTP steps the wall clock back an hour
+        await engine.run(until_idle=True)  # a path's reconcile finds the step first
+        await client.aclose()
+
+    asyncio.run(scenario())
+    assert engine.clock_check() == pytest.approx(3600, abs=60)
+    assert engine.clock_check() == 0.0  # told once
+    store.close()
