@@ -45,7 +45,7 @@ RESTART_WAIT_MAX = 300.0  # the longest wait before starting again on a new data
 
 
 def _quiet(job: Callable[[], Awaitable[None]], what: str,
-           damaged: Callable[[str], None] = lambda why: None) -> Callable[[], Awaitable[None]]:
+           damaged: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
     """A scheduler job that ends in one log line, never in APScheduler's traceback:
     a time-out is said plainly, and a job cut off by shutdown ends silently; a
     damaged state database is handed to ``damaged``."""
@@ -346,7 +346,9 @@ class Daemon:
         self._rescan_pending = True
         log.info("rescanning: %s", why)
         # A short delay lets a burst of directory events collapse into one scan.
-        asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self.rescan()))
+        # Quiet as the periodic rescan: damage found by it restarts on a new database.
+        rescan = _quiet(self.rescan, "rescan", self.restart)
+        asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(rescan()))
 
     async def _retry_key(self) -> None:
         """Re-read the key (the key file may have been fixed) before the next try."""

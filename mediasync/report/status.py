@@ -61,13 +61,6 @@ class FileReport:
     def tokens(self) -> int:
         return sum(s.tokens for s in self.sidecars)
 
-    def tokens_by_kind(self) -> dict[str, int]:
-        return {
-            "prompt": sum(s.prompt_tokens for s in self.sidecars),
-            "output": sum(s.output_tokens for s in self.sidecars),
-            "thoughts": sum(s.thoughts_tokens for s in self.sidecars),
-        }
-
 
 def _next_try(retry_at: float | None) -> str:
     """Transient failures say when the next try is (failures.py)."""
