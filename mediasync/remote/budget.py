@@ -31,7 +31,8 @@ from mediasync.config import Config
 from mediasync.gemini import ApiError
 from mediasync.gemini.quota import violations
 from mediasync.remote.context import RemoteContext
-from mediasync.rules import budget, ownership
+from mediasync.remote.refresh import record_usage
+from mediasync.rules import budget
 from mediasync.rules.units import human_bytes
 from mediasync.store import Meta, Store
 
@@ -264,13 +265,14 @@ class StoreBudget:
         if now - self._listed_at >= LIST_EVERY:
             self._listed_at = now
             try:
-                files = await self.ctx.client.list_files()
+                # A page at a time, keeping only what the count needs (a full store of
+                # a large library lists 100,000 files).
+                listing = [(f.name, f.display_name, f.size_bytes or 0)
+                           async for page in self.ctx.client.file_pages() for f in page]
             except ApiError as e:
                 log.warning("could not list the remote files: %s", e)
             else:
-                store.write(Meta.STORE_USAGE, {**ownership.store_usage(
-                    ((f.name, f.display_name, f.size_bytes or 0) for f in files),
-                    store.known_remote_names(), self.ctx.instance), "at": now})
+                record_usage(self.ctx, listing, store.known_remote_names(), now)
         self.replan()
         cond = self._condition()
         async with cond:

@@ -16,6 +16,14 @@ from mediasync.store import Meta
 log = logging.getLogger("mediasync")
 
 
+def record_usage(ctx: RemoteContext, listing: Iterable[tuple[str, str | None, int]],
+                 known: set[str], now: float) -> None:
+    """Who holds the service's store, from a listing's (name, display name, size): for
+    the storage budget and `status` (Meta.STORE_USAGE)."""
+    ctx.store.write(Meta.STORE_USAGE, {
+        **ownership.store_usage(listing, known, ctx.instance), "at": now})
+
+
 class Refresher:
     """``keeps_alive`` says whether a vanished copy was expected to live (a warning)
     or to lapse (keep_alive = "on_use"); ``renew_due`` starts the renewals the
@@ -51,10 +59,8 @@ class Refresher:
             async for page in ctx.client.file_pages() for f in page
         ]
         now = ctx.clock()
-        # Who holds the store, for the storage budget and `status`.
-        store.write(Meta.STORE_USAGE, {
-            **ownership.store_usage(((f.name, f.display_name, f.size or 0) for f in listing),
-                                    known, ctx.instance), "at": now})
+        record_usage(ctx, ((f.name, f.display_name, f.size or 0) for f in listing), known,
+                     now)
         uploading = {c.sha256[:16] for c in contents if c.next_url or c.next_name}
         rebuilding = bool(store.read(Meta.RECOVERY).get("pending"))
         result = ownership.plan_refresh(listing, contents, known, uploading, now, ctx.instance,
