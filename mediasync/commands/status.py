@@ -48,12 +48,12 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         try:
             halted = store.read(Meta.HALTED) or None
             holds = status.held(store, config)
-            reports = status.build(store, config)
+            jobs = batches.open_jobs(store, now)
+            reports = status.build(store, config, now, jobs)
             unavailable = status.unavailable_folders(store)
             quota = status.quota_state(store, config, now)
             store_use = status.store_state(store, config, reports, now)
             recovery = status.recovery(store, now)
-            jobs = batches.open_jobs(store, now)
         finally:
             store.close()
     except (StoreError, sqlite3.Error) as e:

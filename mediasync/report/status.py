@@ -248,25 +248,29 @@ def _wants_done(r: FileReport) -> bool:
     return all(s.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT) for s in r.sidecars)
 
 
-def build(store: Store, config: Config, now: float | None = None) -> list[FileReport]:
+def build(store: Store, config: Config, now: float | None = None,
+          jobs: list[batches.JobReport] | None = None) -> list[FileReport]:
     """Every live path's state, with the reason for each one that is not synced.
 
     Halts and unavailable folders are read from the store, where the engine keeps
     them: `status`, `sync`'s summary and the STATUS line all see the same thing.
     """
-    return list(each(store, config, now))
+    return list(each(store, config, now, jobs))
 
 
-def each(store: Store, config: Config, now: float | None = None) -> Iterator[FileReport]:
+def each(store: Store, config: Config, now: float | None = None,
+         jobs: list[batches.JobReport] | None = None) -> Iterator[FileReport]:
     """``build``'s reports one at a time, in path order: the rows are read as they go
     (Store.live_files), so counting them (the daemon's STATUS line) holds no more
-    than one file's in memory however large the library."""
+    than one file's in memory however large the library. ``jobs``: the open batch
+    jobs, when the caller has read them already."""
     now = time.time() if now is None else now
     halted = store.read(Meta.HALTED) or None
     unavailable = unavailable_folders(store)
     kept = _kept(store, config)
     holds = held(store, config)
-    batched = batches.waiting_outputs(store, batches.open_jobs(store, now))
+    batched = batches.waiting_outputs(
+        store, batches.open_jobs(store, now) if jobs is None else jobs)
     for row, content, outputs in store.live_files():
         # The innermost unavailable folder or disk mounted inside one that holds it.
         away = availability.unavailable_holding(row.path, unavailable) if unavailable else None
