@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mediasync.media.formats import FILE_TTL_SECONDS
+
 CREATING, OPEN, ENDED = "creating", "open", "ended"
 WAITING, ANSWERED, ERROR, INTERACTIVE, DROPPED = (
     "waiting", "answered", "error", "interactive", "dropped")
@@ -96,8 +98,13 @@ def create_delay(attempts: int) -> float:
 
 
 def needs_renewal(expires_at: float | None, now: float, max_wait: float) -> bool:
-    """A copy that would not outlive a job submitted now is renewed first."""
-    return expires_at is None or expires_at < now + max_wait + COPY_MARGIN
+    """A copy that would not outlive a job submitted now is renewed first; one with
+    nearly a fresh copy's life left is not (with ``max_wait`` near 48 h no copy can
+    have the margin, and renewing gains nothing: every file was uploaded again for
+    every job)."""
+    if expires_at is None:
+        return True
+    return expires_at < min(now + max_wait + COPY_MARGIN, now + FILE_TTL_SECONDS - COPY_MARGIN)
 
 
 def overdue(created_at: float, now: float, max_wait: float) -> bool:

@@ -37,6 +37,11 @@ def test_copy_must_outlive_the_job_and_overdue() -> None:
     assert not batching.needs_renewal(now + wait + 2 * 3600, now, wait)
     assert batching.needs_renewal(None, now, wait)
     assert batching.overdue(0.0, wait, wait) and not batching.overdue(0.0, wait - 1, wait)
+    # max_wait near 48 h: a copy just made is kept (renewing it again gains nothing),
+    # one past its first hour is renewed.
+    longest = 47.9 * 3600
+    assert not batching.needs_renewal(now + 48 * 3600 - 0.02, now, longest)
+    assert batching.needs_renewal(now + 46 * 3600, now, longest)
 
 
 def test_outcome_and_display_names() -> None:
