@@ -352,6 +352,8 @@ class Engine:
         leftovers again (ownership.plan_refresh)."""
         if self._idle_once:
             return
+        if self._folders.unavailable:
+            return  # its files are not met yet: their copies are not leftovers
         self._idle_once = True
         recovery = self._ctx.store.read(Meta.RECOVERY)
         if recovery.get("pending"):

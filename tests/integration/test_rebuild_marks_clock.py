@@ -227,3 +227,37 @@ def test_a_step_found_by_a_paths_look_still_reaches_the_daemons_check(tmp_path, 
     assert engine.clock_check() == pytest.approx(3600, abs=60)
     assert engine.clock_check() == 0.0  # told once
     store.close()
+
+
+def test_a_rebuild_stays_pending_while_a_folder_is_away(tmp_path, emu):
+    # The files of a folder that is unavailable are not met yet: their copies are not
+    # leftovers to delete (and upload again when the folder is back).
+    from mediasync.config import parse_config
+    from mediasync.store import Meta
+
+    away = tmp_path / "card"  # not there: an unmounted card's mount point is gone too
+    (tmp_path / "inbox").mkdir()
+    config = parse_config({
+        "api": {"base_url": emu.base_url},
+        "daemon": {"state_dir": str(tmp_path / "state"), "settle": "0s",
+                   "requests_per_minute": 6000},
+        "folders": [{"path": str(tmp_path / "inbox")}, {"path": str(away)}]})
+    store = Store(tmp_path / "state" / "state.db")
+    store.write(Meta.RECOVERY, {"at": 1.0, "what": "rebuilt", "pending": True})
+    client = GeminiClient("k", emu.base_url)
+    engine = Engine(config, store, client, once=True)
+
+    async def one_pass() -> None:
+        await engine.scan()
+        await engine.run(until_idle=True)
+
+    async def scenario() -> None:
+        await one_pass()
+        assert store.read(Meta.RECOVERY)["pending"] is True
+        away.mkdir()  # back
+        await one_pass()
+        await client.aclose()
+
+    asyncio.run(scenario())
+    assert store.read(Meta.RECOVERY)["pending"] is False
+    store.close()
