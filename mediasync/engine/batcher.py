@@ -358,7 +358,14 @@ class Batcher:
 
     async def _results(self, job: JobRow, found: BatchJob) -> None:
         ctx, store = self._ctx, self._ctx.store
+        now = ctx.clock()
         if not found.responses_file:
+            # Paid for: the results file may name itself a little after SUCCEEDED. Looked
+            # for again while the job's own life (48 h) lasts, not max_wait's.
+            if now - job.created_at < batching.JOB_LIFE:
+                self._update(job, next_at=now + batching.poll_delay(job.attempts + 1),
+                             attempts=job.attempts + 1, message="no results file yet")
+                return
             self._end(job, batching.INTERACTIVE, "succeeded without a results file")
             return
         try:
@@ -366,10 +373,11 @@ class Batcher:
         except ApiError as e:
             if classify(e) == "auth":
                 raise
-            if batching.overdue(job.created_at, ctx.clock(), job.max_wait):
+            if e.file_gone or now - job.created_at >= batching.JOB_LIFE:
+                # The results are gone (or never came): their outputs go interactive.
                 self._end(job, batching.INTERACTIVE, f"results not downloadable: {e}")
                 return
-            raise
+            raise  # transient: downloaded at the next look, max_wait or not
         results = parse_results(data)
         answered = errors = 0
         billed: set[str] = set()

@@ -25,6 +25,7 @@ CREATE_RETRY_CAP = 3600.0
 # A copy must outlive the job by this much (the job's last request runs just before
 # max_wait; the service's own clock may differ a little from ours).
 COPY_MARGIN = 3600.0
+JOB_LIFE = float(FILE_TTL_SECONDS)  # a job, and its results file, outlive no 48 h
 DISPLAY_PREFIX = "mediasync-batch"
 # Our display name of a job: the prefix, this state directory's instance id, the key.
 

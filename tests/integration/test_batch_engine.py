@@ -406,3 +406,28 @@ def test_a_finished_jobs_input_file_is_deleted_with_the_other_doomed_files(tmp_p
         assert inputs() == [] and r.store.doomed() == []
         await r.close()
     asyncio.run(go())
+
+
+def test_a_succeeded_jobs_results_not_downloaded_once_are_fetched_later(tmp_path, emu) -> None:  # noqa: ANN001
+    # The job succeeded (paid); its results file answered a 503 once, after max_wait
+    # had passed: the download is tried again, the answers are not thrown away.
+    clock = Clock()
+    imgs = _images(tmp_path, 2)
+
+    async def no_wait(_seconds: float) -> None:
+        return None
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always", max_wait="2h")
+        r.client.retry = RetryPolicy(max_attempts=1, sleep=no_wait)
+        await r.sync()
+        advance(clock, emu, 3 * 3600)  # long succeeded; max_wait passed meanwhile
+        emu.add_fault(Fault(status=503, match="download", times=1))
+        await r.engine.batcher.tick()
+        assert r.store.jobs(), "the job ended on a transient download error"
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert all(_sidecar(p).exists() for p in imgs)
+        assert "generate" not in emu.stats()["requests"]
+        await r.close()
+    asyncio.run(go())
