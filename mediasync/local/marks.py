@@ -167,8 +167,10 @@ def xmp_answer(path: Path) -> Mark | None:
     """The answer mediasync last merged into the XMP sidecar at ``path``, while a
     file is there: another tool may have rewritten it since, but an XMP is merged
     into field by field, so what was merged is still the answer it holds."""
+    if not os.path.lexists(path):  # first: it spares reading the marks file
+        return None
     line = _lines(path.parent).xmp.get(path.name)
-    return line.answer if line and os.path.lexists(path) else None
+    return line.answer if line else None
 
 
 @dataclass
