@@ -21,7 +21,16 @@ from typing import Any, Generic, TypeVar
 
 from mediasync.rules.batching import ENDED, WAITING, ItemRow, JobRow
 from mediasync.rules.naming import shown
-from mediasync.rules.rows import ContentRow, CopyRef, Outcome, OutputRow, PathRow
+from mediasync.rules.rows import (
+    ContentRow,
+    CopyFacts,
+    CopyRef,
+    Outcome,
+    OutputFacts,
+    OutputRow,
+    PathFacts,
+    PathRow,
+)
 
 __all__ = [
     "SCHEMA_VERSION", "ContentRow", "Meta", "MetaKey", "OutputRow", "PathRow", "Store",
@@ -590,6 +599,43 @@ class Store(_CopyTransitions):
                 if not (isinstance(out.path, str) and isinstance(out.sidecar, str)):
                     out = dataclasses.replace(out, path=_path(out.path),
                                               sidecar=_path(out.sidecar))
+                outputs[out.suffix] = out
+        if row is not None:
+            yield row, content, outputs
+
+    def report_files(self) -> Iterator[tuple[PathFacts, CopyFacts | None,
+                                             dict[str, OutputFacts]]]:
+        """``live_files`` with only the columns `status` reads (rules/rows.py, "What
+        `status` reads"): the same files in the same order, in light tuples."""
+        np, nc = len(PathFacts._fields), len(CopyFacts._fields)
+        new = tuple.__new__
+        cur = self._db.cursor()
+        cur.row_factory = None
+        cur.execute(
+            f"SELECT {_cols('p', PathFacts._fields)}, {_cols('c', CopyFacts._fields)}, "
+            f"{_cols('o', OutputFacts._fields)} FROM paths p"
+            " LEFT JOIN contents c ON c.sha256 = p.sha256"
+            " LEFT JOIN outputs o ON o.path = p.path"
+            " WHERE p.gone_at IS NULL ORDER BY p.path")
+        key: object = None
+        row: PathFacts | None = None
+        content: CopyFacts | None = None
+        outputs: dict[str, OutputFacts] = {}
+        # c.size and o.suffix are never NULL in a row that exists: they tell a missing one.
+        for r in cur:
+            if row is None or r[0] != key:
+                if row is not None:
+                    yield row, content, outputs
+                key = r[0]
+                row = new(PathFacts, r[:np])
+                if not isinstance(key, str):  # a name that is not UTF-8 (_key)
+                    row = row._replace(path=_path(key))
+                content = new(CopyFacts, r[np:np + nc]) if r[np] is not None else None
+                outputs = {}
+            if r[np + nc] is not None:
+                out = new(OutputFacts, r[np + nc:])
+                if not isinstance(out.sidecar, str):
+                    out = out._replace(sidecar=_path(out.sidecar))
                 outputs[out.suffix] = out
         if row is not None:
             yield row, content, outputs

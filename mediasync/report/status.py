@@ -6,7 +6,6 @@ each file should have; renders text or JSON.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -14,16 +13,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mediasync.config import Config
+from mediasync.config import Config, FolderConfig
 from mediasync.gemini.quota import PACIFIC, next_reset, pause_message
 from mediasync.report import batches, costs
 from mediasync.rules import availability, budget, desired, naming, rows, states, steps, units
-from mediasync.rules.rows import ContentRow, Outcome, OutputRow, PathRow
+from mediasync.rules.rows import CopyFacts, Outcome, OutputFacts, PathFacts
 from mediasync.rules.states import Copy, Output
 from mediasync.store import Meta, Store
 
 
-@dataclass
+# Slotted: `status` makes one of each per file and output (100,000s); a __dict__ each
+# was a tenth of its time.
+@dataclass(slots=True)
 class SidecarReport:
     name: str
     outcome: str  # written, kept_edit, blocked, incomplete, failed, waiting, writing, pending
@@ -38,7 +39,7 @@ class SidecarReport:
     service_tier: str | None = None  # the tier that served it
 
 
-@dataclass
+@dataclass(slots=True)
 class FileReport:
     path: str
     folder: str
@@ -69,7 +70,7 @@ def _next_try(retry_at: float | None) -> str:
     return f"; next try {units.minute_stamp(retry_at)}"
 
 
-def _remote_state(r: FileReport, c: ContentRow, now: float, renew_before: float) -> bool:
+def _remote_state(r: FileReport, c: CopyFacts, now: float, renew_before: float) -> bool:
     """Fill the file's state from its remote copy; True when a copy serves now."""
     r.remote_name, r.expires_at = c.remote_name, c.expires_at
     if c.remote_name and c.remote_bytes is not None:
@@ -114,16 +115,22 @@ _OUTPUT_WORDS = {
 }
 
 
-def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float,
+def _sidecar(o: OutputFacts | None, want: rows.Desired, sha: str, sidecar: str,
              held: str | None = None, batch: str | None = None) -> SidecarReport:
-    """``held``: why its model or tier is held for the config, if it is; ``batch``: the
-    batch job it waits in, if it does."""
-    name = os.path.basename(want.sidecar)
-    state = states.output_state(o, want, sha)  # the engine's own decoder
+    """``want``: the folder's template (desired.templates), ``sidecar``: this file's
+    path for it; ``held``: why its model or tier is held for the config, if it is;
+    ``batch``: the batch job it waits in, if it does."""
+    name = sidecar.rpartition("/")[2]  # os.path.basename: sidecar paths are absolute
+    state = states.output_state(o, want, sha, sidecar)  # the engine's own decoder
+    if o is not None and state in _DONE:  # most sidecars of a library: said in one step
+        return SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens
+                             + o.thoughts_tokens, o.prompt_tokens, o.output_tokens,
+                             o.thoughts_tokens, want.format, want.model, o.model_version,
+                             o.service_tier)
     served = (o.model_version, o.service_tier) if o is not None else (None, None)
     if batch and state in (Output.MISSING, Output.STALE, Output.WAITING):
         return SidecarReport(name, "waiting", batch, format=want.format, model=want.model)
-    if held and state not in (Output.WRITTEN, Output.KEPT_EDIT, Output.BLOCKED):
+    if held and state is not Output.BLOCKED:
         return SidecarReport(name, "waiting", held, format=want.format, model=want.model,
                              model_version=served[0], service_tier=served[1])
     if o is None or state in (Output.MISSING, Output.STALE):
@@ -140,6 +147,8 @@ def _sidecar(o: OutputRow | None, want: rows.Desired, sha: str, now: float,
                          o.thoughts_tokens, want.format, want.model, *served)
 
 
+_DONE = (Output.WRITTEN, Output.KEPT_EDIT)
+
 # What a sidecar's outcome makes of its file, when the remote copy is fine.
 _FILE_STATE = {"failed": "failed", "blocked": "failed", "incomplete": "failed",
                "waiting": "waiting"}
@@ -148,11 +157,53 @@ _FILE_STATE = {"failed": "failed", "blocked": "failed", "incomplete": "failed",
 NOT_KEPT = "captioned, copy not kept (storage budget)"
 
 
-def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config: Config,
-          stalled: str | None, now: float, kept: frozenset[str] | None = None,
-          held: Mapping[str, str] | None = None,
-          batched: Mapping[tuple[str, str], str] | None = None) -> FileReport:
-    r = FileReport(path=row.path, folder=row.folder, state="pending")
+@dataclass(slots=True)
+class _Folder:
+    config: FolderConfig
+    prefix: str  # of the paths in it
+    kept_alive: bool
+    wants: dict[str, tuple[rows.Desired, ...]] = field(default_factory=dict)  # kind →
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What every file's report needs beside its own rows, worked out once a pass."""
+
+    config: Config
+    now: float
+    kept: frozenset[str] | None = None  # the storage budget's plan (None: all fit)
+    held: Mapping[str, str] = field(default_factory=dict)
+    batched: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # A recorded folder → what its files share: Config.folder_for's answer without
+    # its per-file search, and their outputs but for the sidecar paths.
+    folders: dict[str, _Folder] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in self.config.folders:
+            root = str(f.path)
+            self.folders[root] = _Folder(f, root if root.endswith("/") else root + "/",
+                                         self.config.keeps_alive_in(f))
+
+    def folder(self, row: PathFacts) -> _Folder | None:
+        hit = self.folders.get(row.folder)
+        if hit is not None and row.path.startswith(hit.prefix):
+            return hit
+        folder = self.config.folder_for(row.path)  # moved, or in no folder now
+        if folder is None:
+            return None
+        return self.folders[str(folder.path)]
+
+    def wants(self, folder: _Folder, kind: str) -> tuple[rows.Desired, ...]:
+        out = folder.wants.get(kind)
+        if out is None:
+            out = folder.wants[kind] = desired.templates(folder.config, kind,
+                                                         self.config.api.model)
+        return out
+
+
+def _file(row: PathFacts, c: CopyFacts | None, mine: dict[str, OutputFacts], look: _Pass,
+          stalled: str | None) -> FileReport:
+    r = FileReport(row.path, row.folder, "pending")
     if row.problem:
         # Unreadable now (permissions, I/O) is transient; empty or too large is not.
         transient = row.problem.startswith(steps.READ_PROBLEM)
@@ -160,27 +211,32 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
         if row.problem.startswith(steps.SKIPPED):
             r.state, r.message = "skipped", row.problem[len(steps.SKIPPED):]
         return r
-    renew_before = config.daemon.renew_before
-    serving = _remote_state(r, c, now, renew_before) if c is not None else False
+    config = look.config
     if c is None:
+        serving = False
         r.message = "not uploaded yet"
-    if r.state == "failed":
-        return r
+    else:
+        serving = _remote_state(r, c, look.now, config.daemon.renew_before)
+        if r.state == "failed":
+            return r
     # keep_alive = "on_use", or a copy beyond the storage budget: a copy is made only
     # for a generation, so with none under way the sidecars say what the file waits for.
+    kept = look.kept
     beyond = kept is not None and (row.sha256 or "") not in kept
-    folder = config.folder_for(row.path)
-    kept_alive = config.keeps_alive_in(folder)
+    folder = look.folder(row)
+    kept_alive = folder.kept_alive if folder else config.keeps_alive_in(None)
     on_use = not kept_alive or beyond
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
-    wants = desired.desired(folder, row.path, row.kind, config.api.model) if folder else []
+    wants = look.wants(folder, row.kind) if folder else ()
     complete = serving
+    held, batched, path = look.held, look.batched, row.path
     for want in wants:
-        s = _sidecar(mine.get(want.suffix), want, row.sha256 or "", now,
-                     _held_for(held, config, row.path, want) if held else None,
-                     (batched or {}).get((row.path, want.suffix)))
+        s = _sidecar(mine.get(want.suffix), want, row.sha256 or "",
+                     naming.sidecar_name(path, want.suffix),
+                     _held_for(held, config, path, want) if held else None,
+                     batched.get((path, want.suffix)) if batched else None)
         r.sidecars.append(s)
         if s.outcome in (Outcome.WRITTEN, Outcome.KEPT_EDIT):
             continue
@@ -190,15 +246,17 @@ def _file(row: PathRow, c: ContentRow | None, mine: dict[str, OutputRow], config
             r.message = f"{s.name}: {s.message}"
             if s.outcome == "waiting" and want.suffix in mine:
                 r.next_try = mine[want.suffix].retry_at
+    if complete:
+        if r.state == "pending":
+            r.state, r.message = "synced", None
+            if beyond and kept_alive:
+                r.note = NOT_KEPT  # its copy lapses, or makes room
+        return r
     verdicts = [s for s in r.sidecars if s.outcome in _VERDICTS]
     if not serving and r.sidecars and len(verdicts) == len(r.sidecars):
         # No copy is made for a file no output can take (too long): its outputs'
         # verdicts are its own, not "not uploaded yet".
         r.state, r.message = "failed", f"{verdicts[0].name}: {verdicts[0].message}"
-    elif complete and r.state == "pending":
-        r.state, r.message = "synced", None
-        if beyond and kept_alive:
-            r.note = NOT_KEPT  # its copy lapses, or makes room
     elif on_use and not serving and row.sha256 and r.state != "failed" and _wants_done(r):
         r.state, r.message, r.next_try = "synced", None, None
         r.note = (NOT_KEPT if kept_alive else
@@ -267,15 +325,16 @@ def each(store: Store, config: Config, now: float | None = None,
     now = time.time() if now is None else now
     halted = store.read(Meta.HALTED) or None
     unavailable = unavailable_folders(store)
-    kept = _kept(store, config)
-    holds = held(store, config)
-    batched = batches.waiting_outputs(
-        store, batches.open_jobs(store, now) if jobs is None else jobs)
-    for row, content, outputs in store.live_files():
-        # The innermost unavailable folder or disk mounted inside one that holds it.
-        away = availability.unavailable_holding(row.path, unavailable) if unavailable else None
-        why = f"the folder {away} {unavailable[away]}" if away else None
-        r = _file(row, content, outputs, config, halted or why, now, kept, holds, batched)
+    look = _Pass(config, now, _kept(store, config), held(store, config),
+                 batches.waiting_outputs(
+                     store, batches.open_jobs(store, now) if jobs is None else jobs))
+    why = None
+    for row, content, outputs in store.report_files():
+        if unavailable:
+            # The innermost unavailable folder or disk mounted inside one that holds it.
+            away = availability.unavailable_holding(row.path, unavailable)
+            why = f"the folder {away} {unavailable[away]}" if away else None
+        r = _file(row, content, outputs, look, halted or why)
         if why and r.state != "failed":
             # Out of sight, it cannot be called synced: its bytes or sidecars may have
             # changed on the pulled disk. It waits for the disk, whatever was recorded.
@@ -392,6 +451,7 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
         )
         if not verbose:
             continue
+        add = lines.append
         for r in mine:
             rel = naming.shown(naming.relative(r.path, root))
             detail = r.state
@@ -399,17 +459,24 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
                 detail += f" {r.upload_progress}"
             if r.remote_name:
                 detail += f" · {r.remote_name} expires {_when(r.expires_at, now)}"
-            lines.append(f"  {rel}: {detail}")
-            for text in (r.message, r.note, r.proxy):
-                if text:
-                    lines.append(f"      {text}")
+            add(f"  {rel}: {detail}")
+            if r.message:
+                add(f"      {r.message}")
+            if r.note:
+                add(f"      {r.note}")
+            if r.proxy:
+                add(f"      {r.proxy}")
             for s in r.sidecars:
                 # A written sidecar's message is a note (cues mended, an answer shared).
                 extra = f" ({s.message})" if s.message else ""
                 kind = f" [{s.format}]" if s.format != "text" else ""
-                lines.append(f"      {naming.shown(s.name)}{kind}: "
-                             f"{s.outcome.replace('_', ' ')}{extra}{_provenance(s)}")
+                said = _OUTCOME_WORDS.get(s.outcome) or s.outcome.replace("_", " ")
+                add(f"      {naming.shown(s.name)}{kind}: {said}{extra}"
+                    f"{_provenance(s) if s.model_version is not None else ''}")
     return "\n".join(lines)
+
+
+_OUTCOME_WORDS = {o.value: o.value.replace("_", " ") for o in Outcome}
 
 
 def _provenance(s: SidecarReport) -> str:

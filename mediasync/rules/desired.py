@@ -27,6 +27,12 @@ def desired(folder: FolderConfig, path: str, kind: str, default_model: str) -> l
             for d in _outputs(folder, kind, default_model)]
 
 
+def templates(folder: FolderConfig, kind: str, default_model: str) -> tuple[Desired, ...]:
+    """``desired`` without the file: its outputs as every file of the folder and kind
+    has them, each with no sidecar path (naming.sidecar_name makes a file's)."""
+    return _outputs(folder, kind, default_model)
+
+
 # The outputs of a (folder, kind, model) with no sidecar yet: the same for every file
 # of the folder, so worked out once (prompt hashes included), not per file. Keyed by
 # the folder's identity and holding it, so a reloaded config never meets old entries.

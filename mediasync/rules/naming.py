@@ -71,6 +71,8 @@ def relative(path: str, folder: str) -> str:
     (no pathlib per file: `status` names 100,000 files this way)."""
     prefix = folder if folder.endswith("/") else folder + "/"
     rest = path[len(prefix):]
-    if path.startswith(prefix) and not {"", ".", ".."} & set(rest.split("/")):
+    # No empty, "." or ".." part; none starts with "." (a dotfile takes the long way).
+    if (path.startswith(prefix) and rest and rest[0] not in "./" and "/." not in rest
+            and "//" not in rest and rest[-1] != "/"):
         return rest
     return os.path.relpath(path, folder)

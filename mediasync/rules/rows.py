@@ -115,6 +115,45 @@ class OutputRow:
     service_tier: str | None = None  # the tier that served it (or was asked for)
 
 
+# What `status` reads of each row (Store.report_files): light tuples of only those
+# columns. Reading all 49 of the full rows was a third of `status` over 100,000 files;
+# the decoders (rules/states.py) take either form, as they read no other field.
+class PathFacts(NamedTuple):
+    path: str
+    folder: str
+    sha256: str | None
+    kind: str
+    problem: str | None
+
+
+class CopyFacts(NamedTuple):
+    size: int
+    remote_name: str | None
+    expires_at: float | None
+    next_url: str | None
+    next_offset: int | None
+    next_name: str | None
+    error: str | None
+    retry_at: float | None
+    remote_bytes: int | None
+
+
+class OutputFacts(NamedTuple):
+    suffix: str
+    sha256: str
+    prompt_hash: str
+    model: str
+    sidecar: str
+    outcome: str
+    message: str | None
+    prompt_tokens: int
+    output_tokens: int
+    thoughts_tokens: int
+    retry_at: float | None
+    model_version: str | None
+    service_tier: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class LocalFacts:
     size: int

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from mediasync.rules.rows import Outcome
 
 if TYPE_CHECKING:
-    from mediasync.rules.rows import ContentRow, Desired, OutputRow
+    from mediasync.rules.rows import ContentRow, CopyFacts, Desired, OutputFacts, OutputRow
 
 # A copy this close to expiry is not handed to a generation: it could die mid-call.
 MIN_USABLE_SECONDS = 120.0
@@ -85,7 +85,7 @@ OUTPUT_STATES: Mapping[Output, Row] = MappingProxyType({
 })
 
 
-def usable(c: ContentRow, now: float) -> bool:
+def usable(c: ContentRow | CopyFacts, now: float) -> bool:
     """The content has a remote copy a generation can use now."""
     return (
         c.remote_name is not None
@@ -99,7 +99,7 @@ def renew_at(expires_at: float, renew_before: float) -> float:
     return expires_at - renew_before
 
 
-def copy_state(c: ContentRow, now: float, renew_before: float) -> Copy:
+def copy_state(c: ContentRow | CopyFacts, now: float, renew_before: float) -> Copy:
     """The state of a content's remote copy. A working copy serves whatever happened
     to its renewal: no failure of a new upload takes it away."""
     if usable(c, now):
@@ -118,22 +118,27 @@ def copy_state(c: ContentRow, now: float, renew_before: float) -> Copy:
     return Copy.EXPIRED if c.remote_name else Copy.NONE
 
 
-def is_current(row: OutputRow | None, want: Desired, sha256: str) -> bool:
-    """The recorded output answers this prompt and model for these bytes."""
+def is_current(row: OutputRow | OutputFacts | None, want: Desired, sha256: str,
+               sidecar: str | None = None) -> bool:
+    """The recorded output answers this prompt and model for these bytes. ``sidecar``:
+    the file's sidecar path when ``want`` is its folder's template (desired.templates),
+    which has none."""
     return (
         row is not None
         and row.sha256 == sha256
         and row.prompt_hash == want.prompt_hash
         and row.model == want.model
-        and row.sidecar == want.sidecar
+        and row.sidecar == (want.sidecar if sidecar is None else sidecar)
     )
 
 
-def output_state(row: OutputRow | None, want: Desired, sha256: str) -> Output:
-    """The recorded state of one output (what is on disk is judged separately)."""
+def output_state(row: OutputRow | OutputFacts | None, want: Desired, sha256: str,
+                 sidecar: str | None = None) -> Output:
+    """The recorded state of one output (what is on disk is judged separately).
+    ``sidecar``: as for ``is_current``."""
     if row is None:
         return Output.MISSING
-    if not is_current(row, want, sha256):
+    if not is_current(row, want, sha256, sidecar):
         return Output.STALE
     if row.outcome == Outcome.FAILED:
         return Output.WAITING if row.retry_at is not None else Output.FAILED

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mediasync.rules.rows import CopyFacts, OutputFacts, PathFacts
 from mediasync.store import SCHEMA_VERSION, OutputRow, PathRow, Store, StoreError
 
 
@@ -170,6 +171,15 @@ def test_live_files_gives_each_live_path_with_its_content_and_outputs(tmp_path):
     assert len(want) > 200 and any(c is None for _, c, _ in want)
     assert any(not r.path.isascii() and len(o) > 1 for r, _, o in want)
     assert set(s.live_path_names()) == {r.path for r, _, _ in want}
+    # `status`'s narrow reading: the same files and order, each field as the full row's.
+    narrow = list(s.report_files())
+    assert [r.path for r, _, _ in narrow] == [r.path for r, _, _ in want]
+    for (pf, cf, of), (row, content, outs) in zip(narrow, want, strict=True):
+        assert pf == tuple(getattr(row, f) for f in PathFacts._fields)
+        assert cf == (None if content is None else
+                      tuple(getattr(content, f) for f in CopyFacts._fields))
+        assert of == {k: tuple(getattr(o, f) for f in OutputFacts._fields)
+                      for k, o in outs.items()}
 
 
 def test_retry_times_from_an_unclamped_server_delay_heal_on_upgrade(tmp_path):

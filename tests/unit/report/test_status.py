@@ -170,7 +170,9 @@ def test_the_per_file_shortcuts_say_what_the_library_calls_say():
     for path, folder in [("/f/a.png", "/f"), ("/f/d/a.png", "/f"), ("/f/a.png", "/f/"),
                          ("/f//a.png", "/f"), ("/f/./a.png", "/f"), ("/f/../g/a.png", "/f"),
                          ("/g/a.png", "/f"), ("/fa/b.png", "/f"), ("/x.png", "/"),
-                         ("/f/d/../a.png", "/f"), ("/f", "/f"), ("/f/a/", "/f")]:
+                         ("/f/d/../a.png", "/f"), ("/f", "/f"), ("/f/a/", "/f"),
+                         ("/f/.a.png", "/f"), ("/f/d/.x/a.png", "/f"), ("/f/a./b.png", "/f"),
+                         ("/f/d/..", "/f"), ("/f/d/.", "/f"), ("/f/a.png/", "/f")]:
         assert naming.relative(path, folder) == os.path.relpath(path, folder), path
     for ts in [0.0, 59.999, 60.0, 1_700_000_000.5, 1_700_000_039.0, -61.0, 4_102_444_799.9,
                9.2e18, float("inf"), float("nan")]:
