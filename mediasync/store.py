@@ -603,12 +603,32 @@ class Store(_CopyTransitions):
         if row is not None:
             yield row, content, outputs
 
-    def report_files(self) -> Iterator[tuple[PathFacts, CopyFacts | None,
-                                             dict[str, OutputFacts]]]:
+    def cut_paths(self, parts: int, least: int) -> list[object]:
+        """Stored paths that cut the live ones into ``parts`` ranges of about the same
+        size, for `status` to read each on a core of its own; none when there are
+        fewer than ``least``. As stored (bytes for a name that is not UTF-8), to be
+        handed back to ``report_files``."""
+        (n,) = self._db.execute("SELECT count(*) FROM paths WHERE gone_at IS NULL").fetchone()
+        if parts < 2 or n < max(least, parts):
+            return []
+        cur = self._db.cursor()
+        cur.row_factory = None
+        return [cur.execute("SELECT path FROM paths WHERE gone_at IS NULL ORDER BY path"
+                            " LIMIT 1 OFFSET ?", (n * i // parts,)).fetchone()[0]
+                for i in range(1, parts)]
+
+    def report_files(self, start: object = None, stop: object = None) -> Iterator[
+            tuple[PathFacts, CopyFacts | None, dict[str, OutputFacts]]]:
         """``live_files`` with only the columns `status` reads (rules/rows.py, "What
-        `status` reads"): the same files in the same order, in light tuples."""
+        `status` reads"): the same files in the same order, in light tuples. With
+        ``start`` and ``stop`` (from ``cut_paths``), only those from ``start`` on and
+        before ``stop``."""
         np, nc = len(PathFacts._fields), len(CopyFacts._fields)
         new = tuple.__new__
+        # Bounds written out only when given, so the index is searched for them.
+        range_ = (" AND p.path >= ?" if start is not None else "") + (
+            " AND p.path < ?" if stop is not None else "")
+        bounds = [b for b in (start, stop) if b is not None]
         cur = self._db.cursor()
         cur.row_factory = None
         cur.execute(
@@ -616,7 +636,7 @@ class Store(_CopyTransitions):
             f"{_cols('o', OutputFacts._fields)} FROM paths p"
             " LEFT JOIN contents c ON c.sha256 = p.sha256"
             " LEFT JOIN outputs o ON o.path = p.path"
-            " WHERE p.gone_at IS NULL ORDER BY p.path")
+            f" WHERE p.gone_at IS NULL{range_} ORDER BY p.path", bounds)
         key: object = None
         row: PathFacts | None = None
         content: CopyFacts | None = None

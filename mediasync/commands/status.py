@@ -28,7 +28,7 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
     import sqlite3
 
     from mediasync.app.instance import lock_holder
-    from mediasync.report import batches, status
+    from mediasync.report import batches, split, status
     from mediasync.store import Meta, Store, StoreError, is_damage
 
     db = state_db(config)
@@ -49,13 +49,15 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
             halted = store.read(Meta.HALTED) or None
             holds = status.held(store, config)
             jobs = batches.open_jobs(store, now)
-            reports = status.build(store, config, now, jobs)
+            reports = status.build(store, config, now, jobs) if as_json else []
             unavailable = status.unavailable_folders(store)
             quota = status.quota_state(store, config, now)
-            store_use = status.store_state(store, config, reports, now)
+            store_use = status.store_state(store, config, now)
             recovery = status.recovery(store, now)
         finally:
-            store.close()
+            store.close()  # before split.parts forks: no connection may cross a fork
+        # The text's files: each range of paths read and decided on a core of its own.
+        parts = [] if as_json else split.parts(db, config, now, jobs, verbose=not brief)
     except (StoreError, sqlite3.Error) as e:
         # Never a traceback: say what is wrong and what heals it.
         if is_damage(e) or is_damage(e.__cause__ or e):
@@ -65,6 +67,8 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         else:
             err(f"cannot read the state database {db}: {e}")
         return EXIT_FAILED
+    store_use["not_kept"] = (sum(p.not_kept for p in parts) if not as_json else
+                             sum(1 for r in reports if r.note == status.NOT_KEPT))
     if as_json:
         doc = {**status.render_json(reports, halted, holds, jobs), **quota}
         doc["unavailable"] = unavailable
@@ -78,8 +82,7 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
             print(status.render_recovery(recovery))
         for folder, why in sorted(unavailable.items()):
             print(f"UNAVAILABLE: {folder} {why}; nothing in it counts as deleted until it is back")
-        print(status.render_text(reports, config, now, halted, verbose=not brief,
-                                 holds=holds, jobs=jobs))
+        print(status.render_parts(parts, config, halted, holds=holds, jobs=jobs))
         print(status.render_store(store_use))
         for line in status.render_quota(quota):
             print(line)

@@ -317,11 +317,13 @@ def build(store: Store, config: Config, now: float | None = None,
 
 
 def each(store: Store, config: Config, now: float | None = None,
-         jobs: list[batches.JobReport] | None = None) -> Iterator[FileReport]:
+         jobs: list[batches.JobReport] | None = None,
+         paths: tuple[object, object] = (None, None)) -> Iterator[FileReport]:
     """``build``'s reports one at a time, in path order: the rows are read as they go
-    (Store.live_files), so counting them (the daemon's STATUS line) holds no more
+    (Store.report_files), so counting them (the daemon's STATUS line) holds no more
     than one file's in memory however large the library. ``jobs``: the open batch
-    jobs, when the caller has read them already."""
+    jobs, when the caller has read them already; ``paths``: only those from the
+    first stored path up to the second (Store.cut_paths; None: no bound)."""
     now = time.time() if now is None else now
     halted = store.read(Meta.HALTED) or None
     unavailable = unavailable_folders(store)
@@ -329,7 +331,7 @@ def each(store: Store, config: Config, now: float | None = None,
                  batches.waiting_outputs(
                      store, batches.open_jobs(store, now) if jobs is None else jobs))
     why = None
-    for row, content, outputs in store.report_files():
+    for row, content, outputs in store.report_files(*paths):
         if unavailable:
             # The innermost unavailable folder or disk mounted inside one that holds it.
             away = availability.unavailable_holding(row.path, unavailable)
@@ -357,11 +359,11 @@ def store_limit(store: Store, config: Config) -> int:
     return budget.limit(config, store.read(Meta.STORE_SIZE), store.read(Meta.STORE_USAGE))
 
 
-def store_state(store: Store, config: Config, reports: list[FileReport],
-                now: float) -> dict[str, Any]:
+def store_state(store: Store, config: Config, now: float) -> dict[str, Any]:
     """The project's store for `status`: this instance's bytes (its database), other
     instances' and other uploads' (the last listing, or an estimate from a full store),
-    the store's size, the budget, and how many files keep no copy because of it."""
+    the store's size and the budget. The caller adds ``not_kept``: how many files keep
+    no copy because of it (``Part.not_kept``, or the reports' NOT_KEPT notes)."""
     usage = store.read(Meta.STORE_USAGE)
     mine = store.held_bytes(now)[0]
     return {
@@ -372,7 +374,6 @@ def store_state(store: Store, config: Config, reports: list[FileReport],
         "listed_at": usage.get("at"),
         "size": budget.store_size(store.read(Meta.STORE_SIZE)),
         "budget": store_limit(store, config),
-        "not_kept": sum(1 for r in reports if r.note == NOT_KEPT),
     }
 
 
@@ -430,9 +431,52 @@ def _when(ts: float | None, now: float) -> str:
     return f"{stamp} (in {left / 3600:.1f} h)" if left > 0 else f"{stamp} (expired)"
 
 
+@dataclass
+class Part:
+    """What the text of `status` says of some of the files (a range of paths): per
+    configured folder, the files per state, the tokens, and with ``verbose`` each
+    file's lines; and how many keep no copy because of the storage budget. Parts of
+    consecutive ranges join into the whole (``render_parts``)."""
+
+    counts: dict[str, dict[str, int]]  # folder → state → files
+    tokens: dict[str, dict[str, int]]  # folder → prompt, output, thoughts
+    lines: dict[str, list[str]]  # folder → its files' lines, in path order
+    not_kept: int = 0
+
+
+def summarise(reports: Iterable[FileReport], config: Config, now: float,
+              verbose: bool = True) -> Part:
+    roots = [str(f.path) for f in config.folders]
+    part = Part({r: {} for r in roots}, {r: {"prompt": 0, "output": 0, "thoughts": 0}
+                                         for r in roots}, {r: [] for r in roots})
+    for r in reports:
+        if r.note == NOT_KEPT:
+            part.not_kept += 1
+        counted = part.counts.get(r.folder)
+        if counted is None:  # a folder no longer configured: the text leaves it out
+            continue
+        counted[r.state] = counted.get(r.state, 0) + 1
+        t = part.tokens[r.folder]
+        for side in r.sidecars:  # summed here, not by kind per report: 100,000 reports
+            t["prompt"] += side.prompt_tokens
+            t["output"] += side.output_tokens
+            t["thoughts"] += side.thoughts_tokens
+        if verbose:
+            _file_lines(r, r.folder, now, part.lines[r.folder])
+    return part
+
+
 def render_text(reports: list[FileReport], config: Config, now: float, halted: str | None = None,
                 *, verbose: bool = True, holds: Mapping[str, str] | None = None,
                 jobs: list[batches.JobReport] | None = None) -> str:
+    return render_parts([summarise(reports, config, now, verbose)], config, halted,
+                        holds=holds, jobs=jobs)
+
+
+def render_parts(parts: list[Part], config: Config, halted: str | None = None, *,
+                 holds: Mapping[str, str] | None = None,
+                 jobs: list[batches.JobReport] | None = None) -> str:
+    """`status`'s text from the parts of consecutive ranges of paths, in their order."""
     lines = []
     if halted:
         lines.append(f"HALTED: {halted}")
@@ -441,39 +485,45 @@ def render_text(reports: list[FileReport], config: Config, now: float, halted: s
     lines += [f"HELD: {message}" for message in (holds or {}).values()]
     for folder in config.folders:
         root = str(folder.path)
-        mine = [r for r in reports if r.folder == root]
-        t = token_totals(mine)
-        summary = (", ".join(f"{n} {s}" for s, n in sorted(counts(mine).items()))
-                   or "no media files")
+        states: dict[str, int] = {}
+        t = {"prompt": 0, "output": 0, "thoughts": 0}
+        for part in parts:
+            for state, n in part.counts.get(root, {}).items():
+                states[state] = states.get(state, 0) + n
+            for kind, n in part.tokens.get(root, {}).items():
+                t[kind] += n
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no media files"
         lines.append(
             f"{folder.path}: {summary}; {sum(t.values())} tokens used "
             f"({t['prompt']} prompt, {t['output']} output, {t['thoughts']} thoughts)"
         )
-        if not verbose:
-            continue
-        add = lines.append
-        for r in mine:
-            rel = naming.shown(naming.relative(r.path, root))
-            detail = r.state
-            if r.upload_progress:
-                detail += f" {r.upload_progress}"
-            if r.remote_name:
-                detail += f" · {r.remote_name} expires {_when(r.expires_at, now)}"
-            add(f"  {rel}: {detail}")
-            if r.message:
-                add(f"      {r.message}")
-            if r.note:
-                add(f"      {r.note}")
-            if r.proxy:
-                add(f"      {r.proxy}")
-            for s in r.sidecars:
-                # A written sidecar's message is a note (cues mended, an answer shared).
-                extra = f" ({s.message})" if s.message else ""
-                kind = f" [{s.format}]" if s.format != "text" else ""
-                said = _OUTCOME_WORDS.get(s.outcome) or s.outcome.replace("_", " ")
-                add(f"      {naming.shown(s.name)}{kind}: {said}{extra}"
-                    f"{_provenance(s) if s.model_version is not None else ''}")
+        for part in parts:
+            lines += part.lines.get(root, ())
     return "\n".join(lines)
+
+
+def _file_lines(r: FileReport, root: str, now: float, lines: list[str]) -> None:
+    add = lines.append
+    rel = naming.shown(naming.relative(r.path, root))
+    detail = r.state
+    if r.upload_progress:
+        detail += f" {r.upload_progress}"
+    if r.remote_name:
+        detail += f" · {r.remote_name} expires {_when(r.expires_at, now)}"
+    add(f"  {rel}: {detail}")
+    if r.message:
+        add(f"      {r.message}")
+    if r.note:
+        add(f"      {r.note}")
+    if r.proxy:
+        add(f"      {r.proxy}")
+    for s in r.sidecars:
+        # A written sidecar's message is a note (cues mended, an answer shared).
+        extra = f" ({s.message})" if s.message else ""
+        kind = f" [{s.format}]" if s.format != "text" else ""
+        said = _OUTCOME_WORDS.get(s.outcome) or s.outcome.replace("_", " ")
+        add(f"      {naming.shown(s.name)}{kind}: {said}{extra}"
+            f"{_provenance(s) if s.model_version is not None else ''}")
 
 
 _OUTCOME_WORDS = {o.value: o.value.replace("_", " ") for o in Outcome}

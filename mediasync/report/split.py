@@ -1,0 +1,109 @@
+"""The text of `mediasync status` over a large library, on every core it may use.
+
+Reading and deciding 100,000 files is a few seconds of one core, nearly all of it
+per file. So the live paths are cut into ranges by name (Store.cut_paths); a forked
+process reads, decides and writes the lines of each range but the first, which
+this process does meanwhile; the parts join in path order (status.render_parts).
+Each process opens the database read-only on its own, as `status` always does
+beside a running daemon. A part that does not come back (the process died, or its
+answer cannot be read) is made here instead: slower, never different or missing.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+from mediasync.config import Config
+from mediasync.report import batches, status
+from mediasync.store import Store
+
+# Below this many files one process is quick enough, and a fork costs more than it saves.
+SPLIT_AT = 20_000
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport], *,
+          verbose: bool, ways: int | None = None) -> list[status.Part]:
+    """Every live file's part of `status`'s text, in path order."""
+    ways = cores() if ways is None else ways
+    store = Store(db, readonly=True)
+    try:
+        cuts = store.cut_paths(min(ways, 8), SPLIT_AT)
+        if not cuts:
+            return [_part(store, config, now, jobs, verbose, (None, None))]
+    finally:
+        store.close()
+    bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
+
+    def one(paths: tuple[object, object]) -> status.Part:
+        s = Store(db, readonly=True)
+        try:
+            return _part(s, config, now, jobs, verbose, paths)
+        finally:
+            s.close()
+
+    children = [_fork(lambda paths=paths: one(paths)) for paths in bounds[1:]]
+    out = [one(bounds[0])]
+    for paths, child in zip(bounds[1:], children, strict=True):
+        part = _collect(child)
+        out.append(part if part is not None else one(paths))
+    return out
+
+
+def _part(store: Store, config: Config, now: float, jobs: list[batches.JobReport],
+          verbose: bool, paths: tuple[object, object]) -> status.Part:
+    return status.summarise(status.each(store, config, now, jobs, paths), config, now, verbose)
+
+
+def _fork(work: Callable[[], status.Part]) -> tuple[int, int] | None:
+    """Run ``work`` in a forked process; its pid and the pipe its answer comes on,
+    or None when no process can be made (the caller does the work itself)."""
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:  # the child: answer on the pipe and leave without the parent's exit work
+        code = 1
+        try:
+            os.close(r)
+            data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(w, "wb") as f:
+                f.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
+
+
+def _collect(child: tuple[int, int] | None) -> status.Part | None:
+    """The part a child sent, or None when it sent none it finished."""
+    if child is None:
+        return None
+    pid, r = child
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, code = os.waitpid(pid, 0)
+    if code != 0:
+        return None
+    try:
+        part = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - a cut answer: the range is read here instead
+        return None
+    return part if isinstance(part, status.Part) else None

@@ -1,0 +1,96 @@
+"""`status` over a large library: ranges of paths decided in forked processes join into
+the very text one process writes, also when a process does not answer."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from mediasync.config import parse_config
+from mediasync.report import split, status
+from mediasync.rules import desired
+from mediasync.store import OutputRow, PathRow, Store
+
+NOW = 1_000_000.0
+
+
+def _library(tmp_path: Path) -> tuple[Path, object]:
+    """Two folders (one no longer configured), names not UTF-8, every kind of state."""
+    a, b, gone = tmp_path / "a", tmp_path / "b", tmp_path / "gone"
+    config = parse_config({"folders": [{"path": str(a)}, {"path": str(b)}]},
+                          source=tmp_path / "c.toml")
+    db = tmp_path / "state.db"
+    store = Store(db)
+    rng = random.Random(3)
+    for i in range(400):
+        folder = rng.choice([a, a, b, gone])
+        name = rng.choice(["x", "d/y", "\udce9/z", "Z"]) + f"{i:03d}.png"
+        sha = f"s{rng.randrange(60)}"
+        problem = "empty file (0 bytes)" if rng.random() < 0.05 else None
+        path = str(folder / name)
+        store.put_path(PathRow(path, str(folder), 10, 1, i, None if problem else sha, "image",
+                               "image/png", problem, None, 0.0))
+        if rng.random() < 0.1:
+            store.mark_gone(path, 1.0)
+        folder_config = config.folder_for(path)
+        for want in desired.desired(folder_config, path, "image", config.api.model) \
+                if folder_config else []:
+            if rng.random() < 0.8:
+                store.put_output(OutputRow(
+                    path, want.suffix, sha, want.prompt_hash, want.model, want.sidecar, "h",
+                    None, rng.choice(["written", "kept_edit", "failed", "blocked"]), None,
+                    rng.randrange(9), rng.randrange(9),
+                    rng.choice([None, NOW + 60]), 1, NOW, thoughts_tokens=rng.randrange(3)))
+    for n in range(60):
+        store.ensure_content(f"s{n}", 10, "image/png", "image", NOW)
+        if n % 4:
+            store.update_content(f"s{n}", NOW, remote_name=f"files/{n}", uri="u",
+                                 expires_at=NOW + n * 3600.0)
+    store.close()
+    return db, config
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_the_ranges_join_into_the_text_one_process_writes(tmp_path, monkeypatch, verbose):
+    db, config = _library(tmp_path)
+    store = Store(db, readonly=True)
+    reports = status.build(store, config, NOW, [])
+    store.close()
+    whole = status.render_text(reports, config, NOW, verbose=verbose)
+    assert "failed" in whole and "synced" in whole and "pending" in whole
+    assert not verbose or ("Z" in whole and "\\xe9" in whole)  # names at both ends
+    monkeypatch.setattr(split, "SPLIT_AT", 50)
+    for ways in (1, 2, 3, 7):
+        parts = split.parts(db, config, NOW, [], verbose=verbose, ways=ways)
+        assert len(parts) == ways
+        assert status.render_parts(parts, config) == whole
+        assert sum(p.not_kept for p in parts) == sum(r.note == status.NOT_KEPT for r in reports)
+
+
+def test_below_the_threshold_one_process_does_it_all(tmp_path):
+    db, config = _library(tmp_path)
+    assert len(split.parts(db, config, NOW, [], verbose=True, ways=4)) == 1
+
+
+def test_a_range_whose_process_fails_is_read_here_instead(tmp_path, monkeypatch):
+    db, config = _library(tmp_path)
+    whole = status.render_parts(split.parts(db, config, NOW, [], verbose=True, ways=1), config)
+    monkeypatch.setattr(split, "SPLIT_AT", 50)
+    parent = os.getpid()
+    summarise = status.summarise
+
+    def dies_in_a_child(*args, **kwargs):
+        if os.getpid() != parent:
+            raise RuntimeError("the child's reading failed")
+        return summarise(*args, **kwargs)
+
+    monkeypatch.setattr(status, "summarise", dies_in_a_child)
+    calls = []
+    real_part = split._part
+    monkeypatch.setattr(split, "_part", lambda *a: calls.append(os.getpid()) or real_part(*a))
+    parts = split.parts(db, config, NOW, [], verbose=True, ways=3)
+    assert status.render_parts(parts, config) == whole
+    assert calls.count(parent) == 3  # its own range, then the two the children did not send
