@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport], *
           verbose: bool, ways: int | None = None) -> list[status.Part]:
     """Every live file's part of `status`'s text, in path order."""
     ways = cores() if ways is None else ways
+    if threading.active_count() > 1:
+        # A lock another thread holds at the fork (SQLite's, logging's) stays held in
+        # the child for ever. `mediasync status` has no other thread; a caller that
+        # has some reads every range here.
+        ways = 1
     store = Store(db, readonly=True)
     try:
         cuts = store.cut_paths(min(ways, 8), SPLIT_AT)

@@ -63,11 +63,32 @@ def test_the_ranges_join_into_the_text_one_process_writes(tmp_path, monkeypatch,
     assert "failed" in whole and "synced" in whole and "pending" in whole
     assert not verbose or ("Z" in whole and "\\xe9" in whole)  # names at both ends
     monkeypatch.setattr(split, "SPLIT_AT", 50)
+    forks = _count_forks(monkeypatch)
     for ways in (1, 2, 3, 7):
+        forks.append(0)
         parts = split.parts(db, config, NOW, [], verbose=verbose, ways=ways)
         assert len(parts) == ways
         assert status.render_parts(parts, config) == whole
         assert sum(p.not_kept for p in parts) == sum(r.note == status.NOT_KEPT for r in reports)
+    assert forks == [0, 1, 2, 6]  # every range but the first read by a forked process
+
+
+def _count_forks(monkeypatch, alone: bool = True) -> list[int]:
+    """Adds 1 to the last number for each process forked (the caller appends a 0 per
+    call). ``alone``: the test process passes for one with no other thread (a test
+    before may have left an idle one, e.g. a server), which would keep it from forking."""
+    if alone:
+        monkeypatch.setattr(split.threading, "active_count", lambda: 1)
+    forks: list[int] = []
+    real = split._fork
+
+    def counted(work):
+        child = real(work)
+        forks[-1] += child is not None
+        return child
+
+    monkeypatch.setattr(split, "_fork", counted)
+    return forks
 
 
 def test_below_the_threshold_one_process_does_it_all(tmp_path):
@@ -88,9 +109,31 @@ def test_a_range_whose_process_fails_is_read_here_instead(tmp_path, monkeypatch)
         return summarise(*args, **kwargs)
 
     monkeypatch.setattr(status, "summarise", dies_in_a_child)
+    forks = _count_forks(monkeypatch)
+    forks.append(0)
     calls = []
     real_part = split._part
     monkeypatch.setattr(split, "_part", lambda *a: calls.append(os.getpid()) or real_part(*a))
     parts = split.parts(db, config, NOW, [], verbose=True, ways=3)
     assert status.render_parts(parts, config) == whole
+    assert forks == [2]
     assert calls.count(parent) == 3  # its own range, then the two the children did not send
+
+
+def test_a_process_with_other_threads_reads_every_range_itself(tmp_path, monkeypatch):
+    import threading
+
+    db, config = _library(tmp_path)
+    whole = status.render_parts(split.parts(db, config, NOW, [], verbose=True, ways=1), config)
+    monkeypatch.setattr(split, "SPLIT_AT", 50)
+    forks = _count_forks(monkeypatch, alone=False)
+    forks.append(0)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        parts = split.parts(db, config, NOW, [], verbose=True, ways=3)
+    finally:
+        stop.set()
+        other.join()
+    assert forks == [0] and status.render_parts(parts, config) == whole
