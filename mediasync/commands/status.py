@@ -19,6 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--brief", action="store_true", help="one line per folder")
 
 
+# Stands for the "files" array in the document until the parts' JSON takes its place:
+# no text of the document before it can hold a NUL.
+_FILES = "\0mediasync status files\0"
+
+
 def main(args: argparse.Namespace) -> int:
     _, config = load(args)
     return show(config, as_json=args.json, brief=args.brief)
@@ -49,15 +54,19 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
             halted = store.read(Meta.HALTED) or None
             holds = status.held(store, config)
             jobs = batches.open_jobs(store, now)
-            reports = status.build(store, config, now, jobs) if as_json else []
             unavailable = status.unavailable_folders(store)
             quota = status.quota_state(store, config, now)
             store_use = status.store_state(store, config, now)
             recovery = status.recovery(store, now)
         finally:
             store.close()  # before split.parts forks: no connection may cross a fork
-        # The text's files: each range of paths read and decided on a core of its own.
-        parts = [] if as_json else split.parts(db, config, now, jobs, verbose=not brief)
+        # The files: each range of paths read, decided and written on a core of its own.
+        # JSON is indented for a person at a terminal, compact for a program (a pipe, a
+        # file), where 100,000 files' indentation doubled the size and the time.
+        indent = 2 if as_json and sys.stdout.isatty() else None
+        parts = split.parts(db, config, now, jobs, (
+            (lambda reports: status.json_part(reports, indent)) if as_json else
+            (lambda reports: status.summarise(reports, config, now, verbose=not brief))))
     except (StoreError, sqlite3.Error) as e:
         # Never a traceback: say what is wrong and what heals it.
         if is_damage(e) or is_damage(e.__cause__ or e):
@@ -67,16 +76,16 @@ def show(config: Config, *, as_json: bool, brief: bool) -> int:
         else:
             err(f"cannot read the state database {db}: {e}")
         return EXIT_FAILED
-    store_use["not_kept"] = (sum(p.not_kept for p in parts) if not as_json else
-                             sum(1 for r in reports if r.note == status.NOT_KEPT))
+    store_use["not_kept"] = sum(p.not_kept for p in parts)
     if as_json:
-        doc = {**status.render_json(reports, halted, holds, jobs), **quota}
+        doc = {**status.render_json([], halted, holds, jobs), **quota}
+        doc["tokens"] = {k: sum(p.tokens[k] for p in parts) for k in doc["tokens"]}
+        doc["files"] = _FILES  # written by the parts, in its place below
         doc["unavailable"] = unavailable
         doc["store"] = store_use
         doc["recovery"] = recovery
-        # Indented for a person at a terminal; compact for a program (a pipe, a file),
-        # where 100,000 files' indentation doubled the size and the time.
-        print(json.dumps(doc, indent=2 if sys.stdout.isatty() else None))
+        text = json.dumps(doc, indent=indent)
+        print(text.replace(json.dumps(_FILES), status.files_json(parts, indent), 1))
     else:
         if recovery is not None:
             print(status.render_recovery(recovery))

@@ -1,9 +1,10 @@
-"""The text of `mediasync status` over a large library, on every core it may use.
+"""`mediasync status` over a large library, on every core it may use.
 
 Reading and deciding 100,000 files is a few seconds of one core, nearly all of it
 per file. So the live paths are cut into ranges by name (Store.cut_paths); a forked
-process reads, decides and writes the lines of each range but the first, which
-this process does meanwhile; the parts join in path order (status.render_parts).
+process reads, decides and writes (text lines, or JSON) each range but the first,
+which this process does meanwhile; the parts join in path order
+(status.render_parts, status.files_json).
 Each process opens the database read-only on its own, as `status` always does
 beside a running daemon. A part that does not come back (the process died, or its
 answer cannot be read) is made here instead: slower, never different or missing.
@@ -14,12 +15,15 @@ from __future__ import annotations
 import os
 import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from mediasync.config import Config
 from mediasync.report import batches, status
 from mediasync.store import Store
+
+T = TypeVar("T")
 
 # Below this many files one process is quick enough, and a fork costs more than it saves.
 SPLIT_AT = 20_000
@@ -33,9 +37,11 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport], *,
-          verbose: bool, ways: int | None = None) -> list[status.Part]:
-    """Every live file's part of `status`'s text, in path order."""
+def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport],
+          summarise: Callable[[Iterator[status.FileReport]], T],
+          ways: int | None = None) -> list[T]:
+    """``summarise`` of the live files' reports, a range of paths at a time, in path
+    order (e.g. ``status.summarise``, ``status.json_part``): one value per range."""
     ways = cores() if ways is None else ways
     if threading.active_count() > 1:
         # A lock another thread holds at the fork (SQLite's, logging's) stays held in
@@ -46,15 +52,15 @@ def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport], *
     try:
         cuts = store.cut_paths(min(ways, 8), SPLIT_AT)
         if not cuts:
-            return [_part(store, config, now, jobs, verbose, (None, None))]
+            return [_part(store, config, now, jobs, summarise, (None, None))]
     finally:
         store.close()
     bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
 
-    def one(paths: tuple[object, object]) -> status.Part:
+    def one(paths: tuple[object, object]) -> T:
         s = Store(db, readonly=True)
         try:
-            return _part(s, config, now, jobs, verbose, paths)
+            return _part(s, config, now, jobs, summarise, paths)
         finally:
             s.close()
 
@@ -67,11 +73,12 @@ def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport], *
 
 
 def _part(store: Store, config: Config, now: float, jobs: list[batches.JobReport],
-          verbose: bool, paths: tuple[object, object]) -> status.Part:
-    return status.summarise(status.each(store, config, now, jobs, paths), config, now, verbose)
+          summarise: Callable[[Iterator[status.FileReport]], T],
+          paths: tuple[object, object]) -> T:
+    return summarise(status.each(store, config, now, jobs, paths))
 
 
-def _fork(work: Callable[[], status.Part]) -> tuple[int, int] | None:
+def _fork(work: Callable[[], object]) -> tuple[int, int] | None:
     """Run ``work`` in a forked process; its pid and the pipe its answer comes on,
     or None when no process can be made (the caller does the work itself)."""
     try:
@@ -98,7 +105,7 @@ def _fork(work: Callable[[], status.Part]) -> tuple[int, int] | None:
     return pid, r
 
 
-def _collect(child: tuple[int, int] | None) -> status.Part | None:
+def _collect(child: tuple[int, int] | None) -> Any:
     """The part a child sent, or None when it sent none it finished."""
     if child is None:
         return None
@@ -109,7 +116,6 @@ def _collect(child: tuple[int, int] | None) -> status.Part | None:
     if code != 0:
         return None
     try:
-        part = pickle.loads(data)
+        return pickle.loads(data)
     except Exception:  # noqa: BLE001 - a cut answer: the range is read here instead
         return None
-    return part if isinstance(part, status.Part) else None

@@ -6,6 +6,7 @@ each file should have; renders text or JSON.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -544,18 +545,58 @@ def _provenance(s: SidecarReport) -> str:
 def render_json(reports: list[FileReport], halted: str | None = None,
                 holds: Mapping[str, str] | None = None,
                 jobs: list[batches.JobReport] | None = None) -> dict[str, Any]:
-    files = []
-    for r in reports:
-        d = as_json_dict(r)
-        d["tokens"] = r.tokens
-        # A name that is not UTF-8 is shown escaped (\\xe9), as in the text form.
-        d["path"] = naming.shown(r.path)
-        for side in d["sidecars"]:
-            side["name"] = naming.shown(side["name"])
-        files.append(d)
     held_list = [{"key": k, "message": m} for k, m in (holds or {}).items()]
     return {"halted": halted, "held": held_list, "tokens": token_totals(reports),
-            "batch_jobs": [j.to_json() for j in jobs or []], "files": files}
+            "batch_jobs": [j.to_json() for j in jobs or []],
+            "files": [_file_json(r) for r in reports]}
+
+
+def _file_json(r: FileReport) -> dict[str, Any]:
+    d = as_json_dict(r)
+    d["tokens"] = r.tokens
+    # A name that is not UTF-8 is shown escaped (\\xe9), as in the text form.
+    d["path"] = naming.shown(r.path)
+    for side in d["sidecars"]:
+        side["name"] = naming.shown(side["name"])
+    return d
+
+
+@dataclass
+class JsonPart:
+    """``render_json``'s files of a range of paths, already written as JSON: each as
+    ``json.dumps(doc, indent=indent)`` writes it inside the document's "files"."""
+
+    files: list[str]
+    tokens: dict[str, int]
+    not_kept: int = 0
+
+
+def json_part(reports: Iterable[FileReport], indent: int | None) -> JsonPart:
+    part = JsonPart([], {"prompt": 0, "output": 0, "thoughts": 0})
+    depth = "\n" + " " * (2 * indent) if indent else None  # "files" is one level down
+    t = part.tokens
+    for r in reports:
+        if r.note == NOT_KEPT:
+            part.not_kept += 1
+        for side in r.sidecars:
+            t["prompt"] += side.prompt_tokens
+            t["output"] += side.output_tokens
+            t["thoughts"] += side.thoughts_tokens
+        text = json.dumps(_file_json(r), indent=indent)
+        part.files.append(text.replace("\n", depth) if depth else text)
+    return part
+
+
+def files_json(parts: list[JsonPart], indent: int | None) -> str:
+    """The "files" array of the parts of consecutive ranges, as ``json.dumps`` of the
+    whole document writes it (``JsonPart``)."""
+    files = [f for part in parts for f in part.files]
+    if not files:
+        return "[]"
+    if not indent:
+        return "[" + ", ".join(files) + "]"
+    inner, outer = " " * (2 * indent), " " * indent
+    return f"[\n{inner}" + f",\n{inner}".join(files) + f"\n{outer}]"
 
 
 _PLAIN = (str, int, float, bool, type(None))

@@ -53,6 +53,10 @@ def _library(tmp_path: Path) -> tuple[Path, object]:
     return db, config
 
 
+def _text(config, verbose: bool = True):
+    return lambda reports: status.summarise(reports, config, NOW, verbose)
+
+
 @pytest.mark.parametrize("verbose", [True, False])
 def test_the_ranges_join_into_the_text_one_process_writes(tmp_path, monkeypatch, verbose):
     db, config = _library(tmp_path)
@@ -66,7 +70,7 @@ def test_the_ranges_join_into_the_text_one_process_writes(tmp_path, monkeypatch,
     forks = _count_forks(monkeypatch)
     for ways in (1, 2, 3, 7):
         forks.append(0)
-        parts = split.parts(db, config, NOW, [], verbose=verbose, ways=ways)
+        parts = split.parts(db, config, NOW, [], _text(config, verbose), ways=ways)
         assert len(parts) == ways
         assert status.render_parts(parts, config) == whole
         assert sum(p.not_kept for p in parts) == sum(r.note == status.NOT_KEPT for r in reports)
@@ -93,12 +97,12 @@ def _count_forks(monkeypatch, alone: bool = True) -> list[int]:
 
 def test_below_the_threshold_one_process_does_it_all(tmp_path):
     db, config = _library(tmp_path)
-    assert len(split.parts(db, config, NOW, [], verbose=True, ways=4)) == 1
+    assert len(split.parts(db, config, NOW, [], _text(config), ways=4)) == 1
 
 
 def test_a_range_whose_process_fails_is_read_here_instead(tmp_path, monkeypatch):
     db, config = _library(tmp_path)
-    whole = status.render_parts(split.parts(db, config, NOW, [], verbose=True, ways=1), config)
+    whole = status.render_parts(split.parts(db, config, NOW, [], _text(config), ways=1), config)
     monkeypatch.setattr(split, "SPLIT_AT", 50)
     parent = os.getpid()
     summarise = status.summarise
@@ -114,7 +118,7 @@ def test_a_range_whose_process_fails_is_read_here_instead(tmp_path, monkeypatch)
     calls = []
     real_part = split._part
     monkeypatch.setattr(split, "_part", lambda *a: calls.append(os.getpid()) or real_part(*a))
-    parts = split.parts(db, config, NOW, [], verbose=True, ways=3)
+    parts = split.parts(db, config, NOW, [], _text(config), ways=3)
     assert status.render_parts(parts, config) == whole
     assert forks == [2]
     assert calls.count(parent) == 3  # its own range, then the two the children did not send
@@ -124,7 +128,7 @@ def test_a_process_with_other_threads_reads_every_range_itself(tmp_path, monkeyp
     import threading
 
     db, config = _library(tmp_path)
-    whole = status.render_parts(split.parts(db, config, NOW, [], verbose=True, ways=1), config)
+    whole = status.render_parts(split.parts(db, config, NOW, [], _text(config), ways=1), config)
     monkeypatch.setattr(split, "SPLIT_AT", 50)
     forks = _count_forks(monkeypatch, alone=False)
     forks.append(0)
@@ -132,8 +136,35 @@ def test_a_process_with_other_threads_reads_every_range_itself(tmp_path, monkeyp
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        parts = split.parts(db, config, NOW, [], verbose=True, ways=3)
+        parts = split.parts(db, config, NOW, [], _text(config), ways=3)
     finally:
         stop.set()
         other.join()
     assert forks == [0] and status.render_parts(parts, config) == whole
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_the_ranges_join_into_the_json_one_process_writes(tmp_path, monkeypatch, indent):
+    import json
+
+    db, config = _library(tmp_path)
+    store = Store(db, readonly=True)
+    reports = status.build(store, config, NOW, [])
+    store.close()
+    doc = {**status.render_json(reports, "halted"), "after": {"a": [1, {"b": None}]}}
+    whole = json.dumps(doc, indent=indent)
+    monkeypatch.setattr(split, "SPLIT_AT", 50)
+    forks = _count_forks(monkeypatch)
+    for ways in (1, 2, 5):
+        forks.append(0)
+        parts = split.parts(db, config, NOW, [], lambda rs: status.json_part(rs, indent),
+                            ways=ways)
+        mark = "\0files\0"
+        joined = json.dumps({**doc, "files": mark}, indent=indent).replace(
+            json.dumps(mark), status.files_json(parts, indent), 1)
+        assert joined == whole
+        assert {k: sum(p.tokens[k] for p in parts) for k in doc["tokens"]} == doc["tokens"]
+    assert forks == [0, 1, 4]
+    empty = json.dumps({"files": []}, indent=indent)
+    assert json.dumps({"files": "m"}, indent=indent).replace('"m"', status.files_json(
+        [status.JsonPart([], {})], indent)) == empty
