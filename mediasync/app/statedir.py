@@ -79,9 +79,20 @@ def keep_instance_id(store: Store, directory: Path) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Whole or not at all, also across a power cut: the instance id it holds names
+    the remote copies when the database is lost, so an empty file after a crash
+    would orphan them."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)  # the rename itself
+    finally:
+        os.close(fd)
 
 
 def _stamp(now: float) -> str:

@@ -164,3 +164,22 @@ def test_a_write_back_leaves_a_rebuild_as_pending_as_it_was(tmp_path, pending):
         rec = store.read(Meta.RECOVERY)
         assert "wrote it back" in rec["what"] and rec["pending"] is pending
         store.close()
+
+
+def test_the_instance_file_reaches_the_disk_before_and_after_its_rename(tmp_path, monkeypatch):
+    """A power cut after the rename must not leave an empty file: the instance id names
+    the remote copies when the database is lost."""
+    import os
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = Store(tmp_path / "state.db")
+    value = keep_instance_id(store, tmp_path)
+    assert (tmp_path / INSTANCE_FILE).read_text() == value + "\n"
+    assert synced[-2:] == [str(tmp_path / f".{INSTANCE_FILE}.tmp"), str(tmp_path)]
