@@ -37,7 +37,7 @@ __all__ = [
     "StoreDamaged", "StoreError", "StoredAnswer", "is_damage",
 ]
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 _SCHEMA_V1 = """
 CREATE TABLE paths (
@@ -229,9 +229,14 @@ CREATE INDEX batch_items_output ON batch_items(path, suffix);
 CREATE INDEX batch_items_request ON batch_items(job_key, request_key);
 """
 
+# A batch item's answer key (engine/answers.py): what decides its answer, the knobs
+# too; an item asked under other knobs is not the answer now. NULL in older rows.
+_SCHEMA_ITEM_ANSWER_KEY = "ALTER TABLE batch_items ADD COLUMN answer_key TEXT"
+
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4,
                5: _SCHEMA_HEAL_FAR_RETRIES, 6: _SCHEMA_COPY_BYTES, 7: _SCHEMA_PROVENANCE,
-               8: _SCHEMA_ANSWERS, 9: _SCHEMA_XMP_MARKS, 10: _SCHEMA_BATCHES}
+               8: _SCHEMA_ANSWERS, 9: _SCHEMA_XMP_MARKS, 10: _SCHEMA_BATCHES,
+               11: _SCHEMA_ITEM_ANSWER_KEY}
 
 
 T = TypeVar("T")

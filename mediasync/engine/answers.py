@@ -47,6 +47,16 @@ class AnswerBook:
         """Ask afresh next time (the owner deleted a sidecar written from it)."""
         self._store.delete_answer(key)
 
+    def has(self, key: str, parse: Callable[[str], Any]) -> bool:
+        """A kept answer for ``key`` that still reads: ``get`` gives it without asking."""
+        kept = self._store.get_answer(key)
+        return kept is not None and self._revive(kept, parse) is not None
+
+    def keep(self, key: str, sha: str, path: str, gen: Generation) -> None:
+        """Keep an answer paid elsewhere (a batch job's) as if ``get`` had asked it."""
+        self._store.put_answer(key, sha, StoredAnswer(
+            gen.text, gen.finish_reason, gen.block_reason, path), self._clock())
+
     async def get(self, key: str, sha: str, path: str,
                   ask: Callable[[], Awaitable[structured.Answer]],
                   parse: Callable[[str], Any]) -> tuple[structured.Answer, str | None]:
@@ -67,9 +77,7 @@ class AnswerBook:
             # Whatever comes back is kept (a whole answer, a block, a cut: asking again
             # buys the same); an error or twice unparsable JSON raises and is not.
             answer = await ask()
-            gen = answer.generation
-            self._store.put_answer(key, sha, StoredAnswer(
-                gen.text, gen.finish_reason, gen.block_reason, path), self._clock())
+            self.keep(key, sha, path, answer.generation)
             return answer, None
         finally:
             del self._asking[key]

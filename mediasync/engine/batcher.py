@@ -54,6 +54,7 @@ class _Pending:
     prompt: str
     config: dict[str, Any] | None
     system: str | None
+    answer_key: str | None = None
 
 
 class Batcher:
@@ -92,17 +93,20 @@ class Batcher:
         return sum(len(g) for _, g in self._groups.values())
 
     def route(self, path: str, want: Desired, sha: str, mime: str, prompt: str,
-              config: dict[str, Any] | None, system: str | None
+              config: dict[str, Any] | None, system: str | None, answer_key: str | None = None
               ) -> Hold | Generation | ApiError | None:
         """How the output gets its answer: a :class:`Hold` (wait for a job), a batch's
-        answer or error line, or None (ask interactively now)."""
+        answer or error line, or None (ask interactively now). ``answer_key``: what
+        decides the answer now (engine/answers.py), the knobs too."""
         store = self._ctx.store
         item = store.item_for(path, want.suffix)
         if item is not None and item.state not in (batching.DROPPED, batching.INTERACTIVE):
             same = (item.sha256, item.prompt_hash, item.model) == (
-                sha, want.prompt_hash, want.model)
+                sha, want.prompt_hash, want.model) and (
+                item.answer_key is None or answer_key is None or item.answer_key == answer_key)
             if not same:
-                # The file or prompt changed while its job ran: that answer is dropped.
+                # The file, prompt or knobs changed since its job was made (a cut answer's
+                # limit raised): that answer is not this request's; it is dropped.
                 store.set_item(item, batching.DROPPED)
                 item = None
             elif item.state == batching.WAITING:
@@ -124,7 +128,7 @@ class Batcher:
         key = _group(want.model, config, system, settings)
         _, group = self._groups.setdefault(key, (settings, []))
         if not any(p.path == path and p.want.suffix == want.suffix for p in group):
-            group.append(_Pending(path, want, sha, mime, prompt, config, system))
+            group.append(_Pending(path, want, sha, mime, prompt, config, system, answer_key))
         return Hold("gathered for a batch job")
 
     def give_up(self, path: str, suffix: str) -> None:
@@ -174,7 +178,7 @@ class Batcher:
                                         ensure_ascii=False))
             items.append(ItemRow(key, request_key, p.path, p.want.suffix, p.sha,
                                  p.want.prompt_hash, p.want.model, content.uri,
-                                 batching.WAITING))
+                                 batching.WAITING, answer_key=p.answer_key))
         if not items:
             return
         model = pending[0].want.model

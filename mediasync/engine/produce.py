@@ -319,10 +319,6 @@ class Producer:
         except FolderUnavailable:
             self._unavailable(job)
             return None
-        if self._batch is not None:
-            routed = self._by_batch(job, req, content, knobs)
-            if routed is not False:
-                return routed
         want = job.want
         request = self._request(knobs, want.model)
         config = request.generation_config
@@ -330,6 +326,14 @@ class Producer:
         key = answer_key(job.sha, want.model, req.prompt, req.system, req.schema, config, length)
         if job.fresh:
             self._book.forget(key)
+        schema = req.schema
+        parse = (lambda text: structured.parse(text, schema)) if schema else (lambda _: None)
+        # An answer kept for this request (paid at another path, interactively or by a
+        # job) is taken before a batch job would pay for it again.
+        if self._batch is not None and not self._book.has(key, parse):
+            routed = self._by_batch(job, req, content, knobs, key)
+            if routed is not False:
+                return routed
 
         async def ask() -> structured.Answer:
             # A kept answer needs no slot; a paid one waits for its turn.
@@ -343,11 +347,8 @@ class Producer:
 
         used: list[str] = []  # the copy asked (a renewal may replace it meanwhile)
 
-        schema = req.schema
         try:
-            answer, paid_by = await self._book.get(
-                key, job.sha, job.path, ask,
-                (lambda text: structured.parse(text, schema)) if schema else (lambda _: None))
+            answer, paid_by = await self._book.get(key, job.sha, job.path, ask, parse)
         except _NoCopy:
             return None
         except structured.InvalidAnswer as e:
@@ -448,16 +449,17 @@ class Producer:
             recorded, size=facts.size, mtime_ns=facts.mtime_ns, inode=facts.inode))
         return False
 
-    def _by_batch(self, job: Job, req: formats.Request, content: ContentRow, knobs: Knobs
-                  ) -> tuple[structured.Answer, formats.Request, str | None] | None | bool:
-        """A batch's answer, None (the output waits for a job, or its error line was
-        recorded), or False: ask interactively."""
+    def _by_batch(self, job: Job, req: formats.Request, content: ContentRow, knobs: Knobs,
+                  key: str) -> tuple[structured.Answer, formats.Request, str | None] | None | bool:
+        """A batch's answer (kept under ``key``, its answer key, for the same request
+        elsewhere), None (the output waits for a job, or its error line was recorded),
+        or False: ask interactively."""
         assert self._batch is not None
         request = self._request(knobs, job.want.model)
         config = {**request.generation_config,
                   **(structured.generation_config(req.schema) or {})} or None
         routed = self._batch.route(job.path, job.want, job.sha, content.copy_mime, req.prompt,
-                                   config, req.system)
+                                   config, req.system, key)
         if routed is None:
             return False
         if isinstance(routed, Hold):
@@ -476,6 +478,7 @@ class Producer:
                          job.rel, job.want.suffix, e)
                 self._batch.give_up(job.path, job.want.suffix)
                 return False
+        self._book.keep(key, job.sha, job.path, gen)
         return structured.Answer(gen, value, gen.usage), req, None
 
     def _knobs(self, path: str, want: Desired) -> Knobs:

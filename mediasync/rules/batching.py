@@ -59,6 +59,7 @@ class ItemRow:
     state: str
     answer: str | None = None  # the GenerateContentResponse (JSON) once answered
     error: str | None = None  # the result line's error (JSON)
+    answer_key: str | None = None  # what decides its answer (engine/answers.answer_key)
 
 
 def display_name(instance: str, key: str) -> str:

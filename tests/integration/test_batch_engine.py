@@ -26,10 +26,10 @@ def emu():  # noqa: ANN201
 
 
 def _config(tmp_path: Path, emu: Emulator, prompts: list | None = None,
-            **batch: Any):  # noqa: ANN202
+            knobs: dict[str, Any] | None = None, **batch: Any):  # noqa: ANN202
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
-    folder: dict[str, Any] = {"path": str(inbox)}
+    folder: dict[str, Any] = {"path": str(inbox), **(knobs or {})}
     if prompts:
         folder["prompts"] = prompts
     return parse_config({
@@ -43,7 +43,7 @@ def _config(tmp_path: Path, emu: Emulator, prompts: list | None = None,
 
 class Run:
     def __init__(self, tmp_path: Path, emu: Emulator, clock: Clock, prompts: list | None = None,
-                 **batch: Any) -> None:
+                 knobs: dict[str, Any] | None = None, **batch: Any) -> None:
         self.store = Store(tmp_path / "state" / "state.db")
         self.client = GeminiClient("k", emu.base_url)
         self.billed: list[tuple[str, str]] = []
@@ -54,7 +54,8 @@ class Run:
             advance(clock, emu, seconds)
             await asyncio.sleep(0)
 
-        self.engine = Engine(_config(tmp_path, emu, prompts, **batch), self.store, self.client,
+        self.engine = Engine(_config(tmp_path, emu, prompts, knobs, **batch), self.store,
+                             self.client,
                              once=True, clock=clock, sleep=sleep)
 
     async def sync(self) -> None:
@@ -429,5 +430,58 @@ def test_a_succeeded_jobs_results_not_downloaded_once_are_fetched_later(tmp_path
         await r.engine.run(until_idle=True)
         assert all(_sidecar(p).exists() for p in imgs)
         assert "generate" not in emu.stats()["requests"]
+        await r.close()
+    asyncio.run(go())
+
+
+def test_a_batch_answer_is_kept_for_the_same_bytes_at_another_path(tmp_path, emu) -> None:  # noqa: ANN001
+    # A job answered photo.png; a copy of it that appears later is written from that
+    # answer (the answer book), not gathered into a second job that pays again.
+    clock = Clock()
+    (a,) = _images(tmp_path, 1)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always", min_outputs=1)
+        await r.sync()
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert _sidecar(a).exists() and emu.batches.created == 1
+        later = a.with_name("later.png")
+        later.write_bytes(a.read_bytes())
+        await r.sync()
+        assert _sidecar(later).read_text() == _sidecar(a).read_text()
+        assert emu.batches.created == 1  # no second job for the same request
+        assert "generate" not in emu.stats()["requests"]
+        (out,) = [o for o in r.store.all_outputs() if o.path == str(later)]
+        assert "paid once" in (out.message or "")
+        await r.close()
+    asyncio.run(go())
+
+
+def test_an_answer_cut_by_the_old_limit_is_not_given_again_after_it_is_raised(
+        tmp_path, emu) -> None:  # noqa: ANN001
+    # 12 output tokens cut the caption (incomplete, nothing written); the owner raises
+    # the limit: the item answered under the old knobs is not the answer now.
+    clock = Clock()
+    (a,) = _images(tmp_path, 1)
+    cut = {"max_output_tokens": 12, "thinking_budget": 0}
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, knobs=cut, mode="always", min_outputs=1)
+        await r.sync()
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        ((outcome, message),) = [(o.outcome, o.message) for o in r.store.all_outputs()]
+        assert outcome == "incomplete" and "max_output_tokens" in (message or "")
+        assert not _sidecar(a).exists()
+        await r.close()
+        r = Run(tmp_path, emu, clock, knobs={**cut, "max_output_tokens": 400}, mode="always",
+                min_outputs=1)
+        await r.sync()
+        assert emu.batches.created == 2  # asked again, under the new limit
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert _sidecar(a).read_text().rstrip().endswith("”")  # the whole caption
+        assert [o.outcome for o in r.store.all_outputs()] == ["written"]
         await r.close()
     asyncio.run(go())
