@@ -42,6 +42,9 @@ STATUS_EVERY = 30.0  # at most this long between recounts of the STATUS line
 STATE_CHECK_EVERY = 5.0  # seconds between looks at the lock file and the database file
 RESTART_CALM = 600.0  # a rebuilt database that served this long was no disk going bad
 RESTART_WAIT_MAX = 300.0  # the longest wait before starting again on a new database
+# A listing that failed is read again this soon, not refresh_every hours later: a
+# rebuilt database uploads nothing until it has read one (remote/adopt.py).
+REFRESH_AGAIN = 120.0
 
 
 def _quiet(job: Callable[[], Awaitable[None]], what: str,
@@ -137,6 +140,7 @@ class Daemon:
         self.notifier = Notifier.from_env(env)
         self._stop = asyncio.Event()
         self._rescan_pending = False
+        self._list_again_at: float | None = None  # a failed listing is read again then
         self._long_lived: set[asyncio.Future[object]] = set()  # never waited for on reload
         self._closing: set[asyncio.Task[None]] = set()  # replaced clients, closed when idle
         self.renewal_timer = RenewalTimer(self)
@@ -206,7 +210,7 @@ class Daemon:
             self._long_lived.add(me)
         # Start-up waits on folders (watch set-up, walks) at their time-outs; SIGTERM
         # meanwhile ends it at once.
-        startup = asyncio.gather(self._start_watcher(), self.engine.refresh(), self.engine.scan())
+        startup = asyncio.gather(self._start_watcher(), self.refresh_job(), self.engine.scan())
         stop = asyncio.ensure_future(self._stop.wait())
         await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
         if not startup.done():
@@ -274,6 +278,7 @@ class Daemon:
         self.scheduler.add_job(_quiet(self._health, "health check", self.restart), "interval",
                                seconds=5, id="health", replace_existing=True, **opts)
         self.renewal_timer.plan()
+        self._plan_list_again()  # the start-up listing failed
         if self.notifier.watchdog_interval:
             self.scheduler.add_job(self.notifier.watchdog, "interval",
                                    seconds=self.notifier.watchdog_interval, id="watchdog",
@@ -292,9 +297,22 @@ class Daemon:
         if self.engine.halted:
             await self._retry_key()
         try:
-            await asyncio.wait_for(self.engine.refresh(), timeout=300)
+            listed = await asyncio.wait_for(self.engine.refresh(), timeout=300)
         except TimeoutError:
             log.warning("listing the remote files timed out; will try again")
+            listed = False
+        if not listed and not self.engine.halted:  # a refused key is tried by its timer
+            self._list_again_at = time.time() + REFRESH_AGAIN
+            if getattr(self, "scheduler", None) is not None:  # else _schedule_jobs plans it
+                self._plan_list_again()
+
+    def _plan_list_again(self) -> None:
+        if self._list_again_at is None:
+            return
+        self.scheduler.add_job(
+            _quiet(self.refresh_job, "refresh", self.restart), "date", id="refresh-again",
+            replace_existing=True, run_date=datetime.fromtimestamp(self._list_again_at, UTC))
+        self._list_again_at = None
 
     async def _health(self) -> None:
         if not await self.watcher.healthy():
@@ -392,7 +410,7 @@ class Daemon:
         self._schedule_jobs()
         # The listing too: a reload is how an owner says "look again now" (after a
         # purge, say), and the next scheduled one may be hours away.
-        await asyncio.gather(self.engine.refresh(), self.engine.scan())
+        await asyncio.gather(self.refresh_job(), self.engine.scan())
         log.info("reloaded %s", self.config_path)
         self.notifier.ready(self.status_line())
 

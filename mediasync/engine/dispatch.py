@@ -354,6 +354,8 @@ class Engine:
             return
         if self._folders.unavailable:
             return  # its files are not met yet: their copies are not leftovers
+        if not self.mirror.listed:
+            return  # no listing read yet: its copies are not met yet either
         self._idle_once = True
         recovery = self._ctx.store.read(Meta.RECOVERY)
         if recovery.get("pending"):
@@ -378,9 +380,10 @@ class Engine:
     def wake(self) -> None:
         self._wake.set()
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> bool:
         """Reconcile with the server's listing: vanished copies, orphans, renewals; and
-        look up the configured models (a retired one is held before any generation)."""
+        look up the configured models (a retired one is held before any generation).
+        False when the listing could not be read."""
         try:
             if await self._models.look():
                 await self.scan()
@@ -391,7 +394,7 @@ class Engine:
                 self._halt(e)
             else:
                 log.warning("could not list the remote files: %s", e)
-            return
+            return False
         self.mirror.replan()  # the listing shows what other uploads hold
         if self._halt.why:
             log.info("the API key works again; resuming")
@@ -400,6 +403,7 @@ class Engine:
         for sha in vanished:
             for p in self._ctx.store.live_paths_for(sha):
                 self.mark_dirty(p, event=False)
+        return True
 
     # -- problems: said once per path, or a halt of every API call -------------
     def note(self, key: str, what: str, msg: str, *args: object) -> None:

@@ -175,8 +175,12 @@ class Mirror:
                 assert c is not None
                 if steps.remote_step(c, ctx.clock(), ctx.renew_before) in ("ready", "renew"):
                     continue
-                if not (c.next_url or c.next_name) and self._adopter.adopt(c):
-                    continue  # a rebuilt database met a copy of ours the listing named
+                if not (c.next_url or c.next_name):
+                    if self._adopter.adopt(c):
+                        continue  # a rebuilt database met a copy of ours the listing named
+                    await self._adopter.awaits_listing(c)
+                    if self._adopter.adopt(c):
+                        continue  # named by the listing it waited for
                 await self.make_copy(c)
         retry = ctx.clock() + failures.backoff(1, ctx.jitter())
         raise ContentUnavailable("the remote copy keeps disappearing; will retry", retry)
@@ -326,9 +330,15 @@ class Mirror:
             self._on_copy(expires)
 
     # -- the server's listing is the truth -------------------------------------
+    @property
+    def listed(self) -> bool:
+        """A listing of the remote files was read since the start."""
+        return self._adopter.listed
+
     async def refresh(self) -> list[str]:
         """List every remote file once and reconcile; returns contents to upload again."""
-        return await self._refresher.refresh()
+        with self._adopter.listing():
+            return await self._refresher.refresh()
 
     def forget_copy(self, sha: str, uri: str | None = None) -> bool:
         """The server says the copy at ``uri`` is gone (403 on use): upload again.

@@ -248,7 +248,7 @@ def test_a_rebuild_stays_pending_while_a_folder_is_away(tmp_path, emu):
     engine = Engine(config, store, client, once=True)
 
     async def one_pass() -> None:
-        await engine.scan()
+        await asyncio.gather(engine.refresh(), engine.scan())  # as `sync` and the daemon
         await engine.run(until_idle=True)
 
     async def scenario() -> None:
@@ -261,3 +261,121 @@ def test_a_rebuild_stays_pending_while_a_folder_is_away(tmp_path, emu):
     asyncio.run(scenario())
     assert store.read(Meta.RECOVERY)["pending"] is False
     store.close()
+
+
+def test_a_rebuilt_database_uploads_nothing_until_it_has_read_a_listing(tmp_path, emu):
+    # The database is lost and its start-up listing fails: the files wait for one
+    # (saying so), instead of uploading the whole library again; when a listing comes,
+    # their copies are adopted. A listing that keeps failing holds them 30 min at most.
+    from mediasync.remote.adopt import LISTING_RETRY, WAITING_FOR_LISTING
+    from mediasync.report import status
+    from mediasync.store import Meta
+    from tests.helpers import advance
+
+    cfg, inbox = _setup(tmp_path, emu)
+    assert _sync(cfg) == 0
+    uploads = emu.stats()["uploads_started"]
+    state = tmp_path / "state"
+    old = Store(state / "state.db")
+    instance = old.read(Meta.INSTANCE_ID)
+    old.close()
+    for f in state.glob("state.db*"):
+        f.unlink()
+    for p in inbox.glob("*.caption.md"):
+        p.unlink()  # both captions asked again: each needs its copy
+
+    config = load_config(cfg)
+    store = Store(state / "state.db")
+    store.write(Meta.INSTANCE_ID, instance)
+    store.write(Meta.RECOVERY, {"at": 1.0, "what": "rebuilt", "pending": True})
+    clock = Clock()
+    client = GeminiClient("k", emu.base_url, retry=RetryPolicy(max_attempts=1))
+
+    async def sleep(seconds: float) -> None:
+        advance(clock, emu, seconds)
+        await asyncio.sleep(0)
+
+    engine = Engine(config, store, client, once=True, clock=clock, sleep=sleep)
+
+    async def one_pass() -> bool:
+        listed, _ = await asyncio.gather(engine.refresh(), engine.scan())
+        await engine.run(until_idle=True)
+        return listed
+
+    def states() -> set[tuple[str, str | None]]:
+        return {(r.state, r.message) for r in status.build(store, config, clock())}
+
+    async def scenario() -> None:
+        emu.add_fault(Fault(kind="status", status=503, match="list", times=None))
+        assert not await one_pass()
+        assert emu.stats()["uploads_started"] == uploads  # nothing sent again
+        ((state_, message),) = states()
+        assert state_ == "waiting" and WAITING_FOR_LISTING in message
+        emu.clear_faults()
+        advance(clock, emu, LISTING_RETRY)
+        assert await one_pass()
+        assert emu.stats()["uploads_started"] == uploads  # adopted, not uploaded
+        assert states() == {("synced", None)}
+        assert _gens(emu) == 4  # each caption asked again once, its copy adopted
+        await client.aclose()
+
+    asyncio.run(scenario())
+    store.close()
+
+
+def test_a_listing_that_keeps_failing_holds_a_rebuilds_uploads_for_a_while_only(tmp_path, emu):
+    from mediasync.remote.adopt import LISTING_GRACE
+    from mediasync.store import Meta
+    from tests.helpers import advance
+
+    cfg, inbox = _setup(tmp_path, emu)
+    config = load_config(cfg)
+    store = Store(tmp_path / "state" / "state.db")
+    store.write(Meta.RECOVERY, {"at": 1.0, "what": "rebuilt", "pending": True})
+    clock = Clock()
+    client = GeminiClient("k", emu.base_url, retry=RetryPolicy(max_attempts=1))
+    engine = Engine(config, store, client, once=True, clock=clock)
+    emu.add_fault(Fault(kind="status", status=503, match="list", times=None))
+
+    async def one_pass() -> None:
+        await asyncio.gather(engine.refresh(), engine.scan())
+        await engine.run(until_idle=True)
+
+    async def scenario() -> None:
+        await one_pass()
+        assert emu.stats()["uploads_started"] == 0
+        advance(clock, emu, LISTING_GRACE + 1)
+        await one_pass()
+        assert emu.stats()["uploads_started"] == 2  # the library reaches the service
+        assert all(p.with_name(p.name + ".caption.md").exists()
+                   for p in inbox.glob("p*.png"))
+        await client.aclose()
+
+    asyncio.run(scenario())
+    store.close()
+
+
+def test_a_daemon_whose_listing_failed_lists_again_within_minutes(tmp_path, emu):
+    # Not at the next refresh_every (6 h): a rebuilt database uploads nothing until it
+    # has read a listing.
+    from mediasync.app import daemon as daemon_module
+
+    cfg, _ = _setup(tmp_path, emu)
+    emu.add_fault(Fault(kind="status", status=503, match="list", times=None))
+    daemon = Daemon(load_config(cfg), cfg, env())
+
+    async def scenario() -> tuple[float | None, int]:
+        task = asyncio.create_task(daemon.run())
+        job = None
+        for _ in range(400):
+            job = getattr(daemon, "scheduler", None) and daemon.scheduler.get_job("refresh-again")
+            if job is not None:
+                break
+            await asyncio.sleep(0.05)
+        planned = job.next_run_time.timestamp() - time.time() if job else None
+        daemon.terminate()
+        return planned, await asyncio.wait_for(task, 30)
+
+    planned, code = asyncio.run(scenario())
+    assert code == 0
+    assert planned is not None and 0 < planned <= daemon_module.REFRESH_AGAIN
