@@ -196,7 +196,8 @@ def check_xmp(want: Desired, source: Path) -> bytes | None:
         return None
     other = xmp.source_of(existing)
     mine = naming.shown(source.name)  # as merge records it
-    if other and other != mine and os.path.lexists(source.with_name(other)):
+    if other and other != mine and any(os.path.lexists(source.with_name(name))
+                                       for name in {other, naming.unshown(other)}):
         # photo.jpg and photo.heic both name photo.xmp: the first one keeps it.
         raise Refused(f"{target.name} holds mediasync's fields for {other}; "
                       f"not merging {source.name}'s into it")

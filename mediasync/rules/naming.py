@@ -9,6 +9,7 @@ alone says where the file goes, also after a rename. Pure.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 STEM = "*"
@@ -23,6 +24,17 @@ def shown(name: str) -> str:
         return os.fsencode(name).decode("utf-8", "backslashreplace")
     except UnicodeError:  # a surrogate no file name holds: \\udxxx
         return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unshown(shown_name: str) -> str:
+    """The name ``shown`` made ``shown_name`` from, where it escaped bytes that are not
+    UTF-8 (\\xe9); as it is otherwise. A name that holds such text itself reads as
+    escaped: a caller that looks a file up tries ``shown_name`` as it is too."""
+    if "\\x" not in shown_name:
+        return shown_name
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]),
+                 shown_name.encode("utf-8"))
+    return os.fsdecode(raw)
 
 
 def sidecar_path(source: Path, suffix: str) -> Path:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mediasync.emulator import Emulator
 from mediasync.media.samples import png_bytes
 from mediasync.outputs import xmp
@@ -80,16 +82,18 @@ def test_a_sidecar_that_is_not_xmp_costs_no_generation(tmp_path, emu):
     assert (inbox / "photo.xmp").read_text() == "my notes, not XML\n"
 
 
-def test_a_stem_sidecar_holding_another_files_fields_costs_no_generation(tmp_path, emu):
+@pytest.mark.parametrize("stem", ["IMG_1", "IMG_\udce9"])  # "\udce9": the byte 0xe9, not UTF-8
+def test_a_stem_sidecar_holding_another_files_fields_costs_no_generation(tmp_path, emu, stem):
     cfg = _config(tmp_path, emu, 'naming = "stem"')
     inbox = tmp_path / "inbox"
-    (inbox / "IMG_1.png").write_bytes(png_bytes(seed=63))
+    (inbox / f"{stem}.png").write_bytes(png_bytes(seed=63))
     assert cli(cfg, "sync").returncode == 0
     assert _generations(emu) == 1
-    (inbox / "IMG_1.jpg").write_bytes(JPEG)
+    (inbox / f"{stem}.jpg").write_bytes(JPEG)
     r = cli(cfg, "sync")
     assert r.returncode == 1
-    assert "IMG_1.xmp holds mediasync's fields for IMG_1.png" in r.stderr
+    shown = stem.replace("\udce9", "\\xe9")  # names are shown escaped
+    assert f"{shown}.xmp holds mediasync's fields for {shown}.png" in r.stderr
     assert _generations(emu) == 1
 
 

@@ -96,3 +96,17 @@ def test_desired_is_worked_out_per_file_as_before(tmp_path: Path) -> None:
     reloaded = parse_config({"folders": [{"path": str(tmp_path), "prompts": [
         {"kinds": ["image"], "prompt": "New", "sidecar": ".caption.md"}]}]}).folders[0]
     assert desired.desired(reloaded, f"{tmp_path}/a.png", "image", "m")[0].prompt == "New"
+
+
+def test_a_shown_name_leads_back_to_the_file():
+    """`status` and the XMP's source record names escaped (\\xe9); the file they name
+    is found again from that form (outputs/formats.check_xmp)."""
+    from mediasync.rules.naming import shown, unshown
+
+    for raw in [b"IMG_1.png", b"IMG_\xe9.png", b"\xff\xfe.jpg", "café.jpg".encode(),
+                b"a\xe9b\xc3.x"]:
+        name = os.fsdecode(raw)
+        assert unshown(shown(name)) == name, raw
+    assert unshown("plain.png") == "plain.png"
+    # A name holding such text itself reads as escaped: check_xmp tries both forms.
+    assert unshown("odd\\x41.png") == "oddA.png"
