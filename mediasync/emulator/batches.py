@@ -126,11 +126,15 @@ class Batches:
             self._jobs.pop(job_id, None)
 
     # -- control ---------------------------------------------------------
-    def end(self, job_id: str, state: str) -> None:
-        """End an open job now as EXPIRED, FAILED or CANCELLED (no results)."""
+    def end(self, job_id: str, state: str, answered: int = 0) -> None:
+        """End an open job now in ``state`` (EXPIRED, FAILED, CANCELLED, or one the
+        client does not know); with ``answered``, the first that many requests were
+        answered before it ended, and its output names their results."""
         job = self._job(job_id)
         with self._lock:
             if self._state(job) in OPEN:
+                if answered:
+                    self._output(job, job.requests[:answered])
                 job.final, job.ended = state, self.clock.now()
 
     def jobs(self) -> list[Job]:
@@ -193,7 +197,11 @@ class Batches:
 
     def _finish(self, job: Job, at: float) -> None:
         job.final, job.ended = "BATCH_STATE_SUCCEEDED", at
-        results = [(key, self._answer(job.model, req)) for key, req in job.requests]
+        self._output(job, job.requests)
+
+    def _output(self, job: Job, requests: list[tuple[str | None, dict[str, Any]]]) -> None:
+        """Answer ``requests`` and name their results as the job's output."""
+        results = [(key, self._answer(job.model, req)) for key, req in requests]
         ok = sum(1 for _, (kind, _) in results if kind == "response")
         job.counts = {"successfulRequestCount": ok, "failedRequestCount": len(results) - ok}
         if job.file_input:
@@ -271,7 +279,7 @@ class Batches:
             if job.ended is not None:
                 meta["endTime"] = rfc3339(job.ended, 9)
                 op["done"] = True
-                if job.output is not None and state == "BATCH_STATE_SUCCEEDED":
+                if job.output is not None:  # an ended job's answers made before it ended too
                     meta["output"] = job.output
                     op["response"] = job.output
             return op

@@ -343,12 +343,12 @@ class Batcher:
                 return
             raise
         job = self._update(job, service_state=found.state, stats=json.dumps(found.stats))
-        what = batching.outcome(found.state)
+        what = batching.outcome(found.state, found.ended, bool(found.responses_file))
         if what == "results":
             await self._results(job, found)
             return
         if what == "interactive":
-            self._end(job, batching.INTERACTIVE, f"ended {found.state}")
+            self._end(job, batching.INTERACTIVE, f"ended {found.state or 'without a state'}")
             return
         if batching.overdue(job.created_at, now, job.max_wait):
             try:
@@ -402,7 +402,7 @@ class Batcher:
                 store.set_items(job.key, batching.ERROR, [item.request_key], error=json.dumps(
                     {"code": err.code, "status": err.status, "message": err.message}))
         missing = len([i for i in store.job_items(job.key) if i.state == batching.WAITING])
-        note = f"succeeded: {answered} answered, {errors} errors"
+        note = f"{(found.state or 'done').lower()}: {answered} answered, {errors} errors"
         if missing or results.unreadable:
             note += f", {missing} without a readable answer (interactive)"
         self._end(job, batching.INTERACTIVE, note)

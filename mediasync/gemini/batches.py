@@ -51,7 +51,8 @@ class BatchJob:
 
     @property
     def ended(self) -> bool:
-        return self.state in ENDED or (self.done and self.state is None)
+        """In an end state, or done in one we do not know (or none)."""
+        return self.state in ENDED or self.done
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchJob:

@@ -114,11 +114,14 @@ def overdue(created_at: float, now: float, max_wait: float) -> bool:
     return now - created_at >= max_wait
 
 
-def outcome(service_state: str | None) -> str | None:
+def outcome(service_state: str | None, ended: bool = False,
+            results: bool = False) -> str | None:
     """What a job's state means for its outputs: "results" (read the results file),
-    "interactive" (it ended with none), None (still open, or a state we do not know)."""
+    "interactive" (it ended with none), None (still open). ``ended``: also done in a
+    state we do not know, or none (BatchJob.ended); an ended job that names a results
+    file has it read, whatever its state: the answers in it are paid for."""
     if service_state == "SUCCEEDED":
         return "results"
-    if service_state in ("FAILED", "CANCELLED", "EXPIRED"):
-        return "interactive"
+    if service_state in ("FAILED", "CANCELLED", "EXPIRED") or ended:
+        return "results" if results else "interactive"
     return None

@@ -149,7 +149,8 @@ def test_restart_resumes_polling_and_never_resubmits(tmp_path, emu) -> None:  # 
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("end", ["EXPIRED", "FAILED", "CANCELLED", "deleted"])
+@pytest.mark.parametrize("end", ["EXPIRED", "FAILED", "CANCELLED", "deleted",
+                                 "PARTIALLY_SUCCEEDED"])  # done, in a state we do not know
 def test_a_job_ending_without_results_sends_outputs_interactive_once(
         tmp_path, emu, end) -> None:  # noqa: ANN001
     clock = Clock()
@@ -168,6 +169,10 @@ def test_a_job_ending_without_results_sends_outputs_interactive_once(
         await r.engine.run(until_idle=True)
         assert all(_sidecar(p).exists() for p in imgs)
         assert emu.stats()["requests"]["generate"] == 3 and emu.batches.created == 1
+        (ended,) = r.store.jobs(open_only=False)
+        # Ended when the service said so, not cancelled at max_wait a day later.
+        assert ended.message == ("the job is gone (404)" if end == "deleted" else
+                                 f"ended {end}")
         await r.close()
     asyncio.run(go())
 
@@ -483,5 +488,29 @@ def test_an_answer_cut_by_the_old_limit_is_not_given_again_after_it_is_raised(
         await r.engine.run(until_idle=True)
         assert _sidecar(a).read_text().rstrip().endswith("”")  # the whole caption
         assert [o.outcome for o in r.store.all_outputs()] == ["written"]
+        await r.close()
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("end", ["CANCELLED", "FAILED", "PARTIALLY_SUCCEEDED"])
+def test_an_ended_jobs_results_file_is_read_whatever_its_state(tmp_path, emu, end) -> None:  # noqa: ANN001
+    # Two of three were answered before the job ended: those answers are paid for and
+    # written; only the third is asked interactively.
+    clock = Clock()
+    imgs = _images(tmp_path, 3)
+
+    async def go() -> None:
+        r = Run(tmp_path, emu, clock, mode="always")
+        await r.sync()
+        (job,) = r.store.jobs()
+        emu.batches.end((job.name or "").removeprefix("batches/"), f"BATCH_STATE_{end}",
+                        answered=2)
+        await r.engine.batcher.wait()
+        await r.engine.run(until_idle=True)
+        assert all(_sidecar(p).exists() for p in imgs)
+        assert emu.stats()["requests"]["generate"] == 1  # the one the job did not answer
+        assert sorted(t for _, t in r.billed) == ["batch", "batch", "standard"]
+        (ended,) = r.store.jobs(open_only=False)
+        assert ended.message.startswith(f"{end.lower()}: 2 answered, 0 errors")
         await r.close()
     asyncio.run(go())

@@ -48,6 +48,10 @@ def test_outcome_and_display_names() -> None:
     assert batching.outcome("SUCCEEDED") == "results"
     assert {batching.outcome(s) for s in ("FAILED", "CANCELLED", "EXPIRED")} == {"interactive"}
     assert batching.outcome("RUNNING") is None and batching.outcome(None) is None
+    # Ended in a state we do not know, or none: over; a results file named is read.
+    assert batching.outcome("PARTIALLY_SUCCEEDED", ended=True) == "interactive"
+    assert batching.outcome(None, ended=True, results=True) == "results"
+    assert batching.outcome("CANCELLED", ended=True, results=True) == "results"
     name = batching.display_name("ab12", "k1")
     assert batching.key_of(name, "ab12") == "k1"
     assert batching.key_of(name, "other") is None  # another state directory's job
