@@ -926,10 +926,20 @@ class Store(_CopyTransitions):
 
     def doomed(self) -> list[str]:
         """Remote files to delete; a copy an open batch job names waits until it ends."""
-        return [r[0] for r in self._db.execute(
-            "SELECT remote_name FROM doomed d WHERE NOT EXISTS (SELECT 1 FROM batch_items i"
-            " WHERE i.state=? AND i.file_uri LIKE '%/' || d.remote_name) ORDER BY since",
-            (WAITING,))]
+        # The job's URIs read once (batch items are kept after their jobs end: a LIKE
+        # per doomed name scanned them all each time).
+        held = [r[0] for r in self._db.execute(
+            "SELECT DISTINCT file_uri FROM batch_items WHERE state=?", (WAITING,))]
+        tails = {"/".join(uri.rsplit("/", 2)[-2:])  # ".../files/x": files/x
+                 for uri in held if uri.count("/") >= 2}
+
+        def in_a_job(name: str) -> bool:
+            if name.count("/") == 1:
+                return name in tails
+            return any(uri.endswith("/" + name) for uri in held)
+
+        return [r[0] for r in self._db.execute("SELECT remote_name FROM doomed ORDER BY since")
+                if not in_a_job(r[0])]
 
     def still_doomed(self, names: Sequence[str]) -> set[str]:
         """Those of ``names`` still to delete, a copy an open batch job holds included
