@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ApiError, from_status
 from .models import Generation, _dict, _int, _list, epoch, json_object, parse_time
+from .pacing import BATCHES
 from .retry import RetryPolicy
 from .transport import Transport
 
@@ -127,27 +128,32 @@ async def create(transport: Transport, model: str, display_name: str, *,
     body = {"batch": {"displayName": display_name, "inputConfig": source}}
     response = await transport.call("batches.create", "POST",
                                     transport.url(f"models/{model}:batchGenerateContent"),
-                                    json=body, retry=_ONCE)
+                                    json=body, retry=_ONCE, budget=BATCHES,
+                                    quota_retries=False)
     return BatchJob.from_json(json_object(response.content))
 
 
 async def get(transport: Transport, name: str) -> BatchJob:
-    response = await transport.call("batches.get", "GET", transport.url(_name(name)))
+    response = await transport.call("batches.get", "GET", transport.url(_name(name)),
+                                    budget=BATCHES)
     return BatchJob.from_json(json_object(response.content))
 
 
 async def list_jobs(transport: Transport, page_size: int = 100) -> list[BatchJob]:
     """Every job of the key, every page."""
     return [BatchJob.from_json(j)
-            for j in await transport.pages("batches.list", "batches", "operations", page_size)]
+            for j in await transport.pages("batches.list", "batches", "operations", page_size,
+                                       BATCHES)]
 
 
 async def cancel(transport: Transport, name: str) -> None:
-    await transport.call("batches.cancel", "POST", transport.url(f"{_name(name)}:cancel"))
+    await transport.call("batches.cancel", "POST", transport.url(f"{_name(name)}:cancel"),
+                         budget=BATCHES)
 
 
 async def delete(transport: Transport, name: str) -> None:
-    await transport.call("batches.delete", "DELETE", transport.url(_name(name)))
+    await transport.call("batches.delete", "DELETE", transport.url(_name(name)),
+                         budget=BATCHES)
 
 
 async def download(transport: Transport, file_name: str) -> bytes:

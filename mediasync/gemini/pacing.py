@@ -33,6 +33,10 @@ log = logging.getLogger("mediasync.gemini")
 # per class, each learned from the first 429 that names it (mediasync.gemini.quota).
 
 FILES = "files"
+# The Batch API's calls (create, get, list, cancel, delete) have limits of their own
+# (concurrent jobs, enqueued tokens): a 429 there holds them, not uploads and listings.
+# Paced as file calls are.
+BATCHES = "batches"
 WINDOW = 60.0
 WINDOW_MARGIN = 1.0  # our clock stamps a call before the server sees it
 MAX_QUOTA_RETRIES = 20  # 429s retried in a row before the call gives up
@@ -261,7 +265,7 @@ class Budgets:
         return self._clock()
 
     def _pinned(self, cls: str) -> ClassLimits:
-        if cls == FILES:
+        if cls in (FILES, BATCHES):
             return self._files
         model = cls.partition(":")[2]
         mine = self._per_model.get(model)

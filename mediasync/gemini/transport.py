@@ -114,13 +114,14 @@ class Transport:
         log.info("%s failed (%s); retry %d in %.2fs", op, error, attempt, wait)
         await retry.sleep(wait)
 
-    async def pages(self, op: str, path: str, field: str, page_size: int) -> list[dict[str, Any]]:
+    async def pages(self, op: str, path: str, field: str, page_size: int,
+                    budget: str = FILES) -> list[dict[str, Any]]:
         """Every item under ``field`` of every page of a listing (``nextPageToken``)."""
-        return [item async for page in self.each_page(op, path, field, page_size)
+        return [item async for page in self.each_page(op, path, field, page_size, budget)
                 for item in page]
 
-    async def each_page(self, op: str, path: str, field: str,
-                        page_size: int) -> AsyncIterator[list[dict[str, Any]]]:
+    async def each_page(self, op: str, path: str, field: str, page_size: int,
+                        budget: str = FILES) -> AsyncIterator[list[dict[str, Any]]]:
         """The items under ``field``, a page at a time: a caller keeps what it needs of
         each page, not 100,000 parsed answers at once. One listing is one use of the
         budget, however many pages it takes: a periodic refresh of thousands of files
@@ -131,7 +132,7 @@ class Transport:
             if token:
                 params["pageToken"] = token
             response = await self.call(op, "GET", self.url(path), limited=token is None,
-                                       params=params)
+                                       budget=budget, params=params)
             data = json_object(response.content)
             yield [i for i in data.get(field) or [] if isinstance(i, dict)]
             token = data.get("nextPageToken")
@@ -149,6 +150,7 @@ class Transport:
         on_success: Callable[[httpx.Response], int] | None = None,
         retry: RetryPolicy | None = None,
         flex: bool = False,
+        quota_retries: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
         """An API request (key, pacing, retries); returns only a 200 answer.
@@ -160,6 +162,8 @@ class Transport:
         later pages). ``on_success`` returns the prompt tokens of an answer (token
         pacing). ``retry``: this call's own policy. ``flex``: a Flex call, whose 429
         naming no quota is the tier shedding load, not a rate limit to learn.
+        ``quota_retries=False``: a 429 is learned, then raised (the caller plans its
+        own next try: a batch create, whose retries would hold the dispatcher).
 
         A generation answered 404 naming its model (wire/41) holds that model in the
         budgets (no later call goes out) and raises :class:`ConfigPaused`.
@@ -188,7 +192,7 @@ class Transport:
             if budgets is not None and error.code == 429 and not error.storage_full and not shed:
                 wait = budgets.learn(budget, error)  # raises QuotaPaused for the day
                 quota_tries += 1
-                if quota_tries < MAX_QUOTA_RETRIES:
+                if quota_retries and quota_tries < MAX_QUOTA_RETRIES:
                     attempt -= 1
                     log.info("%s refused (429); %s", op,
                              f"holding {wait:.0f}s" if wait else "pacing to the learned limit")

@@ -514,3 +514,37 @@ def test_an_ended_jobs_results_file_is_read_whatever_its_state(tmp_path, emu, en
         assert ended.message.startswith(f"{end.lower()}: 2 answered, 0 errors")
         await r.close()
     asyncio.run(go())
+
+
+def test_a_refused_create_holds_no_upload_and_waits_outside_the_call(tmp_path, emu) -> None:  # noqa: ANN001
+    # The live create answers 429 without RetryInfo when the Batch API's own limits are
+    # reached: that is its class's limit, not the uploads' and listings', and the
+    # batcher plans the next try (a retry in the call held the dispatcher meanwhile).
+    from mediasync.gemini.pacing import BATCHES, FILES, Budgets
+
+    clock = Clock()
+    imgs = _images(tmp_path, 2)
+
+    async def go() -> None:
+        emu.add_fault(Fault(status=429, match="batch.create", times=None))
+        r = Run(tmp_path, emu, clock, mode="always")
+        async def sleep(seconds: float) -> None:
+            advance(clock, emu, seconds)
+            await asyncio.sleep(0)
+
+        budgets = Budgets(clock=clock, sleep=sleep)
+        r.client.transport.budgets = budgets
+        await r.sync()
+        assert emu.stats()["requests"]["batch.create"] == 1  # never retried in the call
+        assert budgets.refused == {BATCHES: 1}
+        assert budgets.paused(FILES) is None
+        (job,) = r.store.jobs()
+        assert job.state == batching.CREATING and "429" in (job.message or "")
+        more = _images(tmp_path, 1, seed=50)  # uploads go on meanwhile
+        await r.engine.scan()
+        await r.engine.run(until_idle=True)
+        # The three images and each job's JSONL input (the new one's job is refused too).
+        assert emu.stats()["uploads_started"] == len(imgs) + len(more) + 2
+        assert emu.stats()["requests"]["batch.create"] == 2 and budgets.paused(FILES) is None
+        await r.close()
+    asyncio.run(go())
