@@ -194,9 +194,14 @@ class Progress:
     whole: bytearray | None = None  # every byte, for JSONL (a batch's input file)
 
     def copy(self) -> Progress:
+        """A copy a chunk is fed to, committed only when the chunk is whole. ``whole``
+        is shared, not copied (a copy per chunk made a JSONL upload quadratic): a
+        chunk that failed left bytes past ``received`` in it, cut off here."""
+        if self.whole is not None:
+            del self.whole[self.received:]
         return Progress(
             self.received, self.hasher.copy(), bytearray(self.head), self.tail, self.tail_from,
-            bytearray(self.whole) if self.whole is not None else None,
+            self.whole,
         )
 
     def feed(self, block: memoryview) -> None:
@@ -448,7 +453,7 @@ class Store:
                 probe=(probe(mime, head, tail, prog.received) if not failure and not jsonl
                        else Probe()),
                 failure=failure,
-                data=bytes(prog.whole) if prog.whole is not None else None,
+                data=bytes(prog.whole[:prog.received]) if prog.whole is not None else None,
             )
             self._add(rec)
             upload.file = rec

@@ -149,3 +149,23 @@ def test_a_saved_listing_restores_the_same_files_and_skips_the_expired() -> None
     assert new.live_bytes() == sum(r.size for r in recs[1:])
     with pytest.raises(ValueError, match="not a File resource"):
         new.restore([{"name": "files/abc"}])
+
+
+def test_a_jsonl_uploads_bytes_are_kept_once_not_copied_per_chunk():
+    """A batch's input file keeps every byte; a chunk fed to a copy and then refused
+    (never committed) leaves nothing behind, and no chunk copies what came before."""
+    from mediasync.emulator.store import Progress
+
+    p = Progress(whole=bytearray())
+    kept = p.whole
+    for block in (b"a" * 10, b"b" * 10):
+        nxt = p.copy()
+        nxt.feed(memoryview(block))
+        p = nxt  # committed
+    refused = p.copy()
+    refused.feed(memoryview(b"junk"))  # the chunk failed its checks: not committed
+    nxt = p.copy()
+    nxt.feed(memoryview(b"c" * 5))
+    assert nxt.whole is kept  # one buffer for the whole upload
+    assert bytes(nxt.whole[:nxt.received]) == b"a" * 10 + b"b" * 10 + b"c" * 5
+    assert len(nxt.whole) == nxt.received == 25
