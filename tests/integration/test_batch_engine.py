@@ -50,13 +50,13 @@ class Run:
         self.client.on_usage = lambda model, usage, tier: self.billed.append((model, tier))
         self.emu, self.clock = emu, clock
 
-        async def sleep(seconds: float) -> None:
-            advance(clock, emu, seconds)
-            await asyncio.sleep(0)
-
         self.engine = Engine(_config(tmp_path, emu, prompts, knobs, **batch), self.store,
-                             self.client,
-                             once=True, clock=clock, sleep=sleep)
+                             self.client, once=True, clock=clock, sleep=self.sleep)
+
+    async def sleep(self, seconds: float) -> None:
+        """Time passes for the test and the emulator alike, never really waited."""
+        advance(self.clock, self.emu, seconds)
+        await asyncio.sleep(0)
 
     async def sync(self) -> None:
         await self.engine.scan()
@@ -528,11 +528,7 @@ def test_a_refused_create_holds_no_upload_and_waits_outside_the_call(tmp_path, e
     async def go() -> None:
         emu.add_fault(Fault(status=429, match="batch.create", times=None))
         r = Run(tmp_path, emu, clock, mode="always")
-        async def sleep(seconds: float) -> None:
-            advance(clock, emu, seconds)
-            await asyncio.sleep(0)
-
-        budgets = Budgets(clock=clock, sleep=sleep)
+        budgets = Budgets(clock=clock, sleep=r.sleep)
         r.client.transport.budgets = budgets
         await r.sync()
         assert emu.stats()["requests"]["batch.create"] == 1  # never retried in the call
