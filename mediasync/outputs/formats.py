@@ -196,7 +196,7 @@ def check_xmp(want: Desired, source: Path) -> bytes | None:
         return None
     other = xmp.source_of(existing)
     mine = naming.shown(source.name)  # as merge records it
-    if other and other != mine and any(os.path.lexists(source.with_name(name))
+    if other and other != mine and any(_beside(source, name)
                                        for name in {other, naming.unshown(other)}):
         # photo.jpg and photo.heic both name photo.xmp: the first one keeps it.
         raise Refused(f"{target.name} holds mediasync's fields for {other}; "
@@ -206,6 +206,15 @@ def check_xmp(want: Desired, source: Path) -> bytes | None:
     except xmp.NotXmp as e:
         raise Refused(_not_xmp(target, e)) from None
     return existing
+
+
+def _beside(source: Path, name: str) -> bool:
+    """A file ``name`` next to ``source``; a name no file can have (a "/" in the XMP's
+    record of its source) names none."""
+    try:
+        return os.path.lexists(source.with_name(name))
+    except ValueError:
+        return False
 
 
 def _not_xmp(target: Path, e: xmp.NotXmp) -> str:

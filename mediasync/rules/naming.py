@@ -28,11 +28,12 @@ def shown(name: str) -> str:
 
 def unshown(shown_name: str) -> str:
     """The name ``shown`` made ``shown_name`` from, where it escaped bytes that are not
-    UTF-8 (\\xe9); as it is otherwise. A name that holds such text itself reads as
-    escaped: a caller that looks a file up tries ``shown_name`` as it is too."""
+    UTF-8 (\\xe9: always 0x80 or above); as it is otherwise. A name that holds such
+    text itself reads as escaped: a caller that looks a file up tries ``shown_name``
+    as it is too."""
     if "\\x" not in shown_name:
         return shown_name
-    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]),
+    raw = re.sub(rb"\\x([89a-f][0-9a-f])", lambda m: bytes([int(m[1], 16)]),
                  shown_name.encode("utf-8"))
     return os.fsdecode(raw)
 

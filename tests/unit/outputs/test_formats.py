@@ -104,3 +104,11 @@ def test_a_pending_xmp_write_is_current_only_when_its_bytes_are_there(tmp_path):
     assert formats.xmp_state(target, pending) == ("ours", sidecar.text_hash(ours))
     # Without a pending write any XMP there is ours to merge into.
     assert formats.xmp_state(target, _row(target, "written", None))[0] == "ours"
+
+
+def test_an_xmp_naming_its_source_by_a_name_no_file_can_have_is_no_ones(tmp_path):
+    # A source mark edited by hand to hold a "/": no file beside it has that name, so
+    # the sidecar holds no other file's fields (it was a traceback: Path.with_name).
+    target = tmp_path / "photo.xmp"
+    target.write_text(xmp.merge(None, xmp.Fields("c"), "a/b.jpg").text)
+    assert formats.check_xmp(_want(target), tmp_path / "photo.jpg") == target.read_bytes()

@@ -108,5 +108,6 @@ def test_a_shown_name_leads_back_to_the_file():
         name = os.fsdecode(raw)
         assert unshown(shown(name)) == name, raw
     assert unshown("plain.png") == "plain.png"
-    # A name holding such text itself reads as escaped: check_xmp tries both forms.
-    assert unshown("odd\\x41.png") == "oddA.png"
+    # Only bytes shown escapes (0x80 and above) are read back: "\x2f" stays text.
+    assert unshown("odd\\x41.png") == "odd\\x41.png"
+    assert unshown("a\\x2fb.png") == "a\\x2fb.png"
