@@ -6,8 +6,10 @@ process reads, decides and writes (text lines, or JSON) each range but the first
 which this process does meanwhile; the parts join in path order
 (status.render_parts, status.files_json).
 Each process opens the database read-only on its own, as `status` always does
-beside a running daemon. A part that does not come back (the process died, or its
-answer cannot be read) is made here instead: slower, never different or missing.
+beside a running daemon (so a file the daemon renames meanwhile may be met in two
+ranges, or in none: a report of a moment, as any `status` beside it is). A part that
+does not come back (the process died, or its answer cannot be read) is made here
+instead: slower, the same.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport],
         ways = 1
     store = Store(db, readonly=True)
     try:
+        # What every range shares is read once, here, and inherited by the forks.
+        look = status.reading(store, config, now, jobs)
         cuts = store.cut_paths(min(ways, 8), SPLIT_AT)
         if not cuts:
-            return [_part(store, config, now, jobs, summarise, (None, None))]
+            return [summarise(status.each(store, config, now, look=look))]
     finally:
         store.close()
     bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
@@ -60,7 +64,7 @@ def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport],
     def one(paths: tuple[object, object]) -> T:
         s = Store(db, readonly=True)
         try:
-            return _part(s, config, now, jobs, summarise, paths)
+            return summarise(status.each(s, config, now, paths=paths, look=look))
         finally:
             s.close()
 
@@ -70,12 +74,6 @@ def parts(db: Path, config: Config, now: float, jobs: list[batches.JobReport],
         part = _collect(child)
         out.append(part if part is not None else one(paths))
     return out
-
-
-def _part(store: Store, config: Config, now: float, jobs: list[batches.JobReport],
-          summarise: Callable[[Iterator[status.FileReport]], T],
-          paths: tuple[object, object]) -> T:
-    return summarise(status.each(store, config, now, jobs, paths))
 
 
 def _fork(work: Callable[[], object]) -> tuple[int, int] | None:

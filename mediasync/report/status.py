@@ -123,15 +123,10 @@ def _sidecar(o: OutputFacts | None, want: rows.Desired, sha: str, sidecar: str,
     ``batch``: the batch job it waits in, if it does."""
     name = sidecar.rpartition("/")[2]  # os.path.basename: sidecar paths are absolute
     state = states.output_state(o, want, sha, sidecar)  # the engine's own decoder
-    if o is not None and state in _DONE:  # most sidecars of a library: said in one step
-        return SidecarReport(name, o.outcome, o.message, o.prompt_tokens + o.output_tokens
-                             + o.thoughts_tokens, o.prompt_tokens, o.output_tokens,
-                             o.thoughts_tokens, want.format, want.model, o.model_version,
-                             o.service_tier)
     served = (o.model_version, o.service_tier) if o is not None else (None, None)
     if batch and state in (Output.MISSING, Output.STALE, Output.WAITING):
         return SidecarReport(name, "waiting", batch, format=want.format, model=want.model)
-    if held and state is not Output.BLOCKED:
+    if held and state not in (Output.WRITTEN, Output.KEPT_EDIT, Output.BLOCKED):
         return SidecarReport(name, "waiting", held, format=want.format, model=want.model,
                              model_version=served[0], service_tier=served[1])
     if o is None or state in (Output.MISSING, Output.STALE):
@@ -148,8 +143,6 @@ def _sidecar(o: OutputFacts | None, want: rows.Desired, sha: str, sidecar: str,
                          o.thoughts_tokens, want.format, want.model, *served)
 
 
-_DONE = (Output.WRITTEN, Output.KEPT_EDIT)
-
 # What a sidecar's outcome makes of its file, when the remote copy is fine.
 _FILE_STATE = {"failed": "failed", "blocked": "failed", "incomplete": "failed",
                "waiting": "waiting"}
@@ -163,7 +156,6 @@ class _Folder:
     config: FolderConfig
     prefix: str  # of the paths in it
     kept_alive: bool
-    wants: dict[str, tuple[rows.Desired, ...]] = field(default_factory=dict)  # kind →
 
 
 @dataclass(slots=True)
@@ -172,11 +164,13 @@ class _Pass:
 
     config: Config
     now: float
-    kept: frozenset[str] | None = None  # the storage budget's plan (None: all fit)
-    held: Mapping[str, str] = field(default_factory=dict)
-    batched: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    kept: frozenset[str] | None  # the storage budget's plan (None: all fit)
+    held: Mapping[str, str]
+    batched: Mapping[tuple[str, str], str]  # (path, suffix) → the batch job it waits in
+    halted: str | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)  # folder → why
     # A recorded folder → what its files share: Config.folder_for's answer without
-    # its per-file search, and their outputs but for the sidecar paths.
+    # its per-file search.
     folders: dict[str, _Folder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -193,13 +187,6 @@ class _Pass:
         if folder is None:
             return None
         return self.folders[str(folder.path)]
-
-    def wants(self, folder: _Folder, kind: str) -> tuple[rows.Desired, ...]:
-        out = folder.wants.get(kind)
-        if out is None:
-            out = folder.wants[kind] = desired.templates(folder.config, kind,
-                                                         self.config.api.model)
-        return out
 
 
 def _file(row: PathFacts, c: CopyFacts | None, mine: dict[str, OutputFacts], look: _Pass,
@@ -230,7 +217,7 @@ def _file(row: PathFacts, c: CopyFacts | None, mine: dict[str, OutputFacts], loo
     sidecars_first = serving or (on_use and r.state == "pending")
     if sidecars_first and not serving:
         r.message = None
-    wants = look.wants(folder, row.kind) if folder else ()
+    wants = desired.templates(folder.config, row.kind, config.api.model) if folder else ()
     complete = serving
     held, batched, path = look.held, look.batched, row.path
     for want in wants:
@@ -247,11 +234,10 @@ def _file(row: PathFacts, c: CopyFacts | None, mine: dict[str, OutputFacts], loo
             r.message = f"{s.name}: {s.message}"
             if s.outcome == "waiting" and want.suffix in mine:
                 r.next_try = mine[want.suffix].retry_at
-    if complete:
-        if r.state == "pending":
-            r.state, r.message = "synced", None
-            if beyond and kept_alive:
-                r.note = NOT_KEPT  # its copy lapses, or makes room
+    if complete:  # serving, and no sidecar moved the state from "pending"
+        r.state, r.message = "synced", None
+        if beyond and kept_alive:
+            r.note = NOT_KEPT  # its copy lapses, or makes room
         return r
     verdicts = [s for s in r.sidecars if s.outcome in _VERDICTS]
     if not serving and r.sidecars and len(verdicts) == len(r.sidecars):
@@ -317,20 +303,30 @@ def build(store: Store, config: Config, now: float | None = None,
     return list(each(store, config, now, jobs))
 
 
+def reading(store: Store, config: Config, now: float,
+            jobs: list[batches.JobReport] | None = None) -> _Pass:
+    """What every file's report needs beside its own rows, read once: the halt, the
+    folders away, the storage budget's plan, held models and tiers, batch jobs.
+    ``jobs``: the open batch jobs, when the caller has read them already."""
+    return _Pass(config, now, _kept(store, config), held(store, config),
+                 batches.waiting_outputs(
+                     store, batches.open_jobs(store, now) if jobs is None else jobs),
+                 store.read(Meta.HALTED) or None, unavailable_folders(store))
+
+
 def each(store: Store, config: Config, now: float | None = None,
          jobs: list[batches.JobReport] | None = None,
-         paths: tuple[object, object] = (None, None)) -> Iterator[FileReport]:
+         paths: tuple[object, object] = (None, None),
+         look: _Pass | None = None) -> Iterator[FileReport]:
     """``build``'s reports one at a time, in path order: the rows are read as they go
     (Store.report_files), so counting them (the daemon's STATUS line) holds no more
-    than one file's in memory however large the library. ``jobs``: the open batch
-    jobs, when the caller has read them already; ``paths``: only those from the
-    first stored path up to the second (Store.cut_paths; None: no bound)."""
-    now = time.time() if now is None else now
-    halted = store.read(Meta.HALTED) or None
-    unavailable = unavailable_folders(store)
-    look = _Pass(config, now, _kept(store, config), held(store, config),
-                 batches.waiting_outputs(
-                     store, batches.open_jobs(store, now) if jobs is None else jobs))
+    than one file's in memory however large the library. ``jobs``: as for
+    ``reading``; ``paths``: only those from the first stored path up to the second
+    (Store.cut_paths; None: no bound); ``look``: ``reading``'s answer, when the
+    caller has it (each range of report/split.py)."""
+    if look is None:
+        look = reading(store, config, time.time() if now is None else now, jobs)
+    halted, unavailable = look.halted, look.unavailable
     why = None
     for row, content, outputs in store.report_files(*paths):
         if unavailable:
@@ -457,11 +453,7 @@ def summarise(reports: Iterable[FileReport], config: Config, now: float,
         if counted is None:  # a folder no longer configured: the text leaves it out
             continue
         counted[r.state] = counted.get(r.state, 0) + 1
-        t = part.tokens[r.folder]
-        for side in r.sidecars:  # summed here, not by kind per report: 100,000 reports
-            t["prompt"] += side.prompt_tokens
-            t["output"] += side.output_tokens
-            t["thoughts"] += side.thoughts_tokens
+        _add_tokens(part.tokens[r.folder], r)
         if verbose:
             _file_lines(r, r.folder, now, part.lines[r.folder])
     return part
@@ -523,8 +515,7 @@ def _file_lines(r: FileReport, root: str, now: float, lines: list[str]) -> None:
         extra = f" ({s.message})" if s.message else ""
         kind = f" [{s.format}]" if s.format != "text" else ""
         said = _OUTCOME_WORDS.get(s.outcome) or s.outcome.replace("_", " ")
-        add(f"      {naming.shown(s.name)}{kind}: {said}{extra}"
-            f"{_provenance(s) if s.model_version is not None else ''}")
+        add(f"      {naming.shown(s.name)}{kind}: {said}{extra}{_provenance(s)}")
 
 
 _OUTCOME_WORDS = {o.value: o.value.replace("_", " ") for o in Outcome}
@@ -578,10 +569,7 @@ def json_part(reports: Iterable[FileReport], indent: int | None) -> JsonPart:
     for r in reports:
         if r.note == NOT_KEPT:
             part.not_kept += 1
-        for side in r.sidecars:
-            t["prompt"] += side.prompt_tokens
-            t["output"] += side.output_tokens
-            t["thoughts"] += side.thoughts_tokens
+        _add_tokens(t, r)
         text = json.dumps(_file_json(r), indent=indent)
         part.files.append(text.replace("\n", depth) if depth else text)
     return part
@@ -626,13 +614,17 @@ def as_json_dict(obj: Any) -> Any:
 
 def token_totals(reports: list[FileReport]) -> dict[str, int]:
     """Prompt, output and thought tokens (thoughts are billed as output)."""
-    prompt = output = thoughts = 0
-    for r in reports:  # summed here, not by kind per report: 100,000 reports
-        for s in r.sidecars:
-            prompt += s.prompt_tokens
-            output += s.output_tokens
-            thoughts += s.thoughts_tokens
-    return {"prompt": prompt, "output": output, "thoughts": thoughts}
+    t = {"prompt": 0, "output": 0, "thoughts": 0}
+    for r in reports:
+        _add_tokens(t, r)
+    return t
+
+
+def _add_tokens(t: dict[str, int], r: FileReport) -> None:
+    for s in r.sidecars:  # summed here, not by kind per report: 100,000 reports
+        t["prompt"] += s.prompt_tokens
+        t["output"] += s.output_tokens
+        t["thoughts"] += s.thoughts_tokens
 
 
 def failures(reports: list[FileReport]) -> list[FileReport]:
