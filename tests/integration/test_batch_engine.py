@@ -67,6 +67,10 @@ class Run:
         self.store.close()
 
 
+async def _no_wait(_seconds: float) -> None:
+    """A retry's wait, not taken."""
+
+
 def _images(tmp_path: Path, n: int, seed: int = 0) -> list[Path]:
     out = []
     (tmp_path / "inbox").mkdir(exist_ok=True)
@@ -400,10 +404,7 @@ def test_a_finished_jobs_input_file_is_deleted_with_the_other_doomed_files(tmp_p
         assert len(inputs()) == 1
         # The service fails the first deletes (more than one call retries, its waits
         # injected): the input is deleted later, not dropped.
-        async def no_wait(_seconds: float) -> None:
-            return None
-
-        r.client.retry = RetryPolicy(max_attempts=2, sleep=no_wait)
+        r.client.retry = RetryPolicy(max_attempts=2, sleep=_no_wait)
         emu.add_fault(Fault(status=503, match="delete", times=6))
         await r.engine.batcher.wait()
         await r.engine.run(until_idle=True)
@@ -420,12 +421,9 @@ def test_a_succeeded_jobs_results_not_downloaded_once_are_fetched_later(tmp_path
     clock = Clock()
     imgs = _images(tmp_path, 2)
 
-    async def no_wait(_seconds: float) -> None:
-        return None
-
     async def go() -> None:
         r = Run(tmp_path, emu, clock, mode="always", max_wait="2h")
-        r.client.retry = RetryPolicy(max_attempts=1, sleep=no_wait)
+        r.client.retry = RetryPolicy(max_attempts=1)  # one try: nothing to wait for
         await r.sync()
         advance(clock, emu, 3 * 3600)  # long succeeded; max_wait passed meanwhile
         emu.add_fault(Fault(status=503, match="download", times=1))

@@ -355,11 +355,19 @@ def test_a_listing_that_keeps_failing_holds_a_rebuilds_uploads_for_a_while_only(
     store.close()
 
 
-def test_a_daemon_whose_listing_failed_lists_again_within_minutes(tmp_path, emu):
+def test_a_daemon_whose_listing_failed_lists_again_within_minutes(tmp_path, emu,
+                                                                   monkeypatch):
     # Not at the next refresh_every (6 h): a rebuilt database uploads nothing until it
     # has read a listing.
     from mediasync.app import daemon as daemon_module
 
+    def one_try(*args, **kwargs):  # the listing's in-call retries would really wait
+        client = make_client(*args, **kwargs)
+        client.retry = RetryPolicy(max_attempts=1)
+        return client
+
+    make_client = daemon_module.make_client
+    monkeypatch.setattr(daemon_module, "make_client", one_try)
     cfg, _ = _setup(tmp_path, emu)
     emu.add_fault(Fault(kind="status", status=503, match="list", times=None))
     daemon = Daemon(load_config(cfg), cfg, env())

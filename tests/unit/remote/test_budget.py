@@ -4,6 +4,7 @@ service counts."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -11,6 +12,20 @@ from mediasync.config import parse_config
 from mediasync.remote.budget import StoreBudget
 from mediasync.store import Meta
 from tests.unit.remote.parts import HOUR, T0
+
+
+async def _nothing(names: list[str]) -> None:
+    return None
+
+
+def _budget(ctx, tmp_path, store_bytes: int,  # noqa: ANN001
+            busy: Callable[[str], bool] = lambda sha: False) -> StoreBudget:
+    """A budget of the whole store (``storage_budget = "100%"``) of ``store_bytes``,
+    deleting nothing itself."""
+    cfg = parse_config({"daemon": {"storage_budget": "100%"},
+                        "folders": [{"path": str(tmp_path / "inbox")}]})
+    ctx.store.write(Meta.STORE_SIZE, {"bytes": store_bytes, "at": T0})
+    return StoreBudget(ctx, config=lambda: cfg, busy=busy, delete_doomed=_nothing)
 
 
 @pytest.mark.parametrize("in_a_job", [False, True])
@@ -23,21 +38,14 @@ def test_a_replaced_copy_holds_its_room_until_it_is_deleted(ctx, add_copy, tmp_p
     # holds its room all the same.
     from mediasync.rules.batching import OPEN, WAITING, ItemRow, JobRow
 
-    cfg = parse_config({"daemon": {"storage_budget": "100%"},
-                        "folders": [{"path": str(tmp_path / "inbox")}]})
-    ctx.store.write(Meta.STORE_SIZE, {"bytes": 25, "at": T0})
     add_copy("a" * 64, T0 + 48 * HOUR)
     if in_a_job:
         ctx.store.put_job(JobRow("k1", "m", OPEN, T0, 3600.0, name="batches/x"),
                           [ItemRow("k1", "r1", "/f/a.png", ".c.md", "a" * 64, "p", "m",
                                    "http://h/v1beta/files/replaced", WAITING)])
 
-    async def nothing(names: list[str]) -> None:
-        return None
-
     async def scenario() -> list[str]:
-        budget = StoreBudget(ctx, config=lambda: cfg, busy=lambda sha: sha == "a" * 64,
-                             delete_doomed=nothing)
+        budget = _budget(ctx, tmp_path, 25, busy=lambda sha: sha == "a" * 64)
         events: list[str] = []
         ctx.store.doom("files/replaced", "renewed", T0)
         budget.deleting("files/replaced", 10)
@@ -66,21 +74,14 @@ def test_a_copy_an_open_batch_job_reads_never_makes_room(ctx, add_copy, tmp_path
     # job names (its requests read it by URI for up to a day) stays; the other goes.
     from mediasync.rules.batching import OPEN, WAITING, ItemRow, JobRow
 
-    cfg = parse_config({"daemon": {"storage_budget": "100%"},
-                        "folders": [{"path": str(tmp_path / "inbox")}]})
-    ctx.store.write(Meta.STORE_SIZE, {"bytes": 25, "at": T0})
     add_copy(job_sha, T0 + 48 * HOUR, live=False)
     add_copy(other, T0 + 48 * HOUR, live=False)
     ctx.store.put_job(JobRow("k1", "m", OPEN, T0, 3600.0, name="batches/x"),
                       [ItemRow("k1", "r1", "/f/a.png", ".c.md", job_sha, "p", "m",
                                f"http://h/v1beta/files/{job_sha[:6]}", WAITING)])
 
-    async def nothing(names: list[str]) -> None:
-        return None
-
     async def scenario() -> None:
-        budget = StoreBudget(ctx, config=lambda: cfg, busy=lambda sha: False,
-                             delete_doomed=nothing)
+        budget = _budget(ctx, tmp_path, 25)
         async with budget.room("b" * 64, 10):
             pass
 
@@ -94,20 +95,13 @@ def test_admissions_sum_the_store_once_not_per_upload(ctx, add_copy, tmp_path,
     # A first sync of 100,000 files admits an upload for each: summing every content row
     # per admission made it slow down as it went. Finished uploads count as live until
     # the next sum (an upper bound); only a bound over the budget is summed exactly.
-    cfg = parse_config({"daemon": {"storage_budget": "100%"},
-                        "folders": [{"path": str(tmp_path / "inbox")}]})
-    ctx.store.write(Meta.STORE_SIZE, {"bytes": 1000, "at": T0})
     add_copy("a" * 64, T0 + 48 * HOUR)
     sums = []
     real = ctx.store.held_bytes
     monkeypatch.setattr(ctx.store, "held_bytes", lambda *a: sums.append(a) or real(*a))
 
-    async def nothing(names: list[str]) -> None:
-        return None
-
     async def scenario() -> list[str]:
-        budget = StoreBudget(ctx, config=lambda: cfg, busy=lambda sha: False,
-                             delete_doomed=nothing)
+        budget = _budget(ctx, tmp_path, 1000)
         for i in range(20):  # 1-byte uploads; every other one fails
             sha = f"{i:064x}"
             async with budget.room(sha, 1):
