@@ -305,3 +305,11 @@ class Recording(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def damage_db(db: Path) -> None:
+    """Bytes 100-4096 of a database zeroed, as the issue measured: the schema page is
+    gone, and SQLite says the file is damaged (SQLITE_CORRUPT)."""
+    data = bytearray(db.read_bytes())
+    data[100:4096] = bytes(3996)
+    db.write_bytes(bytes(data))

@@ -17,7 +17,7 @@ import pytest
 
 from mediasync.emulator import Emulator, EmulatorConfig
 from mediasync.media.samples import png_bytes
-from tests.helpers import Running, cli, db_rows, wait_for, write_config
+from tests.helpers import Running, cli, damage_db, db_rows, wait_for, write_config
 
 PROMPT = '[[folders.prompts]]\nkinds = ["image"]\nprompt = "{}"\nsidecar = ".caption.md"\n'
 
@@ -43,13 +43,6 @@ def _reprompt(tmp_path: Path, emu: Emulator, prompt: str) -> Path:
                         prompts=PROMPT.format(prompt))
 
 
-def _damage(db: Path) -> None:
-    """Bytes 100-4096 zeroed, as the issue measured: the schema page is gone."""
-    data = bytearray(db.read_bytes())
-    data[100:4096] = bytes(3996)
-    db.write_bytes(bytes(data))
-
-
 def _counts(emu: Emulator) -> tuple[int, int]:
     s = emu.stats()
     return s["uploads_started"], s["requests"].get("generate", 0)
@@ -71,7 +64,7 @@ def test_damaged_database_is_kept_aside_and_rebuilt_without_paying_again(tmp_pat
     assert cli(cfg, "sync").returncode == 0
     (inbox / "p2.png.caption.md").write_text("my own words\n")  # the owner's edit
     state = tmp_path / "state"
-    _damage(state / "state.db")
+    damage_db(state / "state.db")
     before = _counts(emu)
 
     r = cli(cfg, "status")  # never a traceback: one line saying what heals it
@@ -106,7 +99,7 @@ def test_damaged_database_is_kept_aside_and_rebuilt_without_paying_again(tmp_pat
 def test_daemon_starts_on_a_damaged_database_instead_of_exiting(tmp_path, emu):
     cfg, inbox = _setup(tmp_path, emu)
     assert cli(cfg, "sync").returncode == 0
-    _damage(tmp_path / "state" / "state.db")
+    damage_db(tmp_path / "state" / "state.db")
     before = _counts(emu)
     d = Running(cfg)  # exited 2 at once before: systemd restarted it for ever
     try:

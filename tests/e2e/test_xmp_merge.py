@@ -11,7 +11,7 @@ import pytest
 from mediasync.emulator import Emulator, Fault
 from mediasync.media.samples import png_bytes
 from mediasync.outputs import xmp
-from tests.helpers import JPEG, cli, db_rows, write_config
+from tests.helpers import JPEG, cli, damage_db, db_rows, write_config
 
 pyexiv2 = pytest.importorskip("pyexiv2", reason="pyexiv2 (exiv2) writes and reads the sidecars")
 pyexiv2.registerNs("http://darktable.sf.net/", "darktable")
@@ -309,13 +309,6 @@ def test_an_xapmeta_sidecar_is_merged_not_refused(tmp_path, emu):
     assert "image/png" in meta["Xmp.dc.description"]['lang="x-default"']
 
 
-def _damage(db: Path) -> None:
-    """Bytes 100-4096 zeroed (tests/e2e/test_lose_the_state.py): the schema page is gone."""
-    data = bytearray(db.read_bytes())
-    data[100:4096] = bytes(3996)
-    db.write_bytes(bytes(data))
-
-
 @pytest.mark.parametrize("state", ["kept", "damaged"])
 def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu, state):
     """darktable rewrites the XMP from its database and drops our marks: the caption
@@ -333,7 +326,7 @@ def test_a_sidecar_regenerated_without_our_marks_stays_ours(tmp_path, emu, state
     assert _read(sidecar)["Xmp.dc.subject"] == ["lighthouse", "sea"]
     _regenerate_without_marks(sidecar, "holiday")
     if state == "damaged":
-        _damage(tmp_path / "state" / "state.db")
+        damage_db(tmp_path / "state" / "state.db")
         paid = emu.stats()["requests"].get("generate", 0)
         r = cli(cfg, "sync")
         assert r.returncode == 0, r.stderr

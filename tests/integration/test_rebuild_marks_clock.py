@@ -14,16 +14,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mediasync.app import daemon as daemon_module
 from mediasync.app.daemon import Daemon
 from mediasync.commands.sync import sync
-from mediasync.config import load_config
+from mediasync.config import load_config, parse_config
 from mediasync.emulator import Emulator, Fault
 from mediasync.engine.dispatch import Engine
 from mediasync.gemini import GeminiClient, RetryPolicy
 from mediasync.local import marks
 from mediasync.media.samples import png_bytes
-from mediasync.store import Store
-from tests.helpers import Clock, engine_setup, env, write_config
+from mediasync.remote.adopt import LISTING_GRACE, LISTING_RETRY, WAITING_FOR_LISTING
+from mediasync.report import status
+from mediasync.store import Meta, Store
+from tests.helpers import Clock, advance, damage_db, engine_setup, env, write_config
 
 PROMPT = '[[folders.prompts]]\nkinds = ["image"]\nprompt = "{}"\nsidecar = ".caption.md"\n'
 
@@ -52,9 +55,7 @@ def _damage_error(tmp_path: Path) -> sqlite3.DatabaseError:
     con.executemany("INSERT INTO t VALUES (?)", [(str(i) * 50,) for i in range(500)])
     con.commit()
     con.close()
-    data = bytearray(db.read_bytes())
-    data[100:4096] = bytes(3996)
-    db.write_bytes(bytes(data))
+    damage_db(db)
     con = sqlite3.connect(db)
     try:
         con.execute("SELECT * FROM t").fetchall()
@@ -232,8 +233,6 @@ def test_a_step_found_by_a_paths_look_still_reaches_the_daemons_check(tmp_path, 
 def test_a_rebuild_stays_pending_while_a_folder_is_away(tmp_path, emu):
     # The files of a folder that is unavailable are not met yet: their copies are not
     # leftovers to delete (and upload again when the folder is back).
-    from mediasync.config import parse_config
-    from mediasync.store import Meta
 
     away = tmp_path / "card"  # not there: an unmounted card's mount point is gone too
     (tmp_path / "inbox").mkdir()
@@ -267,10 +266,6 @@ def test_a_rebuilt_database_uploads_nothing_until_it_has_read_a_listing(tmp_path
     # The database is lost and its start-up listing fails: the files wait for one
     # (saying so), instead of uploading the whole library again; when a listing comes,
     # their copies are adopted. A listing that keeps failing holds them 30 min at most.
-    from mediasync.remote.adopt import LISTING_RETRY, WAITING_FOR_LISTING
-    from mediasync.report import status
-    from mediasync.store import Meta
-    from tests.helpers import advance
 
     cfg, inbox = _setup(tmp_path, emu)
     assert _sync(cfg) == 0
@@ -324,9 +319,6 @@ def test_a_rebuilt_database_uploads_nothing_until_it_has_read_a_listing(tmp_path
 
 
 def test_a_listing_that_keeps_failing_holds_a_rebuilds_uploads_for_a_while_only(tmp_path, emu):
-    from mediasync.remote.adopt import LISTING_GRACE
-    from mediasync.store import Meta
-    from tests.helpers import advance
 
     cfg, inbox = _setup(tmp_path, emu)
     config = load_config(cfg)
@@ -359,7 +351,6 @@ def test_a_daemon_whose_listing_failed_lists_again_within_minutes(tmp_path, emu,
                                                                    monkeypatch):
     # Not at the next refresh_every (6 h): a rebuilt database uploads nothing until it
     # has read a listing.
-    from mediasync.app import daemon as daemon_module
 
     def one_try(*args, **kwargs):  # the listing's in-call retries would really wait
         client = make_client(*args, **kwargs)

@@ -18,17 +18,12 @@ from mediasync.app.statedir import (
     write_back,
 )
 from mediasync.store import Meta, PathRow, Store, StoreDamaged, is_damage
+from tests.helpers import damage_db
 
 
 def _row(p: str) -> PathRow:
     return PathRow(path=p, folder="/f", size=3, mtime_ns=1, inode=9, sha256="s1", kind="image",
                    mime="image/png", problem=None, gone_at=None, updated_at=0.0)
-
-
-def _damage(db: Path) -> None:
-    data = bytearray(db.read_bytes())
-    data[100:4096] = bytes(3996)
-    db.write_bytes(bytes(data))
 
 
 def _filled(directory: Path) -> Path:
@@ -41,7 +36,7 @@ def _filled(directory: Path) -> Path:
 
 def test_damage_is_told_from_a_busy_or_missing_database(tmp_path):
     db = _filled(tmp_path)
-    _damage(db)
+    damage_db(db)
     con = sqlite3.connect(db)
     with pytest.raises(sqlite3.DatabaseError) as bad:
         con.execute("SELECT * FROM paths").fetchall()
@@ -56,7 +51,7 @@ def test_damage_is_told_from_a_busy_or_missing_database(tmp_path):
 def test_damaged_database_is_moved_aside_and_a_new_one_made(tmp_path):
     db = _filled(tmp_path)
     instance = (tmp_path / INSTANCE_FILE).read_text().strip()
-    _damage(db)
+    damage_db(db)
     store = open_state(tmp_path, clock=lambda: 1_800_000_000.0)
     try:
         assert store.get_path("/f/1.png") is None  # a new, empty database
@@ -97,7 +92,7 @@ def test_quick_check_finds_damage_the_schema_read_does_not(tmp_path):
 def test_only_the_newest_damaged_databases_are_kept(tmp_path):
     for t in range(KEEP_DAMAGED + 2):
         db = _filled(tmp_path)
-        _damage(db)
+        damage_db(db)
         open_state(tmp_path, clock=lambda t=t: 1_800_000_000.0 + t).close()
     kept = sorted(p.name for p in tmp_path.glob("state.db.damaged-*"))
     assert len(kept) == KEEP_DAMAGED
