@@ -336,9 +336,10 @@ def noop(side: Side) -> None:
     reqs.pop("control", None)
     if code != 0:
         raise SystemExit(f"[{side.name}] no-op sync exited {code}; see {side.work / 'noop.log'}")
-    # A no-op lists the remote files and looks up the configured model (models.get:
+    # A no-op lists the remote files and looks up the configured model once (models.get:
     # a retired one is held before any call); anything else is work.
-    other = {k: v for k, v in reqs.items() if k not in ("list", "models.get")}
+    other = {k: v for k, v in reqs.items()
+             if k != "list" and not (k == "models.get" and v <= 1)}
     side.figures.setdefault("noop_s", []).append(round(seconds, 2))
     side.figures.setdefault("noop_requests", []).append(reqs)
     print(f"  [{side.name}] no-op sync: {seconds:.2f} s, {reqs}"

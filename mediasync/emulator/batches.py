@@ -253,8 +253,8 @@ class Batches:
             state = self._state(job)
             now = self.clock.now()
             total = len(job.requests)
-            if state == "BATCH_STATE_SUCCEEDED":
-                counts = dict(job.counts)
+            if state == "BATCH_STATE_SUCCEEDED" or job.ended is not None:
+                counts = dict(job.counts)  # an ended job's answers made before it ended
             elif state == "BATCH_STATE_RUNNING":
                 run = max(1e-9, job.duration - job.pending)
                 done = min(total - 1, int(total * (now - job.created - job.pending) / run))

@@ -453,7 +453,8 @@ class Store:
                 probe=(probe(mime, head, tail, prog.received) if not failure and not jsonl
                        else Probe()),
                 failure=failure,
-                data=bytes(prog.whole[:prog.received]) if prog.whole is not None else None,
+                data=bytes(memoryview(prog.whole)[:prog.received])
+                if prog.whole is not None else None,
             )
             self._add(rec)
             upload.file = rec
